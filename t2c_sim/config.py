@@ -1,0 +1,210 @@
+"""Frozen configuration dataclasses and ``str`` enums shared by every stage.
+
+Validated once, at construction; errors name the field. Loading from YAML (with the file
+name in the error) lives in the callers that read files (recipes, suites, hw configs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any
+
+from t2c_sim.errors import ConfigError
+
+
+class RoundMode(str, Enum):
+    """Rounding of ``v / 2**s`` in the requantizer (SPEC section 2).
+
+    The integer ``code`` is what the RTL's ``round_mode`` control register holds.
+    """
+
+    HALF_EVEN = "half_even"
+    HALF_UP = "half_up"
+    HALF_AWAY = "half_away"
+    FLOOR = "floor"
+
+    @property
+    def code(self) -> int:
+        return _ROUND_CODES[self]
+
+    @classmethod
+    def parse(cls, value: Any) -> RoundMode:
+        if isinstance(value, RoundMode):
+            return value
+        try:
+            return cls(str(value))
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ConfigError(f"unknown rounding mode {value!r} (expected one of {names})",
+                              key="mode") from None
+
+
+_ROUND_CODES = {RoundMode.HALF_EVEN: 0, RoundMode.HALF_UP: 1, RoundMode.HALF_AWAY: 2,
+                RoundMode.FLOOR: 3}
+
+
+class OpKind(str, Enum):
+    """Kinds of integer layer records."""
+
+    LINEAR = "linear"
+    CONV2D = "conv2d"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+    GAVGPOOL = "gavgpool"
+    ADD = "add"
+    FLATTEN = "flatten"
+
+
+def qrange(bits: int, signed: bool) -> tuple[int, int]:
+    """Integer range of a ``bits``-bit operand: signed ``[-2^(b-1), 2^(b-1)-1]``, unsigned ``[0, 2^b-1]``.
+
+    >>> qrange(8, True), qrange(4, False)
+    ((-128, 127), (0, 15))
+    """
+    if not isinstance(bits, int) or bits < 1 or bits > 32:
+        raise ConfigError(f"bit width must be an int in 1..32, got {bits!r}", key="bits")
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Integer format of a tensor: ``bits`` (2..8 for operands, up to 32 for others), ``signed``."""
+
+    bits: int = 8
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bits, int) or not 2 <= self.bits <= 32:
+            raise ConfigError(f"bits must be an int in 2..32, got {self.bits!r}", key="bits")
+
+    @property
+    def qmin(self) -> int:
+        return qrange(self.bits, self.signed)[0]
+
+    @property
+    def qmax(self) -> int:
+        return qrange(self.bits, self.signed)[1]
+
+
+@dataclass(frozen=True)
+class SparsitySpec:
+    """N:M structured sparsity: at most ``n`` nonzeros in every group of ``m`` along k.
+
+    ``n == m`` is dense. Indices are stored in ``idx_bits = ceil(log2 m)`` bits (at least 1).
+    """
+
+    n: int = 1
+    m: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.n, int) and isinstance(self.m, int)) or not 1 <= self.n <= self.m:
+            raise ConfigError(f"need integers 1 <= N <= M, got N={self.n!r} M={self.m!r}",
+                              key="nm")
+        if self.m > 256:
+            raise ConfigError(f"M={self.m} is larger than 256", key="nm")
+
+    @property
+    def dense(self) -> bool:
+        return self.n == self.m
+
+    @property
+    def idx_bits(self) -> int:
+        return max(1, math.ceil(math.log2(self.m)))
+
+    @classmethod
+    def parse(cls, text: str | None) -> SparsitySpec:
+        """Parse ``"2:4"``; ``None``, ``"dense"`` and ``""`` mean 1:1."""
+        if text is None or str(text).strip().lower() in ("", "dense", "none"):
+            return cls(1, 1)
+        try:
+            n, m = (int(p) for p in str(text).split(":"))
+        except ValueError:
+            raise ConfigError(f"N:M must look like '2:4', got {text!r}", key="nm") from None
+        return cls(n, m)
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}"
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """Parameters of the accelerator RTL (one build per distinct value).
+
+    Attributes:
+        rows: PE array rows (output rows P processed in parallel).
+        cols: PE array columns (output channels processed in parallel).
+        n, m: N:M sparsity the PEs support (per cycle a PE takes M activations and N weights).
+        a_bits, w_bits: activation and weight operand widths.
+        acc_bits: accumulator width (wraps).
+        mult_bits: requantizer multiplier width (M0 unsigned).
+        shift_max: largest requantizer shift.
+        act_depth: activation scratchpad depth in words (one word = one group of M activations
+            of one row).
+        w_depth: weight scratchpad depth in words (one word = N values+indices of one channel).
+        out_depth: output scratchpad depth in words.
+        ch_depth: per-channel parameter memory depth (bias_eff, M0, shift).
+    """
+
+    rows: int = 4
+    cols: int = 4
+    n: int = 2
+    m: int = 4
+    a_bits: int = 8
+    w_bits: int = 8
+    acc_bits: int = 32
+    mult_bits: int = 32
+    shift_max: int = 63
+    act_depth: int = 4096
+    w_depth: int = 4096
+    out_depth: int = 4096
+    ch_depth: int = 256
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"must be a positive integer, got {v!r}", key=f.name)
+        SparsitySpec(self.n, self.m)
+        if not 2 <= self.a_bits <= 16 or not 2 <= self.w_bits <= 16:
+            raise ConfigError("a_bits and w_bits must be in 2..16", key="a_bits/w_bits")
+        if not 8 <= self.acc_bits <= 48:
+            raise ConfigError(f"acc_bits must be in 8..48, got {self.acc_bits}", key="acc_bits")
+        if not 2 <= self.mult_bits <= 32:
+            raise ConfigError(f"mult_bits must be in 2..32, got {self.mult_bits}", key="mult_bits")
+        if self.shift_max > 63:
+            raise ConfigError(f"shift_max must be <= 63, got {self.shift_max}", key="shift_max")
+
+    @property
+    def sparsity(self) -> SparsitySpec:
+        return SparsitySpec(self.n, self.m)
+
+    @property
+    def idx_bits(self) -> int:
+        return self.sparsity.idx_bits
+
+    @property
+    def tag(self) -> str:
+        """A short, filesystem-safe name that is unique per parameter set (build-dir key)."""
+        return "_".join(f"{f.name}{getattr(self, f.name)}" for f in fields(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, file: str | None = None) -> HwConfig:
+        """Build from a mapping (YAML), naming the unknown or bad key and the file on error."""
+        if not isinstance(d, dict):
+            raise ConfigError("hardware config must be a mapping", file=file)
+        known = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ConfigError(f"unknown hardware parameter (known: {', '.join(sorted(known))})",
+                                  file=file, key=str(k))
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(str(e).split(": ", 1)[-1], file=file, key=e.key) from None
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
