@@ -12,7 +12,9 @@ Layouts (all integer arrays are ``int64``):
   ``C_g = C_in / groups`` and ``C_gp = pad(C_g, M)``, ``k = (kh * KW + kw) * C_gp + c``; output
   channel ``o`` reads input channels ``(o // (C_out/groups)) * C_g + c``. Padding weights are 0;
 - ``values/indices[C_out, K/M*N]`` are the N:M compressed ``w_q`` (SPEC section 4);
-- ``bias_eff, M0, sh`` are per output channel ``[C_out]``; avg pools use length-1 arrays;
+- ``bias_eff, M0, sh`` are per output channel ``[C_out]``; a linear layer with token-wise
+  (dynamic, per-row) activation scales stores them as ``[P, C_out]`` (``P`` = rows of ``x_q``;
+  a golden-model feature the RTL refuses); avg pools use length-1 arrays;
   a residual add stores ``M0 = [Ma, Mb]``, ``sh = [sh]``, ``z_x = z_a`` and ``z_b``;
 - ``x_q`` (input), ``acc`` and ``y`` (golden results) are optional and, when present, have
   the layer's input/output shapes (``acc`` only for linear, conv and avg pools).
@@ -199,9 +201,13 @@ class LayerRecord:
                     raise bad("decompress(values, indices) != w_q")
             for f in ("bias_eff", "M0", "sh"):
                 a = getattr(self, f)
-                if a is None or a.shape != (self.c_out,):
-                    raise bad(f"{f} must have shape ({self.c_out},), got "
-                              f"{None if a is None else a.shape}")
+                # [C_out]; token-wise activation scales (linear only, golden-model feature):
+                # [P, C_out], one row per token of x_q's flattened leading dims.
+                ok = a is not None and (a.shape == (self.c_out,) or (
+                    self.op is OpKind.LINEAR and a.ndim == 2 and a.shape[1] == self.c_out))
+                if not ok:
+                    raise bad(f"{f} must have shape ({self.c_out},) (or (P, {self.c_out}) for a "
+                              f"token-wise linear), got {None if a is None else a.shape}")
         if self.M0 is not None and (self.M0.min() < 0 or self.M0.max() >= (1 << self.mult_bits)):
             raise bad(f"M0 outside the unsigned {self.mult_bits}-bit range")
         if self.sh is not None and (self.sh.min() < 0 or self.sh.max() > 63):
