@@ -52,7 +52,10 @@ def as_int64(x: Any, name: str = "value") -> np.ndarray:
 
 
 def clamp(v: Any, lo: Any, hi: Any) -> np.ndarray:
-    """``min(max(v, lo), hi)`` elementwise on int64. ``clamp([-5, 3, 300], -128, 127) -> [-128, 3, 127]``."""
+    """``min(max(v, lo), hi)`` elementwise on int64.
+
+    ``clamp([-500, 3, 300], -128, 127) -> [-128, 3, 127]``.
+    """
     v = as_int64(v, "v")
     lo_a, hi_a = as_int64(lo, "lo"), as_int64(hi, "hi")
     if np.any(lo_a > hi_a):
@@ -215,6 +218,9 @@ def _quantize_one(m: float, mult_bits: int, shift_max: int, what: str) -> tuple[
     sh = min(shift_max, mult_bits - e)    # m * 2^sh = f * 2^(mult_bits) < 2^mult_bits at most
     M0 = int(np.rint(math.ldexp(m, sh)))  # exact: scaling by 2^sh is exact, rint is half-even
     if M0 >= 1 << mult_bits:
+        if sh == 0:
+            raise NumericsError(f"{what}: real multiplier {m!r} rounds to 2^{mult_bits} even at "
+                                f"shift 0 (M0 needs more than {mult_bits} bits)")
         sh -= 1
         M0 = int(np.rint(math.ldexp(m, sh)))
     if M0 == 0:
