@@ -19,7 +19,8 @@
 //   S_BITS = max(P_BITS, Y_BITS) + 1 bits, which never overflows; the clamp compares at that
 //   width, so a huge shifted value saturates to lo or hi (nothing is truncated before it).
 //
-// Pipeline (LATENCY = 3 cycles from valid_i/acc_i sampled at a rising edge to valid_o/y_o):
+// Pipeline: LATENCY = 3 registers. Inputs presented in cycle t (sampled by the rising edge that
+// ends it) appear on valid_o/y_o in cycle t + LATENCY, i.e. after the third rising edge:
 //   stage 1: prod_q  = acc * M0                 (registers sh, z_y, lo, hi, mode alongside)
 //   stage 2: rnd_q   = round_shift(prod_q, sh, mode)
 //   stage 3: y_q     = clamp(z_y + rnd_q, lo, hi)
