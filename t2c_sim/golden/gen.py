@@ -70,19 +70,26 @@ def _finish_mac(rng: np.random.Generator, rec: LayerRecord, token_wise: bool) ->
     """Fill ``values/indices``, ``bias_eff``, ``M0/sh``, ``wrap_ok`` and golden ``acc/y``."""
     w = rec.w_q
     ax = max(abs(v) for v in rec.x_range)
-    kr = max(1, rec.k_real)
-    wlo, whi = qrange(rec.w_bits, True)
-    # a float bias of the size of a typical dot product, then bias_eff per SPEC section 2
-    b_int = np.rint(rng.normal(0.0, 0.25 * np.sqrt(kr) * (whi - wlo) / 4 * ax / 2,
-                               size=rec.c_out)).astype(np.int64)
-    bias_eff = wrap(b_int - rec.z_x * w.sum(axis=1), rec.acc_bits)
-    worst = int(np.abs(bias_eff).max() + (np.abs(w).sum(axis=1) * ax).max())
     vals, idx = compress(w, rec.n, rec.m, name=f"layer {rec.name} w_q")
     rows = int(np.prod(rec.x_q.shape[:-1])) if rec.op is OpKind.LINEAR else 0
     shape = (rows, rec.c_out) if token_wise else (rec.c_out,)
-    probe = rec.replace(values=vals, indices=idx, bias_eff=np.broadcast_to(bias_eff, shape).copy(),
-                        M0=np.ones(shape, np.int64), sh=np.zeros(shape, np.int64),
-                        wrap_ok=worst > (1 << (rec.acc_bits - 1)) - 1)
+
+    def with_bias(b_int: np.ndarray) -> LayerRecord:
+        bias_eff = wrap(b_int - rec.z_x * w.sum(axis=1), rec.acc_bits)  # SPEC section 2
+        worst = int(np.abs(bias_eff).max() + (np.abs(w).sum(axis=1) * ax).max())
+        return rec.replace(values=vals, indices=idx,
+                           bias_eff=np.broadcast_to(bias_eff, shape).copy(),
+                           M0=np.ones(shape, np.int64), sh=np.zeros(shape, np.int64),
+                           wrap_ok=worst > (1 << (rec.acc_bits - 1)) - 1)
+
+    # The float bias: centre each channel's accumulators (as a trained bias / BN shift does)
+    # when there are enough samples, plus noise of the size of a typical dot product.
+    dot = run_layer(with_bias(np.zeros(rec.c_out, np.int64))).acc.reshape(-1, rec.c_out)
+    xs = float(np.std(rec.x_q)) if rec.x_q.size else 1.0
+    sigma = np.sqrt(max(1, rec.k_real)) * max(xs, 0.5) * max(float(np.std(w)), 0.5)
+    centre = -np.mean(dot, axis=0) if dot.shape[0] >= 8 else np.zeros(rec.c_out)
+    b_int = np.rint(centre + rng.normal(0.0, 0.5 * sigma, size=rec.c_out)).astype(np.int64)
+    probe = with_bias(b_int)
     acc = run_layer(probe).acc
     mreal = spread_multiplier(acc, rec.y_bits, rec.y_signed, rec.mult_bits)
     if token_wise:  # a different (dynamic) activation scale per token
