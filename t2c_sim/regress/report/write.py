@@ -1,0 +1,38 @@
+"""Write every report of a run (or a regression) into a folder, each file atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text
+from t2c_sim.regress.report.html import render_html, render_suite_html
+from t2c_sim.regress.report.junit import junit_xml
+from t2c_sim.regress.results import RunResult
+
+
+def write_reports(run: RunResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.json``, ``junit.xml`` and ``report.html`` into ``out_dir``."""
+    out = Path(out_dir)
+    return {
+        "json": run.save(out / "results.json"),
+        "junit": atomic_write_text(out / "junit.xml", junit_xml([run], name=run.title)),
+        "html": atomic_write_text(out / "report.html", render_html(run)),
+    }
+
+
+def write_suite_reports(title: str, jobs: Sequence[tuple[str, RunResult | None, dict]],
+                        out_dir: str | Path) -> dict[str, Path]:
+    """Write ``summary.json``, ``junit.xml`` and ``report.html`` for a regression."""
+    out = Path(out_dir)
+    runs = [(jid, run, info) for jid, run, info in jobs if run is not None]
+    summary = {"title": title, "jobs": [
+        {"job_id": jid, **info, "verdict": run.verdict if run else info.get("status", "error")}
+        for jid, run, info in jobs]}
+    return {
+        "json": atomic_write_json(out / "summary.json", summary),
+        "junit": atomic_write_text(out / "junit.xml", junit_xml(
+            [r for _, r, _ in runs], name=title,
+            suite_names=[f"{info.get('name', jid)}[{jid[:10]}]" for jid, _, info in runs])),
+        "html": atomic_write_text(out / "report.html", render_suite_html(title, jobs)),
+    }

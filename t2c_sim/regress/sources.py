@@ -1,0 +1,104 @@
+"""Where layer records come from: a recipe (front end), a records folder, or a generator.
+
+:func:`records_from_recipe` builds a recipe with :func:`t2c_sim.recipe.build` (compress,
+calibrate, fuse; cached) and returns the records with golden results plus the cross-check;
+:func:`records_from_random` uses :mod:`t2c_sim.golden.gen`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2c_sim.errors import ConfigError
+from t2c_sim.record import LayerRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Source:
+    """Records to evaluate plus what the reports show about where they came from."""
+
+    title: str
+    source: str
+    records: list[LayerRecord]
+    crosscheck: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_crosscheck(cc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a cross-check dict into per-layer stats and end-to-end scalar figures."""
+    if not isinstance(cc, dict):
+        return {}, {}
+    layers: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    for k, v in cc.items():
+        if k in ("layers", "per_layer") and isinstance(v, dict):
+            layers.update(v)
+        elif k in ("end_to_end", "summary", "e2e") and isinstance(v, dict):
+            summary.update({kk: vv for kk, vv in v.items()
+                            if isinstance(vv, (int, float, str, bool))})
+        elif isinstance(v, dict):
+            layers[k] = v
+        elif isinstance(v, (int, float, str, bool, np.generic)):
+            summary[k] = v.item() if isinstance(v, np.generic) else v
+    return layers, summary
+
+
+def records_from_recipe(path: str | Path, *, seed: int = 0,
+                        cache_dir: str | Path = "build/cache") -> Source:
+    """Build a recipe (cached) and return its records, cross-check and end-to-end figures."""
+    from t2c_sim.recipe import build, load_recipe
+
+    recipe = load_recipe(path)
+    res = build(recipe, seed=seed, cache_dir=str(cache_dir))
+    layers, summary = _split_crosscheck(getattr(res, "crosscheck", None))
+    return Source(title=Path(path).stem, source=str(path), records=list(res.records),
+                  crosscheck=layers, summary=summary)
+
+
+def records_from_dir(path: str | Path) -> Source:
+    """Records saved with :func:`t2c_sim.export.save_network` (or a single record stem)."""
+    from t2c_sim.export import load_network, load_record
+
+    p = Path(path)
+    if (p / "network.json").is_file():
+        recs = load_network(p)
+    elif p.with_suffix(".json").is_file() or p.suffix in (".json", ".npz"):
+        recs = [load_record(p)]
+    else:
+        raise ConfigError("not a recipe (.yaml), a records folder (network.json) or a record",
+                          file=str(p))
+    return Source(title=p.stem, source=str(p), records=recs)
+
+
+def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
+    """Generate a random layer or network with golden results (:mod:`t2c_sim.golden.gen`)."""
+    from t2c_sim.golden import gen
+
+    rng = np.random.default_rng(seed)
+    p = dict(params)
+    if kind == "linear":
+        p.setdefault("c_in", 32)
+        p.setdefault("c_out", 16)
+        p.setdefault("rows", 8)
+        p.setdefault("name", name)
+        recs = [gen.random_linear_record(rng, **p)]
+    elif kind == "conv":
+        p.setdefault("c_in", 8)
+        p.setdefault("c_out", 8)
+        p.setdefault("h", 6)
+        p.setdefault("w", 6)
+        p.setdefault("name", name)
+        recs = [gen.random_conv_record(rng, **p)]
+    elif kind == "network":
+        recs = list(gen.random_network(rng, **p))
+    else:
+        raise ConfigError(f"unknown random kind {kind!r}", key="random")
+    desc = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return Source(title=name, source=f"random {kind}({desc}) seed={seed}", records=recs)

@@ -1,0 +1,213 @@
+"""Regression suites: YAML -> a flat, ordered list of :class:`Job` (plan before execution).
+
+A suite file::
+
+    name: smoke
+    sims: [verilator]            # verilator, icarus, both, none (golden + estimate only)
+    seeds: [0, 1]
+    timeout_s: 300               # per simulator run
+    hw:                          # files (relative to the suite file or the working folder)
+      - ../hw/default.yaml       # or inline mappings of HwConfig fields
+      - {rows: 2, cols: 8}
+    jobs:
+      - recipe: models/mlp.yaml
+      - random: linear           # linear | conv | network (t2c_sim.golden.gen generators)
+        name: fc_2of4
+        params: {c_in: 32, c_out: 12, rows: 6}
+        sims: [icarus]           # per-job override of sims / seeds / hw
+
+Jobs = entries x hardware configs x simulators x seeds. Each job has a stable id: a hash of
+everything that determines its result (kind, parameters, recipe file contents, hardware
+parameters, simulator, seed), so a rerun recognises finished jobs. Random layers default to
+the hardware's ``n:m`` unless ``params`` sets ``n``/``m``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from t2c_sim.config import HwConfig
+from t2c_sim.errors import ConfigError
+from t2c_sim.regress.hwfile import load_hw, read_yaml
+from t2c_sim.regress.pipeline import parse_sims
+
+RANDOM_KINDS = ("linear", "conv", "network")
+_SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
+_JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of regression work: a network on one hardware config, simulator and seed."""
+
+    name: str
+    kind: str  # "recipe" or one of RANDOM_KINDS
+    hw: dict[str, int]
+    sim: str | None
+    seed: int
+    recipe: str | None = None
+    recipe_sha: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        """Stable 16-hex-digit id of everything that determines the result."""
+        key = {"kind": self.kind, "recipe_sha": self.recipe_sha, "params": self.params,
+               "hw": self.hw, "sim": self.sim, "seed": self.seed}
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def hw_config(self) -> HwConfig:
+        return HwConfig.from_dict(self.hw)
+
+    def info(self) -> dict[str, Any]:
+        """What reports show about the job."""
+        return {"name": self.name, "kind": self.kind, "recipe": self.recipe,
+                "params": self.params, "hw": self.hw, "hw_tag": hw_short(self.hw),
+                "sim": self.sim, "seed": self.seed}
+
+
+def hw_short(hw: dict[str, int]) -> str:
+    """``4x4 2:4`` plus any parameter that differs from the defaults."""
+    d = HwConfig().to_dict()
+    extra = [f"{k}={v}" for k, v in hw.items()
+             if k not in ("rows", "cols", "n", "m") and d.get(k) != v]
+    return " ".join([f"{hw.get('rows')}x{hw.get('cols')} {hw.get('n')}:{hw.get('m')}", *extra])
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded suite: its name, source file and jobs in a deterministic order."""
+
+    name: str
+    path: str
+    jobs: tuple[Job, ...]
+
+
+def _resolve(path: str, base: Path, file: str, key: str) -> Path:
+    p = Path(path)
+    for cand in ([p] if p.is_absolute() else [Path.cwd() / p, base / p]):
+        if cand.is_file():
+            return cand.resolve()
+    raise ConfigError(f"file {path!r} not found (relative to the working folder or "
+                      f"{base})", file=file, key=key)
+
+
+def _seeds(v: Any, file: str, key: str) -> list[int]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return [v]
+    if isinstance(v, list) and v and all(isinstance(s, int) and not isinstance(s, bool)
+                                         for s in v):
+        return list(v)
+    raise ConfigError(f"must be an integer or a non-empty list of integers, got {v!r}",
+                      file=file, key=key)
+
+
+def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
+    items = v if isinstance(v, list) else [v]
+    out = []
+    for i, item in enumerate(items):
+        k = f"{key}[{i}]"
+        if isinstance(item, str):
+            out.append(load_hw(_resolve(item, base, file, k)).to_dict())
+        elif isinstance(item, dict):
+            try:
+                out.append(HwConfig.from_dict(item).to_dict())
+            except ConfigError as e:
+                raise ConfigError(str(e), file=file, key=f"{k}.{e.key}") from None
+        else:
+            raise ConfigError("must be a file name or a mapping of hardware parameters",
+                              file=file, key=k)
+    return out
+
+
+def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
+    from t2c_sim.golden import gen
+
+    fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
+          "network": gen.random_network}[kind]
+    allowed = [p for p in inspect.signature(fn).parameters if p not in ("rng",)]
+    for k in params:
+        if k not in allowed or k in ("x_q", "inputs"):
+            raise ConfigError(f"unknown parameter of a random {kind} (known: "
+                              f"{', '.join(a for a in allowed if a not in ('x_q', 'inputs'))})",
+                              file=file, key=f"{key}.{k}")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; every error names the file and the key."""
+    file = str(path)
+    data = read_yaml(path, "suite")
+    if not isinstance(data, dict):
+        raise ConfigError("a suite must be a mapping with a 'jobs' list", file=file)
+    for k in data:
+        if k not in _SUITE_KEYS:
+            raise ConfigError(f"unknown suite key (known: {', '.join(sorted(_SUITE_KEYS))})",
+                              file=file, key=str(k))
+    base = Path(path).resolve().parent
+    name = str(data.get("name") or Path(path).stem)
+    try:
+        sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
+    except ConfigError as e:
+        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sims") from None
+    seeds = _seeds(data.get("seeds", [0]), file, "seeds")
+    hws = _hws(data.get("hw", [{}]), base, file, "hw")
+    timeout = data.get("timeout_s")
+    entries = data.get("jobs")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("must be a non-empty list", file=file, key="jobs")
+    jobs: list[Job] = []
+    seen: set[str] = set()
+    for i, e in enumerate(entries):
+        key = f"jobs[{i}]"
+        if not isinstance(e, dict):
+            raise ConfigError("must be a mapping with 'recipe' or 'random'", file=file, key=key)
+        for k in e:
+            if k not in _JOB_KEYS:
+                raise ConfigError(f"unknown job key (known: {', '.join(sorted(_JOB_KEYS))})",
+                                  file=file, key=f"{key}.{k}")
+        if ("recipe" in e) == ("random" in e):
+            raise ConfigError("needs exactly one of 'recipe' or 'random'", file=file, key=key)
+        params = e.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError("must be a mapping", file=file, key=f"{key}.params")
+        recipe, sha = None, ""
+        if "recipe" in e:
+            kind = "recipe"
+            rp = _resolve(str(e["recipe"]), base, file, f"{key}.recipe")
+            recipe, sha = str(rp), hashlib.sha256(rp.read_bytes()).hexdigest()
+            jname = str(e.get("name") or rp.stem)
+        else:
+            kind = str(e["random"])
+            if kind not in RANDOM_KINDS:
+                raise ConfigError(f"unknown random kind {kind!r} (expected one of "
+                                  f"{', '.join(RANDOM_KINDS)})", file=file, key=f"{key}.random")
+            _check_params(kind, params, file, f"{key}.params")
+            jname = str(e.get("name") or f"random_{kind}_{i}")
+        try:
+            jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
+        except ConfigError as err:
+            raise ConfigError(str(err).split(": ", 1)[-1], file=file, key=f"{key}.sims") from None
+        jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
+        jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
+        for hw in jhws:
+            p = dict(params)
+            if kind in RANDOM_KINDS:
+                p.setdefault("n", hw["n"])
+                p.setdefault("m", hw["m"])
+            for sim in jsims:
+                for seed in jseeds:
+                    job = Job(name=jname, kind=kind, hw=hw, sim=sim, seed=seed, recipe=recipe,
+                              recipe_sha=sha, params=p,
+                              timeout_s=e.get("timeout_s", timeout))
+                    if job.job_id not in seen:
+                        seen.add(job.job_id)
+                        jobs.append(job)
+    return Suite(name=name, path=file, jobs=tuple(jobs))
