@@ -351,3 +351,20 @@ def test_flatten_order_is_hwc():
             for w in range(4):
                 for c in range(5):
                     assert y[b, (h * 4 + w) * 5 + c] == x[b, h, w, c]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_workers_do_not_change_results(seed):
+    """Row blocks on a thread pool: the same integers as one thread (many blocks forced)."""
+    rng = np.random.default_rng(seed)
+    print("seed", seed)
+    recs = [random_linear_record(rng, c_in=20, c_out=600, rows=120, token_wise=True),
+            random_conv_record(rng, c_in=8, c_out=300, h=12, w=12, n=2, m=4, padding=0)]
+    for rec in recs:
+        one = run_layer(rec)
+        two = run_layer(rec, workers=2)
+        assert np.array_equal(one.acc, two.acc) and np.array_equal(one.y, two.y)
+        assert np.array_equal(one.y, rec.y)
+    assert np.array_equal(run_layer(recs[0], workers=3).y, recs[0].y)
+    with pytest.raises(RecordError, match="workers"):
+        run_layer(recs[0], workers=0)

@@ -14,6 +14,7 @@ modular result equals the SPEC definition for every summation order.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,23 +102,41 @@ def _check_sum_bound(rec: LayerRecord, k: int, ax: int, aw: int) -> None:
                             f"{rec.acc_bits}-bit bias can overflow int64")
 
 
-def _accumulate(rec: LayerRecord, dot: np.ndarray) -> np.ndarray:
-    """``wrap(wrap(bias_eff, acc_bits) + dot, acc_bits)`` (= ``wrap(bias_eff + dot)``)."""
-    bias = wrap(rec.bias_eff, rec.acc_bits)
-    return wrap(dot + bias, rec.acc_bits)
+def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
+            bias: np.ndarray | None, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulate and requantize ``dot[..., C]`` in cache-sized row blocks.
 
-
-def _requant(rec: LayerRecord, acc: np.ndarray, M0: np.ndarray, sh: np.ndarray) -> np.ndarray:
-    """``numerics.requantize`` over row blocks of ``acc[..., C]`` (token-wise ``M0[P, C]`` too)."""
-    flat = acc.reshape(-1, acc.shape[-1]) if acc.ndim else acc.reshape(1, 1)
+    With ``bias``: ``acc = wrap(dot + wrap(bias, acc_bits), acc_bits)`` (= ``wrap(bias + dot)``,
+    modular arithmetic), else ``acc = dot``. Then ``y = numerics.requantize(acc, M0, sh, z_y,
+    lo, hi, mode)``. ``M0/sh/bias`` are per channel ``[C]`` or token-wise ``[P, C]``. Blocks are
+    independent; ``workers > 1`` runs them on a thread pool (NumPy releases the GIL).
+    """
+    if not isinstance(workers, int) or workers < 1:
+        raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
+    flat = dot.reshape(-1, dot.shape[-1]) if dot.ndim else dot.reshape(1, 1)
+    acc = np.empty(flat.shape, dtype=np.int64) if bias is not None else flat
+    y = np.empty(flat.shape, dtype=np.int64)
+    wb = None if bias is None else wrap(bias, rec.acc_bits)
     rows = max(1, RQ_BLOCK // max(1, flat.shape[1]))
-    tokenwise = M0.ndim == 2
-    out = np.empty(flat.shape, dtype=np.int64)
-    for r0 in range(0, flat.shape[0], rows):
+
+    def rows_of(a: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        return a[r0:r1] if a.ndim == 2 else a
+
+    def block(r0: int) -> None:
         r1 = r0 + rows
-        m0, s = (M0[r0:r1], sh[r0:r1]) if tokenwise else (M0, sh)
-        out[r0:r1] = requantize(flat[r0:r1], m0, s, rec.z_y, rec.lo, rec.hi, rec.mode)
-    return out.reshape(acc.shape)
+        if wb is not None:
+            acc[r0:r1] = wrap(flat[r0:r1] + rows_of(wb, r0, r1), rec.acc_bits)
+        y[r0:r1] = requantize(acc[r0:r1], rows_of(M0, r0, r1), rows_of(sh, r0, r1), rec.z_y,
+                              rec.lo, rec.hi, rec.mode)
+
+    starts = range(0, flat.shape[0], rows)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(block, starts))
+    else:
+        for r0 in starts:
+            block(r0)
+    return acc.reshape(dot.shape), y.reshape(dot.shape)
 
 
 def _nm_reference_dot(rec: LayerRecord, cols: np.ndarray) -> np.ndarray:
@@ -165,7 +184,8 @@ def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> np.ndarray:
 
 
 # ---- layers --------------------------------------------------------------------------------
-def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast") -> LayerOutput:
+def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+           ) -> LayerOutput:
     """Fully connected layer: ``x[..., C_in] -> acc, y[..., C_out]``.
 
     ``acc[p, c] = wrap(bias_eff[c] + sum_k x_pad[p, k] * w_q[c, k], acc_bits)`` where ``x_pad``
@@ -194,12 +214,13 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast") -> LayerOutpu
             xc = np.pad(xc, [(0, 0), (0, pad)], constant_values=rec.z_x)
         return xc[None]
 
-    acc = _accumulate(rec, _mac(rec, make_cols, ax, nm_mode))
-    y = _requant(rec, acc, rec.M0, rec.sh)
+    acc, y = _finish(rec, _mac(rec, make_cols, ax, nm_mode), rec.M0, rec.sh, rec.bias_eff,
+                     workers)
     return LayerOutput(acc.reshape(*lead, rec.c_out), y.reshape(*lead, rec.c_out))
 
 
-def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast") -> LayerOutput:
+def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+           ) -> LayerOutput:
     """2-D convolution, channel-last: ``x[B, H, W, C_in] -> acc, y[B, OH, OW, C_out]``.
 
     ``acc[b, i, j, o] = wrap(bias_eff[o] + sum_k cols[g][p, k] * w_q[o, k], acc_bits)`` with
@@ -223,8 +244,8 @@ def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast") -> LayerOutpu
     padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
     ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
     dot = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
-    acc = _accumulate(rec, dot).reshape(b, oh, ow, rec.c_out)
-    return LayerOutput(acc, _requant(rec, acc, rec.M0, rec.sh))
+    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers)
+    return LayerOutput(acc.reshape(b, oh, ow, rec.c_out), y.reshape(b, oh, ow, rec.c_out))
 
 
 def _pool_input(rec: LayerRecord, x: np.ndarray) -> np.ndarray:
@@ -268,7 +289,7 @@ def avgpool(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
     xp = pad_spatial(x, rec.padding, rec.z_x)
     tot = windows(xp, rec.kh, rec.kw, rec.stride, rec.dilation, oh, ow).sum(axis=(3, 4))
     acc = tot - rec.kh * rec.kw * rec.z_x
-    return LayerOutput(acc, _requant(rec, acc, m0, s))
+    return LayerOutput(*_finish(rec, acc, m0, s, None))
 
 
 def gavgpool(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
@@ -280,7 +301,7 @@ def gavgpool(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
     m0, s = _pool_params(rec)
     x = _pool_input(rec, x)
     acc = x.sum(axis=(1, 2), keepdims=True) - x.shape[1] * x.shape[2] * rec.z_x
-    return LayerOutput(acc, _requant(rec, acc, m0, s))
+    return LayerOutput(*_finish(rec, acc, m0, s, None))
 
 
 def add(rec: LayerRecord, a: np.ndarray, b: np.ndarray) -> LayerOutput:
@@ -321,12 +342,15 @@ def flatten(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
     return LayerOutput(None, x.reshape(x.shape[0], -1))
 
 
-def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast") -> LayerOutput:
+def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+              ) -> LayerOutput:
     """Execute one record on ``inputs`` (default: ``rec.x_q``); dispatch on ``rec.op``.
 
     ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` with the exact float
     GEMM; ``"reference"`` computes from ``(values, indices)`` as a PE does. Both give identical
-    integers. An add takes two inputs ``(a, b)``; every other op takes one.
+    integers. An add takes two inputs ``(a, b)``; every other op takes one. ``workers > 1``
+    (linear, conv) runs the accumulate/requantize row blocks on that many threads; the result
+    does not depend on it.
     """
     if not inputs:
         if rec.x_q is None:
@@ -336,9 +360,9 @@ def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast") -> L
     if len(inputs) != want:
         raise RecordError(f"layer {rec.name}: {rec.op.value} takes {want} input(s), got {len(inputs)}")
     if rec.op is OpKind.LINEAR:
-        return linear(rec, inputs[0], nm_mode)
+        return linear(rec, inputs[0], nm_mode, workers)
     if rec.op is OpKind.CONV2D:
-        return conv2d(rec, inputs[0], nm_mode)
+        return conv2d(rec, inputs[0], nm_mode, workers)
     if rec.op is OpKind.MAXPOOL:
         return maxpool(rec, inputs[0])
     if rec.op is OpKind.AVGPOOL:

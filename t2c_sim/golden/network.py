@@ -61,11 +61,12 @@ class NetworkTrace:
 
 
 def run_network(records: Sequence[LayerRecord], x: np.ndarray, nm_mode: str = "fast",
-                ) -> NetworkTrace:
+                workers: int = 1) -> NetworkTrace:
     """Execute ``records`` in order on the network input ``x``; return the full trace.
 
     Raises :class:`RecordError` naming the layer when an input name is unknown (or refers to a
     later layer), a name is used twice, or a shape does not match what the layer expects.
+    ``nm_mode`` and ``workers`` are passed to :func:`~t2c_sim.golden.layers.run_layer`.
     """
     trace = NetworkTrace(x=np.asarray(x, dtype=np.int64))
     for rec in records:
@@ -78,7 +79,7 @@ def run_network(records: Sequence[LayerRecord], x: np.ndarray, nm_mode: str = "f
                                   f"an earlier layer)")
             args.append(trace.y(src))
         try:
-            out = run_layer(rec, *args, nm_mode=nm_mode)
+            out = run_layer(rec, *args, nm_mode=nm_mode, workers=workers)
         except RecordError as e:
             msg = str(e)
             if f"layer {rec.name}" not in msg:
