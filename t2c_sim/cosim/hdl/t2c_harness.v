@@ -1,0 +1,188 @@
+// t2c_harness: simulation-only wrapper around t2c_accel_top (not synthesizable).
+//
+// Generates the clock in HDL (10 ns period) so no Python runs per cycle, and sequences tiles
+// from files in the simulator's working directory, written beforehand by t2c_sim.cosim.run:
+//
+//   plan.hex            32-bit words: [0] tile count, then 12 words per tile t at 1 + 12*t:
+//                       rows, groups, cols, a_signed, z_y, lo, hi, mode, act words per bank,
+//                       wgt words per bank, ch words per bank, output words
+//   t<t>_act<r>.hex     activation bank r,   t<t>_wgt<c>.hex  weight bank c,
+//   t<t>_ch<c>.hex      channel-parameter bank c  (t2c_sim.export.hexfile words)
+//
+// Per tile (go_i high at a rising edge while idle, tile_i = t): $readmemh every bank in zero
+// simulation time (backdoor into the banks' mem_q arrays), program the control registers,
+// pulse start, wait for done, $writememh the output words to t<t>_y.hex / t<t>_acc.hex, append
+// "t err cycles" to tiles.txt, raise tile_done_o. With +define+T2C_RAW the harness runs every
+// tile by itself and calls $finish (the Python-free reference run of scripts/bench_cosim.py).
+`timescale 1ns / 1ps
+`default_nettype none
+
+module t2c_harness #(
+  parameter integer ROWS      = 4,
+  parameter integer COLS      = 4,
+  parameter integer N         = 2,
+  parameter integer M         = 4,
+  parameter integer A_BITS    = 8,
+  parameter integer W_BITS    = 8,
+  parameter integer ACC_BITS  = 32,
+  parameter integer MULT_BITS = 32,
+  parameter integer SHIFT_MAX = 63,
+  parameter integer ACT_DEPTH = 4096,
+  parameter integer W_DEPTH   = 4096,
+  parameter integer OUT_DEPTH = 4096,
+  parameter integer CH_DEPTH  = 256,
+  parameter integer MAX_TILES = 4096  // plan capacity
+) ();
+
+  localparam integer Y_BITS = 16;
+  localparam integer PW     = 12;  // plan words per tile
+  localparam integer CH_W   = ACC_BITS + MULT_BITS + 6;
+  localparam integer IDX_BITS = (M > 1) ? $clog2(M) : 1;
+  localparam integer HW_W_A = M * A_BITS;
+  localparam integer HW_W_W = N * W_BITS + N * IDX_BITS;
+  localparam integer HW_W   = (HW_W_A > HW_W_W) ? ((HW_W_A > CH_W) ? HW_W_A : CH_W)
+                                                : ((HW_W_W > CH_W) ? HW_W_W : CH_W);
+
+  reg clk = 1'b0;
+  always #5 clk = ~clk;
+
+  reg         rst_n = 1'b0;
+  reg         go_i = 1'b0;       // driven by the cocotb test (or the T2C_RAW loop)
+  reg  [31:0] tile_i = 32'd0;
+  reg         tile_done_o = 1'b0;
+  reg  [7:0]  tile_err_o = 8'd0;
+  reg  [31:0] tile_cycles_o = 32'd0;
+
+  reg  [31:0] plan [0:1 + PW*MAX_TILES - 1];
+  reg         start_q = 1'b0;
+  reg  [31:0] cfg_rows_q = 32'd0, cfg_groups_q = 32'd0, cfg_cols_q = 32'd0;
+  reg         cfg_asg_q = 1'b0;
+  reg  [31:0] cfg_zy_q = 32'd0, cfg_lo_q = 32'd0, cfg_hi_q = 32'd0, cfg_mode_q = 32'd0;
+  reg  [31:0] n_act_q = 32'd0, n_wgt_q = 32'd0, n_ch_q = 32'd0, n_out_q = 32'd0;
+  reg         load_q = 1'b0;
+  reg  [1:0]  state_q = 2'd0;
+  integer     fstat;
+
+  wire        busy, done;
+  wire [7:0]  err;
+  wire [31:0] cycles;
+  wire [COLS*Y_BITS-1:0]   hr_y;
+  wire [COLS*ACC_BITS-1:0] hr_acc;
+
+  t2c_accel_top #(
+    .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
+    .ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_MAX(SHIFT_MAX), .ACT_DEPTH(ACT_DEPTH),
+    .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS), .ACC_DBG(1)
+  ) u_top (
+    .clk_i(clk), .rst_ni(rst_n), .start_i(start_q),
+    .cfg_rows_i(cfg_rows_q), .cfg_groups_i(cfg_groups_q), .cfg_cols_i(cfg_cols_q),
+    .cfg_a_signed_i(cfg_asg_q), .cfg_zy_i(cfg_zy_q[Y_BITS-1:0]), .cfg_lo_i(cfg_lo_q[Y_BITS-1:0]),
+    .cfg_hi_i(cfg_hi_q[Y_BITS-1:0]), .cfg_mode_i(cfg_mode_q[1:0]),
+    .busy_o(busy), .done_o(done), .err_o(err), .cycles_o(cycles),
+    .hw_en_i(1'b0), .hw_sel_i(2'd0), .hw_bank_i(8'd0), .hw_addr_i(32'd0),
+    .hw_data_i({HW_W{1'b0}}), .hr_addr_i(32'd0), .hr_y_o(hr_y), .hr_acc_o(hr_acc)
+  );
+
+  initial begin
+    $readmemh("plan.hex", plan, 0, 0);
+    if (plan[0] > MAX_TILES) begin
+      $fatal(1, "%m: plan.hex has %0d tiles, more than MAX_TILES=%0d", plan[0], MAX_TILES);
+    end
+    $readmemh("plan.hex", plan, 0, PW * plan[0]);
+    fstat = $fopen("tiles.txt", "w");
+    repeat (2) @(posedge clk);
+    rst_n = 1'b1;
+  end
+
+  // ---- bulk loads: every bank in zero simulation time, on load_q
+  genvar gr, gc;
+  generate
+    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_lda
+      reg [8*64-1:0] fn;
+      always @(posedge clk) begin
+        if (load_q && n_act_q != 32'd0) begin
+          $sformat(fn, "t%0d_act%0d.hex", tile_i, gr);
+          $readmemh(fn, u_top.g_act[gr].u_ram.mem_q, 0, n_act_q - 1);
+        end
+      end
+    end
+    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_ldw
+      reg [8*64-1:0] fw, fc;
+      always @(posedge clk) begin
+        if (load_q && n_wgt_q != 32'd0) begin
+          $sformat(fw, "t%0d_wgt%0d.hex", tile_i, gc);
+          $readmemh(fw, u_top.g_wgt[gc].u_ram.mem_q, 0, n_wgt_q - 1);
+        end
+        if (load_q && n_ch_q != 32'd0) begin
+          $sformat(fc, "t%0d_ch%0d.hex", tile_i, gc);
+          $readmemh(fc, u_top.g_ch[gc].u_ram.mem_q, 0, n_ch_q - 1);
+        end
+      end
+    end
+  endgenerate
+
+  // ---- tile sequencer: IDLE -> (load) START -> WAIT -> dump, IDLE
+  reg [8*64-1:0] fy, fa;
+  always @(posedge clk) begin
+    load_q  <= 1'b0;
+    start_q <= 1'b0;
+    case (state_q)
+      2'd0: if (go_i && rst_n) begin
+        cfg_rows_q   <= plan[1 + PW*tile_i + 0];
+        cfg_groups_q <= plan[1 + PW*tile_i + 1];
+        cfg_cols_q   <= plan[1 + PW*tile_i + 2];
+        cfg_asg_q    <= plan[1 + PW*tile_i + 3][0];
+        cfg_zy_q     <= plan[1 + PW*tile_i + 4];
+        cfg_lo_q     <= plan[1 + PW*tile_i + 5];
+        cfg_hi_q     <= plan[1 + PW*tile_i + 6];
+        cfg_mode_q   <= plan[1 + PW*tile_i + 7];
+        n_act_q      <= plan[1 + PW*tile_i + 8];
+        n_wgt_q      <= plan[1 + PW*tile_i + 9];
+        n_ch_q       <= plan[1 + PW*tile_i + 10];
+        n_out_q      <= plan[1 + PW*tile_i + 11];
+        tile_done_o  <= 1'b0;
+        load_q       <= 1'b1;
+        state_q      <= 2'd1;
+      end
+      2'd1: begin  // banks are loaded at this edge; start the accelerator
+        start_q <= 1'b1;
+        state_q <= 2'd2;
+      end
+      2'd2: state_q <= 2'd3;  // start is being sampled by the top
+      default: if (done) begin
+        if (err == 8'd0 && n_out_q != 32'd0) begin
+          $sformat(fy, "t%0d_y.hex", tile_i);
+          $writememh(fy, u_top.u_out.mem_q, 0, n_out_q - 1);
+          $sformat(fa, "t%0d_acc.hex", tile_i);
+          $writememh(fa, u_top.g_accdbg.u_acc.mem_q, 0, n_out_q - 1);
+        end
+        $fwrite(fstat, "%0d %0d %0d\n", tile_i, err, cycles);
+        $fflush(fstat);
+        tile_err_o    <= err;
+        tile_cycles_o <= cycles;
+        tile_done_o   <= 1'b1;
+        state_q       <= 2'd0;
+      end
+    endcase
+  end
+
+`ifdef T2C_RAW
+  integer t;
+  initial begin
+    @(posedge rst_n);
+    for (t = 0; t < plan[0]; t = t + 1) begin
+      @(negedge clk);
+      tile_i = t;
+      go_i = 1'b1;
+      @(negedge clk);
+      go_i = 1'b0;
+      while (!tile_done_o) @(negedge clk);
+    end
+    $fclose(fstat);
+    $finish;
+  end
+`endif
+
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,46 @@
+"""cocotb test module driven by :func:`t2c_sim.cosim.run.run_layer` (runs inside the simulator).
+
+The harness (``hdl/t2c_harness.v``) does the per-cycle work in HDL; this module only starts
+each tile and waits for its ``tile_done_o`` under a watchdog derived from the cycle model.
+Payload (JSON, :func:`t2c_sim.cosim.sim.load_payload`): ``layer`` (name), ``tiles`` (indices
+to run), ``limits`` (watchdog cycles per tile), ``predicted`` (cycle model per tile).
+"""
+
+from __future__ import annotations
+
+import cocotb
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+
+from t2c_sim.cosim.sim import load_payload
+from t2c_sim.errors import SimulationError
+
+CLOCK_NS = 10  # the harness clock period
+ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi",
+             "shift>SHIFT_MAX", "requant-skew")
+
+
+@cocotb.test()
+async def run_tiles(dut) -> None:
+    """Run every requested tile; fail with :class:`SimulationError` on a hang or error flag."""
+    pl = load_payload()
+    layer = pl["layer"]
+    while not int(dut.rst_n.value):
+        await RisingEdge(dut.clk)
+    for t, limit, pred in zip(pl["tiles"], pl["limits"], pl["predicted"]):
+        dut.tile_i.value = int(t)
+        dut.go_i.value = 1
+        await RisingEdge(dut.clk)
+        dut.go_i.value = 0
+        timer = Timer(int(limit) * CLOCK_NS, unit="ns")
+        fired = await First(RisingEdge(dut.tile_done_o), timer)
+        if fired is timer:
+            raise SimulationError(
+                f"layer {layer} tile {t}: no done within {limit} cycles (cycle model predicts "
+                f"{pred}); watchdog stopped the run (busy={dut.u_top.busy_o.value})")
+        await ReadOnly()
+        err = int(dut.tile_err_o.value)
+        if err:
+            names = ",".join(n for i, n in enumerate(ERR_NAMES) if err >> i & 1)
+            raise SimulationError(f"layer {layer} tile {t}: accelerator error flags "
+                                  f"{err:#04x} ({names})")
+        await RisingEdge(dut.clk)

@@ -1,0 +1,185 @@
+"""Exact cycle model of ``rtl/t2c_accel_top.v`` and the host tile plan (shared with co-simulation).
+
+The host cuts a MAC layer into **tiles**: GEMMs ``rows x cols`` (output rows ``P`` by output
+channels) over one conv group, small enough for the scratchpads. Each tile is one accelerator
+run (``start`` to ``done``); inside a run the RTL walks ``NB = ceil(rows/ROWS) * ceil(cols/COLS)``
+blocks of the PE array, each streaming ``G = K/M`` groups. A block occupies
+``T = max(G, ROWS)`` issue slots (slots past ``G`` stall so that the drain buffer, read one row
+per cycle, is never overwritten). The run's cycle counter then reads exactly::
+
+    cycles(tile) = (NB - 1) * max(G, ROWS) + G + ROWS + RQ_LATENCY + CONTROL_OVERHEAD
+
+with ``RQ_LATENCY = 3`` (``t2c_requant``) and ``CONTROL_OVERHEAD = 2`` (one cycle from issue to
+scratchpad data, one to capture the block into the drain buffer). A layer's cycles are the sum
+over its tiles; host-side memory loads are not counted (docs/rtl.md). Pure Python/NumPy: no
+torch, no cocotb.
+
+Example: a linear layer ``P = 8, C_in = 64, C_out = 8`` on a 4x4 2:4 array is one tile with
+``G = 16``, ``NB = 2 * 2 = 4``: ``3 * 16 + 16 + 4 + 3 + 2 = 73`` cycles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.errors import RecordError
+from t2c_sim.record import MAC_OPS, LayerRecord
+
+__all__ = [
+    "RQ_LATENCY", "CONTROL_OVERHEAD", "Tile", "TilePlan", "gemm_rows", "gemm_k", "tile_plan",
+    "tile_cycles", "cycles", "per_layer", "macs", "utilization",
+]
+
+RQ_LATENCY = 3        # t2c_requant LATENCY
+CONTROL_OVERHEAD = 2  # issue -> scratchpad data (1) + capture into the drain buffer (1)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One accelerator run: output rows ``p0 .. p0+rows-1`` and channels ``c0 .. c0+cols-1``.
+
+    ``c0`` is the absolute output channel of the layer; ``group`` is the conv group whose GEMM
+    the tile belongs to (channels of group ``g`` are ``g*C_out/groups ..``).
+    """
+
+    index: int
+    group: int
+    p0: int
+    rows: int
+    c0: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Immutable plan of one layer on one array: GEMM shape and tiles in execution order.
+
+    Attributes:
+        layer: Layer name.
+        p: GEMM rows (``B*OH*OW`` for conv, the product of ``x``'s leading dims for linear).
+        k: Reduction length padded to a multiple of ``hw.m``.
+        g: Groups of ``hw.m`` per dot product (``k / hw.m``).
+        groups: Conv groups (one GEMM each).
+        c_per_group: Output channels per conv group.
+        tiles: Tiles, channel tiles outer and row tiles inner, group by group.
+    """
+
+    layer: str
+    p: int
+    k: int
+    g: int
+    groups: int
+    c_per_group: int
+    tiles: tuple[Tile, ...]
+
+
+def gemm_rows(rec: LayerRecord) -> int:
+    """GEMM rows ``P`` of a MAC record (needs ``x_q``, ``y`` or ``acc`` for a linear layer)."""
+    if rec.op is OpKind.CONV2D:
+        oh, ow = rec.out_hw
+        for a in (rec.x_q, rec.y, rec.acc):
+            if a is not None:
+                return int(a.shape[0]) * oh * ow
+        return oh * ow  # batch 1
+    if rec.op is OpKind.LINEAR:
+        if rec.x_q is not None:
+            return int(np.prod(rec.x_q.shape[:-1], dtype=np.int64))
+        for a in (rec.y, rec.acc):
+            if a is not None:
+                return int(np.prod(a.shape[:-1], dtype=np.int64))
+        raise RecordError(f"layer {rec.name}: linear layer without x_q, y or acc: rows P unknown")
+    raise RecordError(f"layer {rec.name}: {rec.op.value} is not a MAC layer (no GEMM)")
+
+
+def gemm_k(rec: LayerRecord, hw: HwConfig) -> int:
+    """Reduction length of the record (``rec.k``) padded to a multiple of ``hw.m``."""
+    return -(-rec.k // hw.m) * hw.m
+
+
+def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePlan:
+    """Cut a MAC layer into scratchpad-sized tiles (the plan the host and the model share).
+
+    Capacities per tile with ``G = gemm_k / hw.m``, bank depths ``A = act_depth // rows``,
+    ``W = w_depth // cols``, ``C = ch_depth // cols``:
+    ``cols <= COLS * min(W // G, C, out_depth)`` and
+    ``rows <= min(ROWS * (A // G), out_depth // ceil(cols / COLS))`` (rounded down to a
+    multiple of ``ROWS`` when at least ``ROWS``). Channel tiles are outer, row tiles inner.
+
+    Args:
+        rec: A linear or conv record.
+        hw: The array.
+        rows: GEMM rows ``P`` (default :func:`gemm_rows`).
+
+    Raises:
+        RecordError: Not a MAC layer, or one dot product does not fit the scratchpads.
+    """
+    if rec.op not in MAC_OPS:
+        raise RecordError(f"layer {rec.name}: {rec.op.value} has no GEMM to tile")
+    p = gemm_rows(rec) if rows is None else int(rows)
+    k = gemm_k(rec, hw)
+    g = k // hw.m
+    groups = rec.groups if rec.op is OpKind.CONV2D else 1
+    cpg = rec.c_out // groups
+    a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
+    if g < 1 or p < 1 or cpg < 1:
+        raise RecordError(f"layer {rec.name}: empty GEMM (P={p}, K={k}, C_out={rec.c_out})")
+    if g > a_bank or g > w_bank or c_bank < 1:
+        raise RecordError(
+            f"layer {rec.name}: one dot product needs G={g} groups of {hw.m} but the banks hold "
+            f"act {a_bank} / weight {w_bank} words (K-splitting is not supported)")
+    col_cap = hw.cols * min(w_bank // g, c_bank, hw.out_depth)
+    ct = min(cpg, col_cap)
+    cb = -(-ct // hw.cols)
+    row_cap = min(hw.rows * (a_bank // g), hw.out_depth // cb)
+    if row_cap >= hw.rows:
+        row_cap -= row_cap % hw.rows
+    pt = min(p, row_cap)
+    tiles = []
+    for grp in range(groups):
+        for c in range(0, cpg, ct):
+            for p0 in range(0, p, pt):
+                tiles.append(Tile(len(tiles), grp, p0, min(pt, p - p0), grp * cpg + c,
+                                  min(ct, cpg - c)))
+    return TilePlan(rec.name, p, k, g, groups, cpg, tuple(tiles))
+
+
+def tile_cycles(tile: Tile, g: int, hw: HwConfig) -> int:
+    """Cycle counter of one run: ``(NB-1)*max(G, ROWS) + G + ROWS + RQ_LATENCY + 2``."""
+    nb = math.ceil(tile.rows / hw.rows) * math.ceil(tile.cols / hw.cols)
+    return (nb - 1) * max(g, hw.rows) + g + hw.rows + RQ_LATENCY + CONTROL_OVERHEAD
+
+
+def cycles(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> int:
+    """Predicted total of the accelerator's cycle counter over the layer's tiles (exact)."""
+    plan = tile_plan(rec, hw, rows)
+    return sum(tile_cycles(t, plan.g, hw) for t in plan.tiles)
+
+
+def per_layer(records: Iterable[LayerRecord], hw: HwConfig) -> dict[str, int]:
+    """``{layer name: cycles}``; layers without a GEMM (pools, add, flatten) count 0 cycles."""
+    return {r.name: (cycles(r, hw) if r.op in MAC_OPS else 0) for r in records}
+
+
+def macs(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> dict[str, int]:
+    """MAC counts of a MAC layer on ``hw``.
+
+    Returns:
+        ``dense``: ``P * C_out * K_real`` (no N:M or M padding: the dense-equivalent work);
+        ``issued``: ``P * C_out * G * hw.n`` (multiplier slots the tiles use for real outputs);
+        ``nonzero``: ``P * count_nonzero(w_q)`` (products with a nonzero weight).
+    """
+    plan = tile_plan(rec, hw, rows)
+    nz = int(np.count_nonzero(rec.w_q)) if rec.w_q is not None else 0
+    return {"dense": plan.p * rec.c_out * rec.k_real,
+            "issued": plan.p * rec.c_out * plan.g * hw.n,
+            "nonzero": plan.p * nz}
+
+
+def utilization(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> float:
+    """``issued MACs / (cycles * ROWS * COLS * N)`` in (0, 1]: the share of multiplier slots used."""
+    return macs(rec, hw, rows)["issued"] / (cycles(rec, hw, rows) * hw.rows * hw.cols * hw.n)
