@@ -200,6 +200,7 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.report.terminal import render_table
 
     nm = SparsitySpec.parse(args.nm) if args.nm else None
+    hw = _hw(args, {"n": nm.n, "m": nm.m} if nm is not None else {})
     p = Path(args.source)
     if p.suffix.lower() == ".csv":
         records = topology_records(p, nm=nm)
@@ -208,8 +209,6 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         if nm is not None:
             records = [r.replace(n=nm.n, m=nm.m, w_q=None, values=None, indices=None)
                        if r.op in MAC_OPS else r for r in records]
-    extra = {"n": nm.n, "m": nm.m} if nm is not None else {}
-    hw = _hw(args, extra)
     rows, table = [], []
     tot_macs = tot_cyc = 0
     for r in records:

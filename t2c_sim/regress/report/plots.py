@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from t2c_sim.regress.results import RunResult, SimOutcome  # noqa: E402
 
@@ -86,6 +87,7 @@ def lsb_plot(run: RunResult) -> str | None:
         total = max(1, sum(hist.values()))
         ax.bar(keys, [hist[k] / total for k in keys], color=_BLUE, width=0.8)
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(lr.name, fontsize=9)
         ax.set_xlabel("LSB difference", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -109,6 +111,8 @@ def mismatch_map_plot(layer: str, o: SimOutcome) -> str | None:
     fig.colorbar(im, ax=ax, label="mismatching outputs")
     if mm.get("row") is not None and mm.get("channel") is not None:
         ax.plot([mm["channel"] + 0.5], [mm["row"] + 0.5], marker="x", color="black", ms=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("output channel")
     ax.set_ylabel("output row (P)")
     ax.set_title(f"{layer} [{o.sim}]: {mm.get('count', '?')} mismatching outputs", fontsize=9)
