@@ -27,7 +27,7 @@ from t2c_sim.numerics import requantize
 LATENCY = 3  # documented in rtl/t2c_requant.v
 MODES = list(RoundMode)
 DEFAULTS = {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16}
-log = logging.getLogger("tb.requant")
+log = logging.getLogger("cocotb.tb.requant")
 
 Vec = tuple[int, int, int, int, int, int, int]  # acc, m0, sh, zy, lo, hi, mode code
 

@@ -65,7 +65,7 @@ PAYLOAD_ENV = "T2C_PAYLOAD"
 # Bumped whenever the build flags below change, so old build directories are not reused.
 _FLAGS_VERSION = 1
 _TIMESCALE = ("1ns", "1ps")
-_VERILATOR_ARGS = ("-CFLAGS", "-std=c++20", "--x-assign", "unique", "--x-initial", "unique")
+_VERILATOR_ARGS = ("-CFLAGS", "-std=c++20", "-CFLAGS", "-O0", "--x-assign", "unique", "--x-initial", "unique")
 _MARKER = "t2c_build.json"
 
 _WORKER = (
@@ -464,6 +464,50 @@ def load_payload() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ worker
+# Verilator's runtime objects (verilated*.o) do not depend on the design; compiling them is
+# most of a small build's time. They are kept per (Verilator, flags, waves) and copied into
+# new build directories with a fresh mtime, so make sees them up to date and skips them.
+_RUNTIME_OBJS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
+                 "verilated_fst_c", "verilated_vcd_c")
+
+
+def _runtime_cache_dir(spec: Mapping[str, Any]) -> Path:
+    desc = json.dumps([os.environ.get("VERILATOR_ROOT", ""), spec["build_args"], spec["waves"],
+                       _FLAGS_VERSION])
+    key = hashlib.sha256(desc.encode()).hexdigest()[:16]
+    return Path(spec["build_dir"]).parent / ".verilator_runtime" / key
+
+
+_SEED = ("import sys; from pathlib import Path; from t2c_sim.cosim.sim import _seed_runtime_objects;"
+         " _seed_runtime_objects(Path(sys.argv[1]), Path(sys.argv[2]))")
+
+
+def _seed_runtime_objects(cache: Path, bdir: Path) -> None:
+    for f in cache.iterdir():
+        dst = bdir / f.name
+        shutil.copyfile(f, dst)
+        os.utime(dst)
+    print(f"t2c: seeded Verilator runtime objects from {cache}", flush=True)
+
+
+def _store_runtime_objects(bdir: Path, cache: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent if cache.parent.is_dir()
+                                else _mkdir(cache.parent)))
+    for stem in _RUNTIME_OBJS:
+        for ext in (".o", ".d"):
+            if (bdir / f"{stem}{ext}").is_file():
+                shutil.copyfile(bdir / f"{stem}{ext}", tmp / f"{stem}{ext}")
+    try:
+        tmp.rename(cache)
+    except OSError:  # another build stored it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 def _worker_main(argv: list[str]) -> int:
     """Subprocess entry: ``build <spec.json>`` or ``run <spec.json>`` via cocotb's runner."""
     from cocotb_tools.runner import get_runner
@@ -473,6 +517,19 @@ def _worker_main(argv: list[str]) -> int:
     spec = json.loads(Path(spec_path).read_text())
     runner = get_runner(spec["sim"])
     if cmd == "build":
+        cache = _runtime_cache_dir(spec) if spec["sim"] == "verilator" else None
+        if cache is not None and cache.is_dir() and hasattr(runner, "_build_command"):
+            # Seed between `verilator` (which rewrites Vtop.mk, a prerequisite of the runtime
+            # objects) and `make`. _build_command is private to cocotb 2.1 (pinned); without
+            # it the build simply compiles everything.
+            orig = runner._build_command
+
+            def _with_seed() -> list[Any]:
+                cmds = list(orig())
+                seed = [sys.executable, "-c", _SEED, str(cache), spec["build_dir"]]
+                return [cmds[0], seed, *cmds[1:]] if len(cmds) >= 2 else cmds
+
+            runner._build_command = _with_seed  # type: ignore[method-assign]
         try:
             runner.build(sources=spec["sources"], includes=spec["includes"],
                          defines=spec["defines"], parameters=spec["parameters"],
@@ -482,6 +539,8 @@ def _worker_main(argv: list[str]) -> int:
         except (RuntimeError, SystemExit) as e:
             print(f"build failed: {e}", flush=True)
             return 1
+        if cache is not None and not cache.is_dir():
+            _store_runtime_objects(Path(spec["build_dir"]), cache)
         return 0
     if spec["module_dir"]:
         sys.path.insert(0, spec["module_dir"])
