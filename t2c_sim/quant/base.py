@@ -50,8 +50,9 @@ def fake_quantize(x: Tensor, scale: Tensor, zero_point: Tensor, qmin: int, qmax:
     """``x_out = (clamp(round_half_even(x / scale) + z, qmin, qmax) - z) * scale`` with STE.
 
     Gradient w.r.t. ``x``: 1 where ``qmin <= round(x/s) + z <= qmax``, else 0. Gradient w.r.t.
-    ``scale`` (if it requires grad): ``round(x/s) - x/s`` inside the range, ``qmin - z`` or
-    ``qmax - z`` where clamped (the LSQ form).
+    ``scale`` (if it requires grad): ``round(x/s) - x/s`` where ``round(x/s) + z`` is inside the
+    range, ``qmin - z`` or ``qmax - z`` where it is clamped (LSQ itself clips before rounding,
+    see :func:`t2c_sim.quant.lsq.lsq_fake_quantize`).
 
     >>> fake_quantize(torch.tensor([0.3, 2.5, 9.0]), torch.tensor(1.0), torch.tensor(0), -4, 3)
     tensor([0., 2., 3.])
