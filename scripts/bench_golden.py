@@ -6,7 +6,7 @@ Layers: a ResNet-18 3x3 conv (56x56x64 -> 64, batch 1, padding 1) and a 768 -> 3
 ``run_layer`` in fast mode (im2col + exact GEMM + wrap + requantize), and
 ``torch.nn.functional.conv2d / linear`` in float32 on the same shapes, with torch limited to
 numpy's BLAS thread count (the golden requantize blocks use as many threads); warmup, then
-best of N with the two runs interleaved (fair under load on a shared machine). Prints
+best of N in alternating blocks (fair under load on a shared machine). Prints
 ``golden_speed / torch_speed`` (target >= 0.5x; reported, not asserted) and whether the golden
 ``acc`` and ``y`` equal an independent exact int64 computation (per-tap / plain int64 matmul,
 no float, no im2col). Returns 0 iff every layer was exact.
@@ -42,16 +42,23 @@ def blas_threads() -> int:
     return os.cpu_count() or 1
 
 
-def best_of_interleaved(fns, repeat: int = REPEAT) -> list[float]:
-    """Best time of each callable; runs alternate so that load on a shared machine hits both."""
-    for fn in fns:
-        fn()  # warmup
+def best_of_interleaved(fns, repeat: int = REPEAT, rounds: int = 2) -> list[float]:
+    """Best time of each callable over ``rounds`` alternating blocks of ``repeat`` runs.
+
+    Blocks (not single calls) alternate: numpy's BLAS threads and torch's OpenMP threads
+    spin for a while after each call and would slow the other side down if calls were mixed
+    one by one; alternating whole blocks still exposes both to the same machine load. Each
+    block starts with two untimed warmup calls.
+    """
     best = [float("inf")] * len(fns)
-    for _ in range(repeat):
+    for _ in range(rounds):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            fn()
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
@@ -93,7 +100,13 @@ def main() -> int:
                                   name=f"vit_mlp_fc1_{tag}")
         cases.append((fc, exact_linear))
 
-    print(f"threads: numpy BLAS {threads}, torch {torch.get_num_threads()}; best of {REPEAT}")
+    # torch's first convolutions in a process are slow (thread pool / oneDNN kernel setup), and
+    # one warmup call per case is not enough: warm both ops up on every case first.
+    with torch.no_grad():
+        for _ in range(5):
+            F.conv2d(torch.zeros(1, 64, 56, 56), torch.zeros(64, 64, 3, 3), padding=1)
+            F.linear(torch.zeros(197, 768), torch.zeros(3072, 768))
+    print(f"threads: numpy BLAS {threads}, torch {torch.get_num_threads()}; best of 2 x {REPEAT}")
     hdr = f"{'layer':28s} {'MACs':>9s} {'golden ms':>10s} {'torch ms':>9s} {'ratio':>6s}  exact"
     print(hdr)
     print("-" * len(hdr))
@@ -131,6 +144,15 @@ def main() -> int:
         print(f"{rec.name:28s} {macs / 1e6:8.1f}M {t_gold * 1e3:10.2f} {t_torch * 1e3:9.2f} "
               f"{ratio:5.2f}x  {'yes' if exact else 'NO'}")
     print("ratio = golden speed / torch float32 speed (target >= 0.5x, reported only)")
+    # Which float type should the exact GEMM use? Same integer operands, both exact here.
+    fc = cases[1][0]
+    xi, wi = fc.x_q, fc.w_q
+    x32, w32, x64, w64 = xi.astype(np.float32), wi.astype(np.float32), xi.astype(np.float64), \
+        wi.astype(np.float64)
+    t32, t64 = best_of_interleaved([lambda: x32 @ w32.T, lambda: x64 @ w64.T])
+    same = np.array_equal((x32 @ w32.T).astype(np.int64), (x64 @ w64.T).astype(np.int64))
+    print(f"GEMM {xi.shape[0]}x{xi.shape[1]}x{wi.shape[0]}: float32 {t32 * 1e3:.2f} ms, float64 "
+          f"{t64 * 1e3:.2f} ms (float32 {t64 / t32:.2f}x faster; results equal: {same})")
     return 0 if all_exact else 1
 
 

@@ -10,6 +10,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import NumericsError, RecordError
@@ -368,3 +370,34 @@ def test_workers_do_not_change_results(seed):
     assert np.array_equal(run_layer(recs[0], workers=3).y, recs[0].y)
     with pytest.raises(RecordError, match="workers"):
         run_layer(recs[0], workers=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_conv_property(data):
+    """Random small convs (any stride/padding/dilation/groups/N:M): fast == reference == naive."""
+    groups = data.draw(st.sampled_from([1, 2, 3]))
+    c_in = groups * data.draw(st.integers(1, 3))
+    c_out = groups * data.draw(st.integers(1, 2))
+    kh, kw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    dil = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    pad = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    stride = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    h = data.draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - 2 * pad[0]), 6))
+    w = data.draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - 2 * pad[1]), 6))
+    m = data.draw(st.sampled_from([1, 2, 4]))
+    n = data.draw(st.integers(1, m))
+    a_bits = data.draw(st.integers(2, 8))
+    a_signed = data.draw(st.booleans())
+    acc_bits = data.draw(st.sampled_from([12, 20, 32]))
+    mode = data.draw(st.sampled_from(["half_even", "half_up", "half_away", "floor"]))
+    seed = data.draw(st.integers(0, 2**31))
+    rec = random_conv_record(np.random.default_rng(seed), c_in=c_in, c_out=c_out, h=h, w=w,
+                             kh=kh, kw=kw, stride=stride, padding=pad, dilation=dil,
+                             groups=groups, n=n, m=m, a_bits=a_bits, a_signed=a_signed,
+                             w_bits=a_bits, acc_bits=acc_bits, mode=mode)
+    acc_ref, y_ref = naive_conv(rec, rec.x_q)
+    for nm_mode in ("fast", "reference"):
+        out = run_layer(rec, nm_mode=nm_mode)
+        assert np.array_equal(out.acc, acc_ref)
+        assert np.array_equal(out.y, y_ref)
