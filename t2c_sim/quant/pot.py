@@ -124,21 +124,29 @@ class PowerOfTwoQuantizer(Quantizer):
         self._check_scale(self.scale)
         return self._expand(self.scale, x), self._expand(self.zero_point, x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Pass-through until ``timeout`` training steps, then power-of-two fake-quant."""
-        if self.training and self.observing and not bool(self.calibrated):
+    def step(self, x: Tensor) -> None:
+        """Count one training step (while ``observing``); choose ``d`` at ``n == timeout``."""
+        if not (self.training and self.observing):
+            return
+        if not bool(self.calibrated):
             n = int(self.n_updates)
             if n > self.timeout - self.window_size:
                 self._window.append(x.detach())
             if n >= self.timeout:
                 self.calibrate_now()
-            self.n_updates += 1
-        elif self.training and self.observing:
-            self.n_updates += 1
+        self.n_updates += 1
+
+    def apply_quant(self, x: Tensor) -> Tensor:
+        """Fake-quantize with the chosen ``d`` (STE), or pass ``x`` through before that."""
         if not bool(self.calibrated):
             return x
         s, z = self.qparams_for(x)
         return fake_quantize(x, s, z, self.qmin, self.qmax)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Pass-through until ``timeout`` training steps, then power-of-two fake-quant."""
+        self.step(x)
+        return self.apply_quant(x)
 
     def reset(self) -> None:
         super().reset()
