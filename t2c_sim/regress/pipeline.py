@@ -187,7 +187,7 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
     wall = time.perf_counter() - t0
     tiles = _tiles(res)
     out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=tiles, wall_s=wall,
-                     wave=str(res.wave) if getattr(res, "wave", None) else None)
+                     wave=wave_path(res))
     mm = compare(rec, rec.y, res.y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
                  acc_actual=getattr(res, "acc", None))
     if mm is None:
@@ -195,7 +195,7 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
     out.verdict = FAIL
     out.mismatch = mismatch_dict(mm, rec, rec.y, res.y)
     out.message = str(mm)
-    log.warning("%s [%s]: %s", rec.name, sim, out.message)
+    log.info("%s [%s]: %s", rec.name, sim, out.message)
     if opts.repro:
         from t2c_sim.regress.repro import write_bundle
 
@@ -205,6 +205,27 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
         out.repro = str(bundle.folder)
         out.wave = bundle.wave
     return out
+
+
+def wave_path(res: Any) -> str | None:
+    """The waveform file of a cosim result, if one was recorded."""
+    w = getattr(res, "wave_file", None) or getattr(res, "wave", None)
+    return str(w) if w else None
+
+
+def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
+    """Check that the array can run every selected MAC layer before simulating anything.
+
+    Raises:
+        RecordError: (``UnsupportedLayerError``) naming the first layer the array refuses.
+    """
+    if not opts.sims:
+        return
+    from t2c_sim.cosim.run import to_gemm
+
+    for rec in records:
+        if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
+            to_gemm(rec, hw)
 
 
 def _safe(name: str) -> str:
@@ -239,6 +260,7 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
 
     Raises:
         ConfigError: ``opts.layers`` names a layer that does not exist.
+        RecordError: the array cannot run a selected layer (checked before simulating).
         SimulationError: after recording it in the result (attached as ``err.run``).
     """
     t0 = time.perf_counter()
@@ -249,6 +271,7 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         if unknown:
             raise ConfigError(f"no layer named {unknown[0]!r} (layers: {', '.join(names)})",
                               key="--layers")
+    preflight(records, hw, opts)
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir))
