@@ -79,6 +79,23 @@ class _QMac:
         self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.float32))
         self.wq, self.aq, self.oq, self.act = wq, aq, oq, act
         self.nm = (1, 1)
+        self.quant_bias = False
+
+    def qbias(self) -> torch.Tensor | None:
+        """Bias; with ``quant_bias`` snapped to the accumulator grid like the integer layer:
+        ``round_half_even(b / (s_x * s_w[c])) * s_x * s_w[c]`` (straight-through gradient).
+
+        Call after ``aq`` and ``wq`` have run in this forward (their scales are current).
+        """
+        b = self.bias
+        if b is None or not self.quant_bias or self.aq is None or self.wq is None:
+            return b
+        sx = self.aq.scale.detach()
+        if sx.numel() != 1:
+            return b                     # token-wise input scales: bias stays float
+        s = (sx.reshape(()) * self.wq.scale.detach()).reshape(-1)
+        r = b / s
+        return (r + (torch.round(r) - r).detach()) * s
 
     def masked_weight(self) -> torch.Tensor:
         """``W * mask`` (float): what the weight quantizer sees."""
@@ -112,7 +129,8 @@ class QConv2d(nn.Conv2d, _QMac):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._conv_forward(_q(self.aq, x), self.qweight(), self.bias)
+        x, w = _q(self.aq, x), self.qweight()
+        y = self._conv_forward(x, w, self.qbias())
         return _q(self.oq, _apply_act(y, self.act))
 
 
@@ -134,7 +152,8 @@ class QLinear(nn.Linear, _QMac):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(_q(self.aq, x), self.qweight(), self.bias)
+        x, w = _q(self.aq, x), self.qweight()
+        y = F.linear(x, w, self.qbias())
         return _q(self.oq, _apply_act(y, self.act))
 
 
@@ -185,7 +204,8 @@ class QAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
                  oq: nn.Module | None = None) -> None:
         super().__init__(output_size)
         if output_size not in (1, (1, 1)):
-            raise FuseError(f"adaptive avg pool: only output size 1 is supported, got {output_size}")
+            raise FuseError(f"adaptive avg pool: only output size 1 is supported, got "
+                            f"{output_size}")
         self.aq, self.oq = aq, oq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -409,8 +429,13 @@ def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
             new = QAdaptiveAvgPool2d(mod.output_size, aq=_factory(spec, make, name, "act"))
         else:
             continue
+        if isinstance(new, (QConv2d, QLinear)):
+            new.quant_bias = bool(spec.get("quant_bias", False))
         _set_module(model, name, new.to(next(iter(mod.parameters()), torch.zeros(0)).device))
     _finish_graph(model, spec, make)
+    for qname, q in quantizers(model).items():
+        if hasattr(q, "label"):
+            q.label = qname
     return model
 
 
