@@ -204,3 +204,28 @@ def test_state_dict_round_trip_channel_shapes():
 def test_base_quantizer_is_usable_directly():
     q = Quantizer(nbit=4)
     assert q(torch.tensor([-1.0, 0.1, 0.7])).tolist() == pytest.approx([-1.0, 1 / 7, 5 / 7])
+
+
+# ------------------------------------------------------------------ property: any scale
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=arrays(np.float32, st.integers(1, 40),
+                elements=st.floats(-1e3, 1e3, width=32, allow_nan=False)),
+       nbit=st.integers(2, 8), unsigned=st.booleans(),
+       scale=st.floats(0.0009765625, 10.0, width=32), zp=st.integers(-3, 3))
+def test_quantize_matches_numpy_oracle_property(x, nbit, unsigned, scale, zp):
+    q = MinMaxQuantizer(nbit=nbit, unsigned=unsigned, symmetric=False)
+    zp = min(max(zp + (q.qmin + q.qmax) // 2, q.qmin), q.qmax)
+    q.set_qparams(torch.tensor(scale), torch.tensor(zp))
+    q.observing = False
+    got = q.quantize(torch.from_numpy(x)).numpy()
+    # float32 division exactly as torch does it, then numpy's half-even rint
+    v = np.rint(x / np.float32(scale)).astype(np.float64) + zp
+    expect = np.clip(v, q.qmin, q.qmax).astype(np.int64)
+    assert np.array_equal(got, expect)
+    deq = q.dequantize(torch.from_numpy(expect)).numpy()
+    assert np.array_equal(deq, (np.float32(scale) * (expect - zp).astype(np.float32)))
