@@ -366,6 +366,9 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     return results
 
 
+_MISMATCH_TYPES = ("AssertionError", "MismatchError")
+
+
 def _check_results(results: Path, logf: Path, rc: int, what: str) -> None:
     if not results.is_file():
         raise SimulationError(f"{what}: no results (exit {rc}): {_tail(logf)}; log: {logf}")
@@ -376,40 +379,22 @@ def _check_results(results: Path, logf: Path, rc: int, what: str) -> None:
     cases = root.findall(".//testcase")
     if not cases:
         raise SimulationError(f"{what}: no test ran (exit {rc}): {_tail(logf)}; log: {logf}")
-    text = logf.read_text(errors="replace") if logf.is_file() else ""
     for tc in cases:
         name = tc.get("name", "?")
-        for tag, exc in (("failure", MismatchError), ("error", SimulationError)):
+        for tag in ("failure", "error"):
             el = tc.find(tag)
             if el is None:
                 continue
-            msg = _failure_message(text, name) or el.get("message") or tag
-            if exc is MismatchError and msg.startswith("SimulationError"):
-                exc = SimulationError
+            typ = el.get("type") or tag
+            first = (el.get("message") or "").strip().splitlines()
+            msg = f"{typ}: {first[0] if first else '(no message)'}"
+            # A failed check (assert / MismatchError) is a mismatch; anything else (X/Z,
+            # simulator ended early, testbench crash) is an infrastructure error.
+            exc = MismatchError if tag == "failure" and typ in _MISMATCH_TYPES else SimulationError
             raise exc(f"{what}: test {name} failed: {msg}; log: {logf}")
     if rc != 0:
         raise SimulationError(f"{what}: simulator exited with {rc} after the tests passed: "
                               f"{_tail(logf)}; log: {logf}")
-
-
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Failure|Mismatch)\w*)(?::\s*(.*))?$")
-
-
-def _failure_message(text: str, test: str) -> str | None:
-    """The exception line (``Type: message``) logged for a failing cocotb test, if found."""
-    lines = text.splitlines()
-    start = None
-    for i, ln in enumerate(lines):
-        if re.search(rf"\b{re.escape(test)} failed\b", ln):
-            start = i
-    if start is None:
-        return None
-    for ln in lines[start + 1:start + 400]:
-        m = _EXC_LINE.match(ln.strip())
-        if m and not ln.startswith((" ", "\t")):
-            typ = m.group(1).rsplit(".", 1)[-1]
-            return f"{typ}: {m.group(2) or ''}".strip()
-    return None
 
 
 def _tail(logf: Path, n: int = 3) -> str:

@@ -1,0 +1,257 @@
+"""RTL unit tests (requantizer, N:M PE) on Icarus and Verilator, and the sim.py infrastructure.
+
+The simulator tests build through :mod:`t2c_sim.cosim.sim` (cached under ``build/sim``) and
+run the cocotb testbenches in ``testbenches/``; a failing vector raises ``MismatchError``.
+Mutation tests prove the testbenches can fail: a deliberately broken copy of the RTL must be
+caught.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from t2c_sim.cosim import sim
+from t2c_sim.errors import MismatchError, SimulationError
+
+BUILD_ROOT = sim.default_build_root()
+
+REQUANT_SETS = {
+    "m32": {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
+    "m16": {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
+}
+PE_SETS = {
+    "2of4_8b": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4, "IDX_BITS": 2},
+    "1of4_8b": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 1, "M": 4, "IDX_BITS": 2},
+    "4of4_dense": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 4, "M": 4, "IDX_BITS": 2},
+    "2of8_4b": {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
+    "2of4_wrap": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
+}
+
+
+def _run_unit(simulator: str, top: str, params: dict, payload: dict,
+              sources: list[Path] | None = None, build_root: Path = BUILD_ROOT) -> float:
+    t0 = time.monotonic()
+    info = sim.build(simulator, top, sources or sim.rtl_sources(top), params, build_root)
+    tb = sim.TB_DIR / f"test_{top.removeprefix('t2c_')}.py"
+    sim.run(info, tb, payload={"params": params, **payload}, timeout_s=300)
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------------------ RTL units
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator", sim.SIMULATORS)
+@pytest.mark.parametrize("pset", list(REQUANT_SETS))
+def test_requant(simulator: str, pset: str) -> None:
+    seed = 11 + list(REQUANT_SETS).index(pset)
+    print(f"seed={seed}")
+    _run_unit(simulator, "t2c_requant", REQUANT_SETS[pset], {"seed": seed, "n_random": 3000})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator", sim.SIMULATORS)
+@pytest.mark.parametrize("pset", list(PE_SETS))
+def test_nm_pe(simulator: str, pset: str) -> None:
+    seed = 21 + list(PE_SETS).index(pset)
+    print(f"seed={seed}")
+    _run_unit(simulator, "t2c_nm_pe", PE_SETS[pset], {"seed": seed, "n_cycles": 1500})
+
+
+def _mutant(tmp_path: Path, name: str, old: str, new: str) -> list[Path]:
+    src = (sim.RTL_DIR / f"{name}.v").read_text()
+    if old not in src:
+        raise AssertionError(f"mutation anchor {old!r} not found in {name}.v")
+    dst = tmp_path / f"{name}.v"
+    dst.write_text(src.replace(old, new, 1))
+    return [dst]
+
+
+MUTANTS = {
+    "requant_half_even_as_half_up": (
+        "t2c_requant", "MODE_HALF_EVEN: up_d = half_d & (sticky_d | q_d[0]);",
+        "MODE_HALF_EVEN: up_d = half_d;"),
+    "requant_no_saturation": (
+        "t2c_requant", "y_d = lo2_q;", "y_d = sum_d[Y_BITS-1:0];"),
+    "pe_ignores_a_signed": (
+        "t2c_nm_pe", "assign a_ext = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});",
+        "assign a_ext = $signed({sel_d[A_BITS-1], sel_d});"),
+    "pe_clear_without_products": (
+        "t2c_nm_pe", "    if (valid_i) begin\n      acc_d = acc_d + sum_d;",
+        "    if (valid_i && !clear_i) begin\n      acc_d = acc_d + sum_d;"),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_testbench_catches_mutant(mutant: str, tmp_path: Path) -> None:
+    """A broken RTL copy must fail its testbench with a MismatchError naming the vector."""
+    top, old, new = MUTANTS[mutant]
+    params = REQUANT_SETS["m32"] if top == "t2c_requant" else PE_SETS["2of4_8b"]
+    with pytest.raises(MismatchError, match=r"mismatch at (vector|cycle) \d+"):
+        _run_unit("icarus", top, params, {"seed": 5, "n_random": 300, "n_cycles": 300},
+                  sources=_mutant(tmp_path, top, old, new), build_root=tmp_path / "b")
+
+
+WAIT_TB = """
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles
+
+@cocotb.test()
+async def test_wait(dut):
+    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns", impl="gpi").start())
+    await ClockCycles(dut.clk_i, 5)
+"""
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator", sim.SIMULATORS)
+@pytest.mark.parametrize("top,bad,needle", [
+    ("t2c_nm_pe", {**PE_SETS["2of4_8b"], "N": 5}, "N=5 must be in 1..M"),
+    ("t2c_nm_pe", {**PE_SETS["2of4_8b"], "IDX_BITS": 3}, "IDX_BITS=3 but M=4 needs 2"),
+    ("t2c_requant", {**REQUANT_SETS["m32"], "SHIFT_BITS": 7}, "SHIFT_BITS=7 is outside 1..6"),
+])
+def test_illegal_parameters_stop_the_simulation(simulator: str, top: str, bad: dict,
+                                                needle: str, tmp_path: Path) -> None:
+    """Illegal parameters stop the simulation at time 0 with a $fatal naming the instance."""
+    tb = tmp_path / "tb_wait.py"
+    tb.write_text(WAIT_TB)
+    info = sim.build(simulator, top, sim.rtl_sources(top), bad, tmp_path / "b")
+    with pytest.raises(SimulationError) as ei:
+        sim.run(info, tb, timeout_s=60)
+    log = Path(re.search(r"log: (\S+)", str(ei.value)).group(1)).read_text()
+    assert f"{top}: {needle}" in log, log[-2000:]
+
+
+# ------------------------------------------------------------------------------ sim.py
+TINY_V = """`timescale 1ns / 1ps
+module tiny #(parameter integer W = 4) (input wire clk_i, output reg [W-1:0] q_o);
+  initial q_o = {W{1'b0}};
+  always @(posedge clk_i) q_o <= q_o + 1'b1;
+endmodule
+"""
+
+TINY_TB = """
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Timer
+from t2c_sim.cosim.sim import load_payload
+from t2c_sim.errors import SimulationError
+
+@cocotb.test()
+async def test_tiny(dut):
+    what = load_payload()["what"]
+    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns", impl="gpi").start())
+    await ClockCycles(dut.clk_i, 3)
+    if what == "hang":
+        while True:
+            await Timer(1, unit="us")
+    if what == "fail":
+        assert int(dut.q_o.value) == 99, "boom: q_o is not 99"
+    if what == "xz":
+        raise SimulationError("y_o is X at vector 7")
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> tuple[Path, Path]:
+    v = tmp_path / "tiny.v"
+    v.write_text(TINY_V)
+    tb = tmp_path / "tb_tiny.py"
+    tb.write_text(TINY_TB)
+    return v, tb
+
+
+def test_build_key_distinct_and_stable(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    v, _ = tiny
+    k = sim._build_key
+    base = k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
+    assert base == k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
+    others = {
+        k("icarus", "tiny", [v], {"W": 5}, [], {}, False, []),
+        k("verilator", "tiny", [v], {"W": 4}, [], {}, False, []),
+        k("icarus", "tiny", [v], {"W": 4}, [], {}, True, []),
+        k("icarus", "tiny", [v], {"W": 4}, [], {"X": 1}, False, []),
+    }
+    assert base not in others and len(others) == 4
+    v.write_text(TINY_V + "// edited\n")
+    assert k("icarus", "tiny", [v], {"W": 4}, [], {}, False, []) != base
+
+
+def test_missing_iverilog_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(SimulationError) as ei:
+        sim.find_tools(("icarus",), path=str(tmp_path))
+    msg = str(ei.value)
+    assert msg == "iverilog not found; run `make setup` (or apt-get install iverilog)"
+
+
+def test_missing_verilator_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(SimulationError) as ei:
+        sim.find_tools(("verilator",), verilator_root=tmp_path)
+    assert "\n" not in str(ei.value) and str(ei.value).startswith("verilator not found")
+
+
+def test_find_tools_env() -> None:
+    tools = sim.find_tools()
+    env = tools["env"]
+    assert env["VERILATOR_ROOT"] == tools["verilator_root"]
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(tools["verilator_root"]) / "bin")
+    assert Path(tools["verilator"]).is_file() and Path(tools["iverilog"]).is_file()
+
+
+@pytest.mark.sim
+def test_build_dirs_reused_and_distinct(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    v, tb = tiny
+    a = sim.build("icarus", "tiny", [v], {"W": 4}, tmp_path / "b")
+    b = sim.build("icarus", "tiny", [v], {"W": 4}, tmp_path / "b")
+    c = sim.build("icarus", "tiny", [v], {"W": 6}, tmp_path / "b")
+    assert not a.reused and b.reused and b.build_dir == a.build_dir
+    assert c.build_dir != a.build_dir and not c.reused
+    assert sim.run(b, tb, payload={"what": "pass"}).is_file()
+
+
+@pytest.mark.sim
+def test_hung_testbench_is_killed(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    v, tb = tiny
+    info = sim.build("icarus", "tiny", [v], {}, tmp_path / "b")
+    t0 = time.monotonic()
+    with pytest.raises(SimulationError, match=r"^tiny \(icarus\).*3 s timeout; killed"):
+        sim.run(info, tb, payload={"what": "hang"}, timeout_s=3)
+    assert time.monotonic() - t0 < 30
+    # no simulator of this build is left running
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(info.build_dir) in cmd:
+            left.append(pid)
+    assert not left, f"simulator processes left running: {left}"
+
+
+@pytest.mark.sim
+def test_failure_and_error_classes(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    v, tb = tiny
+    info = sim.build("icarus", "tiny", [v], {}, tmp_path / "b")
+    with pytest.raises(MismatchError, match="test_tiny failed: AssertionError: boom: q_o is not 99"):
+        sim.run(info, tb, payload={"what": "fail"})
+    with pytest.raises(SimulationError, match="y_o is X at vector 7") as ei:
+        sim.run(info, tb, payload={"what": "xz"})
+    assert not isinstance(ei.value, MismatchError)
+
+
+@pytest.mark.sim
+def test_waves_need_a_waves_build(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    v, tb = tiny
+    info = sim.build("icarus", "tiny", [v], {}, tmp_path / "b")
+    with pytest.raises(SimulationError, match="waves requested"):
+        sim.run(info, tb, payload={"what": "pass"}, waves=True)
+    winfo = sim.build("icarus", "tiny", [v], {}, tmp_path / "b", waves=True)
+    assert winfo.build_dir != info.build_dir
+    res = sim.run(winfo, tb, payload={"what": "pass"}, waves=True)
+    assert list(res.parent.glob("*.fst")) or list(winfo.build_dir.glob("*.fst"))
