@@ -116,6 +116,59 @@ def round_shift(v: Any, s: Any, mode: RoundMode | str = RoundMode.HALF_EVEN) -> 
     v = as_int64(v, "v")
     s = as_int64(s, "s")
     _check_shift(s)
+    if v.size and s.size:
+        hmax = 1 << max(int(s.max()) - 1, 0)
+        if int(v.max()) <= INT64_MAX - hmax and int(v.min()) >= INT64_MIN + hmax:
+            return _round_shift_biased(v, s, mode)
+    return _round_shift_masked(v, s, mode)
+
+
+def _shift_consts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``h = 2^(s-1)`` (0 for s = 0) and ``nz = -1 if s > 0 else 0``, on the (small) shift array."""
+    one = np.int64(1)
+    h = np.where(s > 0, np.left_shift(one, np.maximum(s - one, 0)), np.int64(0))
+    nz = -(s > 0).astype(np.int64)
+    return h, nz
+
+
+def _round_shift_biased(v: np.ndarray, s: np.ndarray, mode: RoundMode, *,
+                        inplace: bool = False) -> np.ndarray:
+    """Fast path: one biased arithmetic shift, ``(v + bias) >> s``; needs ``|v| + 2^(s-1)`` in int64.
+
+    With ``q = v >> s`` and ``h = 2^(s-1)`` (``s >= 1``; ``s = 0`` gets ``bias = 0``):
+    ``half_up``: ``bias = h``; ``half_even``: ``bias = h - 1 + (q & 1)``;
+    ``half_away``: ``bias = h - (v < 0)``; ``floor``: ``bias = 0``. Each equals the masked
+    definition in :func:`round_shift` (``r = v mod 2^s`` falls below ``2^s`` exactly when the
+    corresponding comparison against ``h`` fails). Constants are computed on ``s`` before
+    broadcasting, and the work is done in one buffer (``v`` itself when ``inplace`` and the
+    shapes allow): fresh large temporaries cost more in page faults than the arithmetic.
+    """
+    shape = np.broadcast_shapes(v.shape, s.shape)
+    if inplace and v.shape == shape and v.flags.writeable:
+        t = v
+    else:
+        t = np.empty(shape, dtype=np.int64)
+        t[...] = v
+    if mode is RoundMode.FLOOR:
+        t >>= s
+        return t
+    h, nz = _shift_consts(s)
+    if mode is RoundMode.HALF_UP:
+        t += h
+    elif mode is RoundMode.HALF_EVEN:
+        q_odd = (t >> s) & (nz & 1)  # (q & 1) where s > 0, else 0 (computed before t changes)
+        t += h + nz                  # h - 1 where s > 0, else 0
+        t += q_odd
+    else:  # HALF_AWAY: h - 1 for negative v (s > 0), h otherwise
+        neg = (t >> 63) & nz
+        t += h
+        t += neg
+    t >>= s
+    return t
+
+
+def _round_shift_masked(v: np.ndarray, s: np.ndarray, mode: RoundMode) -> np.ndarray:
+    """General path, valid over all of int64: quotient plus a rounding increment."""
     v, s = np.broadcast_arrays(v, s)
     q = v >> s
     if mode is RoundMode.FLOOR:
@@ -169,23 +222,61 @@ def requantize(acc: Any, M0: Any, sh: Any, z_y: Any, lo: Any, hi: Any,
     _check_shift(sh)
     if M0.size and int(M0.min()) < 0:
         raise NumericsError("M0 must be non-negative")
-    max_acc = int(np.abs(acc).max()) if acc.size else 0
-    if acc.size and int(acc.min()) == INT64_MIN:
-        max_acc = 1 << 63
+    if acc.size == 0:
+        return np.broadcast_arrays(acc, M0, sh)[0].copy()
+    max_acc = max(-int(acc.min()), int(acc.max()))
     max_m = int(M0.max()) if M0.size else 0
-    if max_acc * max_m <= INT64_MAX:
-        r = round_shift(acc * M0, sh, mode)
-        z = as_int64(z_y, "z_y")
-        if r.size and z.size and (int(r.max()) + int(z.max()) > INT64_MAX
-                                  or int(r.min()) + int(z.min()) < INT64_MIN):
-            raise NumericsError("requantize: z_y + round_shift(acc*M0, sh) overflows int64")
-        return clamp(z + r, lo, hi)
+    hmax = 1 << max(int(sh.max()) - 1, 0) if sh.size else 0
+    lo_a, hi_a, z = as_int64(lo, "lo"), as_int64(hi, "hi"), as_int64(z_y, "z_y")
+    if np.any(lo_a > hi_a):
+        raise NumericsError("requantize: lo > hi")
+    zmax = max(-int(z.min()), int(z.max())) if z.size else 0
+    bound = max_acc * max_m  # >= |acc * M0| for every element
+    if bound + hmax <= INT64_MAX and (bound >> min(int(sh.min()), 62)) + zmax + 1 <= INT64_MAX:
+        # |acc * M0| + 2^(sh-1) fits int64: one biased shift per element, then z_y and the clamp.
+        return _requantize_fast(acc, M0, sh, z, lo_a, hi_a, mode)
     # Beyond int64: the same formulas on Python integers, element by element.
     arrs = np.broadcast_arrays(acc, M0, sh, as_int64(z_y, "z_y"), as_int64(lo, "lo"),
                                as_int64(hi, "hi"))
     out = [min(max(int(z) + _round_shift_pyint(int(a) * int(m), int(s), mode), int(lo_)), int(hi_))
            for a, m, s, z, lo_, hi_ in zip(*(x.ravel() for x in arrs))]
     return np.array(out, dtype=np.int64).reshape(arrs[0].shape)
+
+
+_BLOCK_ELEMS = 1 << 14  # 128 KiB of int64: temporaries this small are reused, not page-faulted
+
+
+def _requantize_fast(acc: np.ndarray, M0: np.ndarray, sh: np.ndarray, z: np.ndarray,
+                     lo: np.ndarray, hi: np.ndarray, mode: RoundMode) -> np.ndarray:
+    """int64 requantize when ``|acc*M0| + 2^(sh-1)`` and ``z_y + result`` fit (checked by caller).
+
+    Works in blocks along the leading axis, writing into one output array: large fresh int64
+    temporaries cost more (page faults) than the arithmetic on them.
+    """
+    params = (M0, sh, z, lo, hi)
+    if acc.ndim > 2 and all(a.ndim <= 1 for a in params):
+        # per-channel (last axis) parameters: block over all leading axes at once
+        flat = _requantize_fast(acc.reshape(-1, acc.shape[-1]), M0, sh, z, lo, hi, mode)
+        return flat.reshape(np.broadcast_shapes(acc.shape, *(a.shape for a in params)))
+    args = (acc, *params)
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    out = np.empty(shape, dtype=np.int64)
+    nd = len(shape)
+    rows = shape[0] if nd else 1
+    row_elems = max(1, out.size // max(rows, 1))
+    step = max(1, _BLOCK_ELEMS // row_elems)
+    # Arrays that span the leading axis are sliced per block; the others broadcast unchanged.
+    spans = [nd > 0 and a.ndim == nd and a.shape[0] == rows and rows > 1 for a in args]
+    for r0 in range(0, rows, step) if nd else [None]:
+        sl = slice(r0, r0 + step) if r0 is not None else Ellipsis
+        a_, m_, s_, z_, lo_, hi_ = (a[sl] if sp else a for a, sp in zip(args, spans))
+        t = _round_shift_biased(a_ * m_, s_, mode, inplace=True)
+        if np.broadcast_shapes(t.shape, z_.shape) == t.shape:
+            t += z_
+        else:
+            t = t + z_
+        np.clip(t, lo_, hi_, out=out[sl])
+    return out
 
 
 def round_half_even_float(x: Any) -> np.ndarray:

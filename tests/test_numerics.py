@@ -110,6 +110,15 @@ def test_round_shift_matches_oracle(v, s, mode):
     assert int(round_shift(v, s, mode)) == oracle_round_shift(v, s, mode)
 
 
+@settings(max_examples=300, deadline=None)
+@given(v=st.integers(-(2**45), 2**45), s=st.integers(0, 40), mode=st.sampled_from(MODES))
+def test_round_shift_fast_path_matches_oracle(v, s, mode):
+    # moderate magnitudes take the biased-shift path; force ties often via the low bits
+    for x in (v, (v >> s << s) + (1 << s >> 1) if s else v):
+        assert int(round_shift(np.array([x, -x]), s, mode)[0]) == oracle_round_shift(x, s, mode)
+        assert int(round_shift(np.array([x, -x]), s, mode)[1]) == oracle_round_shift(-x, s, mode)
+
+
 def test_round_shift_vectorized_broadcast_and_errors():
     rng = np.random.default_rng(7)
     v = rng.integers(-(2**62), 2**62, size=(50, 3), dtype=np.int64)
@@ -260,3 +269,26 @@ def test_round_half_even_float_and_relu_bounds():
     assert relu_bounds(8, False, 10, "relu6", six_q=400) == (10, 255)
     with pytest.raises(NumericsError):
         relu_bounds(8, True, 0, "gelu")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_requantize_blocked_paths_match_oracle(mode):
+    # Large enough to be processed in several blocks: per-channel params on a 4-D tensor, and
+    # token-wise [P, C] params (one multiplier per row and channel).
+    rng = np.random.default_rng(11)
+    acc4 = rng.integers(-(2**24), 2**24, size=(2, 40, 40, 7))
+    m0 = rng.integers(1, 2**31, size=7)
+    sh = rng.integers(0, 45, size=7)
+    y4 = requantize(acc4, m0, sh, -9, -128, 127, mode)
+    acc2 = rng.integers(-(2**24), 2**24, size=(5000, 7))
+    m2 = rng.integers(1, 2**31, size=(5000, 7))
+    s2 = rng.integers(20, 45, size=(5000, 1))
+    y2 = requantize(acc2, m2, s2, np.int64(4), 0, 255, mode)
+    assert y4.shape == acc4.shape and y2.shape == acc2.shape
+    for _ in range(400):
+        i = tuple(int(rng.integers(0, d)) for d in acc4.shape)
+        c = i[-1]
+        assert y4[i] == oracle_requantize(int(acc4[i]), int(m0[c]), int(sh[c]), -9, -128, 127, mode)
+        p, c = int(rng.integers(0, 5000)), int(rng.integers(0, 7))
+        assert y2[p, c] == oracle_requantize(int(acc2[p, c]), int(m2[p, c]), int(s2[p, 0]), 4, 0,
+                                             255, mode)
