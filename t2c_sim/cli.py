@@ -72,6 +72,19 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
                       seed=getattr(args, "seed", 0), command=command)
 
 
+def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
+    """The network's N:M as array defaults, unless --hw or --hw-param n/m chose the array's."""
+    from t2c_sim.record import MAC_OPS
+
+    if args.hw is not None or any(p.split("=")[0].strip() in ("n", "m") for p in args.hw_param):
+        return {}
+    nms = {(r.n, r.m) for r in records if r.op in MAC_OPS}
+    if len(nms) != 1:
+        return {}
+    (n, m), = nms
+    return {"n": n, "m": m}
+
+
 def _load_source(path: str, seed: int, cache_dir: str):
     from t2c_sim.errors import ConfigError
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
@@ -109,13 +122,14 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.report.write import write_reports
 
     sims = parse_sims(args.sim)
-    hw = _hw(args)
+    hw = _hw(args)  # validates --hw / --hw-param before any expensive work
     opts = _opts(args, sims, command)
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
     src = _load_source(args.source, args.seed, args.cache_dir)
     log.info("loaded %d layers from %s in %.1f s", len(src.records), args.source,
              time.perf_counter() - t0)
+    hw = _hw(args, _network_nm(src.records, args))
     out_dir = Path(args.out or Path("results") / Path(args.source).stem)
     n_mac = sum(1 for r in src.records if r.op.value in ("linear", "conv2d"))
     bar = Progress(n_mac * max(1, len(sims)), enabled=_progress_enabled(args) and bool(sims),

@@ -25,7 +25,7 @@ def lsb_text(lsb: dict | None) -> str:
     if mx is not None:
         parts.append(f"max {mx:g}")
     if nz is not None:
-        parts.append(f"{100 * nz:.1f}%")
+        parts.append(f"{100 * nz:.3g}% nonzero")
     return ", ".join(parts) or "-"
 
 
