@@ -223,7 +223,13 @@ class _Tracer(fx.Tracer):
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """``torch.fx`` graph of ``model`` with the Q wrappers (and :class:`Add`) as leaf modules."""
+    """``torch.fx`` graph of ``model`` with the Q wrappers (and :class:`Add`) as leaf modules.
+
+    A bare wrapper is not a graph: put it in a container (e.g. ``nn.Sequential``) first.
+    """
+    if isinstance(model, _LEAVES):
+        raise FuseError(f"model {type(model).__name__}: a single wrapper layer cannot be traced; "
+                        "put it in a container such as nn.Sequential")
     try:
         graph = _Tracer().trace(model)
     except Exception as e:  # fx raises many types for untraceable code
