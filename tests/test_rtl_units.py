@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -109,18 +110,20 @@ async def test_wait(dut):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator", sim.SIMULATORS)
-@pytest.mark.parametrize("top,bad,needle", [
-    ("t2c_nm_pe", {**PE_SETS["2of4_8b"], "N": 5}, "N=5 must be in 1..M"),
-    ("t2c_nm_pe", {**PE_SETS["2of4_8b"], "IDX_BITS": 3}, "IDX_BITS=3 but M=4 needs 2"),
-    ("t2c_requant", {**REQUANT_SETS["m32"], "SHIFT_BITS": 7}, "SHIFT_BITS=7 is outside 1..6"),
+@pytest.mark.parametrize("simulator,top,bad,needle", [
+    ("icarus", "t2c_nm_pe", {**PE_SETS["2of4_8b"], "N": 5}, "N=5 must be in 1..M"),
+    ("verilator", "t2c_nm_pe", {**PE_SETS["2of4_8b"], "N": 5}, "N=5 must be in 1..M"),
+    ("icarus", "t2c_nm_pe", {**PE_SETS["2of4_8b"], "IDX_BITS": 3}, "IDX_BITS=3 but M=4 needs 2"),
+    ("icarus", "t2c_nm_pe", {**PE_SETS["2of4_8b"], "ACC_BITS": 16}, "ACC_BITS=16 must be in"),
+    ("icarus", "t2c_requant", {**REQUANT_SETS["m32"], "SHIFT_BITS": 7},
+     "SHIFT_BITS=7 is outside 1..6"),
 ])
 def test_illegal_parameters_stop_the_simulation(simulator: str, top: str, bad: dict,
                                                 needle: str, tmp_path: Path) -> None:
     """Illegal parameters stop the simulation at time 0 with a $fatal naming the instance."""
     tb = tmp_path / "tb_wait.py"
     tb.write_text(WAIT_TB)
-    info = sim.build(simulator, top, sim.rtl_sources(top), bad, tmp_path / "b")
+    info = sim.build(simulator, top, sim.rtl_sources(top), bad, BUILD_ROOT)
     with pytest.raises(SimulationError) as ei:
         sim.run(info, tb, timeout_s=60)
     log = Path(re.search(r"log: (\S+)", str(ei.value)).group(1)).read_text()
@@ -255,3 +258,47 @@ def test_waves_need_a_waves_build(tiny: tuple[Path, Path], tmp_path: Path) -> No
     assert winfo.build_dir != info.build_dir
     res = sim.run(winfo, tb, payload={"what": "pass"}, waves=True)
     assert list(res.parent.glob("*.fst")) or list(winfo.build_dir.glob("*.fst"))
+
+
+# ------------------------------------------------------------------------------ lint_rtl.py
+def _lint_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lint_rtl", sim.REPO_ROOT / "scripts" /
+                                                  "lint_rtl.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+WRAP_V = """`timescale 1ns / 1ps
+`default_nettype none
+module wrap_top (
+  input  wire        clk_i,
+  input  wire        rst_ni,
+  input  wire [31:0] act_i,
+  input  wire [15:0] val_i,
+  input  wire [3:0]  idx_i,
+  output wire [31:0] acc_o
+);
+  t2c_nm_pe #(.A_BITS(8), .W_BITS(8), .ACC_BITS(32), .N(2), .M(4), .IDX_BITS(2)) u_pe (
+    .clk_i(clk_i), .rst_ni(rst_ni), .clear_i(1'b0), .valid_i(1'b1), .a_signed_i(1'b0),
+    .act_i(act_i), .val_i(val_i), .idx_i(idx_i), .bias_i(32'sd0), .acc_o(acc_o)
+  );
+endmodule
+`default_nettype wire
+"""
+
+
+def test_lint_rtl_finds_tops_and_flags_warnings(tmp_path: Path) -> None:
+    lint = _lint_module()
+    for name in ("t2c_requant", "t2c_nm_pe"):
+        shutil.copy(sim.RTL_DIR / f"{name}.v", tmp_path)
+    assert lint.main(["--rtl", str(tmp_path)]) == 0           # our units lint clean
+    (tmp_path / "wrap_top.v").write_text(WRAP_V)
+    assert [t for t, _ in lint.tops(tmp_path)] == ["t2c_requant", "wrap_top"]
+    assert lint.main(["--rtl", str(tmp_path)]) == 0
+    # a width truncation must fail the lint
+    (tmp_path / "wrap_top.v").write_text(WRAP_V.replace("output wire [31:0] acc_o",
+                                                        "output wire [30:0] acc_o"))
+    assert lint.main(["--rtl", str(tmp_path)]) == 1

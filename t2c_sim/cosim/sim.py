@@ -450,7 +450,8 @@ def load_payload() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ worker
 # Verilator's runtime objects (verilated*.o) do not depend on the design; compiling them is
-# most of a small build's time. They are kept per (Verilator, flags, waves) and copied into
+# most of a small build's time. They are kept per (Verilator, flags, waves) under
+# <repo>/build/sim/.verilator_runtime (whatever the build root) and copied into
 # new build directories with a fresh mtime, so make sees them up to date and skips them.
 _RUNTIME_OBJS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
                  "verilated_fst_c", "verilated_vcd_c")
@@ -460,7 +461,7 @@ def _runtime_cache_dir(spec: Mapping[str, Any]) -> Path:
     desc = json.dumps([os.environ.get("VERILATOR_ROOT", ""), spec["build_args"], spec["waves"],
                        _FLAGS_VERSION])
     key = hashlib.sha256(desc.encode()).hexdigest()[:16]
-    return Path(spec["build_dir"]).parent / ".verilator_runtime" / key
+    return default_build_root() / ".verilator_runtime" / key
 
 
 _SEED = ("import sys; from pathlib import Path; from t2c_sim.cosim.sim import _seed_runtime_objects;"
