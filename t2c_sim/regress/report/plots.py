@@ -49,7 +49,7 @@ def cycles_plot(run: RunResult) -> str | None:
     if nonzero and max(nonzero) > 20 * min(nonzero):
         ax.set_yscale("log")
     ax.set_title("Cycles per layer: estimate vs RTL")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _uri(fig)
 
@@ -87,7 +87,12 @@ def lsb_plot(run: RunResult) -> str | None:
         total = max(1, sum(hist.values()))
         ax.bar(keys, [hist[k] / total for k in keys], color=_BLUE, width=0.8)
         ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        lo, hi = min(keys) - 1, max(keys) + 1
+        ax.set_xlim(lo - 0.5, hi + 0.5)
+        if hi - lo <= 12:
+            ax.set_xticks(range(lo, hi + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(lr.name, fontsize=9)
         ax.set_xlabel("LSB difference", fontsize=8)
         ax.tick_params(labelsize=7)
