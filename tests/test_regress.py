@@ -166,3 +166,22 @@ def test_dask_local_cluster_runs_a_suite(suite_file, tmp_path):
     assert len(oc.ran) == 8 and oc.verdict == "golden"
     stored = ResultStore(tmp_path / "d" / "jobs")
     assert all(stored.finished(j.job_id) for j in oc.suite.jobs)
+
+
+def test_failed_job_is_a_junit_error(suite_file, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    s = load_suite(suite_file)
+
+    def boom(job, **kw):
+        if job.job_id == s.jobs[0].job_id:
+            return {"job_id": job.job_id, "info": job.info(), "status": "error",
+                    "message": "build of t2c_harness failed", "wall_s": 0.0, "run": None}
+        return run_job(job, **kw)
+
+    oc = run_suite(s, tmp_path / "o", LocalExecutor(1), run_fn=boom)
+    assert oc.verdict == "error"
+    root = ET.parse(oc.reports["junit"]).getroot()
+    assert len(root.findall("testsuite")) == len(s.jobs)
+    errs = root.findall(".//error")
+    assert len(errs) == 1 and "build of t2c_harness failed" in errs[0].get("message")

@@ -8,7 +8,18 @@ from pathlib import Path
 from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text
 from t2c_sim.regress.report.html import render_html, render_suite_html
 from t2c_sim.regress.report.junit import junit_xml
-from t2c_sim.regress.results import RunResult
+from t2c_sim.regress.results import ERROR, LayerResult, RunResult, SimOutcome
+
+
+def _error_run(info: dict) -> RunResult:
+    """A job that ended before evaluating anything, as one ``<error>`` testcase."""
+    status = str(info.get("status", ERROR))
+    verdict = ERROR if status in (ERROR, "not run") else status
+    return RunResult(title=str(info.get("name", "job")), hw=dict(info.get("hw") or {}),
+                     sims=[str(info.get("sim") or "none")], seed=int(info.get("seed", 0)),
+                     layers=[LayerResult(name="job", op="job", sims=[SimOutcome(
+                         str(info.get("sim") or "none"), verdict,
+                         message=str(info.get("message") or status))])])
 
 
 def write_reports(run: RunResult, out_dir: str | Path) -> dict[str, Path]:
@@ -25,7 +36,7 @@ def write_suite_reports(title: str, jobs: Sequence[tuple[str, RunResult | None, 
                         out_dir: str | Path) -> dict[str, Path]:
     """Write ``summary.json``, ``junit.xml`` and ``report.html`` for a regression."""
     out = Path(out_dir)
-    runs = [(jid, run, info) for jid, run, info in jobs if run is not None]
+    runs = [(jid, run if run is not None else _error_run(info), info) for jid, run, info in jobs]
     summary = {"title": title, "jobs": [
         {"job_id": jid, **info, "verdict": run.verdict if run else info.get("status", "error")}
         for jid, run, info in jobs]}
