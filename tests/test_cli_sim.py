@@ -117,3 +117,16 @@ def test_hung_run_times_out(tmp_path, capsys):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["verdict"] == "error"
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, capsys):
+    """`make demo`: recipe build, golden, cross-check, Verilator co-simulation, reports."""
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1] == f"HTML report: {tmp_path / 'demo' / 'report.html'}"
+    res = json.loads((tmp_path / "demo" / "results.json").read_text())
+    macs = [ly for ly in res["layers"] if ly["sims"]]
+    assert len(macs) >= 2 and all(ly["verdict"] == "pass" for ly in macs)
+    assert all(ly["sims"][0]["cycles_measured"] == ly["cycles_est"] for ly in macs)
+    assert res["summary"]["top1_agreement"] >= 99.0
