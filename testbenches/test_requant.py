@@ -58,6 +58,13 @@ def _directed(p: dict[str, int], rng: random.Random) -> list[Vec]:
                     if amin <= a <= amax:
                         for c in codes:
                             out.append((a, 1, s, 0, *full, c))
+    # ties made of the accumulator extremes (-2^(A-1), +-2^(A-2)) reach the largest shifts
+    for s in range(1, smax + 1):
+        for a, ta in ((amin, ab - 1), (1 << (ab - 2), ab - 2), (-(1 << (ab - 2)), ab - 2)):
+            tm = s - 1 - ta
+            if 0 <= tm <= mb - 1:
+                for c in codes:
+                    out.append((a, 1 << tm, s, 0, *full, c))
     # s = 0 returns v (then clamp); every mode
     for a in (0, 1, -1, 2, -2, 123, -123, amax, amin):
         for c in codes:

@@ -53,9 +53,15 @@ def test_requant(simulator: str, pset: str) -> None:
     _run_unit(simulator, "t2c_requant", REQUANT_SETS[pset], {"seed": seed, "n_random": 3000})
 
 
+# Verilator repeats of the parameter sets Icarus already covers run only in `make test-full`.
+PE_SLOW_ON_VERILATOR = ("1of4_8b", "4of4_dense")
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator", sim.SIMULATORS)
-@pytest.mark.parametrize("pset", list(PE_SETS))
+@pytest.mark.parametrize("simulator,pset", [
+    pytest.param(s, p, marks=pytest.mark.slow, id=f"{p}-{s}")
+    if (s == "verilator" and p in PE_SLOW_ON_VERILATOR) else pytest.param(s, p, id=f"{p}-{s}")
+    for p in PE_SETS for s in sim.SIMULATORS])
 def test_nm_pe(simulator: str, pset: str) -> None:
     seed = 21 + list(PE_SETS).index(pset)
     print(f"seed={seed}")
