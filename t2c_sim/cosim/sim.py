@@ -306,7 +306,8 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
         payload: JSON-serializable data for the testbench (read with :func:`load_payload`).
         arrays: NumPy arrays for the testbench (saved as ``payload.npz``).
         timeout_s: Wall-clock limit; the simulator's whole process group is killed after it.
-        waves: Record an FST (the build must have been made with ``waves=True``).
+        waves: Record an FST in the run directory (``<toplevel>.fst`` on Icarus, ``dump.fst``
+            on Verilator); the build must have been made with ``waves=True``.
         seed: ``COCOTB_RANDOM_SEED`` and Verilator's ``+verilator+seed+`` (default 1).
         plusargs: Extra simulator plusargs.
 
@@ -348,6 +349,8 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     results.unlink(missing_ok=True)
     s = 1 if seed is None else int(seed)
     pa = list(plusargs)
+    if waves and info.sim == "icarus":
+        pa.append(f"+dumpfile_path={tdir / (info.toplevel + '.fst')}")
     if info.sim == "verilator":
         # --x-initial unique: randomize uninitialized state so a missing reset shows up.
         pa += ["+verilator+rand+reset+2", f"+verilator+seed+{max(1, s)}"]
