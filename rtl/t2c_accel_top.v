@@ -212,28 +212,34 @@ module t2c_accel_top #(
   endgenerate
 
   // ------------------------------------------------------------------------- PE array inputs
-  reg  [ROWS*ACT_W-1:0]          pe_act;
-  reg  [COLS*VAL_W-1:0]          pe_val;
-  reg  [COLS*N*IDX_BITS-1:0]     pe_idx;
-  reg  [COLS*ACC_BITS-1:0]       pe_bias;
-  reg  [COLS*PRM_W-1:0]          ch_prm;
+  wire [ROWS*ACT_W-1:0]          pe_act;
+  wire [COLS*VAL_W-1:0]          pe_val;
+  wire [COLS*N*IDX_BITS-1:0]     pe_idx;
+  wire [COLS*ACC_BITS-1:0]       pe_bias;
+  wire [COLS*PRM_W-1:0]          ch_prm;
   wire [ROWS*COLS*ACC_BITS-1:0]  pe_acc;
-  integer i;
+  // one loop variable per always block: a shared one would make Icarus re-trigger the blocks
+  integer ib, ic;
 
   // Rows and columns outside the tile see zeros: their results are deterministic, never X.
-  always @* begin
-    for (i = 0; i < ROWS; i = i + 1) begin
-      pe_act[i*ACT_W +: ACT_W] = rmask1_q[i] ? act_rd[i*ACT_W +: ACT_W] : {ACT_W{1'b0}};
+  // (One continuous assignment per slice: a single always block writing slices of the wide
+  // vectors makes Icarus re-evaluate every PE once per slice write, 10-100x slower.)
+  generate
+    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_pe_row_in
+      assign pe_act[gr*ACT_W +: ACT_W] = rmask1_q[gr] ? act_rd[gr*ACT_W +: ACT_W]
+                                                      : {ACT_W{1'b0}};
     end
-    for (i = 0; i < COLS; i = i + 1) begin
-      pe_val[i*VAL_W +: VAL_W] = cmask1_q[i] ? wgt_rd[i*WGT_W +: VAL_W] : {VAL_W{1'b0}};
-      pe_idx[i*N*IDX_BITS +: N*IDX_BITS] =
-          cmask1_q[i] ? wgt_rd[i*WGT_W + VAL_W +: N*IDX_BITS] : {(N*IDX_BITS){1'b0}};
-      pe_bias[i*ACC_BITS +: ACC_BITS] =
-          cmask1_q[i] ? ch_rd[i*CH_W +: ACC_BITS] : {ACC_BITS{1'b0}};
-      ch_prm[i*PRM_W +: PRM_W] = cmask1_q[i] ? ch_rd[i*CH_W + ACC_BITS +: PRM_W] : {PRM_W{1'b0}};
+    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_pe_col_in
+      assign pe_val[gc*VAL_W +: VAL_W] = cmask1_q[gc] ? wgt_rd[gc*WGT_W +: VAL_W]
+                                                      : {VAL_W{1'b0}};
+      assign pe_idx[gc*N*IDX_BITS +: N*IDX_BITS] =
+          cmask1_q[gc] ? wgt_rd[gc*WGT_W + VAL_W +: N*IDX_BITS] : {(N*IDX_BITS){1'b0}};
+      assign pe_bias[gc*ACC_BITS +: ACC_BITS] =
+          cmask1_q[gc] ? ch_rd[gc*CH_W +: ACC_BITS] : {ACC_BITS{1'b0}};
+      assign ch_prm[gc*PRM_W +: PRM_W] =
+          cmask1_q[gc] ? ch_rd[gc*CH_W + ACC_BITS +: PRM_W] : {PRM_W{1'b0}};
     end
-  end
+  endgenerate
 
   t2c_pe_array #(
     .ROWS     (ROWS),
@@ -259,22 +265,20 @@ module t2c_accel_top #(
 
   // ------------------------------------------------------------------------- drain: requantizers
   reg  [COLS*ACC_BITS-1:0] drow_acc;
+  /* verilator lint_off UNUSEDSIGNAL */ // drow_q is a 32-bit counter below ROWS
+  wire [((ROWS > 1) ? $clog2(ROWS) : 1)-1:0] drow_sel = drow_q[((ROWS > 1) ? $clog2(ROWS) : 1)-1:0];
+  /* verilator lint_on UNUSEDSIGNAL */
   reg                      sh_bad;
   wire [COLS*Y_BITS-1:0]   rq_y;
   wire [COLS-1:0]          rq_v;
 
   always @* begin
-    drow_acc = {(COLS*ACC_BITS){1'b0}};
-    for (i = 0; i < ROWS; i = i + 1) begin
-      if (drow_q == i) begin
-        drow_acc = dbuf_q[i*COLS*ACC_BITS +: COLS*ACC_BITS];
-      end
-    end
+    drow_acc = dbuf_q[drow_sel*COLS*ACC_BITS +: COLS*ACC_BITS];
     sh_bad = 1'b0;
-    for (i = 0; i < COLS; i = i + 1) begin
+    for (ib = 0; ib < COLS; ib = ib + 1) begin
       // constant false when SHIFT_MAX = 63 (every 6-bit shift is legal)
       /* verilator lint_off CMPCONST */
-      if (dcmask_q[i] && {1'b0, dprm_q[i*PRM_W + MULT_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
+      if (dcmask_q[ib] && {1'b0, dprm_q[ib*PRM_W + MULT_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
       /* verilator lint_on CMPCONST */
         sh_bad = 1'b1;
       end
@@ -306,7 +310,7 @@ module t2c_accel_top #(
   endgenerate
 
   // output scratchpad (written by the drain), read by the host
-  wire dr_we = dr_q & drmask_q[drow_q[((ROWS > 1) ? $clog2(ROWS) : 1)-1:0]];
+  wire dr_we = dr_q & drmask_q[drow_sel];
 
   t2c_ram #(.WIDTH(COLS*Y_BITS), .DEPTH(OUT_DEPTH)) u_out (
     .clk_i   (clk_i),
@@ -372,11 +376,11 @@ module t2c_accel_top #(
     lastblk1_d = ({1'b0, pbase_q} + ROWS >= {1'b0, rows_q})
               && ({1'b0, cbase_q} + COLS >= {1'b0, cols_q});
     oaddr1_d   = obase_q + cb_q;
-    for (i = 0; i < ROWS; i = i + 1) begin
-      rmask1_d[i] = ({1'b0, pbase_q} + i) < {1'b0, rows_q};
+    for (ic = 0; ic < ROWS; ic = ic + 1) begin
+      rmask1_d[ic] = ({1'b0, pbase_q} + ic) < {1'b0, rows_q};
     end
-    for (i = 0; i < COLS; i = i + 1) begin
-      cmask1_d[i] = ({1'b0, cbase_q} + i) < {1'b0, cols_q};
+    for (ic = 0; ic < COLS; ic = ic + 1) begin
+      cmask1_d[ic] = ({1'b0, cbase_q} + ic) < {1'b0, cols_q};
     end
     if (iss_q) begin
       if (slot_q == per_q - 32'd1) begin

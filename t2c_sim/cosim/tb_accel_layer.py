@@ -36,7 +36,7 @@ async def run_tiles(dut) -> None:
         if fired is timer:
             raise SimulationError(
                 f"layer {name}: no done within {limit} cycles (cycle model predicts "
-                f"{pred}); watchdog stopped the run (busy={dut.u_top.busy_o.value})")
+                f"{pred}); watchdog stopped the run (busy={dut.busy.value})")
         await ReadOnly()
         err = int(dut.tile_err_o.value)
         if err:

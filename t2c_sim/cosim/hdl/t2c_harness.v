@@ -43,15 +43,17 @@ module t2c_harness #(
   localparam integer HW_W   = (HW_W_A > HW_W_W) ? ((HW_W_A > CH_W) ? HW_W_A : CH_W)
                                                 : ((HW_W_W > CH_W) ? HW_W_W : CH_W);
 
-  reg clk = 1'b0;
+  // Signals the cocotb test touches are the only VPI-visible ones on Verilator (the build
+  // passes --no-public-flat-rw: making every signal public costs several times the speed).
+  reg         clk /*verilator public_flat_rw*/ = 1'b0;
   always #5 clk = ~clk;
 
-  reg         rst_n = 1'b0;
-  reg         go_i = 1'b0;       // driven by the cocotb test (or the T2C_RAW loop)
-  reg  [31:0] tile_i = 32'd0;
-  reg         tile_done_o = 1'b0;
-  reg  [7:0]  tile_err_o = 8'd0;
-  reg  [31:0] tile_cycles_o = 32'd0;
+  reg         rst_n /*verilator public_flat_rw*/ = 1'b0;
+  reg         go_i /*verilator public_flat_rw*/ = 1'b0;  // cocotb test (or the T2C_RAW loop)
+  reg  [31:0] tile_i /*verilator public_flat_rw*/ = 32'd0;
+  reg         tile_done_o /*verilator public_flat_rw*/ = 1'b0;
+  reg  [7:0]  tile_err_o /*verilator public_flat_rw*/ = 8'd0;
+  reg  [31:0] tile_cycles_o /*verilator public_flat_rw*/ = 32'd0;
 
   reg  [31:0] plan [0:1 + PW*MAX_TILES - 1];
   reg         start_q = 1'b0;
@@ -63,7 +65,8 @@ module t2c_harness #(
   reg  [1:0]  state_q = 2'd0;
   integer     fstat;
 
-  wire        busy, done;
+  wire        busy /*verilator public_flat_rw*/;
+  wire        done;
   wire [7:0]  err;
   wire [31:0] cycles;
   wire [COLS*Y_BITS-1:0]   hr_y;

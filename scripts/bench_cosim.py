@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Co-simulation throughput of the accelerator RTL, and cocotb's overhead over a raw run.
+
+Reference layer: linear ``P = 3136`` rows, ``K = 576``, ``C_out = 64`` (a 3x3x64 conv on a
+56x56 map as a GEMM), 2:4 sparse, 8-bit, on an 8x8 2:4 array whose scratchpads take 224 rows
+per tile (14 tiles, all in one simulator run). For each simulator it reports:
+
+* build time (separately; a reused build reports 0), host-side packing time;
+* the cocotb run (``run_layers``: simulator process + cocotb + all tiles): wall time,
+  dense-equivalent MACs/s (``P * K * C_out / wall``) and simulated cycles/s;
+* a raw run of the SAME harness, RTL and hex files without Python (``+define+T2C_RAW``: the
+  harness sequences the tiles itself and ``$finish``es), whose outputs must equal the cocotb
+  run's; the ratio cocotb wall / raw wall (target on Verilator: <= 2).
+
+Both runs are checked bit-exact against the golden model and the cycle model. Icarus simulates
+this 8x8 array at only ~100 cycles/s (profiling: most of the time goes to vvp's vector
+functors of the 64 PEs' continuous assignments), so it runs 32 of the 3136 rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from t2c_sim import estimate  # noqa: E402
+from t2c_sim.config import HwConfig  # noqa: E402
+from t2c_sim.cosim import sim as simmod  # noqa: E402
+from t2c_sim.cosim.run import (  # noqa: E402
+    TOPLEVEL,
+    build_accel,
+    collect,
+    harness_sources,
+    hw_parameters,
+    run_layers,
+    to_gemm,
+)
+from t2c_sim.golden.gen import random_linear_record  # noqa: E402
+
+HW = HwConfig(rows=8, cols=8, n=2, m=4, a_bits=8, w_bits=8, act_depth=8 * 4096,
+              w_depth=8 * 2048, out_depth=8192, ch_depth=256)
+ROWS = {"verilator": 3136, "icarus": 32}
+K, C_OUT = 576, 64
+BUILD_ROOT = ROOT / "build" / "bench"
+
+
+def raw_build(sim: str, out_dir: Path, env: dict[str, str]) -> tuple[list[str], float]:
+    """Build the Python-free harness (T2C_RAW); return (command to run it, build seconds)."""
+    params = hw_parameters(HW)
+    srcs = [str(p) for p in harness_sources()]
+    digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in srcs)).hexdigest()[:16]
+    out_dir = out_dir.with_name(f"{out_dir.name}-{digest}")
+    marker = out_dir / "built.ok"
+    t0 = time.monotonic()
+    if sim == "verilator":
+        exe = out_dir / "Vraw"
+        if not marker.is_file():
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir(parents=True)
+            cmd = ["verilator", "--binary", "--timing", "--output-split", "0", "-Wno-fatal",
+                   "-CFLAGS", "-std=c++20", "-CFLAGS", "-O2", "--top-module", TOPLEVEL,
+                   "-DT2C_RAW", "-Mdir", str(out_dir), "-o", "Vraw",
+                   *[f"-G{k}={v}" for k, v in params.items()], *srcs]
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            marker.touch()
+        return [str(exe)], (time.monotonic() - t0)
+    vvp = out_dir / "raw.vvp"
+    if not marker.is_file():
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        cmd = ["iverilog", "-g2005", "-DT2C_RAW", "-s", TOPLEVEL, "-o", str(vvp),
+               *[f"-P{TOPLEVEL}.{k}={v}" for k, v in params.items()], *srcs]
+        subprocess.run(cmd, env=env, check=True)
+        marker.touch()
+    return ["vvp", "-n", str(vvp)], (time.monotonic() - t0)
+
+
+def bench_one(sim: str) -> bool:
+    rows = ROWS[sim]
+    rec = random_linear_record(np.random.default_rng(2024), c_in=K, c_out=C_OUT, rows=rows,
+                               n=2, m=4, name=f"ref{rows}x{K}x{C_OUT}")
+    plan = estimate.tile_plan(rec, HW)
+    pred = estimate.cycles(rec, HW)
+    macs = estimate.macs(rec, HW)["dense"]
+    print(f"[{sim}] layer {rows}x{K}x{C_OUT} 2:4 on {HW.rows}x{HW.cols} 2:4: "
+          f"{len(plan.tiles)} tiles, {pred} cycles predicted, {macs / 1e6:.1f} M dense MACs")
+    t0 = time.monotonic()
+    info = build_accel(HW, sim, BUILD_ROOT, optimize=True)
+    print(f"[{sim}] cocotb build: {time.monotonic() - t0:.1f} s"
+          f"{' (reused)' if info.reused else ''}")
+    res = run_layers([rec], HW, sim, build_root=BUILD_ROOT, keep=True, optimize=True)[0]
+    ok = np.array_equal(res.y, rec.y) and res.cycles == pred
+    print(f"[{sim}] host packing: {res.prep_s:.2f} s; cocotb run: {res.wall_s:.2f} s wall, "
+          f"{macs / res.wall_s / 1e6:.2f} M dense MAC/s, {res.cycles / res.wall_s / 1e3:.0f} "
+          f"k cycles/s; bit-exact {np.array_equal(res.y, rec.y)}, cycles {res.cycles} "
+          f"(model {pred})")
+    env = simmod.find_tools((sim,))["env"]
+    cmd, b_s = raw_build(sim, BUILD_ROOT / f"raw-{sim}-{HW.rows}x{HW.cols}", env)
+    print(f"[{sim}] raw build: {b_s:.1f} s")
+    run_dir = res.run_dir
+    for p in [*run_dir.glob("t*_y.hex"), *run_dir.glob("t*_acc.hex"), run_dir / "tiles.txt"]:
+        p.unlink(missing_ok=True)
+    t1 = time.monotonic()
+    subprocess.run(cmd, cwd=run_dir, env=env, check=True, stdout=subprocess.DEVNULL)
+    raw_s = time.monotonic() - t1
+    gm = to_gemm(rec, HW)
+    base = list(range(len(plan.tiles)))
+    y_raw, _, cyc_raw = collect(gm, run_dir, base)
+    raw_ok = np.array_equal(y_raw.reshape(rec.y.shape), res.y) and sum(cyc_raw.values()) == pred
+    ratio = res.wall_s / raw_s
+    print(f"[{sim}] raw run: {raw_s:.2f} s wall, {macs / raw_s / 1e6:.2f} M dense MAC/s; "
+          f"outputs equal to cocotb run: {raw_ok}; cocotb/raw wall ratio {ratio:.2f}"
+          f"{' (target <= 2)' if sim == 'verilator' else ''}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return ok and raw_ok
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    ok = True
+    for sim in ("verilator", "icarus"):
+        ok &= bench_one(sim)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
