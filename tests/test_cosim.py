@@ -158,6 +158,21 @@ def test_unloaded_word_reports_x_on_icarus(build_root):
         run_layers([rec], HW_A, "icarus", build_root=build_root, mutate=drop_last_line)
 
 
+def test_watchdog_names_layer_and_tile(build_root):
+    """A tile that runs far longer than the cycle model predicts is stopped by the watchdog."""
+    rec = _lin(32, c_in=8, c_out=2, rows=1, n=2, m=4)  # predicted 2 + 2 + 5 = 9 cycles
+
+    def longer_tile(run_dir):  # the harness now runs 16 rows (8 blocks): 23 > 2 * 9 cycles
+        words = (run_dir / "plan.hex").read_text().split()
+        words[1] = f"{16:08x}"
+        (run_dir / "plan.hex").write_text("\n".join(words) + "\n")
+
+    with pytest.raises(SimulationError, match=r"layer fc_s32 tile 0: no done within 18 cycles "
+                                              r"\(cycle model predicts 9\)"):
+        run_layers([rec], HW_A, "icarus", build_root=build_root, mutate=longer_tile,
+                   watchdog_margin=0)
+
+
 def test_refusals_name_layer_and_reason():
     dense = _lin(41, c_in=8, c_out=2, rows=2, n=4, m=4)
     with pytest.raises(UnsupportedLayerError, match=r"layer fc_s41: .*4:4 weights do not fit "

@@ -427,7 +427,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                waves: bool = False, tiles: list[list[int] | None] | None = None,
                timeout_s: float | None = None, keep: bool = False,
                mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False) -> list[CosimResult]:
+               optimize: bool = False, watchdog_margin: int = 1000) -> list[CosimResult]:
     """Co-simulate several layers in ONE simulator run (one process start for all of them).
 
     Args:
@@ -437,6 +437,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
         mutate: Called with the run directory after the bank files are written and before the
             simulator starts (fault injection in tests: e.g. truncate a bank file).
         optimize: Build the Verilator model with ``-O2`` (see :func:`build_accel`).
+        watchdog_margin: The per-tile watchdog is ``2 * predicted + watchdog_margin`` cycles.
 
     Returns:
         One :class:`CosimResult` per layer; ``wall_s`` is the shared run's wall time.
@@ -471,7 +472,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
     if timeout_s is None:
         timeout_s = 120.0 + total * (4e-4 if sim == "icarus" else 5e-5)
     payload = {"names": names, "tiles": order, "predicted": [pred[i] for i in order],
-               "limits": [2 * pred[i] + 1000 for i in order]}
+               "limits": [2 * pred[i] + watchdog_margin for i in order]}
     t2 = time.monotonic()
     simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
                waves=waves)
