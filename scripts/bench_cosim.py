@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,10 @@ def bench_one(sim: str) -> bool:
           f"{macs / res.wall_s / 1e6:.2f} M dense MAC/s, {res.cycles / res.wall_s / 1e3:.0f} "
           f"k cycles/s; bit-exact {np.array_equal(res.y, rec.y)}, cycles {res.cycles} "
           f"(model {pred})")
+    tc = ET.parse(res.run_dir / "results.xml").getroot().find(".//testcase")
+    in_sim = float(tc.get("time", "nan")) if tc is not None else float("nan")
+    print(f"[{sim}] of which the cocotb test itself (tiles, in the simulator): {in_sim:.2f} s; "
+          f"start-up (worker, simulator, Python, cocotb): {res.wall_s - in_sim:.2f} s")
     env = simmod.find_tools((sim,))["env"]
     cmd, b_s = raw_build(sim, BUILD_ROOT / f"raw-{sim}-{HW.rows}x{HW.cols}", env)
     print(f"[{sim}] raw build: {b_s:.1f} s")
@@ -120,7 +125,8 @@ def bench_one(sim: str) -> bool:
     ratio = res.wall_s / raw_s
     print(f"[{sim}] raw run: {raw_s:.2f} s wall, {macs / raw_s / 1e6:.2f} M dense MAC/s; "
           f"outputs equal to cocotb run: {raw_ok}; cocotb/raw wall ratio {ratio:.2f}"
-          f"{' (target <= 2)' if sim == 'verilator' else ''}")
+          f"{' (target <= 2)' if sim == 'verilator' else ''}; in-simulation ratio "
+          f"{in_sim / raw_s:.2f}")
     shutil.rmtree(run_dir, ignore_errors=True)
     return ok and raw_ok
 
