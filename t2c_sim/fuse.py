@@ -28,6 +28,14 @@ sqrt(var + eps)``), so the weight quantizer sees the folded weights. A BN still 
 quantized unfolded weights (sign flipped where ``g < 0``) and ``|g[c]|`` joins the multiplier,
 ``s_w'[c] = s_w[c] * |g[c]|``, with the folded float bias ``b'``.
 
+SmoothQuant (:func:`t2c_sim.quant.smoothquant.smooth_model`): inner factors are already folded
+into the float weights; an :class:`~t2c_sim.quant.layers.InputSmooth` (``x / s``) on the network
+input becomes host-side input quantization, ``x_q = aq.quantize(x / s)`` (:func:`quantize_input`),
+and the records reading ``"input"`` carry ``meta["input_smooth"] = s``. A ``1/s`` that would have
+to live inside the integer network (an ``InputSmooth`` elsewhere, a smoothed
+:class:`~t2c_sim.quant.smoothquant.SmoothQuantizer` as an inner input quantizer) is a
+:class:`FuseError` naming the module, never silently dropped.
+
 Token-wise activations (linear only, a golden-model feature): scales are per row ``p`` of the
 example input, so ``bias_eff/M0/sh`` are ``[P, C_out]`` and the records are SPECIFIC TO THAT
 INPUT (``meta["input_specific"] = True``).
@@ -58,6 +66,7 @@ from t2c_sim.numerics import (
     round_half_even_float,
 )
 from t2c_sim.quant.layers import (
+    InputSmooth,
     QAdaptiveAvgPool2d,
     QAdd,
     QAvgPool2d,
@@ -67,6 +76,7 @@ from t2c_sim.quant.layers import (
     quantizers,
     trace,
 )
+from t2c_sim.quant.smoothquant import input_smooth
 from t2c_sim.record import LayerRecord
 
 __all__ = ["FuseOptions", "fuse", "input_quantizer", "quantize_input", "run_fake_quant"]
@@ -207,6 +217,12 @@ class _Fuser:
         if not cands:
             raise FuseError(f"{what}: no quantizer gives its output format (add an output "
                             "quantizer oq)")
+        if node.op != "placeholder":
+            for qname, q in found:
+                if getattr(q, "smooth", torch.ones(0)).numel():
+                    raise FuseError(f"{what}: consumer '{qname.rsplit('.', 1)[0]}' divides its "
+                                    "input by SmoothQuant factors that cannot be folded into an "
+                                    "integer producer (use quant.smoothquant / smooth_model)")
         for c in cands[1:]:
             if not same_format(c, cands[0]):
                 raise FuseError(f"{what}: output read by quantizers '{cands[0].source}' and "
@@ -275,6 +291,11 @@ class _Fuser:
             last = self.vals[arg].record
             if not self.records or self.records[-1].name != last:
                 raise FuseError(f"the model output comes from '{last}', not the last record")
+        s_in = input_smooth(self.model)
+        if s_in is not None:
+            for rec in self.records:
+                if "input" in rec.inputs:
+                    rec.meta["input_smooth"] = s_in.double().tolist()
         return self.records
 
     def dispatch(self, node: fx.Node) -> None:
@@ -292,6 +313,11 @@ class _Fuser:
                                               and node.target in _FLATTEN_FUNCS) or (
                 node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
             self.flatten_record(node, mod)
+        elif isinstance(mod, InputSmooth):
+            if src is None or src.op != "placeholder":
+                raise FuseError(f"smoothing '{node.target}': 1/s can only be folded into the "
+                                "host-side input quantization (it must read the network input)")
+            self.vals[node] = self.vals[src]          # host side: quantize_input divides by s
         elif _relu_kind(node, self.mods) is not None or isinstance(mod, _ALIAS_MODULES) or (
                 node.op == "call_method" and node.target == "contiguous"):
             self.vals[node] = self.vals[src]
@@ -442,8 +468,18 @@ def input_quantizer(model: nn.Module) -> nn.Module:
 
 
 def quantize_input(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Integer network input: ``aq.quantize(x)``, channel-last for images (``[B, H, W, C]``)."""
+    """Integer network input: ``aq.quantize(x / s)``, channel-last for images (``[B, H, W, C]``).
+
+    ``s`` are the SmoothQuant factors of an :class:`~t2c_sim.quant.layers.InputSmooth` on the
+    network input (absent: ``x`` as is); a :class:`~t2c_sim.quant.smoothquant.SmoothQuantizer`
+    as ``aq`` divides by its own factors inside ``quantize``.
+    """
     q = input_quantizer(model)
+    mods = dict(model.named_modules())
+    ph = next(n for n in trace(model).graph.nodes if n.op == "placeholder")
+    for u in ph.users:
+        if u.op == "call_module" and isinstance(mods.get(u.target), InputSmooth):
+            x = mods[u.target](x)
     with _Frozen(model):
         xq = q.quantize(x)
     if xq.dim() == 4:

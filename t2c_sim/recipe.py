@@ -3,17 +3,30 @@
 ``load_recipe(path)`` validates every key once, at the edge, into frozen dataclasses; errors
 are :class:`~t2c_sim.errors.ConfigError` naming the key and the file (unknown key, wrong type,
 bad N:M string, unknown quantizer or argument, missing file, malformed YAML).
-``build(recipe)`` runs train -> prune (N:M) -> quantize/calibrate (and QAT) -> fuse, caching
-the trained float weights under ``cache_dir`` by a hash of everything that determines them.
+``build(recipe)`` runs train -> prune (N:M) -> smooth -> quantize/calibrate (and QAT) -> fuse,
+caching the trained float weights under ``cache_dir`` by a hash of everything that determines
+them.
+
+Quantizer precedence for a module: ``overrides[module][kind]`` > ``conv``/``linear`` ``[kind]``
+(by layer type) > the default ``weight``/``act``/``output``. N:M schedules: ``oneshot`` prunes
+the trained weights once, then fine-tunes with fixed masks; ``gradual`` fine-tunes dense and
+recomputes masks at training iterations ``start + interval*k`` (``k = 1..repetition``) with
+:class:`~t2c_sim.sparse.pruners.NMPruner` (cubic ramp, ``mode``), ending at the ``N:M`` mask.
+``smoothquant`` folds SmoothQuant factors into the float model before quantization
+(:func:`~t2c_sim.quant.smoothquant.smooth_model`).
 
 Recipe keys (all but ``model`` optional)::
 
     name: str                    model: digits_cnn | mlp | resnet_block | transformer_mlp
     model_args: {str: int}       dataset: digits | digits_tokens
     train: {epochs, lr, batch}   seed: int
-    quant: {weight, act, output: {quantizer: preset, <kwargs>}, overrides: {module: {kind: ..}},
-            fold_bn: bool, quant_bias: bool}
-    sparsity: {nm: "2:4", skip: [module], finetune_epochs: int, schedule: oneshot}
+    quant: {weight, act, output: {quantizer: preset, <kwargs>},
+            conv: {weight, act, output}, linear: {weight, act, output},   # per layer type
+            overrides: {module: {kind: ..}}, fold_bn: bool, quant_bias: bool,
+            smoothquant: {alpha: float in [0, 1], layers: [linear module]}}
+    sparsity: {nm: "2:4", skip: [module], finetune_epochs: int, schedule: oneshot|gradual,
+               start: int >= 0, interval: int >= 1, repetition: int >= 1,   # gradual only
+               mode: step_n|groups}                                        # gradual only
     calibration: {samples: int, batch: int}
     qat: {epochs: int, lr: float}
     fuse: {acc_bits, mult_bits, shift_max: int, rounding: half_even|half_up|half_away|floor,
@@ -35,7 +48,7 @@ import yaml
 from t2c_sim.config import RoundMode, SparsitySpec
 from t2c_sim.errors import ConfigError
 
-__all__ = ["Recipe", "TrainCfg", "QuantCfg", "SparsityCfg", "CalibCfg", "QatCfg", "FuseCfg",
+__all__ = ["Recipe", "TrainCfg", "QuantCfg", "SmoothCfg", "SparsityCfg", "CalibCfg", "QatCfg", "FuseCfg",
            "load_recipe", "parse_recipe", "BuildResult", "build"]
 
 log = logging.getLogger(__name__)
@@ -49,6 +62,14 @@ class TrainCfg:
 
 
 @dataclass(frozen=True)
+class SmoothCfg:
+    """SmoothQuant: ``s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha)`` for each listed linear."""
+
+    alpha: float = 0.5
+    layers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class QuantCfg:
     """Quantizer specs as ``{"quantizer": preset, **kwargs}`` mappings (validated at load)."""
 
@@ -58,12 +79,16 @@ class QuantCfg:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     fold_bn: bool = True
     quant_bias: bool = False
+    conv: dict[str, dict[str, Any]] = field(default_factory=dict)
+    linear: dict[str, dict[str, Any]] = field(default_factory=dict)
+    smoothquant: SmoothCfg | None = None
 
     def spec(self) -> dict[str, Any]:
         """The mapping :func:`t2c_sim.quant.layers.quantize_model` takes."""
         return {"weight": self.weight, "act": self.act, "output": self.output,
                 "overrides": self.overrides, "fold_bn": self.fold_bn,
-                "quant_bias": self.quant_bias}
+                "quant_bias": self.quant_bias, "types": {"conv": self.conv,
+                                                         "linear": self.linear}}
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,22 @@ class SparsityCfg:
     skip: tuple[str, ...] = ()
     finetune_epochs: int = 0
     schedule: str = "oneshot"
+    start: int = 0
+    interval: int = 8
+    repetition: int = 4
+    mode: str = "step_n"
+
+    def pruner(self) -> Any:
+        """The :class:`~t2c_sim.sparse.pruners.NMPruner` of a ``gradual`` schedule.
+
+        Updates at fine-tuning iterations ``start + interval*k``, ``k = 1..repetition``; the
+        last one (``end = start + interval*repetition``) reaches ``N:M``.
+        """
+        from t2c_sim.sparse.pruners import NMPruner
+        from t2c_sim.sparse.schedules import PruneSchedule
+
+        return NMPruner(self.nm.n, self.nm.m, PruneSchedule(self.start, self.interval,
+                                                            self.repetition), self.mode)
 
 
 @dataclass(frozen=True)
@@ -172,26 +213,53 @@ def _quantizer(v: Any, key: str, file: str | None) -> dict[str, Any]:
     return {"quantizer": name, **d}
 
 
+def _kinds(v: Any, key: str, file: str | None) -> dict[str, dict[str, Any]]:
+    """``{weight|act|output: quantizer spec}`` (an override or a per-layer-type block)."""
+    kinds = _mapping(v, key, file)
+    _known(kinds, {"weight", "act", "output"}, key, file)
+    return {k: _quantizer(q, f"{key}.{k}", file) for k, q in kinds.items()}
+
+
+def _smooth(v: Any, file: str | None) -> SmoothCfg | None:
+    if v is None:
+        return None
+    d = _mapping(v, "quant.smoothquant", file)
+    _known(d, {"alpha", "layers"}, "quant.smoothquant", file)
+    alpha = _typed(d, "alpha", float, 0.5, "quant.smoothquant", file)
+    if alpha > 1.0:
+        raise ConfigError(f"must be in [0, 1], got {alpha!r}", file=file,
+                          key="quant.smoothquant.alpha")
+    layers = d.get("layers")
+    if (not isinstance(layers, list) or not layers
+            or not all(isinstance(x, str) for x in layers)):
+        raise ConfigError("must be a non-empty list of linear module names", file=file,
+                          key="quant.smoothquant.layers")
+    return SmoothCfg(alpha, tuple(layers))
+
+
 def _quant(d: dict[str, Any], file: str | None) -> QuantCfg:
-    _known(d, {"weight", "act", "output", "overrides", "fold_bn", "quant_bias"}, "quant", file)
+    _known(d, {"weight", "act", "output", "overrides", "fold_bn", "quant_bias", "conv", "linear",
+               "smoothquant"}, "quant", file)
     dflt = QuantCfg()
-    over: dict[str, dict[str, Any]] = {}
-    for mod, kinds in _mapping(d.get("overrides"), "quant.overrides", file).items():
-        kinds = _mapping(kinds, f"quant.overrides.{mod}", file)
-        _known(kinds, {"weight", "act", "output"}, f"quant.overrides.{mod}", file)
-        over[str(mod)] = {k: _quantizer(v, f"quant.overrides.{mod}.{k}", file)
-                          for k, v in kinds.items()}
+    over = {str(mod): _kinds(kinds, f"quant.overrides.{mod}", file)
+            for mod, kinds in _mapping(d.get("overrides"), "quant.overrides", file).items()}
     return QuantCfg(
         weight=_quantizer(d["weight"], "quant.weight", file) if "weight" in d else dflt.weight,
         act=_quantizer(d["act"], "quant.act", file) if "act" in d else dflt.act,
         output=_quantizer(d["output"], "quant.output", file) if d.get("output") else None,
         overrides=over,
         fold_bn=_typed(d, "fold_bn", bool, True, "quant", file),
-        quant_bias=_typed(d, "quant_bias", bool, False, "quant", file))
+        quant_bias=_typed(d, "quant_bias", bool, False, "quant", file),
+        conv=_kinds(d.get("conv"), "quant.conv", file),
+        linear=_kinds(d.get("linear"), "quant.linear", file),
+        smoothquant=_smooth(d.get("smoothquant"), file))
+
+
+_GRADUAL_KEYS = ("start", "interval", "repetition", "mode")
 
 
 def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
-    _known(d, {"nm", "skip", "finetune_epochs", "schedule"}, "sparsity", file)
+    _known(d, {"nm", "skip", "finetune_epochs", "schedule", *_GRADUAL_KEYS}, "sparsity", file)
     nm = d.get("nm", "dense")
     if not isinstance(nm, str):
         raise ConfigError(f"N:M must be a string like '2:4', got {nm!r}", file=file,
@@ -204,11 +272,33 @@ def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
     if not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
         raise ConfigError("must be a list of module names", file=file, key="sparsity.skip")
     sched = _typed(d, "schedule", str, "oneshot", "sparsity", file)
-    if sched != "oneshot":
-        raise ConfigError(f"unknown schedule {sched!r} (supported: oneshot)", file=file,
+    if sched not in ("oneshot", "gradual"):
+        raise ConfigError(f"unknown schedule {sched!r} (supported: oneshot, gradual)", file=file,
                           key="sparsity.schedule")
-    return SparsityCfg(spec, tuple(skip), _typed(d, "finetune_epochs", int, 0, "sparsity", file),
-                       sched)
+    epochs = _typed(d, "finetune_epochs", int, 0, "sparsity", file)
+    if sched == "oneshot":
+        for k in _GRADUAL_KEYS:
+            if k in d:
+                raise ConfigError("only valid with 'schedule: gradual'", file=file,
+                                  key=f"sparsity.{k}")
+        return SparsityCfg(spec, tuple(skip), epochs, sched)
+    if spec.dense:
+        raise ConfigError("a gradual schedule needs an N:M target, not dense", file=file,
+                          key="sparsity.nm")
+    if epochs < 1:
+        raise ConfigError("a gradual schedule prunes during fine-tuning: need >= 1", file=file,
+                          key="sparsity.finetune_epochs")
+    dflt = SparsityCfg()
+    mode = _typed(d, "mode", str, dflt.mode, "sparsity", file)
+    if mode not in ("step_n", "groups"):
+        raise ConfigError(f"unknown mode {mode!r} (supported: step_n, groups)", file=file,
+                          key="sparsity.mode")
+    return SparsityCfg(spec, tuple(skip), epochs, sched,
+                       start=_typed(d, "start", int, dflt.start, "sparsity", file),
+                       interval=_typed(d, "interval", int, dflt.interval, "sparsity", file, True),
+                       repetition=_typed(d, "repetition", int, dflt.repetition, "sparsity", file,
+                                         True),
+                       mode=mode)
 
 
 def parse_recipe(data: Any, file: str | None = None) -> Recipe:
@@ -294,6 +384,14 @@ class BuildResult:
     ``records`` (fused on the first ``export_samples`` test inputs, golden results attached
     when the golden model is importable), ``x_q`` their integer input, ``crosscheck`` =
     ``{"layers": layer_diffs, "end_to_end": accuracies/agreement}`` on the whole test split.
+
+    How the integer input is produced (host side): ``x_q = quantize_input(qmodel, x)`` =
+    ``clamp(round_half_even(x' / s_x) + z_x, qmin, qmax)`` (channel-last for images) with the
+    first layer's input format ``(s_x, z_x)`` and ``x' = x``, or with SmoothQuant on the first
+    layer ``x' = x / s`` per input feature (``input_smooth`` = ``s``, also in the meta of the
+    records that read ``"input"``). ``masks`` are the final pruning masks (torch layout) and
+    ``mask_history`` the ``(iteration, masks)`` of every gradual-schedule update.
+    ``smooth`` holds the SmoothQuant factors ``s`` by linear module name.
     """
 
     recipe: Recipe
@@ -303,6 +401,10 @@ class BuildResult:
     x_q: Any
     split: Any
     crosscheck: dict[str, Any]
+    masks: dict[str, Any] = field(default_factory=dict)
+    mask_history: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    smooth: dict[str, Any] = field(default_factory=dict)
+    input_smooth: list[float] | None = None
 
 
 def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) -> Any:
@@ -330,7 +432,8 @@ def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) 
 
 def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None = "build/cache",
           ) -> BuildResult:
-    """train -> prune (N:M, optional masked fine-tuning) -> quantize, calibrate (QAT) -> fuse.
+    """train -> prune (N:M, masked or gradual fine-tuning) -> smooth -> quantize, calibrate
+    (QAT) -> fuse.
 
     ``seed`` defaults to the recipe's. Float weights are cached in ``cache_dir`` (``None``
     disables caching) by :meth:`Recipe.float_key`. Errors from any stage are the package's
@@ -341,21 +444,44 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
     from t2c_sim.crosscheck import end_to_end, layer_diffs
     from t2c_sim.fuse import fuse, quantize_input
     from t2c_sim.models import load_dataset
-    from t2c_sim.quant.calibrate import apply_masks, calibrate, finetune_masked, nm_masks, qat
+    from t2c_sim.quant.calibrate import (
+        apply_masks,
+        calibrate,
+        finetune_gradual,
+        finetune_masked,
+        nm_masks,
+        qat,
+    )
     from t2c_sim.quant.layers import quantize_model
+    from t2c_sim.quant.smoothquant import input_smooth, smooth_model
 
     seed = recipe.seed if seed is None else seed
     split = load_dataset(recipe.dataset, seed=seed, calib=recipe.calibration.samples)
     fmodel = _float_model(recipe, split, seed, Path(cache_dir) if cache_dir else None)
     sp = recipe.sparsity
-    masks = {}
-    if not sp.nm.dense:
+    masks: dict[str, Any] = {}
+    history: list[tuple[int, dict[str, Any]]] = []
+    if not sp.nm.dense and sp.schedule == "gradual":
+        fmodel = copy.deepcopy(fmodel)
+        try:
+            masks = finetune_gradual(fmodel, sp.pruner(), split.x_train, split.y_train,
+                                     epochs=sp.finetune_epochs, example_input=split.x_test[:2],
+                                     skip=sp.skip, seed=seed,
+                                     on_update=lambda t, m: history.append((t, m)))
+        except ConfigError as e:
+            raise ConfigError(str(e).split(": ", 1)[-1], file=recipe.path, key=e.key) from None
+        apply_masks(fmodel, masks, sp.nm.n, sp.nm.m)
+    elif not sp.nm.dense:
         fmodel = copy.deepcopy(fmodel)
         masks = nm_masks(fmodel, sp.nm.n, sp.nm.m, split.x_test[:2], sp.skip)
         apply_masks(fmodel, masks, sp.nm.n, sp.nm.m)
         if sp.finetune_epochs:
             finetune_masked(fmodel, masks, split.x_train, split.y_train,
                             epochs=sp.finetune_epochs, seed=seed)
+    smooth: dict[str, Any] = {}
+    sq = recipe.quant.smoothquant
+    if sq is not None:
+        fmodel, smooth = smooth_model(fmodel, split.x_calib, sq.layers, sq.alpha)
     qmodel = quantize_model(fmodel, recipe.quant.spec())
     apply_masks(qmodel, masks, sp.nm.n, sp.nm.m)
     cb = recipe.calibration.batch
@@ -381,4 +507,6 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
     cc = {"layers": layer_diffs(qmodel, eval_recs, xt_q),
           "end_to_end": end_to_end(fmodel, qmodel, eval_recs, split.x_test, split.y_test)}
     log.info("built %s: %s", recipe.name, cc["end_to_end"])
-    return BuildResult(recipe, fmodel, qmodel, records, x_q, split, cc)
+    s_in = input_smooth(qmodel)
+    return BuildResult(recipe, fmodel, qmodel, records, x_q, split, cc, masks, history, smooth,
+                       None if s_in is None else s_in.tolist())

@@ -1,5 +1,10 @@
 """Post-training calibration, N:M pruning with masks and a small QAT loop (CPU, seconds).
 
+N:M masks are computed in the integer model's reduction order (input channels fastest; a
+linear after a flatten groups its columns in ``(h, w, c)`` order), by :func:`nm_masks`
+(one shot) or by :func:`finetune_gradual` (an :class:`~t2c_sim.sparse.pruners.NMPruner`
+schedule over training iterations), so that fuse accepts the final masks.
+
 Calibration (:func:`calibrate`) is layer-wise in one pass per batch: with every quantizer
 observing, the model runs forward in eval mode, so each quantizer sees its input AFTER all
 upstream layers are already fake-quantized (the ranges account for upstream quantization
@@ -11,11 +16,17 @@ Then every quantizer is frozen (``observing = False``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from t2c_sim.sparse.pruners import NMPruner
+
+from t2c_sim.errors import ConfigError
 from t2c_sim.quant.layers import (
     QConv2d,
     QLinear,
@@ -25,7 +36,8 @@ from t2c_sim.quant.layers import (
     set_observing,
 )
 
-__all__ = ["calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked"]
+__all__ = ["calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual",
+           "grouped_nm_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +131,95 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], x: torc
                     mods[name].weight.mul_(mask)
     model.eval()
     return model
+
+
+def _hwc_perm(chw: tuple[int, int, int]) -> torch.Tensor:
+    """Torch column of each integer-model column: ``perm[(h*W + w)*C + c] = c*H*W + h*W + w``."""
+    c, h, w = chw
+    return torch.arange(c * h * w).reshape(c, h, w).permute(1, 2, 0).reshape(-1)
+
+
+def grouped_nm_mask(pruner: NMPruner, weight: torch.Tensor, progress: float,
+                    old_mask: torch.Tensor | None = None,
+                    chw: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """``pruner.compute`` with groups in the integer reduction order, AND ``old_mask``.
+
+    Conv: groups of M input channels at fixed ``(kh, kw)`` (the pruner's own layout). Linear
+    after a flatten of ``[B, C, H, W]`` (``chw`` given): columns are permuted to the integer
+    model's ``(h, w, c)`` order, pruned, and permuted back, as :func:`nm_masks` does. The result
+    is ANDed with ``old_mask`` so masks only shrink. Returns a float 0/1 mask (torch layout).
+    """
+    w = weight.detach()
+    old = None if old_mask is None else old_mask.detach().bool()
+    perm = None
+    if chw is not None:
+        perm = _hwc_perm(chw)
+        w = w[:, perm]
+        old = None if old is None else old[:, perm]
+    keep = pruner.compute(w, progress, old).bool()
+    if old is not None:
+        keep = keep & old
+    if perm is not None:
+        inv = torch.empty_like(keep)
+        inv[:, perm] = keep
+        keep = inv
+    return keep.to(torch.float32)
+
+
+def finetune_gradual(model: nn.Module, pruner: NMPruner, x: torch.Tensor, y: torch.Tensor, *,
+                     epochs: int, example_input: torch.Tensor, skip: Iterable[str] = (),
+                     lr: float = 3e-3, batch: int = 64, seed: int = 0,
+                     on_update: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+                     ) -> dict[str, torch.Tensor]:
+    """Float fine-tuning with gradual N:M pruning (Adam, cross-entropy), in place.
+
+    Training iteration ``t = 0, 1, ...`` (one mini-batch each; ``ceil(len(y) / batch)`` per
+    epoch): if ``pruner.schedule.is_update(t)`` every Conv2d/Linear not in ``skip`` gets the mask
+    :func:`grouped_nm_mask` at progress ``p_k = 1 - (1 - k/repetition)^3`` (``k`` updates done)
+    BEFORE the forward of ``t``; masked weights are zeroed after every optimizer step. The last
+    update (``t = end = start + interval*repetition``) gives the ``N:M`` mask, so ``end`` must be
+    a training iteration: ``end < epochs * ceil(len(y) / batch)`` (else :class:`ConfigError`,
+    key ``sparsity.repetition``). ``on_update(t, masks)`` sees each new mask set.
+    Returns the final masks (float 0/1, torch layout) by module name.
+    """
+    steps = epochs * math.ceil(len(y) / batch)
+    end = pruner.schedule.end
+    if end >= steps:
+        raise ConfigError(f"the gradual schedule ends at iteration {end} but fine-tuning has only "
+                          f"{steps} ({epochs} epochs x {math.ceil(len(y) / batch)})",
+                          key="sparsity.repetition")
+    skip = set(skip)
+    chw = flatten_inputs(model, example_input)
+    mods = dict(model.named_modules())
+    names = [n for n, m in mods.items() if isinstance(m, (nn.Conv2d, nn.Linear)) and n not in skip]
+    masks = {n: torch.ones_like(mods[n].weight, dtype=torch.float32) for n in names}
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    t = 0
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), batch):
+            if pruner.schedule.is_update(t):
+                p = pruner.schedule.progress(t)
+                masks = {n: grouped_nm_mask(pruner, mods[n].weight, p, masks[n], chw.get(n))
+                         for n in names}
+                log.info("iteration %d: N:M progress %.3f, density %.3f", t, p,
+                         sum(float(m.sum()) for m in masks.values())
+                         / sum(m.numel() for m in masks.values()))
+                if on_update is not None:
+                    on_update(t, {n: m.clone() for n, m in masks.items()})
+            with torch.no_grad():
+                for n in names:
+                    mods[n].weight.mul_(masks[n])
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+            with torch.no_grad():
+                for n in names:
+                    mods[n].weight.mul_(masks[n])
+            t += 1
+    model.eval()
+    return masks

@@ -36,7 +36,7 @@ from torch import nn
 from t2c_sim.errors import ConfigError, FuseError
 from t2c_sim.sparse.nm import nm_mask
 
-__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "QAvgPool2d", "QAdaptiveAvgPool2d",
+__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "InputSmooth", "QAvgPool2d", "QAdaptiveAvgPool2d",
            "QLAYERS", "trace", "fold_bn", "nm_mask_torch", "flatten_inputs", "reduction_order",
            "quantize_model", "quantizers", "set_observing"]
 
@@ -212,8 +212,24 @@ class QAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
         return _q(self.oq, super().forward(_q(self.aq, x)))
 
 
+class InputSmooth(nn.Module):
+    """``y = x / s`` over the last dim (SmoothQuant factors of the network's first linear).
+
+    Only valid directly on the network input: the fuse step moves it to the host-side input
+    quantization (``x_q = quantize(x / s)``, :func:`t2c_sim.fuse.quantize_input`); anywhere else
+    it is a :class:`FuseError`.
+    """
+
+    def __init__(self, s: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("s", s.detach().clone().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.s
+
+
 QLAYERS = (QConv2d, QLinear, QAdd, QAvgPool2d, QAdaptiveAvgPool2d)
-_LEAVES = QLAYERS + (Add,)
+_LEAVES = QLAYERS + (Add, InputSmooth)
 
 
 # ---- graph -----------------------------------------------------------------------------------
@@ -369,16 +385,31 @@ def set_observing(model: nn.Module, on: bool) -> None:
         q.observing = on
 
 
-def _spec_get(spec: Mapping[str, Any], name: str, kind: str) -> Mapping[str, Any] | None:
+def _layer_type(mod: nn.Module | None) -> str | None:
+    """Key of ``spec["types"]`` for a module: ``"conv"``, ``"linear"`` or ``None``."""
+    if isinstance(mod, nn.Conv2d):
+        return "conv"
+    if isinstance(mod, nn.Linear):
+        return "linear"
+    return None
+
+
+def _spec_get(spec: Mapping[str, Any], name: str, kind: str, typ: str | None = None,
+              ) -> Mapping[str, Any] | None:
+    """Quantizer spec of ``kind`` for module ``name``: ``overrides[name]`` > ``types[typ]`` >
+    the default ``spec[kind]``."""
     over = (spec.get("overrides") or {}).get(name, {})
     if kind in over:
         return over[kind]
+    per_type = ((spec.get("types") or {}).get(typ) or {}) if typ else {}
+    if kind in per_type:
+        return per_type[kind]
     return spec.get(kind)
 
 
 def _factory(spec: Mapping[str, Any], make: QuantFactory, name: str, kind: str,
-             ) -> nn.Module | None:
-    qs = _spec_get(spec, name, kind)
+             typ: str | None = None) -> nn.Module | None:
+    qs = _spec_get(spec, name, kind, typ)
     if qs is None:
         return None
     qs = dict(qs)
@@ -404,8 +435,9 @@ def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
     integer weights are) the folded weights; with ``fold_bn: False`` BN stays and fuse folds it
     after quantization into the per-channel multiplier; (2) Conv2d/Linear/AvgPool2d/
     AdaptiveAvgPool2d(1)/:class:`Add` become Q wrappers, each quantizer built by
-    ``make(name, **kw)`` from ``spec["weight"]``, ``spec["act"]`` (inputs) and per-module
-    ``spec["overrides"][qualname][kind]``; (3) layers whose output reaches the model output
+    ``make(name, **kw)`` from, first match wins, per-module ``spec["overrides"][qualname][kind]``,
+    per-layer-type ``spec["types"]["conv"|"linear"][kind]``, the defaults ``spec["weight"]``,
+    ``spec["act"]`` (inputs); (3) layers whose output reaches the model output
     without a consumer quantizer get an output quantizer from ``spec["output"]`` (or
     ``spec["act"]``); (4) the consumer quantizers of a forked tensor are tied to one module.
 
@@ -422,11 +454,12 @@ def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
         if isinstance(mod, QLAYERS):
             continue
         if isinstance(mod, nn.Conv2d):
-            new: nn.Module = QConv2d.from_float(mod, wq=_factory(spec, make, name, "weight"),
-                                                aq=_factory(spec, make, name, "act"))
+            new: nn.Module = QConv2d.from_float(
+                mod, wq=_factory(spec, make, name, "weight", "conv"),
+                aq=_factory(spec, make, name, "act", "conv"))
         elif isinstance(mod, nn.Linear):
-            new = QLinear.from_float(mod, wq=_factory(spec, make, name, "weight"),
-                                     aq=_factory(spec, make, name, "act"))
+            new = QLinear.from_float(mod, wq=_factory(spec, make, name, "weight", "linear"),
+                                     aq=_factory(spec, make, name, "act", "linear"))
         elif isinstance(mod, Add):
             new = QAdd(qa=_factory(spec, make, name, "act"), qb=_factory(spec, make, name, "act"))
         elif isinstance(mod, nn.AvgPool2d):
@@ -479,6 +512,14 @@ def consumer_quantizers(node: fx.Node, mods: Mapping[str, nn.Module],
             outs += o
             continue
         mod = mods.get(user.target) if user.op == "call_module" else None
+        if isinstance(mod, InputSmooth):
+            if node.op != "placeholder":
+                raise FuseError(f"smoothing '{user.target}': 1/s can only be folded into the "
+                                "host-side input quantization (it must read the network input)")
+            f, o = consumer_quantizers(user, mods)
+            found += f
+            outs += o
+            continue
         if isinstance(mod, QAdd):
             for i, arg in enumerate(user.args[:2]):
                 if arg is node:
@@ -511,8 +552,9 @@ def _finish_graph(model: nn.Module, spec: Mapping[str, Any], make: QuantFactory)
         found, outs = consumer_quantizers(node, mods)
         found = [(n, q) for n, q in found if q is not None]
         if outs and mod is not None and getattr(mod, "oq", None) is None:
-            kind = "output" if _spec_get(spec, node.target, "output") is not None else "act"
-            mod.oq = _factory(spec, make, node.target, kind)
+            typ = _layer_type(mod)
+            kind = "output" if _spec_get(spec, node.target, "output", typ) is not None else "act"
+            mod.oq = _factory(spec, make, node.target, kind, typ)
             log.debug("output quantizer for %s", node.target)
         first = getattr(mod, "oq", None) if mod is not None else None
         for qname, q in found:

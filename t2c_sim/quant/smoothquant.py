@@ -10,22 +10,38 @@ Then ``Y = (X diag(s)^-1) (W diag(s))^T`` exactly in real arithmetic: activation
 (over every dimension but the last), divides by ``smooth`` (ones until :func:`smooth_linear`
 installs ``s``) and fake-quantizes ``X / s`` with a MinMax quantizer of the chosen granularity
 (tensor, channel = per input feature, token = per ``(batch, token)`` row). Its integers and
-:meth:`~SmoothQuantizer.dequantize` live in the smoothed domain ``X / s``. (Folding ``1/s`` into
-the producer of ``X`` -- a LayerNorm or the previous layer's requantizer -- is the fuse step's
-job; a per-tensor input scale cannot absorb it.)
+:meth:`~SmoothQuantizer.dequantize` live in the smoothed domain ``X / s``. A per-tensor input
+scale cannot absorb ``1/s``, so fuse accepts a smoothed :class:`SmoothQuantizer` only as the
+network input quantizer (host side) and raises :class:`~t2c_sim.errors.FuseError` elsewhere.
+
+Folding through fuse (:func:`smooth_model`, the recipe's ``quant.smoothquant``): before
+quantization, on the float model, ``W[:, j] <- W[:, j] * s_j`` and ``1/s_j`` goes into what
+produces ``X_j``: a previous linear (possibly through ReLU, Dropout, Identity: ReLU commutes with
+positive per-channel scaling) gets ``W_p[j, :] <- W_p[j, :] / s_j`` and ``b_p[j] <- b_p[j] / s_j``;
+the network input gets an :class:`~t2c_sim.quant.layers.InputSmooth` (``x / s``) that fuse turns
+into host-side input quantization ``x_q = quantize(x / s)``. The float function is unchanged
+(up to float rounding) and every integer layer is an ordinary fused linear. Anything else
+between the producer and the linear (ReLU6, flatten, conv, add, a forked tensor) cannot carry
+``1/s`` and raises :class:`~t2c_sim.errors.FuseError` naming the module.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Sequence
 
 import torch
+import torch.fx as fx
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from t2c_sim.errors import FuseError
 from t2c_sim.quant.base import QuantError
 from t2c_sim.quant.minmax import MinMaxQuantizer
 
-__all__ = ["smooth_scales", "SmoothQuantizer", "smooth_linear"]
+__all__ = ["smooth_scales", "SmoothQuantizer", "smooth_linear", "act_absmax", "smooth_model",
+           "input_smooth"]
 
 log = logging.getLogger(__name__)
 
@@ -130,4 +146,136 @@ def smooth_linear(linear: nn.Module, aq: SmoothQuantizer, alpha: float = 0.5) ->
         wq.observe(w.detach() if mask is None else w.detach() * mask)
     log.debug("smoothed %s: alpha=%s, s in [%.3g, %.3g]", type(linear).__name__, alpha,
               float(s.min()), float(s.max()))
+    return s
+
+
+# ---- folding into the float model (recipe ``quant.smoothquant``) ----------------------------
+_COMMUTES = (nn.ReLU, nn.Dropout, nn.Identity)          # f(x * s) = f(x) * s for s > 0
+_COMMUTES_F = (F.relu, torch.relu)
+
+
+def act_absmax(model: nn.Module, x: Tensor, names: Sequence[str], batch: int = 256,
+               ) -> dict[str, Tensor]:
+    """``max |X_j|`` over every row of the input of each linear in ``names`` (float forward)."""
+    mods = dict(model.named_modules())
+    out: dict[str, Tensor] = {}
+    hooks = []
+    for n in names:
+        if not isinstance(mods.get(n), nn.Linear):
+            raise FuseError(f"smoothquant layer '{n}': not a Linear module of the model")
+
+        def pre(mod: nn.Module, args: tuple[Tensor, ...], n: str = n) -> None:
+            m = args[0].detach().abs().float().reshape(-1, args[0].shape[-1]).amax(dim=0)
+            out[n] = m if n not in out else torch.maximum(out[n], m)
+        hooks.append(mods[n].register_forward_pre_hook(pre))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                model(x[i:i + batch])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return out
+
+
+def _producer(gm: fx.GraphModule, mods: dict[str, nn.Module], name: str) -> fx.Node:
+    """The node whose output rows carry ``1/s`` for linear ``name``: a Linear or the input."""
+    calls = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == name]
+    if len(calls) != 1:
+        raise FuseError(f"smoothquant layer '{name}': called {len(calls)} times in the graph "
+                        "(need exactly once)")
+    src = calls[0].args[0]
+    while True:
+        if not isinstance(src, fx.Node):
+            raise FuseError(f"smoothquant layer '{name}': input is not a tensor node")
+        if len(src.users) != 1:
+            raise FuseError(f"smoothquant layer '{name}': cannot fold 1/s into '{src.name}', "
+                            "its output has other consumers")
+        mod = mods.get(src.target) if src.op == "call_module" else None
+        if src.op == "placeholder" or isinstance(mod, nn.Linear):
+            return src
+        if isinstance(mod, _COMMUTES) or (src.op == "call_function"
+                                          and src.target in _COMMUTES_F) or (
+                src.op == "call_method" and src.target == "relu"):
+            src = src.args[0]
+            continue
+        what = type(mod).__name__ if mod is not None else f"{src.op} {src.target}"
+        raise FuseError(f"smoothquant layer '{name}': cannot fold 1/s through '{src.name}' "
+                        f"({what}; only Linear producers via ReLU/Dropout/Identity or the input)")
+
+
+def smooth_model(model: nn.Module, x_calib: Tensor, layers: Sequence[str], alpha: float = 0.5,
+                 ) -> tuple[nn.Module, dict[str, Tensor]]:
+    """SmoothQuant folded into a copy of a float model; returns ``(model, {layer: s})``.
+
+    For each linear ``l`` in ``layers``: ``s = smooth_scales(max|X|, W_l, alpha)`` with ``max|X|``
+    from :func:`act_absmax` on ``x_calib`` and the ORIGINAL weights (every ``s`` is computed
+    before any weight changes, so the order of ``layers`` does not matter). Then
+    ``W_l[:, j] *= s_j`` and ``1/s_j`` is folded into the producer (module docstring). The
+    returned model computes the same function; it is a ``torch.fx.GraphModule`` with an
+    ``input_smooth`` (:class:`~t2c_sim.quant.layers.InputSmooth`) when the first layer is
+    smoothed. Unfoldable cases raise :class:`FuseError` naming the module.
+
+    Example: ``Y = relu(x W1^T + b1) W2^T`` with ``s`` for ``W2``:
+    ``relu(x (W1/s)^T + b1/s) (W2 s)^T = (relu(x W1^T + b1) / s) (W2 s)^T = Y``.
+    """
+    from t2c_sim.quant.layers import InputSmooth, trace
+
+    if len(set(layers)) != len(layers):
+        raise FuseError(f"smoothquant layers {list(layers)}: a module is listed twice")
+    model = copy.deepcopy(model)
+    stats = act_absmax(model, x_calib, layers)
+    gm = trace(model)
+    mods = dict(gm.named_modules())
+    prods = {n: _producer(gm, mods, n) for n in layers}
+    scales = {n: smooth_scales(stats[n], mods[n].weight, alpha) for n in layers}
+    insert = None
+    with torch.no_grad():
+        for n in layers:
+            s = scales[n]
+            lin = mods[n]
+            lin.weight.mul_(s.to(lin.weight.dtype))
+            p = prods[n]
+            if p.op == "placeholder":
+                insert = s
+                continue
+            prod = mods[p.target]
+            prod.weight.div_(s.to(prod.weight.dtype).reshape(-1, 1))
+            if prod.bias is not None:
+                prod.bias.div_(s.to(prod.bias.dtype))
+            log.debug("smoothquant %s: 1/s folded into %s", n, p.target)
+    if insert is None:
+        return model, scales
+    ph = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    gm.add_submodule("input_smooth", InputSmooth(insert))
+    with gm.graph.inserting_after(ph):
+        node = gm.graph.call_module("input_smooth", (ph,))
+    ph.replace_all_uses_with(node, delete_user_cb=lambda u: u is not node)
+    gm.recompile()
+    log.debug("smoothquant: 1/s of the network input goes to host-side input quantization")
+    return gm, scales
+
+
+def input_smooth(model: nn.Module) -> Tensor | None:
+    """Factors ``s`` the network input is divided by before quantization, or ``None``.
+
+    ``x_q = quantize(x / s)``: from an :class:`~t2c_sim.quant.layers.InputSmooth` on the input
+    and/or a smoothed :class:`SmoothQuantizer` as the input quantizer (their product).
+    """
+    from t2c_sim.quant.layers import InputSmooth, consumer_quantizers, trace
+
+    gm = trace(model)
+    mods = dict(model.named_modules())
+    ph = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    s = None
+    for u in ph.users:
+        if u.op == "call_module" and isinstance(mods.get(u.target), InputSmooth):
+            s = mods[u.target].s.detach().clone()
+    found, _ = consumer_quantizers(ph, mods)
+    q = found[0][1] if found else None
+    if isinstance(q, SmoothQuantizer) and q.smooth.numel():
+        s = q.smooth.detach().clone() if s is None else s * q.smooth.detach()
     return s
