@@ -143,14 +143,32 @@ def test_macs_and_utilization_bounds():
     assert m["dense"] == 64 * 16 * 64
     assert m["issued"] == 64 * 16 * 16 * 2
     assert m["nonzero"] == 64 * int(np.count_nonzero(rec.w_q)) <= m["issued"]
+    assert m["useful"] == m["nonzero"]
     u = estimate.utilization(rec, HW)
-    # 64 blocks of G = 16 = 1024 slots + 4 + 5 tail cycles: u = 1024 / 1033
-    assert u == pytest.approx(1024 / 1033) and 0 < u < 1
+    # 64 blocks of G = 16 = 1024 slots + 4 + 5 tail cycles; useful share of the 2-wide PEs:
+    assert u == pytest.approx(1024 / 1033 * m["nonzero"] / m["issued"]) and 0 < u < 1
     tiny = random_linear_record(rng, c_in=4, c_out=1, rows=1, n=2, m=4)
     ut = estimate.utilization(tiny, HW)
     assert 0 < ut < 0.01  # one multiplier pair of 16 busy for 1 of 10 cycles
     assert estimate.per_layer([rec, tiny], HW) == {rec.name: estimate.cycles(rec, HW),
                                                    tiny.name: estimate.cycles(tiny, HW)}
+
+
+def test_utilization_counts_padding_and_zero_weights_as_idle():
+    rng = np.random.default_rng(5)
+    # C_in = 1 padded to 4 on a 2:4 array: 2 products issued per group, at most 1 useful.
+    conv = random_conv_record(rng, c_in=1, c_out=4, h=8, w=8, n=2, m=4)
+    m = estimate.macs(conv, HW)
+    assert m["useful"] == m["nonzero"] <= m["issued"] // 2
+    assert estimate.utilization(conv, HW) <= 0.5
+    # The same layer with every weight zeroed does no useful work at all.
+    zero = conv.replace(w_q=np.zeros_like(conv.w_q), values=None, indices=None)
+    assert estimate.utilization(zero, HW) == 0.0
+    # Shape-only records (topology files) use the structural maximum: min(N, real) per group.
+    shape = conv.replace(w_q=None, values=None, indices=None)
+    assert estimate.macs(shape, HW)["useful"] == estimate.gemm_rows(conv) * 4 * 9 * 1
+    lin = shape_rec(c_in=10, c_out=3, rows=2).replace(w_q=None)  # K = 10: groups with 4, 4, 2 real
+    assert estimate.macs(lin, HW)["useful"] == 2 * 3 * (2 + 2 + 2)
 
 
 def test_no_torch_or_cocotb_import():

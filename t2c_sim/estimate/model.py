@@ -165,21 +165,51 @@ def per_layer(records: Iterable[LayerRecord], hw: HwConfig) -> dict[str, int]:
     return {r.name: (cycles(r, hw) if r.op in MAC_OPS else 0) for r in records}
 
 
+def _useful_per_row(rec: LayerRecord, hw: HwConfig) -> int:
+    """Most useful products one GEMM row can have: per ``hw.m``-group, ``min(N, real positions)``.
+
+    Real positions exclude the N:M channel padding of the record and the ``hw.m`` padding of K.
+    Used when a record carries no weights (a shape from a topology file).
+    """
+    if rec.op is OpKind.LINEAR:
+        real = np.zeros(rec.k, dtype=np.int64)
+        real[:rec.c_in] = 1
+    else:
+        tap = np.zeros(rec.c_in_p, dtype=np.int64)
+        tap[:rec.c_in_g] = 1
+        real = np.tile(tap, rec.kh * rec.kw)
+    real = np.pad(real, (0, gemm_k(rec, hw) - real.size)).reshape(-1, hw.m).sum(axis=1)
+    n = min(hw.n, rec.n) if rec.m == hw.m else hw.n
+    return int(np.minimum(real, n).sum())
+
+
 def macs(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> dict[str, int]:
     """MAC counts of a MAC layer on ``hw``.
 
     Returns:
         ``dense``: ``P * C_out * K_real`` (no N:M or M padding: the dense-equivalent work);
-        ``issued``: ``P * C_out * G * hw.n`` (multiplier slots the tiles use for real outputs);
-        ``nonzero``: ``P * count_nonzero(w_q)`` (products with a nonzero weight).
+        ``issued``: ``P * C_out * G * hw.n`` (multiplier slots the tiles spend on real outputs,
+        including products with a zero or padding weight);
+        ``nonzero``: ``P * count_nonzero(w_q)`` (products with a nonzero weight; 0 without weights);
+        ``useful``: ``nonzero`` when the record has weights, else the structural maximum
+        ``P * C_out * sum_groups min(N, real positions in the group)``.
     """
     plan = tile_plan(rec, hw, rows)
     nz = int(np.count_nonzero(rec.w_q)) if rec.w_q is not None else 0
+    useful = plan.p * nz if rec.w_q is not None else plan.p * rec.c_out * _useful_per_row(rec, hw)
     return {"dense": plan.p * rec.c_out * rec.k_real,
             "issued": plan.p * rec.c_out * plan.g * hw.n,
-            "nonzero": plan.p * nz}
+            "nonzero": plan.p * nz,
+            "useful": useful}
 
 
 def utilization(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> float:
-    """``issued MACs / (cycles * ROWS * COLS * N)`` in (0, 1]: the share of multiplier slots used."""
-    return macs(rec, hw, rows)["issued"] / (cycles(rec, hw, rows) * hw.rows * hw.cols * hw.n)
+    """``useful MACs / (cycles * ROWS * COLS * N)`` in [0, 1]: the share of multiplier slots doing work.
+
+    Useful MACs are products with a nonzero weight on a real (non-padding) input (see
+    :func:`macs`), so padding of ``C_in`` to a multiple of ``M``, zero weights kept in an N:M
+    group, idle array edges, fill, drain and stalls all lower it.
+    Example: a conv with ``C_in = 1`` on a 2:4 array issues 2 products per group of which at
+    most 1 is useful, so its utilization is at most 0.5.
+    """
+    return macs(rec, hw, rows)["useful"] / (cycles(rec, hw, rows) * hw.rows * hw.cols * hw.n)
