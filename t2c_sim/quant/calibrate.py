@@ -71,13 +71,39 @@ def qat(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2,
         lr: float = 1e-3, batch: int = 64, seed: int = 0) -> nn.Module:
     """Quantization-aware fine-tuning (Adam, cross-entropy) with frozen observers, in place.
 
-    Gradients reach the weights through the straight-through fake-quant (and learnable scales
-    such as LSQ's); pruning masks stay applied because every forward multiplies by ``mask``.
+    Gradients reach the weights through the straight-through fake-quant and the learnable
+    quantizer parameters (LSQ steps ``s``, token-wise clip ratios). Pruning masks stay applied
+    because every forward multiplies by ``mask`` (a pruned weight gets zero gradient, so Adam
+    never moves it). Adam moves every parameter by about ``lr`` per iteration whatever its size,
+    which would drive a step ``s ~ 1e-3`` negative; so each quantizer parameter ``p`` gets its
+    own group with ``lr_p = lr * mean|p|`` (a relative step) and, after every iteration, is
+    clamped to ``p >= p_0 / 100`` (``p_0`` = its value when QAT starts; scales stay > 0).
     """
-    from t2c_sim.models.train import train
-
     set_observing(model, False)
-    train(model, x, y, epochs=epochs, lr=lr, batch=batch, seed=seed)
+    qparams = {id(p): p for q in quantizers(model).values() for p in q.parameters(recurse=False)}
+    floors = {k: p.detach().abs() / 100.0 for k, p in qparams.items()}
+    groups: list[dict] = [{"params": [p for p in model.parameters() if id(p) not in qparams],
+                           "lr": lr}]
+    groups += [{"params": [p], "lr": lr * max(float(p.detach().abs().mean()), 1e-12)}
+               for p in qparams.values()]
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(groups, lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for ep in range(epochs):
+        perm = torch.randperm(len(y), generator=g)
+        total = 0.0
+        for i in range(0, len(y), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                for k, p in qparams.items():
+                    p.copy_(torch.maximum(p, floors[k]))
+            total += float(loss.detach()) * len(idx)
+        log.info("QAT epoch %d: loss %.4f", ep, total / len(y))
     model.eval()
     return model
 
