@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.errors import MismatchError, SimulationError, T2CError
+from t2c_sim.errors import ExecutorError, MismatchError, SimulationError, T2CError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPT = 0, 1, 2, 3, 130
 DEMO_RECIPE = "models/digits_cnn_w8a8_2of4.yaml"
@@ -169,14 +169,19 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
 
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j must be >= 1, got {args.jobs}")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if args.connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout must be > 0, got {args.connect_timeout:g}")
     suite = load_suite(args.suite)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
-        ex: Any = DaskExecutor(args.scheduler, workers=jobs)
+        ex: Any = DaskExecutor(args.scheduler, workers=jobs,
+                               connect_timeout_s=args.connect_timeout)
     else:
-        if args.scheduler:
-            raise UsageError("--scheduler needs --executor dask")
         ex = LocalExecutor(jobs)
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     try:
@@ -185,8 +190,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     except KeyboardInterrupt:
         from t2c_sim.regress.runner import ResultStore
 
-        store = ResultStore(out / "jobs")
-        done = sum(1 for j in suite.jobs if store.finished(j.job_id))
+        done = 0
+        if (out / "jobs").is_dir():
+            store = ResultStore(out / "jobs")
+            done = sum(1 for j in suite.jobs if store.finished(j.job_id))
         sys.stderr.write(f"t2c-sim: interrupted: {done} of {len(suite.jobs)} jobs finished "
                          f"and kept in {out / 'jobs'}; rerun to continue\n")
         return EXIT_INTERRUPT
@@ -348,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--executor", choices=("local", "dask"), default="local")
     g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="Dask scheduler address (default: a new LocalCluster)")
+    g2.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="how long to wait for the Dask scheduler (default 10; then exit 3)")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
     g2.set_defaults(func=cmd_regress)
@@ -406,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "t2c-sim " + " ".join(shlex.quote(a) for a in argv)
     try:
         return args.func(args, command)
+    except ExecutorError as e:
+        sys.stderr.write(f"t2c-sim: executor error: {e}\n")
+        return EXIT_INFRA
     except SimulationError as e:
         sys.stderr.write(f"t2c-sim: simulator error: {e}\n")
         return EXIT_INFRA

@@ -48,3 +48,7 @@ class SimulationError(T2CError, RuntimeError):
 
 class MismatchError(T2CError, AssertionError):
     """RTL (or another model) disagrees with the golden model; the message localizes it."""
+
+
+class ExecutorError(SimulationError):
+    """The job executor failed: a Dask scheduler that does not answer, a missing dask."""

@@ -2,24 +2,72 @@
 
 - :class:`LocalExecutor`: ``workers == 1`` runs in this process (Ctrl-C stops at once);
   more workers use a ``spawn`` process pool (no state leaks between jobs, safe with torch).
+  Pool workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the
+  parent reacts) and exit on their own when the parent dies (a crash leaves no orphans).
 - :class:`DaskExecutor`: a ``dask.distributed.Client`` connected to ``address`` (a running
   scheduler, e.g. ``tcp://host:8786``) or to a new ``LocalCluster`` of ``workers`` processes.
 
 A result that is an exception instance means the executor itself failed for that item (worker
 died, connection lost); job-level errors are results, not exceptions (see ``run_job``).
+
+On ``KeyboardInterrupt`` both executors stop the work still running, first yield the items that
+had already finished but were not yet collected (so the caller can store them), then re-raise.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from t2c_sim.errors import ConfigError, SimulationError
+from t2c_sim.errors import ConfigError, ExecutorError
 
 log = logging.getLogger(__name__)
+
+_PARENT_POLL_S = 0.5
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker start-up: ignore SIGINT, and exit when ``parent_pid`` is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                     name="t2c-parent-watch").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)  # the parent crashed: nobody will collect this worker's result
+
+
+def _finished_now(pending: dict[Future, Any]) -> list[tuple[Any, Any]]:
+    """Remove and return ``(item, result)`` of every pending future that completed normally."""
+    out = []
+    for fut in [f for f in pending if f.done() and not f.cancelled()]:
+        it = pending.pop(fut)
+        if fut.exception() is None:
+            out.append((it, fut.result()))
+    return out
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel queued work and end the workers (their jobs are lost)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=2.0)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=2.0)
 
 
 class LocalExecutor:
@@ -40,41 +88,74 @@ class LocalExecutor:
                 yield it, fn(it)
             return
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pending: dict[Future, Any] = {}
+        stopped = False
         try:
-            pending: dict[Future, Any] = {pool.submit(fn, it): it for it in items}
+            pending = {pool.submit(fn, it): it for it in items}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     it = pending.pop(fut)
                     exc = fut.exception()
                     yield it, (exc if exc is not None else fut.result())
+        except KeyboardInterrupt:
+            finished = _finished_now(pending)
+            _terminate(pool)
+            stopped = True
+            log.info("interrupted: %d finished job(s) collected, %d stopped", len(finished),
+                     len(pending))
+            yield from finished
+            raise
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pending and not stopped:  # the consumer stopped early (an error on its side)
+                _terminate(pool)
+            elif not stopped:
+                pool.shutdown(wait=True)
 
     def close(self) -> None:
         """Nothing to release (the pool lives only inside :meth:`map_unordered`)."""
 
 
 class DaskExecutor:
-    """Execution on a Dask distributed cluster (:class:`dask.distributed.Client`)."""
+    """Execution on a Dask distributed cluster (:class:`dask.distributed.Client`).
 
-    def __init__(self, address: str | None = None, workers: int = 1) -> None:
+    Args:
+        address: scheduler address (``tcp://host:port``); ``None`` starts a ``LocalCluster``.
+        workers: worker processes of that ``LocalCluster``.
+        connect_timeout_s: how long to wait for the scheduler before giving up.
+
+    Raises:
+        ConfigError: ``address`` is malformed (names ``--scheduler``).
+        ExecutorError: dask is not installed, or the scheduler does not answer in time.
+    """
+
+    def __init__(self, address: str | None = None, workers: int = 1,
+                 connect_timeout_s: float = 10.0) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
-            raise SimulationError("the dask executor needs dask[distributed]: "
-                                  "pip install 'dask[distributed]'") from None
+            raise ExecutorError("the dask executor needs dask[distributed]: "
+                                "pip install 'dask[distributed]'") from None
+        if workers < 1:
+            raise ConfigError(f"-j must be >= 1, got {workers}", key="-j")
         self._cluster = None
         try:
             if address:
-                self.client = Client(address, timeout="20s")
+                self.client = Client(address, timeout=f"{connect_timeout_s}s")
             else:
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                              processes=True, dashboard_address=None)
                 self.client = Client(self._cluster)
         except (OSError, TimeoutError) as e:
-            raise SimulationError(f"cannot connect to the Dask scheduler {address!r}: {e}") from None
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise ExecutorError(f"cannot connect to the Dask scheduler {address!r}: {msg}") \
+                from None
+        except (ValueError, TypeError) as e:
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise ConfigError(f"not a Dask scheduler address {address!r} (expected "
+                              f"tcp://HOST:PORT): {msg}", key="--scheduler") from None
         self.address = address or self.client.scheduler.address
 
     def describe(self) -> str:
@@ -85,21 +166,40 @@ class DaskExecutor:
                       ) -> Iterator[tuple[Any, Any]]:
         from dask.distributed import as_completed
 
-        futs = {}
-        for it in items:
-            f = self.client.submit(fn, it, pure=False)
-            futs[f.key] = (f, it)
+        futs: dict[str, tuple[Any, Any]] = {}
+        collected: set[str] = set()
         try:
+            for it in items:
+                f = self.client.submit(fn, it, pure=False)
+                futs[f.key] = (f, it)
             for f in as_completed([f for f, _ in futs.values()]):
                 it = futs[f.key][1]
+                collected.add(f.key)
                 if f.status == "error":
                     yield it, f.exception()
                 else:
                     yield it, f.result()
+        except KeyboardInterrupt:
+            late = [(f, it) for k, (f, it) in futs.items()
+                    if k not in collected and f.status == "finished"]
+            self._cancel(futs, collected)
+            for f, it in late:
+                collected.add(f.key)
+                try:
+                    res = f.result(timeout=5)
+                except Exception as e:  # noqa: BLE001 - the job stays unfinished, reruns later
+                    log.info("interrupted: result of %s not fetched: %s", f.key, e)
+                    continue
+                yield it, res
+            raise
         finally:
-            for f, _ in futs.values():
-                if not f.done():
-                    f.cancel()
+            self._cancel(futs, collected)
+
+    @staticmethod
+    def _cancel(futs: dict[str, tuple[Any, Any]], collected: set[str]) -> None:
+        left = [f for k, (f, _) in futs.items() if k not in collected and not f.done()]
+        for f in left:
+            f.cancel()
 
     def close(self) -> None:
         self.client.close()

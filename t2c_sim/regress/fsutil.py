@@ -1,19 +1,32 @@
 """Atomic file writes and JSON helpers for results (temp file in the same folder + rename).
 
-A reader never sees a half-written result: either the old file, the new file, or none.
+A reader never sees a half-written result: either the old file, the new file, or none. A
+process killed mid-write (SIGKILL, power loss) can leave a temp file ``.<name>.<random>.tmp``
+next to the target; :func:`remove_stale_temps` deletes those, under :func:`folder_lock`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from t2c_sim.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no locking
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -33,6 +46,50 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold an exclusive advisory lock on ``folder`` (created if missing) for the block.
+
+    The lock is ``flock`` on the folder itself, so it leaves no file behind and is released
+    by the kernel when the holder dies, even by SIGKILL.
+
+    Raises:
+        ConfigError: another process holds the lock (the message names the folder).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield folder
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError("results folder is in use by another t2c-sim process",
+                              file=str(folder)) from None
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete leftover ``.<name>.<random>.tmp`` files of :func:`atomic_write` in ``folder``.
+
+    Only call this while holding :func:`folder_lock` (a live writer's temp file would go too).
+    Returns the removed paths.
+    """
+    folder = Path(folder)
+    gone = []
+    for p in folder.glob(".*.tmp") if folder.is_dir() else ():
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    if gone:
+        log.info("%s: removed %d temp file(s) of an interrupted run", folder, len(gone))
+    return gone
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -4,10 +4,14 @@ Each finished job's result is written atomically to ``<out>/jobs/<job_id>.json``
 it arrives, so a crash or Ctrl-C loses nothing finished. A rerun loads the stored results and
 skips every job already finished with a verdict (``pass``, ``fail``, ``golden``); jobs that ended
 in ``error`` (infrastructure trouble) are retried. ``force=True`` reruns everything.
+
+While it runs, the runner holds an exclusive lock on ``<out>/jobs`` (a second runner on the
+same folder is refused) and first removes temp files a killed run left there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from t2c_sim.regress.fsutil import atomic_write_json
+from t2c_sim.regress.fsutil import atomic_write_json, folder_lock, remove_stale_temps
 from t2c_sim.regress.jobs import run_job
 from t2c_sim.regress.progress import Progress
 from t2c_sim.regress.report.write import write_suite_reports
@@ -118,9 +122,24 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         progress: draw a progress bar on stderr.
         on_result: called with each new result (after it is stored).
 
-    KeyboardInterrupt propagates after the finished results are on disk.
+    KeyboardInterrupt propagates after the finished results (including those the executor
+    had already completed but not yet handed over) are on disk and the reports are written.
+
+    Raises:
+        ConfigError: another runner is using ``out_dir``.
     """
     out = Path(out_dir)
+    with folder_lock(out / "jobs"):
+        remove_stale_temps(out)
+        remove_stale_temps(out / "jobs")
+        return _run_locked(suite, out, executor, run_fn=run_fn, build_root=build_root,
+                           cache_dir=cache_dir, force=force, progress=progress,
+                           on_result=on_result)
+
+
+def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[..., dict[str, Any]],
+                build_root: str, cache_dir: str, force: bool, progress: bool,
+                on_result: Callable[[dict[str, Any]], None] | None) -> SuiteOutcome:
     store = ResultStore(out / "jobs")
     oc = SuiteOutcome(suite=suite, out_dir=out)
     todo = []
@@ -135,16 +154,17 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
     fn = partial(run_fn, out_root=str(out / "jobs"), build_root=os.fspath(build_root),
                  cache_dir=os.fspath(cache_dir))
     try:
-        for job, res in executor.map_unordered(fn, todo):
-            if isinstance(res, BaseException):
-                res = {"job_id": job.job_id, "info": job.info(), "status": ERROR,
-                       "message": f"executor: {type(res).__name__}: {res}", "wall_s": 0.0,
-                       "run": None}
-            store.put(job.job_id, res)
-            oc.ran.append(job.job_id)
-            bar.advance(f"{job.name} {res.get('status', '?')}")
-            if on_result:
-                on_result(res)
+        with contextlib.closing(executor.map_unordered(fn, todo)) as results:
+            for job, res in results:
+                if isinstance(res, BaseException):
+                    res = {"job_id": job.job_id, "info": job.info(), "status": ERROR,
+                           "message": f"executor: {type(res).__name__}: {res}", "wall_s": 0.0,
+                           "run": None}
+                store.put(job.job_id, res)
+                oc.ran.append(job.job_id)
+                bar.advance(f"{job.name} {res.get('status', '?')}")
+                if on_result:
+                    on_result(res)
     finally:
         bar.close()
         for job in suite.jobs:
