@@ -40,6 +40,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _seconds(text: str) -> float:
+    """argparse type of a duration option: a number of seconds > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return v
+
+
 def _verdict_code(verdict: str) -> int:
     return {"pass": EXIT_OK, "golden": EXIT_OK, "fail": EXIT_FAIL, "error": EXIT_INFRA}.get(
         verdict, EXIT_FAIL)
@@ -173,8 +184,6 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         raise UsageError(f"-j must be >= 1, got {args.jobs}")
     if args.scheduler and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
-    if args.connect_timeout <= 0:
-        raise UsageError(f"--connect-timeout must be > 0, got {args.connect_timeout:g}")
     suite = load_suite(args.suite)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     jobs = args.jobs or os.cpu_count() or 1
@@ -183,10 +192,18 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
                                connect_timeout_s=args.connect_timeout)
     else:
         ex = LocalExecutor(jobs)
+        from t2c_sim.regress.pipeline import RunOptions, check_tools
+
+        sims = tuple(sorted({j.sim for j in suite.jobs if j.sim}))
+        if sims:  # exit 3 before anything is written (Dask workers have their own tools)
+            check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
+                                   verilator_root=args.verilator_root))
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     try:
         oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
-                       force=args.force, progress=_progress_enabled(args))
+                       force=args.force, progress=_progress_enabled(args),
+                       sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
+                                    "verilator_root": args.verilator_root})
     except KeyboardInterrupt:
         from t2c_sim.regress.runner import ResultStore
 
@@ -309,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simopts = argparse.ArgumentParser(add_help=False)
     s = simopts.add_argument_group("simulator")
-    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    s.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="wall-clock limit of one simulator run (a hung run exits 3)")
     s.add_argument("--build-root", default="build/sim", help="simulator build cache")
     s.add_argument("--tool-path", default=None, metavar="PATH",
@@ -355,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--executor", choices=("local", "dask"), default="local")
     g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="Dask scheduler address (default: a new LocalCluster)")
-    g2.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+    g2.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
                     help="how long to wait for the Dask scheduler (default 10; then exit 3)")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
@@ -432,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPT
     except OSError as e:
         sys.stderr.write(f"t2c-sim: error: {e}\n")
+        return EXIT_INFRA
+    except Exception as e:  # noqa: BLE001 - a bug must still end in one line and exit 3
+        log.debug("internal error", exc_info=True)
+        msg = " ".join(str(e).split())
+        sys.stderr.write(f"t2c-sim: internal error: {type(e).__name__}: {msg} "
+                         "(-vv shows the traceback)\n")
         return EXIT_INFRA
 
 

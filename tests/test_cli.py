@@ -192,3 +192,65 @@ def test_run_unknown_layer_filter(tmp_path, capsys):
     assert main(["run", str(net), "--sim", "none", "--layers", "conv1,convX",
                  "--out", str(tmp_path / "o")]) == EXIT_USAGE
     assert "convX" in _one_error_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------- regress/run: every bad input
+_OK_JOB = "jobs: [{random: linear, params: {c_in: 16, c_out: 6, rows: 3}}]\n"
+REGRESS_BAD = [  # (suite text or None for a missing file, extra args, exit code, must appear)
+    (None, [], EXIT_USAGE, ["suite not found"]),
+    ("name: x\njobs: [\n", [], EXIT_USAGE, ["not valid YAML at line 3"]),
+    ("- a\n- b\n", [], EXIT_USAGE, ["must be a mapping"]),
+    ("name: x\nbogus: 1\n" + _OK_JOB, [], EXIT_USAGE, ["'bogus'", "unknown suite key"]),
+    ("name: x\njobs: [{random: linear, colour: red}]\n", [], EXIT_USAGE, ["'jobs[0].colour'"]),
+    ("name: x\nsims: [modelsim]\n" + _OK_JOB, [], EXIT_USAGE, ["'sims'", "modelsim"]),
+    ("name: x\njobs: [{random: linear, sims: [vcs]}]\n", [], EXIT_USAGE, ["'jobs[0].sims'"]),
+    ("name: x\ntimeout_s: soon\n" + _OK_JOB, [], EXIT_USAGE, ["'timeout_s'", "'soon'"]),
+    ("name: x\njobs: [{random: linear, params: {c_in: abc}}]\n", [], EXIT_USAGE,
+     ["'jobs[0].params.c_in'", "integer"]),
+    ("name: x\njobs: [{random: linear, params: {c_in: 0}}]\n", [], EXIT_USAGE,
+     ["'jobs[0].params'", "cannot be generated"]),
+    ("name: x\nhw: [{rows: 0}]\n" + _OK_JOB, [], EXIT_USAGE, ["'hw[0].rows'"]),
+    ("name: ../up\n" + _OK_JOB, [], EXIT_USAGE, ["'name'"]),
+    ("name: x\nsims: none\n" + _OK_JOB, ["-j", "0"], EXIT_USAGE, ["-j must be >= 1"]),
+    ("name: x\nsims: none\n" + _OK_JOB, ["--timeout", "-1"], EXIT_USAGE, ["--timeout"]),
+    ("name: x\nsims: none\n" + _OK_JOB, ["--scheduler", "tcp://127.0.0.1:1"], EXIT_USAGE,
+     ["--scheduler needs --executor dask"]),
+    ("name: x\nsims: icarus\n" + _OK_JOB, ["--tool-path", "EMPTY"], EXIT_INFRA,
+     ["iverilog not found"]),
+]
+
+
+@pytest.mark.parametrize("text,extra,code,needles", REGRESS_BAD,
+                         ids=[f"case{i}" for i in range(len(REGRESS_BAD))])
+def test_regress_bad_inputs_one_line_no_results(tmp_path, capsys, text, extra, code, needles):
+    suite = tmp_path / "s.yaml"
+    if text is not None:
+        suite.write_text(text)
+    (tmp_path / "empty").mkdir()
+    extra = [str(tmp_path / "empty") if a == "EMPTY" else a for a in extra]
+    out = tmp_path / "o"
+    assert main(["regress", str(suite), "--out", str(out), *extra]) == code
+    line = _one_error_line(capsys.readouterr().err)
+    for n in needles:
+        assert n in line, line
+    if text is not None and not extra:  # errors about the suite file name it
+        assert str(suite) in line
+    assert not out.exists()  # nothing written, not even an empty folder
+
+
+def test_run_bad_timeout_and_internal_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    assert main(["run", str(tmp_path / "r.yaml"), "--sim", "none", "--timeout", "0"]) \
+        == EXIT_USAGE
+    assert "--timeout" in _one_error_line(capsys.readouterr().err)
+    # A bug deep inside (any non-package exception) still ends in one line and exit 3.
+    import t2c_sim.regress.hwfile as hwfile
+
+    def boom(*a, **k):
+        raise TypeError("unhashable type: 'dict'\nsecond line")
+
+    monkeypatch.setattr(hwfile, "load_hw", boom)
+    assert main(["run", str(tmp_path / "r.yaml"), "--sim", "none",
+                 "--out", str(tmp_path / "o")]) == EXIT_INFRA
+    line = _one_error_line(capsys.readouterr().err)
+    assert "internal error: TypeError: unhashable type" in line and "second line" in line
+    assert not (tmp_path / "o").exists()

@@ -185,3 +185,20 @@ def test_failed_job_is_a_junit_error(suite_file, tmp_path):
     assert len(root.findall("testsuite")) == len(s.jobs)
     errs = root.findall(".//error")
     assert len(errs) == 1 and "build of t2c_harness failed" in errs[0].get("message")
+
+
+def test_cli_simulator_options_reach_every_job(suite_file, tmp_path, monkeypatch):
+    import t2c_sim.regress.runner as runner
+
+    seen = []
+
+    def spy(job, **kw):
+        seen.append({k: kw.get(k) for k in ("timeout_s", "tool_path", "verilator_root")})
+        return run_job(job, out_root=kw["out_root"])
+
+    monkeypatch.setattr(runner, "run_job", spy)
+    monkeypatch.setattr(runner.run_suite, "__kwdefaults__",
+                        {**runner.run_suite.__kwdefaults__, "run_fn": spy})
+    assert main(["regress", str(suite_file), "-j", "1", "--out", str(tmp_path / "o"), "-q",
+                 "--timeout", "7.5", "--tool-path", "/opt/x/bin"]) == EXIT_OK
+    assert seen == [{"timeout_s": 7.5, "tool_path": "/opt/x/bin", "verilator_root": None}] * 8

@@ -22,8 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def run_job(job: Job, out_root: str, build_root: str = "build/sim",
-            cache_dir: str = "build/cache") -> dict[str, Any]:
+            cache_dir: str = "build/cache", *, timeout_s: float | None = None,
+            tool_path: str | None = None, verilator_root: str | None = None) -> dict[str, Any]:
     """Build/generate the job's records, evaluate them, and return the result dict.
+
+    ``timeout_s`` (the command line's ``--timeout``) overrides the suite's ``timeout_s``;
+    ``tool_path`` and ``verilator_root`` choose the simulators as in ``t2c-sim run``.
 
     Returns:
         ``{"job_id", "info", "status", "message", "wall_s", "run"}`` where ``run`` is a
@@ -42,8 +46,10 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
             src.title = job.name
         else:
             src = records_from_random(job.kind, job.params, job.seed, job.name)
-        opts = RunOptions(sims=(job.sim,) if job.sim else (), timeout_s=job.timeout_s,
-                          build_root=build_root, seed=job.seed, command=cmd)
+        opts = RunOptions(sims=(job.sim,) if job.sim else (),
+                          timeout_s=timeout_s if timeout_s is not None else job.timeout_s,
+                          build_root=build_root, tool_path=tool_path,
+                          verilator_root=verilator_root, seed=job.seed, command=cmd)
         check_tools(opts)
         run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary)

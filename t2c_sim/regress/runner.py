@@ -109,8 +109,8 @@ class SuiteOutcome:
 def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
               run_fn: Callable[..., dict[str, Any]] = run_job, build_root: str = "build/sim",
               cache_dir: str = "build/cache", force: bool = False,
-              progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None
-              ) -> SuiteOutcome:
+              progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None,
+              sim_options: dict[str, Any] | None = None) -> SuiteOutcome:
     """Run the suite's unfinished jobs on ``executor``; store each result as it ends.
 
     Args:
@@ -121,6 +121,8 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         force: rerun jobs that already have a stored result.
         progress: draw a progress bar on stderr.
         on_result: called with each new result (after it is stored).
+        sim_options: extra keyword arguments of ``run_fn`` (``timeout_s``, ``tool_path``,
+            ``verilator_root`` of :func:`run_job`); ``None`` values are left out.
 
     KeyboardInterrupt propagates after the finished results (including those the executor
     had already completed but not yet handed over) are on disk and the reports are written.
@@ -134,12 +136,14 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         remove_stale_temps(out / "jobs")
         return _run_locked(suite, out, executor, run_fn=run_fn, build_root=build_root,
                            cache_dir=cache_dir, force=force, progress=progress,
-                           on_result=on_result)
+                           on_result=on_result,
+                           extra={k: v for k, v in (sim_options or {}).items() if v is not None})
 
 
 def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[..., dict[str, Any]],
                 build_root: str, cache_dir: str, force: bool, progress: bool,
-                on_result: Callable[[dict[str, Any]], None] | None) -> SuiteOutcome:
+                on_result: Callable[[dict[str, Any]], None] | None,
+                extra: dict[str, Any]) -> SuiteOutcome:
     store = ResultStore(out / "jobs")
     oc = SuiteOutcome(suite=suite, out_dir=out)
     todo = []
@@ -152,7 +156,7 @@ def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[...,
              len(oc.skipped), len(todo))
     bar = Progress(len(todo), enabled=progress, prefix=f"{suite.name} ")
     fn = partial(run_fn, out_root=str(out / "jobs"), build_root=os.fspath(build_root),
-                 cache_dir=os.fspath(cache_dir))
+                 cache_dir=os.fspath(cache_dir), **extra)
     try:
         with contextlib.closing(executor.map_unordered(fn, todo)) as results:
             for job, res in results:

@@ -121,24 +121,75 @@ def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
             try:
                 out.append(HwConfig.from_dict(item).to_dict())
             except ConfigError as e:
-                raise ConfigError(str(e), file=file, key=f"{k}.{e.key}") from None
+                msg = str(e).split(": ", 1)[-1] if e.key else str(e)
+                raise ConfigError(msg, file=file, key=f"{k}.{e.key}" if e.key else k) from None
         else:
             raise ConfigError("must be a file name or a mapping of hardware parameters",
                               file=file, key=k)
     return out
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _type_ok(default: Any, v: Any) -> bool:
+    """Whether ``v`` has the type of the generator parameter whose default is ``default``."""
+    if isinstance(default, bool):
+        return isinstance(v, bool)
+    if _is_int(default) or default is inspect.Parameter.empty or default is None:
+        return _is_int(v) or (default is not None and default is not inspect.Parameter.empty
+                              and isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)))
+    if isinstance(default, str):
+        return isinstance(v, str)
+    return True
+
+
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
+    """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
     from t2c_sim.golden import gen
 
     fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
           "network": gen.random_network}[kind]
-    allowed = [p for p in inspect.signature(fn).parameters if p not in ("rng",)]
-    for k in params:
-        if k not in allowed or k in ("x_q", "inputs"):
+    sig = inspect.signature(fn).parameters
+    allowed = [p for p in sig if p not in ("rng", "x_q", "inputs")]
+    for k, v in params.items():
+        if k not in allowed:
             raise ConfigError(f"unknown parameter of a random {kind} (known: "
-                              f"{', '.join(a for a in allowed if a not in ('x_q', 'inputs'))})",
-                              file=file, key=f"{key}.{k}")
+                              f"{', '.join(allowed)})", file=file, key=f"{key}.{k}")
+        default = sig[k].default
+        if not _type_ok(default, v):
+            want = ("true or false" if isinstance(default, bool) else
+                    "a string" if isinstance(default, str) else "an integer")
+            raise ConfigError(f"must be {want}, got {v!r}", file=file, key=f"{key}.{k}")
+
+
+def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: str) -> None:
+    """Generate the entry once (seed 0) so that bad values fail here, not in every job."""
+    from t2c_sim.regress.sources import records_from_random
+
+    try:
+        records_from_random(kind, params, 0, name)
+    except Exception as e:  # noqa: BLE001 - whatever the generator rejects is bad input
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ConfigError(f"a random {kind} cannot be generated from these parameters: {msg}",
+                          file=file, key=key) from None
+
+
+def _timeout(v: Any, file: str, key: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ConfigError(f"must be a number of seconds > 0, got {v!r}", file=file, key=key)
+    return float(v)
+
+
+def _name(v: Any, file: str, key: str) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
+        raise ConfigError(f"must be a non-empty string, got {v!r}", file=file, key=key)
+    return str(v)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -152,14 +203,17 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(f"unknown suite key (known: {', '.join(sorted(_SUITE_KEYS))})",
                               file=file, key=str(k))
     base = Path(path).resolve().parent
-    name = str(data.get("name") or Path(path).stem)
+    name = _name(data.get("name"), file, "name") or Path(path).stem
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"must not contain '/' or start with '.' (it names the results "
+                          f"folder), got {name!r}", file=file, key="name")
     try:
         sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
     except ConfigError as e:
         raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sims") from None
     seeds = _seeds(data.get("seeds", [0]), file, "seeds")
     hws = _hws(data.get("hw", [{}]), base, file, "hw")
-    timeout = data.get("timeout_s")
+    timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
     entries = data.get("jobs")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("must be a non-empty list", file=file, key="jobs")
@@ -183,30 +237,36 @@ def load_suite(path: str | Path) -> Suite:
             kind = "recipe"
             rp = _resolve(str(e["recipe"]), base, file, f"{key}.recipe")
             recipe, sha = str(rp), hashlib.sha256(rp.read_bytes()).hexdigest()
-            jname = str(e.get("name") or rp.stem)
+            jname = _name(e.get("name"), file, f"{key}.name") or rp.stem
         else:
             kind = str(e["random"])
             if kind not in RANDOM_KINDS:
                 raise ConfigError(f"unknown random kind {kind!r} (expected one of "
                                   f"{', '.join(RANDOM_KINDS)})", file=file, key=f"{key}.random")
             _check_params(kind, params, file, f"{key}.params")
-            jname = str(e.get("name") or f"random_{kind}_{i}")
+            jname = _name(e.get("name"), file, f"{key}.name") or f"random_{kind}_{i}"
         try:
             jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
         except ConfigError as err:
             raise ConfigError(str(err).split(": ", 1)[-1], file=file, key=f"{key}.sims") from None
         jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
+        jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
+            else timeout
+        tried: set[tuple[int, int]] = set()
         for hw in jhws:
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])
                 p.setdefault("m", hw["m"])
+                if (p["n"], p["m"]) not in tried:
+                    tried.add((p["n"], p["m"]))
+                    _try_generate(kind, p, jname, file, f"{key}.params")
             for sim in jsims:
                 for seed in jseeds:
                     job = Job(name=jname, kind=kind, hw=hw, sim=sim, seed=seed, recipe=recipe,
                               recipe_sha=sha, params=p,
-                              timeout_s=e.get("timeout_s", timeout))
+                              timeout_s=jtimeout)
                     if job.job_id not in seen:
                         seen.add(job.job_id)
                         jobs.append(job)
