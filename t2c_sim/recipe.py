@@ -312,7 +312,7 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     _known(d, _TOP, "", file)
     if "model" not in d:
         raise ConfigError("missing required key", file=file, key="model")
-    model = d["model"]
+    model = _typed(d, "model", str, None, "", file)
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r} (known: {', '.join(MODELS)})", file=file,
                           key="model")

@@ -57,6 +57,7 @@ def test_good_recipe_values(tmp_path: Path) -> None:
     (GOOD.replace("acc_bits: 24", "acc_bits: true"), "fuse.acc_bits"),
     (GOOD.replace("model: digits_cnn", "model: vgg"), "model"),
     (GOOD.replace("model: digits_cnn\n", ""), "model"),
+    (GOOD.replace("model: digits_cnn", "model: {}"), "model"),
 ])
 def test_errors_name_key_and_file(tmp_path: Path, text: str, key: str) -> None:
     p = tmp_path / "bad.yaml"
