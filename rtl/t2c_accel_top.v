@@ -212,32 +212,36 @@ module t2c_accel_top #(
   endgenerate
 
   // ------------------------------------------------------------------------- PE array inputs
-  wire [ROWS*ACT_W-1:0]          pe_act;
-  wire [COLS*VAL_W-1:0]          pe_val;
-  wire [COLS*N*IDX_BITS-1:0]     pe_idx;
-  wire [COLS*ACC_BITS-1:0]       pe_bias;
-  wire [COLS*PRM_W-1:0]          ch_prm;
+  reg  [ROWS*ACT_W-1:0]          pe_act;
+  reg  [COLS*VAL_W-1:0]          pe_val;
+  reg  [COLS*N*IDX_BITS-1:0]     pe_idx;
+  reg  [COLS*ACC_BITS-1:0]       pe_bias;
+  reg  [COLS*PRM_W-1:0]          ch_prm;
   wire [ROWS*COLS*ACC_BITS-1:0]  pe_acc;
   // one loop variable per always block: a shared one would make Icarus re-trigger the blocks
   integer ib, ic;
 
   // Rows and columns outside the tile see zeros: their results are deterministic, never X.
-  // (One continuous assignment per slice: a single always block writing slices of the wide
-  // vectors makes Icarus re-evaluate every PE once per slice write, 10-100x slower.)
+  // (One small always block per slice writing a variable: Icarus then propagates one vector
+  // per slice update. A single block writing every slice re-evaluates every PE once per slice
+  // write (10-100x slower); continuous assignments to slices make a strength-resolved net that
+  // vvp rebuilds bit by bit for each slice update.)
   generate
     for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_pe_row_in
-      assign pe_act[gr*ACT_W +: ACT_W] = rmask1_q[gr] ? act_rd[gr*ACT_W +: ACT_W]
-                                                      : {ACT_W{1'b0}};
+      always @* begin
+        pe_act[gr*ACT_W +: ACT_W] = rmask1_q[gr] ? act_rd[gr*ACT_W +: ACT_W] : {ACT_W{1'b0}};
+      end
     end
     for (gc = 0; gc < COLS; gc = gc + 1) begin : g_pe_col_in
-      assign pe_val[gc*VAL_W +: VAL_W] = cmask1_q[gc] ? wgt_rd[gc*WGT_W +: VAL_W]
-                                                      : {VAL_W{1'b0}};
-      assign pe_idx[gc*N*IDX_BITS +: N*IDX_BITS] =
-          cmask1_q[gc] ? wgt_rd[gc*WGT_W + VAL_W +: N*IDX_BITS] : {(N*IDX_BITS){1'b0}};
-      assign pe_bias[gc*ACC_BITS +: ACC_BITS] =
-          cmask1_q[gc] ? ch_rd[gc*CH_W +: ACC_BITS] : {ACC_BITS{1'b0}};
-      assign ch_prm[gc*PRM_W +: PRM_W] =
-          cmask1_q[gc] ? ch_rd[gc*CH_W + ACC_BITS +: PRM_W] : {PRM_W{1'b0}};
+      always @* begin
+        pe_val[gc*VAL_W +: VAL_W] = cmask1_q[gc] ? wgt_rd[gc*WGT_W +: VAL_W] : {VAL_W{1'b0}};
+        pe_idx[gc*N*IDX_BITS +: N*IDX_BITS] =
+            cmask1_q[gc] ? wgt_rd[gc*WGT_W + VAL_W +: N*IDX_BITS] : {(N*IDX_BITS){1'b0}};
+        pe_bias[gc*ACC_BITS +: ACC_BITS] =
+            cmask1_q[gc] ? ch_rd[gc*CH_W +: ACC_BITS] : {ACC_BITS{1'b0}};
+        ch_prm[gc*PRM_W +: PRM_W] =
+            cmask1_q[gc] ? ch_rd[gc*CH_W + ACC_BITS +: PRM_W] : {PRM_W{1'b0}};
+      end
     end
   endgenerate
 

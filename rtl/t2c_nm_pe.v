@@ -10,9 +10,15 @@
 // An index >= M (only possible when M is not a power of two) selects 0.
 //
 // Widths: an activation is sign-extended (a_signed_i = 1) or zero-extended (a_signed_i = 0) to
-// A_BITS + 1 signed bits, a weight is signed W_BITS; each product is exact in
-// PROD_BITS = A_BITS + W_BITS + 1 signed bits and sign-extended to ACC_BITS (>= PROD_BITS) before
-// the sum, which then wraps like the accumulator (wrapping is order-independent, SPEC section 2).
+// A_BITS + 1 signed bits, a weight is signed W_BITS; each product is formed in the ACC_BITS
+// signed context of the sum (both operands sign-extended to ACC_BITS >= PROD_BITS =
+// A_BITS + W_BITS + 1 first, so it is exact), and the sum wraps like the accumulator (wrapping
+// is order-independent, SPEC section 2).
+//
+// Simulation cost (Icarus): the datapath is behavioural code in two combinational blocks, not
+// a net of continuous assignments. vvp evaluates replications and concatenations on nets bit by
+// bit, which made the 8x8 array run at ~70 cycles/s; the mux/multiply block here only wakes when
+// the operands change (once per cycle), the accumulate block when acc_q/clear/valid change.
 //
 // Latency: acc_o is the register, so a group presented at a rising edge is in acc_o after it.
 // The accumulator is datapath (not reset): start every dot product with clear_i.
@@ -43,6 +49,8 @@ module t2c_nm_pe #(
   localparam integer PROD_BITS = A_BITS + W_BITS + 1;
   // Index width the contract requires.
   localparam integer IDX_BITS_EXP = (M > 1) ? $clog2(M) : 1;
+  // M as an (IDX_BITS + 1)-bit constant: an index >= M selects 0.
+  localparam [IDX_BITS:0] M_L = M[IDX_BITS:0];
 
   initial begin
     if (M < 1 || M > 256) begin
@@ -66,51 +74,33 @@ module t2c_nm_pe #(
   wire unused_rst;
   assign unused_rst = rst_ni;
 
-  // ---------------------------------------------------------------- per kept value: mux, multiply
-  wire [N*ACC_BITS-1:0] prod_ext;
-
-  genvar gj;
-  generate
-    for (gj = 0; gj < N; gj = gj + 1) begin : g_lane
-      reg        [A_BITS-1:0]    sel_d;
-      wire       [IDX_BITS-1:0]  idx = idx_i[gj*IDX_BITS +: IDX_BITS];
-      wire signed [A_BITS:0]     a_ext;
-      wire signed [W_BITS-1:0]   w = val_i[gj*W_BITS +: W_BITS];
-      wire signed [PROD_BITS-1:0] prod;
-      integer k;
-
-      // M:1 mux; an index outside [0, M) selects 0.
-      always @* begin
-        sel_d = {A_BITS{1'b0}};
-        for (k = 0; k < M; k = k + 1) begin
-          if (idx == k[IDX_BITS-1:0]) begin
-            sel_d = act_i[k*A_BITS +: A_BITS];
-          end
-        end
-      end
-
-      assign a_ext = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});
-      assign prod  = $signed({{(PROD_BITS - A_BITS - 1){a_ext[A_BITS]}}, a_ext})
-                   * $signed({{(PROD_BITS - W_BITS){w[W_BITS-1]}}, w});
-      if (ACC_BITS > PROD_BITS) begin : g_ext
-        assign prod_ext[gj*ACC_BITS +: ACC_BITS] =
-            {{(ACC_BITS - PROD_BITS){prod[PROD_BITS-1]}}, prod};
-      end else begin : g_noext
-        assign prod_ext[gj*ACC_BITS +: ACC_BITS] = prod;
-      end
-    end
-  endgenerate
-
-  // ---------------------------------------------------------------- sum and accumulate (wraps)
+  // ---------------------------------------------------------------- per kept value: mux, multiply, sum
   reg signed [ACC_BITS-1:0] acc_q, acc_d;
-  reg signed [ACC_BITS-1:0] sum_d;
+  reg signed [ACC_BITS-1:0] sum_d;  // sum_j w[j] * a[idx[j]], wraps
+  reg        [IDX_BITS-1:0] idx_d;  // idx[j]
+  reg        [A_BITS-1:0]   sel_d;  // a[idx[j]] (M:1 mux; 0 for an index >= M)
+  reg signed [A_BITS:0]     a_d;    // sel_d sign- or zero-extended to A_BITS + 1
+  reg signed [W_BITS-1:0]   w_d;    // w[j]
   integer j;
 
   always @* begin
     sum_d = {ACC_BITS{1'b0}};
     for (j = 0; j < N; j = j + 1) begin
-      sum_d = sum_d + $signed(prod_ext[j*ACC_BITS +: ACC_BITS]);
+      idx_d = idx_i[j*IDX_BITS +: IDX_BITS];
+      sel_d = ({1'b0, idx_d} < M_L) ? act_i[idx_d*A_BITS +: A_BITS] : {A_BITS{1'b0}};
+      a_d   = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});
+      w_d   = $signed(val_i[j*W_BITS +: W_BITS]);
+      // Signed context of ACC_BITS: a_d and w_d are sign-extended to ACC_BITS before the
+      // multiply (IEEE 1364 5.5), so the product is exact. (An explicit {{..}} replication
+      // here made the whole Icarus co-simulation ~30% slower; hence the waiver.)
+      /* verilator lint_off WIDTHEXPAND */
+      sum_d = sum_d + a_d * w_d;
+      /* verilator lint_on WIDTHEXPAND */
     end
+  end
+
+  // ---------------------------------------------------------------- accumulate (wraps)
+  always @* begin
     acc_d = acc_q;
     if (clear_i) begin
       acc_d = bias_i;

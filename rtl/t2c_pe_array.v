@@ -13,6 +13,12 @@
 // Packing: act_i row r at [r*M*A_BITS +: M*A_BITS]; val_i column c at [c*N*W_BITS +: N*W_BITS];
 // idx_i column c at [c*N*IDX_BITS +: N*IDX_BITS]; bias_i column c at [c*ACC_BITS +: ACC_BITS];
 // acc_o PE (r, c) at [(r*COLS + c)*ACC_BITS +: ACC_BITS].
+//
+// Simulation cost (Icarus): every PE port connects to one word of a per-row / per-column net
+// array, not to a slice of the wide input (vvp would re-send the whole strength-resolved wide
+// vector to each of the ROWS*COLS slice readers on every change), and the PE accumulators are
+// gathered into acc_o by one small combinational block per PE writing its slice of a variable
+// (a wide net driven by ROWS*COLS port slices is rebuilt bit by bit on each PE update).
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -44,10 +50,28 @@ module t2c_pe_array #(
     end
   end
 
+  // per-row / per-column operands (one reader of each wide input slice)
+  wire [M*A_BITS-1:0]   act_r  [0:ROWS-1];
+  wire [N*W_BITS-1:0]   val_c  [0:COLS-1];
+  wire [N*IDX_BITS-1:0] idx_c  [0:COLS-1];
+  wire [ACC_BITS-1:0]   bias_c [0:COLS-1];
+  // all accumulators (combinational copy of the PEs' registers)
+  reg  [ROWS*COLS*ACC_BITS-1:0] acc_cat;
+
   genvar gr, gc;
   generate
+    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row_in
+      assign act_r[gr] = act_i[gr*M*A_BITS +: M*A_BITS];
+    end
+    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col_in
+      assign val_c[gc]  = val_i[gc*N*W_BITS +: N*W_BITS];
+      assign idx_c[gc]  = idx_i[gc*N*IDX_BITS +: N*IDX_BITS];
+      assign bias_c[gc] = bias_i[gc*ACC_BITS +: ACC_BITS];
+    end
     for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row
       for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col
+        wire [ACC_BITS-1:0] acc_pe;
+
         t2c_nm_pe #(
           .A_BITS   (A_BITS),
           .W_BITS   (W_BITS),
@@ -61,15 +85,21 @@ module t2c_pe_array #(
           .clear_i    (clear_i),
           .valid_i    (valid_i),
           .a_signed_i (a_signed_i),
-          .act_i      (act_i[gr*M*A_BITS +: M*A_BITS]),
-          .val_i      (val_i[gc*N*W_BITS +: N*W_BITS]),
-          .idx_i      (idx_i[gc*N*IDX_BITS +: N*IDX_BITS]),
-          .bias_i     (bias_i[gc*ACC_BITS +: ACC_BITS]),
-          .acc_o      (acc_o[(gr*COLS + gc)*ACC_BITS +: ACC_BITS])
+          .act_i      (act_r[gr]),
+          .val_i      (val_c[gc]),
+          .idx_i      (idx_c[gc]),
+          .bias_i     (bias_c[gc]),
+          .acc_o      (acc_pe)
         );
+
+        always @* begin
+          acc_cat[(gr*COLS + gc)*ACC_BITS +: ACC_BITS] = acc_pe;
+        end
       end
     end
   endgenerate
+
+  assign acc_o = acc_cat;
 
 endmodule
 

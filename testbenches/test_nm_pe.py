@@ -1,10 +1,11 @@
 """cocotb testbench of ``rtl/t2c_nm_pe.v`` against a Python model built on ``numerics.wrap``.
 
 Model, per cycle: ``acc <- wrap((clear ? bias : acc) + (valid ? sum_j w[j] * a[idx[j]] : 0),
-ACC_BITS)``, where ``a`` is read signed or unsigned per ``a_signed_i``. Stimulus: every strictly
-increasing index tuple of the configured N:M (all C(M, N)), random index tuples, random operands
-with a bias toward the extremes, signed and unsigned activations, every clear/valid combination,
-long runs of extreme products so a small ``ACC_BITS`` wraps. ``acc_o`` is checked after every
+ACC_BITS)``, where ``a`` is read signed or unsigned per ``a_signed_i`` and an index >= M selects 0.
+Stimulus: every strictly increasing index tuple of the configured N:M (all C(M, N)), random
+index tuples (including indices >= M when M is not a power of two), random operands with a bias
+toward the extremes, signed and unsigned activations, every clear/valid combination, long runs
+of extreme products so a small ``ACC_BITS`` wraps. ``acc_o`` is checked after every
 rising edge (X/Z fails naming the signal and cycle).
 
 Payload: ``params`` (toplevel parameters), ``seed``, ``n_cycles``.
@@ -91,12 +92,13 @@ def make_ops(p: dict[str, int], rng: random.Random, n_cycles: int) -> list[dict]
         ops.append(op(patterns[0], True, True, a_signed, ext))
         for _ in range(40):
             ops.append(op(rng.choice(patterns), False, True, a_signed, ext))
-    # random traffic, incl. index tuples that are not increasing (the mux does not care)
+    # random traffic, incl. index tuples that are not increasing (the mux does not care) and,
+    # when M is not a power of two, indices >= M (they select 0)
     for _ in range(n_cycles):
         if rng.random() < 0.8:
             idx = rng.choice(patterns)
         else:
-            idx = tuple(rng.randrange(m) for _ in range(n))
+            idx = tuple(rng.randrange(1 << p["IDX_BITS"]) for _ in range(n))
         ops.append(op(idx, rng.random() < 0.15, rng.random() < 0.8, rng.random() < 0.5))
     return ops
 

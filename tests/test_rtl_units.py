@@ -31,6 +31,8 @@ PE_SETS = {
     "4of4_dense": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 4, "M": 4, "IDX_BITS": 2},
     "2of8_4b": {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
     "2of4_wrap": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
+    # M not a power of two: indices 5..7 exist and must select 0
+    "2of5_oob_idx": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 5, "IDX_BITS": 3},
 }
 
 
@@ -54,7 +56,7 @@ def test_requant(simulator: str, pset: str) -> None:
 
 
 # Verilator repeats of the parameter sets Icarus already covers run only in `make test-full`.
-PE_SLOW_ON_VERILATOR = ("1of4_8b", "4of4_dense")
+PE_SLOW_ON_VERILATOR = ("1of4_8b", "4of4_dense", "2of5_oob_idx")
 
 
 @pytest.mark.sim
@@ -84,8 +86,8 @@ MUTANTS = {
     "requant_no_saturation": (
         "t2c_requant", "y_d = lo2_q;", "y_d = sum_d[Y_BITS-1:0];"),
     "pe_ignores_a_signed": (
-        "t2c_nm_pe", "assign a_ext = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});",
-        "assign a_ext = $signed({sel_d[A_BITS-1], sel_d});"),
+        "t2c_nm_pe", "a_d   = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});",
+        "a_d   = $signed({sel_d[A_BITS-1], sel_d});"),
     "pe_clear_without_products": (
         "t2c_nm_pe", "    if (valid_i) begin\n      acc_d = acc_d + sum_d;",
         "    if (valid_i && !clear_i) begin\n      acc_d = acc_d + sum_d;"),
