@@ -280,6 +280,41 @@ def test_waves_need_a_waves_build(tiny: tuple[Path, Path], tmp_path: Path) -> No
     assert fst.is_file() and fst.stat().st_size > 0
 
 
+@pytest.mark.parametrize("simulator,waves,testcase", [
+    ("verilator", False, None), ("verilator", True, "t_one"), ("icarus", False, "t_one"),
+    ("icarus", True, None)])
+def test_launch_spec_matches_cocotb_runner(simulator: str, waves: bool, testcase: str | None,
+                                           tmp_path: Path, monkeypatch) -> None:
+    """sim.run starts the simulator itself: same command and cocotb variables as the runner."""
+    from cocotb_tools.runner import get_runner
+
+    for k in list(os.environ):
+        if k.startswith(("COCOTB_", "PYTEST_")) or k in ("GPI_USERS", "LIBPYTHON_LOC", "WAVES"):
+            monkeypatch.delenv(k)
+    tools = sim.find_tools((simulator,))
+    info = sim.BuildInfo(simulator, "tiny", tmp_path / "b", "k", {}, waves, True, 0.0,
+                         tools["env"])
+    results = tmp_path / "results.xml"
+    plusargs = ["+a=1", "+b"]
+    cmd, env = sim.launch_spec(info, "tb_tiny", tools["env"], module_dir=str(tmp_path),
+                               testcase=testcase, test_dir=tmp_path, results=results, seed=7,
+                               plusargs=plusargs, waves=waves)
+    seen = {}
+    runner = get_runner(simulator)
+    monkeypatch.setattr(runner, "_execute", lambda cmds, cwd: seen.update(cmds=cmds))
+    monkeypatch.setattr(os, "environ", dict(tools["env"]))
+    runner.test(test_module="tb_tiny", hdl_toplevel="tiny", hdl_toplevel_lang="verilog",
+                build_dir=info.build_dir, test_dir=tmp_path, testcase=testcase, seed=7,
+                results_xml=str(results), waves=waves, plusargs=list(plusargs),
+                timescale=("1ns", "1ps"))
+    assert seen["cmds"] == [cmd]
+    keys = {k for k in runner.env if k.startswith("COCOTB_")} | {
+        "TOPLEVEL_LANG", "GPI_USERS", "PYGPI_PYTHON_BIN"}
+    assert {k: env.get(k) for k in keys} == {k: runner.env[k] for k in keys}
+    assert env["PATH"] == runner.env["PATH"]
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)
+
+
 # ------------------------------------------------------------------------------ lint_rtl.py
 def _lint_module():
     import importlib.util

@@ -10,8 +10,9 @@ gets; nothing relies on the caller's shell.
   directory per ``(simulator, toplevel, parameter set, waves, defines/includes/args, hash of
   the source contents)``. A second call with the same key reuses the directory; a file lock
   keeps two processes (pytest workers) from building the same directory at once.
-* :func:`run` runs a cocotb test module against a build in a subprocess (its own process
-  group) with a wall-clock timeout that kills a hung simulator, then reads the results XML:
+* :func:`run` starts the simulator with a cocotb test module directly (its own process group,
+  the command and environment cocotb's runner would use, see :func:`launch_spec`) with a
+  wall-clock timeout that kills a hung simulator, then reads the results XML:
   a failing test raises :class:`~t2c_sim.errors.MismatchError` carrying the test's message,
   anything else that goes wrong raises :class:`~t2c_sim.errors.SimulationError`.
 * Data for a testbench travels in files: ``payload`` (JSON) and ``arrays`` (``.npz``) given to
@@ -28,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -44,11 +46,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from t2c_sim.errors import MismatchError, SimulationError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported inside the functions that need it: this module is also imported by the
+# runner worker and by the testbenches inside the simulator, where importing numpy costs
+# ~0.2 s (worker) and ~0.7 s (embedded in the Verilator process) of every run's start-up.
 
 __all__ = [
     "SIMULATORS", "REPO_ROOT", "RTL_DIR", "TB_DIR", "PAYLOAD_ENV", "BuildInfo", "find_tools",
@@ -280,6 +287,8 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
 
 # ------------------------------------------------------------------------------------ run
 def _json_default(o: Any) -> Any:
+    import numpy as np
+
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.ndarray):
@@ -339,6 +348,8 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     env.update(extra_env or {})
     pl: dict[str, Any] = dict(payload or {})
     if arrays:
+        import numpy as np
+
         npz = tdir / "payload.npz"
         np.savez(npz, **{k: np.asarray(v) for k, v in arrays.items()})
         pl["__npz__"] = str(npz)
@@ -354,19 +365,82 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     if info.sim == "verilator":
         # --x-initial unique: randomize uninitialized state so a missing reset shows up.
         pa += ["+verilator+rand+reset+2", f"+verilator+seed+{max(1, s)}"]
-    spec = {"sim": info.sim, "toplevel": info.toplevel, "build_dir": str(info.build_dir),
-            "parameters": info.parameters, "test_module": tm, "module_dir": module_dir,
-            "testcase": testcase, "test_dir": str(tdir), "results_xml": str(results),
-            "waves": waves, "seed": s, "plusargs": pa}
-    spec_path = tdir / "t2c_run_spec.json"
-    spec_path.write_text(json.dumps(spec, indent=1, default=str))
+    cmd, env = launch_spec(info, tm, env, module_dir=module_dir, testcase=testcase,
+                           test_dir=tdir, results=results, seed=s, plusargs=pa, waves=waves)
     logf = tdir / "sim.log"
     what = f"{info.toplevel} ({info.sim}) running {tm}" + (f".{testcase}" if testcase else "")
     t0 = time.monotonic()
-    rc = _run_worker(["run", str(spec_path)], env, tdir, logf, timeout_s, what)
+    rc = _run_logged(cmd, env, tdir, logf, timeout_s, what,
+                     header=f"t2c: running {' '.join(cmd)} in {tdir}\n")
     log.info("%s: %.1f s, exit %d, log %s", what, time.monotonic() - t0, rc, logf)
     _check_results(results, logf, rc, what)
     return results
+
+
+@functools.cache
+def _cocotb_launch_base() -> dict[str, str]:
+    """What cocotb's runner computes once per process: libpython, the PyGPI entry point, libs.
+
+    The entry point is ``cocotb/simulator<ext>`` located without importing ``cocotb`` (which
+    imports pytest: ~0.3 s); ``cocotb_tools.config.pygpi_entry_point()`` imports it.
+    """
+    import importlib.machinery
+
+    import cocotb_tools.config
+    import find_libpython
+
+    libpython = find_libpython.find_libpython()
+    if libpython is None:
+        raise SimulationError("cannot find libpython (cocotb needs the shared Python library)")
+    spec = importlib.util.find_spec("cocotb")
+    pkg = Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
+    ext = [pkg / f"simulator{suf}" for suf in importlib.machinery.EXTENSION_SUFFIXES] if pkg else []
+    found = [p for p in ext if p.is_file()]
+    if not found:
+        raise SimulationError("cocotb's simulator extension (cocotb/simulator*.so) not found")
+    return {"libpython": libpython, "entry": f"{found[0]},initialize",
+            "libs_dir": str(cocotb_tools.config.libs_dir),
+            "vpi_icarus": str(cocotb_tools.config.lib_entry("vpi", "icarus"))}
+
+
+def launch_spec(info: BuildInfo, test_module: str, env: Mapping[str, str], *,
+                module_dir: str | None, testcase: str | None, test_dir: Path, results: Path,
+                seed: int, plusargs: Sequence[str], waves: bool,
+                ) -> tuple[list[str], dict[str, str]]:
+    """The simulator command and environment of one cocotb test run.
+
+    This is what ``cocotb_tools.runner``'s ``Runner.test`` (cocotb 2.1, pinned) passes to the
+    simulator, computed here so that no runner worker process (a Python start plus the
+    cocotb and pytest imports, ~0.4 s) precedes every run; ``tests/test_rtl_units.py`` checks
+    it against the runner. ``PYTHONPATH`` is the testbench folder, the folder holding the
+    ``t2c_sim`` package and the caller's ``PYTHONPATH``, not the caller's whole ``sys.path``.
+    """
+    base = _cocotb_launch_base()
+    e = dict(env)
+    if "GPI_USERS" not in e:
+        e["GPI_USERS"] = ";".join([e.get("LIBPYTHON_LOC", base["libpython"]), base["entry"]])
+    e["PATH"] = e.get("PATH", "") + os.pathsep + base["libs_dir"]
+    paths = [p for p in (module_dir, str(Path(__file__).resolve().parents[2])) if p]
+    paths += [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p and p not in paths]
+    e["PYTHONPATH"] = os.pathsep.join(paths)
+    e["PYGPI_PYTHON_BIN"] = sys.executable
+    e["COCOTB_TOPLEVEL"] = info.toplevel
+    e["COCOTB_TEST_MODULES"] = test_module
+    e["TOPLEVEL_LANG"] = "verilog"
+    if testcase:
+        e["COCOTB_TEST_FILTER"] = r"\.(" + rf".*{re.escape(testcase)}" + ")$"
+    e["COCOTB_RANDOM_SEED"] = str(seed)
+    if "COCOTB_RESULTS_ATTACHMENTS" not in e:  # the runner's wave file name (for the XML)
+        wave = "dump.vcd" if info.sim == "verilator" else f"{info.toplevel}.fst"
+        e["COCOTB_RESULTS_ATTACHMENTS"] = str(Path(test_dir) / wave) if waves else ""
+    e["COCOTB_RESULTS_FILE"] = str(results)
+    if info.sim == "verilator":
+        e.setdefault("COCOTB_TRUST_INERTIAL_WRITES", "1")
+        cmd = [str(info.build_dir / info.toplevel), *(["--trace"] if waves else []), *plusargs]
+    else:
+        cmd = ["vvp", "-m", base["vpi_icarus"], str(info.build_dir / "sim.vvp"), *plusargs,
+               "-fst" if waves else "-none"]
+    return cmd, e
 
 
 _MISMATCH_TYPES = ("AssertionError", "MismatchError")
@@ -412,9 +486,18 @@ def _tail(logf: Path, n: int = 3) -> str:
 
 def _run_worker(argv: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
                 timeout_s: float, what: str) -> int:
-    """Run the cocotb-runner worker in its own process group; kill the group on timeout."""
+    """Run the cocotb-runner worker (builds) in its own process group; kill it on timeout."""
+    return _run_logged([sys.executable, "-c", _WORKER, *argv], env, cwd, logf, timeout_s, what)
+
+
+def _run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
+                timeout_s: float, what: str, header: str = "") -> int:
+    """Run ``cmd`` in its own process group, output to ``logf``; kill the group on timeout."""
     with open(logf, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _WORKER, *argv], env=dict(env), cwd=cwd,
+        if header:
+            out.write(header)
+            out.flush()
+        proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             return proc.wait(timeout=timeout_s)
@@ -446,6 +529,8 @@ def load_payload() -> dict[str, Any]:
         raise SimulationError(f"{p}: cannot read testbench payload ({e})") from None
     npz = data.pop("__npz__", None)
     if npz:
+        import numpy as np
+
         with np.load(npz) as z:
             data.update({k: z[k] for k in z.files})
     return data
@@ -498,48 +583,37 @@ def _mkdir(p: Path) -> Path:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """Subprocess entry: ``build <spec.json>`` or ``run <spec.json>`` via cocotb's runner."""
+    """Subprocess entry: ``build <spec.json>`` via cocotb's runner (runs start directly)."""
     from cocotb_tools.runner import get_runner
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cmd, spec_path = argv
+    if cmd != "build":
+        raise SystemExit(f"unknown worker command {cmd!r}")
     spec = json.loads(Path(spec_path).read_text())
     runner = get_runner(spec["sim"])
-    if cmd == "build":
-        cache = _runtime_cache_dir(spec) if spec["sim"] == "verilator" else None
-        if cache is not None and cache.is_dir() and hasattr(runner, "_build_command"):
-            # Seed between `verilator` (which rewrites Vtop.mk, a prerequisite of the runtime
-            # objects) and `make`. _build_command is private to cocotb 2.1 (pinned); without
-            # it the build simply compiles everything.
-            orig = runner._build_command
+    cache = _runtime_cache_dir(spec) if spec["sim"] == "verilator" else None
+    if cache is not None and cache.is_dir() and hasattr(runner, "_build_command"):
+        # Seed between `verilator` (which rewrites Vtop.mk, a prerequisite of the runtime
+        # objects) and `make`. _build_command is private to cocotb 2.1 (pinned); without
+        # it the build simply compiles everything.
+        orig = runner._build_command
 
-            def _with_seed() -> list[Any]:
-                cmds = list(orig())
-                seed = [sys.executable, "-c", _SEED, str(cache), spec["build_dir"]]
-                return [cmds[0], seed, *cmds[1:]] if len(cmds) >= 2 else cmds
+        def _with_seed() -> list[Any]:
+            cmds = list(orig())
+            seed = [sys.executable, "-c", _SEED, str(cache), spec["build_dir"]]
+            return [cmds[0], seed, *cmds[1:]] if len(cmds) >= 2 else cmds
 
-            runner._build_command = _with_seed  # type: ignore[method-assign]
-        try:
-            runner.build(sources=spec["sources"], includes=spec["includes"],
-                         defines=spec["defines"], parameters=spec["parameters"],
-                         build_args=spec["build_args"], hdl_toplevel=spec["toplevel"],
-                         build_dir=spec["build_dir"], always=True, waves=spec["waves"],
-                         timescale=_TIMESCALE)
-        except (RuntimeError, SystemExit) as e:
-            print(f"build failed: {e}", flush=True)
-            return 1
-        if cache is not None and not cache.is_dir():
-            _store_runtime_objects(Path(spec["build_dir"]), cache)
-        return 0
-    if spec["module_dir"]:
-        sys.path.insert(0, spec["module_dir"])
+        runner._build_command = _with_seed  # type: ignore[method-assign]
     try:
-        runner.test(test_module=spec["test_module"], hdl_toplevel=spec["toplevel"],
-                    hdl_toplevel_lang="verilog",
-                    build_dir=spec["build_dir"], test_dir=spec["test_dir"],
-                    parameters=spec["parameters"], testcase=spec["testcase"],
-                    results_xml=spec["results_xml"], waves=spec["waves"], seed=spec["seed"],
-                    plusargs=spec["plusargs"], timescale=_TIMESCALE)
-    except SystemExit as e:
-        return int(e.code) if isinstance(e.code, int) else 1
+        runner.build(sources=spec["sources"], includes=spec["includes"],
+                     defines=spec["defines"], parameters=spec["parameters"],
+                     build_args=spec["build_args"], hdl_toplevel=spec["toplevel"],
+                     build_dir=spec["build_dir"], always=True, waves=spec["waves"],
+                     timescale=_TIMESCALE)
+    except (RuntimeError, SystemExit) as e:
+        print(f"build failed: {e}", flush=True)
+        return 1
+    if cache is not None and not cache.is_dir():
+        _store_runtime_objects(Path(spec["build_dir"]), cache)
     return 0
