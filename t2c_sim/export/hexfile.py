@@ -27,6 +27,10 @@ def pack_words(fields: np.ndarray, bits: int, signed: bool, name: str = "memory"
     if a.ndim == 1:
         a = a[:, None]
     mask = (1 << bits) - 1
+    if a.shape[1] * bits <= 64:  # vectorized: each word fits a uint64
+        lanes = (a.astype(np.int64) & mask).astype(np.uint64)
+        shifts = np.arange(a.shape[1], dtype=np.uint64) * np.uint64(bits)
+        return np.bitwise_or.reduce(lanes << shifts, axis=1).tolist()
     words = []
     for row in a.tolist():
         w = 0
@@ -55,10 +59,11 @@ def write_memh(path: str | Path, words: list[int], width: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     limit = 1 << width
-    for i, w in enumerate(words):
-        if not 0 <= w < limit:
-            raise RecordError(f"{path}: word {i} = {w:#x} does not fit {width} bits")
-    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+    words = [int(w) for w in words]
+    if words and not (0 <= min(words) and max(words) < limit):
+        i = next(i for i, w in enumerate(words) if not 0 <= w < limit)
+        raise RecordError(f"{path}: word {i} = {words[i]:#x} does not fit {width} bits")
+    path.write_text((f"%0{digits}x\n" * len(words)) % tuple(words))
     return path
 
 
