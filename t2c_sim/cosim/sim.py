@@ -502,18 +502,42 @@ def _run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
         if header:
             out.write(header)
             out.flush()
-        proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         try:
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            _kill_group(proc)
             raise SimulationError(f"{what}: no finish within the {timeout_s:g} s timeout; "
                                   f"killed (log: {logf})") from None
+        except BaseException:
+            # Ctrl-C, a job cancelled by the regression runner, any error while waiting: the
+            # simulator lives in its own session and would otherwise keep running.
+            _kill_group(proc)
+            raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, ask the kernel to SIGKILL it when its parent dies.
+
+    Covers the case no ``except`` can: the process waiting on the simulator is itself killed.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the except-clause cleanup still applies
+        pass
 
 
 # ------------------------------------------------------------------------------------ testbench side
