@@ -103,13 +103,17 @@ def _check_sum_bound(rec: LayerRecord, k: int, ax: int, aw: int) -> None:
 
 
 def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
-            bias: np.ndarray | None, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+            bias: np.ndarray | None, workers: int = 1, dot_bound: int | None = None,
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Accumulate and requantize ``dot[..., C]`` in cache-sized row blocks.
 
     With ``bias``: ``acc = wrap(dot + wrap(bias, acc_bits), acc_bits)`` (= ``wrap(bias + dot)``,
     modular arithmetic), else ``acc = dot``. Then ``y = numerics.requantize(acc, M0, sh, z_y,
     lo, hi, mode)``. ``M0/sh/bias`` are per channel ``[C]`` or token-wise ``[P, C]``. Blocks are
     independent; ``workers > 1`` runs them on a thread pool (NumPy releases the GIL).
+    ``dot_bound`` (a proven ``max|dot|``, from ``K * max|x| * max|w|``) lets both steps skip
+    work: when ``dot_bound + max|wrap(bias)| < 2^(acc_bits-1)`` no sum can wrap, so the wrap is
+    the identity and is skipped; and ``requantize`` gets the bound instead of scanning ``acc``.
     """
     if not isinstance(workers, int) or workers < 1:
         raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
@@ -117,6 +121,13 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
     acc = np.empty(flat.shape, dtype=np.int64) if bias is not None else flat
     y = np.empty(flat.shape, dtype=np.int64)
     wb = None if bias is None else wrap(bias, rec.acc_bits)
+    half = 1 << (rec.acc_bits - 1)
+    acc_bound = None
+    no_wrap = False
+    if dot_bound is not None:
+        acc_bound = dot_bound + (max_abs(wb) if wb is not None else 0)
+        no_wrap = acc_bound < half
+        acc_bound = min(acc_bound, half)  # after a wrap |acc| <= 2^(acc_bits-1)
     rows = max(1, RQ_BLOCK // max(1, flat.shape[1]))
 
     def rows_of(a: np.ndarray, r0: int, r1: int) -> np.ndarray:
@@ -124,10 +135,12 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
 
     def block(r0: int) -> None:
         r1 = r0 + rows
-        if wb is not None:
+        if wb is not None and no_wrap:
+            np.add(flat[r0:r1], rows_of(wb, r0, r1), out=acc[r0:r1])
+        elif wb is not None:
             acc[r0:r1] = wrap(flat[r0:r1] + rows_of(wb, r0, r1), rec.acc_bits)
         y[r0:r1] = requantize(acc[r0:r1], rows_of(M0, r0, r1), rows_of(sh, r0, r1), rec.z_y,
-                              rec.lo, rec.hi, rec.mode)
+                              rec.lo, rec.hi, rec.mode, acc_bound=acc_bound)
 
     starts = range(0, flat.shape[0], rows)
     if workers > 1 and len(starts) > 1:
@@ -163,13 +176,17 @@ def _nm_reference_dot(rec: LayerRecord, cols: np.ndarray) -> np.ndarray:
     return out
 
 
-def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> np.ndarray:
-    """Exact ``x . W`` as int64 ``[P, C_out]``; ``make_cols(dtype) -> cols[G, P, K]``."""
+def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> tuple[np.ndarray, int]:
+    """Exact ``x . W`` as int64 ``[P, C_out]`` and the proven bound ``K * max|x| * max|w|`` on it.
+
+    ``make_cols(dtype) -> cols[G, P, K]``.
+    """
     _check_mode(rec, nm_mode)
     if nm_mode == "reference":
         vals, _ = _compressed(rec)
-        _check_sum_bound(rec, rec.k, ax, max_abs(vals))
-        return _nm_reference_dot(rec, make_cols(np.int64))
+        aw = max_abs(vals)
+        _check_sum_bound(rec, rec.k, ax, aw)
+        return _nm_reference_dot(rec, make_cols(np.int64)), rec.k * ax * aw
     w = _dense_w(rec)
     aw = max_abs(w)
     _check_sum_bound(rec, rec.k, ax, aw)
@@ -178,9 +195,10 @@ def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> np.ndarray:
     g = cols.shape[0]
     wg = w.astype(plan.dtype).reshape(g, rec.c_out // g, rec.k)
     dot = float_matmul_exact(cols, wg, plan)                             # [G, P, C_out/G]
+    bound = rec.k * ax * aw
     if g == 1:
-        return dot[0]
-    return np.ascontiguousarray(dot.transpose(1, 0, 2)).reshape(dot.shape[1], rec.c_out)
+        return dot[0], bound
+    return np.ascontiguousarray(dot.transpose(1, 0, 2)).reshape(dot.shape[1], rec.c_out), bound
 
 
 # ---- layers --------------------------------------------------------------------------------
@@ -214,8 +232,8 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
             xc = np.pad(xc, [(0, 0), (0, pad)], constant_values=rec.z_x)
         return xc[None]
 
-    acc, y = _finish(rec, _mac(rec, make_cols, ax, nm_mode), rec.M0, rec.sh, rec.bias_eff,
-                     workers)
+    dot, bound = _mac(rec, make_cols, ax, nm_mode)
+    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
     return LayerOutput(acc.reshape(*lead, rec.c_out), y.reshape(*lead, rec.c_out))
 
 
@@ -243,8 +261,8 @@ def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
     oh, ow = conv_out_hw(h, w, rec.kh, rec.kw, rec.stride, rec.padding, rec.dilation)
     padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
     ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
-    dot = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
-    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers)
+    dot, bound = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
+    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
     return LayerOutput(acc.reshape(b, oh, ow, rec.c_out), y.reshape(b, oh, ow, rec.c_out))
 
 
