@@ -292,3 +292,17 @@ def test_requantize_blocked_paths_match_oracle(mode):
         p, c = int(rng.integers(0, 5000)), int(rng.integers(0, 7))
         assert y2[p, c] == oracle_requantize(int(acc2[p, c]), int(m2[p, c]), int(s2[p, 0]), 4, 0,
                                              255, mode)
+
+
+def test_requantize_acc_bound_gives_same_result_and_is_validated():
+    rng = np.random.default_rng(12)
+    acc = rng.integers(-(2**31), 2**31, size=(300, 5))
+    m0 = rng.integers(1, 2**32, size=5)
+    sh = rng.integers(0, 63, size=5)
+    for mode in MODES:
+        want = requantize(acc, m0, sh, 7, -128, 127, mode)
+        assert np.array_equal(requantize(acc, m0, sh, 7, -128, 127, mode, acc_bound=2**31), want)
+    with pytest.raises(NumericsError, match="acc_bound"):
+        requantize(acc, m0, sh, 0, -128, 127, acc_bound=-1)
+    with pytest.raises(NumericsError, match="acc_bound"):
+        requantize(acc, m0, sh, 0, -128, 127, acc_bound=1.5)
