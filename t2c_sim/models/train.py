@@ -19,23 +19,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2
 
     Deterministic for a fixed seed on CPU (single-threaded math order aside).
     """
-    g = torch.Generator().manual_seed(seed)
+    from t2c_sim.quant.calibrate import fit
+
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for ep in range(epochs):
-        perm = torch.randperm(len(y), generator=g)
-        total = 0.0
-        for i in range(0, len(y), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        log.debug("epoch %d loss %.4f", ep, total / len(y))
-    model.eval()
-    return model
+    return fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, label="float")
 
 
 @torch.no_grad()

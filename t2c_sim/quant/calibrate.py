@@ -36,7 +36,7 @@ from t2c_sim.quant.layers import (
     set_observing,
 )
 
-__all__ = ["calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual",
+__all__ = ["fit", "calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual",
            "grouped_nm_mask"]
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,41 @@ def calibrate(model: nn.Module, loader: Iterable[torch.Tensor] | torch.Tensor) -
     return model
 
 
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
+        epochs: int, batch: int, seed: int,
+        before_step: Callable[[int], None] | None = None,
+        after_step: Callable[[int], None] | None = None, label: str = "train") -> nn.Module:
+    """The mini-batch cross-entropy loop shared by float training, masked fine-tuning and QAT.
+
+    One ``torch.Generator().manual_seed(seed)`` draws a permutation per epoch; iteration ``t``
+    (counted from 0 across epochs) runs ``before_step(t)``, zero_grad, forward on the next
+    ``batch`` rows, backward, ``opt.step()``, ``after_step(t)``. Deterministic for a fixed seed on
+    CPU. Leaves the model in eval mode.
+    """
+    g = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    t = 0
+    for ep in range(epochs):
+        perm = torch.randperm(len(y), generator=g)
+        total = 0.0
+        for i in range(0, len(y), batch):
+            if before_step is not None:
+                before_step(t)
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step(t)
+            total += float(loss.detach()) * len(idx)
+            t += 1
+        log.debug("%s epoch %d: loss %.4f", label, ep, total / max(len(y), 1))
+    model.eval()
+    return model
+
+
 def qat(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2,
         lr: float = 1e-3, batch: int = 64, seed: int = 0) -> nn.Module:
     """Quantization-aware fine-tuning (Adam, cross-entropy) with frozen observers, in place.
@@ -86,26 +121,15 @@ def qat(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2,
                            "lr": lr}]
     groups += [{"params": [p], "lr": lr * max(float(p.detach().abs().mean()), 1e-12)}
                for p in qparams.values()]
-    g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(groups, lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for ep in range(epochs):
-        perm = torch.randperm(len(y), generator=g)
-        total = 0.0
-        for i in range(0, len(y), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for k, p in qparams.items():
-                    p.copy_(torch.maximum(p, floors[k]))
-            total += float(loss.detach()) * len(idx)
-        log.info("QAT epoch %d: loss %.4f", ep, total / len(y))
-    model.eval()
-    return model
+
+    def floor_scales(_t: int) -> None:
+        with torch.no_grad():
+            for k, p in qparams.items():
+                p.copy_(torch.maximum(p, floors[k]))
+
+    return fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, after_step=floor_scales,
+               label="QAT")
 
 
 def nm_masks(model: nn.Module, n: int, m: int, example_input: torch.Tensor,
@@ -141,22 +165,15 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], x: torc
                     seed: int = 0) -> nn.Module:
     """Float fine-tuning that keeps pruned weights at 0 (re-applies masks after every step)."""
     mods = dict(model.named_modules())
-    g = torch.Generator().manual_seed(seed)
+
+    def remask(_t: int) -> None:
+        with torch.no_grad():
+            for name, mask in masks.items():
+                mods[name].weight.mul_(mask)
+
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
-            with torch.no_grad():
-                for name, mask in masks.items():
-                    mods[name].weight.mul_(mask)
-    model.eval()
-    return model
+    return fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, after_step=remask,
+               label="masked fine-tune")
 
 
 def _hwc_perm(chw: tuple[int, int, int]) -> torch.Tensor:
@@ -219,33 +236,25 @@ def finetune_gradual(model: nn.Module, pruner: NMPruner, x: torch.Tensor, y: tor
     mods = dict(model.named_modules())
     names = [n for n, m in mods.items() if isinstance(m, (nn.Conv2d, nn.Linear)) and n not in skip]
     masks = {n: torch.ones_like(mods[n].weight, dtype=torch.float32) for n in names}
-    g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    t = 0
-    for _ in range(epochs):
-        perm = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), batch):
-            if pruner.schedule.is_update(t):
-                p = pruner.schedule.progress(t)
-                masks = {n: grouped_nm_mask(pruner, mods[n].weight, p, masks[n], chw.get(n))
-                         for n in names}
-                log.info("iteration %d: N:M progress %.3f, density %.3f", t, p,
-                         sum(float(m.sum()) for m in masks.values())
-                         / sum(m.numel() for m in masks.values()))
-                if on_update is not None:
-                    on_update(t, {n: m.clone() for n, m in masks.items()})
-            with torch.no_grad():
-                for n in names:
-                    mods[n].weight.mul_(masks[n])
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
-            with torch.no_grad():
-                for n in names:
-                    mods[n].weight.mul_(masks[n])
-            t += 1
-    model.eval()
+
+    def update_and_remask(t: int) -> None:
+        if pruner.schedule.is_update(t):
+            p = pruner.schedule.progress(t)
+            for n in names:
+                masks[n] = grouped_nm_mask(pruner, mods[n].weight, p, masks[n], chw.get(n))
+            log.info("iteration %d: N:M progress %.3f, density %.3f", t, p,
+                     sum(float(m.sum()) for m in masks.values())
+                     / sum(m.numel() for m in masks.values()))
+            if on_update is not None:
+                on_update(t, {n: m.clone() for n, m in masks.items()})
+        remask(t)
+
+    def remask(_t: int) -> None:
+        with torch.no_grad():
+            for n in names:
+                mods[n].weight.mul_(masks[n])
+
+    fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, before_step=update_and_remask,
+        after_step=remask, label="gradual N:M")
     return masks
