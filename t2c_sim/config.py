@@ -131,6 +131,20 @@ class SparsitySpec:
 
 
 @dataclass(frozen=True)
+class FuseOptions:
+    """Integer parameters of the fuse target: accumulator and multiplier widths, rounding, wrap.
+
+    Recipes spell ``mode`` as the YAML key ``fuse.rounding``.
+    """
+
+    acc_bits: int = 32
+    mult_bits: int = 32
+    shift_max: int = 63
+    mode: RoundMode = RoundMode.HALF_EVEN
+    wrap_ok: bool = False
+
+
+@dataclass(frozen=True)
 class HwConfig:
     """Parameters of the accelerator RTL (one build per distinct value).
 

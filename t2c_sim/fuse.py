@@ -46,7 +46,6 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,7 +53,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from t2c_sim.config import OpKind, RoundMode
+from t2c_sim.config import FuseOptions, OpKind, RoundMode
 from t2c_sim.errors import FuseError, NumericsError, T2CError
 from t2c_sim.fuse_formats import QFormat, qformat, same_format
 from t2c_sim.fuse_formats import TensorVal as _Val
@@ -87,17 +86,6 @@ _FLATTEN_FUNCS = (torch.flatten,)
 _RELU = {nn.ReLU: "relu", nn.ReLU6: "relu6", torch.relu: "relu", torch.nn.functional.relu: "relu",
          torch.nn.functional.relu6: "relu6"}
 _ALIAS_MODULES = (nn.Dropout, nn.Identity)
-
-
-@dataclass(frozen=True)
-class FuseOptions:
-    """Integer parameters of the target: accumulator and multiplier widths, rounding, wrap."""
-
-    acc_bits: int = 32
-    mult_bits: int = 32
-    shift_max: int = 63
-    mode: RoundMode = RoundMode.HALF_EVEN
-    wrap_ok: bool = False
 
 
 class _Frozen:

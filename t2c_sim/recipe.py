@@ -45,10 +45,10 @@ from typing import Any
 
 import yaml
 
-from t2c_sim.config import RoundMode, SparsitySpec
+from t2c_sim.config import FuseOptions, RoundMode, SparsitySpec
 from t2c_sim.errors import ConfigError
 
-__all__ = ["Recipe", "TrainCfg", "QuantCfg", "SmoothCfg", "SparsityCfg", "CalibCfg", "QatCfg", "FuseCfg",
+__all__ = ["Recipe", "TrainCfg", "QuantCfg", "SmoothCfg", "SparsityCfg", "CalibCfg", "QatCfg",
            "load_recipe", "parse_recipe", "BuildResult", "build"]
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,6 @@ class QatCfg:
 
 
 @dataclass(frozen=True)
-class FuseCfg:
-    acc_bits: int = 32
-    mult_bits: int = 32
-    shift_max: int = 63
-    rounding: RoundMode = RoundMode.HALF_EVEN
-    wrap_ok: bool = False
-
-
-@dataclass(frozen=True)
 class Recipe:
     """A validated recipe (see the module docstring for the keys)."""
 
@@ -150,7 +141,7 @@ class Recipe:
     sparsity: SparsityCfg = SparsityCfg()
     calibration: CalibCfg = CalibCfg()
     qat: QatCfg = QatCfg()
-    fuse: FuseCfg = FuseCfg()
+    fuse: FuseOptions = FuseOptions()
     export_samples: int = 8
     path: str | None = None
 
@@ -338,7 +329,7 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
         rounding = RoundMode.parse(fu.get("rounding", "half_even"))
     except ConfigError as e:
         raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="fuse.rounding") from None
-    fuse = FuseCfg(_typed(fu, "acc_bits", int, 32, "fuse", file, True),
+    fuse = FuseOptions(_typed(fu, "acc_bits", int, 32, "fuse", file, True),
                    _typed(fu, "mult_bits", int, 32, "fuse", file, True),
                    _typed(fu, "shift_max", int, 63, "fuse", file),
                    rounding, _typed(fu, "wrap_ok", bool, False, "fuse", file))
@@ -491,7 +482,7 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
             seed=seed)
     f = recipe.fuse
     kw = dict(acc_bits=f.acc_bits, mult_bits=f.mult_bits, shift_max=f.shift_max,
-              mode=f.rounding, wrap_ok=f.wrap_ok)
+              mode=f.mode, wrap_ok=f.wrap_ok)
     x_exp = split.x_test[:recipe.export_samples]
     records = fuse(qmodel, x_exp, **kw)
     x_q = quantize_input(qmodel, x_exp)

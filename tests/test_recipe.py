@@ -39,7 +39,7 @@ def test_good_recipe_values(tmp_path: Path) -> None:
     p.write_text(GOOD)
     r = load_recipe(p)
     assert r.name == "r" and r.train.epochs == 2 and r.sparsity.nm == SparsitySpec(2, 4)
-    assert r.fuse.acc_bits == 24 and r.fuse.rounding is RoundMode.HALF_UP
+    assert r.fuse.acc_bits == 24 and r.fuse.mode is RoundMode.HALF_UP
     assert r.quant.spec()["weight"] == {"quantizer": "minmax_channel", "nbit": 8}
     with pytest.raises(AttributeError):
         r.seed = 3  # frozen
