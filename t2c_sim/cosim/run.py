@@ -41,7 +41,7 @@ import numpy as np
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.errors import RecordError, SimulationError, SparsityError
-from t2c_sim.estimate import TilePlan, tile_cycles, tile_plan
+from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
 from t2c_sim.export.hexfile import pack_words, unpack_words, write_memh
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.sparse.nm import check_nm, compress
@@ -70,15 +70,9 @@ class UnsupportedLayerError(RecordError):
 
 
 @dataclass(frozen=True)
-class TileResult:
-    """One executed tile: its place in the layer and measured vs predicted cycles."""
+class TileResult(Tile):
+    """One executed tile: its place in the layer (the planned :class:`Tile`) and its cycles."""
 
-    index: int
-    group: int
-    p0: int
-    rows: int
-    c0: int
-    cols: int
     cycles_measured: int
     cycles_predicted: int
 
