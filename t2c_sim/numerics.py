@@ -246,8 +246,7 @@ def requantize(acc: Any, M0: Any, sh: Any, z_y: Any, lo: Any, hi: Any,
         # |acc * M0| + 2^(sh-1) fits int64: one biased shift per element, then z_y and the clamp.
         return _requantize_fast(acc, M0, sh, z, lo_a, hi_a, mode)
     # Beyond int64: the same formulas on Python integers, element by element.
-    arrs = np.broadcast_arrays(acc, M0, sh, as_int64(z_y, "z_y"), as_int64(lo, "lo"),
-                               as_int64(hi, "hi"))
+    arrs = np.broadcast_arrays(acc, M0, sh, z, lo_a, hi_a)
     out = [min(max(int(z) + _round_shift_pyint(int(a) * int(m), int(s), mode), int(lo_)), int(hi_))
            for a, m, s, z, lo_, hi_ in zip(*(x.ravel() for x in arrs))]
     return np.array(out, dtype=np.int64).reshape(arrs[0].shape)
