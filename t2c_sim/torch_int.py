@@ -144,7 +144,7 @@ def _to_f32_t(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     The bit length comes from a search in the table of powers of two; ``e = max(len - 24, 0)``.
     """
-    nbits = torch.searchsorted(_POW2, v, right=True)     # number of powers of two <= v
+    nbits = torch.searchsorted(_POW2, v.contiguous(), right=True)  # powers of two <= v
     e = (nbits - 24).clamp(min=0)
     return _rne_t(v, e), e
 
