@@ -251,7 +251,8 @@ def test_ort_fp32_params_are_float32_scale_products() -> None:
 
 
 MULTIPLIERS = [2.0**-33, 2.0**-32, math.ldexp(1 - 2.0**-40, -32), 2.0**-31, 1e-9, 0.0123456789,
-               0.5, math.nextafter(1.0, 0.0), 1 - 2.0**-33, 1.0, 3.0, 1000.0, 2.0**29, 2.0**30 - 1]
+               0.5, 0.5 + 2.0**-32, 0.5 + 3 * 2.0**-32, 0.75 - 2.0**-32, math.nextafter(1.0, 0.0),
+               1 - 2.0**-33, 1.0, 3.0, 1000.0, 2.0**29, 2.0**30 - 1]
 
 
 @pytest.mark.parametrize("m", MULTIPLIERS)
@@ -264,6 +265,9 @@ def test_tflite_quantize_multiplier_vs_oracle(m: float, single: bool) -> None:
 
 def test_tflite_multiplier_limits() -> None:
     assert tflite_quantize_multiplier(2.0**-33) == (0, 0)          # flushed: y = z_y
+    # q * 2^31 = 2^30 + 0.5 and 3 * 2^29 - 0.5: std::round takes ties away from zero
+    assert tflite_quantize_multiplier(0.5 + 2.0**-32) == ((1 << 30) + 1, 0)
+    assert tflite_quantize_multiplier(0.75 - 2.0**-32) == (3 << 29, 0)
     assert tflite_quantize_multiplier(math.ldexp(1 - 2.0**-40, -32)) == (1 << 30, -31)  # rounds up
     assert tflite_quantize_multiplier(2.0**30, single_rounding=True) == (2**31 - 1, 30)
     with pytest.raises(NumericsError, match="left shift of 31"):
