@@ -109,15 +109,17 @@ def oracle_quantize_multiplier(m: float, single: bool) -> tuple[int, int]:
 
 
 def _check(profile: str, accs, m0s, shs, zs=(0,), bounds=(WIDE,)) -> list[tuple]:
-    """All combinations: vectorized profile vs the oracle; returns the mismatches."""
+    """All combinations: the NumPy profile and the torch path vs the oracle; the mismatches."""
     bad = []
     for m0 in m0s:
         for sh in shs:
             for z in zs:
                 for lo, hi in bounds:
                     got = requantize_profile(np.array(accs), m0, sh, z, lo, hi, profile).tolist()
+                    got_t = requantize_profile_t(np.array(accs), m0, sh, z, lo, hi, profile).tolist()
                     want = [oracle_y(profile, a, m0, sh, z, lo, hi) for a in accs]
-                    bad += [(a, m0, sh, z, g, w) for a, g, w in zip(accs, got, want) if g != w]
+                    bad += [(a, m0, sh, z, g, t, w) for a, g, t, w in zip(accs, got, got_t, want)
+                            if not g == t == w]
     return bad
 
 
