@@ -407,7 +407,7 @@ def test_models_without_the_profile_refuse_it(tmp_path) -> None:
     with pytest.raises(ConfigError, match="unknown rounding mode 'ort_fp32'"):
         requantize([1], [1], [0], 0, -128, 127, "ort_fp32")   # section-2 requantizer
     with pytest.raises(ConfigError, match="no RTL round_mode code"):
-        RoundProfile.TFLITE_SINGLE.code
+        _ = RoundProfile.TFLITE_SINGLE.code
     # the RTL flow refuses before or while writing the tile files, never runs the record
     from t2c_sim.config import HwConfig
     from t2c_sim.cosim.run import prepare, to_gemm
