@@ -181,6 +181,7 @@ def test_where_ort_and_half_even_differ_ort_follows_ort_fp32() -> None:
         found = [_disagreement(rng, s_x, s_y, rec.z_y, rec.lo, rec.hi) for _ in range(rec.c_out)]
         s_w = np.array([f[0] for f in found], np.float32)
         acc = np.array([f[1] for f in found], np.int64)
+        assert np.any(np.abs(acc) > 1 << 24)          # float32(acc) drops bits on some
         rec = rec.replace(bias_eff=wrap(acc - rec.z_x * rec.w_q.sum(axis=1), 32))
         ref = run_qlinearconv(rec, s_x, s_w, s_y, "all")
         prof = run_layer(_ort_fp32(rec, s_x, s_w, s_y))
