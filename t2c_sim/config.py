@@ -45,6 +45,43 @@ _ROUND_CODES = {RoundMode.HALF_EVEN: 0, RoundMode.HALF_UP: 1, RoundMode.HALF_AWA
                 RoundMode.FLOOR: 3}
 
 
+class RoundProfile(str, Enum):
+    """Rounding profile of a deployed runtime (SPEC section 10), declared instead of a RoundMode.
+
+    The accumulator is the same; only the step from ``acc`` to ``y`` follows the runtime, and
+    the record's ``M0``/``sh`` hold that profile's integers (``t2c_sim.rounding_profiles``).
+    """
+
+    ORT_FP32 = "ort_fp32"            # ONNX Runtime CPU (MLAS): float32 scale, round half to even
+    TFLITE_DOUBLE = "tflite_double"  # TFLite reference / gemmlowp: SRDHM then RoundingDivideByPOT
+    TFLITE_SINGLE = "tflite_single"  # TFLITE_SINGLE_ROUNDING and ruy: one rounding shift
+
+    @property
+    def code(self) -> int:
+        """Profiles have no RTL ``round_mode`` code (yet): asking for one is an error."""
+        raise ConfigError(f"rounding profile {self.value!r} has no RTL round_mode code (the "
+                          f"requantizer implements {', '.join(m.value for m in RoundMode)})",
+                          key="mode")
+
+
+def parse_rounding(value: Any) -> RoundMode | RoundProfile:
+    """A section-2 :class:`RoundMode` or a runtime :class:`RoundProfile`, from either or its name.
+
+    >>> parse_rounding("half_up"), parse_rounding("tflite_double")
+    (<RoundMode.HALF_UP: 'half_up'>, <RoundProfile.TFLITE_DOUBLE: 'tflite_double'>)
+    """
+    if isinstance(value, (RoundMode, RoundProfile)):
+        return value
+    for cls in (RoundMode, RoundProfile):
+        try:
+            return cls(str(value))
+        except ValueError:
+            pass
+    names = ", ".join([m.value for m in RoundMode] + [p.value for p in RoundProfile])
+    raise ConfigError(f"unknown rounding mode or profile {value!r} (expected one of {names})",
+                      key="mode")
+
+
 class OpKind(str, Enum):
     """Kinds of integer layer records."""
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.config import OpKind, RoundMode, qrange
+from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding, qrange
 from t2c_sim.errors import RecordError
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y")
@@ -78,7 +78,7 @@ class LayerRecord:
     z_b: int = 0
     lo: int = -128
     hi: int = 127
-    mode: RoundMode = RoundMode.HALF_EVEN
+    mode: RoundMode | RoundProfile = RoundMode.HALF_EVEN  # a profile: SPEC section 10
     wrap_ok: bool = False  # user opted in to accumulator wrap semantics (skips the overflow check)
     # integer arrays
     w_q: np.ndarray | None = None
@@ -94,7 +94,7 @@ class LayerRecord:
 
     def __post_init__(self) -> None:
         self.op = OpKind(self.op)
-        self.mode = RoundMode.parse(self.mode)
+        self.mode = parse_rounding(self.mode)
         self.inputs = tuple(self.inputs)
         self.stride = _pair(self.stride, "stride")
         self.padding = _pair(self.padding, "padding")
@@ -212,11 +212,30 @@ class LayerRecord:
             raise bad(f"M0 outside the unsigned {self.mult_bits}-bit range")
         if self.sh is not None and (self.sh.min() < 0 or self.sh.max() > 63):
             raise bad("sh outside [0, 63]")
+        if isinstance(self.mode, RoundProfile):
+            self._validate_profile(bad)
         if self.x_q is not None and self.x_q.size:
             lo, hi = self.x_range
             if self.x_q.min() < lo or self.x_q.max() > hi:
                 raise bad(f"x_q outside the input range [{lo}, {hi}]")
         return self
+
+    def _validate_profile(self, bad: Any) -> None:
+        """A runtime rounding profile (SPEC section 10): linear/conv, int32 accumulator, its M0/sh."""
+        from t2c_sim.errors import NumericsError
+        from t2c_sim.rounding_profiles import check_params
+
+        prof = self.mode.value
+        if self.op not in MAC_OPS:
+            raise bad(f"mode: rounding profile {prof} applies to linear and conv2d requantizers "
+                      f"only, not {self.op.value}")
+        if self.acc_bits != 32:
+            raise bad(f"mode: rounding profile {prof} needs acc_bits = 32 (the runtime's int32 "
+                      f"accumulator), got {self.acc_bits}")
+        try:
+            check_params(self.mode, self.M0, self.sh)
+        except NumericsError as e:
+            raise bad(f"M0/sh: {e}") from None
 
     # ---- (de)serialisation helpers used by t2c_sim.export ---------------------------------
     def scalars(self) -> dict[str, Any]:
@@ -226,7 +245,7 @@ class LayerRecord:
             if f.name in ARRAY_FIELDS:
                 continue
             v = getattr(self, f.name)
-            if isinstance(v, (OpKind, RoundMode)):
+            if isinstance(v, (OpKind, RoundMode, RoundProfile)):
                 v = v.value
             elif isinstance(v, tuple):
                 v = list(v)

@@ -12,6 +12,9 @@ paths cross-check each other). Semantics (SPEC sections 2 and 3):
 - Requantizer: ``y = clamp(z_y + round_shift(acc * M0, sh, mode), lo, hi)`` where the product
   is exact: directly in int64 when ``max|acc| * max(M0) < 2^63``, otherwise on two limbs
   ``M0 = Mh * 2^16 + Ml`` (see :func:`mul_round_shift`).
+- Rounding profiles of deployed runtimes (SPEC section 10; linear/conv only), written from the
+  runtimes' definitions on int64 tensors (see :func:`requantize_profile_t`), independently of
+  :mod:`t2c_sim.rounding_profiles`.
 - Pools, residual add and flatten as in SPEC section 3.
 """
 
@@ -22,12 +25,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from t2c_sim.config import OpKind, RoundMode
+from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.record import LayerRecord
 
-__all__ = ["round_shift_t", "mul_round_shift", "requantize_t", "wrap_t", "conv2d_t", "linear_t",
-           "run_layer_torch", "run_network_torch"]
+__all__ = ["round_shift_t", "mul_round_shift", "requantize_t", "requantize_profile_t", "wrap_t",
+           "conv2d_t", "linear_t", "run_layer_torch", "run_network_torch"]
 
 I64 = torch.int64
 _MAX = (1 << 63) - 1
@@ -113,10 +116,91 @@ def mul_round_shift(acc: torch.Tensor, M0: torch.Tensor, sh: torch.Tensor,
 
 
 def requantize_t(acc: torch.Tensor, M0: object, sh: object, z_y: int, lo: int, hi: int,
-                 mode: RoundMode | str) -> torch.Tensor:
-    """``clamp(z_y + round_shift(acc * M0, sh, mode), lo, hi)`` (params broadcast, channels last)."""
+                 mode: RoundMode | RoundProfile | str) -> torch.Tensor:
+    """``clamp(z_y + round_shift(acc * M0, sh, mode), lo, hi)`` (params broadcast, channels last).
+
+    A :class:`RoundProfile` ``mode`` goes to :func:`requantize_profile_t`.
+    """
+    mode = parse_rounding(mode)
+    if isinstance(mode, RoundProfile):
+        return requantize_profile_t(acc, M0, sh, z_y, lo, hi, mode)
     r = mul_round_shift(acc, _t(M0), _t(sh), mode)
     return torch.clamp(r + int(z_y), int(lo), int(hi))
+
+
+_POW2 = torch.tensor([1 << i for i in range(63)], dtype=I64)  # 2^0 .. 2^62
+
+
+def _rne_t(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Non-negative ``v / 2^s`` rounded to nearest, ties to even (``s`` in [0, 62])."""
+    q = v >> s
+    r = v - (q << s)
+    half = torch.where(s > 0, _POW2[(s - 1).clamp(min=0)], torch.zeros_like(s))
+    return q + ((s > 0) & ((r > half) | ((r == half) & (q % 2 == 1)))).to(I64)
+
+
+def _to_f32_t(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IEEE single rounding of non-negative integers ``v < 2^62``: ``(sig, e)``, value ``sig * 2^e``.
+
+    The bit length comes from a search in the table of powers of two; ``e = max(len - 24, 0)``.
+    """
+    nbits = torch.searchsorted(_POW2, v.contiguous(), right=True)  # powers of two <= v
+    e = (nbits - 24).clamp(min=0)
+    return _rne_t(v, e), e
+
+
+def _ort_fp32_t(acc: torch.Tensor, M0: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
+    """ONNX Runtime (MLAS): ``rint_half_even(float32(float32(acc) * (M0 / 2^sh)))`` on integers."""
+    a_sig, a_e = _to_f32_t(acc.abs())
+    p_sig, p_e = _to_f32_t(a_sig * M0)                   # 25 x 24 bits: exact in int64
+    e = a_e + p_e - sh
+    up = p_sig << e.clamp(min=0)
+    down = _rne_t(p_sig, (-e).clamp(min=0, max=62))
+    mag = torch.where(e >= 0, up, down)
+    return torch.where(acc < 0, -mag, mag)
+
+
+def _tflite_double_t(acc: torch.Tensor, M0: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
+    """gemmlowp/TFLite: ``RoundingDivideByPOT(SRDHM(int32(acc << left), M0), right)``."""
+    shift = 31 - sh
+    x = wrap_t(acc << shift.clamp(min=0), 32)
+    ab = x * M0
+    nudge = torch.where(ab >= 0, torch.full_like(ab, 1 << 30), torch.full_like(ab, 1 - (1 << 30)))
+    hm = torch.div(ab + nudge, 1 << 31, rounding_mode="trunc")
+    hm = torch.where((x == -(1 << 31)) & (M0 == -(1 << 31)), torch.full_like(hm, (1 << 31) - 1), hm)
+    right = (-shift).clamp(min=0)
+    q = hm >> right
+    return _round_up(q, hm - (q << right), right, hm < 0, RoundMode.HALF_AWAY)
+
+
+def requantize_profile_t(acc: torch.Tensor, M0: object, sh: object, z_y: int, lo: int, hi: int,
+                         profile: RoundProfile | str) -> torch.Tensor:
+    """Requantize under a runtime rounding profile (SPEC section 10), int64 tensors only.
+
+    ``ort_fp32``: ``y = clamp(rne(f32(f32(acc) * M0/2^sh)) + z_y, lo, hi)`` (M0 the float32
+    significand, float rounding emulated on integers). ``tflite_double``: with
+    ``shift = 31 - sh``, ``y = clamp(int32(RDBPOT(SRDHM(int32(acc * 2^max(shift, 0)), M0),
+    max(-shift, 0)) + z_y), lo, hi)``. ``tflite_single``:
+    ``y = clamp(int32(int32((acc * M0 + 2^(sh-1)) >> sh) + z_y), lo, hi)``. ``acc`` must fit
+    int32. Example (``tflite_double``, ``M0 = 2^30``, ``sh = 32``): ``acc = 5 -> 2``.
+    """
+    profile = RoundProfile(profile)
+    acc, M0, sh = torch.broadcast_tensors(_t(acc), _t(M0), _t(sh))
+    if acc.numel() and (int(acc.min()) < -(1 << 31) or int(acc.max()) >= 1 << 31):
+        raise NumericsError(f"torch {profile.value}: acc must fit int32")
+    lim = ((1 << 23, 1 << 24, 0, 63) if profile is RoundProfile.ORT_FP32 else (1 << 30, 1 << 31, 1, 62))
+    ok = (M0 >= lim[0]) & (M0 < lim[1]) & (sh >= lim[2]) & (sh <= lim[3])
+    if profile is not RoundProfile.ORT_FP32:
+        ok |= (M0 == 0) & (sh == 31)
+    if not bool(ok.all()):
+        raise NumericsError(f"torch {profile.value}: M0/sh outside the profile's range")
+    if profile is RoundProfile.ORT_FP32:
+        return torch.clamp(_ort_fp32_t(acc, M0, sh) + int(z_y), int(lo), int(hi))
+    if profile is RoundProfile.TFLITE_DOUBLE:
+        r = _tflite_double_t(acc, M0, sh)
+    else:
+        r = wrap_t((acc * M0 + (torch.ones_like(sh) << (sh - 1))) >> sh, 32)
+    return torch.clamp(wrap_t(r + int(z_y), 32), int(lo), int(hi))
 
 
 def wrap_t(v: torch.Tensor, bits: int) -> torch.Tensor:
@@ -170,7 +254,15 @@ def _dot(rec: LayerRecord, cols: torch.Tensor, nm_mode: str) -> torch.Tensor:
     return torch.matmul(cols, wg.transpose(1, 2)).transpose(0, 1).reshape(p, rec.c_out)
 
 
+def _no_profile(rec: LayerRecord) -> None:
+    if isinstance(rec.mode, RoundProfile) and (rec.op not in (OpKind.LINEAR, OpKind.CONV2D)
+                                               or rec.acc_bits != 32):
+        raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is defined for "
+                          f"linear/conv2d with acc_bits = 32 only (torch path)")
+
+
 def _mac_out(rec: LayerRecord, dot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    _no_profile(rec)
     acc = wrap_t(dot + _t(rec.bias_eff), rec.acc_bits)
     return acc, requantize_t(acc, rec.M0, rec.sh, rec.z_y, rec.lo, rec.hi, rec.mode)
 
@@ -254,6 +346,7 @@ def run_layer_torch(rec: LayerRecord, *inputs: object, nm_mode: str = "dense",
     for i, x in enumerate(xs):
         _check_input(rec, x, f"input {i}")
     x = xs[0]
+    _no_profile(rec)
     if rec.op is OpKind.CONV2D:
         return conv2d_t(rec, x, nm_mode)
     if rec.op is OpKind.LINEAR:

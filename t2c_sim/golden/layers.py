@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2c_sim.config import OpKind
+from t2c_sim.config import OpKind, RoundProfile
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden.gemm import float_matmul_exact, max_abs, plan_gemm
 from t2c_sim.golden.im2col import conv_out_hw, im2col, pad_spatial, windows
 from t2c_sim.numerics import INT64_MAX, as_int64, clamp, requantize, round_shift, wrap
-from t2c_sim.record import LayerRecord
+from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.rounding_profiles import requantize_profile
 from t2c_sim.sparse.nm import compress, decompress
 
 __all__ = ["LayerOutput", "NM_MODES", "linear", "conv2d", "maxpool", "avgpool", "gavgpool",
@@ -129,6 +130,10 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
         no_wrap = acc_bound < half
         acc_bound = min(acc_bound, half)  # after a wrap |acc| <= 2^(acc_bits-1)
     rows = max(1, RQ_BLOCK // max(1, flat.shape[1]))
+    rq = requantize
+    if isinstance(rec.mode, RoundProfile):  # a runtime's rounding (SPEC section 10)
+        _profile_op(rec)
+        rq = requantize_profile
 
     def rows_of(a: np.ndarray, r0: int, r1: int) -> np.ndarray:
         return a[r0:r1] if a.ndim == 2 else a
@@ -139,8 +144,8 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
             np.add(flat[r0:r1], rows_of(wb, r0, r1), out=acc[r0:r1])
         elif wb is not None:
             acc[r0:r1] = wrap(flat[r0:r1] + rows_of(wb, r0, r1), rec.acc_bits)
-        y[r0:r1] = requantize(acc[r0:r1], rows_of(M0, r0, r1), rows_of(sh, r0, r1), rec.z_y,
-                              rec.lo, rec.hi, rec.mode, acc_bound=acc_bound)
+        y[r0:r1] = rq(acc[r0:r1], rows_of(M0, r0, r1), rows_of(sh, r0, r1), rec.z_y,
+                      rec.lo, rec.hi, rec.mode, acc_bound=acc_bound)
 
     starts = range(0, flat.shape[0], rows)
     if workers > 1 and len(starts) > 1:
@@ -150,6 +155,14 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
         for r0 in starts:
             block(r0)
     return acc.reshape(dot.shape), y.reshape(dot.shape)
+
+
+def _profile_op(rec: LayerRecord) -> None:
+    """Refuse a rounding profile where it is not defined (it replaces a MAC layer's requantizer)."""
+    if rec.op not in MAC_OPS or rec.acc_bits != 32:
+        raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is defined for "
+                          f"linear/conv2d with acc_bits = 32 only (got {rec.op.value}, "
+                          f"acc_bits = {rec.acc_bits})")
 
 
 def _nm_reference_dot(rec: LayerRecord, cols: np.ndarray) -> np.ndarray:
@@ -331,6 +344,8 @@ def add(rec: LayerRecord, a: np.ndarray, b: np.ndarray) -> LayerOutput:
     ``Ma = Mb = 1``, ``sh = 1``, ``z_y = 0`` -> ``round_half_even(8 / 2) = 4``.
     """
     _need(rec, "M0", "sh")
+    if isinstance(rec.mode, RoundProfile):
+        _profile_op(rec)
     a = _input(rec, a, "input a")
     b = _input(rec, b, "input b")
     if a.shape != b.shape:
