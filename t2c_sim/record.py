@@ -399,9 +399,9 @@ def check_layernorm(rec: LayerRecord) -> None:
     """LayerNorm record: shapes, params and the int64 bounds of docs/numerics.md section 9.
 
     Raises :class:`RecordError` naming the layer and the field. The bounds: ``C^2 max|x|^2 <
-    2^62`` (the sums), ``W_max * 4^sqrt_shift < 2^62`` with ``W_max = floor(C^2 (qmax-qmin)^2 / 4)
-    + eps_q`` (the square root's argument), ``max|gamma_q| * ceil(sqrt(C-1)) + max|beta_q| <=
-    2^31`` and ``0 <= g_shift <= 31`` (numerator and divisor of the final division).
+    2^62`` (the sums), ``V_max * 4^sqrt_shift + eps_q < 2^62`` with ``V_max = floor(C^2
+    (qmax-qmin)^2 / 4)`` (the square root's argument), ``max|gamma_q| * ceil(sqrt(C-1)) +
+    max|beta_q| <= 2^31`` and ``0 <= g_shift <= 31`` (numerator and divisor of the division).
     """
     def bad(msg: str) -> RecordError:
         return RecordError(f"layer {rec.name}: {msg}")
@@ -423,10 +423,10 @@ def check_layernorm(rec: LayerRecord) -> None:
         raise bad(f"C = {c} channels of {rec.a_bits}-bit inputs overflow the int64 sums")
     if e < 0 or k < 0 or not 0 <= gb <= 31:
         raise bad(f"need eps_q >= 0, sqrt_shift >= 0, 0 <= g_shift <= 31; got {e}, {k}, {gb}")
-    w_max = c * c * (hi - lo) ** 2 // 4 + e
-    if w_max << (2 * k) >= 1 << 62:
-        raise bad(f"(C^2 var + eps_q) * 4^sqrt_shift can reach 2^62 (W_max = {w_max}, "
-                  f"sqrt_shift = {k})")
+    v_max = c * c * (hi - lo) ** 2 // 4
+    if (v_max << (2 * k)) + e >= 1 << 62:
+        raise bad(f"C^2 var * 4^sqrt_shift + eps_q can reach 2^62 (V_max = {v_max}, "
+                  f"sqrt_shift = {k}, eps_q = {e})")
     g = int(np.abs(rec.gamma_q).max())
     b = int(np.abs(rec.beta_q).max())
     r = isqrt(c - 1) + (isqrt(c - 1) ** 2 != c - 1)     # ceil(sqrt(C - 1))

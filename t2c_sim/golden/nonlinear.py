@@ -12,8 +12,8 @@ Semantics (``x`` is one row along the last axis, ``mode`` the record's rounding 
 
 - softmax: ``d = max(x) - x``, ``e = table[d]``, ``S = sum(e)``,
   ``y = clamp(z_y + round_div(e * Mo, S * 2^sho), lo, hi)``;
-- layernorm: ``S1 = sum(x)``, ``S2 = sum(x^2)``, ``W = C*S2 - S1^2 + eps_q``,
-  ``sigma = max(1, isqrt(W * 4^k))``, ``dev = C*x - S1``,
+- layernorm: ``S1 = sum(x)``, ``S2 = sum(x^2)``, ``V = C*S2 - S1^2``,
+  ``sigma = max(1, isqrt(V * 4^k + eps_q))``, ``dev = C*x - S1``,
   ``y = clamp(z_y + round_div(G*dev*2^k + B*sigma, sigma * 2^gb), lo, hi)``;
 - gelu: ``y = table[x - qmin_x]``.
 """
@@ -177,11 +177,12 @@ def layernorm(rec: LayerRecord, x: Any) -> np.ndarray:
     """Integer LayerNorm over the last axis (docs/numerics.md section 9, "LayerNorm").
 
     Per row of ``C`` values: ``S1 = sum x``, ``S2 = sum x^2``, ``V = C*S2 - S1^2`` (``= C^2 var``,
-    exact), ``W = V + eps_q``, ``sigma = max(1, isqrt(W * 4^k))`` (``= floor(2^k sqrt(W))``),
+    exact), ``sigma = max(1, isqrt(V * 4^k + eps_q))`` (``~= 2^k sqrt(C^2 (var + eps/s_x^2))``),
     ``dev_c = C*x_c - S1`` (``= C (x_c - mean)``, exact), then
     ``y_c = clamp(z_y + round_div(G_c*dev_c*2^k + B_c*sigma, sigma*2^gb, mode), lo, hi)``
     (``G_c / 2^gb ~= gamma_c / s_y``, ``B_c / 2^gb ~= beta_c / s_y``; ``k = sqrt_shift``,
-    ``gb = g_shift``). The input zero point cancels.
+    ``gb = g_shift``). The input zero point cancels. Example (docs/numerics.md): ``C = 4``,
+    ``x = [1, 2, 3, 6]`` -> ``S1 = 12``, ``V = 4*50 - 144 = 56``, ``dev = [-8, -4, 0, 12]``.
     """
     check_layernorm(rec)     # shapes, params and the bounds that keep every step in int64
     c = rec.c_out
@@ -190,10 +191,9 @@ def layernorm(rec: LayerRecord, x: Any) -> np.ndarray:
     e, k, gb = rec.params["eps_q"], rec.params["sqrt_shift"], rec.params["g_shift"]
     s1 = x.sum(axis=-1, keepdims=True)
     v = c * (x * x).sum(axis=-1, keepdims=True) - s1 * s1
-    w = v + e
-    if w.size and int(w.max()) > (ISQRT_LIMIT - 1) >> (2 * k):
-        raise NumericsError(f"layer {rec.name}: (C^2 var + eps_q) * 4^{k} reaches 2^62")
-    sigma = np.maximum(isqrt(w << (2 * k)), 1)
+    if v.size and int(v.max()) > (ISQRT_LIMIT - 1 - e) >> (2 * k):
+        raise NumericsError(f"layer {rec.name}: C^2 var * 4^{k} + eps_q reaches 2^62")
+    sigma = np.maximum(isqrt((v << (2 * k)) + e), 1)
     dev = c * x - s1
     num = (rec.gamma_q * dev << k) + rec.beta_q * sigma
     return clamp(rec.z_y + round_div(num, sigma << gb, rec.mode), rec.lo, rec.hi)

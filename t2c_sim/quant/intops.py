@@ -126,18 +126,18 @@ def layernorm_int_t(x: torch.Tensor, gamma_q: torch.Tensor, beta_q: torch.Tensor
                     k: int, gb: int, z_y: int, lo: int, hi: int,
                     mode: RoundMode | str) -> torch.Tensor:
     """Integer LayerNorm over the last axis (``C`` channels):
-    ``W = C*sum(x^2) - sum(x)^2 + eps_q``, ``sigma = max(1, isqrt(W * 4^k))``,
+    ``V = C*sum(x^2) - sum(x)^2``, ``sigma = max(1, isqrt(V * 4^k + eps_q))``,
     ``y = clamp(z_y + round_div(G*(C*x - sum x)*2^k + B*sigma, sigma*2^gb), lo, hi)``.
 
     The caller guarantees the record's bounds (``max|G| ceil(sqrt(C-1)) + max|B| <= 2^31``,
-    ``C^2 max|x|^2 < 2^62``); ``W * 4^k < 2^62`` is checked here on the data.
+    ``C^2 max|x|^2 < 2^62``); ``V * 4^k + eps_q < 2^62`` is checked here on the data.
     """
     c = x.shape[-1]
     s1 = x.sum(dim=-1, keepdim=True)
-    w = c * (x * x).sum(dim=-1, keepdim=True) - s1 * s1 + eps_q
-    if w.numel() and int(w.max()) > ((_LIMIT - 1) >> (2 * k)):
-        raise NumericsError(f"torch layernorm: (C^2 var + eps_q) * 4^{k} reaches 2^62")
-    sigma = torch.clamp(isqrt_t(w << (2 * k)), min=1)
+    v = c * (x * x).sum(dim=-1, keepdim=True) - s1 * s1
+    if v.numel() and int(v.max()) > ((_LIMIT - 1 - eps_q) >> (2 * k)):
+        raise NumericsError(f"torch layernorm: C^2 var * 4^{k} + eps_q reaches 2^62")
+    sigma = torch.clamp(isqrt_t((v << (2 * k)) + eps_q), min=1)
     num = ((gamma_q * (c * x - s1)) << k) + beta_q * sigma
     return torch.clamp(z_y + round_div_t(num, sigma << gb, mode), lo, hi)
 

@@ -150,9 +150,11 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
                      s_y: float, *, a_bits: int = 8, a_signed: bool = True) -> dict[str, Any]:
     """LayerNorm constants for ``C = len(gamma)`` channels.
 
-    - ``eps_q = round_half_even(C^2 * eps / s_x^2)`` (``eps`` in the ``C^2 var`` units);
-    - ``W_max = floor(C^2 (qmax - qmin)^2 / 4) + eps_q`` bounds ``C^2 var + eps_q``;
-      ``sqrt_shift = k = (62 - bitlen(W_max)) // 2`` keeps ``W * 4^k < 2^62``;
+    - ``E = C^2 * eps / s_x^2`` is ``eps`` in the units of ``V = C^2 var_q``;
+      ``V_max = floor(C^2 (qmax - qmin)^2 / 4)`` bounds ``V``;
+      ``sqrt_shift = k = (62 - bitlen(V_max + floor(E) + 1)) // 2`` so that
+      ``V * 4^k + eps_q < 2^62``; ``eps_q = round_half_even(E * 4^k)`` (``eps`` keeps ``2k``
+      fraction bits: ``C^2 eps / s_x^2`` is often far below 1);
     - ``g_shift = gb``: the largest in ``[0, 31]`` with
       ``max|G| * ceil(sqrt(C - 1)) + max|B| <= 2^31``, where
       ``G = round_half_even(gamma / s_y * 2^gb)``, ``B = round_half_even(beta / s_y * 2^gb)``.
@@ -161,7 +163,7 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
 
     >>> p = layernorm_params(0.5, [1.0, 1.0], [0.0, 0.25], 0.0, 0.125, a_bits=4)
     >>> p["params"], p["gamma_q"].tolist(), p["beta_q"].tolist()
-    ({'eps_q': 0, 'sqrt_shift': 27, 'g_shift': 27}, [1073741824, 1073741824], [0, 268435456])
+    ({'eps_q': 0, 'sqrt_shift': 26, 'g_shift': 27}, [1073741824, 1073741824], [0, 268435456])
     """
     s_x, s_y = _scale(s_x, "layernorm input scale"), _scale(s_y, "layernorm output scale")
     g = np.asarray(gamma, dtype=np.float64).reshape(-1)
@@ -176,16 +178,13 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
     if not math.isfinite(eps) or eps < 0:
         raise NumericsError(f"layernorm: eps must be finite and >= 0, got {eps!r}")
     qlo, qhi = qrange(a_bits, a_signed)
-    eq = c * c * eps / (s_x * s_x)
-    if eq >= 2.0 ** 62:
-        raise NumericsError(f"layernorm: C^2 eps / s_x^2 = {eq:.3g} does not fit (eps {eps} is "
-                            f"huge against the input scale {s_x})")
-    e = int(round_half_even_float(eq))
-    w_max = c * c * (qhi - qlo) ** 2 // 4 + e
-    if w_max.bit_length() > 62:
-        raise NumericsError(f"layernorm: C^2 var + eps_q can reach 2^62 (C = {c}, {a_bits}-bit "
-                            f"inputs, eps_q = {e})")
-    k = (62 - w_max.bit_length()) // 2
+    e_real = c * c * eps / (s_x * s_x)
+    v_max = c * c * (qhi - qlo) ** 2 // 4
+    if e_real >= 2.0 ** 62 or (v_max + math.floor(e_real) + 1).bit_length() > 62:
+        raise NumericsError(f"layernorm: C^2 var + C^2 eps / s_x^2 can reach 2^62 (C = {c}, "
+                            f"{a_bits}-bit inputs, eps = {eps}, s_x = {s_x})")
+    k = (62 - (v_max + math.floor(e_real) + 1).bit_length()) // 2
+    e = int(round_half_even_float(math.ldexp(e_real, 2 * k)))
     r = _ceil_sqrt(c - 1)
     gs, bs = g / s_y, b / s_y
     for gb in range(LN_G_SHIFT_MAX, -1, -1):
