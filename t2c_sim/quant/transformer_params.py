@@ -163,7 +163,7 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
 
     >>> p = layernorm_params(0.5, [1.0, 1.0], [0.0, 0.25], 0.0, 0.125, a_bits=4)
     >>> p["params"], p["gamma_q"].tolist(), p["beta_q"].tolist()
-    ({'eps_q': 0, 'sqrt_shift': 26, 'g_shift': 27}, [1073741824, 1073741824], [0, 268435456])
+    ({'eps_q': 0, 'sqrt_shift': 27, 'g_shift': 27}, [1073741824, 1073741824], [0, 268435456])
     """
     s_x, s_y = _scale(s_x, "layernorm input scale"), _scale(s_y, "layernorm output scale")
     g = np.asarray(gamma, dtype=np.float64).reshape(-1)
