@@ -389,7 +389,9 @@ def test_mutants_are_caught(monkeypatch):
     mutated = sm.replace(table=sm.table.copy())
     mutated.table[3] += 1 << 14                                        # one wrong table entry
     assert run_layer(mutated, x).y.tolist() != want_sm
-    assert run_layer(sm.replace(mode="half_up"), x).y.tolist() != want_sm   # wrong tie rule
+    tie = _softmax_rec(0.5, 0.5, y_bits=4)                            # rows of 4 equal: 0.5
+    assert run_layer(tie.replace(mode="half_up"), np.full((1, 4), 3)).y.tolist() != \
+        _softmax_oracle(tie, np.full((1, 4), 3))                       # wrong tie rule
     monkeypatch.setattr(gnl, "round_div", lambda n, d, mode: n // d)  # truncating division
     assert run_layer(sm, x).y.tolist() != want_sm
     monkeypatch.undo()
