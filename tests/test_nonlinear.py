@@ -397,7 +397,9 @@ def test_mutants_are_caught(monkeypatch):
     monkeypatch.undo()
     ln = _ln_rec(rng, 2)
     want = _ln_oracle(ln, x)
-    monkeypatch.setattr(gnl, "isqrt", lambda n: isqrt(n) + 1)        # square root off by one
+    monkeypatch.setattr(gnl, "isqrt", lambda n: isqrt(n) + 1)        # off by one: invisible
+    assert run_layer(ln, x).y.tolist() == want                        # at 2^-30 (robust) ...
+    monkeypatch.setattr(gnl, "isqrt", lambda n: isqrt(n) * 51 // 50)  # ... 2 % off: caught
     assert run_layer(ln, x).y.tolist() != want
     monkeypatch.undo()
     monkeypatch.setattr(intops, "round_div_t",
