@@ -209,7 +209,8 @@ def test_layernorm_random_rows_formats_modes():
         a_signed, y_signed = bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
         y_bits = int(rng.integers(2, 9))
         ylo, yhi = qrange(y_bits, y_signed)
-        rec = _ln_rec(rng, c, s_x=float(np.exp(rng.uniform(-8, 1))), eps=float(rng.choice([0, 1e-6, 1e-3, 0.1])),
+        rec = _ln_rec(rng, c, s_x=float(np.exp(rng.uniform(-8, 1))),
+                      eps=float(rng.choice([0, 1e-6, 1e-3, 0.1])),
                       s_y=float(np.exp(rng.uniform(-6, 0))), a_bits=a_bits, a_signed=a_signed,
                       y_bits=y_bits, y_signed=y_signed, z_y=int(rng.integers(ylo, yhi + 1)),
                       mode=MODES[case % 4])

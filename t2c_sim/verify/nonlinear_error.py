@@ -24,7 +24,7 @@ import torch
 
 from t2c_sim.config import OpKind, qrange
 from t2c_sim.golden import run_layer
-from t2c_sim.quant.nonlinear import gelu_ref, layernorm_ref, matmul_ref, softmax_ref
+from t2c_sim.quant.nonlinear import gelu_ref, layernorm_ref, softmax_ref
 from t2c_sim.quant.transformer_params import (
     gelu_params,
     layernorm_params,
