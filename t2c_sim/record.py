@@ -344,7 +344,8 @@ def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
                           f"got {None if a is None else a.shape}")
         if rec.M0.shape != rec.sh.shape:
             raise bad(f"M0 {rec.M0.shape} and sh {rec.sh.shape} differ in shape")
-        qrange(rec.b_bits, rec.b_signed)
+        if not isinstance(rec.b_bits, int) or not 1 <= rec.b_bits <= 32:
+            raise bad(f"b_bits must be an int in 1..32, got {rec.b_bits!r}")
     elif op in (OpKind.SOFTMAX, OpKind.GELU):
         if rec.a_bits > TABLE_MAX_BITS:
             raise bad(f"{op.value} input has {rec.a_bits} bits; tables allow at most {TABLE_MAX_BITS}")
