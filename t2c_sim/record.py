@@ -34,7 +34,9 @@ Transformer ops (``docs/numerics.md`` sections 7-10; their integer constants are
   ``const_q[Tc, D]`` (class token, already in the output format, placed first);
 - add with one input: ``const_q`` is operand ``b`` (position embedding; broadcast over the
   leading axes), in the record's input format with zero point ``z_b``;
-- reshape: ``params = {shape, perm, out_shape}`` (each optional); slice: ``{axis, start, stop}``.
+- reshape: ``params = {shape, perm, out_shape}`` (each optional); slice: ``{axis, start, stop}``;
+- ``b_q`` (optional, like ``x_q``) is the second input of a two-input op, so that the record
+  alone reproduces it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from t2c_sim.config import OpKind, RoundMode, qrange
 from t2c_sim.errors import RecordError
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y",
-                "const_q", "table", "gamma_q", "beta_q")
+                "const_q", "table", "gamma_q", "beta_q", "b_q")
 MAC_OPS = (OpKind.LINEAR, OpKind.CONV2D)
 TABLE_MAX_BITS = 16  # softmax / gelu tables have 2^a_bits entries
 # Integer constants each op keeps in ``params`` (docs/numerics.md); other ops take none.
@@ -143,6 +145,7 @@ class LayerRecord:
     table: np.ndarray | None = None
     gamma_q: np.ndarray | None = None
     beta_q: np.ndarray | None = None
+    b_q: np.ndarray | None = None  # second input of a two-input op (add, matmul, concat)
 
     def __post_init__(self) -> None:
         self.op = OpKind(self.op)
@@ -311,6 +314,12 @@ def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
         raise bad(f"params {unknown} are not used by {op.value} (known: {list(allowed)})")
     if rec.const_q is not None and op not in (OpKind.ADD, OpKind.CONCAT):
         raise bad(f"const_q is only used by add and concat, not {op.value}")
+    if rec.b_q is not None and rec.b_q.size:
+        lo, hi = rec.x_range if op is OpKind.ADD else rec.b_range
+        if op not in (OpKind.ADD, OpKind.MATMUL, OpKind.CONCAT) or len(rec.inputs) != 2:
+            raise bad(f"b_q is the second input of a two-input add, matmul or concat, not {op.value}")
+        if int(rec.b_q.min()) < lo or int(rec.b_q.max()) > hi:
+            raise bad(f"b_q outside the second input's range [{lo}, {hi}]")
 
     def need(*names: str) -> None:
         for f in names:

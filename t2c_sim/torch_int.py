@@ -242,12 +242,12 @@ def run_layer_torch(rec: LayerRecord, *inputs: object, nm_mode: str = "dense",
                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Execute one record on int64 torch tensors: ``(acc or None, y)``.
 
-    Inputs default to ``rec.x_q``; a residual add takes ``(a, b)``.
+    Inputs default to ``rec.x_q`` (and ``rec.b_q``); a residual add takes ``(a, b)``.
     """
     if not inputs:
         if rec.x_q is None:
             raise RecordError(f"layer {rec.name}: no input and no x_q")
-        inputs = (rec.x_q,)
+        inputs = (rec.x_q,) if rec.b_q is None else (rec.x_q, rec.b_q)
     if rec.op in TRANSFORMER_OPS_T:   # matmul, softmax, layernorm, gelu, concat, reshape, slice
         return run_transformer_op_t(rec, *inputs)
     xs = [_t(a) for a in inputs]

@@ -273,7 +273,8 @@ def _records(rng) -> list[LayerRecord]:
     for r in recs:
         xs = inputs[r.name]
         res = run_layer(r, *xs)
-        out.append(r.replace(x_q=xs[0], acc=res.acc, y=res.y).validate())
+        out.append(r.replace(x_q=xs[0], b_q=xs[1] if len(xs) > 1 else None, acc=res.acc,
+                             y=res.y).validate())
     return out
 
 
@@ -286,9 +287,8 @@ def test_every_new_record_round_trips_with_checksums(tmp_path):
         for k, v in rec.arrays().items():
             assert np.array_equal(getattr(back, k), v), (rec.name, k)
         back.validate()
-        xs = (back.x_q,) if back.op is not OpKind.MATMUL else None
-        if xs is not None:
-            assert np.array_equal(run_layer(back, *xs).y, rec.y), rec.name
+        assert np.array_equal(run_layer(back).y, rec.y), rec.name          # the record alone
+        assert np.array_equal(run_layer_torch(back)[1].numpy(), rec.y), rec.name
     # tampering with a new array is caught
     rec = _records(np.random.default_rng(27))[1]
     npz, _ = save_record(rec, tmp_path / "sm2")
@@ -302,8 +302,10 @@ def test_every_new_record_round_trips_with_checksums(tmp_path):
 
 BAD = [  # (record name, change, message fragment) -- validation names layer and field
     ("qk", {"M0": np.ones((3,), dtype=np.int64)}, "M0 must have shape"),
-    ("qk", {"inputs": ("q",)}, "matmul takes two inputs"),
+    ("qk", {"inputs": ("q",), "b_q": None}, "matmul takes two inputs"),
     ("qk", {"c_out": 0}, "c_out = C > 0"),
+    ("qk", {"b_q": np.full((2, 5, 8), 300)}, "b_q outside"),
+    ("sm", {"b_q": np.zeros((2, 7), dtype=np.int64)}, "b_q is the second input"),
     ("sm", {"params": {}}, "params['frac_bits'] is missing"),
     ("sm", {"params": {"frac_bits": 20, "shift": 1}}, "params ['shift'] are not used"),
     ("sm", {"a_bits": 4, "x_q": None}, "table must have shape (16,)"),
@@ -395,6 +397,8 @@ def test_attention_block_network_numpy_equals_torch(tmp_path):
     save_network(attach_results(recs, trace), tmp_path / "net")
     back = load_network(tmp_path / "net")
     assert np.array_equal(run_network(back, x).output, trace.output)
+    for r in back:                                   # every record alone reproduces its layer
+        assert np.array_equal(run_layer(r).y, trace.y(r.name)), r.name
 
 
 # ---- fake-quant modules --------------------------------------------------------------------------

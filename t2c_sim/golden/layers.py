@@ -363,7 +363,7 @@ def flatten(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
 
 def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", workers: int = 1,
               ) -> LayerOutput:
-    """Execute one record on ``inputs`` (default: ``rec.x_q``); dispatch on ``rec.op``.
+    """Execute one record on ``inputs`` (default: ``rec.x_q`` and ``rec.b_q``); dispatch on ``rec.op``.
 
     ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` with the exact float
     GEMM; ``"reference"`` computes from ``(values, indices)`` as a PE does. Both give identical
@@ -374,7 +374,7 @@ def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", work
     if not inputs:
         if rec.x_q is None:
             raise RecordError(f"layer {rec.name}: no input given and the record has no x_q")
-        inputs = (rec.x_q,)
+        inputs = (rec.x_q,) if rec.b_q is None else (rec.x_q, rec.b_q)
     if rec.op in TRANSFORMER_OPS:           # matmul, softmax, layernorm, gelu, concat, reshape, slice
         return LayerOutput(*run_transformer_op(rec, *inputs))
     if rec.op is OpKind.ADD and rec.const_q is not None:   # b = const_q (position embedding)
