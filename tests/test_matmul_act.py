@@ -335,6 +335,16 @@ def test_validation_names_layer_and_field(name, change, msg):
     assert str(e.value).startswith(f"layer {name}: ") and msg in str(e.value), str(e.value)
 
 
+def test_rounding_profiles_are_refused_not_approximated():
+    for rec in _records(np.random.default_rng(30)):
+        if rec.op is OpKind.ADD:
+            continue
+        rec.mode = "tflite_double"               # as a record carrying a runtime profile would
+        for run in (run_layer, run_layer_torch):
+            with pytest.raises(RecordError, match=f"layer {rec.name}: rounding 'tflite_double'"):
+                run(rec)
+
+
 def test_params_must_be_ints():
     for bad in ({"frac_bits": 2.5}, {"frac_bits": True}, {"shape": [1, "a"]}, "x"):
         with pytest.raises(RecordError, match="layer sm: params"):

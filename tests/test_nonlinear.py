@@ -299,6 +299,18 @@ def test_gelu_every_input_against_oracle_table():
         assert _both(rec, x).tolist() == rec.table.tolist(), f"seed {seed} case {case}"
 
 
+def test_gelu_tanh_form_table():
+    s_x, s_y = 6 / 127, 5 / 127
+    t = tp.gelu_params(s_x, 0, s_y, -30, approximate="tanh")["table"].tolist()
+    want = []
+    for q in range(-128, 128):
+        v = s_x * q
+        g = 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+        want.append(O.clamp(-30 + round(g / s_y), -128, 127))
+    assert t == want
+    assert t != tp.gelu_params(s_x, 0, s_y, -30)["table"].tolist()    # the two forms differ
+
+
 def test_gelu_doc_example_and_input_range():
     rec = _gelu_rec(1.0, 0, 0.5, 0, a_bits=2, y_bits=4)
     assert rec.table.tolist() == [0, 0, 0, 2]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.config import OpKind
+from t2c_sim.config import OpKind, RoundMode
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden.gemm import int_matmul, max_abs
 from t2c_sim.golden.nonlinear import check_input, gelu, layernorm, softmax
@@ -183,6 +183,10 @@ def run_transformer_op(rec: LayerRecord, *inputs: Any) -> tuple[np.ndarray | Non
     want = 2 if rec.op is OpKind.MATMUL else len(rec.inputs) if rec.op is OpKind.CONCAT else 1
     if len(inputs) != want:
         raise RecordError(f"layer {rec.name}: {rec.op.value} takes {want} input(s), got {len(inputs)}")
+    if not isinstance(rec.mode, RoundMode):   # a runtime rounding profile (SPEC 10): MAC layers only
+        raise RecordError(f"layer {rec.name}: rounding {getattr(rec.mode, 'value', rec.mode)!r} is "
+                          f"not a section-2 mode; {rec.op.value} rounds with half_even, half_up, "
+                          f"half_away or floor")
     if rec.op is OpKind.MATMUL:
         return matmul(rec, *inputs)
     if rec.op is OpKind.CONCAT:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from t2c_sim.config import OpKind
+from t2c_sim.config import OpKind, RoundMode
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.quant.intops import layernorm_int_t, lookup_t, requant_t, softmax_int_t
 from t2c_sim.record import LayerRecord, check_layernorm
@@ -198,6 +198,9 @@ def run_transformer_op_t(rec: LayerRecord, *inputs: object,
     want = 2 if rec.op is OpKind.MATMUL else len(rec.inputs) if rec.op is OpKind.CONCAT else 1
     if len(inputs) != want:
         raise RecordError(f"layer {rec.name}: {rec.op.value} takes {want} input(s) (torch path)")
+    if not isinstance(rec.mode, RoundMode):
+        raise RecordError(f"layer {rec.name}: rounding {getattr(rec.mode, 'value', rec.mode)!r} is "
+                          f"not a section-2 mode (torch path)")
     if rec.op is OpKind.MATMUL:
         return matmul_t(rec, *inputs)
     if rec.op is OpKind.CONCAT:
