@@ -92,6 +92,14 @@ class OpKind(str, Enum):
     GAVGPOOL = "gavgpool"
     ADD = "add"
     FLATTEN = "flatten"
+    # transformer ops (docs/numerics.md sections 7-10)
+    MATMUL = "matmul"        # activation x activation matmul (Q @ K^T, attn @ V)
+    SOFTMAX = "softmax"      # integer softmax over the last axis (exp table + exact division)
+    LAYERNORM = "layernorm"  # integer LayerNorm over the last axis (exact isqrt + division)
+    GELU = "gelu"            # elementwise table lookup (GELU fixed at fuse time)
+    CONCAT = "concat"        # concat along the token axis (-2) with requantization
+    RESHAPE = "reshape"      # data movement: reshape / permute the non-batch axes
+    SLICE = "slice"          # data movement: a range of one non-batch axis
 
 
 def qrange(bits: int, signed: bool) -> tuple[int, int]:

@@ -17,12 +17,32 @@ Layouts (all integer arrays are ``int64``):
   a golden-model feature the RTL refuses); avg pools use length-1 arrays;
   a residual add stores ``M0 = [Ma, Mb]``, ``sh = [sh]``, ``z_x = z_a`` and ``z_b``;
 - ``x_q`` (input), ``acc`` and ``y`` (golden results) are optional and, when present, have
-  the layer's input/output shapes (``acc`` only for linear, conv and avg pools).
+  the layer's input/output shapes (``acc`` only for linear, conv, avg pools and matmul).
+
+Transformer ops (``docs/numerics.md`` sections 7-10; their integer constants are named in
+``params``, a dict of ints or int tuples, one schema per op in :data:`OP_PARAMS`):
+
+- matmul: inputs ``a[..., P, K]`` (format ``a_bits/a_signed``, zero point ``z_x``) and
+  ``b[..., K, C]`` (``b[..., C, K]`` when ``trans_b``; format ``b_bits/b_signed``, ``z_b``);
+  ``c_in = K``, ``c_out = C``; ``M0, sh`` and the optional ``bias_eff`` are ``[1]``, ``[C]`` or
+  token-wise ``[R, 1]`` / ``[R, C]`` (``R`` = product of the output's leading dims);
+- softmax: ``table[2^a_bits]`` (``table[d] = round(2^F exp(-s_x d))``), ``M0 = [Mo]``,
+  ``sh = [sho]``, ``params = {frac_bits}``; gelu: ``table[2^a_bits]`` (output integers);
+- layernorm: ``gamma_q[C]``, ``beta_q[C]`` (``c_in = c_out = C``),
+  ``params = {eps_q, sqrt_shift, g_shift}``;
+- concat: inputs ``a`` (and ``b``), ``M0 = [Ma(, Mb)]``, ``sh = [sha(, shb)]``, optional
+  ``const_q[Tc, D]`` (class token, already in the output format, placed first);
+- add with one input: ``const_q`` is operand ``b`` (position embedding; broadcast over the
+  leading axes), in the record's input format with zero point ``z_b``;
+- reshape: ``params = {shape, perm, out_shape}`` (each optional); slice: ``{axis, start, stop}``;
+- ``b_q`` (optional, like ``x_q``) is the second input of a two-input op, so that the record
+  alone reproduces it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from math import isqrt
 from typing import Any
 
 import numpy as np
@@ -30,8 +50,17 @@ import numpy as np
 from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding, qrange
 from t2c_sim.errors import RecordError
 
-ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y")
+ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y",
+                "const_q", "table", "gamma_q", "beta_q", "b_q")
 MAC_OPS = (OpKind.LINEAR, OpKind.CONV2D)
+TABLE_MAX_BITS = 16  # softmax / gelu tables have 2^a_bits entries
+# Integer constants each op keeps in ``params`` (docs/numerics.md); other ops take none.
+OP_PARAMS: dict[OpKind, tuple[str, ...]] = {
+    OpKind.SOFTMAX: ("frac_bits",),
+    OpKind.LAYERNORM: ("eps_q", "sqrt_shift", "g_shift"),
+    OpKind.RESHAPE: ("shape", "perm", "out_shape"),
+    OpKind.SLICE: ("axis", "start", "stop"),
+}
 
 
 def _pair(v: Any, name: str) -> tuple[int, int]:
@@ -42,6 +71,22 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
         return int(a), int(b)
     except (TypeError, ValueError):
         raise RecordError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+
+
+def _norm_params(name: str, params: Any) -> dict[str, Any]:
+    """``params`` as ``{str: int | tuple[int, ...]}`` (JSON lists become tuples)."""
+    if not isinstance(params, dict):
+        raise RecordError(f"layer {name}: params must be a mapping, got {type(params).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, (list, tuple)):
+            items = list(v)
+        else:
+            items = [v]
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in items):
+            raise RecordError(f"layer {name}: params[{k!r}] must be an int or a list of ints, got {v!r}")
+        out[str(k)] = tuple(int(i) for i in items) if isinstance(v, (list, tuple)) else int(v)
+    return out
 
 
 @dataclass
@@ -91,6 +136,16 @@ class LayerRecord:
     acc: np.ndarray | None = None
     y: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # free-form provenance (scales, module)
+    # transformer ops (see the module docstring)
+    b_bits: int = 8            # format of the second operand of matmul / concat
+    b_signed: bool = True
+    trans_b: bool = False      # matmul: b is stored [..., C, K] (Q @ K^T)
+    params: dict[str, Any] = field(default_factory=dict)  # op-specific integer constants
+    const_q: np.ndarray | None = None
+    table: np.ndarray | None = None
+    gamma_q: np.ndarray | None = None
+    beta_q: np.ndarray | None = None
+    b_q: np.ndarray | None = None  # second input of a two-input op (add, matmul, concat)
 
     def __post_init__(self) -> None:
         self.op = OpKind(self.op)
@@ -99,6 +154,7 @@ class LayerRecord:
         self.stride = _pair(self.stride, "stride")
         self.padding = _pair(self.padding, "padding")
         self.dilation = _pair(self.dilation, "dilation")
+        self.params = _norm_params(self.name, self.params)
         for f in ARRAY_FIELDS:
             v = getattr(self, f)
             if v is not None:
@@ -148,6 +204,11 @@ class LayerRecord:
     @property
     def y_range(self) -> tuple[int, int]:
         return qrange(self.y_bits, self.y_signed)
+
+    @property
+    def b_range(self) -> tuple[int, int]:
+        """Range of the second operand of a matmul / concat (``b_bits``, ``b_signed``)."""
+        return qrange(self.b_bits, self.b_signed)
 
     def macs(self, batch: int = 1) -> int:
         """Dense multiply-accumulates (without N:M padding) for ``batch`` images / rows."""
@@ -218,6 +279,7 @@ class LayerRecord:
             lo, hi = self.x_range
             if self.x_q.min() < lo or self.x_q.max() > hi:
                 raise bad(f"x_q outside the input range [{lo}, {hi}]")
+        _validate_transformer_op(self, bad)
         return self
 
     def _validate_profile(self, bad: Any) -> None:
@@ -254,3 +316,148 @@ class LayerRecord:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f: getattr(self, f) for f in ARRAY_FIELDS if getattr(self, f) is not None}
+
+
+# ---- transformer ops (docs/numerics.md sections 7-10) -----------------------------------------
+def _param_shape_ok(a: np.ndarray | None, c: int) -> bool:
+    """Requantizer parameters of a matmul: ``[1]``, ``[C]`` or token-wise ``[R, 1]``, ``[R, C]``."""
+    return a is not None and (a.shape in ((1,), (c,)) or (a.ndim == 2 and a.shape[1] in (1, c)))
+
+
+def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
+    """Structure and integer bounds of the transformer ops; ``bad(msg)`` makes the error."""
+    op, p = rec.op, rec.params
+    allowed = OP_PARAMS.get(op, ())
+    unknown = sorted(set(p) - set(allowed))
+    if unknown:
+        raise bad(f"params {unknown} are not used by {op.value} (known: {list(allowed)})")
+    if rec.const_q is not None and op not in (OpKind.ADD, OpKind.CONCAT):
+        raise bad(f"const_q is only used by add and concat, not {op.value}")
+    if rec.b_q is not None and rec.b_q.size:
+        lo, hi = rec.x_range if op is OpKind.ADD else rec.b_range
+        if op not in (OpKind.ADD, OpKind.MATMUL, OpKind.CONCAT) or len(rec.inputs) != 2:
+            raise bad(f"b_q is the second input of a two-input add, matmul or concat, not {op.value}")
+        if int(rec.b_q.min()) < lo or int(rec.b_q.max()) > hi:
+            raise bad(f"b_q outside the second input's range [{lo}, {hi}]")
+
+    def need(*names: str) -> None:
+        for f in names:
+            if getattr(rec, f) is None:
+                raise bad(f"{f} is missing")
+
+    def need_params(*keys: str) -> None:
+        for k in keys:
+            if not isinstance(p.get(k), int):
+                raise bad(f"params[{k!r}] is missing (an int is required)")
+
+    def in_range(f: str, lo: int, hi: int) -> None:
+        a = getattr(rec, f)
+        if a is not None and a.size and (int(a.min()) < lo or int(a.max()) > hi):
+            raise bad(f"{f} outside [{lo}, {hi}]")
+
+    if op is OpKind.ADD and rec.const_q is not None:
+        if len(rec.inputs) != 1:
+            raise bad("an add with const_q takes exactly one input")
+        in_range("const_q", *rec.x_range)
+    elif op is OpKind.MATMUL:
+        if len(rec.inputs) != 2:
+            raise bad(f"matmul takes two inputs, got {len(rec.inputs)}")
+        if rec.c_in <= 0 or rec.c_out <= 0:
+            raise bad("matmul needs c_in = K > 0 and c_out = C > 0")
+        need("M0", "sh")
+        for f in ("M0", "sh", "bias_eff"):
+            a = getattr(rec, f)
+            if (a is not None or f != "bias_eff") and not _param_shape_ok(a, rec.c_out):
+                raise bad(f"{f} must have shape (1,), ({rec.c_out},), (R, 1) or (R, {rec.c_out}), "
+                          f"got {None if a is None else a.shape}")
+        if rec.M0.shape != rec.sh.shape:
+            raise bad(f"M0 {rec.M0.shape} and sh {rec.sh.shape} differ in shape")
+        if not isinstance(rec.b_bits, int) or not 1 <= rec.b_bits <= 32:
+            raise bad(f"b_bits must be an int in 1..32, got {rec.b_bits!r}")
+    elif op in (OpKind.SOFTMAX, OpKind.GELU):
+        if rec.a_bits > TABLE_MAX_BITS:
+            raise bad(f"{op.value} input has {rec.a_bits} bits; tables allow at most {TABLE_MAX_BITS}")
+        need("table")
+        if rec.table.shape != (1 << rec.a_bits,):
+            raise bad(f"table must have shape ({1 << rec.a_bits},), got {rec.table.shape}")
+        if op is OpKind.GELU:
+            in_range("table", rec.lo, rec.hi)
+        else:
+            need_params("frac_bits")
+            f = p["frac_bits"]
+            if not 1 <= f <= 30:
+                raise bad(f"params['frac_bits'] = {f} outside [1, 30]")
+            if int(rec.table[0]) != 1 << f:
+                raise bad(f"table[0] must be 2^frac_bits = {1 << f}, got {int(rec.table[0])}")
+            in_range("table", 0, 1 << f)
+            need("M0", "sh")
+            if rec.M0.shape != (1,) or rec.sh.shape != (1,):
+                raise bad("softmax needs M0 = [Mo] and sh = [sho]")
+            if f + rec.mult_bits > 62:
+                raise bad(f"frac_bits + mult_bits = {f + rec.mult_bits} > 62 (table * Mo overflows)")
+    elif op is OpKind.LAYERNORM:
+        check_layernorm(rec)
+    elif op is OpKind.CONCAT:
+        if len(rec.inputs) not in (1, 2):
+            raise bad(f"concat takes one or two inputs, got {len(rec.inputs)}")
+        need("M0", "sh")
+        n = len(rec.inputs)
+        if rec.M0.shape != (n,) or rec.sh.shape != (n,):
+            raise bad(f"concat of {n} input(s) needs M0 and sh of shape ({n},), got "
+                      f"{rec.M0.shape} and {rec.sh.shape}")
+        if rec.const_q is not None:
+            if rec.const_q.ndim != 2:
+                raise bad(f"const_q must be [tokens, features], got shape {rec.const_q.shape}")
+            in_range("const_q", *rec.y_range)
+    elif op is OpKind.RESHAPE:
+        for k in ("shape", "out_shape"):
+            v = p.get(k, ())
+            if not isinstance(v, tuple) or sum(d == -1 for d in v) > 1 or any(d == 0 or d < -1 for d in v):
+                raise bad(f"params[{k!r}] must be a list of positive ints with at most one -1")
+        perm = p.get("perm", ())
+        if not isinstance(perm, tuple) or sorted(perm) != list(range(len(perm))):
+            raise bad(f"params['perm'] = {perm!r} is not a permutation of 0..n-1")
+    elif op is OpKind.SLICE:
+        need_params("axis", "start", "stop")
+        if p["axis"] < 1 or not 0 <= p["start"] < p["stop"]:
+            raise bad(f"slice needs axis >= 1 (0 is the batch axis) and 0 <= start < stop, got "
+                      f"axis={p['axis']} start={p['start']} stop={p['stop']}")
+
+
+def check_layernorm(rec: LayerRecord) -> None:
+    """LayerNorm record: shapes, params and the int64 bounds of docs/numerics.md section 9.
+
+    Raises :class:`RecordError` naming the layer and the field. The bounds: ``C^2 max|x|^2 <
+    2^62`` (the sums), ``V_max * 4^sqrt_shift + eps_q < 2^62`` with ``V_max = floor(C^2
+    (qmax-qmin)^2 / 4)`` (the square root's argument), ``max|gamma_q| * ceil(sqrt(C-1)) +
+    max|beta_q| <= 2^31`` and ``0 <= g_shift <= 31`` (numerator and divisor of the division).
+    """
+    def bad(msg: str) -> RecordError:
+        return RecordError(f"layer {rec.name}: {msg}")
+
+    c = rec.c_out
+    if c <= 0 or rec.c_in not in (0, c):
+        raise bad(f"layernorm needs c_out = C > 0 (and c_in = C), got c_in={rec.c_in} c_out={c}")
+    for f in ("gamma_q", "beta_q"):
+        a = getattr(rec, f)
+        if a is None or a.shape != (c,):
+            raise bad(f"{f} must have shape ({c},), got {None if a is None else a.shape}")
+    for k in OP_PARAMS[OpKind.LAYERNORM]:
+        if not isinstance(rec.params.get(k), int):
+            raise bad(f"params[{k!r}] is missing (an int is required)")
+    e, k, gb = rec.params["eps_q"], rec.params["sqrt_shift"], rec.params["g_shift"]
+    lo, hi = rec.x_range
+    xmax = max(-lo, hi)
+    if c * c * xmax * xmax >= 1 << 62:
+        raise bad(f"C = {c} channels of {rec.a_bits}-bit inputs overflow the int64 sums")
+    if e < 0 or k < 0 or not 0 <= gb <= 31:
+        raise bad(f"need eps_q >= 0, sqrt_shift >= 0, 0 <= g_shift <= 31; got {e}, {k}, {gb}")
+    v_max = c * c * (hi - lo) ** 2 // 4
+    if (v_max << (2 * k)) + e >= 1 << 62:
+        raise bad(f"C^2 var * 4^sqrt_shift + eps_q can reach 2^62 (V_max = {v_max}, "
+                  f"sqrt_shift = {k}, eps_q = {e})")
+    g = int(np.abs(rec.gamma_q).max())
+    b = int(np.abs(rec.beta_q).max())
+    r = isqrt(c - 1) + (isqrt(c - 1) ** 2 != c - 1)     # ceil(sqrt(C - 1))
+    if g * r + b > 1 << 31:
+        raise bad(f"max|gamma_q| * ceil(sqrt(C-1)) + max|beta_q| = {g * r + b} > 2^31")

@@ -28,6 +28,7 @@ import torch
 from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.record import LayerRecord
+from t2c_sim.verify.torch_nonlinear import TRANSFORMER_OPS_T, const_operand_t, run_transformer_op_t
 
 __all__ = ["round_shift_t", "mul_round_shift", "requantize_t", "requantize_profile_t", "wrap_t",
            "conv2d_t", "linear_t", "run_layer_torch", "run_network_torch"]
@@ -333,13 +334,19 @@ def run_layer_torch(rec: LayerRecord, *inputs: object, nm_mode: str = "dense",
                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Execute one record on int64 torch tensors: ``(acc or None, y)``.
 
-    Inputs default to ``rec.x_q``; a residual add takes ``(a, b)``.
+    Inputs default to ``rec.x_q`` (and ``rec.b_q``); a residual add takes ``(a, b)``.
     """
     if not inputs:
         if rec.x_q is None:
             raise RecordError(f"layer {rec.name}: no input and no x_q")
-        inputs = (rec.x_q,)
+        inputs = (rec.x_q,) if rec.b_q is None else (rec.x_q, rec.b_q)
+    if rec.op in TRANSFORMER_OPS_T:   # matmul, softmax, layernorm, gelu, concat, reshape, slice
+        return run_transformer_op_t(rec, *inputs)
     xs = [_t(a) for a in inputs]
+    if rec.op is OpKind.ADD and rec.const_q is not None:   # b = const_q (position embedding)
+        if len(xs) != 1:
+            raise RecordError(f"layer {rec.name}: an add with const_q takes 1 input (torch path)")
+        xs.append(const_operand_t(rec, xs[0]))
     want = 2 if rec.op is OpKind.ADD else 1
     if len(xs) != want:
         raise RecordError(f"layer {rec.name}: {rec.op.value} takes {want} input(s)")

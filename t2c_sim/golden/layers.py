@@ -23,6 +23,7 @@ from t2c_sim.config import OpKind, RoundProfile
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden.gemm import float_matmul_exact, max_abs, plan_gemm
 from t2c_sim.golden.im2col import conv_out_hw, im2col, pad_spatial, windows
+from t2c_sim.golden.transformer import TRANSFORMER_OPS, const_operand, run_transformer_op
 from t2c_sim.numerics import INT64_MAX, as_int64, clamp, requantize, round_shift, wrap
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.rounding_profiles import requantize_profile
@@ -377,7 +378,7 @@ def flatten(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
 
 def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", workers: int = 1,
               ) -> LayerOutput:
-    """Execute one record on ``inputs`` (default: ``rec.x_q``); dispatch on ``rec.op``.
+    """Execute one record on ``inputs`` (default: ``rec.x_q`` and ``rec.b_q``); dispatch on ``rec.op``.
 
     ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` with the exact float
     GEMM; ``"reference"`` computes from ``(values, indices)`` as a PE does. Both give identical
@@ -388,7 +389,13 @@ def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", work
     if not inputs:
         if rec.x_q is None:
             raise RecordError(f"layer {rec.name}: no input given and the record has no x_q")
-        inputs = (rec.x_q,)
+        inputs = (rec.x_q,) if rec.b_q is None else (rec.x_q, rec.b_q)
+    if rec.op in TRANSFORMER_OPS:           # matmul, softmax, layernorm, gelu, concat, reshape, slice
+        return LayerOutput(*run_transformer_op(rec, *inputs))
+    if rec.op is OpKind.ADD and rec.const_q is not None:   # b = const_q (position embedding)
+        if len(inputs) != 1:
+            raise RecordError(f"layer {rec.name}: an add with const_q takes 1 input, got {len(inputs)}")
+        inputs = (inputs[0], const_operand(rec, inputs[0]))
     want = 2 if rec.op is OpKind.ADD else 1
     if len(inputs) != want:
         raise RecordError(f"layer {rec.name}: {rec.op.value} takes {want} input(s), got {len(inputs)}")
