@@ -137,13 +137,14 @@ def hw_parameters(hw: HwConfig) -> dict[str, int]:
             "OUT_DEPTH": hw.out_depth, "CH_DEPTH": hw.ch_depth}
 
 
-def harness_sources() -> list[Path]:
-    """RTL files plus the simulation harness, in compile order."""
-    return [*simmod.rtl_sources(*RTL_MODULES), HARNESS]
+def harness_sources(rtl_dir: str | Path | None = None) -> list[Path]:
+    """RTL files (from ``rtl_dir``, default ``rtl/``) plus the simulation harness, in compile order."""
+    return [*simmod.rtl_sources(*RTL_MODULES, rtl_dir=rtl_dir), HARNESS]
 
 
 def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "build/sim", *,
-                waves: bool = False, optimize: bool = False) -> simmod.BuildInfo:
+                waves: bool = False, optimize: bool = False, rtl_dir: str | Path | None = None,
+                build_args: Sequence[str] = ()) -> simmod.BuildInfo:
     """Build the harness once per ``(sim, hw, waves, sources)`` (cached by :func:`sim.build`).
 
     Verilator gets ``--timing`` (the harness clock is ``always #5``), ``--no-public-flat-rw``
@@ -151,13 +152,15 @@ def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "
     touches are public, through metacomments; everything public runs several times slower);
     :func:`sim.build` adds ``--output-split 0`` to every Verilator build. ``optimize`` compiles
     the model with ``-O2`` (long runs, benchmarks) instead of the fast-to-build default.
+    ``rtl_dir`` takes the RTL from another folder (a mutant's private copy); ``build_args`` are
+    appended (e.g. Verilator coverage flags from :mod:`t2c_sim.closure.codecov`).
     """
     args = []
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"]
         args += ["-CFLAGS", "-O2"] if optimize else []
-    return simmod.build(sim, TOPLEVEL, harness_sources(), hw_parameters(hw), build_root,
-                        waves=waves, build_args=args)
+    return simmod.build(sim, TOPLEVEL, harness_sources(rtl_dir), hw_parameters(hw), build_root,
+                        waves=waves, build_args=[*args, *build_args])
 
 
 # ------------------------------------------------------------------------------------ plan
@@ -420,7 +423,9 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                waves: bool = False, tiles: list[list[int] | None] | None = None,
                timeout_s: float | None = None, keep: bool = False,
                mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False, watchdog_margin: int = 1000) -> list[CosimResult]:
+               optimize: bool = False, watchdog_margin: int = 1000,
+               rtl_dir: str | Path | None = None, build_args: Sequence[str] = (),
+               ) -> list[CosimResult]:
     """Co-simulate several layers in ONE simulator run (one process start for all of them).
 
     Args:
@@ -431,6 +436,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
             simulator starts (fault injection in tests: e.g. truncate a bank file).
         optimize: Build the Verilator model with ``-O2`` (see :func:`build_accel`).
         watchdog_margin: The per-tile watchdog is ``2 * predicted + watchdog_margin`` cycles.
+        rtl_dir, build_args: Passed to :func:`build_accel` (a mutant's RTL copy, coverage flags).
 
     Returns:
         One :class:`CosimResult` per layer; ``wall_s`` is the shared run's wall time.
@@ -444,7 +450,8 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                 if not 0 <= i < len(gm.plan.tiles):
                     raise SimulationError(f"layer {gm.rec.name}: tile {i} is not one of the "
                                           f"{len(gm.plan.tiles)} tiles")
-    info = build_accel(hw, sim, build_root, waves=waves, optimize=optimize)
+    info = build_accel(hw, sim, build_root, waves=waves, optimize=optimize, rtl_dir=rtl_dir,
+                       build_args=build_args)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     first = re.sub(r"[^A-Za-z0-9_.-]+", "_", gemms[0].rec.name)

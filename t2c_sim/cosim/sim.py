@@ -90,11 +90,12 @@ def default_build_root() -> Path:
     return REPO_ROOT / "build" / "sim"
 
 
-def rtl_sources(*names: str) -> list[Path]:
-    """Paths of ``rtl/<name>.v`` files, raising :class:`SimulationError` for a missing one."""
+def rtl_sources(*names: str, rtl_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Paths of ``<rtl_dir>/<name>.v`` files (default ``rtl/``); a missing one raises :class:`SimulationError`."""
+    base = RTL_DIR if rtl_dir is None else Path(rtl_dir)
     out = []
     for n in names:
-        p = RTL_DIR / (n if n.endswith(".v") else f"{n}.v")
+        p = base / (n if n.endswith(".v") else f"{n}.v")
         if not p.is_file():
             raise SimulationError(f"{p}: RTL source not found")
         out.append(p)

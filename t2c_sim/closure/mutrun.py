@@ -1,0 +1,381 @@
+"""Run mutants against a suite: killed / survived / timeout / build-error / equivalent.
+
+A *suite* is anything with ``build(rtl_dir, build_root)`` (raises
+:class:`~t2c_sim.errors.SimulationError` when the RTL does not build) and
+``run(rtl_dir, build_root) -> str | None`` (the first check that failed, or ``None`` when the
+RTL passed every check); ``parameter_sets()`` gives the ``t2c_accel_top`` parameters it
+simulates (for the equivalence check). :class:`CosimSuite` runs random layers through
+:func:`t2c_sim.cosim.run.run_layers` with the RTL taken from the mutant's private copy, so the
+build cache (keyed on source hashes) gives each mutant its own build, and compares ``y`` and
+the raw accumulators with the golden model (``np.array_equal``) and every tile's cycle count
+with the cycle model. :class:`UnitSuite` runs the cocotb unit testbenches of one module.
+
+One build per mutant and simulator, stages in order, stop at the first kill. Survivors are
+then checked for equivalence (:mod:`t2c_sim.closure.netlist`, per parameter set) and against
+the waiver file. The score is ``killed / (killed + survived)``, timeouts counted as killed
+(the suite noticed), equivalent, waived and build-error mutants left out of the denominator.
+
+Example::
+
+    suite = CosimSuite.random(seed=1)
+    rep = run_campaign(select_mutants(enumerate_mutants(RTL_DIR), 200, 1), suite, "build/mut")
+    print(rep.summary())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from t2c_sim.closure.mutate import Mutant, Waiver, find_waiver, write_mutant_tree
+from t2c_sim.config import HwConfig
+from t2c_sim.errors import MismatchError, SimulationError
+from t2c_sim.record import LayerRecord
+
+__all__ = ["STATUSES", "Suite", "CosimSuite", "UnitSuite", "MutantResult", "MutationReport",
+           "run_mutant", "run_campaign"]
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("killed", "survived", "timeout", "build-error", "equivalent", "waived")
+
+
+class Suite(Protocol):
+    name: str
+
+    def build(self, rtl_dir: Path, build_root: Path) -> None: ...
+
+    def run(self, rtl_dir: Path, build_root: Path) -> str | None: ...
+
+    def parameter_sets(self) -> list[dict[str, int]]: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Layers run together in one simulator process on one array configuration."""
+
+    name: str
+    hw: HwConfig
+    records: tuple[LayerRecord, ...]
+
+
+class CosimSuite:
+    """Layers through the accelerator RTL, checked against golden ``y``, ``acc`` and cycles.
+
+    Args:
+        stages: Run in order; the first failing stage kills the mutant.
+        sim: ``"icarus"`` (fast builds: the default for mutants) or ``"verilator"``.
+        timeout_s: Wall-clock limit of each stage's simulator run.
+        name: Suite name for reports.
+    """
+
+    def __init__(self, stages: Sequence[Stage], sim: str = "icarus", timeout_s: float = 120.0,
+                 name: str = "cosim") -> None:
+        self.stages = list(stages)
+        self.sim = sim
+        self.timeout_s = timeout_s
+        self.name = name
+
+    @classmethod
+    def random(cls, seed: int = 1, sim: str = "icarus", timeout_s: float = 120.0) -> CosimSuite:
+        """A small random suite: two array configurations, linear and conv layers."""
+        from t2c_sim.golden.gen import random_conv_record, random_linear_record
+
+        r = np.random.default_rng(seed)
+        hw_a = HwConfig(rows=2, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=64,
+                        w_depth=64, out_depth=32, ch_depth=8)
+        hw_c = HwConfig(rows=3, cols=2, n=4, m=4, a_bits=8, w_bits=8, act_depth=96,
+                        w_depth=64, out_depth=48, ch_depth=8)
+        a = (random_linear_record(r, name="fc_multitile", c_in=24, c_out=7, rows=11, n=2, m=4),
+             random_linear_record(r, name="fc_p1_unsigned", c_in=10, c_out=3, rows=1, n=1, m=4,
+                                  a_signed=False, mode="half_up", relu=True),
+             random_conv_record(r, name="conv3x3", c_in=3, c_out=4, h=5, w=5, n=2, m=4,
+                                mode="half_away"),
+             random_linear_record(r, name="fc_a4_floor", c_in=20, c_out=2, rows=2, n=2, m=4,
+                                  a_bits=4, a_signed=False, mode="floor"))
+        c = (random_linear_record(r, name="fc_dense", c_in=12, c_out=5, rows=7, n=4, m=4),
+             random_conv_record(r, name="conv_grouped", c_in=4, c_out=4, h=6, w=5, stride=2,
+                                groups=2, n=1, m=4, batch=2, mode="floor"))
+        return cls([Stage("hw_a", hw_a, a), Stage("hw_c", hw_c, c)], sim, timeout_s,
+                   name=f"cosim-random-s{seed}")
+
+    def parameter_sets(self) -> list[dict[str, int]]:
+        from t2c_sim.cosim.run import hw_parameters
+
+        out: list[dict[str, int]] = []
+        for st in self.stages:
+            p = hw_parameters(st.hw)
+            if p not in out:
+                out.append(p)
+        return out
+
+    def build(self, rtl_dir: Path, build_root: Path) -> None:
+        from t2c_sim.cosim.run import build_accel
+
+        for st in self.stages:
+            build_accel(st.hw, self.sim, build_root, rtl_dir=rtl_dir)
+
+    def run(self, rtl_dir: Path, build_root: Path) -> str | None:
+        from t2c_sim.cosim.run import run_layers
+
+        for st in self.stages:
+            try:
+                res = run_layers(list(st.records), st.hw, self.sim, build_root=build_root,
+                                 rtl_dir=rtl_dir, timeout_s=self.timeout_s)
+            except MismatchError as e:
+                return f"{st.name}: {e}"
+            for rec, r in zip(st.records, res):
+                why = _check(rec, r)
+                if why:
+                    return f"{st.name}: {why}"
+        return None
+
+
+def _check(rec: LayerRecord, r) -> str | None:
+    if not np.array_equal(r.y, rec.y):
+        bad = np.argwhere(r.y != rec.y)
+        i = tuple(int(v) for v in bad[0])
+        return (f"layer {rec.name}: y differs at {i} (expected {int(rec.y[i])}, got "
+                f"{int(r.y[i])}; {len(bad)} of {r.y.size} outputs)")
+    if r.acc is not None and rec.acc is not None and not np.array_equal(r.acc, rec.acc):
+        i = tuple(int(v) for v in np.argwhere(r.acc != rec.acc)[0])
+        return f"layer {rec.name}: acc differs at {i} (expected {int(rec.acc[i])}, got {int(r.acc[i])})"
+    for t in r.tiles:
+        if t.cycles_measured != t.cycles_predicted:
+            return (f"layer {rec.name} tile {t.index}: {t.cycles_measured} cycles, the cycle "
+                    f"model predicts {t.cycles_predicted}")
+    return None
+
+
+class UnitSuite:
+    """The cocotb unit testbench of one RTL module (``testbenches/test_<unit>.py``) per parameter set.
+
+    A mutant of another file passes trivially (the unit's sources are unchanged), so this
+    suite is combined after a :class:`CosimSuite` (see :class:`ChainSuite`).
+    """
+
+    def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict,
+                 sim: str = "icarus", timeout_s: float = 120.0) -> None:
+        self.top, self.param_sets, self.payload = top, list(param_sets), dict(payload)
+        self.sim, self.timeout_s, self.name = sim, timeout_s, f"unit-{top}"
+
+    def parameter_sets(self) -> list[dict[str, int]]:
+        return []
+
+    def build(self, rtl_dir: Path, build_root: Path) -> None:
+        from t2c_sim.cosim import sim as simmod
+
+        for p in self.param_sets:
+            simmod.build(self.sim, self.top, simmod.rtl_sources(self.top, rtl_dir=rtl_dir), p,
+                         build_root)
+
+    def run(self, rtl_dir: Path, build_root: Path) -> str | None:
+        from t2c_sim.cosim import sim as simmod
+
+        for p in self.param_sets:
+            info = simmod.build(self.sim, self.top, simmod.rtl_sources(self.top, rtl_dir=rtl_dir),
+                                p, build_root)
+            try:
+                simmod.run(info, simmod.TB_DIR / f"test_{self.top.removeprefix('t2c_')}.py",
+                           payload={"params": p, **self.payload}, timeout_s=self.timeout_s)
+            except MismatchError as e:
+                return f"{self.name}: {e}"
+        return None
+
+
+class ChainSuite:
+    """Several suites in order (first kill wins); builds each before running any."""
+
+    def __init__(self, suites: Sequence[Suite], name: str | None = None) -> None:
+        self.suites = list(suites)
+        self.name = name or "+".join(s.name for s in suites)
+
+    def parameter_sets(self) -> list[dict[str, int]]:
+        out: list[dict[str, int]] = []
+        for s in self.suites:
+            out += [p for p in s.parameter_sets() if p not in out]
+        return out
+
+    def build(self, rtl_dir: Path, build_root: Path) -> None:
+        for s in self.suites:
+            s.build(rtl_dir, build_root)
+
+    def run(self, rtl_dir: Path, build_root: Path) -> str | None:
+        for s in self.suites:
+            why = s.run(rtl_dir, build_root)
+            if why:
+                return why
+        return None
+
+
+@dataclass
+class MutantResult:
+    """Outcome of one mutant (``status`` in :data:`STATUSES`) with its evidence."""
+
+    mutant: Mutant
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"mutant": self.mutant.to_dict(), "status": self.status, "detail": self.detail,
+                "seconds": round(self.seconds, 3)}
+
+
+def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
+               keep: bool = False) -> MutantResult | str | None:
+    """Build and run one mutant (``None``: the original RTL) in ``work``; see the module doc.
+
+    Returns:
+        A :class:`MutantResult` for a mutant; for ``None`` the suite's verdict on the
+        original RTL (``None`` when it passes).
+    """
+    t0 = time.monotonic()
+    src = write_mutant_tree(mutant, rtl_dir, work / "rtl")
+    broot = work / "build"
+    try:
+        try:
+            suite.build(src, broot)
+        except SimulationError as e:
+            if mutant is None:
+                raise
+            return MutantResult(mutant, "build-error", str(e)[:400], time.monotonic() - t0)
+        timeout = getattr(suite, "timeout_s", None)
+        t1 = time.monotonic()
+        try:
+            why = suite.run(src, broot)
+        except SimulationError as e:
+            if mutant is None:
+                raise
+            hung = timeout is not None and "timeout; killed" in str(e) and \
+                time.monotonic() - t1 >= timeout
+            return MutantResult(mutant, "timeout" if hung else "killed", str(e)[:400],
+                                time.monotonic() - t0)
+        if mutant is None:
+            return why
+        return MutantResult(mutant, "killed" if why else "survived", (why or "")[:400],
+                            time.monotonic() - t0)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class MutationReport:
+    """A campaign's results (JSON-serializable through :meth:`to_dict`)."""
+
+    suite: str
+    results: list[MutantResult] = field(default_factory=list)
+    wall_s: float = 0.0
+    diffs: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.status for r in self.results)
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    @property
+    def score(self) -> float:
+        """``(killed + timeout) / (killed + timeout + survived)``; 1.0 when nothing counts."""
+        c = self.counts()
+        det = c["killed"] + c["timeout"]
+        den = det + c["survived"]
+        return det / den if den else 1.0
+
+    def survivors(self) -> list[MutantResult]:
+        return [r for r in self.results if r.status == "survived"]
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (f"{self.suite}: {len(self.results)} mutants, score {100 * self.score:.1f}% "
+                + ", ".join(f"{k} {v}" for k, v in c.items()) + f" ({self.wall_s:.0f} s)")
+
+    def to_dict(self) -> dict:
+        return {"suite": self.suite, "score": self.score, "counts": self.counts(),
+                "wall_s": round(self.wall_s, 1), "results": [r.to_dict() for r in self.results],
+                "survivor_diffs": {r.mutant.id: self.diffs.get(r.mutant.id, "")
+                                   for r in self.survivors()}}
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+
+def run_campaign(mutants: Sequence[Mutant], suite: Suite, work: str | Path, *,
+                 rtl_dir: str | Path | None = None, waivers: Sequence[Waiver] = (),
+                 equivalence: bool = True, keep: bool = False) -> MutationReport:
+    """Run every mutant; check survivors for equivalence and waivers (see the module doc).
+
+    Raises:
+        SimulationError: The ORIGINAL RTL fails the suite (a campaign needs a passing baseline).
+    """
+    from t2c_sim.cosim.sim import RTL_DIR
+
+    rtl = Path(rtl_dir) if rtl_dir is not None else RTL_DIR
+    work = Path(work)
+    t0 = time.monotonic()
+    why = run_mutant(None, suite, rtl, work / "baseline", keep)
+    if why:
+        raise SimulationError(f"suite {suite.name} fails on the original RTL in {rtl}: {why}")
+    rep = MutationReport(suite.name)
+    base_sigs: dict[int, str] = {}
+    for i, m in enumerate(mutants):
+        r = run_mutant(m, suite, rtl, work / f"m{i:04d}", keep)
+        if r.status == "survived":
+            w = find_waiver(m, waivers)
+            if equivalence:
+                eq = _equivalent(m, rtl, suite, work / f"m{i:04d}-eq", base_sigs)
+                if eq:
+                    r.status, r.detail = "equivalent", eq
+            if r.status == "survived" and w is not None:
+                r.status, r.detail = "waived", f"{w.kind}: {w.reason}"
+            if r.status == "survived":
+                rep.diffs[m.id] = m.diff(rtl)
+        log.info("mutant %d/%d %s: %s %s", i + 1, len(mutants), m.id, r.status, r.detail[:120])
+        rep.results.append(r)
+    rep.wall_s = time.monotonic() - t0
+    return rep
+
+
+def _equivalent(m: Mutant, rtl: Path, suite: Suite, work: Path, cache: dict[int, str],
+                ) -> str | None:
+    """Reason string if the mutant's optimized netlist equals the original for every parameter set."""
+    from t2c_sim.closure.netlist import design_signature
+    from t2c_sim.cosim.run import RTL_MODULES
+
+    psets = suite.parameter_sets()
+    if not psets:
+        return None
+    src = write_mutant_tree(m, rtl, work)
+    try:
+        for i, p in enumerate(psets):
+            if i not in cache:
+                cache[i] = design_signature([rtl / f"{n}.v" for n in RTL_MODULES],
+                                            "t2c_accel_top", p)
+            try:
+                sig = design_signature([src / f"{n}.v" for n in RTL_MODULES], "t2c_accel_top", p)
+            except SimulationError:
+                return None
+            if sig != cache[i]:
+                return None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return (f"Yosys opt netlist identical to the original for all {len(psets)} simulated "
+            "parameter set(s)")
+
+
+def results_by(results: Sequence[MutantResult], key: str) -> dict[str, dict[str, int]]:
+    """Counts of statuses grouped by a mutant attribute (``operator`` or ``file``)."""
+    out: dict[str, Counter] = {}
+    for r in results:
+        out.setdefault(getattr(r.mutant, key), Counter())[r.status] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
