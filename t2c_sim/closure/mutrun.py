@@ -41,8 +41,8 @@ from t2c_sim.config import HwConfig
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
 
-__all__ = ["STATUSES", "Suite", "CosimSuite", "UnitSuite", "MutantResult", "MutationReport",
-           "run_mutant", "run_campaign"]
+__all__ = ["STATUSES", "Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "unit_suites",
+           "MutantResult", "MutationReport", "run_mutant", "run_campaign", "results_by"]
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,13 @@ class CosimSuite:
                 res = run_layers(list(st.records), st.hw, self.sim, build_root=build_root,
                                  rtl_dir=rtl_dir, timeout_s=self.timeout_s)
             except MismatchError as e:
-                return f"{st.name}: {e}"
+                return f"{self.name}/{st.name}: {e}"
+            except SimulationError as e:
+                raise SimulationError(f"{self.name}/{st.name}: {e}") from None
             for rec, r in zip(st.records, res):
                 why = _check(rec, r)
                 if why:
-                    return f"{st.name}: {why}"
+                    return f"{self.name}/{st.name}: {why}"
         return None
 
 
@@ -157,39 +159,63 @@ def _check(rec: LayerRecord, r) -> str | None:
 
 
 class UnitSuite:
-    """The cocotb unit testbench of one RTL module (``testbenches/test_<unit>.py``) per parameter set.
+    """A cocotb testbench of one RTL toplevel (``testbenches/test_<unit>.py``) per parameter set.
 
-    A mutant of another file passes trivially (the unit's sources are unchanged), so this
-    suite is combined after a :class:`CosimSuite` (see :class:`ChainSuite`).
+    Args:
+        top: Toplevel module (``t2c_requant``, ``t2c_nm_pe``, ``t2c_accel_top``).
+        modules: RTL modules it needs, in compile order (default: ``top`` alone).
+        param_sets: Toplevel parameters, one build and run each.
+        payload: Testbench payload besides ``params`` (seed, vector counts).
     """
 
-    def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict,
-                 sim: str = "icarus", timeout_s: float = 120.0) -> None:
+    def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict, *,
+                 modules: Sequence[str] | None = None, sim: str = "icarus",
+                 timeout_s: float = 300.0) -> None:
         self.top, self.param_sets, self.payload = top, list(param_sets), dict(payload)
+        self.modules = tuple(modules or (top,))
         self.sim, self.timeout_s, self.name = sim, timeout_s, f"unit-{top}"
 
     def parameter_sets(self) -> list[dict[str, int]]:
-        return []
+        return list(self.param_sets) if self.top == "t2c_accel_top" else []
 
-    def build(self, rtl_dir: Path, build_root: Path) -> None:
+    def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]):
         from t2c_sim.cosim import sim as simmod
 
+        return simmod.build(self.sim, self.top, simmod.rtl_sources(*self.modules, rtl_dir=rtl_dir),
+                            p, build_root)
+
+    def build(self, rtl_dir: Path, build_root: Path) -> None:
         for p in self.param_sets:
-            simmod.build(self.sim, self.top, simmod.rtl_sources(self.top, rtl_dir=rtl_dir), p,
-                         build_root)
+            self._build(rtl_dir, build_root, p)
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
         from t2c_sim.cosim import sim as simmod
 
         for p in self.param_sets:
-            info = simmod.build(self.sim, self.top, simmod.rtl_sources(self.top, rtl_dir=rtl_dir),
-                                p, build_root)
+            info = self._build(rtl_dir, build_root, p)
             try:
                 simmod.run(info, simmod.TB_DIR / f"test_{self.top.removeprefix('t2c_')}.py",
                            payload={"params": p, **self.payload}, timeout_s=self.timeout_s)
             except MismatchError as e:
                 return f"{self.name}: {e}"
         return None
+
+
+def unit_suites(sim: str = "icarus") -> list[UnitSuite]:
+    """Today's unit testbenches with the parameter sets of ``tests/test_rtl_units.py`` and
+    ``tests/test_cosim_top.py`` (fast-tier vector counts)."""
+    from t2c_sim.cosim.run import RTL_MODULES
+
+    top = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
+           "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
+           "CH_DEPTH": 4}
+    return [
+        UnitSuite("t2c_accel_top", [top], {"seed": 5}, modules=RTL_MODULES, sim=sim),
+        UnitSuite("t2c_requant", [{"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6,
+                                   "Y_BITS": 16}], {"seed": 11, "n_random": 3000}, sim=sim),
+        UnitSuite("t2c_nm_pe", [{"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4,
+                                 "IDX_BITS": 2}], {"seed": 21, "n_cycles": 1500}, sim=sim),
+    ]
 
 
 class ChainSuite:
@@ -211,7 +237,10 @@ class ChainSuite:
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
         for s in self.suites:
-            why = s.run(rtl_dir, build_root)
+            try:
+                why = s.run(rtl_dir, build_root)
+            except SimulationError as e:
+                raise SimulationError(f"{s.name}: {e}") from None
             if why:
                 return why
         return None

@@ -1,0 +1,329 @@
+"""Functional coverage of the accelerator's input space: coverpoints, bins, crosses, holes.
+
+Our own small model rather than cocotb-coverage 2.0: cocotb-coverage samples inside a running
+cocotb test through decorators into a process-global ``coverage_db``, while here everything
+worth covering is known on the host, before and after the simulator runs (the record, the
+tile plan, the golden accumulators and outputs), regression jobs run in parallel processes,
+and their coverage must merge as plain data. So a :class:`CoverModel` is a frozen list of
+coverpoints (named bins) and crosses built for one :class:`~t2c_sim.config.HwConfig`;
+:meth:`CoverModel.sample` maps a record (plus optional extra samplers) to the bins it hits;
+a :class:`Coverage` holds hit counts as JSON and :meth:`Coverage.merge` adds counts (associative
+and commutative, so jobs merge in any order). Bins a configuration cannot reach are listed as
+*unreachable* with the reason and are not holes.
+
+Coverpoints (per MAC record on the array ``hw``; ``G = ceil(K / hw.m)``):
+
+================ ==========================================================================
+layer_kind       linear, conv, conv_grouped (1 < groups < c_in), conv_depthwise
+p_class          P = 1, 1 < P < ROWS, P = ROWS, P > ROWS
+cols_class       C_out < COLS, C_out = COLS, C_out > COLS (per conv group)
+k_mod_m          K (real, per group) mod hw.m: r0 .. r{m-1}
+g_vs_rows        G < ROWS (drain stall), G = ROWS, G > ROWS
+k_chunks         K-split chunks per dot product: 1, 2, many (pluggable ``chunk_sampler``)
+tiles            one tile, several tiles
+tile_rem         per tile, the last row / column block: rows full|partial x cols full|partial
+nm_pattern       every index pattern of the array's N:M (``hw.n`` sorted indices of ``hw.m``),
+                 from the weights re-compressed to ``hw.n:hw.m``
+round            mode x (tie | no_tie): a tie is an exact product ``acc*M0`` whose shifted-out
+                 bits are exactly one half (``sh > 0`` and ``acc*M0 mod 2^sh == 2^(sh-1)``)
+shift            sh = 0, 1..31, 32..63
+saturation       high (``z_y + round_shift(acc*M0) > hi``), low (``< lo``), none
+acc_wrap         wrapped (golden acc != unwrapped ``bias_eff + x.w`` sum), exact
+z_x / z_y        min, zero, max, other (of the record's input / output format range)
+a_signed         signed, unsigned
+backpressure     none, sparse, bursty, stalled: fed by :meth:`Coverage.sample_backpressure`
+                 (the stream DUT profile); unreachable on the memory-mapped accelerator
+================ ==========================================================================
+
+Crosses: ``layer_kind x p_class``, ``layer_kind x cols_class``, ``round x a_signed`` is not
+crossed (rounding is after the accumulator); ``saturation x round`` is left out (every
+saturated value is clamped whatever the rounding).
+
+Example::
+
+    model = CoverModel(hw)
+    cov = model.empty()
+    cov.add(model.sample(rec))
+    cov.holes()                 # [("round", "half_up/tie"), ...]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from t2c_sim.config import HwConfig, OpKind, RoundMode
+from t2c_sim.errors import ConfigError
+from t2c_sim.record import MAC_OPS, LayerRecord
+
+__all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS"]
+
+ChunkSampler = Callable[[LayerRecord, HwConfig], int]
+Hits = dict[str, set[str]]
+BACKPRESSURE_BINS = ("none", "sparse", "bursty", "stalled")
+MODES = tuple(m.value for m in RoundMode)
+
+
+@dataclass(frozen=True)
+class CoverModel:
+    """Coverpoints and crosses for one array configuration (see the module docstring).
+
+    Args:
+        hw: The array.
+        chunk_sampler: ``(rec, hw) -> chunks`` per dot product; ``None`` (no K-splitting yet)
+            makes the ``k_chunks`` bins 2 and many unreachable.
+        stream: True for a stream DUT (the ``backpressure`` bins become reachable).
+    """
+
+    hw: HwConfig
+    chunk_sampler: ChunkSampler | None = None
+    stream: bool = False
+    points: dict[str, tuple[str, ...]] = field(init=False, compare=False)
+    crosses: tuple[tuple[str, str], ...] = field(init=False, compare=False)
+    unreachable: dict[str, str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hw = self.hw
+        pats = tuple(",".join(map(str, c)) for c in itertools.combinations(range(hw.m), hw.n))
+        pts = {
+            "layer_kind": ("linear", "conv", "conv_grouped", "conv_depthwise"),
+            "p_class": ("P=1", "1<P<ROWS", "P=ROWS", "P>ROWS"),
+            "cols_class": ("C_out<COLS", "C_out=COLS", "C_out>COLS"),
+            "k_mod_m": tuple(f"r{i}" for i in range(hw.m)),
+            "g_vs_rows": ("G<ROWS", "G=ROWS", "G>ROWS"),
+            "k_chunks": ("1", "2", "many"),
+            "tiles": ("one", "several"),
+            "tile_rem": ("rows_full/cols_full", "rows_full/cols_partial",
+                         "rows_partial/cols_full", "rows_partial/cols_partial"),
+            "nm_pattern": pats,
+            "round": tuple(f"{m}/{t}" for m in MODES for t in ("tie", "no_tie")),
+            "shift": ("0", "1-31", "32-63"),
+            "saturation": ("high", "low", "none"),
+            "acc_wrap": ("wrapped", "exact"),
+            "z_x": ("min", "zero", "max", "other"),
+            "z_y": ("min", "zero", "max", "other"),
+            "a_signed": ("signed", "unsigned"),
+            "backpressure": BACKPRESSURE_BINS,
+        }
+        crosses = (("layer_kind", "p_class"), ("layer_kind", "cols_class"))
+        un: dict[str, str] = {}
+        if hw.rows == 1:
+            for b in ("1<P<ROWS", "P=ROWS"):
+                un[f"p_class/{b}"] = "ROWS = 1 (P = 1 is P = ROWS)"
+            for b in ("rows_partial/cols_full", "rows_partial/cols_partial"):
+                un[f"tile_rem/{b}"] = "ROWS = 1: every row block is full"
+            un["g_vs_rows/G<ROWS"] = "ROWS = 1: G >= 1"
+        if hw.rows == 2:
+            un["p_class/1<P<ROWS"] = "ROWS = 2: no P strictly between 1 and ROWS"
+        if hw.shift_max < 32:
+            un["shift/32-63"] = f"shift_max = {hw.shift_max}"
+        if hw.cols == 1:
+            un["cols_class/C_out<COLS"] = "COLS = 1"
+            for b in ("rows_full/cols_partial", "rows_partial/cols_partial"):
+                un[f"tile_rem/{b}"] = "COLS = 1: every column block is full"
+        if self.chunk_sampler is None:
+            for b in ("2", "many"):
+                un[f"k_chunks/{b}"] = "the tile plan has no K-splitting (chunk sampler not set)"
+        if not self.stream:
+            for b in BACKPRESSURE_BINS:
+                un[f"backpressure/{b}"] = "memory-mapped accelerator: no stream interface"
+        dw = "conv_depthwise has one output channel per conv group"
+        for y in ("C_out=COLS", "C_out>COLS") if hw.cols > 1 else ("C_out>COLS",):
+            un[f"layer_kind*cols_class/conv_depthwise*{y}"] = dw
+        for a, b in crosses:
+            pts[f"{a}*{b}"] = tuple(f"{x}*{y}" for x in pts[a] for y in pts[b])
+            for x in pts[a]:
+                for y in pts[b]:
+                    why = un.get(f"{a}/{x}") or un.get(f"{b}/{y}")
+                    if why:
+                        un[f"{a}*{b}/{x}*{y}"] = why
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "crosses", crosses)
+        object.__setattr__(self, "unreachable", un)
+
+    @property
+    def key(self) -> str:
+        """Identifies the bin set (two coverages merge only when their keys agree)."""
+        return json.dumps([self.hw.rows, self.hw.cols, self.hw.n, self.hw.m,
+                           bool(self.chunk_sampler), self.stream])
+
+    def empty(self) -> Coverage:
+        return Coverage(self.key, {p: {b: 0 for b in bins} for p, bins in self.points.items()},
+                        dict(self.unreachable))
+
+    # ------------------------------------------------------------------------------ sampling
+    def sample(self, rec: LayerRecord) -> Hits:
+        """Bins hit by one MAC record with golden ``acc`` and ``y`` (see the module docstring).
+
+        Raises:
+            ConfigError: Not a MAC layer, or the golden ``acc`` is missing.
+        """
+        from t2c_sim.cosim.run import to_gemm
+        from t2c_sim.numerics import round_shift
+
+        hw = self.hw
+        if rec.op not in MAC_OPS:
+            raise ConfigError(f"layer {rec.name}: {rec.op.value} is not a MAC layer")
+        if rec.acc is None or rec.bias_eff is None:
+            raise ConfigError(f"layer {rec.name}: coverage needs the golden acc and bias_eff")
+        h: Hits = {p: set() for p in self.points}
+        gm = to_gemm(rec, hw)
+        plan = gm.plan
+        if rec.op is OpKind.LINEAR:
+            h["layer_kind"].add("linear")
+        elif rec.groups == 1:
+            h["layer_kind"].add("conv")
+        else:
+            h["layer_kind"].add("conv_depthwise" if rec.groups == rec.c_in == rec.c_out
+                                else "conv_grouped")
+        p = plan.p
+        h["p_class"].add("P=1" if p == 1 else "1<P<ROWS" if p < hw.rows else
+                         "P=ROWS" if p == hw.rows else "P>ROWS")
+        c = plan.c_per_group
+        h["cols_class"].add("C_out<COLS" if c < hw.cols else "C_out=COLS" if c == hw.cols
+                            else "C_out>COLS")
+        kr = rec.k_real if rec.op is OpKind.LINEAR else rec.kh * rec.kw * rec.c_in_g
+        h["k_mod_m"].add(f"r{kr % hw.m}")
+        g = plan.g
+        h["g_vs_rows"].add("G<ROWS" if g < hw.rows else "G=ROWS" if g == hw.rows else "G>ROWS")
+        chunks = 1 if self.chunk_sampler is None else int(self.chunk_sampler(rec, hw))
+        h["k_chunks"].add("1" if chunks <= 1 else "2" if chunks == 2 else "many")
+        h["tiles"].add("one" if len(plan.tiles) == 1 else "several")
+        for t in plan.tiles:
+            r = "rows_full" if t.rows % hw.rows == 0 else "rows_partial"
+            cc = "cols_full" if t.cols % hw.cols == 0 else "cols_partial"
+            h["tile_rem"].add(f"{r}/{cc}")
+        for pat in {tuple(row) for row in gm.indices.reshape(-1, hw.n).tolist()}:
+            h["nm_pattern"].add(",".join(map(str, pat)))
+        # requantizer: ties, shifts, saturation (per output, channel-wise parameters)
+        acc = rec.acc.reshape(-1, rec.c_out)
+        sh = np.broadcast_to(rec.sh.astype(np.int64), acc.shape)
+        big = int(np.abs(acc).max(initial=0)) * int(rec.M0.max(initial=0)) >= 1 << 62
+        if big or int(sh.max(initial=0)) >= 62:  # exact in Python integers
+            prod = acc.astype(object) * rec.M0.astype(object)
+            one = np.ones_like(sh, dtype=object)
+            shi = sh.astype(object)
+        else:
+            prod = acc * rec.M0.astype(np.int64)
+            one = np.ones_like(sh)
+            shi = sh
+        half = np.where(sh > 0, one << np.maximum(shi - 1, 0), 0)
+        tie = (sh > 0) & ((prod & ((one << shi) - 1)) == half)
+        mode = rec.mode.value
+        if tie.any():
+            h["round"].add(f"{mode}/tie")
+        if (~tie).any():
+            h["round"].add(f"{mode}/no_tie")
+        for s in set(sh.ravel().tolist()):
+            h["shift"].add("0" if s == 0 else "1-31" if s < 32 else "32-63")
+        pre = round_shift(prod, shi, rec.mode) + rec.z_y
+        if (pre > rec.hi).any():
+            h["saturation"].add("high")
+        if (pre < rec.lo).any():
+            h["saturation"].add("low")
+        if ((pre >= rec.lo) & (pre <= rec.hi)).any():
+            h["saturation"].add("none")
+        h["acc_wrap"].add("wrapped" if self._wrapped(gm, rec) else "exact")
+        for name, val, rng in (("z_x", rec.z_x, rec.x_range), ("z_y", rec.z_y, rec.y_range)):
+            lo, hi = rng
+            h[name].add("min" if val == lo else "max" if val == hi else "zero" if val == 0
+                        else "other")
+        h["a_signed"].add("signed" if rec.a_signed else "unsigned")
+        for a, b in self.crosses:
+            h[f"{a}*{b}"] = {f"{x}*{y}" for x in h[a] for y in h[b]}
+        return h
+
+    @staticmethod
+    def _wrapped(gm, rec: LayerRecord) -> bool:
+        """True if some golden accumulator differs from the exact (unwrapped) sum."""
+        w = np.zeros((rec.c_out, gm.cols.shape[2]), dtype=object)
+        w[:, :rec.w_q.shape[1]] = rec.w_q
+        cpg = rec.c_out // gm.cols.shape[0]
+        exact = np.concatenate([gm.cols[gi].astype(object) @ w[gi * cpg:(gi + 1) * cpg].T
+                                for gi in range(gm.cols.shape[0])], axis=1)
+        exact = exact + rec.bias_eff.astype(object)
+        return not np.array_equal(exact, rec.acc.reshape(-1, rec.c_out).astype(object))
+
+
+@dataclass
+class Coverage:
+    """Hit counts per coverpoint and bin (JSON), with the unreachable bins and their reasons."""
+
+    key: str
+    counts: dict[str, dict[str, int]]
+    unreachable: dict[str, str]
+
+    def add(self, hits: Mapping[str, Iterable[str]]) -> Coverage:
+        """Count one sample's hits (each bin at most once per sample)."""
+        for p, bins in hits.items():
+            if p not in self.counts:
+                raise ConfigError(f"coverpoint {p!r} is not in the model", key=p)
+            for b in bins:
+                if b not in self.counts[p]:
+                    raise ConfigError(f"bin {b!r} is not a bin of coverpoint {p!r}", key=p)
+                self.counts[p][b] += 1
+        return self
+
+    def sample_backpressure(self, pattern: str) -> Coverage:
+        """Record one back-pressure pattern seen on a stream DUT (one of BACKPRESSURE_BINS)."""
+        return self.add({"backpressure": {pattern}})
+
+    def merge(self, other: Coverage) -> Coverage:
+        """A new coverage with the counts of both (same model key)."""
+        if other.key != self.key:
+            raise ConfigError(f"cannot merge coverage of model {other.key} into {self.key}")
+        out = Coverage(self.key, {p: dict(b) for p, b in self.counts.items()},
+                       dict(self.unreachable))
+        for p, bins in other.counts.items():
+            for b, n in bins.items():
+                out.counts[p][b] += n
+        return out
+
+    def holes(self) -> list[tuple[str, str]]:
+        """Reachable bins never hit, as ``(coverpoint, bin)`` in model order."""
+        return [(p, b) for p, bins in self.counts.items() for b, n in bins.items()
+                if n == 0 and f"{p}/{b}" not in self.unreachable]
+
+    def percent(self) -> float:
+        tot = [(p, b) for p, bins in self.counts.items() for b in bins
+               if f"{p}/{b}" not in self.unreachable]
+        return 100.0 * (len(tot) - len(self.holes())) / len(tot) if tot else 100.0
+
+    def report(self) -> str:
+        """Text: per coverpoint hit/reachable bins, then the holes, then the unreachable bins."""
+        lines = [f"functional coverage {self.percent():.1f}%"]
+        for p, bins in self.counts.items():
+            reach = [b for b in bins if f"{p}/{b}" not in self.unreachable]
+            hit = [b for b in reach if bins[b]]
+            lines.append(f"  {p:24s} {len(hit):4d}/{len(reach):<4d}")
+        holes = self.holes()
+        lines.append(f"holes ({len(holes)}):" + "".join(f"\n  {p}/{b}" for p, b in holes))
+        if self.unreachable:
+            lines.append("unreachable:" + "".join(f"\n  {k}: {v}"
+                                                  for k, v in sorted(self.unreachable.items())))
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"key": self.key, "counts": self.counts,
+                           "unreachable": self.unreachable}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, file: str | None = None) -> Coverage:
+        try:
+            d = json.loads(text)
+            return cls(d["key"], {p: {b: int(n) for b, n in bins.items()}
+                                  for p, bins in d["counts"].items()}, dict(d["unreachable"]))
+        except (ValueError, KeyError, AttributeError, TypeError) as e:
+            raise ConfigError(f"not a coverage file ({e})", file=file) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Coverage:
+        return cls.from_json(Path(path).read_text(), str(path))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
