@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2c_sim.closure.funcov import MODES, CoverModel, Coverage
+from t2c_sim.closure.funcov import MODES, Coverage, CoverModel
 from t2c_sim.config import HwConfig, qrange
 from t2c_sim.golden.gen import random_conv_record, random_linear_record
 from t2c_sim.record import LayerRecord

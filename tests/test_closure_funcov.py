@@ -1,0 +1,254 @@
+"""Functional coverage model and coverage-driven generation (t2c_sim.closure.funcov/generate).
+
+The model's bins are checked against an independent oracle written here in plain Python
+integers (shapes from the arrays, N:M patterns from the dense weights, ties and saturation
+from exact rational arithmetic, wraps from an unbounded sum), over a pool of records that
+together hit every reachable bin; every bin is also shown NOT hit by some record of the pool
+(the model can fail). Generation closes every reachable bin from an empty start,
+deterministically per seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from math import floor
+
+import numpy as np
+import pytest
+
+from t2c_sim.closure.funcov import Coverage, CoverModel
+from t2c_sim.closure.generate import build_record, close_coverage, knobs_for
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.errors import ConfigError
+from t2c_sim.golden.gen import random_linear_record
+
+HW = HwConfig(rows=3, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=96, w_depth=64,
+              out_depth=48, ch_depth=8)
+HWS = {
+    "3x2_2of4": HW,
+    "2x2_2of4": HwConfig(rows=2, cols=2, n=2, m=4, act_depth=64, w_depth=64, out_depth=32,
+                         ch_depth=8),
+    "4x4_2of8_a4": HwConfig(rows=4, cols=4, n=2, m=8, a_bits=4, w_bits=4, act_depth=256,
+                            w_depth=128, out_depth=64, ch_depth=16),
+    "1x1_1of4": HwConfig(rows=1, cols=1, n=1, m=4, act_depth=64, w_depth=64, out_depth=32,
+                         ch_depth=8),
+    "3x2_dense": HwConfig(rows=3, cols=2, n=4, m=4, act_depth=96, w_depth=64, out_depth=48,
+                          ch_depth=8),
+}
+
+
+# ------------------------------------------------------------------------------ oracle
+def _round(v: int, s: int, mode: str) -> int:
+    """round(v / 2^s) by exact rationals (independent of t2c_sim.numerics)."""
+    x = Fraction(v, 1 << s)
+    q = floor(x)
+    frac = x - q
+    if mode == "floor" or frac < Fraction(1, 2):
+        return q
+    if frac > Fraction(1, 2):
+        return q + 1
+    return {"half_up": q + 1, "half_away": q + 1 if v >= 0 else q,
+            "half_even": q + (q % 2)}[mode]
+
+
+def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    if rec.op is OpKind.LINEAR:
+        out["layer_kind"] = {"linear"}
+    elif rec.groups == 1:
+        out["layer_kind"] = {"conv"}
+    else:
+        out["layer_kind"] = {"conv_depthwise" if rec.groups == rec.c_in == rec.c_out
+                             else "conv_grouped"}
+    p = int(np.prod(rec.y.shape[:-1]))
+    out["p_class"] = {"P=1" if p == 1 else "1<P<ROWS" if p < hw.rows else
+                      "P=ROWS" if p == hw.rows else "P>ROWS"}
+    cpg = rec.c_out // (rec.groups if rec.op is OpKind.CONV2D else 1)
+    out["cols_class"] = {"C_out<COLS" if cpg < hw.cols else "C_out=COLS" if cpg == hw.cols
+                         else "C_out>COLS"}
+    k_real = rec.c_in if rec.op is OpKind.LINEAR else rec.kh * rec.kw * (rec.c_in // rec.groups)
+    out["k_mod_m"] = {f"r{k_real % hw.m}"}
+    # N:M patterns: per group of hw.m weights, nonzero positions, then zero positions, first N
+    pats = set()
+    w = [list(map(int, row)) + [0] * (-len(row) % hw.m) for row in rec.w_q]
+    for row in w:
+        for g0 in range(0, len(row), hw.m):
+            grp = row[g0:g0 + hw.m]
+            nz = [i for i, v in enumerate(grp) if v != 0]
+            z = [i for i, v in enumerate(grp) if v == 0]
+            pats.add(",".join(map(str, sorted((nz + z)[:hw.n]))))
+    out["nm_pattern"] = pats
+    acc = [int(v) for v in rec.acc.reshape(-1)]
+    c = rec.c_out
+    ties, notie, sat, shifts = False, False, set(), set()
+    for i, a in enumerate(acc):
+        m0, s = int(rec.M0[i % c]), int(rec.sh[i % c])
+        v = a * m0
+        t = s > 0 and Fraction(v, 1 << s) - floor(Fraction(v, 1 << s)) == Fraction(1, 2)
+        ties |= t
+        notie |= not t
+        pre = rec.z_y + _round(v, s, rec.mode.value)
+        sat.add("high" if pre > rec.hi else "low" if pre < rec.lo else "none")
+        shifts.add("0" if s == 0 else "1-31" if s < 32 else "32-63")
+    out["round"] = ({f"{rec.mode.value}/tie"} if ties else set()) | \
+        ({f"{rec.mode.value}/no_tie"} if notie else set())
+    out["saturation"] = sat
+    out["shift"] = shifts
+    # wraps: unbounded dot products from the dense record
+    x = rec.x_q
+    wrapped = False
+    if rec.op is OpKind.LINEAR:
+        xs = x.reshape(-1, rec.c_in)
+        for r_i, row in enumerate(xs):
+            for ch in range(c):
+                exact = int(rec.bias_eff[ch]) + sum(int(a) * int(b) for a, b in
+                                                    zip(row, rec.w_q[ch][:rec.c_in]))
+                wrapped |= exact != int(rec.acc.reshape(-1, c)[r_i, ch])
+        out["acc_wrap"] = {"wrapped" if wrapped else "exact"}
+    lo, hi = rec.x_range
+    out["z_x"] = {"min" if rec.z_x == lo else "max" if rec.z_x == hi else "zero" if rec.z_x == 0
+                  else "other"}
+    lo, hi = rec.y_range
+    out["z_y"] = {"min" if rec.z_y == lo else "max" if rec.z_y == hi else "zero" if rec.z_y == 0
+                  else "other"}
+    out["a_signed"] = {"signed" if rec.a_signed else "unsigned"}
+    return out
+
+
+_POOL: dict[str, list] = {}
+
+
+def pool(name: str) -> list:
+    """Records of three coverage-closing runs plus plain random layers, on HWS[name]."""
+    if name not in _POOL:
+        hw = HWS[name]
+        recs = []
+        for seed in (1, 2, 3):
+            recs += close_coverage(CoverModel(hw), seed, max_records=300).records
+        r = np.random.default_rng(7)
+        recs += [random_linear_record(r, c_in=9, c_out=3, rows=4, n=hw.n, m=hw.m,
+                                      a_bits=min(8, hw.a_bits), w_bits=min(8, hw.w_bits),
+                                      name=f"rand{i}") for i in range(3)]
+        _POOL[name] = recs
+    return _POOL[name]
+
+
+# ------------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("hwname", list(HWS))
+def test_model_agrees_with_oracle(hwname: str) -> None:
+    hw = HWS[hwname]
+    model = CoverModel(hw)
+    for rec in pool(hwname):
+        hits = model.sample(rec)
+        exp = oracle(rec, hw)
+        for point, bins in exp.items():
+            assert hits[point] == bins, f"{rec.name} {point}: model {hits[point]} oracle {bins}"
+        for a, b in model.crosses:
+            assert hits[f"{a}*{b}"] == {f"{x}*{y}" for x in exp[a] for y in exp[b]}
+
+
+@pytest.mark.parametrize("hwname", list(HWS))
+def test_every_bin_hit_and_avoided(hwname: str) -> None:
+    """Each reachable bin is hit by some pool record and NOT hit by another (can fail)."""
+    model = CoverModel(HWS[hwname])
+    samples = [model.sample(r) for r in pool(hwname)]
+    for point, bins in model.points.items():
+        for b in bins:
+            if f"{point}/{b}" in model.unreachable:
+                assert not any(b in s[point] for s in samples), f"unreachable {point}/{b} hit"
+                continue
+            assert any(b in s[point] for s in samples), f"{point}/{b} never hit"
+            if sum(f"{point}/{x}" not in model.unreachable for x in bins) == 1:
+                continue  # the point's only reachable bin (k_chunks/1 without a chunk sampler)
+            assert any(b not in s[point] for s in samples), f"{point}/{b} hit by every record"
+
+
+@pytest.mark.parametrize("point,bin_", [
+    (p, b) for p, bins in CoverModel(HW).points.items() for b in bins
+    if f"{p}/{b}" not in CoverModel(HW).unreachable])
+def test_aimed_record_hits_its_bin(point: str, bin_: str) -> None:
+    """A record built for one hole hits it (within a few seeds: ties need an odd accumulator)."""
+    model = CoverModel(HW)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        rec = build_record(knobs_for((point, bin_), HW, rng), HW, rng, "aim")
+        if bin_ in model.sample(rec)[point]:
+            return
+    pytest.fail(f"no record aimed at {point}/{bin_} hit it (seeds 0..5)")
+
+
+def test_close_coverage_from_empty_is_deterministic() -> None:
+    model = CoverModel(HW)
+    a = close_coverage(model, 11, max_records=300)
+    b = close_coverage(model, 11, max_records=300)
+    assert a.holes == [] and a.coverage.percent() == 100.0
+    assert [r.name for r in a.records] == [r.name for r in b.records]
+    for x, y in zip(a.records, b.records):
+        assert np.array_equal(x.w_q, y.w_q) and np.array_equal(x.y, y.y)
+    assert a.coverage.counts == b.coverage.counts
+    c = close_coverage(model, 12, max_records=300)
+    assert [r.name for r in c.records] != [r.name for r in a.records] or \
+        any(not np.array_equal(x.x_q, y.x_q) for x, y in zip(a.records, c.records))
+
+
+def test_budget_leaves_holes_listed() -> None:
+    model = CoverModel(HW)
+    r = close_coverage(model, 3, max_records=2)
+    assert r.tried == 2 and r.holes and r.holes == r.coverage.holes()
+    assert "holes (" in r.coverage.report()
+
+
+def test_merge_is_associative_and_json_round_trips() -> None:
+    model = CoverModel(HW)
+    recs = pool("3x2_2of4")[:9]
+    parts = [model.empty() for _ in range(3)]
+    for i, rec in enumerate(recs):
+        parts[i % 3].add(model.sample(rec))
+    ab_c = parts[0].merge(parts[1]).merge(parts[2])
+    a_bc = parts[0].merge(parts[1].merge(parts[2]))
+    c_ba = parts[2].merge(parts[1]).merge(parts[0])
+    assert ab_c.counts == a_bc.counts == c_ba.counts
+    whole = model.empty()
+    for rec in recs:
+        whole.add(model.sample(rec))
+    assert whole.counts == ab_c.counts
+    back = Coverage.from_json(ab_c.to_json())
+    assert back.counts == ab_c.counts and back.unreachable == ab_c.unreachable
+    with pytest.raises(ConfigError, match="cannot merge"):
+        ab_c.merge(CoverModel(HWS["2x2_2of4"]).empty())
+
+
+def test_unreachable_bins_and_pluggable_samplers() -> None:
+    model = CoverModel(HW)
+    assert model.unreachable["k_chunks/2"].startswith("the tile plan has no K-splitting")
+    cov = model.empty()
+    assert ("k_chunks", "many") not in cov.holes()
+    with pytest.raises(ConfigError, match="backpressure"):
+        cov.sample_backpressure("jittery")
+    stream = CoverModel(HW, chunk_sampler=lambda rec, hw: 3, stream=True)
+    scov = stream.empty()
+    assert ("backpressure", "bursty") in scov.holes() and ("k_chunks", "many") in scov.holes()
+    scov.sample_backpressure("bursty")
+    rec = pool("3x2_2of4")[0]
+    scov.add(stream.sample(rec))
+    assert ("backpressure", "bursty") not in scov.holes()
+    assert ("k_chunks", "many") not in scov.holes() and ("k_chunks", "1") in scov.holes()
+
+
+def test_bad_bins_and_files_are_one_line_errors(tmp_path) -> None:
+    cov = CoverModel(HW).empty()
+    with pytest.raises(ConfigError, match="'nope' is not in the model"):
+        cov.add({"nope": {"x"}})
+    with pytest.raises(ConfigError, match="bin 'P=7' is not a bin of coverpoint 'p_class'"):
+        cov.add({"p_class": {"P=7"}})
+    bad = tmp_path / "cov.json"
+    bad.write_text("{\"key\": 1}")
+    with pytest.raises(ConfigError, match=f"{bad}: not a coverage file"):
+        Coverage.load(bad)
+
+
+def test_nm_patterns_are_all_combinations() -> None:
+    for name, hw in HWS.items():
+        pats = CoverModel(hw).points["nm_pattern"]
+        assert len(pats) == len(list(itertools.combinations(range(hw.m), hw.n))), name
