@@ -79,14 +79,18 @@ class CosimSuite:
     """
 
     def __init__(self, stages: Sequence[Stage], sim: str = "icarus", timeout_s: float = 120.0,
-                 name: str = "cosim") -> None:
+                 name: str = "cosim", build_args: Sequence[str] = (), keep: bool = False) -> None:
         self.stages = list(stages)
         self.sim = sim
         self.timeout_s = timeout_s
         self.name = name
+        self.build_args = tuple(build_args)
+        self.keep = keep
+        self.run_dirs: list[Path] = []  # kept run directories (keep=True), e.g. coverage.dat
 
     @classmethod
-    def random(cls, seed: int = 1, sim: str = "icarus", timeout_s: float = 120.0) -> CosimSuite:
+    def random(cls, seed: int = 1, sim: str = "icarus", timeout_s: float = 120.0,
+               **kw) -> CosimSuite:
         """A small random suite: two array configurations, linear and conv layers."""
         from t2c_sim.golden.gen import random_conv_record, random_linear_record
 
@@ -106,7 +110,7 @@ class CosimSuite:
              random_conv_record(r, name="conv_grouped", c_in=4, c_out=4, h=6, w=5, stride=2,
                                 groups=2, n=1, m=4, batch=2, mode="floor"))
         return cls([Stage("hw_a", hw_a, a), Stage("hw_c", hw_c, c)], sim, timeout_s,
-                   name=f"cosim-random-s{seed}")
+                   name=f"cosim-random-s{seed}", **kw)
 
     def parameter_sets(self) -> list[dict[str, int]]:
         from t2c_sim.cosim.run import hw_parameters
@@ -122,7 +126,7 @@ class CosimSuite:
         from t2c_sim.cosim.run import build_accel
 
         for st in self.stages:
-            build_accel(st.hw, self.sim, build_root, rtl_dir=rtl_dir)
+            build_accel(st.hw, self.sim, build_root, rtl_dir=rtl_dir, build_args=self.build_args)
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
         from t2c_sim.cosim.run import run_layers
@@ -130,11 +134,14 @@ class CosimSuite:
         for st in self.stages:
             try:
                 res = run_layers(list(st.records), st.hw, self.sim, build_root=build_root,
-                                 rtl_dir=rtl_dir, timeout_s=self.timeout_s)
+                                 rtl_dir=rtl_dir, timeout_s=self.timeout_s,
+                                 build_args=self.build_args, keep=self.keep)
             except MismatchError as e:
                 return f"{self.name}/{st.name}: {e}"
             except SimulationError as e:
                 raise SimulationError(f"{self.name}/{st.name}: {e}") from None
+            if self.keep and res and res[0].run_dir is not None:
+                self.run_dirs.append(res[0].run_dir)
             for rec, r in zip(st.records, res):
                 why = _check(rec, r)
                 if why:
@@ -170,10 +177,12 @@ class UnitSuite:
 
     def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict, *,
                  modules: Sequence[str] | None = None, sim: str = "icarus",
-                 timeout_s: float = 300.0) -> None:
+                 timeout_s: float = 300.0, build_args: Sequence[str] = ()) -> None:
         self.top, self.param_sets, self.payload = top, list(param_sets), dict(payload)
         self.modules = tuple(modules or (top,))
         self.sim, self.timeout_s, self.name = sim, timeout_s, f"unit-{top}"
+        self.build_args = tuple(build_args)
+        self.run_dirs: list[Path] = []
 
     def parameter_sets(self) -> list[dict[str, int]]:
         return list(self.param_sets) if self.top == "t2c_accel_top" else []
@@ -182,7 +191,7 @@ class UnitSuite:
         from t2c_sim.cosim import sim as simmod
 
         return simmod.build(self.sim, self.top, simmod.rtl_sources(*self.modules, rtl_dir=rtl_dir),
-                            p, build_root)
+                            p, build_root, build_args=self.build_args)
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
         for p in self.param_sets:
@@ -194,14 +203,15 @@ class UnitSuite:
         for p in self.param_sets:
             info = self._build(rtl_dir, build_root, p)
             try:
-                simmod.run(info, simmod.TB_DIR / f"test_{self.top.removeprefix('t2c_')}.py",
-                           payload={"params": p, **self.payload}, timeout_s=self.timeout_s)
+                res = simmod.run(info, simmod.TB_DIR / f"test_{self.top.removeprefix('t2c_')}.py",
+                                 payload={"params": p, **self.payload}, timeout_s=self.timeout_s)
             except MismatchError as e:
                 return f"{self.name}: {e}"
+            self.run_dirs.append(res.parent)
         return None
 
 
-def unit_suites(sim: str = "icarus") -> list[UnitSuite]:
+def unit_suites(sim: str = "icarus", build_args: Sequence[str] = ()) -> list[UnitSuite]:
     """Today's unit testbenches with the parameter sets of ``tests/test_rtl_units.py`` and
     ``tests/test_cosim_top.py`` (fast-tier vector counts)."""
     from t2c_sim.cosim.run import RTL_MODULES
@@ -210,11 +220,14 @@ def unit_suites(sim: str = "icarus") -> list[UnitSuite]:
            "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
            "CH_DEPTH": 4}
     return [
-        UnitSuite("t2c_accel_top", [top], {"seed": 5}, modules=RTL_MODULES, sim=sim),
+        UnitSuite("t2c_accel_top", [top], {"seed": 5}, modules=RTL_MODULES, sim=sim,
+                  build_args=build_args),
         UnitSuite("t2c_requant", [{"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6,
-                                   "Y_BITS": 16}], {"seed": 11, "n_random": 3000}, sim=sim),
+                                   "Y_BITS": 16}], {"seed": 11, "n_random": 3000}, sim=sim,
+                  build_args=build_args),
         UnitSuite("t2c_nm_pe", [{"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4,
-                                 "IDX_BITS": 2}], {"seed": 21, "n_cycles": 1500}, sim=sim),
+                                 "IDX_BITS": 2}], {"seed": 21, "n_cycles": 1500}, sim=sim,
+                  build_args=build_args),
     ]
 
 
