@@ -21,10 +21,11 @@ help:
 	@echo "make test   - set up and run the test suite (CI)"
 	@echo "make test-full / bench / lint / clean"
 
-# --- system packages: Icarus Verilog and liblz4 (FST waves from Verilator) -------------------
+# --- system packages: Icarus Verilog, liblz4 (FST waves from Verilator), lcov (genhtml) --------
 $(SYSSTAMP):
 	@mkdir -p $(VENV)
 	@need=""; command -v iverilog >/dev/null || need="$$need iverilog"; \
+	 command -v genhtml >/dev/null || need="$$need lcov"; \
 	 [ -f /usr/include/lz4.h ] || need="$$need liblz4-dev"; \
 	 if [ -n "$$need" ]; then \
 	   if [ "$$(id -u)" = 0 ]; then \

@@ -1,8 +1,13 @@
-"""``python -m t2c_sim.closure mutate ...``: a mutation campaign over ``rtl/`` (until the CLI has it).
+"""``python -m t2c_sim.closure mutate|codecov ...`` (until the ``t2c-sim`` CLI has them).
 
-Writes ``<out>/mutation.json`` (every mutant, its status and evidence, survivors' diffs) and
-logs the summary. ``--suite layers`` is the random-layer co-simulation suite alone;
-``--suite all`` adds today's unit testbenches (accelerator top, requantizer, PE) after it.
+``mutate`` writes ``<out>/mutation.json`` (every mutant, its status and evidence, survivors'
+diffs) and logs the summary. ``--suite layers`` is the random-layer co-simulation suite alone;
+``--suite all`` adds today's unit testbenches (accelerator top, requantizer, PE) after it;
+``--closure`` adds the records that close functional coverage (:mod:`.generate`).
+
+``codecov`` runs the same suites on Verilator with line/toggle/user coverage, merges the
+``coverage.dat`` files into ``<out>/coverage.dat``, writes ``coverage.info``, ``html/`` and
+logs the per-file table and the biggest holes.
 """
 
 from __future__ import annotations
@@ -13,7 +18,16 @@ import sys
 from pathlib import Path
 
 from t2c_sim.closure.mutate import enumerate_mutants, load_waivers, select_mutants
-from t2c_sim.closure.mutrun import ChainSuite, CosimSuite, results_by, run_campaign, unit_suites
+from t2c_sim.closure.mutrun import (
+    ChainSuite,
+    CosimSuite,
+    Stage,
+    UnitSuite,
+    results_by,
+    run_campaign,
+    run_mutant,
+    unit_suites,
+)
 from t2c_sim.cosim.sim import RTL_DIR
 
 log = logging.getLogger("t2c_sim.closure")
@@ -29,12 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--sim", choices=("icarus", "verilator"), default="icarus")
     m.add_argument("--out", type=Path, default=Path("build/mutation"))
     m.add_argument("--no-equivalence", action="store_true")
+    m.add_argument("--closure", action="store_true", help="add coverage-closure records")
+    c = sub.add_parser("codecov", help="code coverage of rtl/ from the suites (Verilator)")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--out", type=Path, default=Path("build/codecov"))
+    c.add_argument("--closure", action="store_true", help="add coverage-closure records")
+    c.add_argument("--no-units", action="store_true", help="layer suites only")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("t2c_sim.cosim", "t2c_sim.cosim.sim", "t2c_sim.cosim.run"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if a.cmd == "codecov":
+        return _codecov(a)
     muts = select_mutants(enumerate_mutants(RTL_DIR), a.count, a.seed)
     suite = CosimSuite.random(a.seed, sim=a.sim)
+    if a.closure:
+        suite.stages += closure_stages(suite, a.seed)
     if a.suite == "all":
         suite = ChainSuite([suite, *unit_suites(a.sim)])
     a.out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +70,79 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  %-10s %s", k, v)
     for r in rep.survivors():
         log.info("survivor %s\n%s", r.mutant.id, rep.diffs.get(r.mutant.id, ""))
+    return 0
+
+
+def closure_stages(suite: CosimSuite, seed: int) -> list[Stage]:
+    """One stage per array of ``suite``: the records that close functional coverage on it."""
+    from t2c_sim.closure.funcov import CoverModel
+    from t2c_sim.closure.generate import close_coverage
+
+    out = []
+    for st in list(suite.stages):
+        res = close_coverage(CoverModel(st.hw), seed, max_records=400, prefix=f"cov_{st.name}_")
+        log.info("closure on %s: %d records, holes %s", st.name, len(res.records), res.holes)
+        out.append(Stage(f"closure_{st.name}", st.hw, tuple(res.records)))
+    return out
+
+
+def extra_unit_suites(build_args: tuple[str, ...]) -> list[UnitSuite]:
+    """The other parameter sets of tests/test_rtl_units.py and tests/test_cosim_top.py."""
+    from t2c_sim.cosim.run import RTL_MODULES
+
+    top_b = {"ROWS": 3, "COLS": 1, "N": 1, "M": 8, "A_BITS": 5, "W_BITS": 6, "ACC_BITS": 32,
+             "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 30, "W_DEPTH": 9, "OUT_DEPTH": 12,
+             "CH_DEPTH": 3}
+    kw = dict(sim="verilator", build_args=build_args)
+    return [
+        UnitSuite("t2c_accel_top", [top_b], {"seed": 8}, modules=RTL_MODULES, **kw),
+        UnitSuite("t2c_requant", [{"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8}],
+                  {"seed": 12, "n_random": 3000}, **kw),
+        UnitSuite("t2c_nm_pe", [
+            {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
+            {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
+            {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 5, "IDX_BITS": 3}],
+            {"seed": 24, "n_cycles": 1500}, **kw),
+    ]
+
+
+def _codecov(a: argparse.Namespace) -> int:
+    from t2c_sim.closure import codecov as cc
+    from t2c_sim.config import HwConfig
+    from t2c_sim.golden.gen import random_conv_record, random_linear_record
+
+    args = cc.COVERAGE_ARGS
+    suite = CosimSuite.random(a.seed, sim="verilator", build_args=args, keep=True,
+                              timeout_s=600.0)
+    import numpy as np
+
+    r = np.random.default_rng(a.seed + 100)
+    hw_b = HwConfig(rows=4, cols=4, n=2, m=8, a_bits=4, w_bits=4, act_depth=256, w_depth=128,
+                    out_depth=64, ch_depth=16)
+    suite.stages.append(Stage("hw_b", hw_b, (
+        random_linear_record(r, name="fc_b", c_in=40, c_out=9, rows=13, n=2, m=8, a_bits=4,
+                             w_bits=4),
+        random_conv_record(r, name="conv_b", c_in=8, c_out=5, h=6, w=6, n=1, m=8, a_bits=4,
+                           w_bits=4, mode="half_up"))))
+    if a.closure:
+        suite.stages += closure_stages(suite, a.seed)
+    suites = [suite]
+    if not a.no_units:
+        suites += [*unit_suites("verilator", args), *extra_unit_suites(args)]
+    a.out.mkdir(parents=True, exist_ok=True)
+    why = run_mutant(None, ChainSuite(suites), RTL_DIR, a.out / "work", keep=True)
+    if why:
+        log.error("the suites fail on rtl/: %s", why)
+        return 1
+    dats = cc.collect([d for s in suites for d in s.run_dirs])
+    counts = cc.merge(dats, a.out / "coverage.dat")
+    waivers = cc.load_waivers(RTL_DIR / "coverage_waivers.yaml")
+    cc.write_info(counts, a.out / "coverage.info", RTL_DIR, waivers)
+    html = cc.genhtml(a.out / "coverage.info", a.out / "html")
+    log.info("%d coverage files merged; html %s\n%s", len(dats), html,
+             cc.format_table(cc.table(counts, RTL_DIR, waivers)))
+    for f, items in cc.holes(counts, RTL_DIR, waivers).items():
+        log.info("holes in %s (%d):\n  %s", f, len(items), "\n  ".join(items))
     return 0
 
 

@@ -179,6 +179,7 @@ def enumerate_file(path: str | Path) -> list[Mutant]:
     if diags:
         raise ConfigError(f"cannot parse: {diags[0].code}", file=str(path))
     skip: list[tuple[int, int]] = []
+    hard: list[tuple[int, int]] = []  # also for `signed` keywords: initial blocks, parameter ports
     found: list[tuple[int, int, str, str]] = []  # (start, end, operator, replacement)
 
     def rng(node) -> tuple[int, int]:
@@ -193,6 +194,8 @@ def enumerate_file(path: str | Path) -> list[Mutant]:
         k = node.kind.name
         if k in _SKIP_SUBTREE:
             skip.append(rng(node))
+            if k in ("InitialBlock", "ParameterPortList"):
+                hard.append(rng(node))
             return True
         if k == "ForLoopStatement":
             for part in (node.initializers, node.steps):
@@ -254,14 +257,19 @@ def enumerate_file(path: str | Path) -> list[Mutant]:
 
     tree.root.visit(visit)
     # `signed` keywords in declarations (not parameter ports): tokens, found by text
+    signed = set()
     for m in re.finditer(r"\bsigned\b", text):
         a = m.start()
-        if text[a - 1] != "$" and not _is_comment(text, a):
-            found.append((a, m.end() + (1 if text[m.end()] == " " else 0), "sign", ""))
+        if text[a - 1] != "$" and not _is_comment(text, a) and \
+                not any(s <= a < e for s, e in hard):
+            b = m.end() + (1 if text[m.end()] == " " else 0)
+            found.append((a, b, "sign", ""))
+            signed.add((a, b))
     out: list[Mutant] = []
     seen: set[tuple[int, int, str]] = set()
     for a, b, op, rep in sorted(found, key=lambda f: (f[0], f[1], f[2], f[3])):
-        if any(s <= a and b <= e for s, e in skip) or (a, b, rep) in seen:
+        if ((a, b) not in signed and any(s <= a and b <= e for s, e in skip)) or \
+                (a, b, rep) in seen:
             continue
         if text[a:b] == rep:
             continue

@@ -1,0 +1,313 @@
+"""Mutation engine (t2c_sim.closure.mutate, .netlist, .mutrun).
+
+Operators are checked against a table of Verilog snippets and the mutants each must yield;
+skipped regions (initial blocks, parameter ports, declared widths, loop headers) must yield
+none. The netlist signature is checked on hand-written netlists (renamed = equal, one cell
+changed = different). The runner is run for real on Icarus: a killed, a surviving, a
+build-error and a hung mutant of the requantizer against its unit testbench. The full
+campaign over rtl/ and the Yosys equivalence check are in the slow tier.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+from t2c_sim.closure.mutate import (
+    OPERATORS,
+    Mutant,
+    enumerate_file,
+    enumerate_mutants,
+    find_waiver,
+    load_waivers,
+    select_mutants,
+    write_mutant_tree,
+)
+from t2c_sim.closure.netlist import netlist_signature
+from t2c_sim.cosim.sim import RTL_DIR
+from t2c_sim.errors import ConfigError
+
+MOD = """`timescale 1ns / 1ps
+module m #(parameter integer W = 8) (
+  input  wire             clk_i,
+  input  wire signed [W-1:0] a_i,
+  input  wire [W-1:0]     b_i,
+  output reg  [W-1:0]     y_q
+);
+  localparam integer K = W + 1;
+  reg [W-1:0] t_d;
+  integer i;
+  initial begin
+    if (W < 2) begin
+      $fatal(1, "bad W");
+    end
+  end
+  always @* begin
+    t_d = a_i >>> 2'd1;
+    for (i = 0; i < 3; i = i + 1) begin
+      t_d = t_d ^ b_i[i];
+    end
+    if (a_i == b_i && !clk_i) begin
+      t_d = $signed(b_i) - {W{1'b0}};
+    end
+  end
+  always @(posedge clk_i) begin
+    y_q <= t_d[W-1] ? ~t_d : t_d;
+  end
+endmodule
+"""
+
+# (line text fragment, operator, original, replacement) that must be among the mutants
+EXPECTED = [
+    ("localparam integer K = W + 1;", "arith", "+", "-"),
+    ("localparam integer K = W + 1;", "drop_term", "W + 1", "W"),
+    ("localparam integer K = W + 1;", "drop_term", "W + 1", "1"),
+    ("localparam integer K = W + 1;", "const", "1", "2"),
+    ("localparam integer K = W + 1;", "const", "1", "0"),
+    ("t_d = a_i >>> 2'd1;", "sign", ">>>", ">>"),
+    ("t_d = a_i >>> 2'd1;", "const", "2'd1", "2'd2"),
+    ("t_d = a_i >>> 2'd1;", "const", "2'd1", "2'd0"),
+    ("t_d = a_i >>> 2'd1;", "stuck0", "a_i >>> 2'd1", "0"),
+    ("for (i = 0; i < 3; i = i + 1) begin", "relational", "<", "<="),
+    ("for (i = 0; i < 3; i = i + 1) begin", "const", "3", "4"),
+    ("t_d = t_d ^ b_i[i];", "logical", "^", "|"),
+    ("t_d = t_d ^ b_i[i];", "bitsel", "i", "(i) + 1"),
+    ("t_d = t_d ^ b_i[i];", "bitsel", "i", "(i) - 1"),
+    ("if (a_i == b_i && !clk_i) begin", "relational", "==", "!="),
+    ("if (a_i == b_i && !clk_i) begin", "logical", "&&", "||"),
+    ("if (a_i == b_i && !clk_i) begin", "unary", "!clk_i", "clk_i"),
+    ("if (a_i == b_i && !clk_i) begin", "negate", "a_i == b_i && !clk_i",
+     "!(a_i == b_i && !clk_i)"),
+    ("t_d = $signed(b_i) - {W{1'b0}};", "sign", "$signed(b_i)", "(b_i)"),
+    ("t_d = $signed(b_i) - {W{1'b0}};", "drop_term", "$signed(b_i) - {W{1'b0}}", "$signed(b_i)"),
+    ("t_d = $signed(b_i) - {W{1'b0}};", "arith", "-", "+"),
+    ("y_q <= t_d[W-1] ? ~t_d : t_d;", "hold", "t_d[W-1] ? ~t_d : t_d", "y_q"),
+    ("y_q <= t_d[W-1] ? ~t_d : t_d;", "negate", "t_d[W-1]", "!(t_d[W-1])"),
+    ("y_q <= t_d[W-1] ? ~t_d : t_d;", "unary", "~t_d", "t_d"),
+    ("y_q <= t_d[W-1] ? ~t_d : t_d;", "bitsel", "W-1", "(W-1) + 1"),
+    ("input  wire signed [W-1:0] a_i,", "sign", "signed ", ""),
+]
+# lines where nothing may be mutated (or only the listed operators)
+UNTOUCHED = ["if (W < 2) begin", '$fatal(1, "bad W");', "module m #(parameter integer W = 8) (",
+             "reg [W-1:0] t_d;", "output reg  [W-1:0]     y_q"]
+
+
+@pytest.fixture(scope="module")
+def snippet(tmp_path_factory) -> tuple[Path, list[Mutant]]:
+    p = tmp_path_factory.mktemp("mut") / "m.v"
+    p.write_text(MOD)
+    return p, enumerate_file(p)
+
+
+@pytest.mark.parametrize("line,op,orig,rep", EXPECTED, ids=[f"{e[1]}-{i}" for i, e in
+                                                             enumerate(EXPECTED)])
+def test_operator_table(snippet, line: str, op: str, orig: str, rep: str) -> None:
+    _, muts = snippet
+    found = [m for m in muts if m.line_text == line and m.operator == op
+             and m.original == orig and m.replacement == rep]
+    assert len(found) == 1, [(m.operator, m.original, m.replacement) for m in muts
+                             if m.line_text == line]
+
+
+def test_skipped_regions_and_loop_steps(snippet) -> None:
+    _, muts = snippet
+    for frag in UNTOUCHED:
+        assert not [m for m in muts if m.line_text == frag], frag
+    loop = [m for m in muts if m.line_text.startswith("for (i = 0;")]
+    assert {(m.original, m.replacement) for m in loop} == {("<", "<="), ("3", "4"), ("3", "2")}
+
+
+def test_mutants_apply_at_their_offsets(snippet) -> None:
+    path, muts = snippet
+    text = path.read_text()
+    ids = [m.id for m in muts]
+    assert len(ids) == len(set(ids))
+    for m in muts:
+        new = m.apply(text)
+        assert new != text
+        assert new[:m.start] == text[:m.start] and new[m.start + len(m.replacement):] == text[m.end:]
+        assert text.splitlines()[m.line - 1].strip() == m.line_text
+        d = m.diff(path.parent)
+        assert d.startswith("--- a/rtl/m.v\n+++ b/rtl/m.v\n")
+        minus = [ln for ln in d.splitlines()[2:] if ln.startswith("-")]
+        assert minus and all(m.line_text in ln or ln.strip() == "-" for ln in minus[:1])
+    with pytest.raises(ConfigError, match="the file changed"):
+        muts[0].apply("x" + text)
+
+
+def test_rtl_candidates_and_selection() -> None:
+    cands = enumerate_mutants(RTL_DIR)
+    assert len(cands) >= 600
+    assert {m.file for m in cands} == {p.name for p in RTL_DIR.glob("*.v")}
+    a = select_mutants(cands, 220, seed=1)
+    b = select_mutants(cands, 220, seed=1)
+    c = select_mutants(cands, 220, seed=2)
+    assert [m.id for m in a] == [m.id for m in b] and len(a) == 220
+    assert [m.id for m in a] != [m.id for m in c]
+    assert {m.operator for m in a} == {m.operator for m in cands} <= set(OPERATORS)
+    # the cases the requantizer's hand-written mutants (tests/test_rtl_units.py) encode
+    req = [m for m in cands if m.file == "t2c_requant.v"]
+    assert any(m.operator == "logical" and m.line_text.startswith("MODE_HALF_EVEN") for m in req)
+    assert any(m.operator == "sign" and m.original == ">>>" for m in req)
+    assert any(m.operator == "drop_term" and "up_d" in m.original and "up_d" not in
+               m.replacement for m in req)  # rounding increment removed
+
+
+def test_waivers_match_by_text(tmp_path) -> None:
+    cands = enumerate_mutants(RTL_DIR, ["t2c_ram.v"])
+    m = cands[0]
+    f = tmp_path / "w.yaml"
+    f.write_text("waivers:\n"
+                 f"  - {{file: {m.file}, operator: {m.operator}, line_text: {m.line_text!r}, "
+                 f"original: {m.original!r}, replacement: {m.replacement!r}, "
+                 "kind: equivalent, reason: test}\n")
+    ws = load_waivers(f)
+    assert find_waiver(m, ws) is not None
+    assert all(find_waiver(o, ws) is None for o in cands[1:] if
+               (o.line_text, o.original, o.replacement) != (m.line_text, m.original,
+                                                           m.replacement))
+    f.write_text("waivers:\n  - {file: a.v, operator: x, line_text: y, original: a, "
+                 "replacement: b, kind: maybe, reason: r}\n")
+    with pytest.raises(ConfigError, match=r"w.yaml, key 'waivers\[0\].kind'"):
+        load_waivers(f)
+    f.write_text("waivers:\n  - {file: a.v}\n")
+    with pytest.raises(ConfigError, match=r"key 'waivers\[0\].operator'"):
+        load_waivers(f)
+    assert load_waivers(tmp_path / "none.yaml") == []
+
+
+def test_repository_waivers_are_valid_and_current() -> None:
+    """Every waiver in rtl/mutation_waivers.yaml names an existing mutant of today's RTL."""
+    ws = load_waivers(RTL_DIR / "mutation_waivers.yaml")
+    cands = enumerate_mutants(RTL_DIR)
+    for w in ws:
+        assert any(w.matches(m) for m in cands), f"stale waiver: {w}"
+
+
+# ------------------------------------------------------------------------------ netlist
+NET = {"modules": {"top": {
+    "ports": {"a": {"direction": "input", "bits": [2, 3]},
+              "clk": {"direction": "input", "bits": [4]},
+              "y": {"direction": "output", "bits": [7, 8]}},
+    "cells": {
+        "$auto$1": {"type": "$add", "parameters": {"A_WIDTH": "10", "Y_WIDTH": "10"},
+                    "port_directions": {"A": "input", "B": "input", "Y": "output"},
+                    "connections": {"A": [2, 3], "B": [5, 6], "Y": [9, 10]}},
+        "$auto$2": {"type": "$dff", "parameters": {"WIDTH": "10"},
+                    "port_directions": {"CLK": "input", "D": "input", "Q": "output"},
+                    "connections": {"CLK": [4], "D": [9, 10], "Q": [5, 6]}},
+        "$auto$3": {"type": "$not", "parameters": {},
+                    "port_directions": {"A": "input", "Y": "output"},
+                    "connections": {"A": [5, 6], "Y": [7, 8]}}}}}}
+
+
+def _renamed(net: dict) -> dict:
+    n = copy.deepcopy(net)
+    cells = n["modules"]["top"]["cells"]
+    n["modules"]["top"]["cells"] = {f"$flatten$x{i}": c for i, c in
+                                    enumerate(reversed(list(cells.values())))}
+    remap = {5: 50, 6: 60, 9: 90, 10: 100}
+    for c in n["modules"]["top"]["cells"].values():
+        for p, bits in c["connections"].items():
+            c["connections"][p] = [remap.get(b, b) for b in bits]
+    return n
+
+
+def test_netlist_signature_ignores_names_and_sees_changes() -> None:
+    s0 = netlist_signature(NET, "top")
+    assert netlist_signature(_renamed(NET), "top") == s0
+    for path, val in ((("$auto$1", "type"), "$sub"), (("$auto$3", "type"), "$neg"),
+                      (("$auto$2", "parameters"), {"WIDTH": "10", "INIT": "0"})):
+        n = copy.deepcopy(NET)
+        n["modules"]["top"]["cells"][path[0]][path[1]] = val
+        assert netlist_signature(n, "top") != s0, path
+    n = copy.deepcopy(NET)  # swap two input bits of the adder
+    n["modules"]["top"]["cells"]["$auto$1"]["connections"]["A"] = [3, 2]
+    assert netlist_signature(n, "top") != s0
+
+
+# ------------------------------------------------------------------------------ runner (sim)
+REQ = {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16}
+
+
+def _req_mutant(mid: str, old: str, new: str) -> Mutant:
+    text = (RTL_DIR / "t2c_requant.v").read_text()
+    a = text.index(old)
+    line = text.count("\n", 0, a) + 1
+    return Mutant(mid, "t2c_requant.v", line, 1, "test", old, new, a, a + len(old),
+                  text.splitlines()[line - 1].strip())
+
+
+@pytest.mark.sim
+def test_runner_statuses_on_icarus(tmp_path) -> None:
+    from t2c_sim.closure.mutrun import MutationReport, UnitSuite, run_mutant
+
+    suite = UnitSuite("t2c_requant", [REQ], {"seed": 5, "n_random": 200}, timeout_s=20)
+    muts = {
+        "killed": _req_mutant("k", "MODE_HALF_EVEN: up_d = half_d & (sticky_d | q_d[0]);",
+                              "MODE_HALF_EVEN: up_d = half_d;"),
+        # lo2_q is only read by the clamp; hs_d's default is overwritten whenever it is read
+        "survived": _req_mutant("s", "hs_d          = {P_BITS{1'b0}};",
+                                "hs_d          = {P_BITS{1'b1}};"),
+        "build-error": _req_mutant("b", "rnd_d = q_d +", "rnd_d = q_d + +;"),
+        "timeout": _req_mutant("t", "  assign valid_o", "  reg osc_q;\n  initial begin : spin\n"
+                               "    while (1'b1) osc_q = ~osc_q;\n  end\n  assign valid_o"),
+    }
+    rep = MutationReport("unit-requant")
+    for want, m in muts.items():
+        r = run_mutant(m, suite, RTL_DIR, tmp_path / want)
+        assert r.status == want, (want, r.detail)
+        rep.results.append(r)
+    assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
+    assert rep.counts()["killed"] == 1 and rep.score == pytest.approx(2 / 3)
+    assert re.search(r"mismatch at vector \d+", rep.results[0].detail)
+
+
+@pytest.mark.sim
+def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
+    """run_layers(rtl_dir=...) builds the mutant copy, not rtl/ (the build key differs)."""
+    from t2c_sim.closure.mutrun import CosimSuite, run_mutant
+
+    suite = CosimSuite.random(1)
+    suite.stages = suite.stages[:1]
+    suite.stages[0] = type(suite.stages[0])("a", suite.stages[0].hw, suite.stages[0].records[:1])
+    m = [x for x in enumerate_mutants(RTL_DIR, ["t2c_nm_pe.v"])
+         if x.operator == "arith" and x.line_text.startswith("acc_d = acc_d + sum_d")][0]
+    r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
+    assert r.status == "killed" and "fc_multitile" in r.detail, r.detail
+    write_mutant_tree(m, RTL_DIR, tmp_path / "tree")
+    assert (tmp_path / "tree" / "t2c_nm_pe.v").read_text() != (RTL_DIR / "t2c_nm_pe.v").read_text()
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_yosys_equivalence_on_rtl(tmp_path) -> None:
+    """Dead-code mutants (ACC_DBG=0 branch) are equivalent; a datapath mutant is not."""
+    from t2c_sim.closure.mutrun import CosimSuite, _equivalent
+
+    suite = CosimSuite.random(1)
+    cands = enumerate_mutants(RTL_DIR)
+    dead = [m for m in cands if "hr_acc_o = {" in m.line_text][0]
+    live = [m for m in cands if m.file == "t2c_requant.v" and m.operator == "sign"
+            and m.original == ">>>"][0]
+    cache: dict = {}
+    assert "identical" in (_equivalent(dead, RTL_DIR, suite, tmp_path / "d", cache) or "")
+    assert _equivalent(live, RTL_DIR, suite, tmp_path / "l", cache) is None
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_full_campaign_reaches_target(tmp_path) -> None:
+    """220 mutants over rtl/, today's suites: >= 95 % of non-equivalent mutants killed."""
+    from t2c_sim.closure.mutrun import ChainSuite, CosimSuite, run_campaign, unit_suites
+
+    muts = select_mutants(enumerate_mutants(RTL_DIR), 220, seed=1)
+    suite = ChainSuite([CosimSuite.random(1), *unit_suites()])
+    rep = run_campaign(muts, suite, tmp_path, waivers=load_waivers(RTL_DIR /
+                                                                   "mutation_waivers.yaml"))
+    rep.write_json(tmp_path / "mutation.json")
+    print(rep.summary())
+    assert rep.score >= 0.95, rep.summary() + "\n" + "\n".join(rep.diffs.values())
