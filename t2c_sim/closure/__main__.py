@@ -25,7 +25,6 @@ from t2c_sim.closure.mutrun import (
     UnitSuite,
     results_by,
     run_campaign,
-    run_mutant,
     unit_suites,
 )
 from t2c_sim.cosim.sim import RTL_DIR
@@ -130,7 +129,9 @@ def _codecov(a: argparse.Namespace) -> int:
     if not a.no_units:
         suites += [*unit_suites("verilator", args), *extra_unit_suites(args)]
     a.out.mkdir(parents=True, exist_ok=True)
-    why = run_mutant(None, ChainSuite(suites), RTL_DIR, a.out / "work", keep=True)
+    chain = ChainSuite(suites)
+    chain.build(RTL_DIR, a.out / "build")
+    why = chain.run(RTL_DIR, a.out / "build")
     if why:
         log.error("the suites fail on rtl/: %s", why)
         return 1

@@ -267,10 +267,11 @@ class MutantResult:
     status: str
     detail: str = ""
     seconds: float = 0.0
+    build_s: float = 0.0
 
     def to_dict(self) -> dict:
         return {"mutant": self.mutant.to_dict(), "status": self.status, "detail": self.detail,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "build_s": round(self.build_s, 3)}
 
 
 def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
@@ -293,6 +294,7 @@ def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
             return MutantResult(mutant, "build-error", str(e)[:400], time.monotonic() - t0)
         timeout = getattr(suite, "timeout_s", None)
         t1 = time.monotonic()
+        build_s = t1 - t0
         try:
             why = suite.run(src, broot)
         except SimulationError as e:
@@ -301,11 +303,11 @@ def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
             hung = timeout is not None and "timeout; killed" in str(e) and \
                 time.monotonic() - t1 >= timeout
             return MutantResult(mutant, "timeout" if hung else "killed", str(e)[:400],
-                                time.monotonic() - t0)
+                                time.monotonic() - t0, build_s)
         if mutant is None:
             return why
         return MutantResult(mutant, "killed" if why else "survived", (why or "")[:400],
-                            time.monotonic() - t0)
+                            time.monotonic() - t0, build_s)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -337,8 +339,12 @@ class MutationReport:
 
     def summary(self) -> str:
         c = self.counts()
+        b = sum(r.build_s for r in self.results)
+        s = sum(r.seconds for r in self.results)
         return (f"{self.suite}: {len(self.results)} mutants, score {100 * self.score:.1f}% "
-                + ", ".join(f"{k} {v}" for k, v in c.items()) + f" ({self.wall_s:.0f} s)")
+                + ", ".join(f"{k} {v}" for k, v in c.items())
+                + f" ({self.wall_s:.0f} s wall; per mutant {s / max(1, len(self.results)):.1f} s"
+                f" of which build {b / max(1, len(self.results)):.1f} s)")
 
     def to_dict(self) -> dict:
         return {"suite": self.suite, "score": self.score, "counts": self.counts(),
