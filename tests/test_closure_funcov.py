@@ -252,3 +252,36 @@ def test_nm_patterns_are_all_combinations() -> None:
     for name, hw in HWS.items():
         pats = CoverModel(hw).points["nm_pattern"]
         assert len(pats) == len(list(itertools.combinations(range(hw.m), hw.n))), name
+
+
+HW_A = HWS["2x2_2of4"]  # act 64 (bank 32), w 64 (bank 32), out 32, ch 8 (bank 4)
+
+
+@pytest.mark.parametrize("p,c_in,c_out,sh_max_ch,lo_hi,expect", [
+    # hand-computed: one tile; rows*CB vs 32, ceil(rows/2)*G vs 32, CB*G vs 32, CB vs 4
+    (32, 4, 2, False, False, {"out_full"}),
+    (31, 4, 2, False, False, set()),
+    (32, 8, 2, False, False, {"act_full"}),            # G=2: 16*2 = 32; rows*1 = 32 too
+    (4, 4, 8, False, False, {"ch_full"}),              # CB = 4
+    (4, 32, 8, False, False, {"ch_full", "wgt_full"}),  # G = 8: CB*G = 32
+    (4, 4, 2, True, False, {"sh=SHIFT_MAX"}),
+    (4, 4, 2, False, True, {"lo=hi"}),
+])
+def test_limit_bins_hand_computed(p, c_in, c_out, sh_max_ch, lo_hi, expect) -> None:
+    from t2c_sim.golden.layers import run_layer
+
+    rec = random_linear_record(np.random.default_rng(p + c_in), c_in=c_in, c_out=c_out, rows=p,
+                               n=2, m=4)
+    edits = {}
+    if sh_max_ch:
+        edits["sh"] = np.array([63] + [3] * (c_out - 1))
+    if lo_hi:
+        edits["lo"] = edits["hi"] = 5
+    if edits:
+        rec = rec.replace(**edits)
+        res = run_layer(rec)
+        rec = rec.replace(acc=res.acc, y=res.y).validate()
+    got = CoverModel(HW_A).sample(rec)["limits"]
+    if c_in == 8:
+        expect = expect | {"out_full"}
+    assert got == expect

@@ -22,6 +22,11 @@ g_vs_rows        G < ROWS (drain stall), G = ROWS, G > ROWS
 k_chunks         K-split chunks per dot product: 1, 2, many (pluggable ``chunk_sampler``)
 tiles            one tile, several tiles
 tile_rem         per tile, the last row / column block: rows full|partial x cols full|partial
+limits           a tile fills a scratchpad exactly (``out_full``: rows*CB = OUT_DEPTH,
+                 ``act_full``: ceil(rows/ROWS)*G = ACT_DEPTH/ROWS, ``wgt_full``: CB*G =
+                 W_DEPTH/COLS, ``ch_full``: CB = CH_DEPTH/COLS), ``sh=SHIFT_MAX`` (legal, no
+                 error flag), ``lo=hi`` (a one-value clamp): the edges of the start-time and
+                 run-time checks (``err_o``), where an off-by-one refuses a legal layer
 nm_pattern       every index pattern of the array's N:M (``hw.n`` sorted indices of ``hw.m``),
                  from the weights re-compressed to ``hw.n:hw.m``
 round            mode x (tie | no_tie): a tie is an exact product ``acc*M0`` whose shifted-out
@@ -61,12 +66,47 @@ from t2c_sim.config import HwConfig, OpKind, RoundMode
 from t2c_sim.errors import ConfigError
 from t2c_sim.record import MAC_OPS, LayerRecord
 
-__all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS"]
+__all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS", "LIMIT_BINS",
+           "limit_plans", "limit_reachability"]
 
 ChunkSampler = Callable[[LayerRecord, HwConfig], int]
 Hits = dict[str, set[str]]
 BACKPRESSURE_BINS = ("none", "sparse", "bursty", "stalled")
+LIMIT_BINS = ("out_full", "act_full", "wgt_full", "ch_full", "sh=SHIFT_MAX", "lo=hi")
 MODES = tuple(m.value for m in RoundMode)
+
+
+def limit_plans(hw: HwConfig) -> dict[str, tuple[int, int, int]]:
+    """For each scratchpad-limit bin a GEMM ``(P, G, C_out)`` whose first tile fills it exactly.
+
+    Found by search over the tile plan's formulas (:func:`t2c_sim.estimate.tile_plan`): a
+    bin missing from the result cannot be hit on ``hw`` by any single-group layer.
+    """
+    a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
+    found: dict[str, tuple[int, int, int]] = {}
+    for g in range(1, min(a_bank, w_bank) + 1):
+        col_cap = hw.cols * min(w_bank // g, c_bank, hw.out_depth)
+        for cb in range(1, -(-col_cap // hw.cols) + 1):
+            cols = min(cb * hw.cols, col_cap)
+            row_cap = min(hw.rows * (a_bank // g), hw.out_depth // cb)
+            if row_cap >= hw.rows:
+                row_cap -= row_cap % hw.rows
+            if row_cap < 1:
+                continue
+            rows = row_cap
+            qr = -(-rows // hw.rows)
+            for b, hit in (("out_full", rows * cb == hw.out_depth), ("act_full", qr * g == a_bank),
+                           ("wgt_full", cb * g == w_bank), ("ch_full", cb == c_bank)):
+                if hit and b not in found:
+                    found[b] = (rows, g, cols)
+    return found
+
+
+def limit_reachability(hw: HwConfig) -> dict[str, str]:
+    """``{limit bin: reason}`` for the scratchpad-limit bins no layer can hit on ``hw``."""
+    plans = limit_plans(hw)
+    return {b: "no tile of the plan fills this scratchpad exactly on this array"
+            for b in ("out_full", "act_full", "wgt_full", "ch_full") if b not in plans}
 
 
 @dataclass(frozen=True)
@@ -100,6 +140,7 @@ class CoverModel:
             "tiles": ("one", "several"),
             "tile_rem": ("rows_full/cols_full", "rows_full/cols_partial",
                          "rows_partial/cols_full", "rows_partial/cols_partial"),
+            "limits": LIMIT_BINS,
             "nm_pattern": pats,
             "round": tuple(f"{m}/{t}" for m in MODES for t in ("tie", "no_tie")),
             "shift": ("0", "1-31", "32-63"),
@@ -118,6 +159,8 @@ class CoverModel:
             for b in ("rows_partial/cols_full", "rows_partial/cols_partial"):
                 un[f"tile_rem/{b}"] = "ROWS = 1: every row block is full"
             un["g_vs_rows/G<ROWS"] = "ROWS = 1: G >= 1"
+        for b, why in limit_reachability(hw).items():
+            un[f"limits/{b}"] = why
         if hw.rows == 2:
             un["p_class/1<P<ROWS"] = "ROWS = 2: no P strictly between 1 and ROWS"
         if hw.shift_max < 32:
@@ -198,6 +241,18 @@ class CoverModel:
             r = "rows_full" if t.rows % hw.rows == 0 else "rows_partial"
             cc = "cols_full" if t.cols % hw.cols == 0 else "cols_partial"
             h["tile_rem"].add(f"{r}/{cc}")
+        a_bank, w_bank, c_bank = (hw.act_depth // hw.rows, hw.w_depth // hw.cols,
+                                  hw.ch_depth // hw.cols)
+        for t in plan.tiles:
+            cb, qr = -(-t.cols // hw.cols), -(-t.rows // hw.rows)
+            for b, hit in (("out_full", t.rows * cb == hw.out_depth), ("act_full", qr * g == a_bank),
+                           ("wgt_full", cb * g == w_bank), ("ch_full", cb == c_bank)):
+                if hit:
+                    h["limits"].add(b)
+        if int(rec.sh.max()) == hw.shift_max:
+            h["limits"].add("sh=SHIFT_MAX")
+        if rec.lo == rec.hi:
+            h["limits"].add("lo=hi")
         for pat in {tuple(row) for row in gm.indices.reshape(-1, hw.n).tolist()}:
             h["nm_pattern"].add(",".join(map(str, pat)))
         # requantizer: ties, shifts, saturation (per output, channel-wise parameters)

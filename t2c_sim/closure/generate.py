@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2c_sim.closure.funcov import MODES, Coverage, CoverModel
+from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, limit_plans
 from t2c_sim.config import HwConfig, qrange
 from t2c_sim.golden.gen import random_conv_record, random_linear_record
 from t2c_sim.record import LayerRecord
@@ -63,7 +63,7 @@ def knobs_for(hole: tuple[str, str], hw: HwConfig, rng: np.random.Generator) -> 
         parts = list(zip(point.split("*"), b.split("*")))
     for p, v in parts:
         if p in ("layer_kind", "p_class", "cols_class", "g_vs_rows", "tiles", "a_signed",
-                 "z_x", "z_y", "shift", "saturation", "nm_pattern"):
+                 "z_x", "z_y", "shift", "saturation", "nm_pattern", "limits"):
             k[p] = v
         elif p == "k_mod_m":
             k[p] = int(v[1:])
@@ -105,11 +105,18 @@ def _pick_p(k: dict, hw: HwConfig, rng: np.random.Generator, row_cap: int) -> in
 def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> LayerRecord:
     """A valid record for ``hw`` meeting the knob constraints ``k`` (see the module docstring)."""
     m = hw.m
+    lim = k.get("limits")
+    plans = limit_plans(hw)
+    if lim in plans:  # a linear GEMM whose first tile fills the scratchpad exactly
+        p, g, cols = plans[lim]
+        k = {**k, "layer_kind": "linear", "g": g, "p": p, "cpg": cols}
     kind = k.get("layer_kind") or str(rng.choice(["linear", "conv", "conv_grouped",
                                                   "conv_depthwise"]))
     gmax = _g_max(hw)
     gcls = k.get("g_vs_rows")
-    if gcls == "G<ROWS" and hw.rows > 1:
+    if "g" in k:
+        g = k["g"]
+    elif gcls == "G<ROWS" and hw.rows > 1:
         g = int(rng.integers(1, min(hw.rows, gmax + 1)))
     elif gcls == "G=ROWS":
         g = min(hw.rows, gmax)
@@ -117,7 +124,7 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
         g = int(rng.integers(min(hw.rows + 1, gmax), gmax + 1))
     else:
         g = int(rng.integers(1, min(gmax, 3 * hw.rows) + 1))
-    r = k.get("k_mod_m", int(rng.integers(0, m)))
+    r = k.get("k_mod_m", int(rng.integers(0, m)) if "g" not in k else 0)
     k_real = m * (g - 1) + r if r else m * g
     if k_real < 1:
         k_real = m
@@ -125,7 +132,9 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
         k_real = m
     # channels per group
     cc = k.get("cols_class")
-    if kind == "conv_depthwise":
+    if "cpg" in k:
+        cpg = k["cpg"]
+    elif kind == "conv_depthwise":
         cpg = 1
     elif cc == "C_out<COLS" and hw.cols > 1:
         cpg = int(rng.integers(1, hw.cols))
@@ -135,7 +144,7 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
         cpg = int(rng.integers(hw.cols + 1, 3 * hw.cols + 2))
     else:
         cpg = int(rng.integers(1, 3 * hw.cols + 2))
-    if "cols_partial" in k and hw.cols > 1 and kind != "conv_depthwise":
+    if "cols_partial" in k and hw.cols > 1 and kind != "conv_depthwise" and "cpg" not in k:
         if k["cols_partial"] and cpg % hw.cols == 0:
             cpg += 1
         if not k["cols_partial"] and cpg % hw.cols:
@@ -155,7 +164,7 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
     g_eff = -(-k_real // m) if kind != "conv_depthwise" else k_real
     a_bank = hw.act_depth // hw.rows
     row_cap = hw.rows * max(1, a_bank // max(1, g_eff))
-    p = _pick_p(k, hw, rng, row_cap)
+    p = k["p"] if "p" in k else _pick_p(k, hw, rng, row_cap)
     common = dict(n=hw.n, m=m, a_bits=a_bits, a_signed=a_signed, w_bits=w_bits, y_bits=Y_BITS,
                   acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32), mode=mode, name=name,
                   z_x=zx)
@@ -198,6 +207,12 @@ def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> 
         ch["sh"] = np.full(c, s, np.int64)
         ch["M0"] = np.full(c, (1 << min(30, hw.mult_bits - 1)) + int(rng.integers(0, 1 << 20)),
                            np.int64)
+    if k.get("limits") == "sh=SHIFT_MAX":
+        ch["sh"] = np.full(c, smax, np.int64)
+        ch["sh"][1:] = rng.integers(0, smax + 1, size=c - 1)
+        ch["M0"] = rng.integers(1, 1 << min(30, hw.mult_bits - 1), size=c).astype(np.int64)
+    if k.get("limits") == "lo=hi":
+        ch["lo"] = ch["hi"] = int(rng.integers(*rec.y_range))
     if k.get("wrap"):
         top = (1 << (hw.acc_bits - 1)) - 1
         ch["bias_eff"] = top - rng.integers(0, 64, size=c).astype(np.int64)
@@ -205,7 +220,9 @@ def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> 
     ylo, yhi = rec.y_range
     zy = {"min": ylo, "max": yhi, "zero": 0}.get(k.get("z_y"))
     if zy is not None:
-        ch["z_y"], ch["lo"], ch["hi"] = zy, ylo, yhi
+        ch["z_y"] = zy
+        ch.setdefault("lo", ylo)
+        ch.setdefault("hi", yhi)
     pat = k.get("nm_pattern")
     if pat:
         w = rec.w_q.copy()
