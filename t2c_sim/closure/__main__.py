@@ -13,16 +13,19 @@ logs the per-file table and the biggest holes.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
-from t2c_sim.closure.mutate import enumerate_mutants, load_waivers, select_mutants
+from t2c_sim.closure.mutate import Mutant, enumerate_mutants, load_waivers, select_mutants
 from t2c_sim.closure.mutrun import (
     ChainSuite,
     CosimSuite,
+    MutantResult,
     Stage,
     UnitSuite,
+    closure_unit_suites,
     results_by,
     run_campaign,
     unit_suites,
@@ -43,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", type=Path, default=Path("build/mutation"))
     m.add_argument("--no-equivalence", action="store_true")
     m.add_argument("--closure", action="store_true", help="add coverage-closure records")
+    m.add_argument("--closure-tests", action="store_true",
+                   help="all unit parameter sets plus the tests added for survivors")
+    m.add_argument("--rerun", type=Path, help="a mutation.json: re-run only its survivors")
     c = sub.add_parser("codecov", help="code coverage of rtl/ from the suites (Verilator)")
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--out", type=Path, default=Path("build/codecov"))
@@ -59,10 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     if a.closure:
         suite.stages += closure_stages(suite, a.seed)
     if a.suite == "all":
-        suite = ChainSuite([suite, *unit_suites(a.sim)])
+        units = unit_suites(a.sim, all_sets=a.closure_tests)
+        if a.closure_tests:
+            units += closure_unit_suites(a.sim)
+        suite = ChainSuite([suite, *units])
     a.out.mkdir(parents=True, exist_ok=True)
-    rep = run_campaign(muts, suite, a.out / "work", waivers=load_waivers(RTL_DIR / "mutation_waivers.yaml"),
+    waivers = load_waivers(RTL_DIR / "mutation_waivers.yaml")
+    prev: dict = {}
+    if a.rerun:
+        data = json.loads(a.rerun.read_text())
+        prev = {r["mutant"]["id"]: r for r in data["results"]}
+        muts = [m for m in muts if prev.get(m.id, {}).get("status") in ("survived", "waived")]
+        log.info("re-running %d survivors of %s", len(muts), a.rerun)
+    rep = run_campaign(muts, suite, a.out / "work", waivers=waivers,
                        equivalence=not a.no_equivalence)
+    if a.rerun:  # the earlier verdicts of every other mutant stand
+        again = {r.mutant.id for r in rep.results}
+        old = [MutantResult(Mutant(**r["mutant"]), r["status"], r["detail"], r["seconds"],
+                            r.get("build_s", 0.0)) for i, r in prev.items() if i not in again]
+        rep.results = sorted([*old, *rep.results], key=lambda r: r.mutant.id)
     rep.write_json(a.out / "mutation.json")
     log.info("%s", rep.summary())
     for k, v in results_by(rep.results, "operator").items():

@@ -42,6 +42,7 @@ from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
 
 __all__ = ["STATUSES", "Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "unit_suites",
+           "closure_unit_suites",
            "MutantResult", "MutationReport", "run_mutant", "run_campaign", "results_by"]
 
 log = logging.getLogger(__name__)
@@ -177,10 +178,16 @@ class UnitSuite:
 
     def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict, *,
                  modules: Sequence[str] | None = None, sim: str = "icarus",
-                 timeout_s: float = 300.0, build_args: Sequence[str] = ()) -> None:
+                 timeout_s: float = 300.0, build_args: Sequence[str] = (),
+                 tb: str | Path | None = None) -> None:
+        from t2c_sim.cosim import sim as simmod
+
         self.top, self.param_sets, self.payload = top, list(param_sets), dict(payload)
         self.modules = tuple(modules or (top,))
-        self.sim, self.timeout_s, self.name = sim, timeout_s, f"unit-{top}"
+        self.tb = Path(tb) if tb is not None else \
+            simmod.TB_DIR / f"test_{top.removeprefix('t2c_')}.py"
+        self.sim, self.timeout_s = sim, timeout_s
+        self.name = f"unit-{top}" if tb is None else f"{Path(tb).stem}-{top}"
         self.build_args = tuple(build_args)
         self.run_dirs: list[Path] = []
 
@@ -203,31 +210,64 @@ class UnitSuite:
         for p in self.param_sets:
             info = self._build(rtl_dir, build_root, p)
             try:
-                res = simmod.run(info, simmod.TB_DIR / f"test_{self.top.removeprefix('t2c_')}.py",
-                                 payload={"params": p, **self.payload}, timeout_s=self.timeout_s)
+                res = simmod.run(info, self.tb, payload={"params": p, **self.payload},
+                                 timeout_s=self.timeout_s)
             except MismatchError as e:
                 return f"{self.name}: {e}"
             self.run_dirs.append(res.parent)
         return None
 
 
-def unit_suites(sim: str = "icarus", build_args: Sequence[str] = ()) -> list[UnitSuite]:
-    """Today's unit testbenches with the parameter sets of ``tests/test_rtl_units.py`` and
-    ``tests/test_cosim_top.py`` (fast-tier vector counts)."""
-    from t2c_sim.cosim.run import RTL_MODULES
-
-    top = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
+REQUANT_SETS = (
+    {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
+    {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
+)
+PE_SETS = (
+    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4, "IDX_BITS": 2},
+    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 1, "M": 4, "IDX_BITS": 2},
+    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 4, "M": 4, "IDX_BITS": 2},
+    {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
+    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
+    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 5, "IDX_BITS": 3},
+)
+TOP_SET = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
            "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
            "CH_DEPTH": 4}
+
+
+def unit_suites(sim: str = "icarus", build_args: Sequence[str] = (), *,
+                all_sets: bool = False) -> list[UnitSuite]:
+    """Today's unit testbenches with the parameter sets of ``tests/test_rtl_units.py`` and
+    ``tests/test_cosim_top.py`` (fast-tier vector counts): the first set of each, or with
+    ``all_sets`` every set the fast tier runs on Icarus."""
+    from t2c_sim.cosim.run import RTL_MODULES
+
+    kw = dict(sim=sim, build_args=build_args)
+    req = REQUANT_SETS if all_sets else REQUANT_SETS[:1]
+    pe = PE_SETS if all_sets else PE_SETS[:1]
     return [
-        UnitSuite("t2c_accel_top", [top], {"seed": 5}, modules=RTL_MODULES, sim=sim,
-                  build_args=build_args),
-        UnitSuite("t2c_requant", [{"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6,
-                                   "Y_BITS": 16}], {"seed": 11, "n_random": 3000}, sim=sim,
-                  build_args=build_args),
-        UnitSuite("t2c_nm_pe", [{"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4,
-                                 "IDX_BITS": 2}], {"seed": 21, "n_cycles": 1500}, sim=sim,
-                  build_args=build_args),
+        UnitSuite("t2c_accel_top", [TOP_SET], {"seed": 5}, modules=RTL_MODULES, **kw),
+        UnitSuite("t2c_requant", list(req), {"seed": 11, "n_random": 3000}, **kw),
+        UnitSuite("t2c_nm_pe", list(pe), {"seed": 21, "n_cycles": 1500}, **kw),
+    ]
+
+
+def closure_unit_suites(sim: str = "icarus", build_args: Sequence[str] = ()) -> list[UnitSuite]:
+    """Tests added to kill survivors of the mutation campaign (see rtl/mutation_waivers.yaml):
+
+    * the top's port testbench on a dense 4:4 array, where the host write word is the weight
+      word (``N*(W_BITS+IDX_BITS) >= M*A_BITS``): kills mutants of the port width;
+    * :mod:`t2c_sim.closure.tb_reset_idle`: every control register reads 0 after reset and
+      the status outputs stay idle: kills control registers dropped from the reset.
+    """
+    from t2c_sim.cosim.run import RTL_MODULES
+
+    dense = {**TOP_SET, "N": 4, "M": 4}
+    kw = dict(sim=sim, build_args=build_args, modules=RTL_MODULES)
+    return [
+        UnitSuite("t2c_accel_top", [dense], {"seed": 9}, **kw),
+        UnitSuite("t2c_accel_top", [TOP_SET], {"idle": 8},
+                  tb=Path(__file__).with_name("tb_reset_idle.py"), **kw),
     ]
 
 
