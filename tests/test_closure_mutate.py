@@ -224,6 +224,18 @@ def test_netlist_signature_ignores_names_and_sees_changes() -> None:
         n = copy.deepcopy(NET)
         n["modules"]["top"]["cells"][path[0]][path[1]] = val
         assert netlist_signature(n, "top") != s0, path
+    # signedness of an operand as wide as the result is irrelevant (modular arithmetic) ...
+    n = copy.deepcopy(NET)
+    add = n["modules"]["top"]["cells"]["$auto$1"]
+    add["parameters"] = {"A_WIDTH": "10", "B_WIDTH": "10", "Y_WIDTH": "10", "A_SIGNED": "1"}
+    m = copy.deepcopy(n)
+    m["modules"]["top"]["cells"]["$auto$1"]["parameters"]["A_SIGNED"] = "0"
+    assert netlist_signature(n, "top") == netlist_signature(m, "top")
+    # ... but not of a narrower operand, which it extends
+    for x in (n, m):
+        x["modules"]["top"]["cells"]["$auto$1"]["parameters"]["Y_WIDTH"] = "11"
+        x["modules"]["top"]["cells"]["$auto$1"]["connections"]["Y"] = [9, 10, 11]
+    assert netlist_signature(n, "top") != netlist_signature(m, "top")
     n = copy.deepcopy(NET)  # swap two input bits of the adder
     n["modules"]["top"]["cells"]["$auto$1"]["connections"]["A"] = [3, 2]
     assert netlist_signature(n, "top") != s0

@@ -9,6 +9,10 @@ parameters, output port and offset together with the labels of all the cell's in
 and every state element (flip-flops, memories) by its type and parameters, refined round by
 round with the labels of its inputs until the partition of state labels stops changing. The
 signature is the hash of the output ports' bit labels and the multiset of state labels.
+Modular cells (add, sub, mul, bitwise logic) are first canonicalized: an operand at least as
+wide as the result is cut to the result width and its signedness dropped, since the low bits
+of a sum, product or bitwise result depend on nothing else (so ``$signed`` on an operand
+already extended to the result width is seen as the no-op it is).
 
 Equal signatures mean the two netlists are isomorphic as far as this labelling can tell;
 a mutant that Yosys' constant propagation and dead-logic removal turn back into the original
@@ -40,6 +44,28 @@ log = logging.getLogger(__name__)
 _SEQ_PREFIX = ("$dff", "$adff", "$sdff", "$aldff", "$dffsr", "$dlatch", "$adlatch",
                "$sr", "$mem", "$memrd", "$memwr", "$meminit", "$ff", "$_DFF", "$_SDFF")
 _IGNORED_PARAMS = ("MEMID",)
+# Cells whose low Y_WIDTH result bits depend only on the low Y_WIDTH bits of each operand
+# (modular arithmetic, bitwise logic): an operand at least Y_WIDTH wide is cut to Y_WIDTH and
+# its signedness dropped (signedness only decides how a narrower operand is extended).
+_MODULAR = ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor", "$not", "$neg", "$pos")
+
+
+def _canonical(d: Mapping) -> dict:
+    """A cell with the modular-operand canonicalization above applied (a copy)."""
+    if d["type"] not in _MODULAR:
+        return dict(d)
+    par = dict(d.get("parameters", {}))
+    con = {k: list(v) for k, v in d["connections"].items()}
+    y = str(par.get("Y_WIDTH", ""))
+    if not y or not set(y) <= {"0", "1"}:  # Yosys writes integer parameters as bit strings
+        return dict(d)
+    yw = int(y, 2)
+    for port in ("A", "B"):
+        if port in con and len(con[port]) >= yw > 0:
+            con[port] = con[port][:yw]
+            par[f"{port}_WIDTH"] = y
+            par.pop(f"{port}_SIGNED", None)
+    return {**d, "parameters": par, "connections": con}
 
 
 def find_yosys() -> str:
@@ -88,7 +114,7 @@ def _h(*parts: object) -> str:
 def netlist_signature(net: Mapping, top: str) -> str:
     """Name-independent hash of module ``top`` of a Yosys JSON netlist (see the module doc)."""
     mod = net["modules"][top]
-    cells = mod.get("cells", {})
+    cells = {n: _canonical(d) for n, d in mod.get("cells", {}).items()}
     driver: dict[int, tuple[str, str, int]] = {}
     port_bit: dict[int, str] = {}
     for pname, p in sorted(mod.get("ports", {}).items()):
