@@ -323,3 +323,71 @@ def test_full_campaign_reaches_target(tmp_path) -> None:
     rep.write_json(tmp_path / "mutation.json")
     print(rep.summary())
     assert rep.score >= 0.95, rep.summary() + "\n" + "\n".join(rep.diffs.values())
+
+
+# ------------------------------------------------------------------------------ former survivors
+def _find(file: str, op: str, line_start: str, orig: str, rep: str, before: str = "") -> Mutant:
+    text = (RTL_DIR / file).read_text()
+    found = [m for m in enumerate_mutants(RTL_DIR, [file]) if m.operator == op
+             and m.line_text.startswith(line_start) and m.original == orig
+             and m.replacement == rep and text[:m.start].endswith(before)]
+    assert len(found) == 1, (file, op, line_start, [m.id for m in found])
+    return found[0]
+
+
+def _limit_stage(limit: str):
+    from t2c_sim.closure.funcov import CoverModel
+    from t2c_sim.closure.generate import build_record, knobs_for
+    from t2c_sim.closure.mutrun import CosimSuite, Stage
+
+    hw = CosimSuite.random(1).stages[0].hw
+    for seed in range(5):
+        rng = __import__("numpy").random.default_rng(seed)
+        rec = build_record(knobs_for(("limits", limit), hw, rng), hw, rng, f"lim_{seed}")
+        if limit in CoverModel(hw).sample(rec)["limits"]:
+            return CosimSuite([Stage(limit, hw, (rec,))])
+    raise AssertionError(f"no record hits limits/{limit}")
+
+
+def _unit(kind: str):
+    from t2c_sim.closure.mutrun import PE_SETS, REQUANT_SETS, UnitSuite, closure_unit_suites
+
+    if kind == "dense_top":
+        return closure_unit_suites()[0]
+    if kind == "reset":
+        return closure_unit_suites()[1]
+    if kind == "pe_m5":
+        return UnitSuite("t2c_nm_pe", [PE_SETS[5]], {"seed": 21, "n_cycles": 300})
+    return UnitSuite("t2c_requant", [REQUANT_SETS[1]], {"seed": 12, "n_random": 600})
+
+
+# Survivors of the random-layer + unit-testbench campaign and the suite that now kills each.
+KILLERS = {
+    "host_word_width": (("t2c_accel_top.v", "negate", ": ((WGT_W > CH_W)", "(WGT_W > CH_W)",
+                         "!((WGT_W > CH_W))"), "dense_top"),
+    "shift_max_boundary": (("t2c_accel_top.v", "relational", "if (dcmask_q[ib] &&", ">", ">="),
+                           "sh=SHIFT_MAX"),
+    "out_depth_check": (("t2c_accel_top.v", "arith", "shape_err[4] =", "*", "+"), "out_full"),
+    "lo_eq_hi_legal": (("t2c_accel_top.v", "relational", "shape_err[5] =", ">", ">="), "lo=hi"),
+    "done_not_reset": (("t2c_accel_top.v", "hold", "busy_q <= 1'b0;  done_q <= 1'b0;", "1'b0",
+                        "done_q"), "reset"),
+    "last1_reset_value": (("t2c_accel_top.v", "const", "iss_q <= 1'b0;  vld1_q <= 1'b0;", "1'b0",
+                           "1'b1", "last1_q <= "), "reset"),
+    "index_eq_m_selects": (("t2c_nm_pe.v", "relational", "sel_d = ({1'b0, idx_d} < M_L)", "<",
+                            "<="), "pe_m5"),
+    "half_bit_shift_kind": (("t2c_requant.v", "sign", "hs_d          = prod_q >>>", ">>>", ">>"),
+                            "requant_m16"),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", list(KILLERS))
+def test_former_survivors_are_killed(case: str, tmp_path) -> None:
+    from t2c_sim.closure.mutrun import run_mutant
+
+    key, killer = KILLERS[case]
+    m = _find(*key)
+    suite = _limit_stage(killer) if "=" in killer or killer == "out_full" else _unit(killer)
+    assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
+    r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
+    assert r.status == "killed", (case, r.status, r.detail)
