@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=Path("build/codecov"))
     c.add_argument("--closure", action="store_true", help="add coverage-closure records")
     c.add_argument("--no-units", action="store_true", help="layer suites only")
+    c.add_argument("--build-root", type=Path, help="simulator builds (default <out>/build)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("t2c_sim.cosim", "t2c_sim.cosim.sim", "t2c_sim.cosim.run"):
@@ -106,24 +107,15 @@ def closure_stages(suite: CosimSuite, seed: int) -> list[Stage]:
     return out
 
 
-def extra_unit_suites(build_args: tuple[str, ...]) -> list[UnitSuite]:
-    """The other parameter sets of tests/test_rtl_units.py and tests/test_cosim_top.py."""
+def top_b_suite(build_args: tuple[str, ...]) -> UnitSuite:
+    """The top's port testbench with tests/test_cosim_top.py's PARAMS_B (3x1, 1:8, odd widths)."""
     from t2c_sim.cosim.run import RTL_MODULES
 
     top_b = {"ROWS": 3, "COLS": 1, "N": 1, "M": 8, "A_BITS": 5, "W_BITS": 6, "ACC_BITS": 32,
              "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 30, "W_DEPTH": 9, "OUT_DEPTH": 12,
              "CH_DEPTH": 3}
-    kw = dict(sim="verilator", build_args=build_args)
-    return [
-        UnitSuite("t2c_accel_top", [top_b], {"seed": 8}, modules=RTL_MODULES, **kw),
-        UnitSuite("t2c_requant", [{"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8}],
-                  {"seed": 12, "n_random": 3000}, **kw),
-        UnitSuite("t2c_nm_pe", [
-            {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
-            {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
-            {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 5, "IDX_BITS": 3}],
-            {"seed": 24, "n_cycles": 1500}, **kw),
-    ]
+    return UnitSuite("t2c_accel_top", [top_b], {"seed": 8}, modules=RTL_MODULES, sim="verilator",
+                     build_args=build_args)
 
 
 def _codecov(a: argparse.Namespace) -> int:
@@ -148,11 +140,14 @@ def _codecov(a: argparse.Namespace) -> int:
         suite.stages += closure_stages(suite, a.seed)
     suites = [suite]
     if not a.no_units:
-        suites += [*unit_suites("verilator", args), *extra_unit_suites(args)]
+        suites += [*unit_suites("verilator", args, all_sets=True), top_b_suite(args)]
+        if a.closure:
+            suites += closure_unit_suites("verilator", args)
     a.out.mkdir(parents=True, exist_ok=True)
+    broot = a.build_root or a.out / "build"
     chain = ChainSuite(suites)
-    chain.build(RTL_DIR, a.out / "build")
-    why = chain.run(RTL_DIR, a.out / "build")
+    chain.build(RTL_DIR, broot)
+    why = chain.run(RTL_DIR, broot)
     if why:
         log.error("the suites fail on rtl/: %s", why)
         return 1
