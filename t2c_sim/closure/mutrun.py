@@ -43,7 +43,8 @@ from t2c_sim.record import LayerRecord
 
 __all__ = ["STATUSES", "Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "unit_suites",
            "closure_unit_suites",
-           "MutantResult", "MutationReport", "run_mutant", "run_campaign", "results_by"]
+           "MutantResult", "MutationReport", "run_mutant", "run_campaign", "results_by",
+           "apply_waivers", "load_report"]
 
 log = logging.getLogger(__name__)
 
@@ -429,6 +430,27 @@ def run_campaign(mutants: Sequence[Mutant], suite: Suite, work: str | Path, *,
         log.info("mutant %d/%d %s: %s %s", i + 1, len(mutants), m.id, r.status, r.detail[:120])
         rep.results.append(r)
     rep.wall_s = time.monotonic() - t0
+    return rep
+
+
+def apply_waivers(results: Sequence[MutantResult], waivers: Sequence[Waiver]) -> int:
+    """Mark survivors that a waiver explains as ``waived`` (in place); return how many."""
+    n = 0
+    for r in results:
+        w = find_waiver(r.mutant, waivers) if r.status == "survived" else None
+        if w is not None:
+            r.status, r.detail = "waived", f"{w.kind}: {w.reason}"
+            n += 1
+    return n
+
+
+def load_report(path: str | Path) -> MutationReport:
+    """A :class:`MutationReport` back from its JSON (:meth:`MutationReport.write_json`)."""
+    d = json.loads(Path(path).read_text())
+    rep = MutationReport(d["suite"], wall_s=d.get("wall_s", 0.0))
+    rep.results = [MutantResult(Mutant(**r["mutant"]), r["status"], r["detail"], r["seconds"],
+                                r.get("build_s", 0.0)) for r in d["results"]]
+    rep.diffs = dict(d.get("survivor_diffs", {}))
     return rep
 
 
