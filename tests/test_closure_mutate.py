@@ -391,3 +391,23 @@ def test_former_survivors_are_killed(case: str, tmp_path) -> None:
     assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
     r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
     assert r.status == "killed", (case, r.status, r.detail)
+
+
+def test_report_round_trip_score_and_waivers(tmp_path) -> None:
+    from t2c_sim.closure.mutate import Waiver
+    from t2c_sim.closure.mutrun import MutantResult, MutationReport, apply_waivers, load_report
+
+    ms = enumerate_mutants(RTL_DIR, ["t2c_ram.v"])[:6]
+    rep = MutationReport("t", wall_s=3.0)
+    for m, st in zip(ms, ("killed", "killed", "timeout", "survived", "survived", "equivalent")):
+        rep.results.append(MutantResult(m, st, "why", 1.0, 0.5))
+    rep.diffs = {m.id: m.diff(RTL_DIR) for m in ms[3:5]}
+    assert rep.score == pytest.approx(3 / 5)
+    rep.write_json(tmp_path / "r.json")
+    back = load_report(tmp_path / "r.json")
+    assert back.counts() == rep.counts() and back.score == rep.score
+    assert set(back.to_dict()["survivor_diffs"]) == {ms[3].id, ms[4].id}
+    m = ms[3]
+    w = Waiver(m.file, m.operator, m.line_text, m.original, m.replacement, "equivalent", "r")
+    assert apply_waivers(back.results, [w]) == 1
+    assert back.counts()["waived"] == 1 and back.score == pytest.approx(3 / 4)
