@@ -313,11 +313,14 @@ def test_yosys_equivalence_on_rtl(tmp_path) -> None:
 @pytest.mark.sim
 @pytest.mark.slow
 def test_full_campaign_reaches_target(tmp_path) -> None:
-    """220 mutants over rtl/, today's suites: >= 95 % of non-equivalent mutants killed."""
-    from t2c_sim.closure.mutrun import ChainSuite, CosimSuite, run_campaign, unit_suites
+    """220 mutants over rtl/ against the closure suite: >= 95 % of non-equivalent mutants killed.
+
+    (Random layers and the first unit parameter sets alone score 87 %: see the report of issue 13.)
+    """
+    from t2c_sim.closure.mutrun import full_suite, run_campaign
 
     muts = select_mutants(enumerate_mutants(RTL_DIR), 220, seed=1)
-    suite = ChainSuite([CosimSuite.random(1), *unit_suites()])
+    suite = full_suite(1)
     rep = run_campaign(muts, suite, tmp_path, waivers=load_waivers(RTL_DIR /
                                                                    "mutation_waivers.yaml"))
     rep.write_json(tmp_path / "mutation.json")

@@ -25,6 +25,7 @@ from t2c_sim.closure.mutrun import (
     MutantResult,
     Stage,
     UnitSuite,
+    closure_stages,
     closure_unit_suites,
     results_by,
     run_campaign,
@@ -92,19 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rep.survivors():
         log.info("survivor %s\n%s", r.mutant.id, rep.diffs.get(r.mutant.id, ""))
     return 0
-
-
-def closure_stages(suite: CosimSuite, seed: int) -> list[Stage]:
-    """One stage per array of ``suite``: the records that close functional coverage on it."""
-    from t2c_sim.closure.funcov import CoverModel
-    from t2c_sim.closure.generate import close_coverage
-
-    out = []
-    for st in list(suite.stages):
-        res = close_coverage(CoverModel(st.hw), seed, max_records=400, prefix=f"cov_{st.name}_")
-        log.info("closure on %s: %d records, holes %s", st.name, len(res.records), res.holes)
-        out.append(Stage(f"closure_{st.name}", st.hw, tuple(res.records)))
-    return out
 
 
 def top_b_suite(build_args: tuple[str, ...]) -> UnitSuite:

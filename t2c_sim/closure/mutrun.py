@@ -44,7 +44,7 @@ from t2c_sim.record import LayerRecord
 __all__ = ["STATUSES", "Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "unit_suites",
            "closure_unit_suites",
            "MutantResult", "MutationReport", "run_mutant", "run_campaign", "results_by",
-           "apply_waivers", "load_report"]
+           "apply_waivers", "load_report", "closure_stages", "full_suite"]
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,27 @@ def closure_unit_suites(sim: str = "icarus", build_args: Sequence[str] = ()) -> 
         UnitSuite("t2c_accel_top", [TOP_SET], {"idle": 8},
                   tb=Path(__file__).with_name("tb_reset_idle.py"), **kw),
     ]
+
+
+def closure_stages(suite: CosimSuite, seed: int) -> list[Stage]:
+    """One stage per array of ``suite``: the records that close functional coverage on it."""
+    from t2c_sim.closure.funcov import CoverModel
+    from t2c_sim.closure.generate import close_coverage
+
+    out = []
+    for st in list(suite.stages):
+        res = close_coverage(CoverModel(st.hw), seed, max_records=400, prefix=f"cov_{st.name}_")
+        log.info("closure on %s: %d records, holes %s", st.name, len(res.records), res.holes)
+        out.append(Stage(f"closure_{st.name}", st.hw, tuple(res.records)))
+    return out
+
+
+def full_suite(seed: int = 1, sim: str = "icarus") -> ChainSuite:
+    """The suite that reaches the mutation target: random layers plus the records that close
+    functional coverage, every fast-tier unit parameter set, and the tests added for survivors."""
+    cos = CosimSuite.random(seed, sim=sim)
+    cos.stages += closure_stages(cos, seed)
+    return ChainSuite([cos, *unit_suites(sim, all_sets=True), *closure_unit_suites(sim)])
 
 
 class ChainSuite:
