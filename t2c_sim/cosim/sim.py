@@ -91,7 +91,10 @@ def default_build_root() -> Path:
 
 
 def rtl_sources(*names: str, rtl_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Paths of ``<rtl_dir>/<name>.v`` files (default ``rtl/``); a missing one raises :class:`SimulationError`."""
+    """Paths of ``<rtl_dir>/<name>.v`` files (default ``rtl/``).
+
+    Raises :class:`SimulationError` for a missing one.
+    """
     base = RTL_DIR if rtl_dir is None else Path(rtl_dir)
     out = []
     for n in names:
