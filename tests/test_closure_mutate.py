@@ -255,7 +255,8 @@ def _req_mutant(mid: str, old: str, new: str) -> Mutant:
 
 @pytest.mark.sim
 def test_runner_statuses_on_icarus(tmp_path) -> None:
-    from t2c_sim.closure.mutrun import MutationReport, UnitSuite, run_mutant
+    from t2c_sim.closure.mutrun import MutationReport, run_mutant
+    from t2c_sim.closure.suites import UnitSuite
 
     suite = UnitSuite("t2c_requant", [REQ], {"seed": 5, "n_random": 200}, timeout_s=20)
     muts = {
@@ -281,7 +282,8 @@ def test_runner_statuses_on_icarus(tmp_path) -> None:
 @pytest.mark.sim
 def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
     """run_layers(rtl_dir=...) builds the mutant copy, not rtl/ (the build key differs)."""
-    from t2c_sim.closure.mutrun import CosimSuite, run_mutant
+    from t2c_sim.closure.mutrun import run_mutant
+    from t2c_sim.closure.suites import CosimSuite
 
     suite = CosimSuite.random(1)
     suite.stages = suite.stages[:1]
@@ -298,7 +300,8 @@ def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
 @pytest.mark.slow
 def test_yosys_equivalence_on_rtl(tmp_path) -> None:
     """Dead-code mutants (ACC_DBG=0 branch) are equivalent; a datapath mutant is not."""
-    from t2c_sim.closure.mutrun import CosimSuite, _equivalent
+    from t2c_sim.closure.mutrun import _equivalent
+    from t2c_sim.closure.suites import CosimSuite
 
     suite = CosimSuite.random(1)
     cands = enumerate_mutants(RTL_DIR)
@@ -317,7 +320,8 @@ def test_full_campaign_reaches_target(tmp_path) -> None:
 
     (Random layers and the first unit parameter sets alone score 87 %: see the report of issue 13.)
     """
-    from t2c_sim.closure.mutrun import full_suite, run_campaign
+    from t2c_sim.closure.mutrun import run_campaign
+    from t2c_sim.closure.suites import full_suite
 
     muts = select_mutants(enumerate_mutants(RTL_DIR), 220, seed=1)
     suite = full_suite(1)
@@ -341,7 +345,7 @@ def _find(file: str, op: str, line_start: str, orig: str, rep: str, before: str 
 def _limit_stage(limit: str):
     from t2c_sim.closure.funcov import CoverModel
     from t2c_sim.closure.generate import build_record, knobs_for
-    from t2c_sim.closure.mutrun import CosimSuite, Stage
+    from t2c_sim.closure.suites import CosimSuite, Stage
 
     hw = CosimSuite.random(1).stages[0].hw
     for seed in range(5):
@@ -353,7 +357,7 @@ def _limit_stage(limit: str):
 
 
 def _unit(kind: str):
-    from t2c_sim.closure.mutrun import PE_SETS, REQUANT_SETS, UnitSuite, closure_unit_suites
+    from t2c_sim.closure.suites import PE_SETS, REQUANT_SETS, UnitSuite, closure_unit_suites
 
     if kind == "dense_top":
         return closure_unit_suites()[0]

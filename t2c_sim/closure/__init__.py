@@ -5,6 +5,7 @@ the regression runner and the CLI (which will call it):
 
 * :mod:`.mutate`: source-level mutants of Verilog (pyslang), waivers;
 * :mod:`.netlist`: cheap equivalence detection (Yosys ``opt`` netlist signatures);
+* :mod:`.suites`: what a mutant (or the original RTL) is run against: layers, unit testbenches;
 * :mod:`.mutrun`: the mutant runner and campaign (killed / survived / equivalent / ...);
 * :mod:`.funcov`: the functional coverage model (bins, crosses, JSON merge, holes);
 * :mod:`.generate`: coverage-driven random layer generation;

@@ -19,16 +19,14 @@ import sys
 from pathlib import Path
 
 from t2c_sim.closure.mutate import Mutant, enumerate_mutants, load_waivers, select_mutants
-from t2c_sim.closure.mutrun import (
+from t2c_sim.closure.mutrun import MutantResult, results_by, run_campaign
+from t2c_sim.closure.suites import (
     ChainSuite,
     CosimSuite,
-    MutantResult,
     Stage,
     UnitSuite,
     closure_stages,
     closure_unit_suites,
-    results_by,
-    run_campaign,
     unit_suites,
 )
 from t2c_sim.cosim.sim import RTL_DIR
