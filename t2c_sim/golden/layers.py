@@ -21,6 +21,7 @@ import numpy as np
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import NumericsError, RecordError
+from t2c_sim.golden import int8mac
 from t2c_sim.golden.gemm import float_matmul_exact, max_abs, plan_gemm
 from t2c_sim.golden.im2col import conv_out_hw, im2col, pad_spatial, windows
 from t2c_sim.numerics import INT64_MAX, as_int64, clamp, requantize, round_shift, wrap
@@ -96,6 +97,15 @@ def _check_mode(rec: LayerRecord, nm_mode: str) -> None:
         raise RecordError(f"layer {rec.name}: nm_mode must be one of {NM_MODES}, got {nm_mode!r}")
 
 
+def _workers(rec: LayerRecord, workers: int | None) -> int:
+    """``workers`` checked; ``None`` means every CPU this process may use."""
+    if workers is None:
+        return int8mac.default_workers()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
+    return workers
+
+
 def _check_sum_bound(rec: LayerRecord, k: int, ax: int, aw: int) -> None:
     if k * ax * aw + (1 << (rec.acc_bits - 1)) > INT64_MAX:
         raise NumericsError(f"layer {rec.name}: K={k} x max|x|={ax} x max|w|={aw} plus a "
@@ -115,8 +125,7 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
     work: when ``dot_bound + max|wrap(bias)| < 2^(acc_bits-1)`` no sum can wrap, so the wrap is
     the identity and is skipped; and ``requantize`` gets the bound instead of scanning ``acc``.
     """
-    if not isinstance(workers, int) or workers < 1:
-        raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
+    workers = _workers(rec, workers)
     flat = dot.reshape(-1, dot.shape[-1]) if dot.ndim else dot.reshape(1, 1)
     acc = np.empty(flat.shape, dtype=np.int64) if bias is not None else flat
     y = np.empty(flat.shape, dtype=np.int64)
@@ -202,7 +211,7 @@ def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> tuple[np.ndarray
 
 
 # ---- layers --------------------------------------------------------------------------------
-def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int | None = None,
            ) -> LayerOutput:
     """Fully connected layer: ``x[..., C_in] -> acc, y[..., C_out]``.
 
@@ -224,7 +233,6 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
         raise RecordError(f"layer {rec.name}: token-wise bias_eff has {rec.bias_eff.shape[0]} "
                           f"rows, the input has {p}")
     pad = rec.k - rec.c_in
-    ax = max(max_abs(x2), abs(rec.z_x) if pad else 0)
 
     def make_cols(dtype: type) -> np.ndarray:
         xc = x2.astype(dtype)
@@ -232,12 +240,18 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
             xc = np.pad(xc, [(0, 0), (0, pad)], constant_values=rec.z_x)
         return xc[None]
 
-    dot, bound = _mac(rec, make_cols, ax, nm_mode)
-    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    workers = _workers(rec, workers)
+    _check_mode(rec, nm_mode)
+    res = int8mac.linear(rec, x2, _dense_w(rec), workers) if nm_mode == "fast" else None
+    if res is None:
+        ax = max(max_abs(x2), abs(rec.z_x) if pad else 0)
+        dot, bound = _mac(rec, make_cols, ax, nm_mode)
+        res = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    acc, y = res
     return LayerOutput(acc.reshape(*lead, rec.c_out), y.reshape(*lead, rec.c_out))
 
 
-def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int | None = None,
            ) -> LayerOutput:
     """2-D convolution, channel-last: ``x[B, H, W, C_in] -> acc, y[B, OH, OW, C_out]``.
 
@@ -259,10 +273,15 @@ def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
     if rec.bias_eff.ndim != 1:
         raise RecordError(f"layer {rec.name}: conv bias_eff/M0/sh must be per channel [C_out]")
     oh, ow = conv_out_hw(h, w, rec.kh, rec.kw, rec.stride, rec.padding, rec.dilation)
-    padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
-    ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
-    dot, bound = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
-    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    workers = _workers(rec, workers)
+    _check_mode(rec, nm_mode)
+    res = int8mac.conv(rec, x, _dense_w(rec), workers) if nm_mode == "fast" else None
+    if res is None:
+        padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
+        ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
+        dot, bound = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
+        res = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    acc, y = res
     return LayerOutput(acc.reshape(b, oh, ow, rec.c_out), y.reshape(b, oh, ow, rec.c_out))
 
 
@@ -360,7 +379,8 @@ def flatten(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
     return LayerOutput(None, x.reshape(x.shape[0], -1))
 
 
-def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast",
+              workers: int | None = None,
               ) -> LayerOutput:
     """Execute one record on ``inputs`` (default: ``rec.x_q``); dispatch on ``rec.op``.
 
