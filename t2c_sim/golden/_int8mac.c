@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
-int t2c_int8mac_abi(void) { return 3; }
+int t2c_int8mac_abi(void) { return 4; }
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -118,11 +118,14 @@ static inline int32_t load_u32(const uint8_t *p) {
 /* Epilogue of 8 lanes (mask m): d (int32 dot, mod 2^32) -> acc = wrap(d + badj, ACC_BITS), y. */
 static inline void epi8(__m256i d, const int64_t *badj, const int64_t *m0, const int64_t *shv,
                         __m128i up, __m512i z, __m512i lo, __m512i hi, int mode, __mmask8 m,
-                        int64_t *ao, int64_t *yo) {
+                        int stream, int64_t *ao, int64_t *yo) {
     const __m512i one = _mm512_set1_epi64(1);
     const __m512i s = _mm512_add_epi64(_mm512_cvtepi32_epi64(d), _mm512_maskz_loadu_epi64(m, badj));
     const __m512i a = _mm512_sra_epi64(_mm512_sll_epi64(s, up), up);   /* ACC_BITS-bit wrap */
-    _mm512_mask_storeu_epi64(ao, m, a);
+    if (stream && m == 0xFF && !((uintptr_t)ao & 63))
+        _mm512_stream_si512((void *)ao, a); /* large outputs: no read-for-ownership */
+    else
+        _mm512_mask_storeu_epi64(ao, m, a);
     const __m512i sv = _mm512_maskz_loadu_epi64(m, shv);
     const __mmask8 nz = _mm512_cmpgt_epi64_mask(sv, _mm512_setzero_si512());     /* sh > 0 */
     const __m512i h = _mm512_srli_epi64(_mm512_sllv_epi64(one, sv), 1);         /* 2^(sh-1) or 0 */
@@ -148,7 +151,10 @@ static inline void epi8(__m256i d, const int64_t *badj, const int64_t *m0, const
         break;
     }
     t = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(t, z), lo), hi);
-    _mm512_mask_storeu_epi64(yo, m, t);
+    if (stream && m == 0xFF && !((uintptr_t)yo & 63))
+        _mm512_stream_si512((void *)yo, t);
+    else
+        _mm512_mask_storeu_epi64(yo, m, t);
 }
 
 typedef struct {
@@ -162,7 +168,7 @@ typedef struct {
     const int64_t *badj, *m0, *shv; /* parameters, already offset to this group's first channel */
     int64_t par_ld;        /* row stride of the parameters: 0 per channel, C_out token-wise */
     int64_t acc_bits, z, lo, hi;
-    int mode;
+    int mode, stream;      /* rounding mode code; 1 = non-temporal stores for whole lines */
     int64_t *acc_out, *y_out; /* outputs, already offset to this group's first channel */
     int64_t ldo;           /* output row stride (C_out) */
 } job_t;
@@ -207,7 +213,7 @@ static void block_##NR(const job_t *jb, int64_t p0, int64_t q) {                
                                       : _mm512_castsi512_si256(acc[i][j / 2]);               \
             const int64_t e = 8 * j;                                                         \
             epi8(d, jb->badj + po + e, jb->m0 + po + e, jb->shv + po + e, up, z, lo, hi,     \
-                 jb->mode, m, jb->acc_out + oo + e, jb->y_out + oo + e);                     \
+                 jb->mode, m, jb->stream, jb->acc_out + oo + e, jb->y_out + oo + e);                     \
         }                                                                                    \
     }                                                                                        \
 }
@@ -222,11 +228,11 @@ T2C_KERNEL(4)
 int t2c_mac(const uint8_t *a, const int64_t *offp, const int64_t *offt, int64_t T, int64_t cq,
             const int8_t *wp, int64_t nrw, int64_t cog, int64_t np, const int64_t *badj,
             const int64_t *m0, const int64_t *shv, int64_t par_ld, int64_t acc_bits, int64_t z,
-            int64_t lo, int64_t hi, int64_t mode, int64_t *acc_out, int64_t *y_out, int64_t ldo,
-            int64_t p0, int64_t p1, int64_t q0, int64_t q1) {
+            int64_t lo, int64_t hi, int64_t mode, int64_t stream, int64_t *acc_out, int64_t *y_out,
+            int64_t ldo, int64_t p0, int64_t p1, int64_t q0, int64_t q1) {
     if (p1 > np) p1 = np;
     const job_t jb = {a, offp, offt, T, cq, wp, nrw, cog, p1, badj, m0, shv, par_ld,
-                      acc_bits, z, lo, hi, (int)mode, acc_out, y_out, ldo};
+                      acc_bits, z, lo, hi, (int)mode, (int)stream, acc_out, y_out, ldo};
     void (*blk)(const job_t *, int64_t, int64_t);
     switch (nrw) {
     case 16: blk = block_1; break;
@@ -237,6 +243,7 @@ int t2c_mac(const uint8_t *a, const int64_t *offp, const int64_t *offt, int64_t 
     }
     for (int64_t q = q0; q < q1; q++)
         for (int64_t p = p0; p < p1; p += MR) blk(&jb, p, q);
+    _mm_sfence(); /* non-temporal stores are visible before the caller is told we are done */
     return 0;
 }
 

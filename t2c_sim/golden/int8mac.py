@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2c_sim.config import RoundMode
+from t2c_sim.errors import NumericsError
 from t2c_sim.golden import native
 from t2c_sim.numerics import INT64_MAX, INT64_MIN, wrap
 from t2c_sim.record import LayerRecord
@@ -40,6 +41,7 @@ __all__ = ["linear", "conv", "default_workers", "MR"]
 MR = 6                    # rows per micro-kernel call (matches _int8mac.c)
 TASKS_PER_WORKER = 4      # finer tasks balance a machine shared with other jobs
 MIN_PARALLEL_MACS = 1 << 20  # below this, one thread (a task switch costs more than it saves)
+STREAM_BYTES = 4 << 20    # outputs at least this large bypass the caches (non-temporal stores)
 _MODE_CODES = {RoundMode.HALF_EVEN: 0, RoundMode.HALF_UP: 1, RoundMode.HALF_AWAY: 2,
                RoundMode.FLOOR: 3}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
@@ -62,12 +64,35 @@ def _executor(n: int) -> ThreadPoolExecutor:
 
 
 def _run_all(calls: list, workers: int) -> None:
-    if workers == 1 or len(calls) == 1:
+    """Run ``calls`` on ``workers`` threads: this one and ``workers - 1`` pool threads.
+
+    Every thread takes the next call from one shared iterator (``next`` on a list iterator
+    is atomic under the GIL; the kernel calls release it), so a thread slowed down by other
+    load on the machine simply takes fewer calls.
+    """
+    n = min(workers, len(calls))
+    if n <= 1:
         for c in calls:
             c()
         return
-    for f in [_executor(workers).submit(c) for c in calls]:
+    it = iter(calls)
+
+    def drain() -> None:
+        for c in it:
+            c()
+
+    futures = [_executor(workers - 1).submit(drain) for _ in range(n - 1)]
+    drain()
+    for f in futures:
         f.result()
+
+
+def _aligned_empty(shape: tuple[int, int]) -> np.ndarray:
+    """Uninitialized int64 array whose data starts on a 64-byte line (whole-line vector stores)."""
+    n = shape[0] * shape[1]
+    buf = np.empty(n + 8, dtype=np.int64)
+    off = (-buf.ctypes.data % 64) // 8
+    return buf[off:off + n].reshape(shape)
 
 
 def _splits(n: int, parts: int, unit: int = 1) -> list[tuple[int, int]]:
@@ -173,8 +198,9 @@ def _mac(rec: LayerRecord, w: np.ndarray, acts: _Acts, taps: int, cgp: int, work
         return None
     cs = colsum if par_ld == 0 else np.broadcast_to(colsum, (p, c_out))
     badj = np.ascontiguousarray(wb - xoff * cs)
-    acc = np.empty((p, c_out), dtype=np.int64)
-    y = np.empty((p, c_out), dtype=np.int64)
+    acc = _aligned_empty((p, c_out))
+    y = _aligned_empty((p, c_out))
+    stream = int(2 * acc.nbytes >= STREAM_BYTES)
     nq = -(-cog // nrw)
     panel = taps * cq * nrw
     ntask = workers * TASKS_PER_WORKER if workers > 1 else 1
@@ -188,11 +214,16 @@ def _mac(rec: LayerRecord, w: np.ndarray, acts: _Acts, taps: int, cgp: int, work
                         acts.offt.ctypes.data, taps, cq, packed.ctypes.data + g * nq * panel, nrw, cog,
                         p, badj.ctypes.data + g * cog * 8, m0.ctypes.data + g * cog * 8,
                         sh.ctypes.data + g * cog * 8, par_ld, rec.acc_bits, rec.z_y, rec.lo, rec.hi,
-                        mode, acc.ctypes.data + g * cog * 8, y.ctypes.data + g * cog * 8, c_out,
+                        mode, stream, acc.ctypes.data + g * cog * 8, y.ctypes.data + g * cog * 8, c_out,
                         p0, p1, q0, q1)
-                jobs.append(lambda a=args: lib.t2c_mac(*a))
+                jobs.append(lambda a=args: _check_rc(lib.t2c_mac(*a)))
     _run_all(jobs, workers)
     return acc, y
+
+
+def _check_rc(rc: int) -> None:
+    if rc != 0:
+        raise NumericsError(f"int8 MAC kernel returned {rc} (internal error: bad panel width)")
 
 
 def linear(rec: LayerRecord, x2: np.ndarray, w: np.ndarray, workers: int,

@@ -31,7 +31,7 @@ __all__ = ["kernel", "status", "SOURCE"]
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("_int8mac.c")
-ABI = 3                      # t2c_int8mac_abi() of the source this module drives
+ABI = 4                      # t2c_int8mac_abi() of the source this module drives
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fwrapv")
 COMPILE_TIMEOUT_S = 120
 
@@ -99,7 +99,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.t2c_pack.argtypes = [_PTR, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _PTR]
     lib.t2c_mac.restype = ctypes.c_int
     lib.t2c_mac.argtypes = [_PTR, _PTR, _PTR, _I64, _I64, _PTR, _I64, _I64, _I64, _PTR, _PTR, _PTR,
-                            _I64, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64,
+                            _I64, _I64, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64,
                             _I64, _I64, _I64, _I64]
 
 
