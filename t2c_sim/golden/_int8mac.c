@@ -115,46 +115,58 @@ static inline int32_t load_u32(const uint8_t *p) {
     return v;
 }
 
-/* Epilogue of 8 lanes (mask m): d (int32 dot, mod 2^32) -> acc = wrap(d + badj, ACC_BITS), y. */
-static inline void epi8(__m256i d, const int64_t *badj, const int64_t *m0, const int64_t *shv,
-                        __m128i up, __m512i z, __m512i lo, __m512i hi, int mode, __mmask8 m,
-                        int stream, int64_t *ao, int64_t *yo) {
-    const __m512i one = _mm512_set1_epi64(1);
-    const __m512i s = _mm512_add_epi64(_mm512_cvtepi32_epi64(d), _mm512_maskz_loadu_epi64(m, badj));
-    const __m512i a = _mm512_sra_epi64(_mm512_sll_epi64(s, up), up);   /* ACC_BITS-bit wrap */
-    if (stream && m == 0xFF && !((uintptr_t)ao & 63))
-        _mm512_stream_si512((void *)ao, a); /* large outputs: no read-for-ownership */
+/* Requantizer parameters of 8 channels (mask m): M0, sh, h = 2^(sh-1) (0 for sh = 0), badj. */
+typedef struct {
+    __m512i badj, m0, sv, h;
+    __mmask8 nz; /* lanes with sh > 0 */
+} rqp_t;
+
+static inline rqp_t rq_params(const int64_t *badj, const int64_t *m0, const int64_t *shv, __mmask8 m) {
+    rqp_t r;
+    r.badj = _mm512_maskz_loadu_epi64(m, badj);
+    r.m0 = _mm512_maskz_loadu_epi64(m, m0);
+    r.sv = _mm512_maskz_loadu_epi64(m, shv);
+    r.nz = _mm512_cmpgt_epi64_mask(r.sv, _mm512_setzero_si512());
+    r.h = _mm512_srli_epi64(_mm512_sllv_epi64(_mm512_set1_epi64(1), r.sv), 1);
+    return r;
+}
+
+static inline void store8(int64_t *p, __m512i v, __mmask8 m, int stream) {
+    if (stream && m == 0xFF && !((uintptr_t)p & 63))
+        _mm512_stream_si512((void *)p, v); /* large outputs: no read-for-ownership */
     else
-        _mm512_mask_storeu_epi64(ao, m, a);
-    const __m512i sv = _mm512_maskz_loadu_epi64(m, shv);
-    const __mmask8 nz = _mm512_cmpgt_epi64_mask(sv, _mm512_setzero_si512());     /* sh > 0 */
-    const __m512i h = _mm512_srli_epi64(_mm512_sllv_epi64(one, sv), 1);         /* 2^(sh-1) or 0 */
-    __m512i t = _mm512_mullo_epi64(a, _mm512_maskz_loadu_epi64(m, m0));
+        _mm512_mask_storeu_epi64(p, m, v);
+}
+
+/* Epilogue of 8 lanes: d (int32 dot, mod 2^32) -> acc = wrap(d + badj, ACC_BITS) and y. */
+static inline void epi8(__m256i d, const rqp_t *r, __m128i up, __m512i z, __m512i lo, __m512i hi,
+                        int mode, __mmask8 m, int stream, int64_t *ao, int64_t *yo) {
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i s = _mm512_add_epi64(_mm512_cvtepi32_epi64(d), r->badj);
+    const __m512i a = _mm512_sra_epi64(_mm512_sll_epi64(s, up), up);   /* ACC_BITS-bit wrap */
+    store8(ao, a, m, stream);
+    __m512i t = _mm512_mullo_epi64(a, r->m0);
     switch (mode) {
     case 0: { /* half_even: (t + h - 1 + (q & 1)) >> sh where sh > 0, q = t >> sh */
-        const __m512i odd = _mm512_maskz_and_epi64(nz, _mm512_srav_epi64(t, sv), one);
-        t = _mm512_mask_sub_epi64(_mm512_add_epi64(t, h), nz, _mm512_add_epi64(t, h), one);
-        t = _mm512_srav_epi64(_mm512_add_epi64(t, odd), sv);
+        const __m512i odd = _mm512_maskz_and_epi64(r->nz, _mm512_srav_epi64(t, r->sv), one);
+        const __m512i th = _mm512_add_epi64(t, r->h);
+        t = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mask_sub_epi64(th, r->nz, th, one), odd), r->sv);
         break;
     }
     case 1: /* half_up: (t + h) >> sh */
-        t = _mm512_srav_epi64(_mm512_add_epi64(t, h), sv);
+        t = _mm512_srav_epi64(_mm512_add_epi64(t, r->h), r->sv);
         break;
     case 2: { /* half_away: (t + h - 1) >> sh for t < 0 and sh > 0, else (t + h) >> sh */
-        const __mmask8 neg = nz & _mm512_cmplt_epi64_mask(t, _mm512_setzero_si512());
-        const __m512i th = _mm512_add_epi64(t, h);
-        t = _mm512_srav_epi64(_mm512_mask_sub_epi64(th, neg, th, one), sv);
+        const __mmask8 neg = r->nz & _mm512_cmplt_epi64_mask(t, _mm512_setzero_si512());
+        const __m512i th = _mm512_add_epi64(t, r->h);
+        t = _mm512_srav_epi64(_mm512_mask_sub_epi64(th, neg, th, one), r->sv);
         break;
     }
     default: /* floor */
-        t = _mm512_srav_epi64(t, sv);
+        t = _mm512_srav_epi64(t, r->sv);
         break;
     }
-    t = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(t, z), lo), hi);
-    if (stream && m == 0xFF && !((uintptr_t)yo & 63))
-        _mm512_stream_si512((void *)yo, t);
-    else
-        _mm512_mask_storeu_epi64(yo, m, t);
+    store8(yo, _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(t, z), lo), hi), m, stream);
 }
 
 typedef struct {
@@ -202,18 +214,20 @@ static void block_##NR(const job_t *jb, int64_t p0, int64_t q) {                
     const __m128i up = _mm_cvtsi64_si128(64 - jb->acc_bits);                                 \
     const __m512i z = _mm512_set1_epi64(jb->z), lo = _mm512_set1_epi64(jb->lo);              \
     const __m512i hi = _mm512_set1_epi64(jb->hi);                                            \
-    for (int i = 0; i < MR; i++) {                                                           \
-        if (i >= nv) break;                                                                  \
-        const int64_t p = p0 + i, po = p * jb->par_ld + c0, oo = p * jb->ldo + c0;           \
-        for (int j = 0; j < 2 * NR; j++) {                                                   \
-            const int64_t left = nc - 8 * j;                                                 \
-            if (left <= 0) break;                                                            \
-            const __mmask8 m = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1u);  \
+    for (int j = 0; j < 2 * NR; j++) { /* 8 channels at a time, parameters loaded once */     \
+        const int64_t e = c0 + 8 * j, left = nc - 8 * j;                                     \
+        if (left <= 0) break;                                                                \
+        const __mmask8 m = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1u);      \
+        rqp_t r = rq_params(jb->badj + p0 * jb->par_ld + e, jb->m0 + p0 * jb->par_ld + e,    \
+                            jb->shv + p0 * jb->par_ld + e, m);                               \
+        for (int i = 0; i < MR; i++) {                                                       \
+            if (i >= nv) break;                                                              \
+            const int64_t p = p0 + i, po = p * jb->par_ld + e, oo = p * jb->ldo + e;         \
+            if (jb->par_ld && i) r = rq_params(jb->badj + po, jb->m0 + po, jb->shv + po, m); \
             const __m256i d = (j & 1) ? _mm512_extracti64x4_epi64(acc[i][j / 2], 1)          \
                                       : _mm512_castsi512_si256(acc[i][j / 2]);               \
-            const int64_t e = 8 * j;                                                         \
-            epi8(d, jb->badj + po + e, jb->m0 + po + e, jb->shv + po + e, up, z, lo, hi,     \
-                 jb->mode, m, jb->stream, jb->acc_out + oo + e, jb->y_out + oo + e);                     \
+            epi8(d, &r, up, z, lo, hi, jb->mode, m, jb->stream, jb->acc_out + oo,            \
+                 jb->y_out + oo);                                                            \
         }                                                                                    \
     }                                                                                        \
 }

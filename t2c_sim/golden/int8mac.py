@@ -25,6 +25,7 @@ raises the same errors.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ STREAM_BYTES = 4 << 20    # outputs at least this large bypass the caches (non-t
 _MODE_CODES = {RoundMode.HALF_EVEN: 0, RoundMode.HALF_UP: 1, RoundMode.HALF_AWAY: 2,
                RoundMode.FLOOR: 3}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
+_pool_lock = threading.Lock()
 
 
 def default_workers() -> int:
@@ -56,11 +58,16 @@ def default_workers() -> int:
 
 
 def _executor(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``n`` threads (re-made after a fork or for another size)."""
+    """The process-wide pool, with at least ``n`` threads (re-made after a fork or to grow).
+
+    A pool that is replaced is left to its callers (never shut down under a concurrent
+    caller); it is replaced only to grow, so at most one per distinct larger size exists.
+    """
     global _pool
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] != n:
-        _pool = (os.getpid(), n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="t2c-golden"))
-    return _pool[2]
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < n:
+            _pool = (os.getpid(), n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="t2c-golden"))
+        return _pool[2]
 
 
 def _run_all(calls: list, workers: int) -> None:
