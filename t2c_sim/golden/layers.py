@@ -1,15 +1,20 @@
-"""Bit-exact integer layers of the golden model (SPEC sections 2 and 3), NumPy only.
+"""Bit-exact integer layers of the golden model (SPEC sections 2 and 3).
 
 Every function takes a :class:`~t2c_sim.record.LayerRecord` and integer input arrays
 (channel-last, see ``t2c_sim.record``) and returns a :class:`LayerOutput` with the wrapped
 accumulators (``acc``, for linear, conv and average pools) and the requantized output ``y``,
-both int64. Rounding is done only by :mod:`t2c_sim.numerics`.
+both int64. Rounding is defined by :mod:`t2c_sim.numerics`.
 
 MAC layers: ``acc = wrap(bias_eff + x . W, acc_bits)`` and
-``y = requantize(acc, M0, sh, z_y, lo, hi, mode)`` per output channel. The dot product is
-exact in int64 (``K * max|x| * max|w| + 2^(acc_bits-1) <= 2^63 - 1`` is checked, else
-:class:`NumericsError`), and ``bias_eff`` is wrapped to ``acc_bits`` before the sum, so the
-modular result equals the SPEC definition for every summation order.
+``y = requantize(acc, M0, sh, z_y, lo, hi, mode)`` per output channel. Two engines give the
+same integers: the default, for operands of at most 8 bits, is the compiled kernel of
+:mod:`t2c_sim.golden.int8mac` (integer GEMM, bias, wrap and requantize fused; exactness
+argued there); everything else (wider operands, no kernel on this machine, ``nm_mode=
+"reference"``) uses NumPy: the dot product is exact in int64 (``K * max|x| * max|w| +
+2^(acc_bits-1) <= 2^63 - 1`` is checked, else :class:`NumericsError`) through the chunked
+float GEMM of :mod:`t2c_sim.golden.gemm`, ``bias_eff`` is wrapped to ``acc_bits`` before the
+sum, so the modular result equals the SPEC definition for every summation order, and
+``numerics.requantize`` rounds.
 """
 
 from __future__ import annotations
@@ -384,11 +389,11 @@ def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast",
               ) -> LayerOutput:
     """Execute one record on ``inputs`` (default: ``rec.x_q``); dispatch on ``rec.op``.
 
-    ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` with the exact float
-    GEMM; ``"reference"`` computes from ``(values, indices)`` as a PE does. Both give identical
-    integers. An add takes two inputs ``(a, b)``; every other op takes one. ``workers > 1``
-    (linear, conv) runs the accumulate/requantize row blocks on that many threads; the result
-    does not depend on it.
+    ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` (with the compiled
+    8-bit kernel where it applies, else the exact float GEMM); ``"reference"`` computes from
+    ``(values, indices)`` as a PE does. Both give identical integers. An add takes two inputs
+    ``(a, b)``; every other op takes one. ``workers`` (linear, conv): threads for the MAC work
+    (``None``: every CPU this process may use); the result does not depend on it.
     """
     if not inputs:
         if rec.x_q is None:
