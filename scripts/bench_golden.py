@@ -159,6 +159,17 @@ def main() -> int:
               f"{'yes' if exact else 'NO'}{'' if ratio >= TARGET else '  (below target)'}")
     print(f"ratio = torch float32 time / golden time (target >= {TARGET}x, reported only); "
           "numpy ratio: the NumPy float path (kernel off) against torch, timed in its own rounds")
+    # One thread each: the same comparison, much less sensitive to other jobs on the machine.
+    torch.set_num_threads(1)
+    print("one thread each (golden workers=1, torch 1 thread):")
+    for rec, _ in cases:
+        def run_golden1(rec=rec):
+            return run_layer(rec, rec.x_q, workers=1)
+
+        t1, t1_torch = interleaved_medians([run_golden1, torch_fn(rec)], rounds=5)
+        print(f"  {rec.name:24s} golden {t1 * 1e3:6.2f}ms  torch {t1_torch * 1e3:6.2f}ms  "
+              f"ratio {t1_torch / t1:5.2f}x")
+    torch.set_num_threads(threads)
     return 0 if all_exact else 1
 
 
