@@ -3,8 +3,8 @@
  * Compiled on first use by t2c_sim/golden/native.py (cc -O3 -march=native) and called through ctypes
  * from t2c_sim/golden/int8mac.py, which checks every precondition below before calling.
  *
- * Operands. Activations are unsigned bytes u[p, k] = x[p, k] + XOFF (XOFF = 128 for signed 8-bit x,
- * 0 for unsigned x of at most 8 bits), weights signed bytes w[c, k] in [-128, 127]. The GEMM reads the
+ * Operands. Activations are unsigned bytes u[p, k] = x[p, k] + XOFF (XOFF = 2^(a_bits-1) for signed x,
+ * 0 for unsigned x; at most 8 bits), weights signed bytes w[c, k] in [-128, 127]. The GEMM reads the
  * activations through offsets (an implicit im2col): u[p, (t, c)] = a[offp[p] + offt[t] + c], so a conv
  * is KH*KW shifted reads of one padded channel-last input and a linear layer is T = 1. The reduction
  * runs over T taps times CQ channels (CQ = C_gp rounded up to a multiple of 4; the packed weights of
@@ -15,7 +15,7 @@
  * badj[c] = wrap(bias_eff[c], ACC_BITS) - XOFF * sum_k w[c,k] (exact int64, computed by the caller):
  *   s = D + badj[c]  ==  bias_eff[c] + sum_k x[p,k] * w[c,k]   (mod 2^32)
  * so for ACC_BITS <= 32 the ACC_BITS-bit wrap of s is the SPEC accumulator (2^ACC_BITS divides 2^32).
- * For ACC_BITS > 32 the caller only calls when K * max(u) * max|w| < 2^31, where D is exact.
+ * For ACC_BITS > 32 the caller only calls when K * 255 * 128 < 2^31, where D is exact.
  *
  * Requantize (same formulas as numerics._round_shift_biased, valid because the caller checked
  * numerics.requantize's int64 fast-path bounds: |acc*M0| + 2^(sh-1) and (|acc*M0| >> sh) + |z_y| fit

@@ -7,11 +7,11 @@ tap), an integer GEMM on bytes, and the bias, wrap and requantize of each finish
 while it is still in registers and L1. Blocks run on a thread pool (ctypes releases the GIL).
 
 Exactness (the full argument is in ``_int8mac.c``): activations become unsigned bytes
-``u = x + XOFF`` (``XOFF = 128`` for signed, 0 for unsigned input of at most 8 bits) and
+``u = x + XOFF`` (``XOFF = 2^(a_bits-1)`` for signed, 0 for unsigned input of at most 8 bits) and
 weights signed bytes; the kernel's 32-bit lanes hold ``sum_k u*w mod 2^32`` exactly, and
 ``badj[c] = wrap(bias_eff[c], ACC_BITS) - XOFF * sum_k w[c, k]`` turns that into
 ``bias_eff + x . W mod 2^32``, which determines the ``ACC_BITS``-bit wrapped accumulator for
-``ACC_BITS <= 32``. Wider accumulators are taken only when ``K * max(u) * max|w| < 2^31``, where
+``ACC_BITS <= 32``. Wider accumulators are taken only when ``K * 255 * 128 < 2^31``, where
 the 32-bit sum is the exact integer. The requantizer uses the formulas of
 ``numerics.round_shift`` under the bounds ``numerics.requantize`` checks for its int64 path.
 
@@ -190,7 +190,7 @@ def _mac(rec: LayerRecord, w: np.ndarray, acts: _Acts, taps: int, cgp: int, work
     half = 1 << (rec.acc_bits - 1)
     if k * ax * aw + half > INT64_MAX:
         return None  # the NumPy path raises the overflow error
-    if rec.acc_bits > 32 and k * (rec.x_range[1] + xoff) * 128 >= 1 << 31:
+    if rec.acc_bits > 32 and k * 255 * 128 >= 1 << 31:
         return None  # the 32-bit lane sum would not be the exact integer
     # requantize preconditions: numerics.requantize's int64 fast-path bounds
     wb = wrap(bias, rec.acc_bits)
