@@ -232,8 +232,8 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     from t2c_sim import estimate
     from t2c_sim.config import SparsitySpec
     from t2c_sim.estimate.scalesim import topology_records
+    from t2c_sim.files import atomic_write_json
     from t2c_sim.record import MAC_OPS
-    from t2c_sim.regress.fsutil import atomic_write_json
     from t2c_sim.regress.pipeline import layer_shape
     from t2c_sim.regress.report.terminal import render_table
 

@@ -13,7 +13,7 @@ from t2c_sim.cli import EXIT_INFRA, EXIT_OK, EXIT_USAGE, main
 from t2c_sim.config import HwConfig
 from t2c_sim.estimate.scalesim import read_topology, topology_records
 from t2c_sim.export import save_network
-from t2c_sim.golden import gen
+from t2c_sim.workloads import gen
 
 SUBCOMMANDS = ["run", "regress", "estimate", "repro", "demo"]
 

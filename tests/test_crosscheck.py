@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from t2c_sim.crosscheck import layer_diffs, lsb_stats
 from t2c_sim.fuse import fuse, quantize_input, run_fake_quant
 from t2c_sim.golden import run_network
 from t2c_sim.recipe import build, load_recipe
-from t2c_sim.torch_int import run_network_torch
+from t2c_sim.verify.crosscheck import layer_diffs, lsb_stats
+from t2c_sim.verify.torch_int import run_network_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "cache"

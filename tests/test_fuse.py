@@ -10,8 +10,8 @@ from torch import nn
 from t2c_sim.errors import FuseError, OverflowRiskError
 from t2c_sim.fuse import fuse, quantize_input, run_fake_quant
 from t2c_sim.golden import run_network
-from t2c_sim.quant.calibrate import calibrate
-from t2c_sim.quant.layers import (
+from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
+from t2c_sim.quant.modules import (
     Add,
     QAdd,
     QConv2d,
@@ -20,8 +20,8 @@ from t2c_sim.quant.layers import (
     nm_mask_torch,
     quantize_model,
 )
-from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
 from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.train import calibrate
 
 SPEC = {"weight": {"quantizer": "minmax_channel", "nbit": 8},
         "act": {"quantizer": "minmax", "nbit": 8}}

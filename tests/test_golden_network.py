@@ -12,7 +12,7 @@ import pytest
 from t2c_sim.config import OpKind
 from t2c_sim.errors import RecordError
 from t2c_sim.golden import attach_results, run_layer, run_network
-from t2c_sim.golden.gen import random_conv_record, random_linear_record, random_network
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record, random_network
 
 
 @pytest.mark.parametrize("seed,nm", [(0, (1, 1)), (1, (2, 4)), (2, (1, 2))])
@@ -137,7 +137,7 @@ def test_golden_never_imports_torch():
         sys.meta_path.insert(0, Block())
         import numpy as np
         import t2c_sim.golden
-        from t2c_sim.golden.gen import random_network
+        from t2c_sim.workloads.gen import random_network
         from t2c_sim.golden import run_network
         recs = random_network(np.random.default_rng(0), n=2, m=4)
         trace = run_network(recs, recs[0].x_q, nm_mode="reference")

@@ -5,7 +5,7 @@
   (:class:`NetworkTrace`); :func:`attach_results` copies the results into the records;
 - :func:`im2col` and :func:`int_matmul` are the exact building blocks (the RTL host side
   uses ``im2col`` to lay out conv activations);
-- :mod:`t2c_sim.golden.gen` builds random valid records and networks for tests.
+- :mod:`t2c_sim.workloads.gen` builds random valid records and networks for tests.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2
 
     Deterministic for a fixed seed on CPU (single-threaded math order aside).
     """
-    from t2c_sim.quant.calibrate import fit
+    from t2c_sim.train import fit
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     return fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, label="float")

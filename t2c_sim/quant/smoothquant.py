@@ -18,7 +18,7 @@ Folding through fuse (:func:`smooth_model`, the recipe's ``quant.smoothquant``):
 quantization, on the float model, ``W[:, j] <- W[:, j] * s_j`` and ``1/s_j`` goes into what
 produces ``X_j``: a previous linear (possibly through ReLU, Dropout, Identity: ReLU commutes with
 positive per-channel scaling) gets ``W_p[j, :] <- W_p[j, :] / s_j`` and ``b_p[j] <- b_p[j] / s_j``;
-the network input gets an :class:`~t2c_sim.quant.layers.InputSmooth` (``x / s``) that fuse turns
+the network input gets an :class:`~t2c_sim.quant.modules.InputSmooth` (``x / s``) that fuse turns
 into host-side input quantization ``x_q = quantize(x / s)``. The float function is unchanged
 (up to float rounding) and every integer layer is an ordinary fused linear. Anything else
 between the producer and the linear (ReLU6, flatten, conv, add, a forked tensor) cannot carry
@@ -216,13 +216,13 @@ def smooth_model(model: nn.Module, x_calib: Tensor, layers: Sequence[str], alpha
     before any weight changes, so the order of ``layers`` does not matter). Then
     ``W_l[:, j] *= s_j`` and ``1/s_j`` is folded into the producer (module docstring). The
     returned model computes the same function; it is a ``torch.fx.GraphModule`` with an
-    ``input_smooth`` (:class:`~t2c_sim.quant.layers.InputSmooth`) when the first layer is
+    ``input_smooth`` (:class:`~t2c_sim.quant.modules.InputSmooth`) when the first layer is
     smoothed. Unfoldable cases raise :class:`FuseError` naming the module.
 
     Example: ``Y = relu(x W1^T + b1) W2^T`` with ``s`` for ``W2``:
     ``relu(x (W1/s)^T + b1/s) (W2 s)^T = (relu(x W1^T + b1) / s) (W2 s)^T = Y``.
     """
-    from t2c_sim.quant.layers import InputSmooth, trace
+    from t2c_sim.quant.modules import InputSmooth, trace
 
     if len(set(layers)) != len(layers):
         raise FuseError(f"smoothquant layers {list(layers)}: a module is listed twice")
@@ -262,10 +262,10 @@ def smooth_model(model: nn.Module, x_calib: Tensor, layers: Sequence[str], alpha
 def input_smooth(model: nn.Module) -> Tensor | None:
     """Factors ``s`` the network input is divided by before quantization, or ``None``.
 
-    ``x_q = quantize(x / s)``: from an :class:`~t2c_sim.quant.layers.InputSmooth` on the input
+    ``x_q = quantize(x / s)``: from an :class:`~t2c_sim.quant.modules.InputSmooth` on the input
     and/or a smoothed :class:`SmoothQuantizer` as the input quantizer (their product).
     """
-    from t2c_sim.quant.layers import InputSmooth, consumer_quantizers, trace
+    from t2c_sim.quant.modules import InputSmooth, consumer_quantizers, trace
 
     gm = trace(model)
     mods = dict(model.named_modules())

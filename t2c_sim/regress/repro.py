@@ -27,8 +27,8 @@ import numpy as np
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
+from t2c_sim.files import atomic_write_json, atomic_write_text, jsonable, replace_dir
 from t2c_sim.record import LayerRecord
-from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text, jsonable, replace_dir
 from t2c_sim.regress.hwfile import dump_hw, load_hw
 from t2c_sim.regress.results import FAIL, PASS, SimOutcome
 

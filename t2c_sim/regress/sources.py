@@ -2,7 +2,7 @@
 
 :func:`records_from_recipe` builds a recipe with :func:`t2c_sim.recipe.build` (compress,
 calibrate, fuse; cached) and returns the records with golden results plus the cross-check;
-:func:`records_from_random` uses :mod:`t2c_sim.golden.gen`.
+:func:`records_from_random` uses :mod:`t2c_sim.workloads.gen`.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def records_from_dir(path: str | Path) -> Source:
 
 
 def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
-    """Generate a random layer or network with golden results (:mod:`t2c_sim.golden.gen`)."""
-    from t2c_sim.golden import gen
+    """Generate a random layer or network with golden results (:mod:`t2c_sim.workloads.gen`)."""
+    from t2c_sim.workloads import gen
 
     rng = np.random.default_rng(seed)
     p = dict(params)

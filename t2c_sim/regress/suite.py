@@ -11,7 +11,7 @@ A suite file::
       - {rows: 2, cols: 8}
     jobs:
       - recipe: models/mlp.yaml
-      - random: linear           # linear | conv | network (t2c_sim.golden.gen generators)
+      - random: linear           # linear | conv | network (t2c_sim.workloads.gen generators)
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
@@ -147,7 +147,7 @@ def _type_ok(default: Any, v: Any) -> bool:
 
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
     """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
-    from t2c_sim.golden import gen
+    from t2c_sim.workloads import gen
 
     fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
           "network": gen.random_network}[kind]

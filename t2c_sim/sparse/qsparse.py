@@ -10,7 +10,7 @@ before the current one; evaluation forwards do not count. A mask update schedule
 (:class:`~t2c_sim.sparse.schedules.PruneSchedule`: ``start + interval * k``, ``k = 1..repetition``,
 cubic ramp) is computed at the start of forward ``t`` and used by it.
 
-Weight masks: modules that already own a ``mask`` buffer (the :mod:`t2c_sim.quant.layers`
+Weight masks: modules that already own a ``mask`` buffer (the :mod:`t2c_sim.quant.modules`
 wrappers, which multiply it into the weight in every path) just get that buffer updated. For a
 plain ``nn.Linear``/``nn.Conv2d`` a ``mask`` buffer is registered and the weight is
 re-parametrized as ``weight = original * mask`` (``torch.nn.utils.parametrize``), so the mask

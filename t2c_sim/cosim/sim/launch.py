@@ -65,7 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIMULATORS = ("icarus", "verilator")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 RTL_DIR = REPO_ROOT / "rtl"
 TB_DIR = REPO_ROOT / "testbenches"
 PAYLOAD_ENV = "T2C_PAYLOAD"
@@ -81,7 +81,7 @@ _VERILATOR_ARGS = ("-CFLAGS", "-std=c++20", "-CFLAGS", "-O0", "--x-assign", "uni
 _MARKER = "t2c_build.json"
 
 _WORKER = (
-    "import sys; from t2c_sim.cosim.sim import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+    "import sys; from t2c_sim.cosim.sim.launch import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 )
 
 
@@ -425,7 +425,7 @@ def launch_spec(info: BuildInfo, test_module: str, env: Mapping[str, str], *,
     if "GPI_USERS" not in e:
         e["GPI_USERS"] = ";".join([e.get("LIBPYTHON_LOC", base["libpython"]), base["entry"]])
     e["PATH"] = e.get("PATH", "") + os.pathsep + base["libs_dir"]
-    paths = [p for p in (module_dir, str(Path(__file__).resolve().parents[2])) if p]
+    paths = [p for p in (module_dir, str(Path(__file__).resolve().parents[3])) if p]
     paths += [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p and p not in paths]
     e["PYTHONPATH"] = os.pathsep.join(paths)
     e["PYGPI_PYTHON_BIN"] = sys.executable
@@ -581,7 +581,7 @@ def _runtime_cache_dir(spec: Mapping[str, Any]) -> Path:
     return default_build_root() / ".verilator_runtime" / key
 
 
-_SEED = ("import sys; from pathlib import Path; from t2c_sim.cosim.sim import _seed_runtime_objects;"
+_SEED = ("import sys; from pathlib import Path; from t2c_sim.cosim.sim.launch import _seed_runtime_objects;"
          " _seed_runtime_objects(Path(sys.argv[1]), Path(sys.argv[2]))")
 
 

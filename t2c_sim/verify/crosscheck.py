@@ -29,7 +29,7 @@ from torch import nn
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError
-from t2c_sim.fuse import _Frozen, quantize_input, run_fake_quant
+from t2c_sim.fuse.graph import _Frozen, quantize_input, run_fake_quant
 from t2c_sim.record import LayerRecord
 
 __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED_OPS"]
@@ -136,7 +136,7 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
     Also reports whether the NumPy and PyTorch integer paths give identical outputs.
     """
-    from t2c_sim.torch_int import run_network_torch
+    from t2c_sim.verify.torch_int import run_network_torch
 
     labels = y.numpy()
     res: dict[str, Any] = {"n": int(len(labels))}

@@ -24,14 +24,14 @@ from torch import nn
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError, OverflowRiskError, SparsityError, T2CError
-from t2c_sim.fuse_formats import TensorVal, bits_of, qformat
+from t2c_sim.fuse.formats import TensorVal, bits_of, qformat
 from t2c_sim.numerics import round_half_even_float
-from t2c_sim.quant.layers import QConv2d, QLinear
+from t2c_sim.quant.modules import QConv2d, QLinear
 from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import check_nm, compress, pad_k
 
 if TYPE_CHECKING:
-    from t2c_sim.fuse import _Fuser
+    from t2c_sim.fuse.graph import _Fuser
 
 __all__ = ["mac_record", "integer_weight", "to_reduction_order", "flatten_perm",
            "worst_case_acc"]
@@ -115,7 +115,7 @@ def mac_record(fz: _Fuser, node: fx.Node, mod: QConv2d | QLinear) -> None:
     if not isinstance(bn, nn.BatchNorm2d):
         bn, bn_node = None, None
     fmt_node = bn_node if bn_node is not None else node
-    from t2c_sim.fuse import _fused_act
+    from t2c_sim.fuse.graph import _fused_act
     act = _fused_act(fmt_node, fz.mods, what) or mod.act
     fmt_y = fz.out_format(node)
     if is_conv and (fmt_x.tokenwise or fmt_y.tokenwise):

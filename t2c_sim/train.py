@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from t2c_sim.sparse.pruners import NMPruner
 
 from t2c_sim.errors import ConfigError
-from t2c_sim.quant.layers import (
+from t2c_sim.quant.modules import (
     QConv2d,
     QLinear,
     flatten_inputs,
@@ -137,7 +137,7 @@ def nm_masks(model: nn.Module, n: int, m: int, example_input: torch.Tensor,
     """N:M keep-masks (torch layout) for every Conv2d/Linear not in ``skip``, by module name.
 
     Groups follow the integer reduction order, including the ``(h, w, c)`` column order of a
-    linear after a flatten (:func:`~t2c_sim.quant.layers.nm_mask_torch`).
+    linear after a flatten (:func:`~t2c_sim.quant.modules.nm_mask_torch`).
     """
     skip = set(skip)
     chw = flatten_inputs(model, example_input)

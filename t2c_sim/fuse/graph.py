@@ -4,7 +4,7 @@ The float -> integer boundary lives here and only here: every scale becomes inte
 (``bias_eff``, ``M0``, ``sh``, ``lo``, ``hi``), after which no float is used.
 
 Graph: the model is traced with ``torch.fx`` (Q wrappers are leaves). Each integer tensor gets
-its format from ONE quantizer (:func:`t2c_sim.quant.layers.consumer_quantizers`): the
+its format from ONE quantizer (:func:`t2c_sim.quant.modules.consumer_quantizers`): the
 producer's ``oq`` or the input quantizer of every consumer, which must agree bitwise.
 ReLU/ReLU6 on every path after a producer (through max pool / flatten / dropout) go into the
 producer's clamp (``numerics.relu_bounds``); max pool and flatten become their own records.
@@ -21,7 +21,7 @@ format ``(s_y, z_y)``:
 - worst case ``|acc| = |bias_eff| + sum_k |W_q[c, k]| * max|x_q|`` (``max|x_q|`` of the input
   format) must be ``<= 2^(ACC_BITS-1) - 1`` unless ``wrap_ok`` (:class:`OverflowRiskError`).
 
-BatchNorm: :func:`t2c_sim.quant.layers.quantize_model` folds BN into the conv in float BEFORE
+BatchNorm: :func:`t2c_sim.quant.modules.quantize_model` folds BN into the conv in float BEFORE
 weight quantization by default (``W' = W*g``, ``b' = (b - mean)*g + beta``, ``g = gamma /
 sqrt(var + eps)``), so the weight quantizer sees the folded weights. A BN still present here
 (``fold_bn: False``, e.g. QAT with BN) follows the fake-quant model exactly: ``W_q`` stays the
@@ -29,7 +29,7 @@ quantized unfolded weights (sign flipped where ``g < 0``) and ``|g[c]|`` joins t
 ``s_w'[c] = s_w[c] * |g[c]|``, with the folded float bias ``b'``.
 
 SmoothQuant (:func:`t2c_sim.quant.smoothquant.smooth_model`): inner factors are already folded
-into the float weights; an :class:`~t2c_sim.quant.layers.InputSmooth` (``x / s``) on the network
+into the float weights; an :class:`~t2c_sim.quant.modules.InputSmooth` (``x / s``) on the network
 input becomes host-side input quantization, ``x_q = aq.quantize(x / s)`` (:func:`quantize_input`),
 and the records reading ``"input"`` carry ``meta["input_smooth"] = s``. A ``1/s`` that would have
 to live inside the integer network (an ``InputSmooth`` elsewhere, a smoothed
@@ -55,16 +55,16 @@ from torch import nn
 
 from t2c_sim.config import FuseOptions, OpKind, RoundMode
 from t2c_sim.errors import FuseError, NumericsError, T2CError
-from t2c_sim.fuse_formats import QFormat, qformat, same_format
-from t2c_sim.fuse_formats import TensorVal as _Val
-from t2c_sim.fuse_mac import mac_record
+from t2c_sim.fuse.formats import QFormat, qformat, same_format
+from t2c_sim.fuse.formats import TensorVal as _Val
+from t2c_sim.fuse.mac import mac_record
 from t2c_sim.numerics import (
     quantize_multiplier,
     quantize_multipliers_shared,
     relu_bounds,
     round_half_even_float,
 )
-from t2c_sim.quant.layers import (
+from t2c_sim.quant.modules import (
     InputSmooth,
     QAdaptiveAvgPool2d,
     QAdd,
@@ -314,7 +314,7 @@ class _Fuser:
                 raise FuseError(f"batch norm '{node.target}' does not follow a QConv2d")
             self.vals[node] = self.vals[src]   # folded by mac_record
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
-            raise FuseError(f"node '{node.name}': use t2c_sim.quant.layers.Add for residual adds "
+            raise FuseError(f"node '{node.name}': use t2c_sim.quant.modules.Add for residual adds "
                             "(a functional add has no quantizers)")
         else:
             what = node.target if node.op == "call_module" else f"{node.op} {node.target}"
@@ -458,7 +458,7 @@ def input_quantizer(model: nn.Module) -> nn.Module:
 def quantize_input(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Integer network input: ``aq.quantize(x / s)``, channel-last for images (``[B, H, W, C]``).
 
-    ``s`` are the SmoothQuant factors of an :class:`~t2c_sim.quant.layers.InputSmooth` on the
+    ``s`` are the SmoothQuant factors of an :class:`~t2c_sim.quant.modules.InputSmooth` on the
     network input (absent: ``x`` as is); a :class:`~t2c_sim.quant.smoothquant.SmoothQuantizer`
     as ``aq`` divides by its own factors inside ``quantize``.
     """

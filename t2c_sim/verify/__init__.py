@@ -1,0 +1,1 @@
+"""The independent oracles: the PyTorch integer path and the fake-quant cross-check."""
