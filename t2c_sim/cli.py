@@ -158,18 +158,13 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
                        progress=progress)
-    except SimulationError as e:
+    finally:
         bar.close()
-        run = getattr(e, "run", None)
-        if run is not None:
-            run.wall_s += 0.0
-            reports = write_reports(run, out_dir)
-            _print_run(run, reports)
-        raise
-    bar.close()
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_run(run, reports)
+    if run.stop_error is not None:  # reports are written; the command still exits 3
+        raise SimulationError(run.stop_error)
     return _verdict_code(run.verdict)
 
 
@@ -259,7 +254,7 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         except T2CError as err:
             rows.append({"layer": r.name, "op": r.op.value, "error": str(err)})
             table.append([r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}", "-", "-", "-",
-                          "does not fit: " + str(err).split(": ", 1)[-1][:60]])
+                          "does not fit: " + err.detail[:60]])
             continue
         tot_macs += macs
         tot_cyc += cyc

@@ -7,11 +7,12 @@ name in the error) lives in the callers that read files (recipes, suites, hw con
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
-from t2c_sim.errors import ConfigError
+from t2c_sim.errors import ConfigError, NMParamsError
 
 
 class RoundMode(str, Enum):
@@ -90,6 +91,21 @@ class QuantSpec:
         return qrange(self.bits, self.signed)[1]
 
 
+def nm_params(n: Any, m: Any) -> tuple[int, int]:
+    """Check N:M parameters: integers (Python or NumPy, not bool) with ``1 <= N <= M``.
+
+    The one check every N:M routine runs (config, the NumPy N:M format, the torch pruners).
+    Returns ``(int(n), int(m))``; raises :class:`NMParamsError` (key ``nm``) otherwise.
+
+    >>> nm_params(2, 4)
+    (2, 4)
+    """
+    ok = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (n, m))
+    if not ok or not 1 <= n <= m:
+        raise NMParamsError(f"need integers 1 <= N <= M, got N={n!r} M={m!r}", key="nm")
+    return int(n), int(m)
+
+
 @dataclass(frozen=True)
 class SparsitySpec:
     """N:M structured sparsity: at most ``n`` nonzeros in every group of ``m`` along k.
@@ -101,9 +117,7 @@ class SparsitySpec:
     m: int = 1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.n, int) and isinstance(self.m, int)) or not 1 <= self.n <= self.m:
-            raise ConfigError(f"need integers 1 <= N <= M, got N={self.n!r} M={self.m!r}",
-                              key="nm")
+        nm_params(self.n, self.m)
         if self.m > 256:
             raise ConfigError(f"M={self.m} is larger than 256", key="nm")
 
@@ -218,7 +232,7 @@ class HwConfig:
         try:
             return cls(**d)
         except ConfigError as e:
-            raise ConfigError(str(e).split(": ", 1)[-1], file=file, key=e.key) from None
+            raise e.with_context(file=file) from None
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

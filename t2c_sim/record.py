@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.config import OpKind, RoundMode, qrange
-from t2c_sim.errors import RecordError
+from t2c_sim.errors import RecordError, SparsityError
+from t2c_sim.sparse.nm import check_nm, decompress
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y")
 MAC_OPS = (OpKind.LINEAR, OpKind.CONV2D)
@@ -104,7 +105,7 @@ class LayerRecord:
             if v is not None:
                 a = np.asarray(v)
                 if a.dtype.kind not in "iu":
-                    raise RecordError(f"layer {self.name}: {f} must be integers, got dtype {a.dtype}")
+                    raise RecordError(f"{f} must be integers, got dtype {a.dtype}", layer=self.name)
                 setattr(self, f, a.astype(np.int64))
 
     # ---- derived shapes -------------------------------------------------------------
@@ -164,11 +165,8 @@ class LayerRecord:
     # ---- validation -------------------------------------------------------------------
     def validate(self) -> LayerRecord:
         """Check internal consistency; raise :class:`RecordError` naming the layer and field."""
-        from t2c_sim.errors import SparsityError
-        from t2c_sim.sparse.nm import check_nm, decompress
-
         def bad(msg: str) -> RecordError:
-            return RecordError(f"layer {self.name}: {msg}")
+            return RecordError(msg, layer=self.name)
 
         if not 1 <= self.n <= self.m:
             raise bad(f"need 1 <= N <= M, got {self.n}:{self.m}")
@@ -192,7 +190,7 @@ class LayerRecord:
             try:
                 check_nm(self.w_q, self.n, self.m, name=f"layer {self.name} w_q")
             except SparsityError as e:
-                raise RecordError(str(e)) from None
+                raise e.recast(RecordError) from None
             if (self.values is None) != (self.indices is None):
                 raise bad("values and indices must both be present or both absent")
             if self.values is not None:

@@ -24,7 +24,8 @@ from collections import deque
 import torch
 from torch import Tensor
 
-from t2c_sim.quant.base import QuantError, Quantizer, check_quant_args, fake_quantize
+from t2c_sim.errors import QuantError
+from t2c_sim.quant.base import Quantizer, check_quant_args, fake_quantize
 
 __all__ = ["PowerOfTwoQuantizer", "best_decimal"]
 

@@ -36,8 +36,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from t2c_sim.errors import FuseError
-from t2c_sim.quant.base import QuantError
+from t2c_sim.errors import FuseError, QuantError
 from t2c_sim.quant.minmax import MinMaxQuantizer
 
 __all__ = ["smooth_scales", "SmoothQuantizer", "smooth_linear", "act_absmax", "smooth_model",

@@ -258,7 +258,7 @@ def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
     try:
         spec = SparsitySpec.parse(nm)
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sparsity.nm") from None
+        raise e.with_context(file=file, key="sparsity.nm") from None
     skip = d.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
         raise ConfigError("must be a list of module names", file=file, key="sparsity.skip")
@@ -328,7 +328,7 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     try:
         rounding = RoundMode.parse(fu.get("rounding", "half_even"))
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="fuse.rounding") from None
+        raise e.with_context(file=file, key="fuse.rounding") from None
     fuse = FuseOptions(_typed(fu, "acc_bits", int, 32, "fuse", file, True),
                    _typed(fu, "mult_bits", int, 32, "fuse", file, True),
                    _typed(fu, "shift_max", int, 63, "fuse", file),
@@ -460,7 +460,7 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
                                      skip=sp.skip, seed=seed,
                                      on_update=lambda t, m: history.append((t, m)))
         except ConfigError as e:
-            raise ConfigError(str(e).split(": ", 1)[-1], file=recipe.path, key=e.key) from None
+            raise e.with_context(file=recipe.path) from None
         apply_masks(fmodel, masks, sp.nm.n, sp.nm.m)
     elif not sp.nm.dense:
         fmodel = copy.deepcopy(fmodel)

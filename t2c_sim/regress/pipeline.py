@@ -8,8 +8,9 @@ writes a repro bundle and re-runs just the failing tile with waves. Non-MAC laye
 flatten) are executed by the golden model only and reported as such.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
-layer is reported as ``error``, the remaining layers as not run, and the caller re-raises it
-(the command exits 3). Mismatches never stop the run.
+layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
+and :attr:`RunResult.stop_error <t2c_sim.regress.results.RunResult.stop_error>` tells the
+caller (the command exits 3). Mismatches never stop the run.
 """
 
 from __future__ import annotations
@@ -261,7 +262,9 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     Raises:
         ConfigError: ``opts.layers`` names a layer that does not exist.
         RecordError: the array cannot run a selected layer (checked before simulating).
-        SimulationError: after recording it in the result (attached as ``err.run``).
+
+    A simulator error is not raised: it ends the run and is recorded in the result
+    (``run.stop_error``).
     """
     t0 = time.perf_counter()
     records = ensure_golden(list(records))
@@ -275,7 +278,7 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir))
-    stop: SimulationError | None = None
+    stopped = False
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
                          nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
@@ -289,7 +292,7 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
             continue
-        if stop is not None:
+        if stopped:
             lr.skipped, lr.note = True, "not run after a simulator error"
             continue
         for sim in opts.sims:
@@ -299,12 +302,9 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
                 lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
             except SimulationError as e:
                 lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
-                stop = e
+                stopped = True
                 break
     run.wall_s = time.perf_counter() - t0
-    if stop is not None:
-        stop.run = run  # type: ignore[attr-defined]
-        raise stop
     return run
 
 

@@ -143,6 +143,15 @@ class RunResult:
                 return v
         return GOLDEN
 
+    @property
+    def stop_error(self) -> str | None:
+        """Message of the simulator error that stopped the run early (``None``: it did not).
+
+        :func:`~t2c_sim.regress.pipeline.evaluate` stops at the first ``error`` outcome.
+        """
+        return next((s.message for lr in self.layers for s in lr.sims if s.verdict == ERROR),
+                    None)
+
     def counts(self) -> dict[str, int]:
         """Number of (layer, simulator) outcomes per verdict plus golden-only layers."""
         out = {PASS: 0, FAIL: 0, ERROR: 0, GOLDEN: 0, SKIPPED: 0}

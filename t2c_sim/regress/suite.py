@@ -121,8 +121,7 @@ def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
             try:
                 out.append(HwConfig.from_dict(item).to_dict())
             except ConfigError as e:
-                msg = str(e).split(": ", 1)[-1] if e.key else str(e)
-                raise ConfigError(msg, file=file, key=f"{k}.{e.key}" if e.key else k) from None
+                raise e.with_context(file=file, key=f"{k}.{e.key}" if e.key else k) from None
         else:
             raise ConfigError("must be a file name or a mapping of hardware parameters",
                               file=file, key=k)
@@ -210,7 +209,7 @@ def load_suite(path: str | Path) -> Suite:
     try:
         sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sims") from None
+        raise e.with_context(file=file, key="sims") from None
     seeds = _seeds(data.get("seeds", [0]), file, "seeds")
     hws = _hws(data.get("hw", [{}]), base, file, "hw")
     timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
@@ -248,7 +247,7 @@ def load_suite(path: str | Path) -> Suite:
         try:
             jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
         except ConfigError as err:
-            raise ConfigError(str(err).split(": ", 1)[-1], file=file, key=f"{key}.sims") from None
+            raise err.with_context(file=file, key=f"{key}.sims") from None
         jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
