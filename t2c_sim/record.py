@@ -29,6 +29,7 @@ import numpy as np
 
 from t2c_sim.config import OpKind, RoundMode, qrange
 from t2c_sim.errors import RecordError, SparsityError
+from t2c_sim.layout import padded_len
 from t2c_sim.sparse.nm import check_nm, decompress
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y")
@@ -117,13 +118,13 @@ class LayerRecord:
     @property
     def c_in_p(self) -> int:
         """Input channels per group padded up to a multiple of M."""
-        return -(-self.c_in_g // self.m) * self.m
+        return padded_len(self.c_in_g, self.m)
 
     @property
     def k(self) -> int:
         """Reduction length per output channel (padded)."""
         if self.op is OpKind.LINEAR:
-            return -(-self.c_in // self.m) * self.m
+            return padded_len(self.c_in, self.m)
         return self.kh * self.kw * self.c_in_p
 
     @property

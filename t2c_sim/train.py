@@ -18,26 +18,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from t2c_sim.sparse.pruners import NMPruner
 
 from t2c_sim.errors import ConfigError
 from t2c_sim.quant.modules import (
     QConv2d,
     QLinear,
     flatten_inputs,
-    nm_mask_torch,
     quantizers,
     set_observing,
 )
+from t2c_sim.sparse.pruners import NMPruner, grouped_nm_mask, nm_keep_mask
 
-__all__ = ["fit", "calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual",
-           "grouped_nm_mask"]
+__all__ = ["fit", "calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual"]
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +132,14 @@ def nm_masks(model: nn.Module, n: int, m: int, example_input: torch.Tensor,
     """N:M keep-masks (torch layout) for every Conv2d/Linear not in ``skip``, by module name.
 
     Groups follow the integer reduction order, including the ``(h, w, c)`` column order of a
-    linear after a flatten (:func:`~t2c_sim.quant.modules.nm_mask_torch`).
+    linear after a flatten (:func:`~t2c_sim.sparse.pruners.nm_keep_mask` with ``chw``).
     """
     skip = set(skip)
     chw = flatten_inputs(model, example_input)
     out = {}
     for name, mod in model.named_modules():
         if isinstance(mod, (nn.Conv2d, nn.Linear)) and name not in skip:
-            out[name] = nm_mask_torch(mod.weight, n, m, chw.get(name))
+            out[name] = nm_keep_mask(mod.weight, n, m, chw.get(name)).to(torch.float32)
     return out
 
 
@@ -176,39 +171,6 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], x: torc
                label="masked fine-tune")
 
 
-def _hwc_perm(chw: tuple[int, int, int]) -> torch.Tensor:
-    """Torch column of each integer-model column: ``perm[(h*W + w)*C + c] = c*H*W + h*W + w``."""
-    c, h, w = chw
-    return torch.arange(c * h * w).reshape(c, h, w).permute(1, 2, 0).reshape(-1)
-
-
-def grouped_nm_mask(pruner: NMPruner, weight: torch.Tensor, progress: float,
-                    old_mask: torch.Tensor | None = None,
-                    chw: tuple[int, int, int] | None = None) -> torch.Tensor:
-    """``pruner.compute`` with groups in the integer reduction order, AND ``old_mask``.
-
-    Conv: groups of M input channels at fixed ``(kh, kw)`` (the pruner's own layout). Linear
-    after a flatten of ``[B, C, H, W]`` (``chw`` given): columns are permuted to the integer
-    model's ``(h, w, c)`` order, pruned, and permuted back, as :func:`nm_masks` does. The result
-    is ANDed with ``old_mask`` so masks only shrink. Returns a float 0/1 mask (torch layout).
-    """
-    w = weight.detach()
-    old = None if old_mask is None else old_mask.detach().bool()
-    perm = None
-    if chw is not None:
-        perm = _hwc_perm(chw)
-        w = w[:, perm]
-        old = None if old is None else old[:, perm]
-    keep = pruner.compute(w, progress, old).bool()
-    if old is not None:
-        keep = keep & old
-    if perm is not None:
-        inv = torch.empty_like(keep)
-        inv[:, perm] = keep
-        keep = inv
-    return keep.to(torch.float32)
-
-
 def finetune_gradual(model: nn.Module, pruner: NMPruner, x: torch.Tensor, y: torch.Tensor, *,
                      epochs: int, example_input: torch.Tensor, skip: Iterable[str] = (),
                      lr: float = 3e-3, batch: int = 64, seed: int = 0,
@@ -218,7 +180,8 @@ def finetune_gradual(model: nn.Module, pruner: NMPruner, x: torch.Tensor, y: tor
 
     Training iteration ``t = 0, 1, ...`` (one mini-batch each; ``ceil(len(y) / batch)`` per
     epoch): if ``pruner.schedule.is_update(t)`` every Conv2d/Linear not in ``skip`` gets the mask
-    :func:`grouped_nm_mask` at progress ``p_k = 1 - (1 - k/repetition)^3`` (``k`` updates done)
+    :func:`~t2c_sim.sparse.pruners.grouped_nm_mask` at progress
+    ``p_k = 1 - (1 - k/repetition)^3`` (``k`` updates done)
     BEFORE the forward of ``t``; masked weights are zeroed after every optimizer step. The last
     update (``t = end = start + interval*repetition``) gives the ``N:M`` mask, so ``end`` must be
     a training iteration: ``end < epochs * ceil(len(y) / batch)`` (else :class:`ConfigError`,

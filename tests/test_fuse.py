@@ -17,10 +17,10 @@ from t2c_sim.quant.modules import (
     QConv2d,
     QLinear,
     fold_bn,
-    nm_mask_torch,
     quantize_model,
 )
 from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.sparse.pruners import nm_keep_mask
 from t2c_sim.train import calibrate
 
 SPEC = {"weight": {"quantizer": "minmax_channel", "nbit": 8},
@@ -66,7 +66,7 @@ def test_conv_reduction_order_and_nm_padding() -> None:
     conv = QConv2d(3, 4, 2, wq=fixed(0.01), aq=fixed(0.1), oq=fixed(0.2))
     with torch.no_grad():
         conv.weight.copy_(torch.randint(-50, 50, (4, 3, 2, 2)).float() * 0.01)
-    conv.mask.copy_(nm_mask_torch(conv.weight, 2, 4))
+    conv.mask.copy_(nm_keep_mask(conv.weight, 2, 4).float())
     conv.nm = (2, 4)
     (rec,) = fuse(Seq(conv), torch.zeros(1, 3, 5, 5))
     wt = torch.round(conv.weight * conv.mask / 0.01).long().numpy()

@@ -25,16 +25,16 @@ from torch import nn
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError, OverflowRiskError, SparsityError, T2CError
 from t2c_sim.fuse.formats import TensorVal, bits_of, qformat
+from t2c_sim.layout import hwc_perm, reduction_order
 from t2c_sim.numerics import round_half_even_float
 from t2c_sim.quant.modules import QConv2d, QLinear
 from t2c_sim.record import LayerRecord
-from t2c_sim.sparse.nm import check_nm, compress, pad_k
+from t2c_sim.sparse.nm import check_nm, compress
 
 if TYPE_CHECKING:
     from t2c_sim.fuse.graph import _Fuser
 
-__all__ = ["mac_record", "integer_weight", "to_reduction_order", "flatten_perm",
-           "worst_case_acc"]
+__all__ = ["mac_record", "integer_weight", "worst_case_acc"]
 
 
 def integer_weight(mod: QConv2d | QLinear, name: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -58,22 +58,6 @@ def integer_weight(mod: QConv2d | QLinear, name: str) -> tuple[np.ndarray, np.nd
         w = (w * (mod.mask != 0).to(w.dtype)).cpu().numpy().astype(np.int64)
     bits, _ = bits_of(int(mod.wq.qmin), int(mod.wq.qmax), f"layer '{name}' wq")
     return w, s_w, bits
-
-
-def to_reduction_order(w: np.ndarray, m: int) -> np.ndarray:
-    """Torch-layout integer weights -> ``[C_out, K]``: ``k = (kh*KW + kw)*C_gp + c``, padded."""
-    if w.ndim == 4:
-        w = pad_k(w.transpose(0, 2, 3, 1), m)        # [C_out, KH, KW, C_gp]
-        return w.reshape(w.shape[0], -1)
-    return pad_k(w, m)
-
-
-def flatten_perm(c: int, h: int, w: int) -> np.ndarray:
-    """Column permutation: golden column ``i = (hh*W + ww)*C + cc`` reads torch column
-    ``perm[i] = cc*H*W + hh*W + ww`` (torch flattens NCHW as ``(c, h, w)``)."""
-    cc, hh, ww = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
-    torch_idx = cc * h * w + hh * w + ww                  # [C, H, W]
-    return torch_idx.transpose(1, 2, 0).reshape(-1)       # golden (h, w, c) order
 
 
 def worst_case_acc(bias_eff: np.ndarray, w_q: np.ndarray, x_max: int) -> int:
@@ -132,8 +116,8 @@ def mac_record(fz: _Fuser, node: fx.Node, mod: QConv2d | QLinear) -> None:
     if bn is not None:
         w, s_w, b = _fold_bn_after_quant(bn, w, s_w, b, name, -(1 << (w_bits - 1)))
     if not is_conv and val.layout == "flat_chw":
-        w = w[:, flatten_perm(*val.chw)]
-    w_q = to_reduction_order(w, m)
+        w = w[:, hwc_perm(*val.chw)]                 # torch (c, h, w) -> integer (h, w, c)
+    w_q = reduction_order(w, m)
     try:
         check_nm(w_q, n, m, name=f"layer '{name}' weights")
         values, indices = compress(w_q, n, m, name=f"layer '{name}' weights")

@@ -27,17 +27,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
 from t2c_sim.errors import ConfigError, FuseError
-from t2c_sim.sparse.nm import nm_mask
 
 __all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "InputSmooth", "QAvgPool2d", "QAdaptiveAvgPool2d",
-           "QLAYERS", "trace", "fold_bn", "nm_mask_torch", "flatten_inputs", "reduction_order",
+           "QLAYERS", "trace", "fold_bn", "flatten_inputs",
            "quantize_model", "quantizers", "set_observing"]
 
 log = logging.getLogger(__name__)
@@ -296,54 +294,7 @@ def _fold_all_bn(model: nn.Module) -> None:
         log.debug("folded %s into %s", node.target, src.target)
 
 
-# ---- N:M masks in the reduction order ---------------------------------------------------------
-def reduction_order(weight: torch.Tensor, m: int) -> torch.Tensor:
-    """Torch weight -> ``[C_out, K]`` in the SPEC reduction order, C_in per group padded to M.
-
-    Conv ``[C_out, C_g, KH, KW]`` -> ``[C_out, KH, KW, C_gp]`` -> ``[C_out, KH*KW*C_gp]`` so
-    ``k = (kh*KW + kw)*C_gp + c``; linear ``[C_out, C_in]`` padded to a multiple of M.
-    Padding entries are 0.
-    """
-    w = weight.detach()
-    if w.dim() == 4:
-        w = w.permute(0, 2, 3, 1)
-    pad = (-w.shape[-1]) % m
-    if pad:
-        w = F.pad(w, (0, pad))
-    return w.reshape(w.shape[0], -1)
-
-
-def nm_mask_torch(weight: torch.Tensor, n: int, m: int,
-                  chw: tuple[int, int, int] | None = None) -> torch.Tensor:
-    """N:M keep-mask (float 0/1, torch layout) of ``weight``: ``n`` largest ``|w|`` per group.
-
-    Groups are M consecutive input channels at a fixed kernel position (SPEC section 4); the
-    selection is :func:`t2c_sim.sparse.nm.nm_mask` on :func:`reduction_order`. For a linear
-    layer after a flatten of ``[B, C, H, W]`` pass ``chw``: the integer model orders its
-    columns ``(h, w, c)`` (not torch's ``(c, h, w)``), and the groups follow that order.
-    """
-    w = weight.detach().float()
-    perm = None
-    if chw is not None:
-        if w.dim() != 2 or w.shape[1] != chw[0] * chw[1] * chw[2]:
-            raise FuseError(f"nm_mask_torch: chw={chw} does not match weight {tuple(w.shape)}")
-        c, h, ww = chw
-        perm = torch.arange(c * h * ww).reshape(c, h, ww).permute(1, 2, 0).reshape(-1)
-        w = w[:, perm]
-    red = reduction_order(w, m).cpu().numpy()
-    keep = torch.from_numpy(nm_mask(red, n, m).astype(np.float32))
-    if weight.dim() == 4:
-        co, cg, kh, kw = weight.shape
-        keep = keep.reshape(co, kh, kw, -1)[..., :cg].permute(0, 3, 1, 2)
-    else:
-        keep = keep[:, :weight.shape[1]]
-        if perm is not None:
-            inv = torch.empty_like(keep)
-            inv[:, perm] = keep
-            keep = inv
-    return keep.contiguous().to(weight.device)
-
-
+# ---- shapes ---------------------------------------------------------------------------------
 def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
                    ) -> dict[str, tuple[int, int, int]]:
     """Linear layers fed by a flatten of a 4-D tensor: ``{qualname: (C, H, W)}``.

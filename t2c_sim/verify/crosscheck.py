@@ -30,6 +30,7 @@ from torch import nn
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError
 from t2c_sim.fuse.graph import _Frozen, quantize_input, run_fake_quant
+from t2c_sim.layout import hwc_to_chw
 from t2c_sim.record import LayerRecord
 
 __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED_OPS"]
@@ -49,14 +50,11 @@ def lsb_stats(diff: np.ndarray) -> dict[str, Any]:
 
 
 def _to_torch_layout(rec: LayerRecord, x: np.ndarray) -> torch.Tensor:
+    where = rec.meta.get("layout", "plain")
+    if where == "flat_chw":
+        x = hwc_to_chw(x, *rec.meta["chw"])          # integer (h, w, c) -> torch (c, h, w)
     t = torch.from_numpy(np.ascontiguousarray(x))
-    layout = rec.meta.get("layout", "plain")
-    if layout == "nhwc":
-        return t.permute(0, 3, 1, 2)
-    if layout == "flat_chw":
-        c, h, w = rec.meta["chw"]
-        return t.reshape(t.shape[0], h, w, c).permute(0, 3, 1, 2).reshape(t.shape[0], -1)
-    return t
+    return t.permute(0, 3, 1, 2) if where == "nhwc" else t
 
 
 def _scale(s: Any, like: torch.Tensor) -> torch.Tensor:
