@@ -73,7 +73,14 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """Integer format of a tensor: ``bits`` (2..8 for operands, up to 32 for others), ``signed``."""
+    """Integer format of a tensor: ``bits`` (2..8 for operands, up to 32 for others), ``signed``.
+
+    The one place the integer range of a format is derived (:func:`qrange`): quantizers, the
+    fuse step's tensor formats and the records all ask it.
+
+    >>> s = QuantSpec.from_range(0, 255); (s.bits, s.signed, s.qmin, s.qmax, s.max_abs)
+    (8, False, 0, 255, 255)
+    """
 
     bits: int = 8
     signed: bool = True
@@ -82,6 +89,16 @@ class QuantSpec:
         if not isinstance(self.bits, int) or not 2 <= self.bits <= 32:
             raise ConfigError(f"bits must be an int in 2..32, got {self.bits!r}", key="bits")
 
+    @classmethod
+    def from_range(cls, qmin: int, qmax: int) -> QuantSpec:
+        """The format whose range is exactly ``[qmin, qmax]`` (a full signed or unsigned range)."""
+        n = qmax - qmin + 1
+        bits = int(round(math.log2(n))) if n > 0 else 0
+        if n <= 1 or (1 << bits) != n or qmin not in (0, -(1 << (bits - 1))):
+            raise ConfigError(f"integer range [{qmin}, {qmax}] is not a signed or unsigned b-bit "
+                              "range", key="bits")
+        return cls(bits, qmin < 0)
+
     @property
     def qmin(self) -> int:
         return qrange(self.bits, self.signed)[0]
@@ -89,6 +106,11 @@ class QuantSpec:
     @property
     def qmax(self) -> int:
         return qrange(self.bits, self.signed)[1]
+
+    @property
+    def max_abs(self) -> int:
+        """``max |q|`` over the range (the worst-case operand magnitude)."""
+        return max(-self.qmin, self.qmax)
 
 
 def nm_params(n: Any, m: Any) -> tuple[int, int]:

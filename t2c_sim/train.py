@@ -23,13 +23,8 @@ import torch
 from torch import nn
 
 from t2c_sim.errors import ConfigError
-from t2c_sim.quant.modules import (
-    QConv2d,
-    QLinear,
-    flatten_inputs,
-    quantizers,
-    set_observing,
-)
+from t2c_sim.quant.graph import flatten_inputs
+from t2c_sim.quant.modules import QConv2d, QLinear, quantizers, set_observing
 from t2c_sim.sparse.pruners import NMPruner, grouped_nm_mask, nm_keep_mask
 
 __all__ = ["fit", "calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual"]

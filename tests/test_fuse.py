@@ -7,19 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from t2c_sim.errors import FuseError, OverflowRiskError
+from t2c_sim.errors import FuseError, ModelError, OverflowRiskError
 from t2c_sim.fuse import fuse, quantize_input, run_fake_quant
 from t2c_sim.golden import run_network
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
-from t2c_sim.quant.modules import (
-    Add,
-    QAdd,
-    QConv2d,
-    QLinear,
-    fold_bn,
-    quantize_model,
-)
+from t2c_sim.quant.modules import Add, QAdd, QConv2d, QLinear
 from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.quant.quantize import fold_bn, quantize_model
 from t2c_sim.sparse.pruners import nm_keep_mask
 from t2c_sim.train import calibrate
 
@@ -194,7 +188,7 @@ def test_tokenwise_into_conv_and_unsupported_module() -> None:
     with pytest.raises(FuseError, match="body.0.*token-wise"):
         fuse(Seq(conv), torch.rand(1, 2, 3, 3))
     model = Seq(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2))
-    with pytest.raises(FuseError, match=r"body\.1.*not a supported integer op"):
+    with pytest.raises(ModelError, match=r"body\.1.*not a supported integer op"):
         quantize_model(model, SPEC)
 
 

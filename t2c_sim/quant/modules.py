@@ -1,4 +1,4 @@
-"""Fake-quant layer wrappers and the model swap ``quantize_model``.
+"""Fake-quant layer wrappers (the modules the fuse step turns into integer layers).
 
 Every wrapper computes in float with fake-quantized operands, so that the integer layer the
 fuse step produces (:mod:`t2c_sim.fuse`) computes the same function up to the legitimate
@@ -15,33 +15,28 @@ fuse step produces (:mod:`t2c_sim.fuse`) computes the same function up to the le
 - Max pool, flatten, ReLU need no wrapper: they commute with a monotone quantizer, so the
   integer model runs them on integers (ReLU moves into the producer's clamp in fuse).
 
-The format of each integer tensor is given by ONE quantizer: the producer's ``oq`` or the
-input quantizer of every consumer. :func:`quantize_model` ties consumer quantizers of a
-forked tensor (e.g. the residual skip and the next conv) to one shared module.
+The model swap is :func:`t2c_sim.quant.quantize.quantize_model`; the ``torch.fx`` queries
+(tracing, which quantizer gives a tensor its format) are :mod:`t2c_sim.quant.graph`.
+:func:`quantizers`, :func:`set_observing` and :func:`frozen` manage the quantizer state.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from t2c_sim.errors import ConfigError, FuseError
+from t2c_sim.errors import ConfigError, ModelError
 
-__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "InputSmooth", "QAvgPool2d", "QAdaptiveAvgPool2d",
-           "QLAYERS", "trace", "fold_bn", "flatten_inputs",
-           "quantize_model", "quantizers", "set_observing"]
+__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "InputSmooth", "QAvgPool2d",
+           "QAdaptiveAvgPool2d", "QLAYERS", "LEAVES", "quantizers", "set_observing", "frozen"]
 
 log = logging.getLogger(__name__)
 
 ACTS = (None, "relu", "relu6")
-QuantFactory = Callable[..., nn.Module]
 
 
 def _apply_act(y: torch.Tensor, act: str | None) -> torch.Tensor:
@@ -117,7 +112,7 @@ class QConv2d(nn.Conv2d, _QMac):
     def from_float(cls, conv: nn.Conv2d, **q: Any) -> QConv2d:
         """Copy a float ``nn.Conv2d`` (weights, bias, geometry) and attach quantizers ``q``."""
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise FuseError(f"conv {conv}: only numeric zero padding is supported")
+            raise ModelError(f"conv {conv}: only numeric zero padding is supported")
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                   padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                   bias=conv.bias is not None, **q)
@@ -187,7 +182,7 @@ class QAvgPool2d(nn.AvgPool2d):
     @classmethod
     def from_float(cls, pool: nn.AvgPool2d, **q: Any) -> QAvgPool2d:
         if pool.ceil_mode or not pool.count_include_pad or pool.divisor_override is not None:
-            raise FuseError(f"avg pool {pool}: only ceil_mode=False, count_include_pad=True and "
+            raise ModelError(f"avg pool {pool}: only ceil_mode=False, count_include_pad=True and "
                             "no divisor_override are supported")
         return cls(pool.kernel_size, pool.stride, pool.padding, **q)
 
@@ -202,7 +197,7 @@ class QAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
                  oq: nn.Module | None = None) -> None:
         super().__init__(output_size)
         if output_size not in (1, (1, 1)):
-            raise FuseError(f"adaptive avg pool: only output size 1 is supported, got "
+            raise ModelError(f"adaptive avg pool: only output size 1 is supported, got "
                             f"{output_size}")
         self.aq, self.oq = aq, oq
 
@@ -215,7 +210,7 @@ class InputSmooth(nn.Module):
 
     Only valid directly on the network input: the fuse step moves it to the host-side input
     quantization (``x_q = quantize(x / s)``, :func:`t2c_sim.fuse.quantize_input`); anywhere else
-    it is a :class:`FuseError`.
+    it is a :class:`ModelError`.
     """
 
     def __init__(self, s: torch.Tensor) -> None:
@@ -227,103 +222,11 @@ class InputSmooth(nn.Module):
 
 
 QLAYERS = (QConv2d, QLinear, QAdd, QAvgPool2d, QAdaptiveAvgPool2d)
-_LEAVES = QLAYERS + (Add, InputSmooth)
+#: Modules torch.fx treats as leaves (never traced into).
+LEAVES = QLAYERS + (Add, InputSmooth)
 
 
-# ---- graph -----------------------------------------------------------------------------------
-class _Tracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
-
-
-def trace(model: nn.Module) -> fx.GraphModule:
-    """``torch.fx`` graph of ``model`` with the Q wrappers (and :class:`Add`) as leaf modules.
-
-    A bare wrapper is not a graph: put it in a container (e.g. ``nn.Sequential``) first.
-    """
-    if isinstance(model, _LEAVES):
-        raise FuseError(f"model {type(model).__name__}: a single wrapper layer cannot be traced; "
-                        "put it in a container such as nn.Sequential")
-    try:
-        graph = _Tracer().trace(model)
-    except Exception as e:  # fx raises many types for untraceable code
-        raise FuseError(f"model {type(model).__name__}: cannot be traced by torch.fx ({e})") from e
-    return fx.GraphModule(model, graph)
-
-
-def _set_module(root: nn.Module, qualname: str, new: nn.Module) -> None:
-    parent, _, leaf = qualname.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, leaf, new)
-
-
-def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Float BN folding (eval statistics): a new conv equal to ``bn(conv(x))``.
-
-    ``g = gamma / sqrt(var + eps)``; ``W' = W * g[c]``; ``b' = (b - mean) * g + beta``.
-    """
-    if not bn.track_running_stats or bn.running_var is None:
-        raise FuseError(f"batch norm {bn}: needs running statistics to fold")
-    g = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(
-        bn.running_var + bn.eps)
-    beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    new = copy.deepcopy(conv)
-    with torch.no_grad():
-        new.weight.copy_(conv.weight * g.reshape(-1, 1, 1, 1))
-        b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        folded = (b - bn.running_mean) * g + beta
-        if new.bias is None:
-            new.bias = nn.Parameter(folded.detach().clone())
-        else:
-            new.bias.copy_(folded)
-    return new
-
-
-def _fold_all_bn(model: nn.Module) -> None:
-    gm = trace(model)
-    mods = dict(model.named_modules())
-    for node in gm.graph.nodes:
-        if node.op != "call_module" or not isinstance(mods.get(node.target), nn.BatchNorm2d):
-            continue
-        src = node.args[0]
-        conv = mods.get(src.target) if src.op == "call_module" else None
-        if not isinstance(conv, nn.Conv2d) or len(src.users) != 1:
-            raise FuseError(f"batch norm '{node.target}' does not directly follow a conv with a "
-                            "single user; cannot fold it")
-        _set_module(model, src.target, fold_bn(conv, mods[node.target]))
-        _set_module(model, node.target, nn.Identity())
-        log.debug("folded %s into %s", node.target, src.target)
-
-
-# ---- shapes ---------------------------------------------------------------------------------
-def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
-                   ) -> dict[str, tuple[int, int, int]]:
-    """Linear layers fed by a flatten of a 4-D tensor: ``{qualname: (C, H, W)}``.
-
-    Works on float and fake-quant models (runs a copy, so quantizer state is untouched).
-    """
-    model = copy.deepcopy(model)   # shapes only: observing on the copy has no side effects
-    model.eval()
-    set_observing(model, True)
-    gm = trace(model)
-    mods = dict(model.named_modules())
-    interp = fx.Interpreter(gm, garbage_collect_values=False)
-    with torch.no_grad():
-        interp.run(example_input)
-    out: dict[str, tuple[int, int, int]] = {}
-    for node in gm.graph.nodes:
-        if node.op != "call_module" or not isinstance(mods[node.target], nn.Linear):
-            continue
-        src = node.args[0]
-        while isinstance(src, fx.Node) and is_pass(src, mods):
-            shp = tuple(interp.env[src.args[0]].shape) if src.args else ()
-            if len(shp) == 4 and len(interp.env[src].shape) == 2:
-                out[node.target] = (shp[1], shp[2], shp[3])
-                break
-            src = src.args[0]
-    return out
-
-
-# ---- model swap ------------------------------------------------------------------------------
+# ---- quantizer state -------------------------------------------------------------------------
 def quantizers(model: nn.Module) -> dict[str, nn.Module]:
     """Every quantizer module in ``model`` (anything with ``quantize`` and a ``scale``), by name."""
     return {n: m for n, m in model.named_modules()
@@ -336,181 +239,28 @@ def set_observing(model: nn.Module, on: bool) -> None:
         q.observing = on
 
 
-def _layer_type(mod: nn.Module | None) -> str | None:
-    """Key of ``spec["types"]`` for a module: ``"conv"``, ``"linear"`` or ``None``."""
-    if isinstance(mod, nn.Conv2d):
-        return "conv"
-    if isinstance(mod, nn.Linear):
-        return "linear"
-    return None
+class frozen:  # noqa: N801 - used like a function: ``with frozen(model): ...``
+    """Context: eval mode, observers off, no grad; restores the previous state on exit.
 
-
-def _spec_get(spec: Mapping[str, Any], name: str, kind: str, typ: str | None = None,
-              ) -> Mapping[str, Any] | None:
-    """Quantizer spec of ``kind`` for module ``name``: ``overrides[name]`` > ``types[typ]`` >
-    the default ``spec[kind]``."""
-    over = (spec.get("overrides") or {}).get(name, {})
-    if kind in over:
-        return over[kind]
-    per_type = ((spec.get("types") or {}).get(typ) or {}) if typ else {}
-    if kind in per_type:
-        return per_type[kind]
-    return spec.get(kind)
-
-
-def _factory(spec: Mapping[str, Any], make: QuantFactory, name: str, kind: str,
-             typ: str | None = None) -> nn.Module | None:
-    qs = _spec_get(spec, name, kind, typ)
-    if qs is None:
-        return None
-    qs = dict(qs)
-    qname = qs.pop("quantizer", "minmax")
-    try:
-        return make(qname, **qs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"cannot make quantizer '{qname}' for {name}.{kind}: {e}",
-                          key=f"{name}.{kind}") from None
-
-
-def _default_make(name: str, **kw: Any) -> nn.Module:
-    from t2c_sim.quant.qconfig import make_quantizer
-    return make_quantizer(name, **kw)
-
-
-def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
-                   make: QuantFactory | None = None) -> nn.Module:
-    """Return a fake-quant copy of ``model``.
-
-    Steps: (1) with ``spec["fold_bn"]`` (default True) every BatchNorm2d after a conv is folded
-    into it in float **before** weight quantization, so the weight quantizer sees (and the
-    integer weights are) the folded weights; with ``fold_bn: False`` BN stays and fuse folds it
-    after quantization into the per-channel multiplier; (2) Conv2d/Linear/AvgPool2d/
-    AdaptiveAvgPool2d(1)/:class:`Add` become Q wrappers, each quantizer built by
-    ``make(name, **kw)`` from, first match wins, per-module ``spec["overrides"][qualname][kind]``,
-    per-layer-type ``spec["types"]["conv"|"linear"][kind]``, the defaults ``spec["weight"]``,
-    ``spec["act"]`` (inputs); (3) layers whose output reaches the model output
-    without a consumer quantizer get an output quantizer from ``spec["output"]`` (or
-    ``spec["act"]``); (4) the consumer quantizers of a forked tensor are tied to one module.
-
-    ``spec`` kinds map to ``{"quantizer": preset, **kwargs}`` (e.g. ``{"quantizer":
-    "minmax_channel", "nbit": 8}``); ``make`` defaults to ``qconfig.make_quantizer``.
+    How the fuse step and the cross-check run a calibrated fake-quant model (frozen ranges).
     """
-    make = make or _default_make
-    model = copy.deepcopy(model)
-    if spec.get("fold_bn", True):
-        _fold_all_bn(model)
-    for name, mod in list(model.named_modules()):
-        if not name:
-            continue
-        if isinstance(mod, QLAYERS):
-            continue
-        if isinstance(mod, nn.Conv2d):
-            new: nn.Module = QConv2d.from_float(
-                mod, wq=_factory(spec, make, name, "weight", "conv"),
-                aq=_factory(spec, make, name, "act", "conv"))
-        elif isinstance(mod, nn.Linear):
-            new = QLinear.from_float(mod, wq=_factory(spec, make, name, "weight", "linear"),
-                                     aq=_factory(spec, make, name, "act", "linear"))
-        elif isinstance(mod, Add):
-            new = QAdd(qa=_factory(spec, make, name, "act"), qb=_factory(spec, make, name, "act"))
-        elif isinstance(mod, nn.AvgPool2d):
-            new = QAvgPool2d.from_float(mod, aq=_factory(spec, make, name, "act"))
-        elif isinstance(mod, nn.AdaptiveAvgPool2d):
-            new = QAdaptiveAvgPool2d(mod.output_size, aq=_factory(spec, make, name, "act"))
-        else:
-            continue
-        if isinstance(new, (QConv2d, QLinear)):
-            new.quant_bias = bool(spec.get("quant_bias", False))
-        _set_module(model, name, new.to(next(iter(mod.parameters()), torch.zeros(0)).device))
-    _finish_graph(model, spec, make)
-    for qname, q in quantizers(model).items():
-        if hasattr(q, "label"):
-            q.label = qname
-    return model
 
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
 
-# Ops through which an integer tensor keeps its format (no arithmetic on the scale).
-PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
-PASS_FUNCS = (torch.flatten, F.relu, F.relu6, torch.relu, F.max_pool2d, F.dropout)
-PASS_METHODS = ("flatten", "relu", "view", "reshape", "contiguous")
+    def __enter__(self) -> nn.Module:
+        self.training = self.model.training
+        self.qs = quantizers(self.model)
+        self.obs = {n: getattr(q, "observing", False) for n, q in self.qs.items()}
+        self.model.eval()
+        for q in self.qs.values():
+            q.observing = False
+        self.grad = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        return self.model
 
-
-def is_pass(node: fx.Node, mods: Mapping[str, nn.Module]) -> bool:
-    """Whether ``node`` keeps the integer format of its input (relu, max pool, flatten, ...)."""
-    if node.op == "call_module":
-        return isinstance(mods[node.target], PASS_MODULES)
-    if node.op == "call_function":
-        return node.target in PASS_FUNCS
-    return node.op == "call_method" and node.target in PASS_METHODS
-
-
-def consumer_quantizers(node: fx.Node, mods: Mapping[str, nn.Module],
-                        ) -> tuple[list[tuple[str, nn.Module]], list[fx.Node]]:
-    """Quantizers that read ``node``'s value, looking through pass-through ops.
-
-    Returns ``([(qualname, quantizer)], [output nodes reached])``. A consumer without an input
-    quantizer, or any other op, raises :class:`FuseError` naming it.
-    """
-    found: list[tuple[str, nn.Module]] = []
-    outs: list[fx.Node] = []
-    for user in node.users:
-        if user.op == "output":
-            outs.append(user)
-            continue
-        if is_pass(user, mods):
-            f, o = consumer_quantizers(user, mods)
-            found += f
-            outs += o
-            continue
-        mod = mods.get(user.target) if user.op == "call_module" else None
-        if isinstance(mod, InputSmooth):
-            if node.op != "placeholder":
-                raise FuseError(f"smoothing '{user.target}': 1/s can only be folded into the "
-                                "host-side input quantization (it must read the network input)")
-            f, o = consumer_quantizers(user, mods)
-            found += f
-            outs += o
-            continue
-        if isinstance(mod, QAdd):
-            for i, arg in enumerate(user.args[:2]):
-                if arg is node:
-                    qn = "qa" if i == 0 else "qb"
-                    found.append((f"{user.target}.{qn}", getattr(mod, qn)))
-            continue
-        if isinstance(mod, (QConv2d, QLinear, QAvgPool2d, QAdaptiveAvgPool2d)):
-            found.append((f"{user.target}.aq", mod.aq))
-            continue
-        if isinstance(mod, nn.BatchNorm2d):
-            f, o = consumer_quantizers(user, mods)
-            found += f
-            outs += o
-            continue
-        raise FuseError(f"node '{user.name}' ({user.op} {user.target}) reads a quantized tensor "
-                        "but is not a supported integer op")
-    return found, outs
-
-
-def _finish_graph(model: nn.Module, spec: Mapping[str, Any], make: QuantFactory) -> None:
-    gm = trace(model)
-    mods = dict(model.named_modules())
-    for node in gm.graph.nodes:
-        mod = mods.get(node.target) if node.op == "call_module" else None
-        is_producer = node.op == "placeholder" or isinstance(mod, QLAYERS)
-        if not is_producer:
-            continue
-        if isinstance(mod, nn.BatchNorm2d):
-            continue
-        found, outs = consumer_quantizers(node, mods)
-        found = [(n, q) for n, q in found if q is not None]
-        if outs and mod is not None and getattr(mod, "oq", None) is None:
-            typ = _layer_type(mod)
-            kind = "output" if _spec_get(spec, node.target, "output", typ) is not None else "act"
-            mod.oq = _factory(spec, make, node.target, kind, typ)
-            log.debug("output quantizer for %s", node.target)
-        first = getattr(mod, "oq", None) if mod is not None else None
-        for qname, q in found:
-            if first is None:
-                first = q
-            elif q is not first:
-                _set_module(model, qname, first)
-                log.debug("tied %s to the producer format of %s", qname, node.name)
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_grad_enabled(self.grad)
+        for n, q in self.qs.items():
+            q.observing = self.obs[n]
+        self.model.train(self.training)

@@ -84,7 +84,7 @@ class QuantCfg:
     smoothquant: SmoothCfg | None = None
 
     def spec(self) -> dict[str, Any]:
-        """The mapping :func:`t2c_sim.quant.modules.quantize_model` takes."""
+        """The mapping :func:`t2c_sim.quant.quantize.quantize_model` takes."""
         return {"weight": self.weight, "act": self.act, "output": self.output,
                 "overrides": self.overrides, "fold_bn": self.fold_bn,
                 "quant_bias": self.quant_bias, "types": {"conv": self.conv,
@@ -434,7 +434,7 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
 
     from t2c_sim.fuse import fuse, quantize_input
     from t2c_sim.models import load_dataset
-    from t2c_sim.quant.modules import quantize_model
+    from t2c_sim.quant.quantize import quantize_model
     from t2c_sim.quant.smoothquant import input_smooth, smooth_model
     from t2c_sim.train import (
         apply_masks,

@@ -29,8 +29,9 @@ from torch import nn
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError
-from t2c_sim.fuse.graph import _Frozen, quantize_input, run_fake_quant
+from t2c_sim.fuse import quantize_input, run_fake_quant
 from t2c_sim.layout import hwc_to_chw
+from t2c_sim.quant.modules import frozen
 from t2c_sim.record import LayerRecord
 
 __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED_OPS"]
@@ -82,7 +83,7 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
     try:
         mod = model.get_submodule(meta["module"])
     except (AttributeError, KeyError) as e:
-        raise FuseError(f"layer {rec.name}: no module for it in the model ({e})") from None
+        raise FuseError(f"no module for it in the model ({e})", layer=rec.name) from None
     if rec.op is OpKind.ADD:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x),
               _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
@@ -106,15 +107,15 @@ def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarra
 
     trace = run_network(records, x_q)
     out: dict[str, dict[str, Any]] = {}
-    with _Frozen(model):
+    with frozen(model):
         for rec in records:
             if rec.op not in CHECKED_OPS:
                 continue
             y_fq = _fake_layer(model, rec, trace.inputs[rec.name])
             y_int = trace.outputs[rec.name].y
             if y_fq.shape != y_int.shape:
-                raise FuseError(f"layer {rec.name}: fake-quant output {y_fq.shape} vs integer "
-                                f"{y_int.shape}")
+                raise FuseError(f"fake-quant output {y_fq.shape} vs integer {y_int.shape}",
+                                layer=rec.name)
             out[rec.name] = lsb_stats(y_fq - y_int)
             log.debug("crosscheck %s: %s", rec.name, out[rec.name])
     return out
