@@ -232,6 +232,7 @@ class NMPruner:
             raise ConfigError(f"N:M schedule mode must be 'step_n' or 'groups', got {mode!r}",
                               key="mode")
         self.n, self.m, self.schedule, self.mode = n, m, schedule, mode
+        self.regrows = False
 
     def mask_at(self, w: Tensor, step: int, old_mask: Tensor | None = None) -> Tensor | None:
         """The new keep-mask if ``step`` is an update step, else ``None``."""
@@ -287,6 +288,11 @@ class MagnitudePruner:
         self.regrow_fraction = float(regrow_fraction)
         self.regrow_interval = int(regrow_interval)
         self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def regrows(self) -> bool:
+        """Whether masks can revive weights (their values then restart at 0)."""
+        return self.regrow is not None
 
     def mask_at(self, w: Tensor, step: int, old_mask: Tensor | None = None,
                 grad: Tensor | None = None) -> Tensor | None:
