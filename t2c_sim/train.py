@@ -1,16 +1,11 @@
-"""Post-training calibration, N:M pruning with masks and a small QAT loop (CPU, seconds).
+"""Training loops (CPU, seconds): float training, masked and gradual N:M fine-tuning, QAT.
 
-N:M masks are computed in the integer model's reduction order (input channels fastest; a
-linear after a flatten groups its columns in ``(h, w, c)`` order), by :func:`nm_masks`
-(one shot) or by :func:`finetune_gradual` (an :class:`~t2c_sim.sparse.pruners.NMPruner`
-schedule over training iterations), so that fuse accepts the final masks.
-
-Calibration (:func:`calibrate`) is layer-wise in one pass per batch: with every quantizer
-observing, the model runs forward in eval mode, so each quantizer sees its input AFTER all
-upstream layers are already fake-quantized (the ranges account for upstream quantization
-error). Quantizers that choose parameters only in training forwards (power-of-two ``pot``)
-are calibrated by a forward pre-hook calling their ``calibrate_now(x)`` on the same input.
-Then every quantizer is frozen (``observing = False``).
+Every loop is :func:`fit`, one deterministic mini-batch cross-entropy loop with hooks before
+and after each optimizer step. N:M masks are computed in the integer model's reduction order
+(input channels fastest; a linear after a flatten groups its columns in ``(h, w, c)`` order),
+by :func:`nm_masks` (one shot) or by :func:`finetune_gradual` (an
+:class:`~t2c_sim.sparse.pruners.NMPruner` schedule over training iterations), so that fuse
+accepts the final masks. Calibration of the quantizers is :func:`t2c_sim.quant.calibrate.calibrate`.
 """
 
 from __future__ import annotations
@@ -27,34 +22,10 @@ from t2c_sim.quant.graph import flatten_inputs
 from t2c_sim.quant.modules import QConv2d, QLinear, quantizers, set_observing
 from t2c_sim.sparse.pruners import NMPruner, grouped_nm_mask, nm_keep_mask
 
-__all__ = ["fit", "calibrate", "qat", "nm_masks", "apply_masks", "finetune_masked", "finetune_gradual"]
+__all__ = ["fit", "train", "predict", "accuracy", "qat", "nm_masks", "apply_masks", "finetune_masked",
+           "finetune_gradual"]
 
 log = logging.getLogger(__name__)
-
-
-def calibrate(model: nn.Module, loader: Iterable[torch.Tensor] | torch.Tensor) -> nn.Module:
-    """Observe ranges on ``loader`` (batches of inputs, or one tensor), then freeze (in place)."""
-    batches = [loader] if isinstance(loader, torch.Tensor) else list(loader)
-    was = model.training
-    model.eval()
-    hooks = []
-    for q in quantizers(model).values():
-        if callable(getattr(q, "calibrate_now", None)):
-            def pre(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-                mod.calibrate_now(args[0])
-            hooks.append(q.register_forward_pre_hook(pre))
-    set_observing(model, True)
-    try:
-        with torch.no_grad():
-            for xb in batches:
-                model(xb)
-    finally:
-        for h in hooks:
-            h.remove()
-        set_observing(model, False)
-        model.train(was)
-    log.info("calibrated %d quantizers on %d batch(es)", len(quantizers(model)), len(batches))
-    return model
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
@@ -90,6 +61,29 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Opt
         log.debug("%s epoch %d: loss %.4f", label, ep, total / max(len(y), 1))
     model.eval()
     return model
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 20,
+          lr: float = 1e-2, batch: int = 64, seed: int = 0, weight_decay: float = 0.0,
+          ) -> nn.Module:
+    """Float training: Adam on cross-entropy through :func:`fit` (deterministic for a seed)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return fit(model, x, y, opt, epochs=epochs, batch=batch, seed=seed, label="float")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Top-1 class indices in eval mode."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch]).argmax(-1) for i in range(0, len(x), batch)])
+    model.train(was)
+    return out
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return 100.0 * float((predict(model, x) == y).float().mean())
 
 
 def qat(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2,

@@ -20,6 +20,7 @@ from t2c_sim.errors import ConfigError, FuseError, ModelError
 from t2c_sim.fuse import fuse, quantize_input
 from t2c_sim.golden import run_network
 from t2c_sim.models import make_model
+from t2c_sim.quant.calibrate import calibrate
 from t2c_sim.quant.lsq import LSQQuantizer
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
 from t2c_sim.quant.modules import InputSmooth, QLinear
@@ -28,7 +29,7 @@ from t2c_sim.quant.smoothquant import SmoothQuantizer, smooth_linear, smooth_mod
 from t2c_sim.recipe import QatCfg, build, load_recipe, parse_recipe
 from t2c_sim.sparse.pruners import NMPruner
 from t2c_sim.sparse.schedules import PruneSchedule
-from t2c_sim.train import apply_masks, calibrate, finetune_gradual
+from t2c_sim.train import apply_masks, finetune_gradual
 from t2c_sim.verify.torch_int import run_network_torch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,12 +10,12 @@ from torch import nn
 from t2c_sim.errors import FuseError, ModelError, OverflowRiskError
 from t2c_sim.fuse import fuse, quantize_input, run_fake_quant
 from t2c_sim.golden import run_network
+from t2c_sim.quant.calibrate import calibrate
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
 from t2c_sim.quant.modules import Add, QAdd, QConv2d, QLinear
 from t2c_sim.quant.qconfig import make_quantizer
 from t2c_sim.quant.quantize import fold_bn, quantize_model
 from t2c_sim.sparse.pruners import nm_keep_mask
-from t2c_sim.train import calibrate
 
 SPEC = {"weight": {"quantizer": "minmax_channel", "nbit": 8},
         "act": {"quantizer": "minmax", "nbit": 8}}

@@ -401,7 +401,8 @@ class BuildResult:
 def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) -> Any:
     import torch
 
-    from t2c_sim.models import make_model, train
+    from t2c_sim.models import make_model
+    from t2c_sim.train import train
 
     torch.manual_seed(seed)
     model = make_model(recipe.model, **recipe.model_args)
@@ -434,11 +435,11 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
 
     from t2c_sim.fuse import fuse, quantize_input
     from t2c_sim.models import load_dataset
+    from t2c_sim.quant.calibrate import calibrate
     from t2c_sim.quant.quantize import quantize_model
     from t2c_sim.quant.smoothquant import input_smooth, smooth_model
     from t2c_sim.train import (
         apply_masks,
-        calibrate,
         finetune_gradual,
         finetune_masked,
         nm_masks,
