@@ -81,38 +81,40 @@ def load_record(stem: str | Path) -> LayerRecord:
     js, npz = stem.with_suffix(".json"), stem.with_suffix(".npz")
     for p in (js, npz):
         if not p.is_file():
-            raise RecordError(f"{p}: record file not found")
+            raise RecordError("record file not found", file=str(p))
     try:
         manifest = json.loads(js.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RecordError(f"{js}: not valid JSON ({e})") from None
+        raise RecordError(f"not valid JSON ({e})", file=str(js)) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RecordError(f"{js}: not a {FORMAT} manifest (key 'format')")
+        raise RecordError(f"not a {FORMAT} manifest", file=str(js), key="format")
     if manifest.get("version") != VERSION:
-        raise RecordError(f"{js}: unsupported version {manifest.get('version')!r} (key 'version')")
+        raise RecordError(f"unsupported version {manifest.get('version')!r}", file=str(js),
+                          key="version")
     scal = manifest.get("record")
     if not isinstance(scal, dict):
-        raise RecordError(f"{js}: key 'record' must be a mapping")
+        raise RecordError("must be a mapping", file=str(js), key="record")
     try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001 - any unreadable archive is the same user error
-        raise RecordError(f"{npz}: cannot read ({e})") from None
+        raise RecordError(f"cannot read ({e})", file=str(npz)) from None
     spec = manifest.get("arrays", {})
     for k, meta in spec.items():
         if k not in ARRAY_FIELDS:
-            raise RecordError(f"{js}: unknown array {k!r} (key 'arrays')")
+            raise RecordError(f"unknown array {k!r}", file=str(js), key="arrays")
         if k not in arrays:
-            raise RecordError(f"{npz}: array {k!r} listed in the manifest is missing")
+            raise RecordError(f"array {k!r} listed in the manifest is missing", file=str(npz))
         if list(arrays[k].shape) != meta.get("shape") or _sha(arrays[k]) != meta.get("sha256"):
-            raise RecordError(f"{npz}: array {k!r} does not match its manifest (shape or checksum)")
+            raise RecordError(f"array {k!r} does not match its manifest (shape or checksum)",
+                              file=str(npz))
     extra = set(arrays) - set(spec)
     if extra:
-        raise RecordError(f"{npz}: arrays {sorted(extra)} are not in the manifest")
+        raise RecordError(f"arrays {sorted(extra)} are not in the manifest", file=str(npz))
     try:
         rec = LayerRecord(**scal, **arrays)
     except TypeError as e:
-        raise RecordError(f"{js}: bad record fields ({e})") from None
+        raise RecordError(f"bad record fields ({e})", file=str(js)) from None
     return rec
 
 
@@ -135,9 +137,9 @@ def load_network(folder: str | Path) -> list[LayerRecord]:
     """Load records saved by :func:`save_network`, in order."""
     index = Path(folder) / "network.json"
     if not index.is_file():
-        raise RecordError(f"{index}: network index not found")
+        raise RecordError("network index not found", file=str(index))
     try:
         stems = json.loads(index.read_text())["layers"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise RecordError(f"{index}: malformed network index ({e})") from None
+        raise RecordError(f"malformed network index ({e})", file=str(index)) from None
     return [load_record(Path(folder) / s) for s in stems]

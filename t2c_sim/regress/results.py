@@ -194,4 +194,4 @@ class RunResult:
         try:
             return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as e:
-            raise RecordError(f"{p}: cannot read run result ({e})") from None
+            raise RecordError(f"cannot read run result ({e})", file=str(p)) from None

@@ -96,7 +96,7 @@ def rtl_sources(*names: str) -> list[Path]:
     for n in names:
         p = RTL_DIR / (n if n.endswith(".v") else f"{n}.v")
         if not p.is_file():
-            raise SimulationError(f"{p}: RTL source not found")
+            raise SimulationError("RTL source not found", file=str(p))
         out.append(p)
     return out
 
@@ -186,7 +186,7 @@ def _file_digest(p: Path) -> str:
     try:
         return hashlib.sha256(p.read_bytes()).hexdigest()
     except OSError as e:
-        raise SimulationError(f"{p}: cannot read HDL source ({e.strerror})") from None
+        raise SimulationError(f"cannot read HDL source ({e.strerror})", file=str(p)) from None
 
 
 def _build_key(sim: str, toplevel: str, sources: Sequence[Path], parameters: Mapping[str, Any],
@@ -340,7 +340,7 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     if tm.endswith(".py") or os.sep in tm:
         p = Path(tm).resolve()
         if not p.is_file():
-            raise SimulationError(f"{p}: testbench module not found")
+            raise SimulationError("testbench module not found", file=str(p))
         module_dir, tm = str(p.parent), p.stem
     if test_dir is None:
         runs = info.build_dir / "runs"
@@ -457,7 +457,7 @@ def _check_results(results: Path, logf: Path, rc: int, what: str) -> None:
     try:
         root = ET.parse(results).getroot()
     except ET.ParseError as e:
-        raise SimulationError(f"{results}: unreadable results XML ({e})") from None
+        raise SimulationError(f"unreadable results XML ({e})", file=str(results)) from None
     cases = root.findall(".//testcase")
     if not cases:
         raise SimulationError(f"{what}: no test ran (exit {rc}): {_tail(logf)}; log: {logf}")
@@ -555,7 +555,7 @@ def load_payload() -> dict[str, Any]:
     try:
         data = json.loads(Path(p).read_text())
     except (OSError, ValueError) as e:
-        raise SimulationError(f"{p}: cannot read testbench payload ({e})") from None
+        raise SimulationError(f"cannot read testbench payload ({e})", file=str(p)) from None
     npz = data.pop("__npz__", None)
     if npz:
         import numpy as np
