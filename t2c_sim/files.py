@@ -1,4 +1,7 @@
-"""Atomic file writes and JSON helpers for results (temp file in the same folder + rename).
+"""Files: atomic writes (temp file in the same folder + rename), JSON helpers, YAML reading.
+
+The one owner of how t2c-sim writes a file and reads a YAML file: records, reports, results,
+repro bundles, recipes, suites and hardware configs all go through here.
 
 A reader never sees a half-written result: either the old file, the new file, or none. A
 process killed mid-write (SIGKILL, power loss) can leave a temp file ``.<name>.<random>.tmp``
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from t2c_sim.errors import ConfigError
 
@@ -30,6 +34,20 @@ log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming it
+    (and the line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} not found", file=str(p))
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError("not valid YAML", file=str(p),
+                          line=mark.line + 1 if mark is not None else None) from None
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

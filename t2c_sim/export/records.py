@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from t2c_sim.errors import RecordError
+from t2c_sim.files import atomic_write
 from t2c_sim.record import ARRAY_FIELDS, LayerRecord
 
 FORMAT = "t2c-sim-layer-record"
@@ -26,18 +25,6 @@ VERSION = 1
 
 def _sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_record(rec: LayerRecord, stem: str | Path) -> tuple[Path, Path]:
@@ -58,8 +45,8 @@ def save_record(rec: LayerRecord, stem: str | Path) -> tuple[Path, Path]:
     def write_json(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
 
-    _atomic_write(npz, write_npz)
-    _atomic_write(js, write_json)
+    atomic_write(npz, write_npz)
+    atomic_write(js, write_json)
     return npz, js
 
 
@@ -128,7 +115,7 @@ def save_network(records: list[LayerRecord], folder: str | Path) -> Path:
         save_record(rec, folder / stem)
         stems.append(stem)
     index = folder / "network.json"
-    _atomic_write(index, lambda tmp: Path(tmp).write_text(
+    atomic_write(index, lambda tmp: Path(tmp).write_text(
         json.dumps({"format": "t2c-sim-network", "version": VERSION, "layers": stems}, indent=1)))
     return index
 

@@ -1,9 +1,10 @@
-"""YAML recipes: validate once at the edge, then build (train, prune, quantize, fuse)."""
+"""YAML recipes: validate once at the edge (:mod:`.schema`), then build (:mod:`.flow`: train,
+prune, smooth, quantize, calibrate, fuse, cross-check)."""
 
 from __future__ import annotations
 
+from t2c_sim.recipe.flow import BuildResult, build
 from t2c_sim.recipe.schema import (
-    BuildResult,
     CalibCfg,
     QatCfg,
     QuantCfg,
@@ -11,7 +12,6 @@ from t2c_sim.recipe.schema import (
     SmoothCfg,
     SparsityCfg,
     TrainCfg,
-    build,
     load_recipe,
     parse_recipe,
 )

@@ -33,7 +33,8 @@ from typing import Any
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.regress.hwfile import load_hw, read_yaml
+from t2c_sim.files import read_yaml
+from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
 
 RANDOM_KINDS = ("linear", "conv", "network")
