@@ -300,9 +300,19 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     return EXIT_OK
 
 
+def _demo_recipe() -> str:
+    """The demo recipe: ``models/...`` in the working folder if there, else the checkout's or the
+    copy an installed package carries."""
+    from t2c_sim.files import project_file
+
+    if Path(DEMO_RECIPE).is_file():
+        return DEMO_RECIPE
+    return str(project_file(DEMO_RECIPE, "models/recipes/" + Path(DEMO_RECIPE).name))
+
+
 def cmd_demo(args: argparse.Namespace, command: str) -> int:
     """``make demo``: ``t2c-sim run models/digits_cnn_w8a8_2of4.yaml --sim verilator``."""
-    argv = ["run", DEMO_RECIPE, "--sim", args.sim, "--out", args.out or "results/demo"]
+    argv = ["run", _demo_recipe(), "--sim", args.sim, "--out", args.out or "results/demo"]
     if args.progress is not None:
         argv.append("--progress" if args.progress else "--no-progress")
     print("demo: t2c-sim " + " ".join(argv), flush=True)

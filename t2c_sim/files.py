@@ -36,6 +36,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout holding this package (``pyproject.toml`` and ``rtl/`` next to the
+    ``t2c_sim`` folder: an editable install or a run from the tree), ``None`` when installed."""
+    root = _PACKAGE.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "rtl").is_dir() else None
+
+
+def project_file(rel: str, packaged: str) -> Path:
+    """A project file that a wheel also carries: ``<checkout>/<rel>`` in a checkout, else
+    ``t2c_sim/<packaged>`` (copied there by ``setup.py``'s build hook)."""
+    root = checkout_root()
+    return root / rel if root is not None else _PACKAGE / packaged
+
+
 def read_yaml(path: str | Path, what: str = "file") -> Any:
     """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming it
     (and the line)."""

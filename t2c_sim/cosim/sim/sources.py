@@ -9,7 +9,7 @@ carries a copy of ``rtl/*.v`` in ``t2c_sim/cosim/hdl/rtl`` (``setup.py``'s build
 - in an installed package :data:`RTL_DIR` is the packaged copy and builds go under
   ``build/sim`` of the working folder (the CLI's ``--build-root`` default).
 
-A checkout is recognized by ``pyproject.toml`` and ``rtl/`` next to the ``t2c_sim`` folder.
+A checkout is recognized by :func:`t2c_sim.files.checkout_root`.
 """
 
 from __future__ import annotations
@@ -17,24 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2c_sim.errors import SimulationError
+from t2c_sim.files import checkout_root, project_file
 
 __all__ = ["REPO_ROOT", "RTL_DIR", "PACKAGED_RTL_DIR", "TB_DIR", "rtl_sources",
            "default_build_root", "runtime_cache_root"]
 
-_COSIM = Path(__file__).resolve().parents[1]
 #: The copy of ``rtl/*.v`` a wheel carries.
-PACKAGED_RTL_DIR = _COSIM / "hdl" / "rtl"
-
-
-def _checkout_root() -> Path | None:
-    root = _COSIM.parents[1]
-    return root if (root / "pyproject.toml").is_file() and (root / "rtl").is_dir() else None
-
-
+PACKAGED_RTL_DIR = Path(__file__).resolve().parents[1] / "hdl" / "rtl"
 #: The source checkout holding this package, or ``None`` for an installed package.
-REPO_ROOT: Path | None = _checkout_root()
+REPO_ROOT: Path | None = checkout_root()
 #: The accelerator RTL (``rtl/*.v``): the checkout's, else the packaged copy.
-RTL_DIR: Path = REPO_ROOT / "rtl" if REPO_ROOT is not None else PACKAGED_RTL_DIR
+RTL_DIR: Path = project_file("rtl", "cosim/hdl/rtl")
 #: The unit testbenches (a checkout only; they are not packaged).
 TB_DIR: Path | None = REPO_ROOT / "testbenches" if REPO_ROOT is not None else None
 
