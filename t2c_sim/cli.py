@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.errors import ExecutorError, MismatchError, SimulationError, T2CError
+from t2c_sim.config import SparsitySpec
+from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
+from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
+from t2c_sim.regress.progress import Progress
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPT = 0, 1, 2, 3, 130
 DEMO_RECIPE = "models/digits_cnn_w8a8_2of4.yaml"
@@ -97,7 +100,6 @@ def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
 
 
 def _load_source(path: str, seed: int, cache_dir: str):
-    from t2c_sim.errors import ConfigError
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
 
     p = Path(path)
@@ -129,7 +131,6 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
     from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
-    from t2c_sim.regress.progress import Progress
     from t2c_sim.regress.report.write import write_reports
 
     sims = parse_sims(args.sim)
@@ -170,7 +171,6 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
 def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
-    from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
     from t2c_sim.regress.report.terminal import suite_table
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
@@ -225,7 +225,6 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     """Per-layer cycles, utilization and MACs without simulating."""
     from t2c_sim import estimate
-    from t2c_sim.config import SparsitySpec
     from t2c_sim.estimate.scalesim import topology_records
     from t2c_sim.files import atomic_write_json
     from t2c_sim.record import MAC_OPS

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.export import load_network, load_record
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads import gen
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,6 @@ def records_from_recipe(path: str | Path, *, seed: int = 0,
 
 def records_from_dir(path: str | Path) -> Source:
     """Records saved with :func:`t2c_sim.export.save_network` (or a single record stem)."""
-    from t2c_sim.export import load_network, load_record
-
     p = Path(path)
     if (p / "network.json").is_file():
         recs = load_network(p)
@@ -79,8 +79,6 @@ def records_from_dir(path: str | Path) -> Source:
 
 def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
     """Generate a random layer or network with golden results (:mod:`t2c_sim.workloads.gen`)."""
-    from t2c_sim.workloads import gen
-
     rng = np.random.default_rng(seed)
     p = dict(params)
     if kind == "linear":

@@ -36,6 +36,8 @@ from t2c_sim.errors import ConfigError
 from t2c_sim.files import read_yaml
 from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
+from t2c_sim.regress.sources import records_from_random
+from t2c_sim.workloads import gen
 
 RANDOM_KINDS = ("linear", "conv", "network")
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
@@ -147,8 +149,6 @@ def _type_ok(default: Any, v: Any) -> bool:
 
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
     """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
-    from t2c_sim.workloads import gen
-
     fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
           "network": gen.random_network}[kind]
     sig = inspect.signature(fn).parameters
@@ -166,8 +166,6 @@ def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> Non
 
 def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: str) -> None:
     """Generate the entry once (seed 0) so that bad values fail here, not in every job."""
-    from t2c_sim.regress.sources import records_from_random
-
     try:
         records_from_random(kind, params, 0, name)
     except Exception as e:  # noqa: BLE001 - whatever the generator rejects is bad input

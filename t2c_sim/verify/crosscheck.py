@@ -30,9 +30,11 @@ from torch import nn
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError
 from t2c_sim.fuse import quantize_input, run_fake_quant
+from t2c_sim.golden import run_network
 from t2c_sim.layout import hwc_to_chw
 from t2c_sim.quant.modules import frozen
 from t2c_sim.record import LayerRecord
+from t2c_sim.verify.torch_int import run_network_torch
 
 __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED_OPS"]
 
@@ -103,8 +105,6 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
 def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarray,
                 ) -> dict[str, dict[str, Any]]:
     """Layer-local LSB differences fake-quant minus integer, keyed by layer name (see module)."""
-    from t2c_sim.golden import run_network
-
     trace = run_network(records, x_q)
     out: dict[str, dict[str, Any]] = {}
     with frozen(model):
@@ -123,8 +123,6 @@ def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarra
 
 def integer_forward(records: Sequence[LayerRecord], x_q: np.ndarray) -> np.ndarray:
     """Network output of the golden model on the integer input (last record's ``y``)."""
-    from t2c_sim.golden import run_network
-
     return run_network(records, x_q).output
 
 
@@ -135,8 +133,6 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
     Also reports whether the NumPy and PyTorch integer paths give identical outputs.
     """
-    from t2c_sim.verify.torch_int import run_network_torch
-
     labels = y.numpy()
     res: dict[str, Any] = {"n": int(len(labels))}
     if float_model is not None:
