@@ -8,6 +8,7 @@ calibrate, fuse; cached) and returns the records with golden results plus the cr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,26 +78,22 @@ def records_from_dir(path: str | Path) -> Source:
     return Source(title=p.stem, source=str(p), records=recs)
 
 
+#: Random entries of a suite: kind -> (generator, default parameters). ``name`` defaults to the
+#: entry's name for single layers.
+GENERATORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "linear": (gen.random_linear_record, {"c_in": 32, "c_out": 16, "rows": 8}),
+    "conv": (gen.random_conv_record, {"c_in": 8, "c_out": 8, "h": 6, "w": 6}),
+    "network": (gen.random_network, {}),
+}
+
+
 def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
     """Generate a random layer or network with golden results (:mod:`t2c_sim.workloads.gen`)."""
-    rng = np.random.default_rng(seed)
-    p = dict(params)
-    if kind == "linear":
-        p.setdefault("c_in", 32)
-        p.setdefault("c_out", 16)
-        p.setdefault("rows", 8)
-        p.setdefault("name", name)
-        recs = [gen.random_linear_record(rng, **p)]
-    elif kind == "conv":
-        p.setdefault("c_in", 8)
-        p.setdefault("c_out", 8)
-        p.setdefault("h", 6)
-        p.setdefault("w", 6)
-        p.setdefault("name", name)
-        recs = [gen.random_conv_record(rng, **p)]
-    elif kind == "network":
-        recs = list(gen.random_network(rng, **p))
-    else:
+    if kind not in GENERATORS:
         raise ConfigError(f"unknown random kind {kind!r}", key="random")
+    fn, defaults = GENERATORS[kind]
+    p = {**defaults, **({} if kind == "network" else {"name": name}), **params}
+    out = fn(np.random.default_rng(seed), **p)
+    recs = list(out) if kind == "network" else [out]
     desc = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     return Source(title=name, source=f"random {kind}({desc}) seed={seed}", records=recs)

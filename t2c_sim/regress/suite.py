@@ -36,10 +36,9 @@ from t2c_sim.errors import ConfigError
 from t2c_sim.files import read_yaml
 from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
-from t2c_sim.regress.sources import records_from_random
-from t2c_sim.workloads import gen
+from t2c_sim.regress.sources import GENERATORS, records_from_random
 
-RANDOM_KINDS = ("linear", "conv", "network")
+RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
 _JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s"}
 
@@ -149,8 +148,7 @@ def _type_ok(default: Any, v: Any) -> bool:
 
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
     """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
-    fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
-          "network": gen.random_network}[kind]
+    fn = GENERATORS[kind][0]
     sig = inspect.signature(fn).parameters
     allowed = [p for p in sig if p not in ("rng", "x_q", "inputs")]
     for k, v in params.items():
