@@ -46,7 +46,7 @@ from t2c_sim.cosim.run import (  # noqa: E402
     run_layers,
     to_gemm,
 )
-from t2c_sim.golden.gen import random_linear_record  # noqa: E402
+from t2c_sim.workloads.gen import random_linear_record  # noqa: E402
 
 HW = HwConfig(rows=8, cols=8, n=2, m=4, a_bits=8, w_bits=8, act_depth=8 * 4096,
               w_depth=8 * 2048, out_depth=8192, ch_depth=256)

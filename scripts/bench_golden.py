@@ -34,9 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from t2c_sim.golden import native, run_layer  # noqa: E402
-from t2c_sim.golden.gen import random_conv_record, random_linear_record  # noqa: E402
 from t2c_sim.golden.int8mac import default_workers  # noqa: E402
 from t2c_sim.numerics import requantize, wrap  # noqa: E402
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record  # noqa: E402
 
 ROUNDS = 9
 BLOCK = 3

@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.errors import ExecutorError, MismatchError, SimulationError, T2CError
+from t2c_sim.config import SparsitySpec
+from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
+from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
+from t2c_sim.regress.progress import Progress
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPT = 0, 1, 2, 3, 130
 DEMO_RECIPE = "models/digits_cnn_w8a8_2of4.yaml"
@@ -97,7 +100,6 @@ def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
 
 
 def _load_source(path: str, seed: int, cache_dir: str):
-    from t2c_sim.errors import ConfigError
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
 
     p = Path(path)
@@ -129,7 +131,6 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
     from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
-    from t2c_sim.regress.progress import Progress
     from t2c_sim.regress.report.write import write_reports
 
     sims = parse_sims(args.sim)
@@ -158,24 +159,18 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
                        progress=progress)
-    except SimulationError as e:
+    finally:
         bar.close()
-        run = getattr(e, "run", None)
-        if run is not None:
-            run.wall_s += 0.0
-            reports = write_reports(run, out_dir)
-            _print_run(run, reports)
-        raise
-    bar.close()
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_run(run, reports)
+    if run.stop_error is not None:  # reports are written; the command still exits 3
+        raise SimulationError(run.stop_error)
     return _verdict_code(run.verdict)
 
 
 def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
-    from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
     from t2c_sim.regress.report.terminal import suite_table
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
@@ -230,10 +225,9 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     """Per-layer cycles, utilization and MACs without simulating."""
     from t2c_sim import estimate
-    from t2c_sim.config import SparsitySpec
     from t2c_sim.estimate.scalesim import topology_records
+    from t2c_sim.files import atomic_write_json
     from t2c_sim.record import MAC_OPS
-    from t2c_sim.regress.fsutil import atomic_write_json
     from t2c_sim.regress.pipeline import layer_shape
     from t2c_sim.regress.report.terminal import render_table
 
@@ -259,7 +253,7 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         except T2CError as err:
             rows.append({"layer": r.name, "op": r.op.value, "error": str(err)})
             table.append([r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}", "-", "-", "-",
-                          "does not fit: " + str(err).split(": ", 1)[-1][:60]])
+                          "does not fit: " + err.detail[:60]])
             continue
         tot_macs += macs
         tot_cyc += cyc
@@ -305,9 +299,19 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     return EXIT_OK
 
 
+def _demo_recipe() -> str:
+    """The demo recipe: ``models/...`` in the working folder if there, else the checkout's or the
+    copy an installed package carries."""
+    from t2c_sim.files import project_file
+
+    if Path(DEMO_RECIPE).is_file():
+        return DEMO_RECIPE
+    return str(project_file(DEMO_RECIPE, "models/recipes/" + Path(DEMO_RECIPE).name))
+
+
 def cmd_demo(args: argparse.Namespace, command: str) -> int:
     """``make demo``: ``t2c-sim run models/digits_cnn_w8a8_2of4.yaml --sim verilator``."""
-    argv = ["run", DEMO_RECIPE, "--sim", args.sim, "--out", args.out or "results/demo"]
+    argv = ["run", _demo_recipe(), "--sim", args.sim, "--out", args.out or "results/demo"]
     if args.progress is not None:
         argv.append("--progress" if args.progress else "--no-progress")
     print("demo: t2c-sim " + " ".join(argv), flush=True)

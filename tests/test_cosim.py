@@ -17,7 +17,7 @@ from t2c_sim.cosim.compare import compare
 from t2c_sim.cosim.run import UnsupportedLayerError, run_layer, run_layers, to_gemm
 from t2c_sim.errors import SimulationError
 from t2c_sim.golden import run_layer as golden_layer
-from t2c_sim.golden.gen import random_conv_record, random_linear_record
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 pytestmark = pytest.mark.sim
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.errors import RecordError
-from t2c_sim.golden.gen import random_conv_record, random_linear_record, random_pool_record
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record, random_pool_record
 
 
 def shape_rec(op: str = "linear", *, c_in: int, c_out: int, rows: int = 1, n: int = 2,

@@ -19,9 +19,9 @@ from test_golden_layers import naive_conv, naive_linear, py_requant, py_wrap
 import t2c_sim.golden.int8mac as im
 from t2c_sim.config import OpKind
 from t2c_sim.golden import native, run_layer
-from t2c_sim.golden.gen import random_conv_record, random_linear_record
 from t2c_sim.golden.layers import _dense_w
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 needs_kernel = pytest.mark.skipif(native.kernel() is None, reason=f"no kernel: {native.status()}")
 

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from t2c_sim.config import OpKind
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden import native, run_layer
-from t2c_sim.golden.gen import (
+from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import (
     random_add_record,
     random_conv_record,
     random_linear_record,
     random_pool_record,
 )
-from t2c_sim.record import LayerRecord
 
 
 # ---- oracles -------------------------------------------------------------------------------

@@ -179,7 +179,8 @@ def tiny(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_build_key_distinct_and_stable(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     v, _ = tiny
-    k = sim._build_key
+    from t2c_sim.cosim.sim.builder import _build_key as k
+
     base = k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
     assert base == k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
     others = {

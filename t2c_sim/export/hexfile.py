@@ -62,7 +62,7 @@ def write_memh(path: str | Path, words: list[int], width: int) -> Path:
     words = [int(w) for w in words]
     if words and not (0 <= min(words) and max(words) < limit):
         i = next(i for i, w in enumerate(words) if not 0 <= w < limit)
-        raise RecordError(f"{path}: word {i} = {words[i]:#x} does not fit {width} bits")
+        raise RecordError(f"word {i} = {words[i]:#x} does not fit {width} bits", file=str(path))
     path.write_text((f"%0{digits}x\n" * len(words)) % tuple(words))
     return path
 

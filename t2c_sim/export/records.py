@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from t2c_sim.errors import RecordError
+from t2c_sim.files import atomic_write
 from t2c_sim.record import ARRAY_FIELDS, LayerRecord
 
 FORMAT = "t2c-sim-layer-record"
@@ -26,18 +25,6 @@ VERSION = 1
 
 def _sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_record(rec: LayerRecord, stem: str | Path) -> tuple[Path, Path]:
@@ -58,8 +45,8 @@ def save_record(rec: LayerRecord, stem: str | Path) -> tuple[Path, Path]:
     def write_json(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
 
-    _atomic_write(npz, write_npz)
-    _atomic_write(js, write_json)
+    atomic_write(npz, write_npz)
+    atomic_write(js, write_json)
     return npz, js
 
 
@@ -81,38 +68,40 @@ def load_record(stem: str | Path) -> LayerRecord:
     js, npz = stem.with_suffix(".json"), stem.with_suffix(".npz")
     for p in (js, npz):
         if not p.is_file():
-            raise RecordError(f"{p}: record file not found")
+            raise RecordError("record file not found", file=str(p))
     try:
         manifest = json.loads(js.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RecordError(f"{js}: not valid JSON ({e})") from None
+        raise RecordError(f"not valid JSON ({e})", file=str(js)) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RecordError(f"{js}: not a {FORMAT} manifest (key 'format')")
+        raise RecordError(f"not a {FORMAT} manifest", file=str(js), key="format")
     if manifest.get("version") != VERSION:
-        raise RecordError(f"{js}: unsupported version {manifest.get('version')!r} (key 'version')")
+        raise RecordError(f"unsupported version {manifest.get('version')!r}", file=str(js),
+                          key="version")
     scal = manifest.get("record")
     if not isinstance(scal, dict):
-        raise RecordError(f"{js}: key 'record' must be a mapping")
+        raise RecordError("must be a mapping", file=str(js), key="record")
     try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001 - any unreadable archive is the same user error
-        raise RecordError(f"{npz}: cannot read ({e})") from None
+        raise RecordError(f"cannot read ({e})", file=str(npz)) from None
     spec = manifest.get("arrays", {})
     for k, meta in spec.items():
         if k not in ARRAY_FIELDS:
-            raise RecordError(f"{js}: unknown array {k!r} (key 'arrays')")
+            raise RecordError(f"unknown array {k!r}", file=str(js), key="arrays")
         if k not in arrays:
-            raise RecordError(f"{npz}: array {k!r} listed in the manifest is missing")
+            raise RecordError(f"array {k!r} listed in the manifest is missing", file=str(npz))
         if list(arrays[k].shape) != meta.get("shape") or _sha(arrays[k]) != meta.get("sha256"):
-            raise RecordError(f"{npz}: array {k!r} does not match its manifest (shape or checksum)")
+            raise RecordError(f"array {k!r} does not match its manifest (shape or checksum)",
+                              file=str(npz))
     extra = set(arrays) - set(spec)
     if extra:
-        raise RecordError(f"{npz}: arrays {sorted(extra)} are not in the manifest")
+        raise RecordError(f"arrays {sorted(extra)} are not in the manifest", file=str(npz))
     try:
         rec = LayerRecord(**scal, **arrays)
     except TypeError as e:
-        raise RecordError(f"{js}: bad record fields ({e})") from None
+        raise RecordError(f"bad record fields ({e})", file=str(js)) from None
     return rec
 
 
@@ -126,7 +115,7 @@ def save_network(records: list[LayerRecord], folder: str | Path) -> Path:
         save_record(rec, folder / stem)
         stems.append(stem)
     index = folder / "network.json"
-    _atomic_write(index, lambda tmp: Path(tmp).write_text(
+    atomic_write(index, lambda tmp: Path(tmp).write_text(
         json.dumps({"format": "t2c-sim-network", "version": VERSION, "layers": stems}, indent=1)))
     return index
 
@@ -135,9 +124,9 @@ def load_network(folder: str | Path) -> list[LayerRecord]:
     """Load records saved by :func:`save_network`, in order."""
     index = Path(folder) / "network.json"
     if not index.is_file():
-        raise RecordError(f"{index}: network index not found")
+        raise RecordError("network index not found", file=str(index))
     try:
         stems = json.loads(index.read_text())["layers"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise RecordError(f"{index}: malformed network index ({e})") from None
+        raise RecordError(f"malformed network index ({e})", file=str(index)) from None
     return [load_record(Path(folder) / s) for s in stems]

@@ -19,19 +19,7 @@ import yaml
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-
-
-def read_yaml(path: str | Path, what: str = "file") -> Any:
-    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} not found", file=str(p))
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}", file=str(p)) from None
+from t2c_sim.files import read_yaml
 
 
 def parse_hw_params(items: list[str] | None) -> dict[str, int]:

@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
+from t2c_sim.files import atomic_write_json, atomic_write_text, replace_dir
 from t2c_sim.record import LayerRecord
-from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text, jsonable, replace_dir
 from t2c_sim.regress.hwfile import dump_hw, load_hw
-from t2c_sim.regress.results import FAIL, PASS, SimOutcome
+from t2c_sim.regress.outcome import simulate
+from t2c_sim.regress.results import SimOutcome
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +58,6 @@ def _tile_of(mismatch: dict[str, Any]) -> int | None:
     return None
 
 
-def _rerun_with_waves(rec: LayerRecord, hw: HwConfig, sim: str, tile: int | None,
-                      build_root: str, timeout_s: float | None) -> tuple[Any, Path | None]:
-    from t2c_sim.cosim.run import run_layer
-    from t2c_sim.regress.pipeline import wave_path
-
-    res = run_layer(rec, hw, sim, build_root=build_root, waves=True, wave_tile=tile,
-                    timeout_s=timeout_s)
-    wave = wave_path(res)
-    return res, (Path(wave) if wave else None)
-
-
 def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str, seed: int,
                  command: str, mismatch: dict[str, Any], build_root: str = "build/sim",
                  timeout_s: float | None = None, waves: bool = True) -> Bundle:
@@ -89,7 +77,9 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
         wave_note = ""
         if waves:
             try:
-                _, wave = _rerun_with_waves(rec, hw, sim, tile, build_root, timeout_s)
+                rerun = simulate(rec, hw, sim, build_root=build_root, timeout_s=timeout_s,
+                                 waves=True, wave_tile=tile)
+                wave = Path(rerun.wave) if rerun.wave else None
                 if wave is not None and wave.exists():
                     wave_name = "wave" + "".join(wave.suffixes[-1:])
                     shutil.copy2(wave, tmp / wave_name)
@@ -116,13 +106,13 @@ def load_bundle(folder: str | Path) -> Bundle:
     folder = Path(folder)
     meta_p = folder / "bundle.json"
     if not meta_p.is_file():
-        raise RecordError(f"{meta_p}: repro bundle not found")
+        raise RecordError("repro bundle not found", file=str(meta_p))
     try:
         meta = json.loads(meta_p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise RecordError(f"{meta_p}: not valid JSON ({e})") from None
+        raise RecordError(f"not valid JSON ({e})", file=str(meta_p)) from None
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise RecordError(f"{meta_p}: not a repro bundle (key 'format')")
+        raise RecordError("not a repro bundle", file=str(meta_p), key="format")
     rec = load_record(folder / "record")
     hw = load_hw(folder / "hw.yaml")
     wave = meta.get("wave")
@@ -135,44 +125,11 @@ def rerun_bundle(bundle: Bundle, *, build_root: str = "build/sim", timeout_s: fl
                  waves: bool = True, sim: str | None = None) -> SimOutcome:
     """Re-run the bundle's layer on its simulator (waves of the failing tile) and compare.
 
-    Returns a :class:`SimOutcome`: ``fail`` with the localized mismatch if it still
-    mismatches, ``pass`` otherwise. Raises :class:`SimulationError` for simulator trouble.
+    The same :func:`~t2c_sim.regress.outcome.simulate` a regression run uses: ``fail`` with the
+    localized mismatch if it still mismatches, ``pass`` otherwise. Raises
+    :class:`SimulationError` for simulator trouble.
     """
-    from t2c_sim.cosim.compare import compare
-    from t2c_sim.cosim.run import run_layer
-    from t2c_sim.regress.pipeline import mismatch_dict, wave_path
-
-    rec, sim = bundle.record, sim or bundle.sim
-    if rec.y is None:
-        raise RecordError(f"{bundle.folder / 'record.json'}: the record has no golden y")
-    t0 = time.perf_counter()
-    tile = bundle.tile if waves else None
-    res = run_layer(rec, bundle.hw, sim, build_root=build_root, waves=waves, wave_tile=tile,
-                    timeout_s=timeout_s)
-    wall = time.perf_counter() - t0
-    actual_y, actual_acc = res.y, getattr(res, "acc", None)
-    if tile is not None:
-        # Only the failing tile ran: take the other outputs from the golden model.
-        actual_y = _only_tile(rec, rec.y, res.y, res.tiles, tile)
-        if actual_acc is not None and rec.acc is not None:
-            actual_acc = _only_tile(rec, rec.acc, actual_acc, res.tiles, tile)
-    out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), wall_s=wall,
-                     wave=wave_path(res))
-    mm = compare(rec, rec.y, actual_y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
-                 acc_actual=actual_acc)
-    if mm is not None:
-        out.verdict, out.message = FAIL, str(mm)
-        out.mismatch = jsonable(mismatch_dict(mm, rec, rec.y, actual_y))
-    return out
-
-
-def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: Any,
-               index: int) -> np.ndarray:
-    """``golden`` with the region of tile ``index`` replaced by ``actual``'s."""
-    t = next((t for t in tiles or () if int(t.index) == index), None)
-    if t is None:
-        raise SimulationError(f"layer {rec.name}: tile {index} was not run")
-    out = np.array(golden, dtype=np.int64).reshape(-1, rec.c_out)
-    act = np.asarray(actual, dtype=np.int64).reshape(-1, rec.c_out)
-    out[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = act[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
-    return out.reshape(np.shape(golden))
+    if bundle.record.y is None:
+        raise RecordError("the record has no golden y", file=str(bundle.folder / "record.json"))
+    return simulate(bundle.record, bundle.hw, sim or bundle.sim, build_root=build_root,
+                    timeout_s=timeout_s, waves=waves, wave_tile=bundle.tile if waves else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import RecordError
-from t2c_sim.regress.fsutil import atomic_write_json, jsonable
+from t2c_sim.files import atomic_write_json, jsonable
 
 PASS, FAIL, ERROR, GOLDEN, SKIPPED = "pass", "fail", "error", "golden", "skipped"
 VERDICT_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, GOLDEN: 3, SKIPPED: 4}
@@ -143,6 +143,15 @@ class RunResult:
                 return v
         return GOLDEN
 
+    @property
+    def stop_error(self) -> str | None:
+        """Message of the simulator error that stopped the run early (``None``: it did not).
+
+        :func:`~t2c_sim.regress.pipeline.evaluate` stops at the first ``error`` outcome.
+        """
+        return next((s.message for lr in self.layers for s in lr.sims if s.verdict == ERROR),
+                    None)
+
     def counts(self) -> dict[str, int]:
         """Number of (layer, simulator) outcomes per verdict plus golden-only layers."""
         out = {PASS: 0, FAIL: 0, ERROR: 0, GOLDEN: 0, SKIPPED: 0}
@@ -185,4 +194,4 @@ class RunResult:
         try:
             return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as e:
-            raise RecordError(f"{p}: cannot read run result ({e})") from None
+            raise RecordError(f"cannot read run result ({e})", file=str(p)) from None

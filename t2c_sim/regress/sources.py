@@ -2,12 +2,13 @@
 
 :func:`records_from_recipe` builds a recipe with :func:`t2c_sim.recipe.build` (compress,
 calibrate, fuse; cached) and returns the records with golden results plus the cross-check;
-:func:`records_from_random` uses :mod:`t2c_sim.golden.gen`.
+:func:`records_from_random` uses :mod:`t2c_sim.workloads.gen`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.export import load_network, load_record
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads import gen
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,6 @@ def records_from_recipe(path: str | Path, *, seed: int = 0,
 
 def records_from_dir(path: str | Path) -> Source:
     """Records saved with :func:`t2c_sim.export.save_network` (or a single record stem)."""
-    from t2c_sim.export import load_network, load_record
-
     p = Path(path)
     if (p / "network.json").is_file():
         recs = load_network(p)
@@ -77,28 +78,22 @@ def records_from_dir(path: str | Path) -> Source:
     return Source(title=p.stem, source=str(p), records=recs)
 
 
-def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
-    """Generate a random layer or network with golden results (:mod:`t2c_sim.golden.gen`)."""
-    from t2c_sim.golden import gen
+#: Random entries of a suite: kind -> (generator, default parameters). ``name`` defaults to the
+#: entry's name for single layers.
+GENERATORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "linear": (gen.random_linear_record, {"c_in": 32, "c_out": 16, "rows": 8}),
+    "conv": (gen.random_conv_record, {"c_in": 8, "c_out": 8, "h": 6, "w": 6}),
+    "network": (gen.random_network, {}),
+}
 
-    rng = np.random.default_rng(seed)
-    p = dict(params)
-    if kind == "linear":
-        p.setdefault("c_in", 32)
-        p.setdefault("c_out", 16)
-        p.setdefault("rows", 8)
-        p.setdefault("name", name)
-        recs = [gen.random_linear_record(rng, **p)]
-    elif kind == "conv":
-        p.setdefault("c_in", 8)
-        p.setdefault("c_out", 8)
-        p.setdefault("h", 6)
-        p.setdefault("w", 6)
-        p.setdefault("name", name)
-        recs = [gen.random_conv_record(rng, **p)]
-    elif kind == "network":
-        recs = list(gen.random_network(rng, **p))
-    else:
+
+def records_from_random(kind: str, params: dict[str, Any], seed: int, name: str) -> Source:
+    """Generate a random layer or network with golden results (:mod:`t2c_sim.workloads.gen`)."""
+    if kind not in GENERATORS:
         raise ConfigError(f"unknown random kind {kind!r}", key="random")
+    fn, defaults = GENERATORS[kind]
+    p = {**defaults, **({} if kind == "network" else {"name": name}), **params}
+    out = fn(np.random.default_rng(seed), **p)
+    recs = list(out) if kind == "network" else [out]
     desc = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     return Source(title=name, source=f"random {kind}({desc}) seed={seed}", records=recs)

@@ -11,7 +11,7 @@ A suite file::
       - {rows: 2, cols: 8}
     jobs:
       - recipe: models/mlp.yaml
-      - random: linear           # linear | conv | network (t2c_sim.golden.gen generators)
+      - random: linear           # linear | conv | network (t2c_sim.workloads.gen generators)
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
@@ -33,10 +33,12 @@ from typing import Any
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.regress.hwfile import load_hw, read_yaml
+from t2c_sim.files import read_yaml
+from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
+from t2c_sim.regress.sources import GENERATORS, records_from_random
 
-RANDOM_KINDS = ("linear", "conv", "network")
+RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
 _JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s"}
 
@@ -121,8 +123,7 @@ def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
             try:
                 out.append(HwConfig.from_dict(item).to_dict())
             except ConfigError as e:
-                msg = str(e).split(": ", 1)[-1] if e.key else str(e)
-                raise ConfigError(msg, file=file, key=f"{k}.{e.key}" if e.key else k) from None
+                raise e.with_context(file=file, key=f"{k}.{e.key}" if e.key else k) from None
         else:
             raise ConfigError("must be a file name or a mapping of hardware parameters",
                               file=file, key=k)
@@ -147,10 +148,7 @@ def _type_ok(default: Any, v: Any) -> bool:
 
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
     """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
-    from t2c_sim.golden import gen
-
-    fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
-          "network": gen.random_network}[kind]
+    fn = GENERATORS[kind][0]
     sig = inspect.signature(fn).parameters
     allowed = [p for p in sig if p not in ("rng", "x_q", "inputs")]
     for k, v in params.items():
@@ -166,8 +164,6 @@ def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> Non
 
 def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: str) -> None:
     """Generate the entry once (seed 0) so that bad values fail here, not in every job."""
-    from t2c_sim.regress.sources import records_from_random
-
     try:
         records_from_random(kind, params, 0, name)
     except Exception as e:  # noqa: BLE001 - whatever the generator rejects is bad input
@@ -210,7 +206,7 @@ def load_suite(path: str | Path) -> Suite:
     try:
         sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sims") from None
+        raise e.with_context(file=file, key="sims") from None
     seeds = _seeds(data.get("seeds", [0]), file, "seeds")
     hws = _hws(data.get("hw", [{}]), base, file, "hw")
     timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
@@ -248,7 +244,7 @@ def load_suite(path: str | Path) -> Suite:
         try:
             jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
         except ConfigError as err:
-            raise ConfigError(str(err).split(": ", 1)[-1], file=file, key=f"{key}.sims") from None
+            raise err.with_context(file=file, key=f"{key}.sims") from None
         jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text
+from t2c_sim.files import atomic_write_json, atomic_write_text
 from t2c_sim.regress.report.html import render_html, render_suite_html
 from t2c_sim.regress.report.junit import junit_xml
 from t2c_sim.regress.results import ERROR, LayerResult, RunResult, SimOutcome

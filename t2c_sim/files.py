@@ -1,4 +1,7 @@
-"""Atomic file writes and JSON helpers for results (temp file in the same folder + rename).
+"""Files: atomic writes (temp file in the same folder + rename), JSON helpers, YAML reading.
+
+The one owner of how t2c-sim writes a file and reads a YAML file: records, reports, results,
+repro bundles, recipes, suites and hardware configs all go through here.
 
 A reader never sees a half-written result: either the old file, the new file, or none. A
 process killed mid-write (SIGKILL, power loss) can leave a temp file ``.<name>.<random>.tmp``
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from t2c_sim.errors import ConfigError
 
@@ -30,6 +34,37 @@ log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout holding this package (``pyproject.toml`` and ``rtl/`` next to the
+    ``t2c_sim`` folder: an editable install or a run from the tree), ``None`` when installed."""
+    root = _PACKAGE.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "rtl").is_dir() else None
+
+
+def project_file(rel: str, packaged: str) -> Path:
+    """A project file that a wheel also carries: ``<checkout>/<rel>`` in a checkout, else
+    ``t2c_sim/<packaged>`` (copied there by ``setup.py``'s build hook)."""
+    root = checkout_root()
+    return root / rel if root is not None else _PACKAGE / packaged
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError` naming it
+    (and the line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} not found", file=str(p))
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError("not valid YAML", file=str(p),
+                          line=mark.line + 1 if mark is not None else None) from None
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
