@@ -49,7 +49,10 @@ module sws_ctrl #(
   input  wire                  clk_i,
   input  wire                  rst_ni,
   // input stream
+  // lanes at and above max(ROWS, COLS, 4) are ignored by design
+  /* verilator lint_off UNUSEDSIGNAL */
   input  wire [LANES*8-1:0]    s_axis_tdata,
+  /* verilator lint_on UNUSEDSIGNAL */
   input  wire                  s_axis_tvalid,
   output wire                  s_axis_tready,
   input  wire                  s_axis_tlast,

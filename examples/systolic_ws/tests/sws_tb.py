@@ -168,3 +168,57 @@ async def run_layers(dut):
         failures.append("output stream protocol: " + "; ".join(mon.errors))
     if failures:
         raise AssertionError("mismatch: " + " | ".join(failures[:4]))
+
+
+@cocotb.test()
+async def run_errors(dut):
+    """Error flags: each payload step sends its frames and checks err_o (and the output if any).
+
+    Step fields: ``name``, ``frames`` (array names, sent in order), ``err`` (expected err_o once
+    the step's input has been consumed), ``outputs`` (expected output beats; 0 for a refused
+    layer), and when ``y`` names an array, the outputs are compared with it.
+    """
+    pl = load_payload()
+    params = pl["params"]
+    for name in ("cocotb.sws_top.s_axis", "cocotb.sws_top.m_axis"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
+    dut.rst_ni.value = 0
+    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk_i, dut.rst_ni,
+                             reset_active_level=False)
+    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk_i, dut.rst_ni,
+                         reset_active_level=False)
+    for _ in range(4):
+        await RisingEdge(dut.clk_i)
+    dut.rst_ni.value = 1
+    await RisingEdge(dut.clk_i)
+    failures = []
+    for st in pl["steps"]:
+        for f in st["frames"]:
+            source.send_nowait(AxiStreamFrame(pl[f].tobytes()))
+        data = bytearray()
+        try:
+            for _ in range(len(tiles(st["rows"], st["c_out"], params)) if st["outputs"] else 0):
+                frame = await with_timeout(sink.recv(), 200000, "ns")
+                data += bytes(frame.tdata)
+            await with_timeout(source.wait(), 200000, "ns")
+        except cocotb.triggers.SimTimeoutError:
+            failures.append(f"step {st['name']}: timeout (the DUT stopped consuming its input or "
+                            "producing output); later steps skipped")
+            break
+        for _ in range(40):
+            await RisingEdge(dut.clk_i)
+        if not sink.empty():
+            failures.append(f"step {st['name']}: unexpected output beats")
+            sink.clear()
+        if int(dut.busy_o.value):
+            failures.append(f"step {st['name']}: busy_o still high after the step")
+        err = int(dut.err_o.value)
+        if err != st["err"]:
+            failures.append(f"step {st['name']}: err_o = {err:#05b}, expected {st['err']:#05b}")
+        if st.get("y"):
+            got = unpack_output(data, st["rows"], st["c_out"], params, st["y_signed"])
+            if not np.array_equal(got, pl[st["y"]]):
+                failures.append(f"step {st['name']}: {_first_mismatch(got, pl[st['y']], params)}")
+    if failures:
+        raise AssertionError("mismatch: " + " | ".join(failures))

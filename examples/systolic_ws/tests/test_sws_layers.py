@@ -189,7 +189,7 @@ MUTANTS = {
 
 
 def mutant_sources(tmp_path: Path, name: str) -> list[Path]:
-    fname, old, new, _ = MUTANTS[name]
+    fname, old, new, _ = {**MUTANTS, **ERROR_MUTANTS}[name]
     d = tmp_path / "rtl"
     d.mkdir()
     for f in SOURCES:
@@ -222,5 +222,88 @@ def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
 
 def test_mutant_anchors_exist() -> None:
     """Every mutation anchor is present exactly once (a stale anchor would silently test nothing)."""
-    for name, (fname, old, _new, _p) in MUTANTS.items():
+    for name, (fname, old, _new, _p) in {**MUTANTS, **ERROR_MUTANTS}.items():
         assert (RTL / fname).read_text().count(old) == 1, name
+
+
+# ------------------------------------------------------------------------------ error flags
+def _set_word(frame: np.ndarray, beat: int, value: int) -> np.ndarray:
+    f = frame.copy()
+    f[beat, :4] = np.frombuffer(int(value & 0xFFFFFFFF).to_bytes(4, "little"), dtype=np.uint8)
+    return f
+
+
+def error_steps(params: dict, rng: np.random.Generator) -> tuple[list[dict], dict]:
+    """Refused descriptors, framing errors, out-of-range parameters, then good layers."""
+    good = sc.cases_of(sc.random_linear_record(rng, rows=5, c_in=7, c_out=6, name="good",
+                                               acc_bits=int(params["ACC_BITS"]),
+                                               mult_bits=int(params["MULT_BITS"])))[0]
+    frame = sc.pack_layer(good.x, good.w, good.bias, good.m0, good.sh, z_y=good.z_y, lo=good.lo,
+                          hi=good.hi, mode=good.mode, a_signed=good.a_signed, params=params)
+    desc = frame[:7]
+    junk = rng.integers(0, 256, size=(5, frame.shape[1]), dtype=np.uint8)
+    shape = {"rows": 5, "c_out": 6, "y_signed": good.y_signed}
+    arrays = {
+        "p_zero": _set_word(desc, 0, 0),
+        "k_zero_junk": np.concatenate([_set_word(desc, 1, 0), junk]),
+        "lo_gt_hi_junk": np.concatenate([_set_word(_set_word(desc, 4, 10), 5, 9), junk]),
+        "bad_flags": _set_word(desc, 6, 0x20),
+        "good": frame, "good_head": frame[:40], "good_tail": frame[40:],
+        "desc_head": frame[:3], "desc_tail": frame[3:],
+        "m0_too_big": _set_word(frame, 8, 1 << int(params["MULT_BITS"])),
+        "sh_too_big": _set_word(frame, 9, 64),
+        "y_good": good.y,
+    }
+    refused = {"rows": 1, "c_out": 1, "y_signed": True, "outputs": 0}
+    steps = [
+        {"name": "p_zero", "frames": ["p_zero"], "err": 0b001, **refused},
+        {"name": "good_after_refusal", "frames": ["good"], "err": 0, "outputs": 1, "y": "y_good",
+         **shape},
+        {"name": "k_zero_discarded", "frames": ["k_zero_junk"], "err": 0b001, **refused},
+        {"name": "lo_gt_hi_discarded", "frames": ["lo_gt_hi_junk"], "err": 0b001, **refused},
+        {"name": "bad_flags", "frames": ["bad_flags"], "err": 0b001, **refused},
+        {"name": "early_tlast", "frames": ["good_head", "good_tail"], "err": 0b010, "outputs": 1,
+         "y": "y_good", **shape},
+        {"name": "tlast_in_descriptor", "frames": ["desc_head", "desc_tail"], "err": 0b010,
+         "outputs": 1, "y": "y_good", **shape},
+        {"name": "sh_too_big", "frames": ["sh_too_big"], "err": 0b100, "outputs": 1, **shape},
+        {"name": "good_clears_flags", "frames": ["good"], "err": 0, "outputs": 1, "y": "y_good",
+         **shape},
+    ]
+    if int(params["MULT_BITS"]) < 32:
+        steps.insert(-1, {"name": "m0_too_big", "frames": ["m0_too_big"], "err": 0b100,
+                          "outputs": 1, **shape})
+    return steps, arrays
+
+
+ERROR_MUTANTS = {
+    "ctrl_flags_not_checked": ("sws_ctrl.v", "|| (word_d[31:3] != 29'd0);", "|| 1'b0;", "FAST"),
+    "ctrl_sh_range_not_checked": ("sws_ctrl.v", "sub_q == 2'd2 && word_d[31:6] != 26'd0",
+                                  "sub_q == 2'd2 && 1'b0", "FAST"),
+    "ctrl_tlast_not_checked": ("sws_ctrl.v", "(s_axis_tlast != expect_last_d)) begin", "1'b0) begin",
+                               "FAST"),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("mutant", list(ERROR_MUTANTS))
+def test_error_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
+    """A parser that misses one error check fails test_errors' steps."""
+    steps, arrays = error_steps(FAST, np.random.default_rng(1601))
+    info = sim.build("icarus", TOP, mutant_sources(tmp_path, mutant), FAST, tmp_path / "build")
+    with pytest.raises(MismatchError, match="err_o|timeout") as ei:
+        sim.run(info, TB, testcase="run_errors", payload={"params": FAST, "steps": steps},
+                arrays=arrays, timeout_s=300)
+    print(f"{mutant}: {str(ei.value)[:300]}")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator,pset", [("icarus", "FAST"), ("icarus", "WRAP"),
+                                            pytest.param("verilator", "FAST", marks=pytest.mark.slow)])
+def test_errors(simulator: str, pset: str) -> None:
+    """Refused layers produce no output and set err_o[0]; framing sets err_o[1]; bad M0/sh err_o[2]."""
+    params = FAST if pset == "FAST" else WRAP
+    steps, arrays = error_steps(params, np.random.default_rng(1601))
+    info = sim.build(simulator, TOP, SOURCES, params, sim.default_build_root())
+    sim.run(info, TB, testcase="run_errors", payload={"params": params, "steps": steps},
+            arrays=arrays, timeout_s=300)
