@@ -9,6 +9,7 @@ model (the independent oracle). Linear records are GEMMs directly (``x`` padded 
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from t2c_sim.config import OpKind
+from t2c_sim.cosim import sim
+from t2c_sim.errors import MismatchError
 from t2c_sim.golden import im2col, run_layer
 from t2c_sim.golden.gen import random_conv_record, random_linear_record
 from t2c_sim.numerics import wrap
@@ -28,6 +31,10 @@ from cycle_model import schedule  # noqa: E402, F401  (re-exported for the tests
 from sws_stream import pack_layer  # noqa: E402
 
 MODES = ("half_even", "half_up", "half_away", "floor")
+RTL = EXAMPLE / "rtl"
+TB = Path(__file__).resolve().parent / "sws_tb.py"
+TOP = "sws_top"
+SOURCES = sorted(RTL.glob("*.v"))
 
 
 @dataclass
@@ -157,3 +164,124 @@ def payload(cases: list[Case], params: dict, *, pause_in: float = 0.0, pause_out
     pl = {"params": params, "layers": layers, "pause_in": pause_in, "pause_out": pause_out,
           "seed": seed}
     return pl, arrays, model
+
+
+def run_cases(simulator: str, params: dict, cases: list[Case], *, pause_in: float = 0.0,
+              pause_out: float = 0.0, seed: int = 1, sources: list[Path] | None = None,
+              build_root: Path | None = None, timeout_s: float = 600.0,
+              build_args: tuple[str, ...] = ()) -> list[dict]:
+    """Build, stream ``cases`` through the DUT and return one result dict per case.
+
+    Each dict holds ``name``, ``measured`` (monitor), ``cycles_o``, ``err_o``, ``model``.
+    Raises MismatchError from the testbench (outputs) and here (cycles, err_o).
+    """
+    info = sim.build(simulator, TOP, sources or SOURCES, params,
+                     build_root or sim.default_build_root(), build_args=build_args)
+    pl, arrays, model = payload(cases, params, pause_in=pause_in, pause_out=pause_out, seed=seed)
+    results = sim.run(info, TB, testcase="run_layers", payload=pl, arrays=arrays,
+                      timeout_s=timeout_s, seed=seed)
+    res = json.loads((results.parent / "sws_results.json").read_text())["layers"]
+    for r, m in zip(res, model):
+        r["model"] = m
+    bp = pause_in > 0 or pause_out > 0
+    bad = []
+    for r in res:
+        if r["err_o"] != 0:
+            bad.append(f"layer {r['name']}: err_o = {r['err_o']}")
+        if r["measured"] != r["cycles_o"]:
+            bad.append(f"layer {r['name']}: monitor counted {r['measured']} cycles, "
+                       f"cycles_o = {r['cycles_o']}")
+        if not bp and r["measured"] != r["model"]:
+            bad.append(f"layer {r['name']}: {r['measured']} cycles, model {r['model']}")
+        if bp and r["measured"] < r["model"]:
+            bad.append(f"layer {r['name']}: {r['measured']} cycles with back-pressure is less "
+                       f"than the no-back-pressure model {r['model']}")
+    if bad:
+        raise MismatchError("cycle check failed: " + "; ".join(bad))
+    return res
+
+
+def report(res: list[dict], title: str) -> None:
+    print(f"\n{title}\n{'layer':<16} {'measured':>9} {'model':>9} {'stall':>7}")
+    for r in res:
+        print(f"{r['name']:<16} {r['measured']:>9} {r['model']:>9} {r['measured'] - r['model']:>7}")
+    tm, tmod = sum(r["measured"] for r in res), sum(r["model"] for r in res)
+    print(f"{'total':<16} {tm:>9} {tmod:>9} {tm - tmod:>7}")
+
+
+# ------------------------------------------------------------------------------ raw HDL harness
+HARNESS = Path(__file__).resolve().parent / "hdl" / "sws_stream_tb.v"
+HARNESS_TOP = "sws_stream_tb"
+
+
+def raw_build(simulator: str, params: dict, build_root: Path, opt: str = "-O2") -> list[str]:
+    """Build the Python-free stream harness (``hdl/sws_stream_tb.v``); return its command.
+
+    ``opt``: the C++ optimization of the Verilator model (ignored by Icarus). Builds are cached
+    per (simulator, parameters, opt, source contents).
+    """
+    import hashlib
+    import subprocess
+
+    tools = sim.find_tools((simulator,))
+    srcs = [HARNESS, *SOURCES]
+    key = hashlib.sha256(json.dumps([simulator, sorted(params.items()), opt]).encode()
+                         + b"".join(p.read_bytes() for p in srcs)).hexdigest()[:16]
+    out = Path(build_root) / f"raw-{simulator}-{key}"
+    done = out / "built.ok"
+    if simulator == "verilator":
+        cmd = [str(out / "Vsws")]
+        build = [tools["verilator"], "--binary", "--timing", "--output-split", "0", "-Wno-fatal",
+                 "-CFLAGS", "-std=c++20", "-CFLAGS", opt, "--top-module", HARNESS_TOP,
+                 "-Mdir", str(out), "-o", "Vsws", *[f"-G{k}={v}" for k, v in params.items()],
+                 *map(str, srcs)]
+    else:
+        cmd = [tools["vvp"], "-n", str(out / "sws.vvp")]
+        build = [tools["iverilog"], "-g2005", "-s", HARNESS_TOP, "-o", str(out / "sws.vvp"),
+                 *[f"-P{HARNESS_TOP}.{k}={v}" for k, v in params.items()], *map(str, srcs)]
+    if not done.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        p = subprocess.run(build, env=tools["env"], capture_output=True, text=True, check=False)
+        if p.returncode != 0:
+            raise sim.SimulationError(f"raw build of {HARNESS_TOP} ({simulator}) failed: "
+                                      f"{(p.stdout + p.stderr)[-1500:]}")
+        done.touch()
+    return cmd
+
+
+def raw_run(cmd: list[str], case: Case, params: dict, work: Path, *, pause_in: int = 0,
+            pause_out: int = 0, seed: int = 1, simulator: str = "icarus") -> dict:
+    """Run one case through the raw harness; return ``y``, ``cycles``, ``cycles_o``, ``err``, ``wall_s``.
+
+    ``pause_in``/``pause_out`` are percentages. The output is parsed with ``unpack_output``.
+    """
+    import re
+    import subprocess
+    import time
+
+    from sws_stream import unpack_output
+
+    work.mkdir(parents=True, exist_ok=True)
+    frame = pack_layer(case.x, case.w, case.bias, case.m0, case.sh, z_y=case.z_y, lo=case.lo,
+                       hi=case.hi, mode=case.mode, a_signed=case.a_signed, params=params)
+    (work / "in.hex").write_text("\n".join(r.tobytes().hex() for r in frame[:, ::-1]) + "\n")
+    n_out = case.shape["rows"] * -(-case.shape["C_out"] // int(params["COLS"]))
+    args = [f"+IN={work / 'in.hex'}", f"+N_IN={frame.shape[0]}", f"+OUT={work / 'out.hex'}",
+            f"+N_OUT={n_out}", f"+PAUSE_IN={pause_in}", f"+PAUSE_OUT={pause_out}",
+            f"+SEED={seed}", f"+MAX_CYCLES={50 * model_cycles(case.shape, params) + 10000}"]
+    env = sim.find_tools((simulator,))["env"]
+    t0 = time.monotonic()
+    p = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, check=False,
+                       cwd=work)
+    wall = time.monotonic() - t0
+    m = re.search(r"sws_stream_tb: cycles=(\d+) cycles_o=(\d+) err=(\d+)", p.stdout)
+    if m is None:
+        raise MismatchError(f"raw harness ({simulator}) did not finish: {p.stdout[-800:]}"
+                            f"{p.stderr[-800:]}")
+    nb = int(params["COLS"]) * int(params["Y_BITS"]) // 8
+    lines = [ln.strip() for ln in (work / "out.hex").read_text().splitlines()
+             if ln.strip() and not ln.strip().startswith(("//", "@"))]
+    data = b"".join(int(ln, 16).to_bytes(nb, "little") for ln in lines)
+    y = unpack_output(data, case.shape["rows"], case.shape["C_out"], params, case.y_signed)
+    return {"y": y, "cycles": int(m.group(1)), "cycles_o": int(m.group(2)), "err": int(m.group(3)),
+            "wall_s": wall}

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -25,10 +24,7 @@ import sws_cases as sc
 from t2c_sim.cosim import sim
 from t2c_sim.errors import MismatchError, SimulationError
 
-RTL = sc.EXAMPLE / "rtl"
-TB = Path(__file__).resolve().parent / "sws_tb.py"
-TOP = "sws_top"
-SOURCES = sorted(RTL.glob("*.v"))
+RTL, TB, TOP, SOURCES = sc.RTL, sc.TB, sc.TOP, sc.SOURCES
 
 FAST = {"ROWS": 4, "COLS": 4, "LANES": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
         "MULT_BITS": 32, "Y_BITS": 8, "ACC_DEPTH": 8}
@@ -36,48 +32,6 @@ WRAP = {"ROWS": 3, "COLS": 2, "LANES": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 
         "MULT_BITS": 16, "Y_BITS": 16, "ACC_DEPTH": 5}
 BIG = {"ROWS": 8, "COLS": 8, "LANES": 8, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
        "MULT_BITS": 32, "Y_BITS": 8, "ACC_DEPTH": 32}
-
-
-def run_cases(simulator: str, params: dict, cases: list[sc.Case], *, pause_in: float = 0.0,
-              pause_out: float = 0.0, seed: int = 1, sources: list[Path] | None = None,
-              build_root: Path | None = None, timeout_s: float = 600.0) -> list[dict]:
-    """Build, stream ``cases`` through the DUT and return one result dict per case.
-
-    Each dict holds ``name``, ``measured`` (monitor), ``cycles_o``, ``err_o``, ``model``.
-    Raises MismatchError from the testbench (outputs) and here (cycles, err_o).
-    """
-    info = sim.build(simulator, TOP, sources or SOURCES, params,
-                     build_root or sim.default_build_root())
-    pl, arrays, model = sc.payload(cases, params, pause_in=pause_in, pause_out=pause_out, seed=seed)
-    results = sim.run(info, TB, testcase="run_layers", payload=pl, arrays=arrays,
-                      timeout_s=timeout_s, seed=seed)
-    res = json.loads((results.parent / "sws_results.json").read_text())["layers"]
-    for r, m in zip(res, model):
-        r["model"] = m
-    bp = pause_in > 0 or pause_out > 0
-    bad = []
-    for r in res:
-        if r["err_o"] != 0:
-            bad.append(f"layer {r['name']}: err_o = {r['err_o']}")
-        if r["measured"] != r["cycles_o"]:
-            bad.append(f"layer {r['name']}: monitor counted {r['measured']} cycles, "
-                       f"cycles_o = {r['cycles_o']}")
-        if not bp and r["measured"] != r["model"]:
-            bad.append(f"layer {r['name']}: {r['measured']} cycles, model {r['model']}")
-        if bp and r["measured"] < r["model"]:
-            bad.append(f"layer {r['name']}: {r['measured']} cycles with back-pressure is less "
-                       f"than the no-back-pressure model {r['model']}")
-    if bad:
-        raise MismatchError("cycle check failed: " + "; ".join(bad))
-    return res
-
-
-def report(res: list[dict], title: str) -> None:
-    print(f"\n{title}\n{'layer':<16} {'measured':>9} {'model':>9} {'stall':>7}")
-    for r in res:
-        print(f"{r['name']:<16} {r['measured']:>9} {r['model']:>9} {r['measured'] - r['model']:>7}")
-    tm, tmod = sum(r["measured"] for r in res), sum(r["model"] for r in res)
-    print(f"{'total':<16} {tm:>9} {tmod:>9} {tm - tmod:>7}")
 
 
 BP = {"none": (0.0, 0.0), "both": (0.3, 0.4), "out": (0.0, 0.7)}
@@ -91,8 +45,8 @@ def test_layers(simulator: str, bp: str) -> None:
     print(f"seed={seed}")
     cases = sc.fast_cases(np.random.default_rng(seed))
     pin, pout = BP[bp]
-    res = run_cases(simulator, FAST, cases, pause_in=pin, pause_out=pout, seed=seed)
-    report(res, f"{simulator}, back-pressure {bp} (p_in={pin}, p_out={pout})")
+    res = sc.run_cases(simulator, FAST, cases, pause_in=pin, pause_out=pout, seed=seed)
+    sc.report(res, f"{simulator}, back-pressure {bp} (p_in={pin}, p_out={pout})")
 
 
 @pytest.mark.sim
@@ -103,7 +57,7 @@ def test_wrap(simulator: str) -> None:
     rng = np.random.default_rng(seed)
     cases = sc.wrap_cases(rng, 20, 16) + sc.fast_cases(rng, acc_bits=20, mult_bits=16)[:3]
     assert any(np.any(np.abs(c.bias) > (1 << 18)) for c in cases)
-    run_cases(simulator, WRAP, cases, pause_in=0.2, pause_out=0.2, seed=seed)
+    sc.run_cases(simulator, WRAP, cases, pause_in=0.2, pause_out=0.2, seed=seed)
 
 
 # Arrays whose shape makes the two hold rules bind: a wide, short array (weight-bank hold) and a
@@ -138,10 +92,10 @@ def test_hazards_and_sweep(simulator: str, array: str) -> None:
     stalls = [sc.schedule(c.shape, params)["in_stall"] for c in cases]
     if array != "one1x1":
         assert any(stalls), "no case makes the accelerator hold its input: the table is too weak"
-    res = run_cases(simulator, params, cases, seed=seed)
-    report(res, f"{simulator}, {array}: model input stalls {sum(stalls)}")
-    bp = run_cases(simulator, params, cases, pause_in=0.25, pause_out=0.5, seed=seed)
-    report(bp, f"{simulator}, {array}, back-pressure p_in=0.25 p_out=0.5")
+    res = sc.run_cases(simulator, params, cases, seed=seed)
+    sc.report(res, f"{simulator}, {array}: model input stalls {sum(stalls)}")
+    bp = sc.run_cases(simulator, params, cases, pause_in=0.25, pause_out=0.5, seed=seed)
+    sc.report(bp, f"{simulator}, {array}, back-pressure p_in=0.25 p_out=0.5")
 
 
 @pytest.mark.sim
@@ -155,8 +109,8 @@ def test_big_array(simulator: str) -> None:
             sc.random_conv_record(rng, c_in=6, c_out=12, h=7, w=7, name="conv7x7", mode="half_up"),
             sc.random_linear_record(rng, rows=33, c_in=64, c_out=24, n=2, m=4, name="nm64")]
     cases = [c for r in recs for c in sc.cases_of(r)] + sc.sweep_cases(rng, 10, 40, 40, 20)
-    report(run_cases(simulator, BIG, cases, seed=seed), f"{simulator}, 8x8")
-    report(run_cases(simulator, BIG, cases, pause_in=0.3, pause_out=0.3, seed=seed),
+    sc.report(sc.run_cases(simulator, BIG, cases, seed=seed), f"{simulator}, 8x8")
+    sc.report(sc.run_cases(simulator, BIG, cases, pause_in=0.3, pause_out=0.3, seed=seed),
            f"{simulator}, 8x8, back-pressure 0.3/0.3")
 
 
@@ -210,7 +164,7 @@ def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(1501)
     cases = sc.fast_cases(rng) if pset == "FAST" else hazard_cases(rng, 0)
     with pytest.raises((MismatchError, SimulationError)) as ei:
-        run_cases("icarus", params, cases, sources=mutant_sources(tmp_path, mutant),
+        sc.run_cases("icarus", params, cases, sources=mutant_sources(tmp_path, mutant),
                   build_root=tmp_path / "build", timeout_s=300)
     msg = str(ei.value)
     print(f"{mutant}: {msg[:300]}")
@@ -307,3 +261,23 @@ def test_errors(simulator: str, pset: str) -> None:
     info = sim.build(simulator, TOP, SOURCES, params, sim.default_build_root())
     sim.run(info, TB, testcase="run_errors", payload={"params": params, "steps": steps},
             arrays=arrays, timeout_s=300)
+
+
+# ------------------------------------------------------------------------------ raw harness
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator", [
+    "icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_raw_harness(simulator: str, tmp_path: Path) -> None:
+    """The Python-free harness (used by bench_sws.py) gives golden outputs and model cycles."""
+    seed = 1701
+    rng = np.random.default_rng(seed)
+    cases = sc.fast_cases(rng)[:4]
+    cmd = sc.raw_build(simulator, FAST, sim.default_build_root())
+    for i, c in enumerate(cases):
+        for pin, pout in ((0, 0), (30, 40)):
+            r = sc.raw_run(cmd, c, FAST, tmp_path / f"{i}-{pin}", pause_in=pin, pause_out=pout,
+                           seed=seed + i, simulator=simulator)
+            assert np.array_equal(r["y"], c.y), (c.name, pin)
+            assert r["err"] == 0 and r["cycles"] == r["cycles_o"], (c.name, r)
+            model = sc.model_cycles(c.shape, FAST)
+            assert r["cycles"] == model if pin == 0 else r["cycles"] > model, (c.name, r, model)

@@ -95,6 +95,23 @@ def test_cycle_model_single_tile_closed_form(rows_: int, cols_: int):
                 assert s["cycles"] == beats + rows_ + cols_ + p + 4, (p, k, c)
 
 
+def test_input_beats_formula_matches_packer_and_model():
+    """README's beat count = the packer's frame length = the model's in_beats."""
+    import numpy as np
+    from sws_stream import pack_layer
+
+    params = {"ROWS": 3, "COLS": 2, "LANES": 4, "ACC_DEPTH": 4}
+    rng = np.random.default_rng(5)
+    for p, k, c in [(1, 1, 1), (4, 3, 2), (9, 7, 5), (5, 12, 1)]:
+        npt, nct, nkt = -(-p // 4), -(-c // 2), -(-k // 3)
+        beats = 7 + npt * 3 * c + nct * npt * k + nct * nkt * p
+        frame = pack_layer(rng.integers(-128, 128, (p, k)), rng.integers(-128, 128, (c, k)),
+                           np.zeros(c, int), np.ones(c, int), np.zeros(c, int), z_y=0, lo=-128,
+                           hi=127, mode="floor", a_signed=True, params=params)
+        assert frame.shape == (beats, 4)
+        assert cycle_model.schedule({"rows": p, "K": k, "C_out": c}, params)["in_beats"] == beats
+
+
 def test_cycle_model_refuses_empty_layers():
     with pytest.raises(ValueError, match="must all be >= 1"):
         cycle_model.cycles({"rows": 0, "K": 3, "C_out": 2}, {})
@@ -107,3 +124,13 @@ def test_no_line_under_t2c_sim_names_this_accelerator():
             for i, line in enumerate(f.read_text(errors="replace").splitlines(), 1)
             if pat.search(line)]
     assert not hits, hits
+
+
+def test_example_is_ruff_clean():
+    import shutil
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff not installed in this environment")
+    res = subprocess.run([ruff, "check", str(EXAMPLE)], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
