@@ -50,7 +50,8 @@ def test_layers(simulator: str, bp: str) -> None:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator", sim.SIMULATORS)
+@pytest.mark.parametrize("simulator", [
+    "icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_wrap(simulator: str) -> None:
     seed = 1201
     print(f"seed={seed}")
