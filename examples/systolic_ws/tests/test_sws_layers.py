@@ -137,6 +137,10 @@ MUTANTS = {
         "sws_ctrl.v", "HOLD_L = COLS_I - ONE_I;", "HOLD_L = {IDX_BITS{1'b0}};", "wide2x7"),
     "ctrl_no_bank_hold": (
         "sws_ctrl.v", "sub_q == 2'd0 && abusy_q[tbank_q]);", "sub_q == 2'd0 && 1'b0);", "tall7x1"),
+    # the DUT stops accepting activations: the testbench's timeout must report it
+    "ctrl_hangs_in_activations": (
+        "sws_ctrl.v", "S_DESC, S_ACT, S_DISCARD: ready_d = 1'b1;", "S_DESC, S_DISCARD: ready_d = 1'b1;",
+        "FAST"),
     # outputs stay right, only the timing changes: the cycle check must catch it
     "ctrl_weight_hold_one_cycle_long": (
         "sws_ctrl.v", "HOLD_L = COLS_I - ONE_I;", "HOLD_L = COLS_I;", "wide2x7"),
