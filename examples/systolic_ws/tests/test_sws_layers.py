@@ -8,8 +8,13 @@
   back-pressure also ``cycle_model.cycles``; with back-pressure the measured and modelled cycles
   and the difference (stall cycles caused by the back-pressure) are printed.
 * ``test_wrap``: accumulators that wrap at ``ACC_BITS = 20`` (``MULT_BITS = 16``, 16-bit lanes).
-* ``test_mutant_is_caught``: a mutated copy of one RTL file must fail the same check.
+* ``test_hazards_and_sweep``: arrays where the input hold rules bind (2 x 7, 7 x 1) and the
+  1 x 1 corner, with targeted shapes and a random shape/format sweep.
+* ``test_big_array`` (slow): an 8 x 8 array, larger multi-tile layers.
+* ``test_mutant_is_caught``: a mutated copy of one RTL file must fail the same check (outputs,
+  cycles, or the testbench's timeout); ``test_error_mutant_is_caught`` likewise for the flags.
 * ``test_errors``: refused descriptors, framing errors and out-of-range parameters set ``err_o``.
+* ``test_raw_harness``: the Python-free HDL harness used by ``bench_sws.py`` is exact too.
 """
 
 from __future__ import annotations
