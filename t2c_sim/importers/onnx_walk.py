@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.errors import OnnxError
-from t2c_sim.importers.onnx_model import MAX_TENSOR_ELEMS, Graph, Node
+from t2c_sim.importers import onnx_model
+from t2c_sim.importers.onnx_model import Graph, Node
 from t2c_sim.importers.onnx_records import QFmt, Rounding, mac_record
 from t2c_sim.record import LayerRecord
 
@@ -179,8 +180,9 @@ class Walk:
 
     def check_size(self, node: Node, shape: tuple[int, ...]) -> tuple[int, ...]:
         n = int(np.prod(shape, dtype=object)) if shape else 1
-        if n > MAX_TENSOR_ELEMS:
-            raise self.err(node, f"output of {n} elements is more than the limit {MAX_TENSOR_ELEMS}")
+        limit = onnx_model.MAX_TENSOR_ELEMS
+        if n > limit:
+            raise self.err(node, f"output of {n} elements, more than the limit {limit}")
         if n <= 0:
             raise self.err(node, f"output shape {list(shape)} is empty")
         return shape
