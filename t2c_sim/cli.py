@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.config import SparsitySpec
+from t2c_sim.config import RoundProfile, SparsitySpec
 from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
 from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
 from t2c_sim.regress.progress import Progress
@@ -452,7 +452,6 @@ def _onnx_run(args: argparse.Namespace) -> bool:
 
 def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...]):
     """The import rounding; a runtime profile with a simulator requested is refused up front."""
-    from t2c_sim.config import RoundProfile
     from t2c_sim.importers import parse_import_rounding
 
     rnd = parse_import_rounding(args.profile or "ort_fp32")

@@ -22,7 +22,9 @@ import numpy as np
 from t2c_sim.errors import ConfigError
 from t2c_sim.export import load_network, load_record
 from t2c_sim.golden import attach_results, run_network
+from t2c_sim.importers import import_onnx, load_input
 from t2c_sim.record import LayerRecord
+from t2c_sim.verify.ort_parity import ort_parity
 from t2c_sim.workloads import gen
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,6 @@ def records_from_onnx(path: str | Path, *, rounding: str = "ort_fp32", nm: str |
     The input is ``input_path`` (``.npz``/``.npy``, the model's input shape) or, without it, a
     synthetic batch spread over the input's quantized range (``seed``).
     """
-    from t2c_sim.importers import import_onnx, load_input
-
     imp = import_onnx(path, rounding=rounding, nm=nm, m=m)
     x = load_input(input_path, imp.input) if input_path else imp.input.synthetic(seed)
     trace = run_network(imp.records, imp.input.quantize(x))
@@ -103,8 +103,6 @@ def records_from_onnx(path: str | Path, *, rounding: str = "ort_fp32", nm: str |
                                "input": str(input_path) if input_path else f"synthetic (seed {seed})"}
     par: dict[str, Any] = {}
     if parity:
-        from t2c_sim.verify.ort_parity import ort_parity
-
         par = ort_parity(imp, x, trace, records, tuple(parity))
     return Source(title=Path(path).stem, source=str(path), records=records, summary=summary,
                   parity=par)
