@@ -191,10 +191,15 @@ def _bad_models(d: Path, good: Path) -> list[tuple[str, Path, str]]:
     """(case, model file, text the one error line must hold)."""
     data = good.read_bytes()
     (d / "trunc.onnx").write_bytes(data[: len(data) // 2])
+    m = onnx.load(str(qdq_conv(d / "softmax_nl.onnx", op_after="Softmax")))
+    m.graph.node[-1].name = "tail\nt2c-sim: error: forged"       # a hostile name: still one line
+    onnx.save(m, str(d / "softmax_nl.onnx"))
     (d / "garbage.onnx").write_bytes(np.random.default_rng(0).bytes(4000))
     return [
         ("unsupported op", qdq_conv(d / "softmax.onnx", op_after="Softmax"),
          "node 'tail': Softmax (node #"),
+        ("a node name with a newline", d / "softmax_nl.onnx",
+         "node 'tail?t2c-sim: error: forged': Softmax (node #"),
         ("per-tensor asymmetric weights", qdq_conv(d / "asym.onnx", per_tensor=True, w_zp=3),
          "node 'conv': Conv (node #4): weights have a nonzero zero point"),
         ("non-int32 bias", qdq_conv(d / "fbias.onnx", bias="float"),
@@ -237,3 +242,19 @@ def test_nm_refusal_via_cli(models, tmp_path, capsys) -> None:
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "layer '/c1/Conv'" in err[0] and "group" in err[0], err
+
+
+def test_rtl_preflight_refuses_profiled_records_and_takes_section2(models) -> None:
+    """Before anything is simulated: ort_fp32 records are refused naming the layer; the same
+    model imported with half_even passes the array check."""
+    from t2c_sim.config import HwConfig
+    from t2c_sim.cosim.run import UnsupportedLayerError
+    from t2c_sim.regress.pipeline import RunOptions, preflight
+    from t2c_sim.regress.sources import records_from_onnx
+
+    opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4)
+    src = records_from_onnx(models["mlp_qdq"])
+    with pytest.raises(UnsupportedLayerError, match="layer /l1/Gemm: cannot run on the "
+                                                    "accelerator: rounding profile ort_fp32"):
+        preflight(src.records, hw, opts)
+    preflight(records_from_onnx(models["mlp_qdq"], rounding="half_even").records, hw, opts)

@@ -28,7 +28,7 @@ import numpy as np
 from t2c_sim.errors import ConfigError, OnnxError
 
 __all__ = ["MAX_MODEL_BYTES", "MAX_NODES", "MAX_TENSOR_ELEMS", "Node", "Graph", "load_graph",
-           "require_onnx"]
+           "require_onnx", "printable"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ MAX_TENSOR_ELEMS = 1 << 26      # elements of any one initializer or activation 
 
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe for a one-line message: control characters become ``?``, long text is cut."""
+    out = "".join(c if c.isprintable() else "?" for c in str(text))
+    return out if len(out) <= limit else out[:limit] + "..."
 
 
 def require_onnx() -> Any:
@@ -65,11 +71,12 @@ class Node:
     @property
     def label(self) -> str:
         """The node's name, or ``<op>_<index>`` for an unnamed node."""
-        return self.name or f"{self.op}_{self.index}"
+        return printable(self.name or f"{self.op}_{self.index}")
 
     def error(self, detail: str, file: str | None = None) -> OnnxError:
         """An :class:`OnnxError` naming this node (name, op type, index) and ``file``."""
-        return OnnxError(f"{self.op} (node #{self.index}): {detail}", node=self.label, file=file)
+        return OnnxError(printable(f"{self.op} (node #{self.index}): {detail}", 2000),
+                         node=self.label, file=file)
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
@@ -90,7 +97,7 @@ class Graph:
     consumers: dict[str, list[Node]] = field(default_factory=dict)
 
     def error(self, detail: str, **context: Any) -> OnnxError:
-        return OnnxError(detail, file=self.path, **context)
+        return OnnxError(printable(detail, 2000), file=self.path, **context)
 
 
 def _dims_elems(dims: Any) -> int:
@@ -105,9 +112,9 @@ def _attrs(onnx: Any, node: Any, path: str, index: int) -> dict[str, Any]:
     for a in node.attribute:
         if a.type == onnx.AttributeProto.TENSOR:
             if _dims_elems(a.t.dims) > MAX_TENSOR_ELEMS:
-                raise OnnxError(f"{node.op_type} (node #{index}): attribute '{a.name}' holds more "
-                                f"than {MAX_TENSOR_ELEMS} elements", node=node.name or
-                                f"{node.op_type}_{index}", file=path)
+                raise OnnxError(printable(f"{node.op_type} (node #{index}): attribute '{a.name}' "
+                                          f"holds more than {MAX_TENSOR_ELEMS} elements"),
+                                node=printable(node.name or f"{node.op_type}_{index}"), file=path)
             out[a.name] = onnx.numpy_helper.to_array(a.t)
         elif a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             out[a.name] = a      # subgraphs (If/Loop): refused later as unsupported ops
@@ -119,16 +126,16 @@ def _attrs(onnx: Any, node: Any, path: str, index: int) -> dict[str, Any]:
 
 def _initializer(onnx: Any, t: Any, path: str) -> np.ndarray:
     if t.data_location == _EXTERNAL:
-        raise OnnxError(f"initializer '{t.name}' keeps its data in an external file, which the "
+        raise OnnxError(f"initializer '{printable(t.name)}' keeps its data in an external file, which the "
                         "importer does not read (save the model with its weights inside)", file=path)
     n = _dims_elems(t.dims)
     if n > MAX_TENSOR_ELEMS:
-        raise OnnxError(f"initializer '{t.name}' has {n} elements, more than the limit "
+        raise OnnxError(f"initializer '{printable(t.name)}' has {n} elements, more than the limit "
                         f"{MAX_TENSOR_ELEMS}", file=path)
     try:
         return np.asarray(onnx.numpy_helper.to_array(t))
     except Exception as e:  # noqa: BLE001 - a malformed tensor is one user error
-        raise OnnxError(f"initializer '{t.name}' cannot be read ({type(e).__name__}: {e})",
+        raise OnnxError(printable(f"initializer '{t.name}' cannot be read ({type(e).__name__}: {e})"),
                         file=path) from None
 
 
@@ -166,7 +173,7 @@ def load_graph(path: str | Path) -> Graph:
                         file=path)
     for t in list(g.initializer) + list(g.sparse_initializer):
         if hasattr(t, "data_location") and t.data_location == _EXTERNAL:
-            raise OnnxError(f"initializer '{t.name}' keeps its data in an external file, which "
+            raise OnnxError(f"initializer '{printable(t.name)}' keeps its data in an external file, which "
                             "the importer does not read", file=path)
     if len(g.sparse_initializer):
         raise OnnxError("sparse initializers are not supported", file=path)
@@ -177,32 +184,32 @@ def load_graph(path: str | Path) -> Graph:
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             if "value" not in attrs or len(n.output) != 1:
                 raise OnnxError(f"Constant (node #{i}): only a 'value' tensor is supported",
-                                node=n.name or f"Constant_{i}", file=path)
+                                node=printable(n.name or f"Constant_{i}"), file=path)
             inits[n.output[0]] = np.asarray(attrs["value"])
             continue
         nodes.append(Node(i, n.name, n.op_type, n.domain, tuple(n.input), tuple(n.output), attrs))
     feeds = [v for v in g.input if v.name not in inits]
     if len(feeds) != 1:
-        raise OnnxError(f"the graph has {len(feeds)} inputs ({', '.join(v.name for v in feeds)}); "
+        raise OnnxError(f"the graph has {len(feeds)} inputs ({printable(', '.join(v.name for v in feeds))}); "
                         "the importer takes networks with exactly one input", file=path)
     inp = feeds[0]
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type") or tt.elem_type != _FLOAT:
-        raise OnnxError(f"input '{inp.name}' is not a float tensor (elem_type "
+        raise OnnxError(f"input '{printable(inp.name)}' is not a float tensor (elem_type "
                         f"{tt.elem_type}); the importer expects a float input quantized by a "
                         "QuantizeLinear", file=path)
     if not tt.HasField("shape"):
-        raise OnnxError(f"input '{inp.name}' has no shape (dynamic shapes are not supported: "
+        raise OnnxError(f"input '{printable(inp.name)}' has no shape (dynamic shapes are not supported: "
                         "export the model with a fixed input shape)", file=path)
     shape = []
     for k, d in enumerate(tt.shape.dim):
         if not d.HasField("dim_value") or d.dim_value <= 0:
-            what = f"'{d.dim_param}'" if d.dim_param else "unknown"
-            raise OnnxError(f"input '{inp.name}' dimension {k} is {what} (dynamic shapes are not "
+            what = f"'{printable(d.dim_param)}'" if d.dim_param else "unknown"
+            raise OnnxError(f"input '{printable(inp.name)}' dimension {k} is {what} (dynamic shapes are not "
                             "supported: export the model with a fixed input shape)", file=path)
         shape.append(int(d.dim_value))
     if _dims_elems(shape) > MAX_TENSOR_ELEMS:
-        raise OnnxError(f"input '{inp.name}' has {_dims_elems(shape)} elements, more than the "
+        raise OnnxError(f"input '{printable(inp.name)}' has {_dims_elems(shape)} elements, more than the "
                         f"limit {MAX_TENSOR_ELEMS}", file=path)
     opsets = {(o.domain or ""): int(o.version) for o in model.opset_import}
     graph = Graph(path=path, model=model, nodes=nodes, inits=inits, input_name=inp.name,

@@ -112,7 +112,7 @@ class Walk:
 
     # ---- helpers ------------------------------------------------------------------------
     def err(self, node: Node, detail: str) -> OnnxError:
-        return node.error(detail, file=self.graph.path)
+        return node.error(detail, file=self.graph.path)     # printable: names come from the file
 
     def val(self, node: Node, i: int) -> Any:
         if i >= len(node.inputs) or not node.inputs[i]:
