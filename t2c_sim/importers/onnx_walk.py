@@ -140,10 +140,13 @@ class Walk:
         s32 = np.float32(s.reshape(-1)[0])
         if not np.isfinite(s32) or s32 <= 0:
             raise self.err(node, f"{what}: scale {float(s32)!r} is not finite and > 0")
+        if node.attr("block_size"):
+            raise self.err(node, f"{what}: blocked quantization (block_size) is not supported")
         if zi < len(node.inputs) and node.inputs[zi]:
             z = np.asarray(self.const(node, zi, f"{what} zero point"))
-        else:
-            z = np.zeros((), dtype=np.uint8)
+        else:                                   # no zero point: 0 of output_dtype (uint8 default)
+            z = np.zeros((), dtype={3: np.int8, 2: np.uint8}.get(node.attr("output_dtype", 2),
+                                                                  np.float32))
         if z.size != 1 or z.dtype not in (_INT8, _UINT8):
             raise self.err(node, f"{what}: zero point of type {z.dtype} and size {z.size} (only "
                                  "8-bit int8/uint8 per-tensor quantization is supported)")
