@@ -195,7 +195,17 @@ def _bad_models(d: Path, good: Path) -> list[tuple[str, Path, str]]:
     m.graph.node[-1].name = "tail\nt2c-sim: error: forged"       # a hostile name: still one line
     onnx.save(m, str(d / "softmax_nl.onnx"))
     (d / "garbage.onnx").write_bytes(np.random.default_rng(0).bytes(4000))
+    for tag, attrs in (("stride0", {"strides": [0, 0]}),
+                       ("hugepad", {"pads": [9000] * 4, "strides": [9000, 9000]})):
+        m = onnx.load(str(qdq_conv(d / f"{tag}.onnx")))
+        conv = next(n for n in m.graph.node if n.op_type == "Conv")
+        keep = [a for a in conv.attribute if a.name not in attrs]
+        del conv.attribute[:]
+        conv.attribute.extend(keep + [onnx.helper.make_attribute(k, v) for k, v in attrs.items()])
+        onnx.save(m, str(d / f"{tag}.onnx"))
     return [
+        ("zero stride", d / "stride0.onnx", "strides (0, 0) and dilations (1, 1) must be >= 1"),
+        ("padding past the work bound", d / "hugepad.onnx", "padded input"),
         ("unsupported op", qdq_conv(d / "softmax.onnx", op_after="Softmax"),
          "node 'tail': Softmax (node #"),
         ("a node name with a newline", d / "softmax_nl.onnx",

@@ -112,8 +112,11 @@ def _pool_attrs(wk: Walk, node: Node, x_shape: tuple[int, ...], avg: bool) -> di
         raise wk.err(node, "an average pool with padding needs count_include_pad = 1 (padding "
                            "counts as zeros)")
     st, dil = pair(node.attr("strides"), 1), pair(node.attr("dilations"), 1)
+    if min(st + dil + k) < 1 or min(pad) < 0:
+        raise wk.err(node, f"kernel {k}, strides {st} and dilations {dil} must be >= 1, pads >= 0")
     if avg and dil != (1, 1):
         raise wk.err(node, "dilated average pooling is not supported")
+    wk.check_work(node, x_shape, pad, 0)
     oh = (x_shape[2] + 2 * pad[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
     ow = (x_shape[3] + 2 * pad[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
     if oh < 1 or ow < 1 or max(pad) >= max(k):

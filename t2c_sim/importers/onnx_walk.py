@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.errors import OnnxError
+from t2c_sim.errors import OnnxError, T2CError
 from t2c_sim.importers import onnx_model
 from t2c_sim.importers.onnx_model import Graph, Node
 from t2c_sim.importers.onnx_records import QFmt, Rounding, mac_record
@@ -228,7 +228,15 @@ class Walk:
             if handler is None:
                 dom = f" (domain {node.domain})" if node.domain else ""
                 raise self.err(node, f"op {node.op}{dom} is not supported; supported: {SUPPORTED}")
-            handler(self, node)
+            try:
+                handler(self, node)
+            except T2CError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError,
+                    ZeroDivisionError) as e:   # malformed attributes or initializers
+                msg = " ".join(str(e).split())[:200]
+                raise self.err(node, f"malformed attributes or inputs ({type(e).__name__}: "
+                                     f"{msg})") from None
         if len(g.outputs) != 1:
             raise g.error(f"the graph has {len(g.outputs)} outputs; the importer takes networks "
                           "with exactly one output")
@@ -353,13 +361,25 @@ class Walk:
                                  f"weight {list(w_shape)}")
         st, dil = pair(node.attr("strides"), 1), pair(node.attr("dilations"), 1)
         pad = (pads[0], pads[1])
+        if min(st + dil) < 1 or min(pad) < 0:
+            raise self.err(node, f"strides {st} and dilations {dil} must be >= 1, pads >= 0")
         oh = (x_shape[2] + 2 * pad[0] - dil[0] * (w_shape[2] - 1) - 1) // st[0] + 1
         ow = (x_shape[3] + 2 * pad[1] - dil[1] * (w_shape[3] - 1) - 1) // st[1] + 1
-        if min(st + dil) < 1 or oh < 1 or ow < 1:
+        if oh < 1 or ow < 1:
             raise self.err(node, f"strides {st}, dilations {dil} or the kernel do not fit the input "
                                  f"{list(x_shape)}")
+        self.check_work(node, x_shape, pad, x_shape[0] * oh * ow * w_shape[1] * w_shape[2] * w_shape[3])
         return (dict(stride=st, padding=pad, dilation=dil, groups=groups),
                 (x_shape[0], w_shape[0], oh, ow))
+
+    def check_work(self, node: Node, x_shape: tuple[int, ...], pad: tuple[int, int],
+                   cols: int) -> None:
+        """Bound what the golden model allocates: the padded input and the im2col matrix."""
+        limit = onnx_model.MAX_TENSOR_ELEMS
+        padded = x_shape[0] * x_shape[1] * (x_shape[2] + 2 * pad[0]) * (x_shape[3] + 2 * pad[1])
+        if padded > limit or cols > limit:
+            raise self.err(node, f"the padded input ({padded} elements) or its im2col matrix "
+                                 f"({cols} elements) is more than the limit {limit}")
 
     def mac(self, node: Node, *, conv: bool, x: QVal, fx: QFmt, w: np.ndarray, s_w: np.ndarray,
             bias: np.ndarray | None, fy: QFmt, bounds: tuple[int, int], attrs: dict[str, Any],
