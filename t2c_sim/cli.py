@@ -550,7 +550,8 @@ def cmd_import(args: argparse.Namespace, command: str) -> int:
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = [[r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}", r.mode.value,
+    rows = [[r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}",
+             r.mode.value if r.M0 is not None else "-",
              str(r.meta.get("onnx_op", "")), ", ".join(r.inputs)] for r in src.records]
     print(render_table(["layer", "op", "shape", "N:M", "rounding", "ONNX op", "inputs"], rows))
     for k, v in src.summary.items():
