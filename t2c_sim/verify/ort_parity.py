@@ -80,18 +80,26 @@ def _to_record_layout(a: np.ndarray, layout: str, chw: list[int] | None) -> np.n
     return a
 
 
-def _with_outputs(model: Any, names: dict[str, bool]) -> Any:
-    """A copy of ``model`` whose graph also outputs ``names`` (``{name: signed}``)."""
+def _with_outputs(model: Any, names: dict[str, bool]) -> tuple[Any, dict[str, str]]:
+    """A copy of ``model`` that also outputs ``names`` (``{name: signed}``), each through an
+    ``Identity`` so that no node of the model itself produces a graph output (which would
+    change what ONNX Runtime may fuse); returns the copy and ``{name: graph output name}``."""
     import onnx
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for name, signed in names.items():
-        if name not in have:
-            elem = onnx.TensorProto.INT8 if signed else onnx.TensorProto.UINT8
-            m.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-    return m
+    taken = {o.name for o in m.graph.output} | {t for n in m.graph.node for t in n.output}
+    exposed = {}
+    for i, (name, signed) in enumerate(names.items()):
+        out = f"{name}__t2c_{i}"
+        while out in taken:
+            out += "_"
+        exposed[name] = out
+        m.graph.node.append(onnx.helper.make_node("Identity", [name], [out],
+                                                  name=f"t2c_expose_{i}"))
+        elem = onnx.TensorProto.INT8 if signed else onnx.TensorProto.UINT8
+        m.graph.output.append(onnx.helper.make_tensor_value_info(out, elem, None))
+    return m, exposed
 
 
 def _kernels(path: str) -> tuple[dict[str, str], list[str]]:
@@ -116,7 +124,7 @@ def ort_outputs(model: Any, feeds: dict[str, np.ndarray], names: dict[str, bool]
                 ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
     """Run ``model`` at ``level`` with ``names`` exposed: ``(outputs, kernels, op types)``."""
     ort = _ort()
-    exposed = _with_outputs(model, names)
+    exposed, outs = _with_outputs(model, names)
     with tempfile.TemporaryDirectory(prefix="t2c-ort-") as tmp:
         so = ort.SessionOptions()
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
@@ -128,7 +136,7 @@ def ort_outputs(model: Any, feeds: dict[str, np.ndarray], names: dict[str, bool]
             sess = ort.InferenceSession(exposed.SerializeToString(), so,
                                         providers=["CPUExecutionProvider"])
             wanted = list(names)
-            vals = sess.run(wanted, feeds)
+            vals = sess.run([outs[n] for n in wanted], feeds)
         except Exception as e:  # noqa: BLE001 - the runtime failing is an infrastructure error
             msg = " ".join(str(e).split())[:300]
             raise SimulationError(f"ONNX Runtime ({level}) could not run the model: {msg}") from None
@@ -204,7 +212,7 @@ def ort_parity(imp: OnnxImport, x: np.ndarray, trace: NetworkTrace, records: lis
     for level in levels:
         vals, kernels, ops = ort_outputs(model, feeds, names, level)
         dep_kernels, dep_ops, y_dep = _deployed(model, feeds, level)
-        ignore = {*_GLUE, "QuantizeLinear", "DequantizeLinear"}
+        ignore = {*_GLUE, "QuantizeLinear", "DequantizeLinear"}      # (and our Identity nodes)
         more = Counter(o for o in ops if o not in ignore)
         less = Counter(o for o in dep_ops if o not in ignore)
         if more != less:
