@@ -271,7 +271,7 @@ class Walk:
             if not src.fmt.same(fmt):
                 raise self.err(node, "requantizes a tensor to another scale/zero point "
                                      f"({src.fmt.json()} -> {fmt.json()}), which is not supported")
-            self.vals[out] = replace(src.q, tensor=out)
+            self.vals[out] = replace(src.q, tensor=out, fmt=fmt)   # Q(DQ(q)) = q, read as fmt
         else:
             raise self.err(node, f"cannot quantize input '{node.inputs[0]}' (not the network input "
                                  "nor the result of a supported op)")
