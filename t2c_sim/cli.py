@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.config import SparsitySpec
+from t2c_sim.config import RoundProfile, SparsitySpec
 from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
 from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
 from t2c_sim.regress.progress import Progress
@@ -103,6 +103,10 @@ def _load_source(path: str, seed: int, cache_dir: str):
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
 
     p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        from t2c_sim.regress.sources import records_from_onnx
+
+        return records_from_onnx(p, seed=seed)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():
             raise ConfigError("recipe file not found", file=path)
@@ -130,6 +134,8 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
 # ------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
+    if _onnx_run(args):
+        return cmd_run_onnx(args, command)
     from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
     from t2c_sim.regress.report.write import write_reports
 
@@ -364,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
     r.add_argument("--cache-dir", default="build/cache")
+    _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
     g2 = sub.add_parser("regress", parents=[common, simopts],
@@ -409,7 +416,148 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sim", default="verilator")
     d.add_argument("--out", default=None)
     d.set_defaults(func=cmd_demo)
+    _add_import_parser(sub, [common, hwopts])
     return p
+
+
+# ------------------------------------------------------------------------------- ONNX models
+ONNX_PROFILES = ("ort_fp32", "half_even", "half_up", "half_away", "floor")
+
+
+def _add_onnx_run_options(r: argparse.ArgumentParser) -> None:
+    """``run`` options that only apply to an ONNX model (docs/cli.md, ``run MODEL.onnx``)."""
+    o = r.add_argument_group("ONNX models (MODEL.onnx)")
+    o.add_argument("--parity", choices=("ort",), default=None,
+                   help="compare golden with ONNX Runtime on every quantized tensor, at "
+                        "ORT_DISABLE_ALL and ORT_ENABLE_ALL")
+    o.add_argument("--profile", choices=ONNX_PROFILES, default=None,
+                   help="rounding of the imported records: ort_fp32 (default; ONNX Runtime's "
+                        "bits, golden only for now) or a section-2 mode the RTL runs")
+    o.add_argument("--nm", default=None, metavar="N:M",
+                   help="require N:M weights (default: the tightest N for the array's M)")
+    o.add_argument("--input", default=None, metavar="X.npz",
+                   help="float input batch (.npz/.npy, the model's input shape; default: "
+                        "synthetic, --seed)")
+
+
+def _onnx_run(args: argparse.Namespace) -> bool:
+    """Whether ``run`` got an ONNX model; ONNX-only options on another source are a usage error."""
+    if str(args.source).lower().endswith(".onnx"):
+        return True
+    given = [f"--{k}" for k in ("parity", "profile", "nm", "input") if getattr(args, k, None)]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply to an ONNX model (MODEL.onnx)")
+    return False
+
+
+def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...]):
+    """The import rounding; a runtime profile with a simulator requested is refused up front."""
+    from t2c_sim.importers import parse_import_rounding
+
+    rnd = parse_import_rounding(args.profile or "ort_fp32")
+    if sims and isinstance(rnd, RoundProfile):
+        raise ConfigError(f"rounding profile {rnd.value} has no RTL requantizer yet, so {args.source} "
+                          "cannot be co-simulated with it: run golden and parity only (--sim "
+                          "none), or import with --profile half_even for the RTL (it differs from "
+                          "ONNX Runtime on about 1 output per million, docs/interop.md)",
+                          key="--sim")
+    return rnd
+
+
+def cmd_run_onnx(args: argparse.Namespace, command: str) -> int:
+    """``run MODEL.onnx``: import, golden on one input batch, ONNX Runtime parity, RTL vs golden."""
+    from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
+    from t2c_sim.regress.report.parity import parity_lines
+    from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
+    from t2c_sim.regress.report.write import write_reports
+    from t2c_sim.regress.sources import records_from_onnx
+
+    sims = parse_sims(args.sim)
+    rnd = _onnx_rounding(args, sims)
+    hw = _hw(args)
+    opts = _opts(args, sims, command)
+    check_tools(opts)
+    t0 = time.perf_counter()
+    levels = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL") if args.parity == "ort" else ()
+    src = records_from_onnx(args.source, rounding=rnd.value, nm=args.nm, m=hw.m,
+                            input_path=args.input, seed=args.seed, parity=levels)
+    hw = _hw(args, _network_nm(src.records, args))
+    out_dir = Path(args.out or Path("results") / Path(args.source).stem)
+    run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title, source=src.source,
+                   summary=src.summary)
+    for lr in run.layers:
+        lr.parity = src.parity.get("layers", {}).get(lr.name)
+    run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
+    run.wall_s = time.perf_counter() - t0
+    reports = write_reports(run, out_dir)
+    print(layer_table(run))
+    fails = failures_text(run)
+    if fails:
+        print()
+        print(fails)
+    for line in parity_lines(run):
+        print(line)
+    for k, v in run.summary.items():
+        print(f"  {k}: {v}")
+    print(summary_line(run))
+    print(f"JUnit: {reports['junit']}\nJSON:  {reports['json']}")
+    print(f"HTML report: {reports['html']}")
+    if run.stop_error is not None:
+        raise SimulationError(run.stop_error)
+    return _verdict_code(run.verdict)
+
+
+def _add_import_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    i = sub.add_parser("import", parents=parents,
+                       help="import a quantized ONNX model (QDQ or QOperator) to layer records",
+                       description="Turn MODEL.onnx (ONNX Runtime quantize_static, QDQ or "
+                       "QOperator) into integer layer records with golden results for one input "
+                       "batch, written to a records folder that `run` and `estimate` take.")
+    i.add_argument("model", metavar="MODEL.onnx")
+    i.add_argument("--out", default=None, help="records folder (default records/<model-stem>)")
+    i.add_argument("--profile", choices=ONNX_PROFILES, default="ort_fp32",
+                   help="rounding of the records (default ort_fp32: ONNX Runtime's bits)")
+    i.add_argument("--nm", default=None, metavar="N:M",
+                   help="require N:M weights (default: the tightest N for the array's M)")
+    i.add_argument("--input", default=None, metavar="X.npz", help="float input batch")
+    i.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
+    i.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace, command: str) -> int:
+    """Import MODEL.onnx and write its records (with golden results) atomically."""
+    import shutil
+
+    from t2c_sim.export import save_network
+    from t2c_sim.files import atomic_write_json, replace_dir
+    from t2c_sim.regress.pipeline import layer_shape
+    from t2c_sim.regress.report.terminal import render_table
+    from t2c_sim.regress.sources import records_from_onnx
+
+    hw = _hw(args)
+    out = Path(args.out or Path("records") / Path(args.model).stem)
+    if out.exists() and not (out / "network.json").is_file() and (
+            not out.is_dir() or any(out.iterdir())):
+        raise ConfigError("exists and is not a records folder (network.json); choose another --out",
+                          file=str(out))
+    src = records_from_onnx(args.model, rounding=args.profile, nm=args.nm, m=hw.m,
+                            input_path=args.input, seed=args.seed)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        save_network(src.records, tmp)
+        atomic_write_json(tmp / "onnx_import.json", {"model": str(args.model), "command": command,
+                                                     **src.summary})
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [[r.name, r.op.value, layer_shape(r), f"{r.n}:{r.m}",
+             r.mode.value if r.M0 is not None else "-",
+             str(r.meta.get("onnx_op", "")), ", ".join(r.inputs)] for r in src.records]
+    print(render_table(["layer", "op", "shape", "N:M", "rounding", "ONNX op", "inputs"], rows))
+    for k, v in src.summary.items():
+        print(f"  {k}: {v}")
+    print(f"wrote {len(src.records)} records to {out}")
+    return EXIT_OK
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

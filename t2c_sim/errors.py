@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 __all__ = ["T2CError", "NumericsError", "SparsityError", "ConfigError", "NMParamsError",
-           "RecordError", "ModelError", "QuantError", "FuseError", "OverflowRiskError",
+           "RecordError", "ModelError", "QuantError", "FuseError", "OverflowRiskError", "OnnxError",
            "SimulationError", "MismatchError", "ExecutorError"]
 
 E = TypeVar("E", bound="T2CError")
@@ -115,6 +115,11 @@ class QuantError(T2CError, ValueError):
 
 class FuseError(ModelError):
     """A float model cannot be turned into integer layers (names the layer or node)."""
+
+
+class OnnxError(ModelError):
+    """An ONNX model the importer cannot read or turn into integer layers (names the file and
+    the node: its name, op type and index)."""
 
 
 class OverflowRiskError(FuseError):

@@ -50,7 +50,7 @@ import numpy as np
 from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding, qrange
 from t2c_sim.errors import NumericsError, RecordError, SparsityError
 from t2c_sim.layout import padded_len
-from t2c_sim.rounding_profiles import check_params
+from t2c_sim.rounding_profiles import check_ort_add_params, check_params
 from t2c_sim.sparse.nm import check_nm, decompress
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y",
@@ -283,16 +283,30 @@ class LayerRecord:
         return self
 
     def _validate_profile(self, bad: Any) -> None:
-        """A runtime rounding profile (SPEC section 10): linear/conv, int32 accumulator, its M0/sh."""
+        """A runtime rounding profile (SPEC section 10): linear/conv (every profile), average pools
+        and the two-input residual add (``ort_fp32``: ONNX Runtime's kernels), int32 accumulator,
+        the profile's M0/sh."""
         prof = self.mode.value
-        if self.op not in MAC_OPS:
+        ort = self.mode is RoundProfile.ORT_FP32
+        pool = self.op in (OpKind.AVGPOOL, OpKind.GAVGPOOL)
+        add = self.op is OpKind.ADD and self.const_q is None
+        if self.op not in MAC_OPS and not (ort and (pool or add)):
             raise bad(f"mode: rounding profile {prof} applies to linear and conv2d requantizers "
-                      f"only, not {self.op.value}")
+                      f"(ort_fp32 also to average pools and the residual add), not {self.op.value}")
         if self.acc_bits != 32:
             raise bad(f"mode: rounding profile {prof} needs acc_bits = 32 (the runtime's int32 "
                       f"accumulator), got {self.acc_bits}")
         try:
-            check_params(self.mode, self.M0, self.sh)
+            if add:
+                if self.a_bits > 8:
+                    raise NumericsError(f"ONNX Runtime's QLinearAdd takes 8-bit inputs, got "
+                                        f"a_bits = {self.a_bits}")
+                check_ort_add_params(self.M0, self.sh)
+            else:
+                if pool and (self.M0 is None or self.sh is None or self.M0.shape != (1,)
+                             or self.sh.shape != (1,)):
+                    raise NumericsError("an average pool needs M0 and sh of shape (1,)")
+                check_params(self.mode, self.M0, self.sh)
         except NumericsError as e:
             raise bad(f"M0/sh: {e}") from None
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.errors import RecordError, SimulationError, SparsityError
 from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
@@ -172,6 +172,10 @@ def check_supported(rec: LayerRecord, hw: HwConfig) -> None:
     for f in ("w_q", "bias_eff", "M0", "sh"):
         if getattr(rec, f) is None:
             raise _refuse(rec, f"{f} is missing")
+    if isinstance(rec.mode, RoundProfile):
+        raise _refuse(rec, f"rounding profile {rec.mode.value} (the RTL requantizer has section-2 "
+                           f"modes only: {', '.join(m.value for m in RoundMode)}); simulate golden "
+                           f"only (--sim none) or make the records with a section-2 mode")
     if rec.bias_eff.ndim != 1 or rec.M0.ndim != 1 or rec.sh.ndim != 1:
         raise _refuse(rec, "token-wise [P, C_out] requantizer parameters (the array holds one "
                            "bias/M0/shift per channel)")

@@ -32,7 +32,7 @@ from t2c_sim.golden.im2col import conv_out_hw, im2col, pad_spatial, windows
 from t2c_sim.golden.transformer import TRANSFORMER_OPS, const_operand, run_transformer_op
 from t2c_sim.numerics import INT64_MAX, as_int64, clamp, requantize, round_shift, wrap
 from t2c_sim.record import MAC_OPS, LayerRecord
-from t2c_sim.rounding_profiles import requantize_profile
+from t2c_sim.rounding_profiles import requantize_ort_add, requantize_profile
 from t2c_sim.sparse.nm import compress, decompress
 
 __all__ = ["LayerOutput", "NM_MODES", "linear", "conv2d", "maxpool", "avgpool", "gavgpool",
@@ -173,11 +173,14 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
 
 
 def _profile_op(rec: LayerRecord) -> None:
-    """Refuse a rounding profile where it is not defined (it replaces a MAC layer's requantizer)."""
-    if rec.op not in MAC_OPS or rec.acc_bits != 32:
+    """Refuse a rounding profile where it is not defined: it replaces the requantizer of a MAC
+    layer (every profile) or of an average pool (``ort_fp32``: ONNX Runtime's pools requantize
+    their int32 window sums like QLinearConv), always with a 32-bit accumulator."""
+    pool = rec.op in (OpKind.AVGPOOL, OpKind.GAVGPOOL) and rec.mode is RoundProfile.ORT_FP32
+    if (rec.op not in MAC_OPS and not pool) or rec.acc_bits != 32:
         raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is defined for "
-                          f"linear/conv2d with acc_bits = 32 only (got {rec.op.value}, "
-                          f"acc_bits = {rec.acc_bits})")
+                          f"linear/conv2d (and ort_fp32 average pools) with acc_bits = 32 only "
+                          f"(got {rec.op.value}, acc_bits = {rec.acc_bits})")
 
 
 def _nm_reference_dot(rec: LayerRecord, cols: np.ndarray) -> np.ndarray:
@@ -365,16 +368,25 @@ def add(rec: LayerRecord, a: np.ndarray, b: np.ndarray) -> LayerOutput:
 
     ``y = clamp(z_y + round_shift(Ma*(a - z_a) + Mb*(b - z_b), sh, mode), lo, hi)`` with
     ``M0 = [Ma, Mb]``, ``sh = [sh]``, ``z_a = rec.z_x``, ``z_b = rec.z_b``; both inputs use the
-    record's input format; ``acc`` is ``None``. Example: ``a - z_a = 3``, ``b - z_b = 5``,
+    record's input format; ``acc`` is ``None``. Under the ``ort_fp32`` profile ``M0``/``sh`` are
+    the float32 pairs of ``s_a/s_y`` and ``s_b/s_y`` and the add is ONNX Runtime's QLinearAdd
+    (:func:`t2c_sim.rounding_profiles.requantize_ort_add`). Example: ``a - z_a = 3``, ``b - z_b = 5``,
     ``Ma = Mb = 1``, ``sh = 1``, ``z_y = 0`` -> ``round_half_even(8 / 2) = 4``.
     """
     _need(rec, "M0", "sh")
-    if isinstance(rec.mode, RoundProfile):
-        _profile_op(rec)
+    if isinstance(rec.mode, RoundProfile) and rec.mode is not RoundProfile.ORT_FP32:
+        raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is not defined for "
+                          f"a residual add (ort_fp32 is: ONNX Runtime's QLinearAdd)")
     a = _input(rec, a, "input a")
     b = _input(rec, b, "input b")
     if a.shape != b.shape:
         raise RecordError(f"layer {rec.name}: add inputs differ in shape: {a.shape} vs {b.shape}")
+    if rec.mode is RoundProfile.ORT_FP32:   # ONNX Runtime's QLinearAdd (docs/interop.md)
+        try:
+            y = requantize_ort_add(a, b, rec.M0, rec.sh, rec.z_x, rec.z_b, rec.z_y, rec.lo, rec.hi)
+        except NumericsError as e:
+            raise RecordError(f"layer {rec.name}: {e}") from None
+        return LayerOutput(None, y)
     mv = rec.M0.reshape(-1)
     if mv.size != 2 or rec.sh.size != 1:
         raise RecordError(f"layer {rec.name}: add needs M0 = [Ma, Mb] and sh = [sh], got "

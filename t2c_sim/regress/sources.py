@@ -1,7 +1,11 @@
-"""Where layer records come from: a recipe (front end), a records folder, or a generator.
+"""Where layer records come from: a recipe (front end), a records folder, an ONNX model, or a
+generator.
 
 :func:`records_from_recipe` builds a recipe with :func:`t2c_sim.recipe.build` (compress,
 calibrate, fuse; cached) and returns the records with golden results plus the cross-check;
+:func:`records_from_onnx` imports a quantized ONNX model (:func:`t2c_sim.importers.import_onnx`),
+runs the golden model on a synthetic or given input and, on request, compares every layer with
+ONNX Runtime (:func:`t2c_sim.verify.ort_parity.ort_parity`);
 :func:`records_from_random` uses :mod:`t2c_sim.workloads.gen`.
 """
 
@@ -17,7 +21,10 @@ import numpy as np
 
 from t2c_sim.errors import ConfigError
 from t2c_sim.export import load_network, load_record
+from t2c_sim.golden import attach_results, run_network
+from t2c_sim.importers import import_onnx, load_input
 from t2c_sim.record import LayerRecord
+from t2c_sim.verify.ort_parity import ort_parity
 from t2c_sim.workloads import gen
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ class Source:
     records: list[LayerRecord]
     crosscheck: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)   # verify.ort_parity.ort_parity(...)
 
 
 def _split_crosscheck(cc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,6 +84,28 @@ def records_from_dir(path: str | Path) -> Source:
         raise ConfigError("not a recipe (.yaml), a records folder (network.json) or a record",
                           file=str(p))
     return Source(title=p.stem, source=str(p), records=recs)
+
+
+def records_from_onnx(path: str | Path, *, rounding: str = "ort_fp32", nm: str | None = None,
+                      m: int = 4, input_path: str | Path | None = None, seed: int = 0,
+                      parity: tuple[str, ...] = ()) -> Source:
+    """Import an ONNX model, attach golden results for one input batch, optionally compare with
+    ONNX Runtime at the optimization levels ``parity`` (``verify.ort_parity.LEVELS``).
+
+    The input is ``input_path`` (``.npz``/``.npy``, the model's input shape) or, without it, a
+    synthetic batch spread over the input's quantized range (``seed``).
+    """
+    imp = import_onnx(path, rounding=rounding, nm=nm, m=m)
+    x = load_input(input_path, imp.input) if input_path else imp.input.synthetic(seed)
+    trace = run_network(imp.records, imp.input.quantize(x))
+    records = attach_results(imp.records, trace)
+    summary: dict[str, Any] = {"rounding": imp.rounding.value, "N:M": f"{imp.nm[0]}:{imp.nm[1]}",
+                               "input": str(input_path) if input_path else f"synthetic (seed {seed})"}
+    par: dict[str, Any] = {}
+    if parity:
+        par = ort_parity(imp, x, trace, records, tuple(parity))
+    return Source(title=Path(path).stem, source=str(path), records=records, summary=summary,
+                  parity=par)
 
 
 #: Random entries of a suite: kind -> (generator, default parameters). ``name`` defaults to the
