@@ -29,7 +29,7 @@
 //
 // (t2c_sim.estimate mirrors this exactly; docs/rtl.md derives it.)
 //
-// Scratchpads (one wide word per cycle feeds the whole array):
+// Scratchpads (one wide word per cycle feeds the whole array; RAMs read only when needed):
 //   act, ACT_DEPTH/ROWS words of M*ROWS*A_BITS: row block q, group g at address q*G + g;
 //       activation (row q*ROWS + r, k = g*M + i) at [(i*ROWS + r)*A_BITS +: A_BITS] (lane-major).
 //   wgt, W_DEPTH/COLS words of COLS*WGT_W: column block q, group g at address q*G + g; channel
@@ -195,12 +195,14 @@ module t2c_accel_top #(
   wire [CH_W-1:0]    ch_rd;
   wire [31:0]        act_ra = abase_q + slot_q;
   wire [31:0]        wgt_ra = wbase_q + slot_q;
+  wire               ch_re  = iss_q && slot_q == 32'd0;  // once per block: the data is held
   reg  [31:0]        acc_ra;
   /* verilator lint_on UNUSEDSIGNAL */
 
   t2c_ram #(.WIDTH(ACT_W), .DEPTH(ACT_BANK)) u_act (
     .clk_i   (clk_i),
     .we_i    (hw_en_i && hw_sel_i == 2'd0),
+    .re_i    (iss_q),
     .waddr_i (hw_addr_i[AA_W-1:0]),
     .wdata_i (hw_data_i[ACT_W-1:0]),
     .raddr_i (act_ra[AA_W-1:0]),
@@ -210,6 +212,7 @@ module t2c_accel_top #(
   t2c_ram #(.WIDTH(WGTS_W), .DEPTH(W_BANK)) u_wgt (
     .clk_i   (clk_i),
     .we_i    (hw_en_i && hw_sel_i == 2'd1),
+    .re_i    (iss_q),
     .waddr_i (hw_addr_i[WA_W-1:0]),
     .wdata_i (hw_data_i[WGTS_W-1:0]),
     .raddr_i (wgt_ra[WA_W-1:0]),
@@ -219,6 +222,7 @@ module t2c_accel_top #(
   t2c_ram #(.WIDTH(CH_W), .DEPTH(CH_BANK)) u_ch (
     .clk_i   (clk_i),
     .we_i    (hw_en_i && hw_sel_i == 2'd2),
+    .re_i    (ch_re),
     .waddr_i (hw_addr_i[CA_W-1:0]),
     .wdata_i (hw_data_i[CH_W-1:0]),
     .raddr_i (cb_q[CA_W-1:0]),
@@ -227,10 +231,17 @@ module t2c_accel_top #(
 
   // ------------------------------------------------------------------------- PE array
   // Operands of rows/columns outside the tile are masked to zero; bias_eff only in a first run.
-  wire [ACT_W-1:0]  pe_act = act_rd & amask1_q;
-  wire [WGTS_W-1:0] pe_wgt = wgt_rd & wmask1_q;
-  wire [CH_W-1:0]   ch_m   = ch_rd & chmask1_q;
+  // (A process, not continuous assignments: Icarus evaluates a vector AND net bit by bit.)
+  reg  [ACT_W-1:0]  pe_act;
+  reg  [WGTS_W-1:0] pe_wgt;
+  reg  [CH_W-1:0]   ch_m;
   wire [BIAS_W-1:0] drow_acc;
+
+  always @* begin
+    pe_act = act_rd & amask1_q;
+    pe_wgt = wgt_rd & wmask1_q;
+    ch_m   = ch_rd & chmask1_q;
+  end
 
   t2c_pe_array #(
     .ROWS     (ROWS),
@@ -333,6 +344,7 @@ module t2c_accel_top #(
   t2c_ram #(.WIDTH(BIAS_W), .DEPTH(OUT_DEPTH)) u_acc (
     .clk_i   (clk_i),
     .we_i    (dr_we),
+    .re_i    (1'b1),
     .waddr_i (doaddr_q[OA_W-1:0]),
     .wdata_i (dsum),
     .raddr_i (acc_ra[OA_W-1:0]),
@@ -343,6 +355,7 @@ module t2c_accel_top #(
   t2c_ram #(.WIDTH(COLS*Y_BITS), .DEPTH(OUT_DEPTH)) u_out (
     .clk_i   (clk_i),
     .we_i    (dlwe_q[RQ_LAT-1]),
+    .re_i    (!busy_q),
     .waddr_i (dladdr_q[(RQ_LAT-1)*32 +: OA_W]),
     .wdata_i (rq_y),
     .raddr_i (hr_addr_i[OA_W-1:0]),

@@ -141,7 +141,6 @@ module t2c_pe_array #(
       localparam integer L    = (F > 1) ? $clog2(F) : 1;         // spread steps
       localparam integer D    = S - A_BITS;                      // field move per index step
       localparam integer ACTW = M * ROWS * A_BITS;
-      localparam [IDX_BITS:0] M_L = M[IDX_BITS:0];                // an index >= M selects 0
 
       // Spread step b moves every field whose index has bit b set by 2^b * D bits; before step b
       // (steps run from the top bit down) field f sits at hi*S + lo*A_BITS with hi = f rounded
@@ -211,10 +210,12 @@ module t2c_pe_array #(
       wire [RS-1:0] lmask  = lanes({{(S-ACC_BITS){1'b0}}, {ACC_BITS{1'b1}}});
       wire [ACTW-1:0] sgn  = sign_bits(A_BITS);
 
-      // U_i: lane i of every row, one exact (two's complement) value per S-bit lane
+      // U_i: lane i of every row, one exact (two's complement) value per S-bit lane; the
+      // entries for indices M .. 2^IDX_BITS-1 (M not a power of two) are 0: an index >= M
+      // selects 0
       reg  [FS-1:0]         sp;
       reg  [RS-1:0]         off;
-      reg  [RS-1:0]         u_m [0:M-1];
+      reg  signed [RS-1:0]  u_m [0:(1 << IDX_BITS)-1];
       integer               i;
 
       always @* begin
@@ -235,8 +236,25 @@ module t2c_pe_array #(
         if (L > 2)  sp = (sp & kp2)  | ((sp & mv2)  << (4 * D));
         if (L > 1)  sp = (sp & kp1)  | ((sp & mv1)  << (2 * D));
         if (F > 1)  sp = (sp & kp0)  | ((sp & mv0)  << D);
-        for (i = 0; i < M; i = i + 1) begin
-          u_m[i] = sp[i*RS +: RS] - off;
+        // (unrolled up to 8 lanes: constant part-selects; Icarus runs a loop ~3x slower; the
+        // statements past M are dead code behind constant-false guards)
+        /* verilator lint_off SELRANGE */
+        if (M > 0) u_m[0] = sp[0*RS +: RS] - off;
+        if (M > 1) u_m[1] = sp[1*RS +: RS] - off;
+        if (M > 2) u_m[2] = sp[2*RS +: RS] - off;
+        if (M > 3) u_m[3] = sp[3*RS +: RS] - off;
+        if (M > 4) u_m[4] = sp[4*RS +: RS] - off;
+        if (M > 5) u_m[5] = sp[5*RS +: RS] - off;
+        if (M > 6) u_m[6] = sp[6*RS +: RS] - off;
+        if (M > 7) u_m[7] = sp[7*RS +: RS] - off;
+        for (i = 8; i < (1 << IDX_BITS); i = i + 1) begin
+          u_m[i] = (i < M) ? sp[i*RS +: RS] - off : {RS{1'b0}};
+        end
+        /* verilator lint_on SELRANGE */
+        if (M == 3 || M == 5 || M == 6 || M == 7) begin
+          for (i = M; i < 8; i = i + 1) begin
+            u_m[i] = {RS{1'b0}};
+          end
         end
       end
 
@@ -246,30 +264,44 @@ module t2c_pe_array #(
       reg  [RS-1:0] p_m [0:COLS-1];   // accumulators: column c, row r in lane r (low ACC_BITS)
       reg  [COLS*RS-1:0] dbuf_q;      // drain buffer: column c at [c*RS +: RS]
 
-      // x, w, ix and dnext are temporaries local to their process (assigned before every use).
+      // x, w and dnext are temporaries local to their process (assigned before every use).
       /* verilator lint_off BLKSEQ */
       for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col
-        reg  [RS-1:0]         x;
-        reg  [W_BITS-1:0]     w;
-        reg  [IDX_BITS-1:0]   ix;
-        integer               j;
+        localparam integer WB = gc * WGT_W;          // this column's values
+        localparam integer IB = gc * WGT_W + VAL_W;  // this column's indices
+        reg  signed [RS-1:0]     x;
+        reg  signed [W_BITS-1:0] w;
+        integer                  j;
 
+        // x = (clear ? bias : P) + sum_j w[j] * U[idx[j]]; then lane offset and wrap. The first
+        // 8 kept values are unrolled (constant part-selects; those past N are dead code behind
+        // constant-false guards), more go through a loop. In the
+        // signed context of RS bits w is sign-extended (IEEE 1364 5.5; a replication here costs
+        // Icarus an operation per bit) and each product is exact modulo 2^RS.
+        /* verilator lint_off WIDTHEXPAND */
+        /* verilator lint_off SELRANGE */
         always @(posedge clk_i) begin
           if (valid_i || clear_i) begin
             x = clear_i ? {{(RS-ACC_BITS){1'b0}}, bias_i[gc*ACC_BITS +: ACC_BITS]} * ones : p_m[gc];
             if (valid_i) begin
-              for (j = 0; j < N; j = j + 1) begin
-                w  = wgt_i[gc*WGT_W + j*W_BITS +: W_BITS];
-                ix = wgt_i[gc*WGT_W + VAL_W + j*IDX_BITS +: IDX_BITS];
-                if ({1'b0, ix} < M_L) begin
-                  // w sign-extended to RS bits; the product is exact modulo 2^RS
-                  x = x + {{(RS-W_BITS){w[W_BITS-1]}}, w} * u_m[ix];
-                end
+              if (N > 0) x = x + $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]];
+              if (N > 1) x = x + $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]];
+              if (N > 2) x = x + $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]];
+              if (N > 3) x = x + $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]];
+              if (N > 4) x = x + $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]];
+              if (N > 5) x = x + $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]];
+              if (N > 6) x = x + $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]];
+              if (N > 7) x = x + $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]];
+              for (j = 8; j < N; j = j + 1) begin
+                w = wgt_i[WB + j*W_BITS +: W_BITS];
+                x = x + w * u_m[wgt_i[IB + j*IDX_BITS +: IDX_BITS]];
               end
             end
             p_m[gc] <= (x + kv) & lmask;
           end
         end
+        /* verilator lint_on SELRANGE */
+        /* verilator lint_on WIDTHEXPAND */
       end
 
       reg  [COLS*RS-1:0] dnext;
