@@ -251,8 +251,8 @@ module t2c_pe_array #(
           u_m[i] = (i < M) ? sp[i*RS +: RS] - off : {RS{1'b0}};
         end
         /* verilator lint_on SELRANGE */
-        if (M == 3 || M == 5 || M == 6 || M == 7) begin
-          for (i = M; i < 8; i = i + 1) begin
+        if (M < 8 && M != (1 << IDX_BITS)) begin
+          for (i = M; i < (1 << IDX_BITS); i = i + 1) begin
             u_m[i] = {RS{1'b0}};
           end
         end
