@@ -440,32 +440,37 @@ module t2c_accel_top #(
     end
     cap_q <= vld1_q && last1_q;
 
-    // drain: take a captured block, then one row per cycle (partial sums, requantizers)
-    if (cap_q) begin
-      dm0_q <= bm0_q;  dsh_q <= bsh_q;  drmask_q <= brmask_q;  dcmask_q <= bcmask_q;
-      doaddr_q <= boaddr_q;  dlast_q <= blast_q;  dr_q <= 1'b1;  drow_q <= {RB{1'b0}};
-    end else if (dr_q) begin
-      doaddr_q <= doaddr_q + cbn_q;
-      if (drow_q == LAST_ROW) begin
-        dr_q <= 1'b0;
-      end else begin
-        drow_q <= drow_q + 1'b1;
+    // drain: take a captured block, then one row per cycle (partial sums, requantizers). Only
+    // while something is draining or in the requantizers (or a requantizer signals): otherwise
+    // every register below holds its (idle) value, and an event-driven simulator skips it all.
+    if (cap_q || dr_q || dlv_q != {RQ_LAT{1'b0}} || dlwe_q != {RQ_LAT{1'b0}}
+        || dllast_q != {RQ_LAT{1'b0}} || rq_v != {COLS{1'b0}}) begin
+      if (cap_q) begin
+        dm0_q <= bm0_q;  dsh_q <= bsh_q;  drmask_q <= brmask_q;  dcmask_q <= bcmask_q;
+        doaddr_q <= boaddr_q;  dlast_q <= blast_q;  dr_q <= 1'b1;  drow_q <= {RB{1'b0}};
+      end else if (dr_q) begin
+        doaddr_q <= doaddr_q + cbn_q;
+        if (drow_q == LAST_ROW) begin
+          dr_q <= 1'b0;
+        end else begin
+          drow_q <= drow_q + 1'b1;
+        end
       end
-    end
-    dlv_q    <= {dlv_q[RQ_LAT-2:0], rq_in};
-    dlwe_q   <= {dlwe_q[RQ_LAT-2:0], dr_we & last_q};
-    dllast_q <= {dllast_q[RQ_LAT-2:0], rq_in && dlast_q && (drow_q == LAST_ROW)};
-    dladdr_q <= {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
-    if (rq_in && sh_bad) begin
-      err_q[6] <= 1'b1;
-    end
-    if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin
-      err_q[7] <= 1'b1;
-    end
-    // done: the last output written (last run) or the last partial sums written (other runs)
-    if (dllast_q[RQ_LAT-1] || (dr_q && !last_q && dlast_q && drow_q == LAST_ROW)) begin
-      busy_q <= 1'b0;
-      done_q <= 1'b1;
+      dlv_q    <= {dlv_q[RQ_LAT-2:0], rq_in};
+      dlwe_q   <= {dlwe_q[RQ_LAT-2:0], dr_we & last_q};
+      dllast_q <= {dllast_q[RQ_LAT-2:0], rq_in && dlast_q && (drow_q == LAST_ROW)};
+      dladdr_q <= {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
+      if (rq_in && sh_bad) begin
+        err_q[6] <= 1'b1;
+      end
+      if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin
+        err_q[7] <= 1'b1;
+      end
+      // done: the last output written (last run) or the last partial sums written (other runs)
+      if (dllast_q[RQ_LAT-1] || (dr_q && !last_q && dlast_q && drow_q == LAST_ROW)) begin
+        busy_q <= 1'b0;
+        done_q <= 1'b1;
+      end
     end
 
     // start: check the shape, latch the configuration

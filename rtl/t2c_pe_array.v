@@ -206,7 +206,7 @@ module t2c_pe_array #(
                     kp11 = ~mv11, kp12 = ~mv12, kp13 = ~mv13;
       wire [RS-1:0] ones   = lanes({{(S-1){1'b0}}, 1'b1});
       wire [RS-1:0] offv   = lanes({{(S-A_BITS){1'b0}}, 1'b1, {(A_BITS-1){1'b0}}});
-      wire [RS-1:0] kv     = lanes({1'b0, 1'b1, {E{1'b0}}});
+      wire signed [RS-1:0] kv = lanes({1'b0, 1'b1, {E{1'b0}}});
       wire [RS-1:0] lmask  = lanes({{(S-ACC_BITS){1'b0}}, {ACC_BITS{1'b1}}});
       wire [ACTW-1:0] sgn  = sign_bits(A_BITS);
 
@@ -261,48 +261,70 @@ module t2c_pe_array #(
       // rst_ni is part of the common port list; the accumulators are datapath and are not reset.
       wire unused_rst = rst_ni;
 
-      reg  [RS-1:0] p_m [0:COLS-1];   // accumulators: column c, row r in lane r (low ACC_BITS)
+      reg  signed [RS-1:0] p_m [0:COLS-1];  // accumulators: column c, row r in lane r (low ACC_BITS)
       reg  [COLS*RS-1:0] dbuf_q;      // drain buffer: column c at [c*RS +: RS]
 
+      // Per column: P <= ((clear ? bias : P) + sum_j w[j] * U[idx[j]] + 2^E) & LANE_MASK when
+      // valid; P <= bias when only clear. The first 8 kept values are terms of one expression
+      // with constant part-selects (those past N are constant-false terms the compiler drops;
+      // a temporary per product costs Icarus ~20 % more); more go through a loop. In the signed
+      // context of RS bits w is sign-extended (IEEE 1364 5.5; a replication here costs Icarus
+      // an operation per bit) and each product is exact modulo 2^RS.
       // x, w and dnext are temporaries local to their process (assigned before every use).
       /* verilator lint_off BLKSEQ */
+      /* verilator lint_off WIDTHEXPAND */
+      /* verilator lint_off SELRANGE */
       for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col
         localparam integer WB = gc * WGT_W;          // this column's values
         localparam integer IB = gc * WGT_W + VAL_W;  // this column's indices
-        reg  signed [RS-1:0]     x;
-        reg  signed [W_BITS-1:0] w;
-        integer                  j;
+        wire signed [RS-1:0] bias_l = {{(RS-ACC_BITS){1'b0}}, bias_i[gc*ACC_BITS +: ACC_BITS]} * ones;
 
-        // x = (clear ? bias : P) + sum_j w[j] * U[idx[j]]; then lane offset and wrap. The first
-        // 8 kept values are unrolled (constant part-selects; those past N are dead code behind
-        // constant-false guards), more go through a loop. In the
-        // signed context of RS bits w is sign-extended (IEEE 1364 5.5; a replication here costs
-        // Icarus an operation per bit) and each product is exact modulo 2^RS.
-        /* verilator lint_off WIDTHEXPAND */
-        /* verilator lint_off SELRANGE */
-        always @(posedge clk_i) begin
-          if (valid_i || clear_i) begin
-            x = clear_i ? {{(RS-ACC_BITS){1'b0}}, bias_i[gc*ACC_BITS +: ACC_BITS]} * ones : p_m[gc];
+        if (N <= 8) begin : g_n8
+          always @(posedge clk_i) begin
             if (valid_i) begin
-              if (N > 0) x = x + $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]];
-              if (N > 1) x = x + $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]];
-              if (N > 2) x = x + $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]];
-              if (N > 3) x = x + $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]];
-              if (N > 4) x = x + $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]];
-              if (N > 5) x = x + $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]];
-              if (N > 6) x = x + $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]];
-              if (N > 7) x = x + $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]];
+              p_m[gc] <= $signed((clear_i ? bias_l : p_m[gc])
+                + ((N > 0) ? $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 1) ? $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 2) ? $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 3) ? $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 4) ? $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 5) ? $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 6) ? $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 7) ? $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + kv) & lmask;  // the sum is self-determined and all signed
+            end else if (clear_i) begin
+              p_m[gc] <= bias_l;
+            end
+          end
+        end else begin : g_nbig
+          reg  signed [RS-1:0]     x;
+          reg  signed [W_BITS-1:0] w;
+          integer                  j;
+
+          always @(posedge clk_i) begin
+            if (valid_i) begin
+              x = (clear_i ? bias_l : p_m[gc])
+                  + ((N > 0) ? $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 1) ? $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 2) ? $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 3) ? $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 4) ? $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 5) ? $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 6) ? $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 7) ? $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}));
               for (j = 8; j < N; j = j + 1) begin
                 w = wgt_i[WB + j*W_BITS +: W_BITS];
                 x = x + w * u_m[wgt_i[IB + j*IDX_BITS +: IDX_BITS]];
               end
+              p_m[gc] <= (x + kv) & lmask;
+            end else if (clear_i) begin
+              p_m[gc] <= bias_l;
             end
-            p_m[gc] <= (x + kv) & lmask;
           end
         end
-        /* verilator lint_on SELRANGE */
-        /* verilator lint_on WIDTHEXPAND */
       end
+      /* verilator lint_on SELRANGE */
+      /* verilator lint_on WIDTHEXPAND */
 
       reg  [COLS*RS-1:0] dnext;
       integer            c;

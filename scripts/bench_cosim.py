@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import resource
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def bench_one(sim: str) -> bool:
     print(f"[{sim}] raw build: {b_s:.1f} s")
     gm = to_gemm(rec, HW)
     ok = True
-    walls, raws, in_sims = [], [], []
+    walls, raws, in_sims, cpus = [], [], [], []
     for rep in range(REPEATS[sim]):  # cocotb run, then raw run on the same files, interleaved
         res = run_layers([rec], HW, sim, build_root=BUILD_ROOT, keep=True, optimize=True)[0]
         exact = np.array_equal(res.y, rec.y) and res.cycles == pred
@@ -123,26 +124,32 @@ def bench_one(sim: str) -> bool:
         for p in [*run_dir.glob("t*_y.hex"), *run_dir.glob("t*_acc.hex"), run_dir / "tiles.txt"]:
             p.unlink(missing_ok=True)
         t1 = time.monotonic()
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(cmd, cwd=run_dir, env=env, check=True, stdout=subprocess.DEVNULL)
         raw_s = time.monotonic() - t1
+        c2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        raw_cpu = (c2.ru_utime - c1.ru_utime) + (c2.ru_stime - c1.ru_stime)
         y_raw, _, cyc_raw = collect(gm, run_dir, list(range(len(plan.tiles))))
         raw_ok = (np.array_equal(y_raw.reshape(rec.y.shape), res.y)
                   and sum(sum(c) for c in cyc_raw.values()) == pred)
         print(f"[{sim}] run {rep}: host packing {res.prep_s:.2f} s; cocotb {res.wall_s:.2f} s wall "
               f"(tiles in the simulator {in_sim:.2f} s, start-up: simulator process, embedded "
               f"Python, cocotb {res.wall_s - in_sim:.2f} s), {res.cycles / res.wall_s / 1e3:.0f} "
-              f"k cycles/s; raw {raw_s:.2f} s; ratio {res.wall_s / raw_s:.2f}; bit-exact and "
+              f"k cycles/s; raw {raw_s:.2f} s ({raw_cpu:.2f} s CPU, {pred / raw_cpu / 1e3:.1f} k "
+              f"cycles per CPU-second); ratio {res.wall_s / raw_s:.2f}; bit-exact and "
               f"cycles {res.cycles} == model: {exact}; raw outputs equal: {raw_ok}")
         ok &= exact and raw_ok
         walls.append(res.wall_s)
         raws.append(raw_s)
+        cpus.append(raw_cpu)
         in_sims.append(in_sim)
         shutil.rmtree(run_dir, ignore_errors=True)
-    wall, raw, ins = (float(np.median(v)) for v in (walls, raws, in_sims))
+    wall, raw, ins, cpu = (float(np.median(v)) for v in (walls, raws, in_sims, cpus))
     print(f"[{sim}] median of {len(walls)}: cocotb run {wall:.2f} s wall, "
           f"{macs / wall / 1e6:.2f} M dense MAC/s, {pred / wall / 1e3:.1f} k cycles/s "
           f"(start-up {wall - ins:.2f} s); raw run {raw:.2f} s, {macs / raw / 1e6:.2f} M dense "
-          f"MAC/s; cocotb/raw wall ratio {wall / raw:.2f}"
+          f"MAC/s, {pred / raw / 1e3:.1f} k cycles/s ({pred / cpu / 1e3:.1f} k per CPU-second); "
+          f"cocotb/raw wall ratio {wall / raw:.2f}"
           f"{' (target <= 2)' if sim == 'verilator' else ''}, in-simulation ratio {ins / raw:.2f}")
     return ok
 
