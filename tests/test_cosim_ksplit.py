@@ -189,6 +189,20 @@ def test_plan_fault_requantize_every_chunk_is_caught(build_root):
         check_exact([case], [r], HW_K1, "icarus")
 
 
+def test_too_many_runs_is_refused_before_building(monkeypatch, tmp_path):
+    """The one size bound co-simulation adds (runs per simulator process) names the layer and
+    the limit, and is checked before any build or simulator start."""
+    from t2c_sim.cosim import run as runmod
+    from t2c_sim.errors import UnsupportedLayerError
+
+    monkeypatch.setattr(runmod, "MAX_TILES", 5)
+    monkeypatch.setattr(runmod, "build_accel", lambda *a, **k: pytest.fail("built anyway"))
+    rec = _lin(225, c_in=24, c_out=3, rows=3, n=2, m=4)  # 1 tile x 6 chunks on HW_K1
+    with pytest.raises(UnsupportedLayerError, match=r"layer fc_s225: 6 accelerator runs exceed "
+                                                    r"the limit of 5 runs"):
+        runmod.run_layers([rec], HW_K1, "icarus", build_root=tmp_path)
+
+
 # ------------------------------------------------------------------------------ big layers
 def _default_hw() -> HwConfig:
     return HwConfig.from_dict(yaml.safe_load((ROOT / "hw" / "default.yaml").read_text()))

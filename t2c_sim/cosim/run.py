@@ -58,7 +58,7 @@ from t2c_sim.sparse.nm import check_nm, compress
 
 __all__ = ["Y_BITS", "MAX_TILES", "UnsupportedLayerError", "TileResult", "CosimResult", "Gemm",
            "hw_parameters", "harness_sources", "build_accel", "to_gemm", "prepare", "collect",
-           "run_layer", "run_layers", "check_supported", "run_index"]
+           "run_layer", "run_layers", "check_supported", "check_capacity", "run_index"]
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +322,17 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
             int(first) | int(last) << 1]
 
 
+def check_capacity(gemms: Sequence[Gemm]) -> int:
+    """Total runs of ``gemms``; raise :class:`UnsupportedLayerError` beyond :data:`MAX_TILES`."""
+    n_total = sum(g.plan.runs for g in gemms)
+    if n_total > MAX_TILES:
+        raise UnsupportedLayerError(
+            f"layer {', '.join(g.rec.name for g in gemms)}: {n_total} accelerator runs exceed "
+            f"the limit of {MAX_TILES} runs per simulator process (co-simulate fewer layers "
+            f"at once, or fewer tiles with tiles=...)")
+    return n_total
+
+
 def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | None = None,
             ) -> list[list[int]]:
     """Write ``plan.hex`` and the memory files of several layers' runs into ``run_dir``.
@@ -336,12 +347,7 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     Raises:
         UnsupportedLayerError: More runs than one simulator process holds (:data:`MAX_TILES`).
     """
-    n_total = sum(g.plan.runs for g in gemms)
-    if n_total > MAX_TILES:
-        raise UnsupportedLayerError(
-            f"layer {', '.join(g.rec.name for g in gemms)}: {n_total} accelerator runs exceed "
-            f"the limit of {MAX_TILES} runs per simulator process (co-simulate fewer layers "
-            f"at once, or fewer tiles with tiles=...)")
+    n_total = check_capacity(gemms)
     run_dir.mkdir(parents=True, exist_ok=True)
     plan_words = [n_total]
     out: list[list[int]] = []
@@ -521,6 +527,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                 if not 0 <= i < len(gm.plan.tiles):
                     raise SimulationError(f"layer {gm.rec.name}: tile {i} is not one of the "
                                           f"{len(gm.plan.tiles)} tiles")
+    check_capacity(gemms)  # before the build: a refused size costs no simulator
     info = build_accel(hw, sim, build_root, waves=waves, optimize=optimize, packed=packed,
                        rtl_dir=rtl_dir)
     runs = info.build_dir / "runs"

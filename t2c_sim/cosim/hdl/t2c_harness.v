@@ -96,7 +96,7 @@ module t2c_harness #(
   initial begin
     $readmemh("plan.hex", plan, 0, 0);
     if (plan[0] > MAX_TILES) begin
-      $fatal(1, "%m: plan.hex has %0d tiles, more than MAX_TILES=%0d", plan[0], MAX_TILES);
+      $fatal(1, "%m: plan.hex has %0d runs, more than MAX_TILES=%0d", plan[0], MAX_TILES);
     end
     $readmemh("plan.hex", plan, 0, PW * plan[0]);
     fstat = $fopen("tiles.txt", "w");
