@@ -61,10 +61,10 @@ def cases_k1():
 def cases_kd():
     """(id, record, expected chunks) on HW_KD."""
     return [
-        ("dense_2chunks", _lin(211, c_in=37, c_out=3, rows=7, n=4, m=4), 2),
-        ("dense_many", _lin(212, c_in=97, c_out=5, rows=4, n=4, m=4, mode="floor"), 5),
+        ("dense_2chunks", _lin(211, c_in=37, c_out=2, rows=3, n=4, m=4), 2),
+        ("dense_many_multitile", _lin(212, c_in=97, c_out=5, rows=4, n=4, m=4, mode="floor"), 5),
         ("2of4_on_dense_conv", _conv(213, c_in=6, c_out=4, h=4, w=3, kh=3, kw=3,
-                                     padding=(1, 1), n=2, m=4, relu=True), 4),
+                                     padding=(1, 1), n=2, m=4, relu=True), 9),
     ]
 
 
@@ -197,9 +197,10 @@ def test_too_many_runs_is_refused_before_building(monkeypatch, tmp_path):
 
     monkeypatch.setattr(runmod, "MAX_TILES", 5)
     monkeypatch.setattr(runmod, "build_accel", lambda *a, **k: pytest.fail("built anyway"))
-    rec = _lin(225, c_in=24, c_out=3, rows=3, n=2, m=4)  # 1 tile x 6 chunks on HW_K1
-    with pytest.raises(UnsupportedLayerError, match=r"layer fc_s225: 6 accelerator runs exceed "
-                                                    r"the limit of 5 runs"):
+    rec = _lin(225, c_in=24, c_out=3, rows=3, n=2, m=4)  # 2 tiles x 6 chunks on HW_K1
+    assert estimate.tile_plan(rec, HW_K1).runs == 12
+    with pytest.raises(UnsupportedLayerError, match=r"layer fc_s225: 12 accelerator runs "
+                                                    r"exceed the limit of 5 runs"):
         runmod.run_layers([rec], HW_K1, "icarus", build_root=tmp_path)
 
 

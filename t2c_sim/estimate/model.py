@@ -3,9 +3,9 @@
 The host cuts a MAC layer into **tiles**: GEMMs ``rows x cols`` (output rows ``P`` by output
 channels) over one conv group, small enough for the scratchpads. A dot product of ``G = K/M``
 groups that does not fit one scratchpad bank is cut along ``K`` into **chunks** (K-splitting,
-SPEC section 6): the layer's ``G`` groups are split into ``ceil(G / min(A, W))`` contiguous
-chunks of balanced length (``A, W``: activation / weight bank depth in words), the same for
-every tile. Each (tile, chunk) is one accelerator **run** (``start`` to ``done``): the first
+SPEC section 6): contiguous chunks of balanced length, at most ``min(A, W) // d`` groups each
+(``A, W``: activation / weight bank depth in words; ``d`` chosen for the fewest cycles), the same
+for every tile. Each (tile, chunk) is one accelerator **run** (``start`` to ``done``): the first
 chunk starts from ``bias_eff``, later ones continue from the partial sums the previous run left
 in the accumulator memory, and only the last one requantizes. Inside a run the RTL walks
 ``NB = ceil(rows/ROWS) * ceil(cols/COLS)`` blocks of the PE array, each streaming the chunk's
@@ -23,9 +23,11 @@ over its chunks, a layer's the sum over its tiles; host-side memory loads are no
 
 Example: a linear layer ``P = 8, C_in = 64, C_out = 8`` on a 4x4 2:4 array is one tile with
 ``G = 16``, ``NB = 2 * 2 = 4``: ``3 * 16 + 16 + 4 + 3 + 2 = 73`` cycles. With banks of 6 words
-(``act_depth = w_depth = 24``) its dot products are split into chunks of 6, 5 and 5 groups and
-the layer into four 4x4 tiles (``NB = 1``) of three runs each: ``(6 + 4 + 2) + (5 + 4 + 2) +
-(5 + 4 + 2 + 3) = 37`` cycles per tile, 148 in all.
+(``act_depth = w_depth = 24``) its dot products do not fit: chunks of at most 6 groups need
+4x4 tiles (four tiles of three runs, 148 cycles), chunks of at most 3 leave room for the whole
+8x8 layer in one tile: chunks of 3, 3, 3, 3, 2, 2 groups, six runs of ``3 * 4 + 3 + 4 + 2 = 21``
+(``G = 3 < ROWS``: each block stalls one slot) or 20 cycles, plus 3 for the last: 127 cycles,
+the plan's choice.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
 RQ_LATENCY = 3        # t2c_requant LATENCY
 CONTROL_OVERHEAD = 2  # issue -> scratchpad data (1) + capture into the drain buffer (1)
 MAX_PLAN_RUNS = 1 << 20  # accelerator runs (tiles x chunks) one layer's plan may hold
+SPLIT_CANDIDATES = 8     # a split layer's chunk length is chosen among min(A, W) // d, d <= 8
 
 
 @dataclass(frozen=True)
@@ -145,16 +148,47 @@ def split_k(g: int, cap: int) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+def _tile_dims(p: int, cpg: int, gc: int, hw: HwConfig, a_bank: int, w_bank: int,
+               c_bank: int) -> tuple[int, int]:
+    """Tile channels and rows for chunks of at most ``gc`` groups (see :func:`tile_plan`)."""
+    col_cap = hw.cols * min(w_bank // gc, c_bank, hw.out_depth)
+    ct = min(cpg, col_cap)
+    cb = -(-ct // hw.cols)
+    row_cap = min(hw.rows * (a_bank // gc), hw.out_depth // cb)
+    if row_cap >= hw.rows:
+        row_cap -= row_cap % hw.rows
+    return ct, min(p, row_cap)
+
+
+def _grid_cycles(p: int, cpg: int, ct: int, pt: int, chunks: tuple[tuple[int, int], ...],
+                 hw: HwConfig) -> int:
+    """Cycles of one conv group's tiles (closed form over the four tile shapes)."""
+    total = 0
+    for r, nr in ((pt, p // pt), (p % pt, 1 if p % pt else 0)):
+        for c, nc in ((ct, cpg // ct), (cpg % ct, 1 if cpg % ct else 0)):
+            if nr and nc:
+                t = Tile(0, 0, 0, r, 0, c)
+                total += nr * nc * sum(tile_cycles(t, gs, hw, last=i == len(chunks) - 1)
+                                       for i, (_, gs) in enumerate(chunks))
+    return total
+
+
 def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePlan:
     """Cut a MAC layer into scratchpad-sized tiles and K-chunks (the plan host and model share).
 
     With ``G = gemm_k / hw.m`` and bank depths ``A = act_depth // rows``, ``W = w_depth // cols``,
-    ``C = ch_depth // cols``: the dot products are cut into ``chunks = split_k(G, min(A, W))``
-    (one chunk when ``G <= min(A, W)``); with ``Gc`` the longest chunk, a tile holds
+    ``C = ch_depth // cols``, and ``Gc`` the longest K-chunk, a tile holds
     ``cols <= COLS * min(W // Gc, C, out_depth)`` channels and
     ``rows <= min(ROWS * (A // Gc), out_depth // ceil(cols / COLS))`` rows (rounded down to a
     multiple of ``ROWS`` when at least ``ROWS``). Channel tiles are outer, row tiles inner; every
     tile runs every chunk, in order.
+
+    K-chunks: a dot product that fits (``G <= min(A, W)``) is one chunk ``(0, G)``. One that
+    does not is split into ``split_k(G, min(A, W) // d)`` for the ``d`` in ``1 ..
+    SPLIT_CANDIDATES`` whose plan has the fewest cycles (then the fewest runs, then the smallest
+    ``d``): shorter chunks leave room for more rows and channels per tile, so the array's fill
+    and drain are paid over more blocks per run (e.g. a ResNet-18 layer4 conv on a 4x4 array:
+    3 chunks of 384 groups in 8x8 tiles instead of 2 of 576 in 4x4 tiles, 2.5x fewer runs).
 
     Args:
         rec: A linear or conv record.
@@ -180,15 +214,22 @@ def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePl
         raise UnsupportedLayerError(
             f"layer {rec.name}: cannot run on the accelerator: a scratchpad bank holds no word "
             f"(act_depth/rows={a_bank}, w_depth/cols={w_bank}, ch_depth/cols={c_bank})")
-    chunks = split_k(g, min(a_bank, w_bank))
-    gc = chunks[0][1]
-    col_cap = hw.cols * min(w_bank // gc, c_bank, hw.out_depth)
-    ct = min(cpg, col_cap)
-    cb = -(-ct // hw.cols)
-    row_cap = min(hw.rows * (a_bank // gc), hw.out_depth // cb)
-    if row_cap >= hw.rows:
-        row_cap -= row_cap % hw.rows
-    pt = min(p, row_cap)
+    cap = min(a_bank, w_bank)
+    if g <= cap:
+        chunks = ((0, g),)
+        ct, pt = _tile_dims(p, cpg, g, hw, a_bank, w_bank, c_bank)
+    else:  # K-split: the chunk length among cap // d with the fewest cycles, then runs
+        best = None
+        for d in range(1, SPLIT_CANDIDATES + 1):
+            if cap // d < 1 or (d > 1 and cap // d == cap // (d - 1)):
+                continue
+            ch = split_k(g, cap // d)
+            ct_d, pt_d = _tile_dims(p, cpg, ch[0][1], hw, a_bank, w_bank, c_bank)
+            key = (_grid_cycles(p, cpg, ct_d, pt_d, ch, hw) * groups,
+                   -(-cpg // ct_d) * -(-p // pt_d) * len(ch), d)
+            if best is None or key < best[0]:
+                best = (key, ch, ct_d, pt_d)
+        _, chunks, ct, pt = best
     runs = groups * -(-cpg // ct) * -(-p // pt) * len(chunks)
     if runs > MAX_PLAN_RUNS:
         raise UnsupportedLayerError(
