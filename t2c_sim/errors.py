@@ -136,3 +136,7 @@ class MismatchError(T2CError, AssertionError):
 
 class ExecutorError(SimulationError):
     """The job executor failed: a Dask scheduler that does not answer, a missing dask."""
+
+
+class UnsupportedLayerError(RecordError):
+    """The accelerator cannot run this record (the message names the layer and the limit)."""
