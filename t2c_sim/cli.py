@@ -148,9 +148,7 @@ def _load_source(path: str, seed: int | None, cache_dir: str):
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
 
     p = Path(path)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError("recipe file not found", file=path)
+    if p.suffix in (".yaml", ".yml"):  # the reader refuses a missing, non-regular, bad file
         return records_from_recipe(p, seed=seed, cache_dir=cache_dir)
     if not p.exists() and not p.with_suffix(".json").is_file():
         raise ConfigError("file or folder not found", file=path)
@@ -175,7 +173,7 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
 # ------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
-    from t2c_sim.files import check_output_dir, folder_lock
+    from t2c_sim.files import check_output_dir, folder_lock, remove_empty_dirs
     from t2c_sim.regress.pipeline import check_run, check_tools, parse_sims
 
     sims = parse_sims(args.sim)
@@ -191,8 +189,13 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     hw = _hw(args, _network_nm(src.records, args), simulated=bool(sims))
     opts = _opts(args, sims, command, seed=src.seed)
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
-    with folder_lock(out_dir):
-        return _run_locked(args, src, hw, opts, out_dir, t0)
+    created = not out_dir.exists()
+    try:
+        with folder_lock(out_dir):
+            return _run_locked(args, src, hw, opts, out_dir, t0)
+    finally:
+        if created:  # interrupted or failed before writing anything: leave no empty folder
+            remove_empty_dirs(out_dir)
 
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
@@ -229,7 +232,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
 
 def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
-    from t2c_sim.files import check_output_dir
+    from t2c_sim.files import check_output_dir, remove_empty_dirs
     from t2c_sim.regress.report.terminal import suite_table
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
@@ -254,6 +257,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
+    created = not out.exists()
     try:
         oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
                        force=args.force, progress=_progress_enabled(args),
@@ -270,6 +274,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         sys.stderr.write(f"t2c-sim: {what}: {done} of {len(suite.jobs)} jobs finished and "
                          f"kept in {one_line(out / 'jobs')}; rerun to continue\n")
         return _interrupt_code(e)
+    except BaseException:
+        if created:  # stopped before writing anything (a full disk): no empty folders left
+            remove_empty_dirs(out)
+        raise
     finally:
         ex.close()
     print(suite_table(oc.rows()))

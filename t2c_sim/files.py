@@ -445,6 +445,20 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
+def remove_empty_dirs(folder: str | Path) -> None:
+    """Remove ``folder`` and the folders under it, bottom up, as far as they are empty (what a
+    command created before it stopped without writing anything)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+                      key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def remove_stale_temps(folder: str | Path) -> list[Path]:
     """Delete leftover ``.<name>.<random>.tmp`` files of :func:`atomic_write` in ``folder``.
 

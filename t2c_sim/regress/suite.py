@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,9 @@ def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: 
 def _timeout(v: Any, file: str, key: str) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ConfigError(f"must be a number of seconds > 0, got {v!r}", file=file, key=key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+        raise ConfigError(f"must be a finite number of seconds > 0, got {v!r}", file=file,
+                          key=key)
     return float(v)
 
 
@@ -222,6 +224,9 @@ def _name(v: Any, file: str, key: str) -> str | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
         raise ConfigError(f"must be a non-empty string, got {v!r}", file=file, key=key)
+    if not str(v).isprintable():
+        raise ConfigError(f"must be printable (no newline or control character), got {v!r}",
+                          file=file, key=key)
     return str(v)
 
 
