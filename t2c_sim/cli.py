@@ -40,6 +40,7 @@ from t2c_sim.errors import (
     Terminated,
     one_line,
 )
+from t2c_sim.regress import hwfile
 from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
 from t2c_sim.regress.progress import Progress
 
@@ -114,11 +115,9 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 
 def _hw(args: argparse.Namespace, extra: dict[str, int] | None = None, *,
         simulated: bool = False):
-    from t2c_sim.regress.hwfile import load_hw, parse_hw_params
-
     params = dict(extra or {})
-    params.update(parse_hw_params(args.hw_param))
-    return load_hw(args.hw, params, simulated=simulated)
+    params.update(hwfile.parse_hw_params(args.hw_param))
+    return hwfile.load_hw(args.hw, params, simulated=simulated)
 
 
 def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: int = 0):
@@ -142,6 +141,18 @@ def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
         return {}
     (n, m), = nms
     return {"n": n, "m": m}
+
+
+def _check_work_dirs(args: argparse.Namespace, sims: Any) -> None:
+    """``--build-root`` (when simulating) and ``--cache-dir`` (for a recipe) are usable folders,
+    checked before any work like ``--out``."""
+    from t2c_sim.files import check_output_dir
+
+    if sims:
+        check_output_dir(args.build_root, "--build-root")
+    source = getattr(args, "source", "")
+    if getattr(args, "cache_dir", None) and Path(source).suffix in (".yaml", ".yml"):
+        check_output_dir(args.cache_dir, "--cache-dir")
 
 
 def _load_source(path: str, seed: int | None, cache_dir: str):
@@ -181,6 +192,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     opts = _opts(args, sims, command)
     out_dir = Path(args.out or Path("results") / Path(args.source).stem)
     check_output_dir(out_dir)  # a file, an unwritable folder, a regress running there: exit 2
+    _check_work_dirs(args, sims)
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
     src = _load_source(args.source, args.seed, args.cache_dir)
@@ -244,6 +256,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     suite = load_suite(args.suite)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     check_output_dir(out)  # before a Dask cluster starts or anything is written
+    _check_work_dirs(args, any(j.sim for j in suite.jobs))
     jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
         ex: Any = DaskExecutor(args.scheduler, workers=jobs,
@@ -311,6 +324,7 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     except ConfigError as e:
         raise e.with_context(key="--nm") from None
     hw = _hw(args, {"n": nm.n, "m": nm.m} if nm is not None else {})
+    _check_work_dirs(args, ())
     if args.json:  # before any work: never through a link or onto a device, folder writable
         check_target(args.json)
         check_output_dir(Path(args.json).parent, "--json")
@@ -364,7 +378,12 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.repro import load_bundle, rerun_bundle
 
     b = load_bundle(args.bundle)
-    sim = parse_sims(args.sim)[0] if args.sim else b.sim
+    sims = parse_sims(args.sim) if args.sim is not None else (b.sim,)
+    if len(sims) != 1:
+        raise UsageError(f"repro re-runs on one simulator (verilator or icarus), got {args.sim!r}",
+                         key="--sim")
+    sim = sims[0]
+    _check_work_dirs(args, (sim,))
     check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
     print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}")

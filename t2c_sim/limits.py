@@ -13,8 +13,9 @@ The limits and why:
   :data:`MAX_SIM_DEPTH` words per scratchpad. Measured on the 2-core development machine
   (Icarus 11 / Verilator 5.048): 32x32 builds in 2.3 s / 70 MB (Icarus) and 213 s / 0.6 GB
   (Verilator, 16x16: 21 s / 0.4 GB); 64x64 in 8.5 s / 240 MB (Icarus), 128x128 in 124 s /
-  0.9 GB (Icarus), and a 256x256 array would take GBs and tens of minutes. ``estimate`` builds nothing: any array up
-  to :data:`MAX_HW_DIM` rows/columns and :data:`MAX_HW_DEPTH` words per scratchpad;
+  0.9 GB (Icarus), and a 256x256 array would take GBs and tens of minutes. ``estimate``
+  builds nothing: any array up to :data:`MAX_HW_DIM` rows/columns and :data:`MAX_HW_DEPTH`
+  words per scratchpad;
 - a layer: every shape number at most :data:`MAX_DIM`, the reduction length ``K`` at most
   :data:`MAX_K`, and at most :data:`MAX_PASSES` passes of the PE array (``groups *
   ceil(P / rows) * ceil(C_out/groups / cols)``): the tile plan, the estimate and the

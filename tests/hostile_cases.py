@@ -524,8 +524,12 @@ def bundle_cases() -> list[Case]:
          ["hw.yaml"]),
     ]
     out = [case(f"bundle-{n}", k, P, USAGE, needles, setup=s) for n, s, needles in t]
-    out.append(case("bundle-sim-override", k, "repro {d}/b --sim modelsim", USAGE,
-                    ["modelsim"], setup=_bundle(lambda b: None)))
+    for name, sim, needles in (("unknown", "modelsim", ["modelsim"]), ("none", "none", ["--sim"]),
+                               ("both", "both", ["--sim", "both"]), ("empty", "", ["sim"])):
+        out.append(case(f"bundle-sim-{name}", k, ["repro", "{d}/b", "--sim", sim], USAGE, needles,
+                        setup=_bundle(lambda b: None)))
+    out.append(case("bundle-build-root-under-file", k, "repro {d}/b --build-root {d}/f/bs", USAGE,
+                    ["--build-root", "f/bs"], setup=both(_bundle(lambda b: None), write("f", "x"))))
     return out
 
 
@@ -562,6 +566,14 @@ def option_cases() -> list[Case]:
          fifo("p"), "absent"),
         ("run-bad-source-kind", "run {d}/x.txt --sim none --out {out}", USAGE, ["x.txt"],
          write("x.txt", "hi"), "absent"),
+        ("run-build-root-under-file", "run {net} --sim icarus --build-root {d}/f/bs --out {out}",
+         USAGE, ["--build-root", "f/bs"], write("f", "x"), "absent"),
+        ("run-cache-dir-under-file", "run {d}/r.yaml --sim none --cache-dir {d}/f/c --out {out}",
+         USAGE, ["--cache-dir", "f/c"], both(write("f", "x"), write("r.yaml", RECIPE)), "absent"),
+        ("regress-build-root-under-file", "regress {d}/s.yaml --build-root {d}/f/bs --out {out}",
+         USAGE, ["--build-root", "f/bs"],
+         both(write("f", "x"), write("s.yaml", SUITE.replace("sims: none", "sims: icarus"))),
+         "absent"),
         ("regress-j0", "regress {d}/s.yaml -j 0 --out {out}", USAGE, ["-j"],
          write("s.yaml", SUITE), "absent"),
         ("regress-j-text", "regress {d}/s.yaml -j two --out {out}", USAGE, ["-j"],

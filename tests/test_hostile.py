@@ -95,11 +95,26 @@ def check(case: Case, d: Path, rc: int, out: str, err: str, before: dict | None)
         assert json.loads((d / "est.json").read_text())["layers"]
 
 
+@pytest.fixture
+def watchdog():
+    """A case that blocks (reading a FIFO, an endless loop over a huge shape) fails after 60 s
+    instead of hanging the test run."""
+    def expire(signum, frame):
+        raise TimeoutError("the command did not finish within 60 s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
 TABLE = all_cases()
 
 
 @pytest.mark.parametrize("case", TABLE, ids=[f"{c.kind}:{c.id}" for c in TABLE])
-def test_hostile_input(case: Case, d: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_input(case: Case, d: Path, capsys: pytest.CaptureFixture[str],
+                       watchdog) -> None:
     if case.setup is not None:
         case.setup(d)
     before = snapshot(d / "out")
@@ -113,7 +128,7 @@ DEVICES = device_cases()
 
 @pytest.mark.skipif(not IS_ROOT, reason="mknod of a character device needs root")
 @pytest.mark.parametrize("case", DEVICES, ids=[f"{c.kind}:{c.id}" for c in DEVICES])
-def test_device_nodes_are_never_read_or_replaced(case: Case, d: Path, capsys) -> None:
+def test_device_nodes_are_never_read_or_replaced(case: Case, d: Path, capsys, watchdog) -> None:
     case.setup(d)
     dev = next(p for p in d.iterdir() if p.is_char_device())
     rc = main([fmt(a, d) for a in case.argv])
@@ -572,3 +587,62 @@ def test_sigterm_during_a_real_build_leaves_no_compiler(sim, names, d: Path) -> 
         assert not (d / "out").exists()
     finally:
         cli.kill_all()
+
+
+def test_job_errors_end_in_one_stderr_line_and_complete_reports(d: Path, capsys) -> None:
+    """A regression whose jobs end in a simulator error exits 3 with one ``job error`` line
+    (it used to exit 3 with an empty stderr) and complete suite reports."""
+    fake = fake_tools(d)
+    (fake / "iverilog").write_text("#!/bin/sh\necho 'fake iverilog: fatal' >&2\nexit 7\n")
+    (d / "s.yaml").write_text("name: s\nsims: icarus\n" + JOB_TWO)
+    rc = main(["regress", str(d / "s.yaml"), "-j", "1", "--tool-path", str(fake), "--build-root",
+               str(d / "bs"), "--out", str(d / "out"), "--no-progress"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == EXIT_INFRA and "job error" in line and "2 of 2 jobs" in line, line
+    assert "build of t2c_harness (icarus) failed" in line
+    summary = json.loads((d / "out" / "summary.json").read_text())
+    assert [j["verdict"] for j in summary["jobs"]] == ["error", "error"]
+    assert {p.name for p in (d / "out").iterdir()} >= {"summary.json", "junit.xml", "report.html"}
+
+
+JOB_TWO = ("jobs:\n  - {random: linear, name: a, params: {c_in: 8, c_out: 4, rows: 2}}\n"
+           "  - {random: linear, name: b, params: {c_in: 8, c_out: 4, rows: 3}}\n")
+
+
+# ------------------------------------------------------------------------- seeds
+@pytest.mark.parametrize("extra,expected", [([], 7), (["--seed", "3"], 3), (["--seed", "0"], 0)],
+                         ids=["seed:recipe-seed", "seed:option-overrides", "seed:option-zero"])
+def test_recipe_seed_is_honoured_unless_seed_is_given(extra, expected, d: Path, capsys,
+                                                     monkeypatch) -> None:
+    from hostile_cases import RECIPE
+
+    import t2c_sim.recipe as recipe_pkg
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def build(recipe, seed=None, cache_dir=None):
+        seen.append(seed)
+        raise Stop
+
+    monkeypatch.setattr(recipe_pkg, "build", build)
+    (d / "r.yaml").write_text(RECIPE + "seed: 7\n")
+    main(["run", str(d / "r.yaml"), "--sim", "none", "--out", str(d / "out"), *extra])
+    capsys.readouterr()
+    assert seen == [expected]
+
+
+def test_suite_recipe_job_takes_the_recipe_seed(d: Path) -> None:
+    from hostile_cases import RECIPE
+
+    from t2c_sim.regress.suite import load_suite
+
+    (d / "r.yaml").write_text(RECIPE + "seed: 5\n")
+    (d / "s.yaml").write_text("name: s\nsims: none\njobs:\n  - {recipe: r.yaml}\n"
+                              "  - {recipe: r.yaml, name: again, seeds: [1, 2]}\n"
+                              "  - {random: linear, params: {c_in: 8, c_out: 4, rows: 2}}\n")
+    jobs = load_suite(d / "s.yaml").jobs
+    assert [(j.name, j.seed) for j in jobs] == [("r", 5), ("again", 1), ("again", 2),
+                                                ("random_linear_2", 0)]

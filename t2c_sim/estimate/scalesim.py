@@ -37,8 +37,9 @@ import numpy as np
 
 from t2c_sim.config import OpKind, SparsitySpec
 from t2c_sim.errors import ConfigError
-from t2c_sim.files import read_text
+from t2c_sim.files import atomic_write_text
 from t2c_sim.limits import MAX_DIM, MAX_RECORD_ELEMENTS
+from t2c_sim.readers import read_text
 from t2c_sim.record import LayerRecord
 
 __all__ = ["TopoLayer", "read_topology", "topo_to_record", "topology_records",
@@ -191,9 +192,7 @@ def write_topology(path: str | Path, layers: Sequence[TopoLayer]) -> Path:
     lines = [head] + [f"{t.name}, {t.ifmap_h}, {t.ifmap_w}, {t.filt_h}, {t.filt_w}, "
                       f"{t.channels}, {t.num_filt}, {t.stride_h}, {t.stride_w},\n"
                       for t in layers]
-    p = Path(path)
-    p.write_text("".join(lines))
-    return p
+    return atomic_write_text(path, "".join(lines))
 
 
 def compare_cycles(ours: Mapping[str, int], theirs: Mapping[str, int]

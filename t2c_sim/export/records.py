@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.errors import ConfigError, RecordError, T2CError, one_line
-from t2c_sim.files import atomic_write, read_json
+from t2c_sim.files import atomic_write
 from t2c_sim.limits import MAX_RECORD_ELEMENTS, SHAPE_FIELDS, check_dim
+from t2c_sim.readers import read_json
 from t2c_sim.record import ARRAY_FIELDS, LayerRecord
 
 FORMAT = "t2c-sim-layer-record"

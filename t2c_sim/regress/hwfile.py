@@ -20,8 +20,8 @@ import yaml
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.files import read_yaml
 from t2c_sim.limits import check_hw_bounds, check_simulable
+from t2c_sim.readers import read_yaml
 
 
 def parse_hw_params(items: list[str] | None) -> dict[str, int]:

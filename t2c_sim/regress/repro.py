@@ -30,9 +30,9 @@ from t2c_sim.files import (
     atomic_write_text,
     make_dirs,
     output_error,
-    read_json,
     replace_dir,
 )
+from t2c_sim.readers import read_json
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.hwfile import dump_hw, load_hw
 from t2c_sim.regress.outcome import simulate

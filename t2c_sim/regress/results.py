@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import RecordError
-from t2c_sim.files import atomic_write_json, jsonable, read_json
+from t2c_sim.files import atomic_write_json, jsonable
+from t2c_sim.readers import read_json
 
 PASS, FAIL, ERROR, GOLDEN, SKIPPED = "pass", "fail", "error", "golden", "skipped"
 VERDICT_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, GOLDEN: 3, SKIPPED: 4}

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import T2CError
-from t2c_sim.files import atomic_write_json, folder_lock, read_json, remove_stale_temps
+from t2c_sim.files import atomic_write_json, folder_lock, remove_stale_temps
+from t2c_sim.readers import read_json
 from t2c_sim.regress.jobs import run_job
 from t2c_sim.regress.progress import Progress
 from t2c_sim.regress.report.write import write_suite_reports

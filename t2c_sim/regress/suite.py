@@ -40,13 +40,13 @@ from typing import Any
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.files import read_yaml
 from t2c_sim.limits import (
     MAX_RANDOM_WORK,
     RANDOM_SIZE_PARAMS,
     check_hw_bounds,
     check_simulable,
 )
+from t2c_sim.readers import read_yaml
 from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
 from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_from_random
