@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -225,19 +224,21 @@ def test_rerun_into_an_old_results_folder_replaces_the_whole_set(d: Path, capsys
 
 
 # ------------------------------------------------------------------------ full disk
-@pytest.fixture
-def tiny_fs(tmp_path: Path):
-    """A 1 MiB tmpfs (root), or ``None`` when this user cannot mount one."""
+@pytest.fixture(params=["tmpfs", "rlimit"])
+def tiny_fs(tmp_path: Path, request):
+    """A full disk: a 1 MiB tmpfs (where this user may mount one), or ``None`` for the
+    RLIMIT_FSIZE stand-in (always available: the two cover the same promise)."""
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    if not IS_ROOT:
+    if request.param == "rlimit":
         yield None
         return
+    if not IS_ROOT:
+        pytest.skip("mounting a tmpfs needs root (the rlimit variant covers this case)")
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
                        capture_output=True)
     if r.returncode != 0:
-        yield None
-        return
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode().strip()}")
     try:
         yield mnt
     finally:
@@ -252,17 +253,22 @@ def fill(fs: Path, leave: int) -> None:
         fh.write(b"\0" * max(0, free - leave))
 
 
-def _cli(argv: list[str], cwd: Path, fsize: int | None = None) -> subprocess.CompletedProcess:
-    """``t2c-sim argv`` in a child process, optionally with RLIMIT_FSIZE (writes past it fail
-    with EFBIG instead of killing the process: SIGXFSZ ignored)."""
-    def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+_LIMITED = """
+import resource, signal, sys
+import matplotlib.font_manager  # its font cache is written before the limit applies
+from t2c_sim.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2)
+sys.exit(main(sys.argv[2:]))
+"""
 
-    return subprocess.run([sys.executable, "-m", "t2c_sim.cli", *argv], cwd=cwd,
+
+def _cli_limited(argv: list[str], cwd: Path, fsize: int) -> subprocess.CompletedProcess:
+    """``t2c-sim argv`` in a child process whose file writes are limited to ``fsize`` bytes
+    (RLIMIT_FSIZE): the stand-in for a full disk where no tmpfs can be mounted."""
+    return subprocess.run([sys.executable, "-c", _LIMITED, str(fsize), *argv], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
-                          preexec_fn=limit if fsize is not None else None,
-                          env=dict(os.environ, CI="true", MPLCONFIGDIR=str(cwd / "mpl")))
+                          env=dict(os.environ, CI="true"))
 
 
 DISK_CASES = [  # (id, argv with {o} = the output folder on the full disk, the file named,
@@ -296,7 +302,7 @@ def test_full_disk_names_the_file_and_leaves_no_partial_set(cid, argv, named, le
         rc = main(args)
         err = capsys.readouterr().err
     else:  # no tmpfs: a file-size limit makes the same writes fail (EFBIG)
-        r = _cli(args, d, fsize=max(leave, 512))
+        r = _cli_limited(args, d, max(leave, 512))
         rc, err = r.returncode, r.stderr
     assert "Traceback" not in err
     line = one_line(err)
