@@ -18,8 +18,9 @@ The limits and why:
   words per scratchpad;
 - a layer: every shape number at most :data:`MAX_DIM`, the reduction length ``K`` at most
   :data:`MAX_K`, and at most :data:`MAX_PASSES` passes of the PE array (``groups *
-  ceil(P / rows) * ceil(C_out/groups / cols)``): the tile plan, the estimate and the
-  co-simulation are linear in it (a pass takes ~5 us to plan);
+  ceil(P / rows) * ceil(C_out/groups / cols)``, ``rows`` at most ``out_depth``): the tile
+  plan, the estimate and the co-simulation are linear in it (a tile takes ~5 us to plan and
+  a plan has at most twice as many tiles as passes, tests/test_hostile.py);
 - a record file: at most :data:`MAX_RECORD_ELEMENTS` integers over all of its arrays (checked
   from the ``.npy`` headers before anything is decompressed: an ``.npz`` is a zip file and a
   few kilobytes of zeros can expand to gigabytes);
@@ -132,10 +133,10 @@ def check_dim(value: Any, key: str, *, minimum: int = 1, maximum: int = MAX_DIM)
 
 
 def check_shape(*, name: str, p: int, c_out: int, k: int, groups: int, rows: int,
-                cols: int) -> None:
+                cols: int, array: str | None = None) -> None:
     """A MAC layer's GEMM (``p`` rows, ``c_out`` channels in ``groups``, reduction ``k``) on a
     ``rows x cols`` array: every number <= :data:`MAX_DIM`, ``k`` <= :data:`MAX_K`, passes
-    <= :data:`MAX_PASSES`.
+    <= :data:`MAX_PASSES`. ``array`` names the array in the message (default ``rows x cols``).
 
     Raises:
         ConfigError: naming the layer and the limit.
@@ -150,6 +151,6 @@ def check_shape(*, name: str, p: int, c_out: int, k: int, groups: int, rows: int
     cpg = max(1, c_out // max(1, groups))
     passes = max(1, groups) * -(-p // rows) * -(-cpg // cols)
     if passes > MAX_PASSES:
-        raise ConfigError(f"{p} x {c_out} outputs need {passes} passes of the {rows}x{cols} PE "
-                          f"array, more than the limit {_pow2(MAX_PASSES)} (a larger array "
-                          "needs fewer)", layer=name)
+        raise ConfigError(f"{p} x {c_out} outputs need {passes} passes of the "
+                          f"{array or f'{rows}x{cols}'} PE array, more than the limit "
+                          f"{_pow2(MAX_PASSES)} (a larger array needs fewer)", layer=name)

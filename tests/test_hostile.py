@@ -652,3 +652,42 @@ def test_suite_recipe_job_takes_the_recipe_seed(d: Path) -> None:
     jobs = load_suite(d / "s.yaml").jobs
     assert [(j.name, j.seed) for j in jobs] == [("r", 5), ("again", 1), ("again", 2),
                                                 ("random_linear_2", 0)]
+
+
+# ---------------------------------------------------------------- the passes bound
+def _passes(p: int, c_out: int, groups: int, rows: int, cols: int) -> int:
+    return groups * -(-p // rows) * -(-(c_out // groups) // cols)
+
+
+@pytest.mark.parametrize("seed", range(3), ids=[f"limits:passes-bound-{s}" for s in range(3)])
+def test_passes_bound_the_tile_plan(seed: int) -> None:
+    """The limit counts passes of the array (with the rows an output scratchpad holds); the
+    planner's real tile count never exceeds twice that, on ordinary and on degenerate arrays
+    (a 1-word output scratchpad, 1-column arrays), so bounding passes bounds planning time."""
+    from t2c_sim.config import HwConfig, OpKind
+    from t2c_sim.estimate import tile_plan
+    from t2c_sim.record import LayerRecord
+
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for _ in range(60):
+        rows, cols = int(rng.choice([1, 2, 4, 8, 16])), int(rng.choice([1, 2, 4, 8, 16]))
+        m = int(rng.choice([1, 2, 4]))
+        hw = HwConfig(rows=rows, cols=cols, n=1, m=m,
+                      act_depth=int(rng.choice([16, 64, 4096])),
+                      w_depth=int(rng.choice([16, 64, 4096])),
+                      out_depth=int(rng.choice([1, 2, 8, 4096])),
+                      ch_depth=int(rng.choice([1, 4, 256])) * cols)
+        groups = int(rng.choice([1, 2]))
+        c_in, c_out = groups * int(rng.integers(1, 9)), groups * int(rng.integers(1, 40))
+        h = int(rng.integers(1, 12))
+        rec = LayerRecord(name="x", op=OpKind.CONV2D, c_in=c_in, c_out=c_out, h=h, w=h, kh=1,
+                          kw=1, groups=groups, n=1, m=m)
+        try:
+            plan = tile_plan(rec, hw)
+        except Exception:  # noqa: BLE001 - does not fit the banks: nothing to plan
+            continue
+        bound = _passes(plan.p, c_out, groups, min(rows, hw.out_depth), cols)
+        assert len(plan.tiles) <= 2 * bound, (hw, rec.c_out, plan.p, len(plan.tiles), bound)
+        checked += 1
+    assert checked >= 20

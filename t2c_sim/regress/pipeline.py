@@ -135,8 +135,13 @@ def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
         p = estimate.gemm_rows(rec)
     except T2CError:
         return  # no rows known: the estimate reports it
+    # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
+    # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
     check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
-                groups=rec.groups if rec.op is OpKind.CONV2D else 1, rows=hw.rows, cols=hw.cols)
+                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+                rows=min(hw.rows, hw.out_depth), cols=hw.cols,
+                array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
+                                                if hw.out_depth < hw.rows else ""))
 
 
 def layer_shape(rec: LayerRecord) -> str:
