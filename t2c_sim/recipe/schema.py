@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,9 @@ def _typed(d: dict[str, Any], k: str, typ: type | tuple[type, ...], default: Any
     if not ok:
         names = "/".join(t.__name__ for t in types)
         raise ConfigError(f"must be {names}, got {v!r}", file=file, key=f"{key}.{k}" if key else k)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"must be a finite number, got {v!r}", file=file,
+                          key=f"{key}.{k}" if key else k)
     if positive and v <= 0:
         raise ConfigError(f"must be > 0, got {v!r}", file=file, key=f"{key}.{k}" if key else k)
     if positive is False and isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
@@ -197,6 +201,9 @@ def _quantizer(v: Any, key: str, file: str | None) -> dict[str, Any]:
     name = d.pop("quantizer", None)
     if not isinstance(name, str):
         raise ConfigError("needs 'quantizer: <preset>'", file=file, key=f"{key}.quantizer")
+    for k, x in d.items():
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ConfigError(f"must be a finite number, got {x!r}", file=file, key=f"{key}.{k}")
     make_quantizer(name, key=key, file=file, **d)   # validates the preset and its arguments
     return {"quantizer": name, **d}
 

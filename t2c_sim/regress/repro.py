@@ -13,7 +13,6 @@ The folder is written under a temporary name and renamed into place when complet
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -23,9 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.sim.tools import SIMULATORS
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
-from t2c_sim.files import atomic_write_json, atomic_write_text, replace_dir
+from t2c_sim.files import (
+    atomic_write_json,
+    atomic_write_text,
+    make_dirs,
+    output_error,
+    replace_dir,
+)
+from t2c_sim.readers import read_json
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.hwfile import dump_hw, load_hw
 from t2c_sim.regress.outcome import simulate
@@ -67,8 +74,11 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
     still written: the record and config are what matter).
     """
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    make_dirs(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    except OSError as e:
+        raise output_error(e, final) from None
     tile = _tile_of(mismatch)
     try:
         save_record(rec, tmp / "record")
@@ -82,7 +92,10 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
                 wave = Path(rerun.wave) if rerun.wave else None
                 if wave is not None and wave.exists():
                     wave_name = "wave" + "".join(wave.suffixes[-1:])
-                    shutil.copy2(wave, tmp / wave_name)
+                    try:
+                        shutil.copy2(wave, tmp / wave_name)
+                    except OSError as e:
+                        raise output_error(e, final / wave_name) from None
             except SimulationError as e:
                 wave_note = f"wave rerun failed: {e}"
                 log.warning("%s [%s]: %s", rec.name, sim, wave_note)
@@ -102,22 +115,35 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by :func:`write_bundle` (errors name the file)."""
+    """Read a bundle written by :func:`write_bundle`; every problem is one :class:`RecordError`
+    naming the file and key (size, UTF-8, JSON, format, field types, a simulator name, a wave
+    file that must be a plain name inside the bundle)."""
     folder = Path(folder)
     meta_p = folder / "bundle.json"
-    if not meta_p.is_file():
-        raise RecordError("repro bundle not found", file=str(meta_p))
-    try:
-        meta = json.loads(meta_p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RecordError(f"not valid JSON ({e})", file=str(meta_p)) from None
+    meta = read_json(meta_p, "repro bundle", error=RecordError)
+    f = str(meta_p)
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise RecordError("not a repro bundle", file=str(meta_p), key="format")
+        raise RecordError("not a repro bundle", file=f, key="format")
+    sim = meta.get("sim")
+    if sim not in SIMULATORS:
+        raise RecordError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})",
+                          file=f, key="sim")
+    seed, tile = meta.get("seed", 0), meta.get("tile")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RecordError(f"must be an integer, got {seed!r}", file=f, key="seed")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+        raise RecordError(f"must be a tile number or null, got {tile!r}", file=f, key="tile")
+    mismatch = meta.get("mismatch") or {}
+    if not isinstance(mismatch, dict):
+        raise RecordError("must be a mapping", file=f, key="mismatch")
+    wave = meta.get("wave")
+    if wave is not None and (not isinstance(wave, str) or not wave or "/" in wave
+                             or "\\" in wave or wave in (".", "..")):
+        raise RecordError(f"must be a file name inside the bundle, got {wave!r}", file=f,
+                          key="wave")
     rec = load_record(folder / "record")
     hw = load_hw(folder / "hw.yaml")
-    wave = meta.get("wave")
-    return Bundle(folder, rec, hw, str(meta.get("sim")), int(meta.get("seed", 0)),
-                  meta.get("tile"), str(meta.get("command", "")), meta.get("mismatch") or {},
+    return Bundle(folder, rec, hw, sim, seed, tile, str(meta.get("command", "")), mismatch,
                   str(folder / wave) if wave else None)
 
 
