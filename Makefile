@@ -71,7 +71,7 @@ bench: setup
 
 lint: setup
 	@echo "[lint] rtl"; $(PY) scripts/lint_rtl.py
-	@echo "[lint] python"; $(VENV)/bin/ruff check t2c_sim tests testbenches scripts models
+	@echo "[lint] python"; $(VENV)/bin/ruff check t2c_sim tests testbenches scripts models setup.py
 
 clean:
 	rm -rf build sim_build .pytest_cache results

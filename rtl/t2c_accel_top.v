@@ -1,33 +1,49 @@
-// t2c_accel_top: N:M sparse GEMM accelerator with per-channel requantization (SPEC section 2).
+// t2c_accel_top: N:M sparse GEMM accelerator with per-channel requantization (SPEC sections 2, 6).
 //
-// One run (start_i .. done_o) computes, for p < rows, c < cols (one scratchpad-resident tile):
+// One run (start_i .. done_o) computes, for p < rows, c < cols (one scratchpad-resident tile),
+// one K-chunk of G groups of a dot product:
 //
-//   acc[p][c] = wrap_ACC_BITS( bias[c] + sum_{g < G} sum_{j < N} val[c][g][j] * act[p][g][idx[c][g][j]] )
-//   y[p][c]   = clamp(z_y + round_shift(acc[p][c] * M0[c], sh[c], mode), lo, hi)
+//   acc[p][c] = wrap_ACC_BITS( (first ? bias[c] : psum[p][c])
+//                              + sum_{g < G} sum_{j < N} val[c][g][j] * act[p][g][idx[c][g][j]] )
+//   psum[p][c] = acc[p][c]                                          (every run)
+//   y[p][c]    = clamp(z_y + round_shift(acc[p][c] * M0[c], sh[c], mode), lo, hi)   (last run only)
+//
+// A dot product longer than the scratchpads is computed as a sequence of runs over the same rows
+// and columns (K-splitting): the first run starts from bias_eff (cfg_first_i = 1), later runs
+// continue from the partial sums in the accumulator memory (cfg_first_i = 0), only the last run
+// (cfg_last_i = 1) requantizes and writes y. bias_eff thus enters once, the sum wraps mod
+// 2^ACC_BITS throughout and the result equals the unsplit one exactly. A layer that fits is one
+// run with first = last = 1.
 //
 // Dataflow: output-stationary, broadcast (t2c_pe_array). The run walks row blocks pb (ROWS rows)
 // outer and column blocks cb (COLS channels) inner; each block streams its G groups through the
-// array in G cycles, then is captured into a drain buffer so the next block computes while the
-// drain feeds the buffered accumulators row by row through COLS parallel t2c_requant pipelines
-// into the output scratchpad. A block occupies T = max(G, ROWS) issue slots (slots >= G are
-// stalls that keep the drain buffer from being overwritten). Cycles from start to done:
+// array in G cycles, then is captured into the array's drain buffer so the next block computes
+// while the drain reads the buffered accumulators row by row, adds the partial sums of that row
+// (read one cycle ahead from the accumulator memory), writes the sums back to the accumulator
+// memory and, in the last run, feeds them through COLS parallel t2c_requant pipelines into the
+// output scratchpad. A block occupies T = max(G, ROWS) issue slots (slots >= G are stalls that
+// keep the drain buffer from being overwritten). Cycles from start to done:
 //
-//   cycles = (NB - 1) * max(G, ROWS) + G + ROWS + RQ_LAT + 2,   NB = ceil(rows/ROWS) * ceil(cols/COLS)
+//   cycles = (NB - 1) * max(G, ROWS) + G + ROWS + 2 + (last ? RQ_LAT : 0),
+//   NB = ceil(rows/ROWS) * ceil(cols/COLS)
 //
 // (t2c_sim.estimate mirrors this exactly; docs/rtl.md derives it.)
 //
-// Scratchpads (banked so that every PE row / column reads one word per cycle):
-//   act bank r (r < ROWS), ACT_DEPTH/ROWS words of M*A_BITS: row p = q*ROWS + r, group g at
-//       address q*G + g; lane i (activation g*M + i) at [i*A_BITS +: A_BITS].
-//   wgt bank c (c < COLS), W_DEPTH/COLS words: channel ch = q*COLS + c, group g at address
-//       q*G + g; values lane j at [j*W_BITS +: W_BITS], indices lane j at
-//       [N*W_BITS + j*IDX_BITS +: IDX_BITS].
-//   ch bank c, CH_DEPTH/COLS words: channel q*COLS + c at address q:
-//       bias_eff [ACC_BITS-1:0], M0 [ACC_BITS +: MULT_BITS], sh [ACC_BITS+MULT_BITS +: 6].
+// Scratchpads (one wide word per cycle feeds the whole array; RAMs read only when needed):
+//   act, ACT_DEPTH/ROWS words of M*ROWS*A_BITS: row block q, group g at address q*G + g;
+//       activation (row q*ROWS + r, k = g*M + i) at [(i*ROWS + r)*A_BITS +: A_BITS] (lane-major).
+//   wgt, W_DEPTH/COLS words of COLS*WGT_W: column block q, group g at address q*G + g; channel
+//       q*COLS + c at [c*WGT_W +: WGT_W]: values lane j at [j*W_BITS], indices lane j at
+//       [N*W_BITS + j*IDX_BITS].
+//   ch, CH_DEPTH/COLS words: column block q at address q: bias_eff of channel q*COLS + c at
+//       [c*ACC_BITS], M0 at [COLS*ACC_BITS + c*MULT_BITS], sh at [COLS*(ACC_BITS+MULT_BITS) + c*6].
 //   out, OUT_DEPTH words of COLS*Y_BITS: row p, column block cb at address p*CB + cb
-//       (CB = ceil(cols/COLS)); lane c is channel cb*COLS + c. With ACC_DBG = 1 a parallel
-//       memory holds the raw accumulators (COLS*ACC_BITS per word, same addresses).
-// Lanes and columns beyond rows/cols are forced to zero (never garbage, never X).
+//       (CB = ceil(cols/COLS)); lane c is channel cb*COLS + c.
+//   acc (partial sums), OUT_DEPTH words of COLS*ACC_BITS, same addresses: the accumulators of
+//       the latest run (partial sums between runs of a split dot product, the final accumulators
+//       after the last run; the host reads them for debugging and localization).
+// Rows and columns beyond rows/cols see zero operands (masked), so their lanes are deterministic
+// (never garbage, never X); they are not written.
 //
 // Errors (err_o, sticky until the next start): shape errors refuse the run (done_o rises with
 // cycles_o = 0 and nothing is written); run-time errors flag a completed run.
@@ -35,6 +51,9 @@
 //   [2] ceil(cols/COLS)*G > W_DEPTH/COLS                  [3] ceil(cols/COLS) > CH_DEPTH/COLS
 //   [4] rows*ceil(cols/COLS) > OUT_DEPTH                  [5] lo > hi
 //   [6] run time: a used channel has sh > SHIFT_MAX       [7] run time: requantizer pipeline skew
+//
+// Simulation cost: the control is one clocked process and the scratchpads are one wide RAM each,
+// so an event-driven simulator wakes few processes per cycle (docs/rtl.md, "Icarus").
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -48,21 +67,23 @@ module t2c_accel_top #(
   parameter integer ACC_BITS  = 32,   // accumulator width (wraps)
   parameter integer MULT_BITS = 32,   // requantizer multiplier width (M0 unsigned)
   parameter integer SHIFT_MAX = 63,   // largest legal shift (larger raises err_o[6])
-  parameter integer ACT_DEPTH = 4096, // activation scratchpad words (all banks)
-  parameter integer W_DEPTH   = 4096, // weight scratchpad words (all banks)
-  parameter integer OUT_DEPTH = 4096, // output scratchpad words
-  parameter integer CH_DEPTH  = 256,  // per-channel parameter words (all banks)
+  parameter integer ACT_DEPTH = 4096, // activation scratchpad: row groups of M activations
+  parameter integer W_DEPTH   = 4096, // weight scratchpad: channel groups (N values + indices)
+  parameter integer OUT_DEPTH = 4096, // output (and accumulator) scratchpad words
+  parameter integer CH_DEPTH  = 256,  // per-channel parameter entries
   parameter integer Y_BITS    = 16,   // output, z_y and clamp width (signed)
-  parameter integer ACC_DBG   = 1     // 1: also store raw accumulators (debug / localization)
+  parameter integer PACKED    = 0     // PE array implementation (t2c_pe_array): 0 PEs, 1 packed
 ) (
   input  wire                          clk_i,
   input  wire                          rst_ni,          // synchronous, active low
   // control registers (sampled when start_i is accepted)
   input  wire                          start_i,         // accepted when not busy
   input  wire [31:0]                   cfg_rows_i,      // output rows of this run
-  input  wire [31:0]                   cfg_groups_i,    // G = K / M groups per dot product
+  input  wire [31:0]                   cfg_groups_i,    // G: groups of M in this run's K-chunk
   input  wire [31:0]                   cfg_cols_i,      // output channels of this run
   input  wire                          cfg_a_signed_i,
+  input  wire                          cfg_first_i,     // 1: start from bias_eff, 0: from psum
+  input  wire                          cfg_last_i,      // 1: requantize and write y
   input  wire signed [Y_BITS-1:0]      cfg_zy_i,
   input  wire signed [Y_BITS-1:0]      cfg_lo_i,
   input  wire signed [Y_BITS-1:0]      cfg_hi_i,
@@ -71,14 +92,14 @@ module t2c_accel_top #(
   output wire                          done_o,          // high from the end of a run to the next start
   output wire [7:0]                    err_o,
   output wire [31:0]                   cycles_o,        // cycles of the last run (start to done)
-  // host write port into the scratchpads (sel 0 act, 1 wgt, 2 ch; bank = PE row / column)
+  // host write port: one whole scratchpad word per cycle (sel 0 act, 1 wgt, 2 ch)
   input  wire                          hw_en_i,
   input  wire [1:0]                    hw_sel_i,
-  input  wire [7:0]                    hw_bank_i,
-  /* verilator lint_off UNUSEDSIGNAL */ // 32-bit register-file ports; banks use the low bits
+  /* verilator lint_off UNUSEDSIGNAL */ // 32-bit register-file ports; memories use the low bits
   input  wire [31:0]                   hw_addr_i,
   input  wire [HW_W-1:0]               hw_data_i,
-  // host read port of the output scratchpad (data one cycle after the address)
+  // host read port of the output and accumulator memories (data one cycle after the address;
+  // hr_acc_o only while not busy: the drain reads the accumulator memory during a run)
   input  wire [31:0]                   hr_addr_i,
   /* verilator lint_on UNUSEDSIGNAL */
   output wire [COLS*Y_BITS-1:0]        hr_y_o,
@@ -96,11 +117,14 @@ module t2c_accel_top #(
   localparam integer WA_W     = (W_BANK > 1) ? $clog2(W_BANK) : 1;
   localparam integer CA_W     = (CH_BANK > 1) ? $clog2(CH_BANK) : 1;
   localparam integer OA_W     = (OUT_DEPTH > 1) ? $clog2(OUT_DEPTH) : 1;
-  localparam integer ACT_W    = M * A_BITS;
-  localparam integer VAL_W    = N * W_BITS;
-  localparam integer WGT_W    = VAL_W + N * IDX_BITS;
-  localparam integer CH_W     = ACC_BITS + MULT_BITS + SH_BITS;
-  localparam integer PRM_W    = MULT_BITS + SH_BITS;
+  localparam integer RB       = (ROWS > 1) ? $clog2(ROWS) : 1;
+  localparam integer ACT_W    = M * ROWS * A_BITS;
+  localparam integer WGT_W    = N * W_BITS + N * IDX_BITS;
+  localparam integer WGTS_W   = COLS * WGT_W;
+  localparam integer BIAS_W   = COLS * ACC_BITS;
+  localparam integer M0_W     = COLS * MULT_BITS;
+  localparam integer SHS_W    = COLS * SH_BITS;
+  localparam integer CH_W     = BIAS_W + M0_W + SHS_W;
   localparam [63:0]  ROWS_L    = {32'd0, ROWS[31:0]};
   localparam [63:0]  COLS_L    = {32'd0, COLS[31:0]};
   localparam [63:0]  ACT_BANK_L = {32'd0, ACT_BANK[31:0]};
@@ -108,8 +132,9 @@ module t2c_accel_top #(
   localparam [63:0]  CH_BANK_L = {32'd0, CH_BANK[31:0]};
   localparam [63:0]  OUT_DEPTH_L = {32'd0, OUT_DEPTH[31:0]};
   localparam [SH_BITS:0] SHIFT_MAX_L = SHIFT_MAX[SH_BITS:0];
-  localparam integer HW_W     = (ACT_W > WGT_W) ? ((ACT_W > CH_W) ? ACT_W : CH_W)
-                                                : ((WGT_W > CH_W) ? WGT_W : CH_W);
+  localparam [RB-1:0] LAST_ROW = ROWS[RB-1:0] - 1'b1;
+  localparam integer HW_W     = (ACT_W > WGTS_W) ? ((ACT_W > CH_W) ? ACT_W : CH_W)
+                                                 : ((WGTS_W > CH_W) ? WGTS_W : CH_W);
 
   initial begin
     if (ROWS < 1 || COLS < 1 || ROWS > 64 || COLS > 64) begin
@@ -130,120 +155,93 @@ module t2c_accel_top #(
     if (Y_BITS < 2 || Y_BITS > 32) begin
       $fatal(1, "%m: Y_BITS=%0d must be in 2..32", Y_BITS);
     end
-    if (ACC_DBG != 0 && ACC_DBG != 1) begin
-      $fatal(1, "%m: ACC_DBG=%0d must be 0 or 1", ACC_DBG);
-    end
   end
 
-  // ------------------------------------------------------------------------- control state
-  reg         busy_q, busy_d;
-  reg         done_q, done_d;
-  reg  [7:0]  err_q, err_d;
-  reg  [31:0] cycles_q, cycles_d;
-  // latched configuration
-  reg  [31:0] rows_q, rows_d, groups_q, groups_d, cols_q, cols_d, cbn_q, cbn_d, per_q, per_d;
-  reg         asg_q, asg_d;
-  reg  [1:0]  mode_q, mode_d;
-  reg  signed [Y_BITS-1:0] zy_q, zy_d, lo_q, lo_d, hi_q, hi_d;
-  // issue stage (addresses)
-  reg         iss_q, iss_d;
-  reg  [31:0] slot_q, slot_d, pbase_q, pbase_d, cbase_q, cbase_d, cb_q, cb_d;
-  reg  [31:0] abase_q, abase_d, wbase_q, wbase_d, obase_q, obase_d;
-  // stage 1 (scratchpad data at the PE array)
-  reg              vld1_q, vld1_d, clr1_q, clr1_d, last1_q, last1_d, lastblk1_q, lastblk1_d;
-  reg  [ROWS-1:0]  rmask1_q, rmask1_d;
-  reg  [COLS-1:0]  cmask1_q, cmask1_d;
-  reg  [31:0]      oaddr1_q, oaddr1_d;
-  // block registers (the block in the array), drain registers (the block being drained)
-  reg              cap_q, cap_d;
-  reg  [COLS*PRM_W-1:0] bprm_q, bprm_d, dprm_q, dprm_d;
-  reg  [ROWS-1:0]  brmask_q, brmask_d, drmask_q, drmask_d;
-  reg  [COLS-1:0]  bcmask_q, bcmask_d, dcmask_q, dcmask_d;
-  reg  [31:0]      boaddr_q, boaddr_d, doaddr_q, doaddr_d;
-  reg              blast_q, blast_d, dlast_q, dlast_d;
-  reg              dr_q, dr_d;
-  reg  [31:0]      drow_q, drow_d;
-  reg  [ROWS*COLS*ACC_BITS-1:0] dbuf_q;
-  // requantizer-side delay line (write enable, address, last) of RQ_LAT stages
-  reg  [RQ_LAT-1:0]      dlv_q, dlv_d, dlwe_q, dlwe_d, dllast_q, dllast_d;
+  // ------------------------------------------------------------------------- state
+  // control (reset)
+  reg         busy_q, done_q, iss_q, vld1_q, clr1_q, last1_q, cap_q, dr_q;
+  reg  [7:0]  err_q;
+  reg  [31:0] cycles_q;
+  reg  [RQ_LAT-1:0] dlv_q, dlwe_q, dllast_q;
+  // configuration latched at start
+  reg  [31:0] rows_q, groups_q, cols_q, cbn_q, cbr_q, per_q;
+  reg         asg_q, first_q, last_q;
+  reg  [1:0]  mode_q;
+  reg  signed [Y_BITS-1:0] zy_q, lo_q, hi_q;
+  // issue stage: addresses of the block being issued
+  reg  [31:0] slot_q, pbase_q, cbase_q, cb_q, abase_q, wbase_q, obase_q;
+  // stage 1 (scratchpad data at the PE array): masks and output address of its block
+  reg              lastblk1_q;
+  reg  [ROWS-1:0]  rmask1_q;
+  reg  [COLS-1:0]  cmask1_q;
+  reg  [31:0]      oaddr1_q;
+  reg  [ACT_W-1:0] amask1_q;
+  reg  [WGTS_W-1:0] wmask1_q;
+  reg  [CH_W-1:0]  chmask1_q;
+  // the block in the array (b*) and the block being drained (d*)
+  reg  [M0_W-1:0]  bm0_q, dm0_q;
+  reg  [SHS_W-1:0] bsh_q, dsh_q;
+  reg  [ROWS-1:0]  brmask_q, drmask_q;
+  reg  [COLS-1:0]  bcmask_q, dcmask_q;
+  reg  [31:0]      boaddr_q, doaddr_q;
+  reg              blast_q, dlast_q;
+  reg  [RB-1:0]    drow_q;
   /* verilator lint_off UNUSEDSIGNAL */ // addresses are 32-bit counters; memories use the low bits
-  reg  [RQ_LAT*32-1:0]   dladdr_q, dladdr_d;
+  reg  [RQ_LAT*32-1:0] dladdr_q;
 
   // ------------------------------------------------------------------------- scratchpads
-  wire [ROWS*ACT_W-1:0]    act_rd;
-  wire [COLS*WGT_W-1:0]    wgt_rd;
-  wire [COLS*CH_W-1:0]     ch_rd;
-  wire [31:0]              act_ra = abase_q + slot_q;
-  wire [31:0]              wgt_ra = wbase_q + slot_q;
+  wire [ACT_W-1:0]   act_rd;
+  wire [WGTS_W-1:0]  wgt_rd;
+  wire [CH_W-1:0]    ch_rd;
+  wire [31:0]        act_ra = abase_q + slot_q;
+  wire [31:0]        wgt_ra = wbase_q + slot_q;
+  wire               ch_re  = iss_q && slot_q == 32'd0;  // once per block: the data is held
+  reg  [31:0]        acc_ra;
   /* verilator lint_on UNUSEDSIGNAL */
 
-  genvar gr, gc;
-  generate
-    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_act
-      t2c_ram #(.WIDTH(ACT_W), .DEPTH(ACT_BANK)) u_ram (
-        .clk_i   (clk_i),
-        .we_i    (hw_en_i && hw_sel_i == 2'd0 && hw_bank_i == gr),
-        .waddr_i (hw_addr_i[AA_W-1:0]),
-        .wdata_i (hw_data_i[ACT_W-1:0]),
-        .raddr_i (act_ra[AA_W-1:0]),
-        .rdata_o (act_rd[gr*ACT_W +: ACT_W])
-      );
-    end
-    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_wgt
-      t2c_ram #(.WIDTH(WGT_W), .DEPTH(W_BANK)) u_ram (
-        .clk_i   (clk_i),
-        .we_i    (hw_en_i && hw_sel_i == 2'd1 && hw_bank_i == gc),
-        .waddr_i (hw_addr_i[WA_W-1:0]),
-        .wdata_i (hw_data_i[WGT_W-1:0]),
-        .raddr_i (wgt_ra[WA_W-1:0]),
-        .rdata_o (wgt_rd[gc*WGT_W +: WGT_W])
-      );
-    end
-    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_ch
-      t2c_ram #(.WIDTH(CH_W), .DEPTH(CH_BANK)) u_ram (
-        .clk_i   (clk_i),
-        .we_i    (hw_en_i && hw_sel_i == 2'd2 && hw_bank_i == gc),
-        .waddr_i (hw_addr_i[CA_W-1:0]),
-        .wdata_i (hw_data_i[CH_W-1:0]),
-        .raddr_i (cb_q[CA_W-1:0]),
-        .rdata_o (ch_rd[gc*CH_W +: CH_W])
-      );
-    end
-  endgenerate
+  t2c_ram #(.WIDTH(ACT_W), .DEPTH(ACT_BANK)) u_act (
+    .clk_i   (clk_i),
+    .we_i    (hw_en_i && hw_sel_i == 2'd0),
+    .re_i    (iss_q),
+    .waddr_i (hw_addr_i[AA_W-1:0]),
+    .wdata_i (hw_data_i[ACT_W-1:0]),
+    .raddr_i (act_ra[AA_W-1:0]),
+    .rdata_o (act_rd)
+  );
 
-  // ------------------------------------------------------------------------- PE array inputs
-  reg  [ROWS*ACT_W-1:0]          pe_act;
-  reg  [COLS*VAL_W-1:0]          pe_val;
-  reg  [COLS*N*IDX_BITS-1:0]     pe_idx;
-  reg  [COLS*ACC_BITS-1:0]       pe_bias;
-  reg  [COLS*PRM_W-1:0]          ch_prm;
-  wire [ROWS*COLS*ACC_BITS-1:0]  pe_acc;
-  // one loop variable per always block: a shared one would make Icarus re-trigger the blocks
-  integer ib, ic;
+  t2c_ram #(.WIDTH(WGTS_W), .DEPTH(W_BANK)) u_wgt (
+    .clk_i   (clk_i),
+    .we_i    (hw_en_i && hw_sel_i == 2'd1),
+    .re_i    (iss_q),
+    .waddr_i (hw_addr_i[WA_W-1:0]),
+    .wdata_i (hw_data_i[WGTS_W-1:0]),
+    .raddr_i (wgt_ra[WA_W-1:0]),
+    .rdata_o (wgt_rd)
+  );
 
-  // Rows and columns outside the tile see zeros: their results are deterministic, never X.
-  // (One small always block per slice writing a variable: Icarus then propagates one vector
-  // per slice update. A single block writing every slice re-evaluates every PE once per slice
-  // write (10-100x slower); continuous assignments to slices make a strength-resolved net that
-  // vvp rebuilds bit by bit for each slice update.)
-  generate
-    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_pe_row_in
-      always @* begin
-        pe_act[gr*ACT_W +: ACT_W] = rmask1_q[gr] ? act_rd[gr*ACT_W +: ACT_W] : {ACT_W{1'b0}};
-      end
-    end
-    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_pe_col_in
-      always @* begin
-        pe_val[gc*VAL_W +: VAL_W] = cmask1_q[gc] ? wgt_rd[gc*WGT_W +: VAL_W] : {VAL_W{1'b0}};
-        pe_idx[gc*N*IDX_BITS +: N*IDX_BITS] =
-            cmask1_q[gc] ? wgt_rd[gc*WGT_W + VAL_W +: N*IDX_BITS] : {(N*IDX_BITS){1'b0}};
-        pe_bias[gc*ACC_BITS +: ACC_BITS] =
-            cmask1_q[gc] ? ch_rd[gc*CH_W +: ACC_BITS] : {ACC_BITS{1'b0}};
-        ch_prm[gc*PRM_W +: PRM_W] =
-            cmask1_q[gc] ? ch_rd[gc*CH_W + ACC_BITS +: PRM_W] : {PRM_W{1'b0}};
-      end
-    end
-  endgenerate
+  t2c_ram #(.WIDTH(CH_W), .DEPTH(CH_BANK)) u_ch (
+    .clk_i   (clk_i),
+    .we_i    (hw_en_i && hw_sel_i == 2'd2),
+    .re_i    (ch_re),
+    .waddr_i (hw_addr_i[CA_W-1:0]),
+    .wdata_i (hw_data_i[CH_W-1:0]),
+    .raddr_i (cb_q[CA_W-1:0]),
+    .rdata_o (ch_rd)
+  );
+
+  // ------------------------------------------------------------------------- PE array
+  // Operands of rows/columns outside the tile are masked to zero; bias_eff only in a first run.
+  // (A process, not continuous assignments: Icarus evaluates a vector AND net bit by bit.)
+  reg  [ACT_W-1:0]  pe_act;
+  reg  [WGTS_W-1:0] pe_wgt;
+  reg  [CH_W-1:0]   ch_m;
+  wire [BIAS_W-1:0] drow_acc;
+
+  always @* begin
+    pe_act = act_rd & amask1_q;
+    pe_wgt = wgt_rd & wmask1_q;
+    ch_m   = ch_rd & chmask1_q;
+  end
 
   t2c_pe_array #(
     .ROWS     (ROWS),
@@ -253,7 +251,8 @@ module t2c_accel_top #(
     .ACC_BITS (ACC_BITS),
     .N        (N),
     .M        (M),
-    .IDX_BITS (IDX_BITS)
+    .IDX_BITS (IDX_BITS),
+    .PACKED   (PACKED)
   ) u_array (
     .clk_i      (clk_i),
     .rst_ni     (rst_ni),
@@ -261,34 +260,62 @@ module t2c_accel_top #(
     .valid_i    (vld1_q),
     .a_signed_i (asg_q),
     .act_i      (pe_act),
-    .val_i      (pe_val),
-    .idx_i      (pe_idx),
-    .bias_i     (pe_bias),
-    .acc_o      (pe_acc)
+    .wgt_i      (pe_wgt),
+    .bias_i     (ch_m[BIAS_W-1:0]),
+    .capture_i  (cap_q),
+    .drow_i     (drow_q),
+    .drow_acc_o (drow_acc)
   );
 
-  // ------------------------------------------------------------------------- drain: requantizers
-  reg  [COLS*ACC_BITS-1:0] drow_acc;
-  /* verilator lint_off UNUSEDSIGNAL */ // drow_q is a 32-bit counter below ROWS
-  wire [((ROWS > 1) ? $clog2(ROWS) : 1)-1:0] drow_sel = drow_q[((ROWS > 1) ? $clog2(ROWS) : 1)-1:0];
-  /* verilator lint_on UNUSEDSIGNAL */
-  reg                      sh_bad;
-  wire [COLS*Y_BITS-1:0]   rq_y;
-  wire [COLS-1:0]          rq_v;
+  // ------------------------------------------------------------------------- drain
+  // The accumulator memory is read one cycle ahead of the drain (address = the drain's next
+  // address), so a drain row's partial sums arrive with the row; while idle the host reads it.
+  wire [BIAS_W-1:0] acc_rd;
+  reg  [BIAS_W-1:0] dsum;
+  reg               sh_bad;
+  integer           ib, ic;
 
   always @* begin
-    drow_acc = dbuf_q[drow_sel*COLS*ACC_BITS +: COLS*ACC_BITS];
+    if (!busy_q) begin
+      acc_ra = hr_addr_i;
+    end else if (cap_q) begin
+      acc_ra = boaddr_q;
+    end else if (dr_q) begin
+      acc_ra = doaddr_q + cbn_q;
+    end else begin
+      acc_ra = doaddr_q;
+    end
+  end
+
+  // drain row + partial sums, lane by lane, mod 2^ACC_BITS (rows outside the tile add nothing)
+  always @* begin
+    if (first_q || !drmask_q[drow_q]) begin
+      dsum = drow_acc;
+    end else begin
+      for (ib = 0; ib < COLS; ib = ib + 1) begin
+        dsum[ib*ACC_BITS +: ACC_BITS] = drow_acc[ib*ACC_BITS +: ACC_BITS] + acc_rd[ib*ACC_BITS +: ACC_BITS];
+      end
+    end
+  end
+
+  always @* begin
     sh_bad = 1'b0;
-    for (ib = 0; ib < COLS; ib = ib + 1) begin
+    for (ic = 0; ic < COLS; ic = ic + 1) begin
       // constant false when SHIFT_MAX = 63 (every 6-bit shift is legal)
       /* verilator lint_off CMPCONST */
-      if (dcmask_q[ib] && {1'b0, dprm_q[ib*PRM_W + MULT_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
+      if (dcmask_q[ic] && {1'b0, dsh_q[ic*SH_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
       /* verilator lint_on CMPCONST */
         sh_bad = 1'b1;
       end
     end
   end
 
+  wire                   dr_we = dr_q & drmask_q[drow_q];
+  wire                   rq_in = dr_q & last_q;
+  wire [COLS*Y_BITS-1:0] rq_y;
+  wire [COLS-1:0]        rq_v;
+
+  genvar gc;
   generate
     for (gc = 0; gc < COLS; gc = gc + 1) begin : g_rq
       t2c_requant #(
@@ -299,10 +326,10 @@ module t2c_accel_top #(
       ) u_rq (
         .clk_i   (clk_i),
         .rst_ni  (rst_ni),
-        .valid_i (dr_q),
-        .acc_i   (drow_acc[gc*ACC_BITS +: ACC_BITS]),
-        .m0_i    (dprm_q[gc*PRM_W +: MULT_BITS]),
-        .sh_i    (dprm_q[gc*PRM_W + MULT_BITS +: SH_BITS]),
+        .valid_i (rq_in),
+        .acc_i   (dsum[gc*ACC_BITS +: ACC_BITS]),
+        .m0_i    (dm0_q[gc*MULT_BITS +: MULT_BITS]),
+        .sh_i    (dsh_q[gc*SH_BITS +: SH_BITS]),
         .zy_i    (zy_q),
         .lo_i    (lo_q),
         .hi_i    (hi_q),
@@ -313,32 +340,29 @@ module t2c_accel_top #(
     end
   endgenerate
 
-  // output scratchpad (written by the drain), read by the host
-  wire dr_we = dr_q & drmask_q[drow_sel];
+  // accumulator memory: written by every run's drain (partial sums / final accumulators)
+  t2c_ram #(.WIDTH(BIAS_W), .DEPTH(OUT_DEPTH)) u_acc (
+    .clk_i   (clk_i),
+    .we_i    (dr_we),
+    .re_i    (1'b1),
+    .waddr_i (doaddr_q[OA_W-1:0]),
+    .wdata_i (dsum),
+    .raddr_i (acc_ra[OA_W-1:0]),
+    .rdata_o (acc_rd)
+  );
 
+  // output scratchpad: written RQ_LAT cycles after the drain, in the last run only
   t2c_ram #(.WIDTH(COLS*Y_BITS), .DEPTH(OUT_DEPTH)) u_out (
     .clk_i   (clk_i),
     .we_i    (dlwe_q[RQ_LAT-1]),
+    .re_i    (!busy_q),
     .waddr_i (dladdr_q[(RQ_LAT-1)*32 +: OA_W]),
     .wdata_i (rq_y),
     .raddr_i (hr_addr_i[OA_W-1:0]),
     .rdata_o (hr_y_o)
   );
 
-  generate
-    if (ACC_DBG == 1) begin : g_accdbg
-      t2c_ram #(.WIDTH(COLS*ACC_BITS), .DEPTH(OUT_DEPTH)) u_acc (
-        .clk_i   (clk_i),
-        .we_i    (dr_we),
-        .waddr_i (doaddr_q[OA_W-1:0]),
-        .wdata_i (drow_acc),
-        .raddr_i (hr_addr_i[OA_W-1:0]),
-        .rdata_o (hr_acc_o)
-      );
-    end else begin : g_noaccdbg
-      assign hr_acc_o = {(COLS*ACC_BITS){1'b0}};
-    end
-  endgenerate
+  assign hr_acc_o = acc_rd;
 
   // ------------------------------------------------------------------------- start-time checks
   reg  [63:0] pbn_w, cbn_w;
@@ -356,141 +380,123 @@ module t2c_accel_top #(
     shape_err[5] = cfg_lo_i > cfg_hi_i;
   end
 
-  // ------------------------------------------------------------------------- next state
-  always @* begin
-    // defaults: hold
-    busy_d = busy_q;  done_d = done_q;  err_d = err_q;  cycles_d = cycles_q;
-    rows_d = rows_q;  groups_d = groups_q;  cols_d = cols_q;  cbn_d = cbn_q;  per_d = per_q;
-    asg_d = asg_q;  mode_d = mode_q;  zy_d = zy_q;  lo_d = lo_q;  hi_d = hi_q;
-    iss_d = iss_q;  slot_d = slot_q;  pbase_d = pbase_q;  cbase_d = cbase_q;  cb_d = cb_q;
-    abase_d = abase_q;  wbase_d = wbase_q;  obase_d = obase_q;
-    bprm_d = bprm_q;  brmask_d = brmask_q;  bcmask_d = bcmask_q;  boaddr_d = boaddr_q;
-    blast_d = blast_q;
-    dprm_d = dprm_q;  drmask_d = drmask_q;  dcmask_d = dcmask_q;  doaddr_d = doaddr_q;
-    dlast_d = dlast_q;  dr_d = dr_q;  drow_d = drow_q;
+  // ------------------------------------------------------------------------- control
+  // One clocked process (the reset, last in the block, overrides the control registers).
+  // rows / columns of the block being issued that lie inside the tile (<= ROWS / COLS)
+  wire [31:0] rrem = rows_q - pbase_q;
+  wire [31:0] crem = cols_q - cbase_q;
+  wire [31:0] nrv  = (rrem > ROWS) ? ROWS : rrem;
+  wire [31:0] ncv  = (crem > COLS) ? COLS : crem;
 
+  always @(posedge clk_i) begin
     if (busy_q) begin
-      cycles_d = cycles_q + 32'd1;
+      cycles_q <= cycles_q + 32'd1;
     end
 
     // issue stage -> stage 1
-    vld1_d     = iss_q && (slot_q < groups_q);
-    clr1_d     = iss_q && (slot_q == 32'd0);
-    last1_d    = iss_q && (slot_q == groups_q - 32'd1);
-    lastblk1_d = ({1'b0, pbase_q} + ROWS >= {1'b0, rows_q})
-              && ({1'b0, cbase_q} + COLS >= {1'b0, cols_q});
-    oaddr1_d   = obase_q + cb_q;
-    for (ic = 0; ic < ROWS; ic = ic + 1) begin
-      rmask1_d[ic] = ({1'b0, pbase_q} + ic) < {1'b0, rows_q};
-    end
-    for (ic = 0; ic < COLS; ic = ic + 1) begin
-      cmask1_d[ic] = ({1'b0, cbase_q} + ic) < {1'b0, cols_q};
-    end
+    vld1_q  <= iss_q && (slot_q < groups_q);
+    clr1_q  <= iss_q && (slot_q == 32'd0);
+    last1_q <= iss_q && (slot_q == groups_q - 32'd1);
     if (iss_q) begin
+      if (slot_q == 32'd0) begin
+        // a block starts: its masks and output address travel with its data
+        rmask1_q   <= ~({ROWS{1'b1}} << nrv);
+        cmask1_q   <= ~({COLS{1'b1}} << ncv);
+        amask1_q   <= {M{~({(ROWS*A_BITS){1'b1}} << (nrv * A_BITS))}};
+        wmask1_q   <= ~({WGTS_W{1'b1}} << (ncv * WGT_W));
+        chmask1_q  <= {~({SHS_W{1'b1}} << (ncv * SH_BITS)), ~({M0_W{1'b1}} << (ncv * MULT_BITS)),
+                       first_q ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS)) : {BIAS_W{1'b0}}};
+        oaddr1_q   <= obase_q + cb_q;
+        lastblk1_q <= (pbase_q + ROWS >= rows_q) && (cbase_q + COLS >= cols_q);
+      end
       if (slot_q == per_q - 32'd1) begin
-        slot_d = 32'd0;
-        if ({1'b0, cbase_q} + COLS >= {1'b0, cols_q}) begin
-          cb_d = 32'd0;  cbase_d = 32'd0;  wbase_d = 32'd0;
-          pbase_d = pbase_q + ROWS;
-          abase_d = abase_q + groups_q;
-          obase_d = obase_q + cbn_q * ROWS;
-          if ({1'b0, pbase_q} + ROWS >= {1'b0, rows_q}) begin
-            iss_d = 1'b0;
+        slot_q <= 32'd0;
+        if (cbase_q + COLS >= cols_q) begin
+          cb_q <= 32'd0;  cbase_q <= 32'd0;  wbase_q <= 32'd0;
+          pbase_q <= pbase_q + ROWS;
+          abase_q <= abase_q + groups_q;
+          obase_q <= obase_q + cbr_q;
+          if (pbase_q + ROWS >= rows_q) begin
+            iss_q <= 1'b0;
           end
         end else begin
-          cb_d = cb_q + 32'd1;
-          cbase_d = cbase_q + COLS;
-          wbase_d = wbase_q + groups_q;
+          cb_q <= cb_q + 32'd1;
+          cbase_q <= cbase_q + COLS;
+          wbase_q <= wbase_q + groups_q;
         end
       end else begin
-        slot_d = slot_q + 32'd1;
+        slot_q <= slot_q + 32'd1;
       end
     end
 
     // stage 1: the block entering the array latches its drain-side parameters
     if (clr1_q) begin
-      bprm_d   = ch_prm;
-      brmask_d = rmask1_q;
-      bcmask_d = cmask1_q;
-      boaddr_d = oaddr1_q;
-      blast_d  = lastblk1_q;
+      bm0_q    <= ch_m[BIAS_W +: M0_W];
+      bsh_q    <= ch_m[BIAS_W + M0_W +: SHS_W];
+      brmask_q <= rmask1_q;
+      bcmask_q <= cmask1_q;
+      boaddr_q <= oaddr1_q;
+      blast_q  <= lastblk1_q;
     end
-    cap_d = vld1_q && last1_q;
+    cap_q <= vld1_q && last1_q;
 
-    // drain: capture a finished block, then one row per cycle into the requantizers
-    if (cap_q) begin
-      dprm_d = bprm_q;  drmask_d = brmask_q;  dcmask_d = bcmask_q;  doaddr_d = boaddr_q;
-      dlast_d = blast_q;  dr_d = 1'b1;  drow_d = 32'd0;
-    end else if (dr_q) begin
-      doaddr_d = doaddr_q + cbn_q;
-      if (drow_q == ROWS - 1) begin
-        dr_d = 1'b0;
-      end else begin
-        drow_d = drow_q + 32'd1;
+    // drain: take a captured block, then one row per cycle (partial sums, requantizers). Only
+    // while something is draining or in the requantizers (or a requantizer signals): otherwise
+    // every register below holds its (idle) value, and an event-driven simulator skips it all.
+    if (cap_q || dr_q || dlv_q != {RQ_LAT{1'b0}} || dlwe_q != {RQ_LAT{1'b0}}
+        || dllast_q != {RQ_LAT{1'b0}} || rq_v != {COLS{1'b0}}) begin
+      if (cap_q) begin
+        dm0_q <= bm0_q;  dsh_q <= bsh_q;  drmask_q <= brmask_q;  dcmask_q <= bcmask_q;
+        doaddr_q <= boaddr_q;  dlast_q <= blast_q;  dr_q <= 1'b1;  drow_q <= {RB{1'b0}};
+      end else if (dr_q) begin
+        doaddr_q <= doaddr_q + cbn_q;
+        if (drow_q == LAST_ROW) begin
+          dr_q <= 1'b0;
+        end else begin
+          drow_q <= drow_q + 1'b1;
+        end
       end
-    end
-    dlv_d    = {dlv_q[RQ_LAT-2:0], dr_q};
-    dlwe_d   = {dlwe_q[RQ_LAT-2:0], dr_we};
-    dllast_d = {dllast_q[RQ_LAT-2:0], dr_q && dlast_q && (drow_q == ROWS - 1)};
-    dladdr_d = {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
-    if (dr_q && sh_bad) begin
-      err_d[6] = 1'b1;
-    end
-    if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin
-      err_d[7] = 1'b1;
-    end
-    if (dllast_q[RQ_LAT-1]) begin
-      busy_d = 1'b0;
-      done_d = 1'b1;
+      dlv_q    <= {dlv_q[RQ_LAT-2:0], rq_in};
+      dlwe_q   <= {dlwe_q[RQ_LAT-2:0], dr_we & last_q};
+      dllast_q <= {dllast_q[RQ_LAT-2:0], rq_in && dlast_q && (drow_q == LAST_ROW)};
+      dladdr_q <= {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
+      if (rq_in && sh_bad) begin
+        err_q[6] <= 1'b1;
+      end
+      if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin
+        err_q[7] <= 1'b1;
+      end
+      // done: the last output written (last run) or the last partial sums written (other runs)
+      if (dllast_q[RQ_LAT-1] || (dr_q && !last_q && dlast_q && drow_q == LAST_ROW)) begin
+        busy_q <= 1'b0;
+        done_q <= 1'b1;
+      end
     end
 
     // start: check the shape, latch the configuration
     if (start_i && !busy_q) begin
-      cycles_d = 32'd0;
-      err_d    = shape_err;
+      cycles_q <= 32'd0;
+      err_q    <= shape_err;
       if (shape_err != 8'd0) begin
-        done_d = 1'b1;
+        done_q <= 1'b1;
       end else begin
-        busy_d = 1'b1;  done_d = 1'b0;  iss_d = 1'b1;
-        rows_d = cfg_rows_i;  groups_d = cfg_groups_i;  cols_d = cfg_cols_i;
-        cbn_d  = cbn_w[31:0];
-        per_d  = (cfg_groups_i > ROWS) ? cfg_groups_i : ROWS;
-        asg_d = cfg_a_signed_i;  mode_d = cfg_mode_i;  zy_d = cfg_zy_i;
-        lo_d = cfg_lo_i;  hi_d = cfg_hi_i;
-        slot_d = 32'd0;  pbase_d = 32'd0;  cbase_d = 32'd0;  cb_d = 32'd0;
-        abase_d = 32'd0;  wbase_d = 32'd0;  obase_d = 32'd0;
+        busy_q <= 1'b1;  done_q <= 1'b0;  iss_q <= 1'b1;
+        rows_q <= cfg_rows_i;  groups_q <= cfg_groups_i;  cols_q <= cfg_cols_i;
+        cbn_q  <= cbn_w[31:0];
+        cbr_q  <= cbn_w[31:0] * ROWS;
+        per_q  <= (cfg_groups_i > ROWS) ? cfg_groups_i : ROWS;
+        asg_q <= cfg_a_signed_i;  first_q <= cfg_first_i;  last_q <= cfg_last_i;
+        mode_q <= cfg_mode_i;  zy_q <= cfg_zy_i;  lo_q <= cfg_lo_i;  hi_q <= cfg_hi_i;
+        slot_q <= 32'd0;  pbase_q <= 32'd0;  cbase_q <= 32'd0;  cb_q <= 32'd0;
+        abase_q <= 32'd0;  wbase_q <= 32'd0;  obase_q <= 32'd0;
       end
     end
-  end
 
-  // ------------------------------------------------------------------------- registers
-  always @(posedge clk_i) begin
     if (!rst_ni) begin
       busy_q <= 1'b0;  done_q <= 1'b0;  err_q <= 8'd0;  cycles_q <= 32'd0;
       iss_q <= 1'b0;  vld1_q <= 1'b0;  clr1_q <= 1'b0;  last1_q <= 1'b0;  cap_q <= 1'b0;
-      dr_q <= 1'b0;  drow_q <= 32'd0;
+      dr_q <= 1'b0;  drow_q <= {RB{1'b0}};  first_q <= 1'b1;  last_q <= 1'b1;
       dlv_q <= {RQ_LAT{1'b0}};  dlwe_q <= {RQ_LAT{1'b0}};  dllast_q <= {RQ_LAT{1'b0}};
-    end else begin
-      busy_q <= busy_d;  done_q <= done_d;  err_q <= err_d;  cycles_q <= cycles_d;
-      iss_q <= iss_d;  vld1_q <= vld1_d;  clr1_q <= clr1_d;  last1_q <= last1_d;
-      cap_q <= cap_d;  dr_q <= dr_d;  drow_q <= drow_d;
-      dlv_q <= dlv_d;  dlwe_q <= dlwe_d;  dllast_q <= dllast_d;
-    end
-  end
-
-  // datapath and configuration registers (not reset; qualified by the control state above)
-  always @(posedge clk_i) begin
-    rows_q <= rows_d;  groups_q <= groups_d;  cols_q <= cols_d;  cbn_q <= cbn_d;  per_q <= per_d;
-    asg_q <= asg_d;  mode_q <= mode_d;  zy_q <= zy_d;  lo_q <= lo_d;  hi_q <= hi_d;
-    slot_q <= slot_d;  pbase_q <= pbase_d;  cbase_q <= cbase_d;  cb_q <= cb_d;
-    abase_q <= abase_d;  wbase_q <= wbase_d;  obase_q <= obase_d;
-    lastblk1_q <= lastblk1_d;  rmask1_q <= rmask1_d;  cmask1_q <= cmask1_d;  oaddr1_q <= oaddr1_d;
-    bprm_q <= bprm_d;  brmask_q <= brmask_d;  bcmask_q <= bcmask_d;  boaddr_q <= boaddr_d;
-    blast_q <= blast_d;
-    dprm_q <= dprm_d;  drmask_q <= drmask_d;  dcmask_q <= dcmask_d;  doaddr_q <= doaddr_d;
-    dlast_q <= dlast_d;  dladdr_q <= dladdr_d;
-    if (cap_q) begin
-      dbuf_q <= pe_acc;
     end
   end
 

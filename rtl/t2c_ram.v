@@ -1,7 +1,8 @@
 // t2c_ram: simple dual-port scratchpad RAM (one write port, one synchronous read port).
 //
 //   write: mem_q[waddr_i] <= wdata_i when we_i          (at the rising edge)
-//   read:  rdata_o        <= mem_q[raddr_i]             (registered: data one cycle after the address)
+//   read:  rdata_o        <= mem_q[raddr_i] when re_i   (registered: data one cycle after the
+//                                                        address; held while re_i is low)
 //
 // A read of the address written in the same cycle returns the old word (read-first). Reads
 // past DEPTH are the caller's error (the accelerator's shape checks prevent them). The array is
@@ -15,6 +16,7 @@ module t2c_ram #(
 ) (
   input  wire                            clk_i,
   input  wire                            we_i,
+  input  wire                            re_i,
   input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] waddr_i,
   input  wire [WIDTH-1:0]                wdata_i,
   input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] raddr_i,
@@ -34,7 +36,9 @@ module t2c_ram #(
     if (we_i) begin
       mem_q[waddr_i] <= wdata_i;
     end
-    rdata_q <= mem_q[raddr_i];
+    if (re_i) begin
+      rdata_q <= mem_q[raddr_i];
+    end
   end
 
   assign rdata_o = rdata_q;

@@ -24,7 +24,9 @@
 //   stage 1: prod_q  = acc * M0                 (registers sh, z_y, lo, hi, mode alongside)
 //   stage 2: rnd_q   = round_shift(prod_q, sh, mode)
 //   stage 3: y_q     = clamp(z_y + rnd_q, lo, hi)
-// Only the valid pipeline is reset (rst_ni, active low, synchronous); data registers are not.
+// Only the valid pipeline is reset (rst_ni, active low, synchronous); data registers are not,
+// and load only when their stage holds a valid input (clock enables: an idle requantizer does
+// no work, which an event-driven simulator sees as one cheap process wake per cycle).
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -81,17 +83,11 @@ module t2c_requant #(
   reg signed [Y_BITS-1:0]     zy1_q, lo1_q, hi1_q;
 
   always @* begin
-    prod_d = $signed({{(P_BITS - ACC_BITS){acc_i[ACC_BITS-1]}}, acc_i})
-           * $signed({{(P_BITS - MULT_BITS){1'b0}}, m0_i});
-  end
-
-  always @(posedge clk_i) begin
-    prod_q  <= prod_d;
-    sh1_q   <= sh_i;
-    mode1_q <= mode_i;
-    zy1_q   <= zy_i;
-    lo1_q   <= lo_i;
-    hi1_q   <= hi_i;
+    // signed context of P_BITS: acc_i is sign-extended, {1'b0, m0_i} zero-extended (IEEE 1364
+    // 5.5), so the product is exact (a replication here costs Icarus an operation per bit)
+    /* verilator lint_off WIDTHEXPAND */
+    prod_d = acc_i * $signed({1'b0, m0_i});
+    /* verilator lint_on WIDTHEXPAND */
   end
 
   // ---------------------------------------------------------------- stage 2: round_shift
@@ -129,22 +125,17 @@ module t2c_requant #(
     rnd_d = q_d + $signed({{(P_BITS - 1){1'b0}}, up_d});
   end
 
-  always @(posedge clk_i) begin
-    rnd_q   <= rnd_d;
-    zy2_q   <= zy1_q;
-    lo2_q   <= lo1_q;
-    hi2_q   <= hi1_q;
-  end
-
   // ---------------------------------------------------------------- stage 3: z_y + clamp
   reg signed [Y_BITS-1:0] y_q, y_d;
   reg signed [S_BITS-1:0] sum_d, lo_x_d, hi_x_d;
 
   always @* begin
-    sum_d  = $signed({{(S_BITS - P_BITS){rnd_q[P_BITS-1]}}, rnd_q})
-           + $signed({{(S_BITS - Y_BITS){zy2_q[Y_BITS-1]}}, zy2_q});
-    lo_x_d = $signed({{(S_BITS - Y_BITS){lo2_q[Y_BITS-1]}}, lo2_q});
-    hi_x_d = $signed({{(S_BITS - Y_BITS){hi2_q[Y_BITS-1]}}, hi2_q});
+    // signed context of S_BITS: every operand is sign-extended (IEEE 1364 5.5)
+    /* verilator lint_off WIDTHEXPAND */
+    sum_d  = rnd_q + zy2_q;
+    lo_x_d = lo2_q;
+    hi_x_d = hi2_q;
+    /* verilator lint_on WIDTHEXPAND */
     y_d    = sum_d[Y_BITS-1:0];
     if (sum_d < lo_x_d) begin
       y_d = lo2_q;
@@ -153,19 +144,34 @@ module t2c_requant #(
     end
   end
 
-  always @(posedge clk_i) begin
-    y_q <= y_d;
-  end
-
-  // ---------------------------------------------------------------- valid pipeline (reset)
-  // One valid bit per stage; vld_q[i] qualifies stage i+1's data registers.
+  // ---------------------------------------------------------------- registers
+  // One valid bit per stage; vld_q[i] qualifies (and enables) stage i+1's data registers.
   reg [LATENCY-1:0] vld_q;
 
   always @(posedge clk_i) begin
-    if (!rst_ni) begin
-      vld_q <= {LATENCY{1'b0}};
-    end else begin
-      vld_q <= {vld_q[LATENCY-2:0], valid_i};
+    if (valid_i || vld_q != {LATENCY{1'b0}} || !rst_ni) begin
+      if (valid_i) begin
+        prod_q  <= prod_d;
+        sh1_q   <= sh_i;
+        mode1_q <= mode_i;
+        zy1_q   <= zy_i;
+        lo1_q   <= lo_i;
+        hi1_q   <= hi_i;
+      end
+      if (vld_q[0]) begin
+        rnd_q <= rnd_d;
+        zy2_q <= zy1_q;
+        lo2_q <= lo1_q;
+        hi2_q <= hi1_q;
+      end
+      if (vld_q[1]) begin
+        y_q <= y_d;
+      end
+      if (!rst_ni) begin
+        vld_q <= {LATENCY{1'b0}};
+      end else begin
+        vld_q <= {vld_q[LATENCY-2:0], valid_i};
+      end
     end
   end
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How often section-2 half_even and ONNX Runtime disagree (the figures in docs/interop.md).
 
-1. Random conv and linear layers (``golden.gen``) run in ONNX Runtime (QLinearConv /
+1. Random conv and linear layers (``workloads.gen``) run in ONNX Runtime (QLinearConv /
    QLinearMatMul, built as in ``tests/test_profiles_ort.py``) against golden under the fuse
    step's half_even and under ``ort_fp32``.
 2. Synthetic ``(acc, scales)`` pairs (no ORT: ``ort_fp32`` is ORT, as the tests show):
@@ -28,10 +28,10 @@ from test_profiles_ort import (  # noqa: E402  (the ORT model builders of the pa
     run_qlinearmatmul,
 )
 
-from t2c_sim.golden.gen import random_conv_record, random_linear_record  # noqa: E402
 from t2c_sim.golden.layers import run_layer  # noqa: E402
 from t2c_sim.numerics import quantize_multiplier, requantize, wrap  # noqa: E402
 from t2c_sim.rounding_profiles import f32_to_pair, requantize_profile  # noqa: E402
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record  # noqa: E402
 
 
 def layers(seed: int, n: int = 240) -> tuple[int, int, int]:

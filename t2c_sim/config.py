@@ -7,11 +7,12 @@ name in the error) lives in the callers that read files (recipes, suites, hw con
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
-from t2c_sim.errors import ConfigError
+from t2c_sim.errors import ConfigError, NMParamsError
 
 
 class RoundMode(str, Enum):
@@ -117,7 +118,14 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """Integer format of a tensor: ``bits`` (2..8 for operands, up to 32 for others), ``signed``."""
+    """Integer format of a tensor: ``bits`` (2..8 for operands, up to 32 for others), ``signed``.
+
+    The one place the integer range of a format is derived (:func:`qrange`): quantizers, the
+    fuse step's tensor formats and the records all ask it.
+
+    >>> s = QuantSpec.from_range(0, 255); (s.bits, s.signed, s.qmin, s.qmax, s.max_abs)
+    (8, False, 0, 255, 255)
+    """
 
     bits: int = 8
     signed: bool = True
@@ -126,6 +134,16 @@ class QuantSpec:
         if not isinstance(self.bits, int) or not 2 <= self.bits <= 32:
             raise ConfigError(f"bits must be an int in 2..32, got {self.bits!r}", key="bits")
 
+    @classmethod
+    def from_range(cls, qmin: int, qmax: int) -> QuantSpec:
+        """The format whose range is exactly ``[qmin, qmax]`` (a full signed or unsigned range)."""
+        n = qmax - qmin + 1
+        bits = int(round(math.log2(n))) if n > 0 else 0
+        if n <= 1 or (1 << bits) != n or qmin not in (0, -(1 << (bits - 1))):
+            raise ConfigError(f"integer range [{qmin}, {qmax}] is not a signed or unsigned b-bit "
+                              "range", key="bits")
+        return cls(bits, qmin < 0)
+
     @property
     def qmin(self) -> int:
         return qrange(self.bits, self.signed)[0]
@@ -133,6 +151,26 @@ class QuantSpec:
     @property
     def qmax(self) -> int:
         return qrange(self.bits, self.signed)[1]
+
+    @property
+    def max_abs(self) -> int:
+        """``max |q|`` over the range (the worst-case operand magnitude)."""
+        return max(-self.qmin, self.qmax)
+
+
+def nm_params(n: Any, m: Any) -> tuple[int, int]:
+    """Check N:M parameters: integers (Python or NumPy, not bool) with ``1 <= N <= M``.
+
+    The one check every N:M routine runs (config, the NumPy N:M format, the torch pruners).
+    Returns ``(int(n), int(m))``; raises :class:`NMParamsError` (key ``nm``) otherwise.
+
+    >>> nm_params(2, 4)
+    (2, 4)
+    """
+    ok = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (n, m))
+    if not ok or not 1 <= n <= m:
+        raise NMParamsError(f"need integers 1 <= N <= M, got N={n!r} M={m!r}", key="nm")
+    return int(n), int(m)
 
 
 @dataclass(frozen=True)
@@ -146,9 +184,7 @@ class SparsitySpec:
     m: int = 1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.n, int) and isinstance(self.m, int)) or not 1 <= self.n <= self.m:
-            raise ConfigError(f"need integers 1 <= N <= M, got N={self.n!r} M={self.m!r}",
-                              key="nm")
+        nm_params(self.n, self.m)
         if self.m > 256:
             raise ConfigError(f"M={self.m} is larger than 256", key="nm")
 
@@ -263,7 +299,7 @@ class HwConfig:
         try:
             return cls(**d)
         except ConfigError as e:
-            raise ConfigError(str(e).split(": ", 1)[-1], file=file, key=e.key) from None
+            raise e.with_context(file=file) from None
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

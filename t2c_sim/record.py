@@ -48,7 +48,10 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.config import OpKind, RoundMode, RoundProfile, parse_rounding, qrange
-from t2c_sim.errors import RecordError
+from t2c_sim.errors import NumericsError, RecordError, SparsityError
+from t2c_sim.layout import padded_len
+from t2c_sim.rounding_profiles import check_ort_add_params, check_params
+from t2c_sim.sparse.nm import check_nm, decompress
 
 ARRAY_FIELDS = ("w_q", "values", "indices", "bias_eff", "M0", "sh", "x_q", "acc", "y",
                 "const_q", "table", "gamma_q", "beta_q", "b_q")
@@ -76,7 +79,7 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
 def _norm_params(name: str, params: Any) -> dict[str, Any]:
     """``params`` as ``{str: int | tuple[int, ...]}`` (JSON lists become tuples)."""
     if not isinstance(params, dict):
-        raise RecordError(f"layer {name}: params must be a mapping, got {type(params).__name__}")
+        raise RecordError(f"params must be a mapping, got {type(params).__name__}", layer=name)
     out: dict[str, Any] = {}
     for k, v in params.items():
         if isinstance(v, (list, tuple)):
@@ -84,7 +87,7 @@ def _norm_params(name: str, params: Any) -> dict[str, Any]:
         else:
             items = [v]
         if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in items):
-            raise RecordError(f"layer {name}: params[{k!r}] must be an int or a list of ints, got {v!r}")
+            raise RecordError(f"params[{k!r}] must be an int or a list of ints, got {v!r}", layer=name)
         out[str(k)] = tuple(int(i) for i in items) if isinstance(v, (list, tuple)) else int(v)
     return out
 
@@ -160,7 +163,7 @@ class LayerRecord:
             if v is not None:
                 a = np.asarray(v)
                 if a.dtype.kind not in "iu":
-                    raise RecordError(f"layer {self.name}: {f} must be integers, got dtype {a.dtype}")
+                    raise RecordError(f"{f} must be integers, got dtype {a.dtype}", layer=self.name)
                 setattr(self, f, a.astype(np.int64))
 
     # ---- derived shapes -------------------------------------------------------------
@@ -172,13 +175,13 @@ class LayerRecord:
     @property
     def c_in_p(self) -> int:
         """Input channels per group padded up to a multiple of M."""
-        return -(-self.c_in_g // self.m) * self.m
+        return padded_len(self.c_in_g, self.m)
 
     @property
     def k(self) -> int:
         """Reduction length per output channel (padded)."""
         if self.op is OpKind.LINEAR:
-            return -(-self.c_in // self.m) * self.m
+            return padded_len(self.c_in, self.m)
         return self.kh * self.kw * self.c_in_p
 
     @property
@@ -225,11 +228,8 @@ class LayerRecord:
     # ---- validation -------------------------------------------------------------------
     def validate(self) -> LayerRecord:
         """Check internal consistency; raise :class:`RecordError` naming the layer and field."""
-        from t2c_sim.errors import SparsityError
-        from t2c_sim.sparse.nm import check_nm, decompress
-
         def bad(msg: str) -> RecordError:
-            return RecordError(f"layer {self.name}: {msg}")
+            return RecordError(msg, layer=self.name)
 
         if not 1 <= self.n <= self.m:
             raise bad(f"need 1 <= N <= M, got {self.n}:{self.m}")
@@ -253,7 +253,7 @@ class LayerRecord:
             try:
                 check_nm(self.w_q, self.n, self.m, name=f"layer {self.name} w_q")
             except SparsityError as e:
-                raise RecordError(str(e)) from None
+                raise e.recast(RecordError) from None
             if (self.values is None) != (self.indices is None):
                 raise bad("values and indices must both be present or both absent")
             if self.values is not None:
@@ -283,19 +283,30 @@ class LayerRecord:
         return self
 
     def _validate_profile(self, bad: Any) -> None:
-        """A runtime rounding profile (SPEC section 10): linear/conv, int32 accumulator, its M0/sh."""
-        from t2c_sim.errors import NumericsError
-        from t2c_sim.rounding_profiles import check_params
-
+        """A runtime rounding profile (SPEC section 10): linear/conv (every profile), average pools
+        and the two-input residual add (``ort_fp32``: ONNX Runtime's kernels), int32 accumulator,
+        the profile's M0/sh."""
         prof = self.mode.value
-        if self.op not in MAC_OPS:
+        ort = self.mode is RoundProfile.ORT_FP32
+        pool = self.op in (OpKind.AVGPOOL, OpKind.GAVGPOOL)
+        add = self.op is OpKind.ADD and self.const_q is None
+        if self.op not in MAC_OPS and not (ort and (pool or add)):
             raise bad(f"mode: rounding profile {prof} applies to linear and conv2d requantizers "
-                      f"only, not {self.op.value}")
+                      f"(ort_fp32 also to average pools and the residual add), not {self.op.value}")
         if self.acc_bits != 32:
             raise bad(f"mode: rounding profile {prof} needs acc_bits = 32 (the runtime's int32 "
                       f"accumulator), got {self.acc_bits}")
         try:
-            check_params(self.mode, self.M0, self.sh)
+            if add:
+                if self.a_bits > 8:
+                    raise NumericsError(f"ONNX Runtime's QLinearAdd takes 8-bit inputs, got "
+                                        f"a_bits = {self.a_bits}")
+                check_ort_add_params(self.M0, self.sh)
+            else:
+                if pool and (self.M0 is None or self.sh is None or self.M0.shape != (1,)
+                             or self.sh.shape != (1,)):
+                    raise NumericsError("an average pool needs M0 and sh of shape (1,)")
+                check_params(self.mode, self.M0, self.sh)
         except NumericsError as e:
             raise bad(f"M0/sh: {e}") from None
 
@@ -433,7 +444,7 @@ def check_layernorm(rec: LayerRecord) -> None:
     max|beta_q| <= 2^31`` and ``0 <= g_shift <= 31`` (numerator and divisor of the division).
     """
     def bad(msg: str) -> RecordError:
-        return RecordError(f"layer {rec.name}: {msg}")
+        return RecordError(msg, layer=rec.name)
 
     c = rec.c_out
     if c <= 0 or rec.c_in not in (0, c):

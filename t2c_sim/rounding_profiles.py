@@ -40,7 +40,8 @@ __all__ = [
     "INT32_MIN", "INT32_MAX", "ort_fp32_scale", "f32_to_pair", "pair_to_f32_bits",
     "tflite_real_multiplier", "tflite_quantize_multiplier", "profile_params", "check_params",
     "srdhm", "rounding_divide_by_pot", "requantize_ort_fp32", "requantize_tflite_double",
-    "requantize_tflite_single", "requantize_profile",
+    "requantize_tflite_single", "requantize_profile", "ORT_ADD_RATIO", "ort_add_params", "ort_pool_params",
+    "check_ort_add_params", "requantize_ort_add",
 ]
 
 log = logging.getLogger(__name__)
@@ -387,3 +388,114 @@ def requantize_profile(acc: Any, M0: Any, sh: Any, z_y: Any, lo: Any, hi: Any,
         raise NumericsError(f"unknown rounding profile {profile!r} (expected one of "
                             f"{', '.join(p.value for p in RoundProfile)})") from None
     return _REQUANT[profile](acc, M0, sh, z_y, lo, hi, acc_bound=acc_bound)
+
+
+def ort_pool_params(s_x: Any, s_y: Any, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(M0[1], sh[1])`` of ONNX Runtime's QLinearGlobalAveragePool under ``ort_fp32``.
+
+    MLAS (``CheckQLinearGlobalAveragePoolScaleAndSize``) computes the scale in float32 as
+    ``m32 = float32(s_x) / (float32(s_y) * float32(window))`` and requantizes the int32 sum
+    ``acc = sum(x) - window * z_x`` exactly like QLinearConv (:func:`requantize_ort_fp32`).
+    ``window`` must be in ``[1, 2^24)``.
+
+    >>> [v.tolist() for v in ort_pool_params(0.5, 0.25, 4)]
+    [[8388608], [24]]
+    """
+    if not 1 <= int(window) < (1 << 24):
+        raise NumericsError(f"ort_fp32 pool: window size {window} outside [1, 2^24)")
+    sx, sy = _scale_f32(s_x, "s_x").reshape(-1), _scale_f32(s_y, "s_y").reshape(-1)
+    if sx.size != 1 or sy.size != 1:
+        raise NumericsError("ort_fp32 pool: s_x and s_y must be per-tensor scalars")
+    with np.errstate(over="ignore", under="ignore"):
+        m = np.array([sx[0] / (sy[0] * np.float32(int(window)))], dtype=np.float32)
+    return f32_to_pair(m)
+
+
+# ---- ONNX Runtime's QLinearAdd (MLAS x86-64 AVX2 kernel), profile ort_fp32 ---------------------
+#: Scale ratios ``s_a / s_y`` and ``s_b / s_y`` the emulation accepts: MLAS's own fixed-point
+#: limits (``MlasCalcQLinearAddParameters``); they keep every numerator below 2^56.
+ORT_ADD_RATIO = (2.0 ** -14, 2.0 ** 8)
+_ORT_ADD_SH = (16, 37)  # sh = 23 - exponent of a ratio in ORT_ADD_RATIO
+
+
+def ort_add_params(s_a: Any, s_b: Any, s_y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(M0, sh)`` (shape ``[2]``) of ONNX Runtime's QLinearAdd under ``ort_fp32``.
+
+    The pairs (:func:`f32_to_pair`) of ``rA = float32(s_a) / float32(s_y)`` and
+    ``rB = float32(s_b) / float32(s_y)``, divided in float32 as MLAS computes ``ScaleRatio_AC``
+    and ``ScaleRatio_BC``. Ratios outside ``[2^-14, 2^8)`` raise :class:`NumericsError`.
+
+    >>> [v.tolist() for v in ort_add_params(0.5, 0.25, 1.0)]
+    [[8388608, 8388608], [24, 25]]
+    """
+    sa, sb, sy = (_scale_f32(v, n).reshape(-1) for v, n in ((s_a, "s_a"), (s_b, "s_b"), (s_y, "s_y")))
+    if sa.size != 1 or sb.size != 1 or sy.size != 1:
+        raise NumericsError("ort_fp32 add: s_a, s_b and s_y must be per-tensor scalars")
+    r = np.array([sa[0] / sy[0], sb[0] / sy[0]], dtype=np.float32)
+    lo, hi = ORT_ADD_RATIO
+    bad = (r < lo) | (r >= hi)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise NumericsError(f"ort_fp32 add: scale ratio s_{'ab'[i]}/s_y = {float(r[i])!r} is outside "
+                            f"[2^-14, 2^8) (the range MLAS's QLinearAdd supports exactly)")
+    return f32_to_pair(r)
+
+
+def check_ort_add_params(M0: Any, sh: Any) -> None:
+    """Raise :class:`NumericsError` unless ``M0``/``sh`` are two float32 pairs of ratios in range."""
+    m, s = as_int64(M0, "M0"), as_int64(sh, "sh")
+    if m.shape != (2,) or s.shape != (2,):
+        raise NumericsError(f"ort_fp32 add needs M0 = [mA, mB] and sh = [shA, shB], got shapes "
+                            f"{m.shape} and {s.shape}")
+    if np.any((m < (1 << 23)) | (m >= (1 << 24))):
+        raise NumericsError(f"M0 = {m.tolist()} are not float32 significands in [2^23, 2^24)")
+    if np.any((s < _ORT_ADD_SH[0]) | (s > _ORT_ADD_SH[1])):
+        raise NumericsError(f"sh = {s.tolist()} outside [{_ORT_ADD_SH[0]}, {_ORT_ADD_SH[1]}] "
+                            f"(scale ratios in [2^-14, 2^8))")
+
+
+def _f32_grid(v: np.ndarray) -> np.ndarray:
+    """``v`` (int64 numerators on one grid ``2^-D``) rounded to float32 values, ties even, same grid."""
+    sig, k = _round_f32(np.abs(v))
+    mag = sig << k
+    return np.where(v < 0, -mag, mag)
+
+
+def requantize_ort_add(a: Any, b: Any, M0: Any, sh: Any, z_a: int, z_b: int, z_y: int, lo: Any,
+                       hi: Any) -> np.ndarray:
+    """ONNX Runtime's QLinearAdd (MLAS AVX2 kernel), bit-exact on integers (no float is used).
+
+    With ``rA = M0[0] / 2^sh[0]``, ``rB = M0[1] / 2^sh[1]`` (float32 values, :func:`ort_add_params`),
+    ``f32`` a float32 rounding (nearest, ties even) and ``fma32(x, r, c) = f32(x * r + c)``::
+
+        F = f32(z_y - fma32(rA, z_a, f32(rB * z_b)))       # VectorFixedPart (compiled as an FMA)
+        y = clamp(rint_even(fma32(a, rA, fma32(b, rB, F))), lo, hi)
+
+    on the raw integers ``a``, ``b`` (the zero points are inside ``F``); saturation to the 8-bit
+    range is part of ``clamp``. For a one-element tensor ORT hands the operands to MLAS in the
+    other order (measured), so ``a`` and ``b`` (with their ratios and zero points) swap roles
+    in both formulas. All values are exact
+    multiples of ``2^-D`` (``D = max(sh)``) held as int64 numerators below 2^56 (8-bit inputs,
+    ratios in ``[2^-14, 2^8)``).
+
+    Example: ``rA = rB = 0.5``, ``z_a = z_b = z_y = 0``: ``a = 3, b = 2`` gives ``rint(2.5) = 2``.
+
+    >>> requantize_ort_add([3, 5], [2, 2], [1 << 23, 1 << 23], [24, 24], 0, 0, 0, -128, 127).tolist()
+    [2, 4]
+    """
+    check_ort_add_params(M0, sh)
+    a, b = as_int64(a, "a"), as_int64(b, "b")
+    for name, v in (("a", a), ("b", b)):
+        if v.size and (int(v.min()) < -256 or int(v.max()) > 255):
+            raise NumericsError(f"ort_fp32 add: input {name} must be 8-bit integers")
+    if a.shape != b.shape:
+        raise NumericsError(f"ort_fp32 add: inputs differ in shape: {a.shape} vs {b.shape}")
+    (ma, mb), (sa, sb) = (int(v) for v in as_int64(M0)), (int(v) for v in as_int64(sh))
+    d = max(sa, sb)
+    ra, rb = np.int64(ma << (d - sa)), np.int64(mb << (d - sb))   # rA * 2^D, rB * 2^D
+    if a.size == 1:   # ORT's broadcast helper hands a one-element pair over in the other order
+        a, b, ra, rb, z_a, z_b = b, a, rb, ra, z_b, z_a
+    fixed = _f32_grid(np.int64(int(z_y) << d) - _f32_grid(np.int64(z_a) * ra
+                                                          + _f32_grid(np.int64(z_b) * rb)))
+    t = _f32_grid(a * ra + _f32_grid(b * rb + fixed))
+    return clamp(round_shift(t, d, RoundMode.HALF_EVEN), lo, hi)

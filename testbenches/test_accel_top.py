@@ -7,7 +7,10 @@
   (``hw_*``), computed, read back through the host read port (``hr_*``) and compared with an
   independent oracle (dense ``numpy`` dot products on the decompressed weights, then
   ``t2c_sim.numerics.requantize``); ``cycles_o`` must equal the cycle model; a ``start_i``
-  pulse while busy is ignored; a channel with ``sh > SHIFT_MAX`` raises ``err_o[6]``.
+  pulse while busy is ignored; a channel with ``sh > SHIFT_MAX`` raises ``err_o[6]``. Some
+  trials are K-split: the dot products run as 2-3 runs over K-chunks (``cfg_first_i`` /
+  ``cfg_last_i``), the partial sums read back between runs through ``hr_acc_o`` must equal the
+  oracle's partial sums (bias once) and only the last run writes ``y``.
 
 Payload: ``params`` (toplevel parameters), ``seed``.
 """
@@ -25,7 +28,7 @@ from t2c_sim.config import HwConfig, RoundMode
 from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.estimate import Tile, tile_cycles
-from t2c_sim.export.hexfile import pack_words, unpack_words
+from t2c_sim.export.hexfile import unpack_words
 from t2c_sim.numerics import requantize, wrap
 from t2c_sim.sparse.nm import compress, nm_mask
 
@@ -46,10 +49,12 @@ def _fail(msg: str) -> bool:
 
 async def _reset(dut) -> None:
     cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    for s in ("start_i", "hw_en_i", "hw_sel_i", "hw_bank_i", "hw_addr_i", "hw_data_i",
+    for s in ("start_i", "hw_en_i", "hw_sel_i", "hw_addr_i", "hw_data_i",
               "hr_addr_i", "cfg_rows_i", "cfg_groups_i", "cfg_cols_i", "cfg_a_signed_i",
               "cfg_zy_i", "cfg_lo_i", "cfg_hi_i", "cfg_mode_i"):
         getattr(dut, s).value = 0
+    dut.cfg_first_i.value = 1
+    dut.cfg_last_i.value = 1
     dut.rst_ni.value = 0
     for _ in range(3):
         await RisingEdge(dut.clk_i)
@@ -57,7 +62,10 @@ async def _reset(dut) -> None:
     await RisingEdge(dut.clk_i)
 
 
-def _cfg(dut, rows, groups, cols, a_signed=1, zy=0, lo=-128, hi=127, mode=0) -> None:
+def _cfg(dut, rows, groups, cols, a_signed=1, zy=0, lo=-128, hi=127, mode=0, first=1,
+         last=1) -> None:
+    dut.cfg_first_i.value = first
+    dut.cfg_last_i.value = last
     dut.cfg_rows_i.value = rows
     dut.cfg_groups_i.value = groups
     dut.cfg_cols_i.value = cols
@@ -125,22 +133,56 @@ async def shape_errors(dut) -> None:
             raise MismatchError(f"{name}: err_o={err:#04x} cycles_o={cyc} done_o={done}, "
                                 f"expected err {want:#04x}, 0 cycles, done")
         await RisingEdge(dut.clk_i)
-    # a legal run clears the flags
+    # a legal run clears the flags (channel parameters written first: an unwritten word is
+    # X on Icarus and random on Verilator, whose shift could exceed SHIFT_MAX)
+    await _write(dut, 2, [0])
     _cfg(dut, rows=1, groups=1, cols=1)
     err, cyc = await _start_and_wait(dut, 100)
     if err:
         raise MismatchError(f"legal run after errors: err_o={err:#04x}")
 
 
-async def _write(dut, sel: int, bank: int, words: list[int]) -> None:
+async def _write(dut, sel: int, words: list[int]) -> None:
     dut.hw_en_i.value = 1
     dut.hw_sel_i.value = sel
-    dut.hw_bank_i.value = bank
     for a, w in enumerate(words):
         dut.hw_addr_i.value = a
         dut.hw_data_i.value = w
         await RisingEdge(dut.clk_i)
     dut.hw_en_i.value = 0
+
+
+def _pack(fields: np.ndarray, widths: list[int]) -> list[int]:
+    """Words of ``fields[words, F]``, field 0 in the LSBs (Python ints: an oracle independent of
+    ``export.hexfile.pack_limbs``)."""
+    out = []
+    for row in fields.tolist():
+        w, o = 0, 0
+        for v, b in zip(row, widths):
+            w |= (int(v) & ((1 << b) - 1)) << o
+            o += b
+        out.append(w)
+    return out
+
+
+async def _read(dut, rows: int, qc: int, hw: HwConfig, with_y: bool = True,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``y`` (unless ``with_y`` is false: not written yet) and the accumulator memory."""
+    got_y = np.zeros((rows, qc * hw.cols), dtype=np.int64)
+    got_acc = np.zeros_like(got_y)
+    for pr in range(rows):
+        for cb in range(qc):
+            await RisingEdge(dut.clk_i)
+            dut.hr_addr_i.value = pr * qc + cb
+            await RisingEdge(dut.clk_i)
+            await ReadOnly()
+            sl = slice(cb * hw.cols, (cb + 1) * hw.cols)
+            if with_y:
+                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, Y_BITS, True)[0]
+            got_acc[pr, sl] = unpack_words([int(dut.hr_acc_o.value)], hw.cols,
+                                           hw.acc_bits, True)[0]
+    await RisingEdge(dut.clk_i)  # leave the read-only phase
+    return got_y, got_acc
 
 
 @cocotb.test()
@@ -151,67 +193,77 @@ async def gemm_via_ports(dut) -> None:
     rng = np.random.default_rng(seed)
     log.info("seed=%d", seed)
     await _reset(dut)
-    ib = hw.idx_bits
-    for trial in range(3):
-        g = int(rng.integers(1, 4))
+    ib, m, n = hw.idx_bits, hw.m, hw.n
+    ab_depth, wb_depth = hw.act_depth // hw.rows, hw.w_depth // hw.cols
+    for trial in range(5):
+        split = trial >= 3               # trials 3 and 4 run K-split
         rows = int(rng.integers(1, 2 * hw.rows + 1))
         cols = int(rng.integers(1, 2 * hw.cols + 1))
+        qr, qc = -(-rows // hw.rows), -(-cols // hw.cols)
+        gmax = max(1, min(ab_depth // qr, wb_depth // qc, 3))  # one chunk fits the banks
+        nk = int(rng.integers(2, 4)) if split else 1
+        sizes = [int(rng.integers(1, gmax + 1)) for _ in range(nk)]
+        g = sum(sizes)
         a_signed = bool(rng.integers(2))
         mode = RoundMode(["half_even", "half_up", "half_away", "floor"][trial % 4])
         alo, ahi = (-(1 << (hw.a_bits - 1)), (1 << (hw.a_bits - 1)) - 1) if a_signed \
             else (0, (1 << hw.a_bits) - 1)
-        x = rng.integers(alo, ahi + 1, size=(rows, g * hw.m))
-        w = rng.integers(-(1 << (hw.w_bits - 1)), 1 << (hw.w_bits - 1), size=(cols, g * hw.m))
-        w = np.where(nm_mask(w, hw.n, hw.m), w, 0)
-        vals, idx = compress(w, hw.n, hw.m)
+        x = rng.integers(alo, ahi + 1, size=(rows, g * m))
+        w = rng.integers(-(1 << (hw.w_bits - 1)), 1 << (hw.w_bits - 1), size=(cols, g * m))
+        w = np.where(nm_mask(w, n, m), w, 0)
+        vals, idx = compress(w, n, m)
         bias = rng.integers(-5000, 5000, size=cols)
         m0 = rng.integers(1 << 20, 1 << 24, size=cols)
         sh = rng.integers(20, 30, size=cols)
         if trial == 2:
             sh[cols - 1] = hw.shift_max + 1  # must raise err_o[6] (still computed)
         zy, lo, hi = int(rng.integers(-20, 20)), -100, 100
-        qc = -(-cols // hw.cols)
-        for r in range(hw.rows):
-            part = x[r::hw.rows].reshape(-1, hw.m)
-            await _write(dut, 0, r, pack_words(part, hw.a_bits, a_signed) if len(part) else [])
-        for c in range(hw.cols):
-            v = vals[c::hw.cols].reshape(-1, hw.n)
-            i = idx[c::hw.cols].reshape(-1, hw.n)
-            vw = pack_words(v, hw.w_bits, True) if len(v) else []
-            iw = pack_words(i, ib, False) if len(i) else []
-            await _write(dut, 1, c, [a | (b << (hw.n * hw.w_bits)) for a, b in zip(vw, iw)])
-            chw = [int(b) & ((1 << hw.acc_bits) - 1) | int(mm) << hw.acc_bits
-                   | int(s) << (hw.acc_bits + hw.mult_bits)
-                   for b, mm, s in zip(bias[c::hw.cols], m0[c::hw.cols], sh[c::hw.cols])]
-            await _write(dut, 2, c, chw)
-        _cfg(dut, rows, g, cols, int(a_signed), zy, lo, hi, mode.code)
-        pred = tile_cycles(Tile(0, 0, 0, rows, 0, cols), g, hw)
-        err, cyc = await _start_and_wait(dut, 2 * pred + 100, extra_start_at=2)
-        want_err = 0x40 if trial == 2 else 0
-        if err != want_err:
-            raise MismatchError(f"trial {trial}: err_o={err:#04x}, expected {want_err:#04x}")
-        if cyc != pred:
-            raise MismatchError(f"trial {trial}: cycles_o={cyc}, cycle model {pred}")
-        # independent oracle: dense dot products, numerics.requantize
-        acc = wrap(bias[None, :] + x @ w.T, hw.acc_bits)
+        # channel parameters once: biases, then M0s, then shifts (column block q at address q)
+        chf = np.zeros((qc, 3 * hw.cols), dtype=np.int64)
+        for c in range(cols):
+            q, lane = divmod(c, hw.cols)
+            chf[q, lane], chf[q, hw.cols + lane], chf[q, 2 * hw.cols + lane] = bias[c], m0[c], sh[c]
+        await _write(dut, 2, _pack(chf, [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols
+                                   + [6] * hw.cols))
+        g0 = 0
+        for ci, gs in enumerate(sizes):
+            first, last = ci == 0, ci == nk - 1
+            # activations: word q*gs + g, lane-major (lane i of row r at field i*ROWS + r)
+            actf = np.zeros((qr, gs, m, hw.rows), dtype=np.int64)
+            for pr in range(rows):
+                q, r = divmod(pr, hw.rows)
+                actf[q, :, :, r] = x[pr, g0 * m:(g0 + gs) * m].reshape(gs, m)
+            await _write(dut, 0, _pack(actf.reshape(qr * gs, m * hw.rows),
+                                       [hw.a_bits] * (m * hw.rows)))
+            # weights: word q*gs + g, channel lane c: N values then N indices
+            wf = np.zeros((qc, gs, hw.cols, 2 * n), dtype=np.int64)
+            for c in range(cols):
+                q, lane = divmod(c, hw.cols)
+                wf[q, :, lane, :n] = vals[c].reshape(g, n)[g0:g0 + gs]
+                wf[q, :, lane, n:] = idx[c].reshape(g, n)[g0:g0 + gs]
+            await _write(dut, 1, _pack(wf.reshape(qc * gs, hw.cols * 2 * n),
+                                       ([hw.w_bits] * n + [ib] * n) * hw.cols))
+            _cfg(dut, rows, gs, cols, int(a_signed), zy, lo, hi, mode.code, int(first), int(last))
+            pred = tile_cycles(Tile(0, 0, 0, rows, 0, cols), gs, hw, last=last)
+            err, cyc = await _start_and_wait(dut, 2 * pred + 100,
+                                             extra_start_at=2 if ci == 0 else None)
+            want_err = 0x40 if trial == 2 else 0
+            if err != want_err:
+                raise MismatchError(f"trial {trial} run {ci}: err_o={err:#04x}, expected "
+                                    f"{want_err:#04x}")
+            if cyc != pred:
+                raise MismatchError(f"trial {trial} run {ci}: cycles_o={cyc}, cycle model {pred}")
+            g0 += gs
+            # independent oracle: dense dot products over the groups so far, bias once
+            acc = wrap(bias[None, :] + x[:, :g0 * m] @ w[:, :g0 * m].T, hw.acc_bits)
+            got_y, got_acc = await _read(dut, rows, qc, hw, with_y=last)
+            if not np.array_equal(got_acc[:, :cols], acc):
+                raise MismatchError(f"trial {trial} run {ci} (first={first}, last={last}): "
+                                    f"accumulators differ: {got_acc[:, :cols]} vs {acc}")
         sh_ok = np.minimum(sh, 63)
         y = requantize(acc, m0[None, :], sh_ok[None, :], zy, lo, hi, mode)
-        got_y = np.zeros((rows, qc * hw.cols), dtype=np.int64)
-        got_acc = np.zeros_like(got_y)
-        for pr in range(rows):
-            for cb in range(qc):
-                await RisingEdge(dut.clk_i)
-                dut.hr_addr_i.value = pr * qc + cb
-                await RisingEdge(dut.clk_i)
-                await ReadOnly()
-                sl = slice(cb * hw.cols, (cb + 1) * hw.cols)
-                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, Y_BITS, True)[0]
-                got_acc[pr, sl] = unpack_words([int(dut.hr_acc_o.value)], hw.cols,
-                                               hw.acc_bits, True)[0]
         ok_cols = cols - 1 if trial == 2 else cols
-        if not np.array_equal(got_acc[:, :cols], acc):
-            raise MismatchError(f"trial {trial}: accumulators differ: {got_acc[:, :cols]} vs {acc}")
         if not np.array_equal(got_y[:, :ok_cols], y[:, :ok_cols]):
             raise MismatchError(f"trial {trial}: outputs differ: {got_y[:, :cols]} vs {y}")
-        log.info("trial %d: %dx%d G=%d %s ok in %d cycles", trial, rows, cols, g, mode.value, cyc)
+        log.info("trial %d: %dx%d G=%d in %d run(s) %s ok", trial, rows, cols, g, nk, mode.value)
         await RisingEdge(dut.clk_i)

@@ -13,7 +13,7 @@ from t2c_sim.cli import EXIT_INFRA, EXIT_OK, EXIT_USAGE, main
 from t2c_sim.config import HwConfig
 from t2c_sim.estimate.scalesim import read_topology, topology_records
 from t2c_sim.export import save_network
-from t2c_sim.golden import gen
+from t2c_sim.workloads import gen
 
 SUBCOMMANDS = ["run", "regress", "estimate", "repro", "demo"]
 
@@ -198,7 +198,7 @@ def test_run_unknown_layer_filter(tmp_path, capsys):
 _OK_JOB = "jobs: [{random: linear, params: {c_in: 16, c_out: 6, rows: 3}}]\n"
 REGRESS_BAD = [  # (suite text or None for a missing file, extra args, exit code, must appear)
     (None, [], EXIT_USAGE, ["suite not found"]),
-    ("name: x\njobs: [\n", [], EXIT_USAGE, ["not valid YAML at line 3"]),
+    ("name: x\njobs: [\n", [], EXIT_USAGE, ["line 3: not valid YAML"]),
     ("- a\n- b\n", [], EXIT_USAGE, ["must be a mapping"]),
     ("name: x\nbogus: 1\n" + _OK_JOB, [], EXIT_USAGE, ["'bogus'", "unknown suite key"]),
     ("name: x\njobs: [{random: linear, colour: red}]\n", [], EXIT_USAGE, ["'jobs[0].colour'"]),

@@ -11,7 +11,7 @@ import pytest
 
 from t2c_sim.cli import EXIT_FAIL, EXIT_INFRA, EXIT_OK, main
 from t2c_sim.export import load_record, save_network, save_record
-from t2c_sim.golden import gen
+from t2c_sim.workloads import gen
 
 pytestmark = pytest.mark.sim
 

@@ -149,7 +149,7 @@ def test_verilator_coverage_sees_a_hole_and_its_closure(tmp_path) -> None:
     from t2c_sim.config import HwConfig
     from t2c_sim.cosim.run import run_layers
     from t2c_sim.cosim.sim import RTL_DIR
-    from t2c_sim.golden.gen import random_linear_record
+    from t2c_sim.workloads.gen import random_linear_record
 
     hw = HwConfig(rows=2, cols=2, n=2, m=4, act_depth=64, w_depth=64, out_depth=32, ch_depth=8)
     r = np.random.default_rng(3)

@@ -21,7 +21,7 @@ from t2c_sim.closure.funcov import Coverage, CoverModel
 from t2c_sim.closure.generate import build_record, close_coverage, knobs_for
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.errors import ConfigError
-from t2c_sim.golden.gen import random_linear_record
+from t2c_sim.workloads.gen import random_linear_record
 
 HW = HwConfig(rows=3, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=96, w_depth=64,
               out_depth=48, ch_depth=8)

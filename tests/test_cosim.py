@@ -1,9 +1,13 @@
 """Co-simulation of MAC layers on the accelerator RTL through ``run_layer``/``run_layers``.
 
-Every case is compared with the golden ``y`` by ``np.array_equal`` and its measured cycles with
-``t2c_sim.estimate.cycles`` exactly. Builds dominate the run time, so each (simulator, hw)
-pair runs ALL its cases in one simulator run (module-scoped fixture) and the per-case tests
-only check results. Seeds are in the case ids.
+Every case is compared with the golden ``y`` (and ``acc``) by ``np.array_equal`` and its
+measured cycles with ``t2c_sim.estimate.cycles`` exactly, per tile and per K-chunk. Builds
+dominate the run time, so each (simulator, hw) pair runs ALL its cases in one simulator run
+(module-scoped fixture) and the per-case tests only check results. Seeds are in the case ids.
+K-split layers (dot products longer than a bank: several runs per tile) are cases like any other
+(into 2 and into many chunks, 2:4 / 1:4 / dense, odd shapes) plus faults the checks must catch:
+RTL mutants that add the bias on every chunk or drop the partial sums, plan flags that restart
+or requantize every chunk. Bigger split layers are in tests/test_cosim_ksplit.py (slow).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from t2c_sim.cosim.compare import compare
 from t2c_sim.cosim.run import UnsupportedLayerError, run_layer, run_layers, to_gemm
 from t2c_sim.errors import SimulationError
 from t2c_sim.golden import run_layer as golden_layer
-from t2c_sim.golden.gen import random_conv_record, random_linear_record
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 pytestmark = pytest.mark.sim
 
@@ -58,8 +62,20 @@ def cases_a():
         ("conv3x3", _conv(10, c_in=3, c_out=4, h=5, w=5, n=2, m=4)),
         ("conv_grouped_s2", _conv(11, c_in=4, c_out=4, h=6, w=5, kh=3, kw=3, stride=2,
                                   groups=2, n=1, m=4, mode="floor", batch=2)),
+        # K-split on HW_A (banks of 32 words): G = 50 -> 2 chunks of 25 (one 2x2 block)
+        ("ksplit2_2of4", _lin(15, c_in=200, c_out=2, rows=2, n=2, m=4)),
+        # G = 318 (K = 1270 padded to 1272) -> 10 chunks; P = 1, C_out < COLS, 1:4
+        ("ksplit10_1of4_p1", _lin(16, c_in=1270, c_out=1, rows=1, n=1, m=4, mode="half_up")),
+        # conv, C_in 30 -> 32, K = 288, G = 72 -> 12 chunks of 6 (shorter chunks, bigger tiles:
+        # fewer cycles than 3 chunks of 24 in 2x2 tiles); two tiles
+        ("ksplit12_conv", _conv(17, c_in=30, c_out=5, h=4, w=5, kh=3, kw=3, padding=(1, 1),
+                                n=2, m=4, a_signed=False, relu=True)),
     ]
     return c
+
+
+# expected K-chunks of the split cases on HW_A (a plan the tests check before trusting it)
+KSPLIT_A = {"ksplit2_2of4": 2, "ksplit10_1of4_p1": 10, "ksplit12_conv": 12}
 
 
 def corrupted(seed: int = 21):
@@ -114,6 +130,25 @@ def test_multitile_really_tiles(results_a):
     assert len(res["multitile"].tiles) >= 4
     assert len(res["conv3x3"].tiles) >= 3
     assert {t.group for t in res["conv_grouped_s2"].tiles} == {0, 1}
+    assert len(res["ksplit12_conv"].tiles) >= 2
+
+
+@pytest.mark.parametrize("case", list(KSPLIT_A))
+def test_ksplit_runs_every_chunk(results_a, case):
+    """The split cases really ran as several runs per tile, each with the model's cycles."""
+    sim, res = results_a
+    rec = dict(cases_a())[case]
+    plan = estimate.tile_plan(rec, HW_A)
+    assert len(plan.chunks) == KSPLIT_A[case]
+    for t in res[case].tiles:
+        assert len(t.chunks_measured) == KSPLIT_A[case], f"{sim} {case}: {t}"
+        assert t.chunks_measured == estimate.chunk_cycles(plan, plan.tiles[t.index], HW_A)
+    # the partial-sum runs skip the requantizer: the first chunk of a full tile costs
+    # RQ_LATENCY cycles less than the last chunk of the same length would
+    t0 = plan.tiles[0]
+    g0 = plan.chunks[0][1]
+    assert (estimate.tile_cycles(t0, g0, HW_A, last=True)
+            - estimate.tile_cycles(t0, g0, HW_A, last=False)) == estimate.RQ_LATENCY
 
 
 def test_corrupted_weight_is_localized(results_a):
@@ -149,7 +184,7 @@ def test_unloaded_word_reports_x_on_icarus(build_root):
     rec = _lin(31, c_in=8, c_out=2, rows=4, n=2, m=4)
 
     def drop_last_line(run_dir):
-        p = run_dir / "t0_act1.hex"
+        p = run_dir / "t0_act.hex"
         lines = p.read_text().splitlines()
         p.write_text("\n".join(lines[:-1]) + "\n")
 

@@ -1,8 +1,10 @@
 """The accelerator top through its own host ports (cocotb testbench ``test_accel_top.py``).
 
 Error flags refuse illegal shapes; a GEMM written word by word through the host write port and
-read back through the read port equals an independent NumPy oracle; ``cycles_o`` equals the
-cycle model; a ``start_i`` pulse while busy is ignored; ``sh > SHIFT_MAX`` raises ``err_o[6]``.
+read back through the read port equals an independent NumPy oracle, also when the dot products
+run as several K-chunks (partial sums checked between runs); ``cycles_o`` equals the cycle
+model; a ``start_i`` pulse while busy is ignored; ``sh > SHIFT_MAX`` raises ``err_o[6]``. Both
+PE array implementations (``PACKED``) on Icarus; Verilator in the slow tier.
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ def _run(simulator: str, params: dict, seed: int) -> None:
 
 
 @pytest.mark.sim
-def test_accel_top_ports_icarus() -> None:
-    _run("icarus", PARAMS, 5)
+@pytest.mark.parametrize("packed", [0, 1])
+def test_accel_top_ports_icarus(packed: int) -> None:
+    _run("icarus", {**PARAMS, "PACKED": packed}, 5)
 
 
 @pytest.mark.sim
 @pytest.mark.slow
-@pytest.mark.parametrize("simulator,pset,seed", [("verilator", "a", 6), ("icarus", "b", 7),
-                                                 ("verilator", "b", 8)])
-def test_accel_top_ports_more(simulator: str, pset: str, seed: int) -> None:
-    _run(simulator, PARAMS if pset == "a" else PARAMS_B, seed)
+@pytest.mark.parametrize("simulator,pset,seed,packed", [
+    ("verilator", "a", 6, 0), ("icarus", "b", 7, 1), ("verilator", "b", 8, 0),
+    ("verilator", "a", 9, 1), ("icarus", "b", 10, 0)])
+def test_accel_top_ports_more(simulator: str, pset: str, seed: int, packed: int) -> None:
+    _run(simulator, {**(PARAMS if pset == "a" else PARAMS_B), "PACKED": packed}, seed)

@@ -1,19 +1,22 @@
-"""Cycle model and tile plan (no simulator): formula, an independent schedule oracle, tiling."""
+"""Cycle model and tile plan (no simulator): formula, an independent schedule oracle, tiling,
+K-splitting (chunks, their cycles, realistic layers that need them, the remaining refusals)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.errors import RecordError
-from t2c_sim.golden.gen import random_conv_record, random_linear_record, random_pool_record
+from t2c_sim.errors import RecordError, UnsupportedLayerError
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record, random_pool_record
 
 
 def shape_rec(op: str = "linear", *, c_in: int, c_out: int, rows: int = 1, n: int = 2,
@@ -27,27 +30,42 @@ def shape_rec(op: str = "linear", *, c_in: int, c_out: int, rows: int = 1, n: in
     return LayerRecord(name="conv", op=OpKind.CONV2D, c_in=c_in, c_out=c_out, n=n, m=m, **kw)
 
 
-def schedule_oracle(rows: int, cols: int, g: int, hw: HwConfig) -> int:
+def schedule_oracle(rows: int, cols: int, g: int, hw: HwConfig, last: bool = True) -> int:
     """Cycle-by-cycle replay of the RTL's schedule rules (independent of the closed form).
 
     Issue slot s of block b happens at cycle 1 + b*T + s (T = max(G, ROWS)); data reaches the
     PEs one cycle later; the block is captured the cycle after its last group; drain row r
-    enters the requantizer at capture + 1 + r and leaves RQ_LATENCY cycles later; the counter
-    stops after the last row of the last block is written. A capture must not overwrite the
-    drain buffer before the previous drain read its last row.
+    is read (and its partial sums written) at capture + 1 + r and, in the last K-chunk, leaves
+    the requantizer RQ_LATENCY cycles later; the counter stops after the last write. A capture
+    must not overwrite the drain buffer before the previous drain read its last row.
     """
     nb = math.ceil(rows / hw.rows) * math.ceil(cols / hw.cols)
     t_per = max(g, hw.rows)
-    last_write = 0
+    cycle = 0
+    busy_until = 0
     prev_drain_end = -1
+    slot = {}  # cycle -> what the issue stage does (a replay, not a formula)
     for b in range(nb):
-        last_valid = 1 + b * t_per + (g - 1) + 1
-        capture = last_valid + 1
-        assert capture >= prev_drain_end, "drain buffer overwritten"
-        drain_rows = [capture + 1 + r for r in range(hw.rows)]
+        for s in range(t_per):
+            slot[1 + b * t_per + s] = (b, s)
+    captures = []
+    while slot:
+        cycle += 1
+        b, s = slot.pop(cycle)
+        if s == g - 1:  # last group issued: data next cycle, capture the cycle after
+            captures.append(cycle + 2)
+    for cap in captures:
+        assert cap >= prev_drain_end, "drain buffer overwritten"
+        drain_rows = [cap + 1 + r for r in range(hw.rows)]
         prev_drain_end = drain_rows[-1]
-        last_write = drain_rows[-1] + estimate.RQ_LATENCY
-    return last_write
+        busy_until = drain_rows[-1] + (estimate.RQ_LATENCY if last else 0)
+    return busy_until
+
+
+def plan_oracle(plan: estimate.TilePlan, tile: estimate.Tile, hw: HwConfig) -> list[int]:
+    """Replay one tile's K-chunks: each chunk is a run of its groups; only the last requantizes."""
+    return [schedule_oracle(tile.rows, tile.cols, gs, hw, last=(g0 + gs == plan.g))
+            for g0, gs in plan.chunks]
 
 
 HW = HwConfig(rows=4, cols=4, n=2, m=4)
@@ -66,45 +84,139 @@ def test_tile_cycles_table(rows, cols, g, expect):
     assert schedule_oracle(rows, cols, g, HW) == expect
 
 
+@pytest.mark.parametrize("rows,cols,g,expect", [
+    (1, 1, 1, 1 + 4 + 2),                       # a partial-sum run skips the requantizer
+    (4, 4, 16, 16 + 4 + 2),
+    (8, 8, 2, 3 * 4 + 2 + 4 + 2),
+])
+def test_non_last_chunk_cycles_table(rows, cols, g, expect):
+    t = estimate.Tile(0, 0, 0, rows, 0, cols)
+    assert estimate.tile_cycles(t, g, HW, last=False) == expect
+    assert schedule_oracle(rows, cols, g, HW, last=False) == expect
+
+
 @settings(max_examples=200, deadline=None)
 @given(rows=st.integers(1, 40), cols=st.integers(1, 40), g=st.integers(1, 40),
-       hr=st.integers(1, 8), hc=st.integers(1, 8))
-def test_closed_form_matches_schedule(rows, cols, g, hr, hc):
+       hr=st.integers(1, 8), hc=st.integers(1, 8), last=st.booleans())
+def test_closed_form_matches_schedule(rows, cols, g, hr, hc, last):
     hw = HwConfig(rows=hr, cols=hc, n=1, m=1)
     t = estimate.Tile(0, 0, 0, rows, 0, cols)
-    assert estimate.tile_cycles(t, g, hw) == schedule_oracle(rows, cols, g, hw)
+    assert estimate.tile_cycles(t, g, hw, last=last) == schedule_oracle(rows, cols, g, hw, last)
 
 
 @settings(max_examples=150, deadline=None)
 @given(p=st.integers(1, 300), c_in=st.integers(1, 200), c_out=st.integers(1, 70),
-       hr=st.integers(1, 6), hc=st.integers(1, 6), depth=st.sampled_from([64, 256, 1024]),
-       out_depth=st.sampled_from([16, 128, 4096]), ch=st.sampled_from([8, 64]))
-def test_tile_plan_covers_once_within_capacity(p, c_in, c_out, hr, hc, depth, out_depth, ch):
-    hw = HwConfig(rows=hr, cols=hc, n=2, m=4, act_depth=depth * hr, w_depth=depth * hc,
+       hr=st.integers(1, 6), hc=st.integers(1, 6), depth=st.sampled_from([3, 8, 64, 256, 1024]),
+       wdepth=st.sampled_from([5, 64, 1024]), out_depth=st.sampled_from([16, 128, 4096]),
+       ch=st.sampled_from([8, 64]))
+def test_tile_plan_covers_once_within_capacity(p, c_in, c_out, hr, hc, depth, wdepth, out_depth,
+                                               ch):
+    hw = HwConfig(rows=hr, cols=hc, n=2, m=4, act_depth=depth * hr, w_depth=wdepth * hc,
                   out_depth=out_depth, ch_depth=ch * hc)
     rec = shape_rec(c_in=c_in, c_out=c_out, rows=p)
-    try:
-        plan = estimate.tile_plan(rec, hw)
-    except RecordError as e:
-        assert "K-splitting" in str(e)
-        assert plan_g(c_in, 4) > depth
-        return
+    plan = estimate.tile_plan(rec, hw)
+    g = plan_g(c_in, 4)
+    # K-chunks: contiguous, cover [0, G) once, fit both banks, fewest possible, balanced
+    cap = min(depth, wdepth)
+    assert plan.g == g and plan.chunks[0][0] == 0
+    assert all(a[0] + a[1] == b[0] for a, b in zip(plan.chunks, plan.chunks[1:]))
+    assert plan.chunks[-1][0] + plan.chunks[-1][1] == g
+    sizes = [gs for _, gs in plan.chunks]
+    assert max(sizes) <= cap and max(sizes) - min(sizes) <= 1
+    assert plan.split == (g > cap)
+    if plan.split:  # chunk length cap // d for some d in 1..SPLIT_CANDIDATES
+        assert -(-g // cap) <= len(sizes) <= -(-g // max(1, cap // estimate.model.SPLIT_CANDIDATES))
+        d1 = estimate.split_k(g, cap)  # the fewest chunks: never cheaper than the plan's choice
+        assert estimate.model._grid_cycles(p, c_out, *estimate.model._tile_dims(
+            p, c_out, d1[0][1], hw, depth, wdepth, ch), d1, hw) >= estimate.cycles(rec, hw)
+    gc = max(sizes)
     cover = np.zeros((p, c_out), dtype=np.int64)
     for i, t in enumerate(plan.tiles):
         assert t.index == i and t.rows >= 1 and t.cols >= 1
         cover[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] += 1
         qr, qc = -(-t.rows // hr), -(-t.cols // hc)
-        assert qr * plan.g <= hw.act_depth // hr
-        assert qc * plan.g <= hw.w_depth // hc
+        assert qr * gc <= hw.act_depth // hr  # the RTL's shape checks (err_o[1..4]) pass
+        assert qc * gc <= hw.w_depth // hc
         assert qc <= hw.ch_depth // hc
         assert t.rows * qc <= hw.out_depth
     assert (cover == 1).all()
-    assert estimate.cycles(rec, hw) == sum(estimate.tile_cycles(t, plan.g, hw)
-                                           for t in plan.tiles)
+    replay = sum(sum(plan_oracle(plan, t, hw)) for t in plan.tiles)
+    assert estimate.cycles(rec, hw) == replay
+    assert all(list(estimate.chunk_cycles(plan, t, hw)) == plan_oracle(plan, t, hw)
+               for t in plan.tiles[:3])
 
 
 def plan_g(c_in: int, m: int) -> int:
     return -(-c_in // m)
+
+
+def test_split_k_table():
+    assert estimate.split_k(16, 6) == ((0, 6), (6, 5), (11, 5))
+    assert estimate.split_k(16, 16) == ((0, 16),)
+    assert estimate.split_k(5, 1) == tuple((i, 1) for i in range(5))
+    assert estimate.split_k(7, 3) == ((0, 3), (3, 2), (5, 2))
+    with pytest.raises(ValueError):
+        estimate.split_k(0, 3)
+
+
+def test_k_split_cycles_example():
+    """The cycle model's docstring example: chunks of at most 6 groups would need four 4x4
+    tiles of 3 runs (148 cycles); chunks of at most 3 fit the layer in one 8x8 tile (127)."""
+    rec = shape_rec(c_in=64, c_out=8, rows=8)
+    hw = HwConfig(rows=4, cols=4, n=2, m=4, act_depth=24, w_depth=24)
+    plan = estimate.tile_plan(rec, hw)
+    assert plan.chunks == ((0, 3), (3, 3), (6, 3), (9, 3), (12, 2), (14, 2))
+    assert len(plan.tiles) == 1 and (plan.tiles[0].rows, plan.tiles[0].cols) == (8, 8)
+    assert estimate.chunk_cycles(plan, plan.tiles[0], hw) == (21, 21, 21, 21, 20, 23)
+    assert estimate.cycles(rec, hw) == 127 == sum(plan_oracle(plan, plan.tiles[0], hw))
+    # the alternative the plan rejected (d = 1), replayed: 4 tiles x (12 + 11 + 14)
+    alt = estimate.TilePlan("fc", 8, 64, 16, 1, 8, tuple(
+        estimate.Tile(i, 0, p0, 4, c0, 4) for i, (c0, p0) in enumerate(
+            [(0, 0), (0, 4), (4, 0), (4, 4)])), estimate.split_k(16, 6))
+    assert sum(sum(plan_oracle(alt, t, hw)) for t in alt.tiles) == 148
+    assert estimate.cycles(rec, HwConfig(rows=4, cols=4)) == 73  # unsplit: one run
+
+
+def _default_hw() -> HwConfig:
+    root = Path(__file__).resolve().parents[1]
+    return HwConfig.from_dict(yaml.safe_load((root / "hw" / "default.yaml").read_text()))
+
+
+def _conv_shape(name, c_in, c_out, hw_, k=3, stride=1, batch=1):
+    return LayerRecord(name=name, op=OpKind.CONV2D, c_in=c_in, c_out=c_out, n=2, m=4, kh=k,
+                       kw=k, h=hw_, w=hw_, stride=stride, padding=(k // 2, k // 2),
+                       y=np.zeros((batch, (hw_ + 2 * (k // 2) - k) // stride + 1,
+                                   (hw_ + 2 * (k // 2) - k) // stride + 1, c_out),
+                                  dtype=np.int64))
+
+
+@pytest.mark.parametrize("arr", ["default", "8x8"])
+def test_real_layers_are_split_not_refused(arr):
+    """MNIST fc1 (K = 9216) and ResNet-18 layer3/layer4 3x3 convs (K = 2304 / 4608) plan and
+    count cycles on the default hardware file and on an 8x8 2:4 array; every run fits the RTL's
+    bank checks and one layer fits one simulator process (cosim.run.MAX_TILES)."""
+    from t2c_sim.cosim.run import MAX_TILES
+
+    hw = _default_hw()
+    if arr == "8x8":
+        hw = HwConfig(**{**hw.to_dict(), "rows": 8, "cols": 8})
+    layers = [shape_rec(c_in=9216, c_out=128, rows=64).replace(name="mnist_fc1"),
+              _conv_shape("r18_layer3", 256, 256, 14),
+              _conv_shape("r18_layer4", 512, 512, 7),
+              _conv_shape("r18_layer4_s2", 256, 512, 14, stride=2)]
+    a_bank, w_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols
+    for rec in layers:
+        plan = estimate.tile_plan(rec, hw)
+        assert plan.g == rec.k // 4
+        assert plan.split == (plan.g > min(a_bank, w_bank)), rec.name
+        assert max(gs for _, gs in plan.chunks) <= min(a_bank, w_bank)
+        assert plan.runs <= MAX_TILES, (rec.name, plan.runs)
+        cyc = estimate.cycles(rec, hw)
+        # never faster than the issue slots the MACs need
+        assert cyc >= estimate.macs(rec, hw)["issued"] // (hw.rows * hw.cols * hw.n)
+    fc1 = estimate.tile_plan(layers[0], hw)
+    assert fc1.split and len(fc1.chunks) >= -(-2304 // min(a_bank, w_bank))
+    assert estimate.tile_plan(layers[2], hw).split
 
 
 def test_k_padding_to_hw_m_and_groups():
@@ -126,10 +238,19 @@ def test_rows_multiple_of_array_rows_except_last():
     assert [t.rows for t in tiles] == [15, 15, 15, 5]
 
 
-def test_errors_name_the_layer():
-    with pytest.raises(RecordError, match="layer fc: .*K-splitting"):
-        estimate.tile_plan(shape_rec(c_in=4096, c_out=2, rows=1),
-                           HwConfig(rows=2, cols=2, act_depth=64, w_depth=64))
+def test_errors_name_the_layer(monkeypatch):
+    # a bank of 0 words cannot hold even one group: refused, naming the layer and the banks
+    with pytest.raises(UnsupportedLayerError, match=r"layer fc: .*bank holds no word "
+                                                    r"\(act_depth/rows=0"):
+        estimate.tile_plan(shape_rec(c_in=16, c_out=2, rows=1),
+                           HwConfig(rows=4, cols=2, act_depth=2, w_depth=64))
+    # a plan bigger than MAX_PLAN_RUNS runs (memory and time) is refused, naming the limit
+    monkeypatch.setattr(estimate.model, "MAX_PLAN_RUNS", 5)
+    with pytest.raises(UnsupportedLayerError, match=r"layer fc: .* 6 runs .*6 K-chunks.* "
+                                                    r"plan limit of 5 runs"):
+        estimate.tile_plan(shape_rec(c_in=64, c_out=8, rows=8),
+                           HwConfig(rows=4, cols=4, act_depth=24, w_depth=24))
+    assert issubclass(UnsupportedLayerError, RecordError)
     pool = random_pool_record(np.random.default_rng(1), "maxpool", c=4, h=4, w=4)
     with pytest.raises(RecordError, match="no GEMM"):
         estimate.tile_plan(pool, HW)

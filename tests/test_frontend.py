@@ -16,19 +16,21 @@ import pytest
 import torch
 from torch import nn
 
-from t2c_sim.errors import ConfigError, FuseError
+from t2c_sim.errors import ConfigError, FuseError, ModelError
 from t2c_sim.fuse import fuse, quantize_input
 from t2c_sim.golden import run_network
 from t2c_sim.models import make_model
-from t2c_sim.quant.calibrate import apply_masks, calibrate, finetune_gradual
-from t2c_sim.quant.layers import InputSmooth, QLinear, quantize_model
+from t2c_sim.quant.calibrate import calibrate
 from t2c_sim.quant.lsq import LSQQuantizer
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
+from t2c_sim.quant.modules import InputSmooth, QLinear
+from t2c_sim.quant.quantize import quantize_model
 from t2c_sim.quant.smoothquant import SmoothQuantizer, smooth_linear, smooth_model
 from t2c_sim.recipe import QatCfg, build, load_recipe, parse_recipe
 from t2c_sim.sparse.pruners import NMPruner
 from t2c_sim.sparse.schedules import PruneSchedule
-from t2c_sim.torch_int import run_network_torch
+from t2c_sim.train import apply_masks, finetune_gradual
+from t2c_sim.verify.torch_int import run_network_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "cache"
@@ -267,7 +269,7 @@ def test_smooth_model_keeps_float_function_and_balances() -> None:
 ])
 def test_smooth_model_unfoldable_raises(model: str, layers: list[str], match: str) -> None:
     x = torch.rand(4, 8, 8) if model == "transformer_mlp" else torch.rand(4, 1, 8, 8)
-    with pytest.raises(FuseError, match=match):
+    with pytest.raises(ModelError, match=match):
         smooth_model(make_model(model), x, layers)
 
 
@@ -282,7 +284,7 @@ class _Fork(nn.Module):
 
 
 def test_smooth_model_forked_producer_raises() -> None:
-    with pytest.raises(FuseError, match="'b'.*other consumers"):
+    with pytest.raises(ModelError, match="'b'.*other consumers"):
         smooth_model(_Fork(), torch.rand(3, 4), ["b"])
 
 

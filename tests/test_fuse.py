@@ -7,21 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from t2c_sim.errors import FuseError, OverflowRiskError
+from t2c_sim.errors import FuseError, ModelError, OverflowRiskError
 from t2c_sim.fuse import fuse, quantize_input, run_fake_quant
 from t2c_sim.golden import run_network
 from t2c_sim.quant.calibrate import calibrate
-from t2c_sim.quant.layers import (
-    Add,
-    QAdd,
-    QConv2d,
-    QLinear,
-    fold_bn,
-    nm_mask_torch,
-    quantize_model,
-)
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer
+from t2c_sim.quant.modules import Add, QAdd, QConv2d, QLinear
 from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.quant.quantize import fold_bn, quantize_model
+from t2c_sim.sparse.pruners import nm_keep_mask
 
 SPEC = {"weight": {"quantizer": "minmax_channel", "nbit": 8},
         "act": {"quantizer": "minmax", "nbit": 8}}
@@ -66,7 +60,7 @@ def test_conv_reduction_order_and_nm_padding() -> None:
     conv = QConv2d(3, 4, 2, wq=fixed(0.01), aq=fixed(0.1), oq=fixed(0.2))
     with torch.no_grad():
         conv.weight.copy_(torch.randint(-50, 50, (4, 3, 2, 2)).float() * 0.01)
-    conv.mask.copy_(nm_mask_torch(conv.weight, 2, 4))
+    conv.mask.copy_(nm_keep_mask(conv.weight, 2, 4).float())
     conv.nm = (2, 4)
     (rec,) = fuse(Seq(conv), torch.zeros(1, 3, 5, 5))
     wt = torch.round(conv.weight * conv.mask / 0.01).long().numpy()
@@ -194,7 +188,7 @@ def test_tokenwise_into_conv_and_unsupported_module() -> None:
     with pytest.raises(FuseError, match="body.0.*token-wise"):
         fuse(Seq(conv), torch.rand(1, 2, 3, 3))
     model = Seq(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2))
-    with pytest.raises(FuseError, match=r"body\.1.*not a supported integer op"):
+    with pytest.raises(ModelError, match=r"body\.1.*not a supported integer op"):
         quantize_model(model, SPEC)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from t2c_sim.errors import NumericsError
 from t2c_sim.golden import im2col, int_matmul
 from t2c_sim.golden.gemm import plan_gemm
-from t2c_sim.golden.gen import random_conv_record
+from t2c_sim.workloads.gen import random_conv_record
 
 
 def py_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import NumericsError, RecordError
-from t2c_sim.golden import run_layer
-from t2c_sim.golden.gen import (
+from t2c_sim.golden import native, run_layer
+from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import (
     random_add_record,
     random_conv_record,
     random_linear_record,
     random_pool_record,
 )
-from t2c_sim.record import LayerRecord
 
 
 # ---- oracles -------------------------------------------------------------------------------
@@ -134,6 +134,15 @@ def naive_pool(rec, x: np.ndarray, kind: str) -> tuple[np.ndarray | None, np.nda
     return (None if kind == "max" else acc), y
 
 
+@pytest.fixture(params=["default", "numpy"])
+def engine(request, monkeypatch):
+    """Each use runs twice: the default engine (the compiled 8-bit kernel where the machine has
+    one) and the NumPy float path (the kernel switched off), against the same oracle."""
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "kernel", lambda: None)
+    return request.param
+
+
 # ---- conv ----------------------------------------------------------------------------------
 # (c_in, c_out, h, w, kh, kw, stride, padding, dilation, groups, batch, n, m, a_bits, a_signed, mode)
 CONV_CASES = [
@@ -150,7 +159,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("case", CONV_CASES, ids=[f"c{i}" for i in range(len(CONV_CASES))])
-def test_conv_matches_naive(case, seed):
+def test_conv_matches_naive(case, seed, engine):
     (c_in, c_out, h, w, kh, kw, st, pad, dil, groups, batch, n, m, a_bits, a_signed, mode) = case
     print("seed", seed, "case", case)
     rng = np.random.default_rng(seed)
@@ -165,7 +174,7 @@ def test_conv_matches_naive(case, seed):
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5])
-def test_sparse_reference_fast_and_dense_masked_agree(seed):
+def test_sparse_reference_fast_and_dense_masked_agree(seed, engine):
     """N:M record (values/indices, padded K) == the same pruned weights as a plain dense conv."""
     rng = np.random.default_rng(seed)
     print("seed", seed)
@@ -207,7 +216,7 @@ def test_reference_mode_uses_indices():
 @pytest.mark.parametrize("nm,a_signed,mode", [((1, 1), True, "half_even"),
                                               ((2, 4), False, "half_away"),
                                               ((1, 8), True, "floor")])
-def test_linear_matches_naive(seed, nm, a_signed, mode):
+def test_linear_matches_naive(seed, nm, a_signed, mode, engine):
     rng = np.random.default_rng(seed)
     print("seed", seed)
     rec = random_linear_record(rng, c_in=13, c_out=7, rows=5, n=nm[0], m=nm[1],
@@ -222,7 +231,7 @@ def test_linear_matches_naive(seed, nm, a_signed, mode):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_token_wise_linear(seed):
+def test_token_wise_linear(seed, engine):
     rng = np.random.default_rng(seed)
     print("seed", seed)
     rec = random_linear_record(rng, c_in=9, c_out=5, rows=6, token_wise=True, n=2, m=4)
@@ -236,7 +245,7 @@ def test_token_wise_linear(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_accumulator_wraps_at_16_bits(seed):
+def test_accumulator_wraps_at_16_bits(seed, engine):
     rng = np.random.default_rng(seed)
     print("seed", seed)
     rec = random_linear_record(rng, c_in=700, c_out=6, rows=8, acc_bits=16)
@@ -356,7 +365,7 @@ def test_flatten_order_is_hwc():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_workers_do_not_change_results(seed, monkeypatch):
+def test_workers_do_not_change_results(seed, monkeypatch, engine):
     """Row blocks on a thread pool: the same integers as one thread (many blocks forced)."""
     import t2c_sim.golden.layers as layers
 
@@ -400,7 +409,11 @@ def test_conv_property(data):
                              groups=groups, n=n, m=m, a_bits=a_bits, a_signed=a_signed,
                              w_bits=a_bits, acc_bits=acc_bits, mode=mode)
     acc_ref, y_ref = naive_conv(rec, rec.x_q)
-    for nm_mode in ("fast", "reference"):
-        out = run_layer(rec, nm_mode=nm_mode)
-        assert np.array_equal(out.acc, acc_ref)
-        assert np.array_equal(out.y, y_ref)
+    for engine in ("default", "numpy"):
+        with pytest.MonkeyPatch.context() as mp:
+            if engine == "numpy":
+                mp.setattr(native, "kernel", lambda: None)
+            for nm_mode in ("fast", "reference"):
+                out = run_layer(rec, nm_mode=nm_mode)
+                assert np.array_equal(out.acc, acc_ref), (engine, nm_mode)
+                assert np.array_equal(out.y, y_ref), (engine, nm_mode)

@@ -1,4 +1,5 @@
-"""Network runner, attach_results, random generators, and the no-torch rule of t2c_sim.golden."""
+"""Network runner, attach_results, random generators (each checked against the independent PyTorch
+integer path), and the no-torch rule of t2c_sim.golden."""
 
 from __future__ import annotations
 
@@ -11,37 +12,70 @@ import pytest
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import RecordError
-from t2c_sim.golden import attach_results, run_layer, run_network
-from t2c_sim.golden.gen import random_conv_record, random_linear_record, random_network
+from t2c_sim.golden import attach_results, run_network
+from t2c_sim.verify.torch_int import run_layer_torch, run_network_torch
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record, random_network
+
+
+def torch_oracle_mismatches(rec, *inputs) -> list[str]:
+    """Where ``rec``'s stored golden ``acc``/``y`` differ from the independent PyTorch integer
+    path (:mod:`t2c_sim.verify.torch_int`, which shares no code with the golden model) run on
+    ``inputs`` (default ``rec.x_q``), dense and on the compressed N:M form."""
+    bad = []
+    for nm_mode in ("dense", "sparse"):
+        if nm_mode == "sparse" and rec.values is None:
+            continue
+        acc, y = run_layer_torch(rec, *inputs, nm_mode=nm_mode)
+        if not np.array_equal(y.numpy(), rec.y):
+            bad.append(f"{rec.name} y ({nm_mode})")
+        if (acc is None) != (rec.acc is None) or (
+                acc is not None and not np.array_equal(acc.numpy(), rec.acc)):
+            bad.append(f"{rec.name} acc ({nm_mode})")
+    return bad
 
 
 @pytest.mark.parametrize("seed,nm", [(0, (1, 1)), (1, (2, 4)), (2, (1, 2))])
 def test_network_keeps_intermediates(seed, nm):
+    """Every layer's stored inputs, acc and y against the torch integer path, layer by layer
+    and end to end; the wiring (which output feeds which input) against the records."""
     rng = np.random.default_rng(seed)
     print("seed", seed)
     recs = random_network(rng, batch=2, h=6, w=4, n=nm[0], m=nm[1])
     assert [r.op for r in recs] == [OpKind.CONV2D, OpKind.MAXPOOL, OpKind.CONV2D, OpKind.ADD,
                                     OpKind.GAVGPOOL, OpKind.FLATTEN, OpKind.LINEAR]
     x = recs[0].x_q
+    oracle = run_network_torch(recs, x)
     for nm_mode in ("fast", "reference"):
         trace = run_network(recs, x, nm_mode=nm_mode)
         assert trace.order == [r.name for r in recs]
         for rec in recs:
-            srcs = [x if s == "input" else trace.y(s) for s in rec.inputs]
+            srcs = [x if s == "input" else oracle[s][1].numpy() for s in rec.inputs]
             seen = trace.inputs[rec.name]
             assert len(seen) == len(srcs)
             assert all(np.array_equal(a, b) for a, b in zip(seen, srcs))
-            # each stored result equals a fresh single-layer run on the stored inputs
-            out = run_layer(rec, *seen)
-            assert np.array_equal(trace.y(rec.name), out.y)
-            assert np.array_equal(rec.y, out.y)  # generator attached the same results
-            if out.acc is None:
-                assert trace.acc(rec.name) is None
-            else:
-                assert np.array_equal(trace.acc(rec.name), out.acc)
+            acc, y = oracle[rec.name]
+            assert np.array_equal(trace.y(rec.name), y.numpy())
+            assert (trace.acc(rec.name) is None) == (acc is None)
+            if acc is not None:
+                assert np.array_equal(trace.acc(rec.name), acc.numpy())
+            # the results the generator attached, against the oracle on the same inputs
+            assert torch_oracle_mismatches(rec, *seen) == []
         assert trace.output.shape == (2, 10)
         assert np.array_equal(trace.inputs["add"][0], trace.y("pool"))
         assert np.array_equal(trace.inputs["add"][1], trace.y("conv2"))
+
+
+def test_torch_oracle_check_catches_a_one_lsb_error():
+    rec = random_linear_record(np.random.default_rng(11), c_in=16, c_out=4, rows=3, n=2, m=4)
+    assert torch_oracle_mismatches(rec) == []
+    y = rec.y.copy()
+    y[1, 2] += 1 if y[1, 2] < rec.hi else -1
+    assert torch_oracle_mismatches(rec.replace(y=y)) == [f"{rec.name} y (dense)",
+                                                         f"{rec.name} y (sparse)"]
+    acc = rec.acc.copy()
+    acc[0, 0] += 1
+    assert torch_oracle_mismatches(rec.replace(acc=acc)) == [f"{rec.name} acc (dense)",
+                                                             f"{rec.name} acc (sparse)"]
 
 
 def test_attach_results_returns_filled_copies():
@@ -113,8 +147,7 @@ def test_generators_make_valid_spread_records(seed):
         assert _saturated_fraction(rec) < (0.75 if _relu(rec) else 0.25), rec.name
         assert np.mean(rec.y == rec.hi) < 0.25, rec.name
         assert len(np.unique(rec.y)) >= 4, rec.name
-        out = run_layer(rec)
-        assert np.array_equal(out.y, rec.y) and np.array_equal(out.acc, rec.acc)
+        assert torch_oracle_mismatches(rec) == [], rec.name   # independent integer path
     assert recs[1].lo == max(0, recs[1].z_y)  # ReLU raised lo
     assert np.count_nonzero(recs[0].w_q) <= recs[0].w_q.size // 2
 
@@ -137,7 +170,7 @@ def test_golden_never_imports_torch():
         sys.meta_path.insert(0, Block())
         import numpy as np
         import t2c_sim.golden
-        from t2c_sim.golden.gen import random_network
+        from t2c_sim.workloads.gen import random_network
         from t2c_sim.golden import run_network
         recs = random_network(np.random.default_rng(0), n=2, m=4)
         trace = run_network(recs, recs[0].x_q, nm_mode="reference")

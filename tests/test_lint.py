@@ -30,6 +30,6 @@ def test_python_tree_is_ruff_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         pytest.skip("ruff not installed in this environment")
-    res = subprocess.run([ruff, "check", "t2c_sim", "tests", "testbenches", "scripts"], cwd=ROOT,
+    res = subprocess.run([ruff, "check", "t2c_sim", "tests", "testbenches", "scripts", "setup.py"], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -31,7 +31,7 @@ from t2c_sim.quant.transformer_params import (
     softmax_params,
 )
 from t2c_sim.record import LayerRecord
-from t2c_sim.torch_int import run_layer_torch, run_network_torch
+from t2c_sim.verify.torch_int import run_layer_torch, run_network_torch
 
 MODES = [m.value for m in RoundMode]
 
@@ -332,7 +332,7 @@ def test_validation_names_layer_and_field(name, change, msg):
     rec = {r.name: r for r in _records(np.random.default_rng(28))}[name]
     with pytest.raises(RecordError) as e:
         rec.replace(**change).validate()
-    assert str(e.value).startswith(f"layer {name}: ") and msg in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"layer '{name}': ") and msg in str(e.value), str(e.value)
 
 
 def test_rounding_profiles_are_refused_not_approximated():
@@ -347,7 +347,7 @@ def test_rounding_profiles_are_refused_not_approximated():
 
 def test_params_must_be_ints():
     for bad in ({"frac_bits": 2.5}, {"frac_bits": True}, {"shape": [1, "a"]}, "x"):
-        with pytest.raises(RecordError, match="layer sm: params"):
+        with pytest.raises(RecordError, match="layer 'sm': params"):
             LayerRecord(name="sm", op=OpKind.SOFTMAX, params=bad)
 
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from t2c_sim.errors import SparsityError
-from t2c_sim.sparse.nm import check_nm, compress, decompress, nm_mask, pad_k, padded_len
+from t2c_sim.layout import pad_k, padded_len
+from t2c_sim.sparse.nm import check_nm, compress, decompress, nm_mask
 
 NM = [(1, 1), (1, 2), (1, 4), (2, 4), (3, 4), (4, 4), (2, 8), (4, 8), (1, 8)]
 

@@ -26,8 +26,8 @@ from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden import run_layer
 from t2c_sim.golden.nonlinear import bitlen, isqrt, round_div
 from t2c_sim.record import LayerRecord
-from t2c_sim.torch_int import run_layer_torch
 from t2c_sim.verify.nonlinear_error import all_pairs, spread_rows, standard_report
+from t2c_sim.verify.torch_int import run_layer_torch
 
 MODES = [m.value for m in RoundMode]
 
@@ -263,7 +263,7 @@ def test_layernorm_bounds_are_enforced():
     too_big = rec.replace(gamma_q=rec.gamma_q * 4)
     for run in (too_big.validate, lambda: run_layer(too_big, np.zeros((1, 16), dtype=np.int64)),
                 lambda: run_layer_torch(too_big, np.zeros((1, 16), dtype=np.int64))):
-        with pytest.raises(RecordError, match="layer ln: max\\|gamma_q\\|"):
+        with pytest.raises(RecordError, match="layer 'ln': max\\|gamma_q\\|"):
             run()
     shifted = rec.replace(params={**rec.params, "sqrt_shift": rec.params["sqrt_shift"] + 1})
     with pytest.raises(RecordError, match="4\\^sqrt_shift"):

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from t2c_sim.config import RoundMode, RoundProfile, parse_rounding
 from t2c_sim.errors import ConfigError, NumericsError, RecordError, T2CError
-from t2c_sim.golden.gen import random_conv_record, random_linear_record, random_pool_record
 from t2c_sim.golden.layers import run_layer
 from t2c_sim.numerics import requantize
 from t2c_sim.rounding_profiles import (
@@ -32,7 +31,8 @@ from t2c_sim.rounding_profiles import (
     srdhm,
     tflite_quantize_multiplier,
 )
-from t2c_sim.torch_int import requantize_profile_t, run_layer_torch
+from t2c_sim.verify.torch_int import requantize_profile_t, run_layer_torch
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record, random_pool_record
 
 PROFILES = [p.value for p in RoundProfile]
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -384,16 +384,18 @@ def test_record_carries_profile_and_round_trips(tmp_path) -> None:
 def test_record_validation_names_layer_and_field() -> None:
     rng = np.random.default_rng(4)
     rec = _with_profile(random_linear_record(rng, c_in=8, c_out=4, rows=3), "ort_fp32", rng)
-    with pytest.raises(RecordError, match="layer fc: M0/sh: M0 = 1 is not a float32 significand"):
+    with pytest.raises(RecordError, match="layer 'fc': M0/sh: M0 = 1 is not a float32 significand"):
         rec.replace(M0=np.ones(4, np.int64)).validate()
     tfl = rec.replace(mode="tflite_single", M0=np.full(4, 1 << 30), sh=np.full(4, 63))
-    with pytest.raises(RecordError, match="layer fc: M0/sh: sh = 63 is outside \\[1, 62\\]"):
+    with pytest.raises(RecordError, match="layer 'fc': M0/sh: sh = 63 is outside \\[1, 62\\]"):
         tfl.validate()
-    with pytest.raises(RecordError, match="layer fc: mode: .* needs acc_bits = 32"):
+    with pytest.raises(RecordError, match="layer 'fc': mode: .* needs acc_bits = 32"):
         rec.replace(acc_bits=24).validate()
-    pool = random_pool_record(rng, "avgpool", c=4, h=4, w=4).replace(mode="ort_fp32")
-    with pytest.raises(RecordError, match="linear and conv2d requantizers only, not avgpool"):
-        pool.validate()
+    pool = random_pool_record(rng, "avgpool", c=4, h=4, w=4)
+    with pytest.raises(RecordError, match="linear and conv2d requantizers .*, not avgpool"):
+        pool.replace(mode="tflite_double").validate()       # only ort_fp32 has an average pool
+    with pytest.raises(RecordError, match="M0/sh: M0 = .* is not a float32 significand"):
+        pool.replace(mode="ort_fp32").validate()            # section-2 M0 is not a float32 pair
 
 
 def test_models_without_the_profile_refuse_it(tmp_path) -> None:

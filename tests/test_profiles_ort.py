@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from t2c_sim.golden.gen import random_conv_record, random_linear_record
 from t2c_sim.golden.layers import run_layer
 from t2c_sim.numerics import quantize_multiplier, wrap
 from t2c_sim.record import LayerRecord
 from t2c_sim.rounding_profiles import profile_params
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from t2c_sim.errors import ConfigError
-from t2c_sim.quant.pot import PowerOfTwoQuantizer
+from t2c_sim.quant.pot import PowerOfTwoQuantizer, quantize
 from t2c_sim.sparse.n2d2 import N2D2Pruner, attach_n2d2, fill_iter_nonstruct, fill_random
 from t2c_sim.sparse.nm import check_nm
 from t2c_sim.sparse.pruners import (
@@ -20,7 +20,7 @@ from t2c_sim.sparse.pruners import (
     prune_and_regrow,
     to_reduction_matrix,
 )
-from t2c_sim.sparse.qsparse import ActivationPrune, prune, quantize
+from t2c_sim.sparse.qsparse import ActivationPrune, prune
 
 SEED = 99
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from t2c_sim.errors import T2CError
-from t2c_sim.quant.base import QuantError, Quantizer
+from t2c_sim.errors import QuantError, T2CError
+from t2c_sim.quant.base import Quantizer
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer, MinMaxTokenQuantizer
 from t2c_sim.quant.observers import MinMaxObserver, qparams_from_range
 

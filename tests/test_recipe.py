@@ -74,9 +74,9 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     assert ei.value.file.endswith("nope.yaml")
     p = tmp_path / "broken.yaml"
     p.write_text("model: [digits_cnn\n  x: {")
-    with pytest.raises(ConfigError, match="malformed YAML") as ei:
+    with pytest.raises(ConfigError, match="line 2: not valid YAML") as ei:
         load_recipe(p)
-    assert ei.value.file == str(p)
+    assert ei.value.file == str(p) and ei.value.line == 2
 
 
 GRADUAL = GOOD.replace('sparsity: {nm: "2:4"}', 'sparsity: {nm: "2:4", finetune_epochs: 2, '

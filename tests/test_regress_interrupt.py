@@ -231,7 +231,7 @@ def test_sigkill_mid_run_loses_nothing_finished(h, tmp_path):
 
 
 def test_second_runner_on_the_same_folder_is_refused(h, capsys):
-    from t2c_sim.regress.fsutil import folder_lock
+    from t2c_sim.files import folder_lock
 
     with folder_lock(h.out / "jobs"):
         assert main(["regress", str(h.suite), "-j", "1", "--out", str(h.out)]) == EXIT_USAGE

@@ -8,10 +8,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from t2c_sim.config import HwConfig
-from t2c_sim.golden import gen
-from t2c_sim.regress.pipeline import RunOptions, evaluate, mismatch_dict
+from t2c_sim.regress.outcome import mismatch_dict
+from t2c_sim.regress.pipeline import RunOptions, evaluate
 from t2c_sim.regress.report import junit_xml, layer_table, render_html, write_reports
 from t2c_sim.regress.results import RunResult, SimOutcome
+from t2c_sim.workloads import gen
 
 
 def _run_with_outcomes(tmp_path) -> RunResult:

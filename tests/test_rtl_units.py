@@ -1,4 +1,5 @@
-"""RTL unit tests (requantizer, N:M PE) on Icarus and Verilator, and the sim.py infrastructure.
+"""RTL unit tests (requantizer, N:M PE, PE array in both implementations) on Icarus and
+Verilator, lint of the non-default array implementation, and the sim.py infrastructure.
 
 The simulator tests build through :mod:`t2c_sim.cosim.sim` (cached under ``build/sim``) and
 run the cocotb testbenches in ``testbenches/``; a failing vector raises ``MismatchError``.
@@ -68,6 +69,81 @@ def test_nm_pe(simulator: str, pset: str) -> None:
     seed = 21 + list(PE_SETS).index(pset)
     print(f"seed={seed}")
     _run_unit(simulator, "t2c_nm_pe", PE_SETS[pset], {"seed": seed, "n_cycles": 1500})
+
+
+# PE array (both implementations, PACKED 0/1): shapes, a minimal ACC_BITS (wraps), M not a
+# power of two (indices >= M), more than 8 kept values (the packed column's loop), 1x1 dense.
+ARRAY_SETS = {
+    "3x2_2of4": {"ROWS": 3, "COLS": 2, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4,
+                 "IDX_BITS": 2},
+    "2x3_wrap17": {"ROWS": 2, "COLS": 3, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2,
+                   "M": 4, "IDX_BITS": 2},
+    "2x2_2of5_oob": {"ROWS": 2, "COLS": 2, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2,
+                     "M": 5, "IDX_BITS": 3},
+    "3x1_9of16_4b": {"ROWS": 3, "COLS": 1, "A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 9,
+                     "M": 16, "IDX_BITS": 4},
+    "1x1_dense1": {"ROWS": 1, "COLS": 1, "A_BITS": 6, "W_BITS": 5, "ACC_BITS": 20, "N": 1,
+                   "M": 1, "IDX_BITS": 1},
+}
+
+
+def _run_array(simulator: str, pset: str, packed: int, sources: list[Path] | None = None,
+               build_root: Path = BUILD_ROOT, n_cycles: int = 300) -> None:
+    params = {**ARRAY_SETS[pset], "PACKED": packed}
+    seed = 41 + list(ARRAY_SETS).index(pset)
+    print(f"seed={seed}")
+    srcs = sources or sim.rtl_sources("t2c_nm_pe", "t2c_pe_array")
+    info = sim.build(simulator, "t2c_pe_array", srcs, params, build_root)
+    sim.run(info, sim.TB_DIR / "test_pe_array.py",
+            payload={"params": params, "seed": seed, "n_cycles": n_cycles}, timeout_s=300)
+
+
+# Fast tier: the lane-packed array on Icarus (the PE-instance array runs in every fast Verilator
+# co-simulation); every other combination in the slow tier.
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator,pset,packed", [
+    pytest.param(s, p, k, id=f"{p}-{s}-packed{k}",
+                 marks=[] if (s, k) == ("icarus", 1) else [pytest.mark.slow])
+    for p in ARRAY_SETS for s in sim.SIMULATORS for k in (0, 1)])
+def test_pe_array(simulator: str, pset: str, packed: int) -> None:
+    _run_array(simulator, pset, packed)
+
+
+@pytest.mark.sim
+def test_pe_array_testbench_catches_packed_mutant(tmp_path: Path) -> None:
+    """Without the lane offset, a negative lane borrows from its neighbour: the bench fails."""
+    src = (sim.RTL_DIR / "t2c_pe_array.v").read_text()
+    old = "+ kv) & lmask;  // the sum is self-determined and all signed"
+    assert old in src
+    (tmp_path / "t2c_pe_array.v").write_text(src.replace(old, ") & lmask;"))
+    with pytest.raises(MismatchError, match=r"drain row \d+ mismatch at cycle \d+"):
+        _run_array("icarus", "3x2_2of4", 1, [sim.RTL_DIR / "t2c_nm_pe.v",
+                                            tmp_path / "t2c_pe_array.v"], tmp_path / "b")
+
+
+# scripts/lint_rtl.py lints the tops with their default parameters (PACKED = 0); the
+# lane-packed array is linted here, through the top, in shapes that reach its corner cases.
+PACKED_LINT = ["", "-GROWS=3 -GCOLS=2 -GN=4 -GM=4", "-GN=2 -GM=5", "-GROWS=1 -GCOLS=1 -GN=1 -GM=1",
+               "-GROWS=2 -GCOLS=2 -GN=9 -GM=16 -GA_BITS=4 -GW_BITS=4 -GACC_BITS=24"]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("params", PACKED_LINT, ids=lambda s: s or "default")
+def test_packed_array_is_lint_clean(params: str) -> None:
+    import subprocess
+
+    env = sim.find_tools()["env"]
+    g = ["-GPACKED=1", *params.split()]
+    files = [str(sim.RTL_DIR / f) for f in ("t2c_accel_top.v",)]
+    v = subprocess.run(["verilator", "--lint-only", "-Wall", "-y", str(sim.RTL_DIR),
+                        "--top-module", "t2c_accel_top", *g, *files], env=env,
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and "%Warning" not in v.stderr, v.stderr[-3000:]
+    ip = [f"-Pt2c_accel_top.{a[2:]}" for a in g]
+    i = subprocess.run(["iverilog", "-Wall", "-g2005", "-o", "/dev/null", "-s", "t2c_accel_top",
+                        *ip, *sorted(str(p) for p in sim.RTL_DIR.glob("*.v"))], env=env,
+                       capture_output=True, text=True)
+    assert i.returncode == 0 and not i.stdout.strip() and not i.stderr.strip(), i.stderr[-3000:]
 
 
 def _mutant(tmp_path: Path, name: str, old: str, new: str) -> list[Path]:
@@ -179,7 +255,8 @@ def tiny(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_build_key_distinct_and_stable(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     v, _ = tiny
-    k = sim._build_key
+    from t2c_sim.cosim.sim.builder import _build_key as k
+
     base = k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
     assert base == k("icarus", "tiny", [v], {"W": 4}, [], {}, False, [])
     others = {

@@ -15,10 +15,10 @@ import pytest
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from t2c_sim.cosim.sim import _run_logged
+    from t2c_sim.cosim.sim.tools import run_logged
     d = Path(sys.argv[1])
     cmd = ["sh", "-c", f"echo $$ > {d / 'sim.pid'}; exec sleep 60"]
-    _run_logged(cmd, {"PATH": "/usr/bin:/bin"}, d, d / "log", 120.0, "fake sim")
+    run_logged(cmd, {"PATH": "/usr/bin:/bin"}, d, d / "log", 120.0, "fake sim")
 """)
 
 

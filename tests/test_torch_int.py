@@ -9,14 +9,14 @@ import torch
 from t2c_sim.config import OpKind, RoundMode
 from t2c_sim.errors import NumericsError
 from t2c_sim.golden import run_layer, run_network
-from t2c_sim.golden.gen import (
+from t2c_sim.verify.torch_int import mul_round_shift, round_shift_t, run_layer_torch, run_network_torch
+from t2c_sim.workloads.gen import (
     random_add_record,
     random_conv_record,
     random_linear_record,
     random_network,
     random_pool_record,
 )
-from t2c_sim.torch_int import mul_round_shift, round_shift_t, run_layer_torch, run_network_torch
 
 MODES = [m.value for m in RoundMode]
 

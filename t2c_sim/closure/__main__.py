@@ -107,7 +107,7 @@ def top_b_suite(build_args: tuple[str, ...]) -> UnitSuite:
 def _codecov(a: argparse.Namespace) -> int:
     from t2c_sim.closure import codecov as cc
     from t2c_sim.config import HwConfig
-    from t2c_sim.golden.gen import random_conv_record, random_linear_record
+    from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
     args = cc.COVERAGE_ARGS
     suite = CosimSuite.random(a.seed, sim="verilator", build_args=args, keep=True,

@@ -3,7 +3,7 @@
 :func:`close_coverage` repeats: pick a hole (seeded), turn it into constraints on the knobs
 of a layer (kind, rows ``P``, channels, reduction length, rounding mode, a forced tie,
 shift class, saturation, accumulator wrap, zero points, signedness, an N:M index pattern),
-draw the remaining knobs at random, build the record with :mod:`t2c_sim.golden.gen` plus
+draw the remaining knobs at random, build the record with :mod:`t2c_sim.workloads.gen` plus
 the edits the constraints need, recompute its golden ``acc``/``y``, sample it into the
 coverage, and keep it when it hit a bin no earlier record hit. It stops when every reachable
 bin is hit or the budget (records tried, seconds) runs out, and returns the kept records,
@@ -29,7 +29,7 @@ import numpy as np
 
 from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, limit_plans
 from t2c_sim.config import HwConfig, qrange
-from t2c_sim.golden.gen import random_conv_record, random_linear_record
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 from t2c_sim.record import LayerRecord
 
 __all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record"]

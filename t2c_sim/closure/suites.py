@@ -73,7 +73,7 @@ class CosimSuite:
     def random(cls, seed: int = 1, sim: str = "icarus", timeout_s: float = 120.0,
                **kw) -> CosimSuite:
         """A small random suite: two array configurations, linear and conv layers."""
-        from t2c_sim.golden.gen import random_conv_record, random_linear_record
+        from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
         r = np.random.default_rng(seed)
         hw_a = HwConfig(rows=2, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=64,
@@ -177,8 +177,8 @@ class UnitSuite:
     def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]):
         from t2c_sim.cosim import sim as simmod
 
-        return simmod.build(self.sim, self.top, simmod.rtl_sources(*self.modules, rtl_dir=rtl_dir),
-                            p, build_root, build_args=self.build_args)
+        return simmod.build(self.sim, self.top, sources(rtl_dir, self.modules), p, build_root,
+                            build_args=self.build_args)
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
         for p in self.param_sets:

@@ -1,10 +1,11 @@
 """cocotb test module driven by :func:`t2c_sim.cosim.run.run_layer` (runs inside the simulator).
 
 The harness (``hdl/t2c_harness.v``) does the per-cycle work in HDL; this module only starts
-each tile and waits for its ``tile_done_o`` under a watchdog derived from the cycle model.
-Payload (JSON, :func:`t2c_sim.cosim.sim.load_payload`): ``tiles`` (global tile numbers to
-run), ``names`` ("layer tile i" per tile, for messages), ``limits`` (watchdog cycles per tile),
-``predicted`` (cycle model per tile).
+each accelerator run (a tile, or one K-chunk of a split tile) and waits for its
+``tile_done_o`` under a watchdog derived from the cycle model. Payload (JSON,
+:func:`t2c_sim.cosim.sim.load_payload`): ``tiles`` (global run numbers to run, in order),
+``names`` ("layer tile i [chunk c/n]" per run, for messages), ``limits`` (watchdog cycles per
+run), ``predicted`` (cycle model per run).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo
 
 @cocotb.test()
 async def run_tiles(dut) -> None:
-    """Run every requested tile; fail with :class:`SimulationError` on a hang or error flag."""
+    """Run every requested run; fail with :class:`SimulationError` on a hang or error flag."""
     pl = load_payload()
     while not int(dut.rst_n.value):
         await RisingEdge(dut.clk)

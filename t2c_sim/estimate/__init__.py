@@ -1,21 +1,25 @@
-"""Cycle model of the accelerator RTL: exact cycles, tile plan, MAC counts, utilization."""
+"""Cycle model of the accelerator RTL: exact cycles, tile plan (with K-splitting), MAC counts."""
 
 from __future__ import annotations
 
 from t2c_sim.estimate.model import (
     CONTROL_OVERHEAD,
+    MAX_PLAN_RUNS,
     RQ_LATENCY,
     Tile,
     TilePlan,
+    chunk_cycles,
     cycles,
     gemm_k,
     gemm_rows,
     macs,
     per_layer,
+    split_k,
     tile_cycles,
     tile_plan,
     utilization,
 )
 
-__all__ = ["CONTROL_OVERHEAD", "RQ_LATENCY", "Tile", "TilePlan", "cycles", "gemm_k", "gemm_rows",
-           "macs", "per_layer", "tile_cycles", "tile_plan", "utilization"]
+__all__ = ["CONTROL_OVERHEAD", "MAX_PLAN_RUNS", "RQ_LATENCY", "Tile", "TilePlan", "chunk_cycles",
+           "cycles", "gemm_k", "gemm_rows", "macs", "per_layer", "split_k", "tile_cycles",
+           "tile_plan", "utilization"]

@@ -1,21 +1,33 @@
 """Exact cycle model of ``rtl/t2c_accel_top.v`` and the host tile plan (shared with co-simulation).
 
 The host cuts a MAC layer into **tiles**: GEMMs ``rows x cols`` (output rows ``P`` by output
-channels) over one conv group, small enough for the scratchpads. Each tile is one accelerator
-run (``start`` to ``done``); inside a run the RTL walks ``NB = ceil(rows/ROWS) * ceil(cols/COLS)``
-blocks of the PE array, each streaming ``G = K/M`` groups. A block occupies
-``T = max(G, ROWS)`` issue slots (slots past ``G`` stall so that the drain buffer, read one row
-per cycle, is never overwritten). The run's cycle counter then reads exactly::
+channels) over one conv group, small enough for the scratchpads. A dot product of ``G = K/M``
+groups that does not fit one scratchpad bank is cut along ``K`` into **chunks** (K-splitting,
+SPEC section 6): contiguous chunks of balanced length, at most ``min(A, W) // d`` groups each
+(``A, W``: activation / weight bank depth in words; ``d`` chosen for the fewest cycles), the same
+for every tile. Each (tile, chunk) is one accelerator **run** (``start`` to ``done``): the first
+chunk starts from ``bias_eff``, later ones continue from the partial sums the previous run left
+in the accumulator memory, and only the last one requantizes. Inside a run the RTL walks
+``NB = ceil(rows/ROWS) * ceil(cols/COLS)`` blocks of the PE array, each streaming the chunk's
+``Gc`` groups. A block occupies ``T = max(Gc, ROWS)`` issue slots (slots past ``Gc`` stall so that
+the drain buffer, read one row per cycle, is never overwritten). The run's cycle counter then
+reads exactly::
 
-    cycles(tile) = (NB - 1) * max(G, ROWS) + G + ROWS + RQ_LATENCY + CONTROL_OVERHEAD
+    cycles(run) = (NB - 1) * max(Gc, ROWS) + Gc + ROWS + CONTROL_OVERHEAD + (RQ_LATENCY if last)
 
-with ``RQ_LATENCY = 3`` (``t2c_requant``) and ``CONTROL_OVERHEAD = 2`` (one cycle from issue to
-scratchpad data, one to capture the block into the drain buffer). A layer's cycles are the sum
-over its tiles; host-side memory loads are not counted (docs/rtl.md). Pure Python/NumPy: no
-torch, no cocotb.
+with ``RQ_LATENCY = 3`` (``t2c_requant``; a run that is not the last chunk ends when its partial
+sums are written, without the requantizer) and ``CONTROL_OVERHEAD = 2`` (one cycle from issue to
+scratchpad data, one to capture the block into the drain buffer). A tile's cycles are the sum
+over its chunks, a layer's the sum over its tiles; host-side memory loads are not counted
+(docs/rtl.md). Pure Python/NumPy: no torch, no cocotb.
 
 Example: a linear layer ``P = 8, C_in = 64, C_out = 8`` on a 4x4 2:4 array is one tile with
-``G = 16``, ``NB = 2 * 2 = 4``: ``3 * 16 + 16 + 4 + 3 + 2 = 73`` cycles.
+``G = 16``, ``NB = 2 * 2 = 4``: ``3 * 16 + 16 + 4 + 3 + 2 = 73`` cycles. With banks of 6 words
+(``act_depth = w_depth = 24``) its dot products do not fit: chunks of at most 6 groups need
+4x4 tiles (four tiles of three runs, 148 cycles), chunks of at most 3 leave room for the whole
+8x8 layer in one tile: chunks of 3, 3, 3, 3, 2, 2 groups, six runs of ``3 * 4 + 3 + 4 + 2 = 21``
+(``G = 3 < ROWS``: each block stalls one slot) or 20 cycles, plus 3 for the last: 127 cycles,
+the plan's choice.
 """
 
 from __future__ import annotations
@@ -27,16 +39,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.errors import RecordError
+from t2c_sim.errors import RecordError, UnsupportedLayerError
 from t2c_sim.record import MAC_OPS, LayerRecord
 
 __all__ = [
-    "RQ_LATENCY", "CONTROL_OVERHEAD", "Tile", "TilePlan", "gemm_rows", "gemm_k", "tile_plan",
-    "tile_cycles", "cycles", "per_layer", "macs", "utilization",
+    "RQ_LATENCY", "CONTROL_OVERHEAD", "MAX_PLAN_RUNS", "Tile", "TilePlan", "gemm_rows", "gemm_k",
+    "split_k", "tile_plan", "tile_cycles", "chunk_cycles", "cycles", "per_layer", "macs",
+    "utilization",
 ]
 
 RQ_LATENCY = 3        # t2c_requant LATENCY
 CONTROL_OVERHEAD = 2  # issue -> scratchpad data (1) + capture into the drain buffer (1)
+MAX_PLAN_RUNS = 1 << 20  # accelerator runs (tiles x chunks) one layer's plan may hold
+SPLIT_CANDIDATES = 8     # a split layer's chunk length is chosen among min(A, W) // d, d <= 8
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class TilePlan:
         groups: Conv groups (one GEMM each).
         c_per_group: Output channels per conv group.
         tiles: Tiles, channel tiles outer and row tiles inner, group by group.
+        chunks: K-chunks ``(g0, gs)`` (first group, groups) every tile runs, in order: one
+            ``(0, g)`` for a layer whose dot product fits the banks.
     """
 
     layer: str
@@ -76,6 +93,17 @@ class TilePlan:
     groups: int
     c_per_group: int
     tiles: tuple[Tile, ...]
+    chunks: tuple[tuple[int, int], ...]
+
+    @property
+    def split(self) -> bool:
+        """Whether the dot products are K-split (more than one chunk)."""
+        return len(self.chunks) > 1
+
+    @property
+    def runs(self) -> int:
+        """Accelerator runs of the layer: tiles times chunks."""
+        return len(self.tiles) * len(self.chunks)
 
 
 def gemm_rows(rec: LayerRecord) -> int:
@@ -101,14 +129,66 @@ def gemm_k(rec: LayerRecord, hw: HwConfig) -> int:
     return -(-rec.k // hw.m) * hw.m
 
 
-def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePlan:
-    """Cut a MAC layer into scratchpad-sized tiles (the plan the host and the model share).
+def split_k(g: int, cap: int) -> tuple[tuple[int, int], ...]:
+    """Cut ``g`` groups into the fewest contiguous chunks of at most ``cap`` groups, balanced.
 
-    Capacities per tile with ``G = gemm_k / hw.m``, bank depths ``A = act_depth // rows``,
-    ``W = w_depth // cols``, ``C = ch_depth // cols``:
-    ``cols <= COLS * min(W // G, C, out_depth)`` and
-    ``rows <= min(ROWS * (A // G), out_depth // ceil(cols / COLS))`` (rounded down to a
-    multiple of ``ROWS`` when at least ``ROWS``). Channel tiles are outer, row tiles inner.
+    Chunk lengths differ by at most one, longer ones first: ``split_k(16, 6) == ((0, 6),
+    (6, 5), (11, 5))``. Balanced chunks keep the last one from being short (a chunk shorter than
+    the array's rows stalls). Returns ``((g0, gs), ...)``.
+    """
+    if g < 1 or cap < 1:
+        raise ValueError(f"split_k needs g >= 1 and cap >= 1, got g={g}, cap={cap}")
+    nk = -(-g // cap)
+    base, extra = divmod(g, nk)
+    out, g0 = [], 0
+    for i in range(nk):
+        gs = base + (1 if i < extra else 0)
+        out.append((g0, gs))
+        g0 += gs
+    return tuple(out)
+
+
+def _tile_dims(p: int, cpg: int, gc: int, hw: HwConfig, a_bank: int, w_bank: int,
+               c_bank: int) -> tuple[int, int]:
+    """Tile channels and rows for chunks of at most ``gc`` groups (see :func:`tile_plan`)."""
+    col_cap = hw.cols * min(w_bank // gc, c_bank, hw.out_depth)
+    ct = min(cpg, col_cap)
+    cb = -(-ct // hw.cols)
+    row_cap = min(hw.rows * (a_bank // gc), hw.out_depth // cb)
+    if row_cap >= hw.rows:
+        row_cap -= row_cap % hw.rows
+    return ct, min(p, row_cap)
+
+
+def _grid_cycles(p: int, cpg: int, ct: int, pt: int, chunks: tuple[tuple[int, int], ...],
+                 hw: HwConfig) -> int:
+    """Cycles of one conv group's tiles (closed form over the four tile shapes)."""
+    total = 0
+    for r, nr in ((pt, p // pt), (p % pt, 1 if p % pt else 0)):
+        for c, nc in ((ct, cpg // ct), (cpg % ct, 1 if cpg % ct else 0)):
+            if nr and nc:
+                t = Tile(0, 0, 0, r, 0, c)
+                total += nr * nc * sum(tile_cycles(t, gs, hw, last=i == len(chunks) - 1)
+                                       for i, (_, gs) in enumerate(chunks))
+    return total
+
+
+def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePlan:
+    """Cut a MAC layer into scratchpad-sized tiles and K-chunks (the plan host and model share).
+
+    With ``G = gemm_k / hw.m`` and bank depths ``A = act_depth // rows``, ``W = w_depth // cols``,
+    ``C = ch_depth // cols``, and ``Gc`` the longest K-chunk, a tile holds
+    ``cols <= COLS * min(W // Gc, C, out_depth)`` channels and
+    ``rows <= min(ROWS * (A // Gc), out_depth // ceil(cols / COLS))`` rows (rounded down to a
+    multiple of ``ROWS`` when at least ``ROWS``). Channel tiles are outer, row tiles inner; every
+    tile runs every chunk, in order.
+
+    K-chunks: a dot product that fits (``G <= min(A, W)``) is one chunk ``(0, G)``. One that
+    does not is split into ``split_k(G, min(A, W) // d)`` for the ``d`` in ``1 ..
+    SPLIT_CANDIDATES`` whose plan has the fewest cycles (then the fewest runs, then the smallest
+    ``d``): shorter chunks leave room for more rows and channels per tile, so the array's fill
+    and drain are paid over more blocks per run (e.g. a ResNet-18 layer4 conv on a 4x4 array:
+    3 chunks of 384 groups in 8x8 tiles instead of 2 of 576 in 4x4 tiles, 2.5x fewer runs).
 
     Args:
         rec: A linear or conv record.
@@ -116,7 +196,9 @@ def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePl
         rows: GEMM rows ``P`` (default :func:`gemm_rows`).
 
     Raises:
-        RecordError: Not a MAC layer, or one dot product does not fit the scratchpads.
+        RecordError: Not a MAC layer, or an empty GEMM.
+        UnsupportedLayerError: The array cannot hold one group of one row and one channel
+            (a bank of 0 words), or the plan would exceed :data:`MAX_PLAN_RUNS` runs.
     """
     if rec.op not in MAC_OPS:
         raise RecordError(f"layer {rec.name}: {rec.op.value} has no GEMM to tile")
@@ -128,36 +210,61 @@ def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePl
     a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
     if g < 1 or p < 1 or cpg < 1:
         raise RecordError(f"layer {rec.name}: empty GEMM (P={p}, K={k}, C_out={rec.c_out})")
-    if g > a_bank or g > w_bank or c_bank < 1:
-        raise RecordError(
-            f"layer {rec.name}: one dot product needs G={g} groups of {hw.m} but the banks hold "
-            f"act {a_bank} / weight {w_bank} words (K-splitting is not supported)")
-    col_cap = hw.cols * min(w_bank // g, c_bank, hw.out_depth)
-    ct = min(cpg, col_cap)
-    cb = -(-ct // hw.cols)
-    row_cap = min(hw.rows * (a_bank // g), hw.out_depth // cb)
-    if row_cap >= hw.rows:
-        row_cap -= row_cap % hw.rows
-    pt = min(p, row_cap)
+    if min(a_bank, w_bank, c_bank) < 1:
+        raise UnsupportedLayerError(
+            f"layer {rec.name}: cannot run on the accelerator: a scratchpad bank holds no word "
+            f"(act_depth/rows={a_bank}, w_depth/cols={w_bank}, ch_depth/cols={c_bank})")
+    cap = min(a_bank, w_bank)
+    if g <= cap:
+        chunks = ((0, g),)
+        ct, pt = _tile_dims(p, cpg, g, hw, a_bank, w_bank, c_bank)
+    else:  # K-split: the chunk length among cap // d with the fewest cycles, then runs
+        best = None
+        for d in range(1, SPLIT_CANDIDATES + 1):
+            if cap // d < 1 or (d > 1 and cap // d == cap // (d - 1)):
+                continue
+            ch = split_k(g, cap // d)
+            ct_d, pt_d = _tile_dims(p, cpg, ch[0][1], hw, a_bank, w_bank, c_bank)
+            key = (_grid_cycles(p, cpg, ct_d, pt_d, ch, hw) * groups,
+                   -(-cpg // ct_d) * -(-p // pt_d) * len(ch), d)
+            if best is None or key < best[0]:
+                best = (key, ch, ct_d, pt_d)
+        _, chunks, ct, pt = best
+    runs = groups * -(-cpg // ct) * -(-p // pt) * len(chunks)
+    if runs > MAX_PLAN_RUNS:
+        raise UnsupportedLayerError(
+            f"layer {rec.name}: cannot run on the accelerator: {runs} runs (P={p}, C_out="
+            f"{rec.c_out}, {len(chunks)} K-chunks) exceed the plan limit of {MAX_PLAN_RUNS} runs")
     tiles = []
     for grp in range(groups):
         for c in range(0, cpg, ct):
             for p0 in range(0, p, pt):
                 tiles.append(Tile(len(tiles), grp, p0, min(pt, p - p0), grp * cpg + c,
                                   min(ct, cpg - c)))
-    return TilePlan(rec.name, p, k, g, groups, cpg, tuple(tiles))
+    return TilePlan(rec.name, p, k, g, groups, cpg, tuple(tiles), chunks)
 
 
-def tile_cycles(tile: Tile, g: int, hw: HwConfig) -> int:
-    """Cycle counter of one run: ``(NB-1)*max(G, ROWS) + G + ROWS + RQ_LATENCY + 2``."""
+def tile_cycles(tile: Tile, g: int, hw: HwConfig, *, last: bool = True) -> int:
+    """Cycle counter of one run of ``g`` groups over ``tile``.
+
+    ``(NB-1)*max(g, ROWS) + g + ROWS + 2``, plus ``RQ_LATENCY`` when the run is a dot product's
+    last chunk (``last``; the only kind of run an unsplit layer has).
+    """
     nb = math.ceil(tile.rows / hw.rows) * math.ceil(tile.cols / hw.cols)
-    return (nb - 1) * max(g, hw.rows) + g + hw.rows + RQ_LATENCY + CONTROL_OVERHEAD
+    return ((nb - 1) * max(g, hw.rows) + g + hw.rows + CONTROL_OVERHEAD
+            + (RQ_LATENCY if last else 0))
+
+
+def chunk_cycles(plan: TilePlan, tile: Tile, hw: HwConfig) -> tuple[int, ...]:
+    """Cycle counters of ``tile``'s runs, one per K-chunk of ``plan``, in order."""
+    n = len(plan.chunks)
+    return tuple(tile_cycles(tile, gs, hw, last=i == n - 1) for i, (_, gs) in enumerate(plan.chunks))
 
 
 def cycles(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> int:
-    """Predicted total of the accelerator's cycle counter over the layer's tiles (exact)."""
+    """Predicted total of the accelerator's cycle counter over the layer's runs (exact)."""
     plan = tile_plan(rec, hw, rows)
-    return sum(tile_cycles(t, plan.g, hw) for t in plan.tiles)
+    return sum(sum(chunk_cycles(plan, t, hw)) for t in plan.tiles)
 
 
 def per_layer(records: Iterable[LayerRecord], hw: HwConfig) -> dict[str, int]:

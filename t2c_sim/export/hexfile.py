@@ -5,16 +5,30 @@ significant bits** (``word = sum(field[i] << (i * bits))``), each field in two's
 when signed. A hex file has one word per line, ``ceil(lanes * bits / 4)`` hex digits, no
 address markers, first line = address 0. Example: lanes ``[-1, 2]`` at 4 bits -> ``0x2F``.
 The RTL slices lane ``i`` as ``word[i*BITS +: BITS]``.
+
+Wide words (the accelerator's scratchpads hold a whole PE row or column block per word, often
+hundreds of bits) go through :func:`pack_limbs` / :func:`write_memh_limbs` (NumPy, 64-bit limbs,
+fields of mixed widths) and are read back with :func:`read_memh_fields`; :func:`pack_words`
+returns Python ints and suits small memories and testbenches.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from t2c_sim.errors import RecordError
 from t2c_sim.numerics import check_range
+
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+_XZ = re.compile(rb"[xXzZ]")
 
 
 def pack_words(fields: np.ndarray, bits: int, signed: bool, name: str = "memory") -> list[int]:
@@ -62,7 +76,7 @@ def write_memh(path: str | Path, words: list[int], width: int) -> Path:
     words = [int(w) for w in words]
     if words and not (0 <= min(words) and max(words) < limit):
         i = next(i for i, w in enumerate(words) if not 0 <= w < limit)
-        raise RecordError(f"{path}: word {i} = {words[i]:#x} does not fit {width} bits")
+        raise RecordError(f"word {i} = {words[i]:#x} does not fit {width} bits", file=str(path))
     path.write_text((f"%0{digits}x\n" * len(words)) % tuple(words))
     return path
 
@@ -79,3 +93,104 @@ def read_memh(path: str | Path) -> list[int]:
         except ValueError:
             raise RecordError(f"{path}:{ln}: not a hex word: {line!r}") from None
     return words
+
+
+def pack_limbs(fields: np.ndarray, widths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Pack ``fields[words, F]`` into 64-bit limbs ``[words, ceil(sum(widths) / 64)]`` (uint64).
+
+    Field ``f`` has ``widths[f]`` bits (1..63) and sits above fields ``0 .. f-1`` (field 0 in the
+    least significant bits, limb 0 the least significant limb). Values are taken modulo
+    ``2^width`` (two's complement for negatives): range-check them first
+    (:func:`t2c_sim.numerics.check_range`).
+    """
+    a = np.asarray(fields, dtype=np.int64)
+    if a.ndim == 1:
+        a = a[:, None]
+    w = np.asarray(widths, dtype=np.int64).reshape(-1)
+    if w.size != a.shape[1] or (w < 1).any() or (w > 63).any():
+        raise RecordError(f"pack_limbs: {a.shape[1]} fields need widths in 1..63, got {w.tolist()}")
+    offs = np.concatenate([[0], np.cumsum(w)[:-1]])
+    total = int(w.sum())
+    limbs = np.zeros((a.shape[0], -(-total // 64)), dtype=np.uint64)
+    u = (a & ((np.int64(1) << w) - 1)).astype(np.uint64)
+    for f in range(a.shape[1]):
+        li, sh = divmod(int(offs[f]), 64)
+        limbs[:, li] |= u[:, f] << np.uint64(sh)
+        if sh + int(w[f]) > 64:
+            limbs[:, li + 1] |= u[:, f] >> np.uint64(64 - sh)
+    return limbs
+
+
+def write_memh_limbs(path: str | Path, limbs: np.ndarray, width: int) -> Path:
+    """Write :func:`pack_limbs` words of ``width`` bits as ``$readmemh`` text (one word per line)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, nl = limbs.shape
+    digits = max(1, -(-width // 4))
+    if nl * 64 < width or (nl * 64 - width >= 64):
+        raise RecordError(f"{path}: {nl} limbs do not hold {width}-bit words")
+    if n == 0:
+        path.write_text("")
+        return path
+    text = np.ascontiguousarray(limbs[:, ::-1]).astype(">u8").tobytes().hex().encode()
+    chars = np.frombuffer(text, dtype=np.uint8).reshape(n, nl * 16)
+    if (chars[:, :nl * 16 - digits] != ord("0")).any():
+        raise RecordError(f"{path}: a word does not fit {width} bits")
+    out = np.empty((n, digits + 1), dtype=np.uint8)
+    out[:, :digits] = chars[:, nl * 16 - digits:]
+    out[:, digits] = ord("\n")
+    path.write_bytes(out.tobytes())
+    return path
+
+
+def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signed: bool,
+                     words: int | None = None) -> np.ndarray:
+    """Read a ``$writememh`` dump of fixed-width words into ``[words, F]`` int64 fields.
+
+    ``widths`` are the fields' bit widths (1..63), field 0 in the least significant bits (the
+    inverse of :func:`pack_limbs`); ``signed`` sign-extends every field. The file holds one word
+    per line with the same number of hex digits (``//`` comments and blank lines are skipped).
+
+    Raises:
+        RecordError: The file has an X/Z or non-hex digit (the message names the word), lines
+            of different lengths, or not ``words`` words.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if b"/" in raw or b"\r" in raw or b"\n\n" in raw or (raw and raw[:1] == b"\n"):
+        lines = [ln.split(b"//", 1)[0].strip() for ln in raw.splitlines()]
+        raw = b"\n".join(ln for ln in lines if ln) + b"\n"
+    if raw and not raw.endswith(b"\n"):
+        raw += b"\n"
+    w = np.asarray(widths, dtype=np.int64).reshape(-1)
+    if not raw:
+        n = 0
+        if words not in (None, 0):
+            raise RecordError(f"{path}: 0 words, expected {words}")
+        return np.zeros((0, w.size), dtype=np.int64)
+    ll = raw.index(b"\n") + 1
+    n, rem = divmod(len(raw), ll)
+    chars = np.frombuffer(raw, dtype=np.uint8)
+    if rem or (chars[ll - 1::ll] != ord("\n")).any():
+        raise RecordError(f"{path}: lines of different lengths (not a fixed-width dump)")
+    if words is not None and n != words:
+        raise RecordError(f"{path}: {n} words, expected {words}")
+    digits = ll - 1
+    nib = _HEX[chars.reshape(n, ll)[:, :digits]]
+    if (nib == 255).any():
+        r = int(np.argwhere(nib == 255)[0][0])
+        what = "X/Z" if _XZ.search(raw[r * ll:(r + 1) * ll]) else "non-hex"
+        raise RecordError(f"{path}: word {r} has an {what} digit: {raw[r * ll:r * ll + digits].decode()}")
+    if int(w.sum()) > digits * 4:
+        raise RecordError(f"{path}: {digits}-digit words do not hold {int(w.sum())} bits")
+    # bits[:, b] = bit b of the word (LSB first)
+    bits = np.unpackbits(nib[:, ::-1, None], axis=2, count=4, bitorder="little").reshape(n, -1)
+    offs = np.concatenate([[0], np.cumsum(w)[:-1]])
+    out = np.empty((n, w.size), dtype=np.int64)
+    for f in range(w.size):
+        o, k = int(offs[f]), int(w[f])
+        v = bits[:, o:o + k].astype(np.int64) @ (np.int64(1) << np.arange(k, dtype=np.int64))
+        if signed:
+            v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
+        out[:, f] = v
+    return out

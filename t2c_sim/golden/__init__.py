@@ -5,7 +5,10 @@
   (:class:`NetworkTrace`); :func:`attach_results` copies the results into the records;
 - :func:`im2col` and :func:`int_matmul` are the exact building blocks (the RTL host side
   uses ``im2col`` to lay out conv activations);
-- :mod:`t2c_sim.golden.gen` builds random valid records and networks for tests.
+- 8-bit linear and conv layers run on a compiled AVX-512 VNNI kernel by default
+  (:mod:`t2c_sim.golden.int8mac`, built on first use by :mod:`t2c_sim.golden.native`), with
+  the NumPy path as the exact fallback; ``native.status()`` says which one this machine uses;
+- :mod:`t2c_sim.workloads.gen` builds random valid records and networks for tests.
 """
 
 from __future__ import annotations

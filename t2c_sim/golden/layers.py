@@ -1,15 +1,20 @@
-"""Bit-exact integer layers of the golden model (SPEC sections 2 and 3), NumPy only.
+"""Bit-exact integer layers of the golden model (SPEC sections 2 and 3).
 
 Every function takes a :class:`~t2c_sim.record.LayerRecord` and integer input arrays
 (channel-last, see ``t2c_sim.record``) and returns a :class:`LayerOutput` with the wrapped
 accumulators (``acc``, for linear, conv and average pools) and the requantized output ``y``,
-both int64. Rounding is done only by :mod:`t2c_sim.numerics`.
+both int64. Rounding is defined by :mod:`t2c_sim.numerics`.
 
 MAC layers: ``acc = wrap(bias_eff + x . W, acc_bits)`` and
-``y = requantize(acc, M0, sh, z_y, lo, hi, mode)`` per output channel. The dot product is
-exact in int64 (``K * max|x| * max|w| + 2^(acc_bits-1) <= 2^63 - 1`` is checked, else
-:class:`NumericsError`), and ``bias_eff`` is wrapped to ``acc_bits`` before the sum, so the
-modular result equals the SPEC definition for every summation order.
+``y = requantize(acc, M0, sh, z_y, lo, hi, mode)`` per output channel. Two engines give the
+same integers: the default, for operands of at most 8 bits, is the compiled kernel of
+:mod:`t2c_sim.golden.int8mac` (integer GEMM, bias, wrap and requantize fused; exactness
+argued there); everything else (wider operands, no kernel on this machine, ``nm_mode=
+"reference"``) uses NumPy: the dot product is exact in int64 (``K * max|x| * max|w| +
+2^(acc_bits-1) <= 2^63 - 1`` is checked, else :class:`NumericsError`) through the chunked
+float GEMM of :mod:`t2c_sim.golden.gemm`, ``bias_eff`` is wrapped to ``acc_bits`` before the
+sum, so the modular result equals the SPEC definition for every summation order, and
+``numerics.requantize`` rounds.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import numpy as np
 
 from t2c_sim.config import OpKind, RoundProfile
 from t2c_sim.errors import NumericsError, RecordError
+from t2c_sim.golden import int8mac
 from t2c_sim.golden.gemm import float_matmul_exact, max_abs, plan_gemm
 from t2c_sim.golden.im2col import conv_out_hw, im2col, pad_spatial, windows
 from t2c_sim.golden.transformer import TRANSFORMER_OPS, const_operand, run_transformer_op
 from t2c_sim.numerics import INT64_MAX, as_int64, clamp, requantize, round_shift, wrap
 from t2c_sim.record import MAC_OPS, LayerRecord
-from t2c_sim.rounding_profiles import requantize_profile
+from t2c_sim.rounding_profiles import requantize_ort_add, requantize_profile
 from t2c_sim.sparse.nm import compress, decompress
 
 __all__ = ["LayerOutput", "NM_MODES", "linear", "conv2d", "maxpool", "avgpool", "gavgpool",
@@ -98,6 +104,15 @@ def _check_mode(rec: LayerRecord, nm_mode: str) -> None:
         raise RecordError(f"layer {rec.name}: nm_mode must be one of {NM_MODES}, got {nm_mode!r}")
 
 
+def _workers(rec: LayerRecord, workers: int | None) -> int:
+    """``workers`` checked; ``None`` means every CPU this process may use."""
+    if workers is None:
+        return int8mac.default_workers()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
+    return workers
+
+
 def _check_sum_bound(rec: LayerRecord, k: int, ax: int, aw: int) -> None:
     if k * ax * aw + (1 << (rec.acc_bits - 1)) > INT64_MAX:
         raise NumericsError(f"layer {rec.name}: K={k} x max|x|={ax} x max|w|={aw} plus a "
@@ -117,8 +132,7 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
     work: when ``dot_bound + max|wrap(bias)| < 2^(acc_bits-1)`` no sum can wrap, so the wrap is
     the identity and is skipped; and ``requantize`` gets the bound instead of scanning ``acc``.
     """
-    if not isinstance(workers, int) or workers < 1:
-        raise RecordError(f"layer {rec.name}: workers must be a positive int, got {workers!r}")
+    workers = _workers(rec, workers)
     flat = dot.reshape(-1, dot.shape[-1]) if dot.ndim else dot.reshape(1, 1)
     acc = np.empty(flat.shape, dtype=np.int64) if bias is not None else flat
     y = np.empty(flat.shape, dtype=np.int64)
@@ -159,11 +173,14 @@ def _finish(rec: LayerRecord, dot: np.ndarray, M0: np.ndarray, sh: np.ndarray,
 
 
 def _profile_op(rec: LayerRecord) -> None:
-    """Refuse a rounding profile where it is not defined (it replaces a MAC layer's requantizer)."""
-    if rec.op not in MAC_OPS or rec.acc_bits != 32:
+    """Refuse a rounding profile where it is not defined: it replaces the requantizer of a MAC
+    layer (every profile) or of an average pool (``ort_fp32``: ONNX Runtime's pools requantize
+    their int32 window sums like QLinearConv), always with a 32-bit accumulator."""
+    pool = rec.op in (OpKind.AVGPOOL, OpKind.GAVGPOOL) and rec.mode is RoundProfile.ORT_FP32
+    if (rec.op not in MAC_OPS and not pool) or rec.acc_bits != 32:
         raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is defined for "
-                          f"linear/conv2d with acc_bits = 32 only (got {rec.op.value}, "
-                          f"acc_bits = {rec.acc_bits})")
+                          f"linear/conv2d (and ort_fp32 average pools) with acc_bits = 32 only "
+                          f"(got {rec.op.value}, acc_bits = {rec.acc_bits})")
 
 
 def _nm_reference_dot(rec: LayerRecord, cols: np.ndarray) -> np.ndarray:
@@ -216,7 +233,7 @@ def _mac(rec: LayerRecord, make_cols, ax: int, nm_mode: str) -> tuple[np.ndarray
 
 
 # ---- layers --------------------------------------------------------------------------------
-def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int | None = None,
            ) -> LayerOutput:
     """Fully connected layer: ``x[..., C_in] -> acc, y[..., C_out]``.
 
@@ -238,7 +255,6 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
         raise RecordError(f"layer {rec.name}: token-wise bias_eff has {rec.bias_eff.shape[0]} "
                           f"rows, the input has {p}")
     pad = rec.k - rec.c_in
-    ax = max(max_abs(x2), abs(rec.z_x) if pad else 0)
 
     def make_cols(dtype: type) -> np.ndarray:
         xc = x2.astype(dtype)
@@ -246,12 +262,18 @@ def linear(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
             xc = np.pad(xc, [(0, 0), (0, pad)], constant_values=rec.z_x)
         return xc[None]
 
-    dot, bound = _mac(rec, make_cols, ax, nm_mode)
-    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    workers = _workers(rec, workers)
+    _check_mode(rec, nm_mode)
+    res = int8mac.linear(rec, x2, _dense_w(rec), workers) if nm_mode == "fast" else None
+    if res is None:
+        ax = max(max_abs(x2), abs(rec.z_x) if pad else 0)
+        dot, bound = _mac(rec, make_cols, ax, nm_mode)
+        res = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    acc, y = res
     return LayerOutput(acc.reshape(*lead, rec.c_out), y.reshape(*lead, rec.c_out))
 
 
-def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int | None = None,
            ) -> LayerOutput:
     """2-D convolution, channel-last: ``x[B, H, W, C_in] -> acc, y[B, OH, OW, C_out]``.
 
@@ -273,10 +295,15 @@ def conv2d(rec: LayerRecord, x: np.ndarray, nm_mode: str = "fast", workers: int 
     if rec.bias_eff.ndim != 1:
         raise RecordError(f"layer {rec.name}: conv bias_eff/M0/sh must be per channel [C_out]")
     oh, ow = conv_out_hw(h, w, rec.kh, rec.kw, rec.stride, rec.padding, rec.dilation)
-    padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
-    ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
-    dot, bound = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
-    acc, y = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    workers = _workers(rec, workers)
+    _check_mode(rec, nm_mode)
+    res = int8mac.conv(rec, x, _dense_w(rec), workers) if nm_mode == "fast" else None
+    if res is None:
+        padded = rec.padding != (0, 0) or rec.c_in_p != rec.c_in_g
+        ax = max(max_abs(x), abs(rec.z_x) if padded else 0)
+        dot, bound = _mac(rec, lambda dtype: im2col(rec, x, dtype), ax, nm_mode)
+        res = _finish(rec, dot, rec.M0, rec.sh, rec.bias_eff, workers, dot_bound=bound)
+    acc, y = res
     return LayerOutput(acc.reshape(b, oh, ow, rec.c_out), y.reshape(b, oh, ow, rec.c_out))
 
 
@@ -341,16 +368,25 @@ def add(rec: LayerRecord, a: np.ndarray, b: np.ndarray) -> LayerOutput:
 
     ``y = clamp(z_y + round_shift(Ma*(a - z_a) + Mb*(b - z_b), sh, mode), lo, hi)`` with
     ``M0 = [Ma, Mb]``, ``sh = [sh]``, ``z_a = rec.z_x``, ``z_b = rec.z_b``; both inputs use the
-    record's input format; ``acc`` is ``None``. Example: ``a - z_a = 3``, ``b - z_b = 5``,
+    record's input format; ``acc`` is ``None``. Under the ``ort_fp32`` profile ``M0``/``sh`` are
+    the float32 pairs of ``s_a/s_y`` and ``s_b/s_y`` and the add is ONNX Runtime's QLinearAdd
+    (:func:`t2c_sim.rounding_profiles.requantize_ort_add`). Example: ``a - z_a = 3``, ``b - z_b = 5``,
     ``Ma = Mb = 1``, ``sh = 1``, ``z_y = 0`` -> ``round_half_even(8 / 2) = 4``.
     """
     _need(rec, "M0", "sh")
-    if isinstance(rec.mode, RoundProfile):
-        _profile_op(rec)
+    if isinstance(rec.mode, RoundProfile) and rec.mode is not RoundProfile.ORT_FP32:
+        raise RecordError(f"layer {rec.name}: rounding profile {rec.mode.value} is not defined for "
+                          f"a residual add (ort_fp32 is: ONNX Runtime's QLinearAdd)")
     a = _input(rec, a, "input a")
     b = _input(rec, b, "input b")
     if a.shape != b.shape:
         raise RecordError(f"layer {rec.name}: add inputs differ in shape: {a.shape} vs {b.shape}")
+    if rec.mode is RoundProfile.ORT_FP32:   # ONNX Runtime's QLinearAdd (docs/interop.md)
+        try:
+            y = requantize_ort_add(a, b, rec.M0, rec.sh, rec.z_x, rec.z_b, rec.z_y, rec.lo, rec.hi)
+        except NumericsError as e:
+            raise RecordError(f"layer {rec.name}: {e}") from None
+        return LayerOutput(None, y)
     mv = rec.M0.reshape(-1)
     if mv.size != 2 or rec.sh.size != 1:
         raise RecordError(f"layer {rec.name}: add needs M0 = [Ma, Mb] and sh = [sh], got "
@@ -376,15 +412,16 @@ def flatten(rec: LayerRecord, x: np.ndarray) -> LayerOutput:
     return LayerOutput(None, x.reshape(x.shape[0], -1))
 
 
-def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast", workers: int = 1,
+def run_layer(rec: LayerRecord, *inputs: np.ndarray, nm_mode: str = "fast",
+              workers: int | None = None,
               ) -> LayerOutput:
     """Execute one record on ``inputs`` (default: ``rec.x_q`` and ``rec.b_q``); dispatch on ``rec.op``.
 
-    ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` with the exact float
-    GEMM; ``"reference"`` computes from ``(values, indices)`` as a PE does. Both give identical
-    integers. An add takes two inputs ``(a, b)``; every other op takes one. ``workers > 1``
-    (linear, conv) runs the accumulate/requantize row blocks on that many threads; the result
-    does not depend on it.
+    ``nm_mode`` (linear, conv): ``"fast"`` multiplies the dense ``w_q`` (with the compiled
+    8-bit kernel where it applies, else the exact float GEMM); ``"reference"`` computes from
+    ``(values, indices)`` as a PE does. Both give identical integers. An add takes two inputs
+    ``(a, b)``; every other op takes one. ``workers`` (linear, conv): threads for the MAC work
+    (``None``: every CPU this process may use); the result does not depend on it.
     """
     if not inputs:
         if rec.x_q is None:

@@ -61,7 +61,7 @@ class NetworkTrace:
 
 
 def run_network(records: Sequence[LayerRecord], x: np.ndarray, nm_mode: str = "fast",
-                workers: int = 1) -> NetworkTrace:
+                workers: int | None = None) -> NetworkTrace:
     """Execute ``records`` in order on the network input ``x``; return the full trace.
 
     Raises :class:`RecordError` naming the layer when an input name is unknown (or refers to a

@@ -3,7 +3,7 @@
 - :class:`DigitsCNN`: conv-bn-relu, conv-bn-relu, max pool, flatten, linear (8x8 digits);
 - :class:`MLP`: flatten, linear-relu, linear-relu, linear;
 - :class:`ResNetBlockNet`: stem conv-bn-relu, a basic residual block (conv-bn-relu-conv-bn +
-  skip, :class:`~t2c_sim.quant.layers.Add`, relu), global average pool, linear;
+  skip, :class:`~t2c_sim.quant.modules.Add`, relu), global average pool, linear;
 - :class:`TransformerMLP`: token embedding, transformer MLP block (linear-relu-linear over
   tokens), flatten, linear head (token-wise activation quantization inside the block).
 """
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from t2c_sim.errors import ConfigError
-from t2c_sim.quant.layers import Add
+from t2c_sim.quant.modules import Add
 
 __all__ = ["DigitsCNN", "MLP", "ResNetBlockNet", "TransformerMLP", "MODELS", "make_model"]
 

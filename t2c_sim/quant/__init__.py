@@ -7,8 +7,9 @@ maps them back (``scale * (q - zero_point)``). Presets by name: :func:`make_quan
 
 from __future__ import annotations
 
+from t2c_sim.errors import QuantError
 from t2c_sim.quant.adaround import AdaRoundQuantizer, LinearTempDecay
-from t2c_sim.quant.base import QuantError, Quantizer, fake_quantize, round_ste
+from t2c_sim.quant.base import Quantizer, fake_quantize, round_ste
 from t2c_sim.quant.lsq import LSQQuantizer, LSQTokenQuantizer
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer, MinMaxTokenQuantizer
 from t2c_sim.quant.observers import MinMaxObserver, qparams_from_range

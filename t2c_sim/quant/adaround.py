@@ -28,7 +28,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from t2c_sim.quant.base import QuantError, Quantizer, check_quant_args
+from t2c_sim.errors import QuantError
+from t2c_sim.quant.base import Quantizer, check_quant_args
 from t2c_sim.quant.observers import MinMaxObserver
 
 __all__ = ["AdaRoundQuantizer", "LinearTempDecay", "rectified_sigmoid", "ZETA", "GAMMA"]

@@ -28,15 +28,15 @@ import torch
 from torch import Tensor, nn
 
 from t2c_sim.config import qrange
+from t2c_sim.errors import QuantError
 from t2c_sim.quant.observers import (
     GRANULARITIES,
     MinMaxObserver,
-    QuantError,
     qparams_from_range,
     reduce_range,
 )
 
-__all__ = ["Quantizer", "QuantError", "round_ste", "fake_quantize", "check_quant_args"]
+__all__ = ["Quantizer", "round_ste", "fake_quantize", "check_quant_args"]
 
 log = logging.getLogger(__name__)
 

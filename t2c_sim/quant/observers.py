@@ -22,16 +22,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from t2c_sim.errors import T2CError
+from t2c_sim.errors import QuantError
 
-__all__ = ["QuantError", "GRANULARITIES", "MinMaxObserver", "qparams_from_range",
+__all__ = ["GRANULARITIES", "MinMaxObserver", "qparams_from_range",
            "reduce_range"]
 
 GRANULARITIES = ("tensor", "channel", "token")
-
-
-class QuantError(T2CError, ValueError):
-    """A quantizer, observer or pruner got an input or state it cannot handle (names it)."""
 
 
 def reduce_range(x: Tensor, granularity: str, ch_axis: int = 0) -> tuple[Tensor, Tensor]:

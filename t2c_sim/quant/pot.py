@@ -20,13 +20,17 @@ forward. :meth:`PowerOfTwoQuantizer.calibrate_now` picks ``d`` immediately (post
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
-from t2c_sim.quant.base import QuantError, Quantizer, check_quant_args, fake_quantize
+from t2c_sim.errors import ConfigError, QuantError
+from t2c_sim.quant.base import Quantizer, check_quant_args, fake_quantize
+from t2c_sim.sparse.attach import raw_weight
 
-__all__ = ["PowerOfTwoQuantizer", "best_decimal"]
+__all__ = ["PowerOfTwoQuantizer", "best_decimal", "quantize"]
 
 
 def best_decimal(x: Tensor, qmin: int, qmax: int, decimal_range: tuple[int, int] = (0, 20),
@@ -155,3 +159,53 @@ class PowerOfTwoQuantizer(Quantizer):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", timeout={self.timeout}, decimal_range={self.decimal_range}"
+
+
+# ---- QSPARSE's quantize(...) wrapper -------------------------------------------------------
+class _POTParam(nn.Module):
+    """Parametrization ``weight = pot(w)`` (pass-through until the quantizer has chosen ``d``)."""
+
+    def __init__(self, q: PowerOfTwoQuantizer) -> None:
+        super().__init__()
+        self.q = q
+
+    def forward(self, w: Tensor) -> Tensor:
+        return self.q.apply_quant(w)
+
+
+def quantize(module_or_none: nn.Module | None = None, bits: int = 8, timeout: int = 1000,
+             channelwise: bool = False, decimal_range: tuple[int, int] = (0, 20),
+             window_size: int = 1) -> nn.Module:
+    """Power-of-two quantization (:class:`PowerOfTwoQuantizer`) of a weight or of activations.
+
+    With ``None``: returns the quantizer itself (per tensor; pass-through for the first
+    ``timeout`` training forwards). With a module that has a ``wq`` attribute: installs the
+    quantizer there (per output channel if ``channelwise``). With a plain module: the weight is
+    re-parametrized as ``pot(weight)`` and a forward pre-hook counts training forwards.
+    """
+    gran = "channel" if channelwise else "tensor"
+    if module_or_none is None:
+        return PowerOfTwoQuantizer(nbit=bits, timeout=timeout, decimal_range=decimal_range,
+                                   window_size=window_size)
+    if not isinstance(module_or_none, nn.Module):
+        raise ConfigError(f"quantize() takes an nn.Module or None, got "
+                          f"{type(module_or_none).__name__}", key="module")
+    module = module_or_none
+    q = PowerOfTwoQuantizer(nbit=bits, granularity=gran, ch_axis=0, timeout=timeout,
+                            decimal_range=decimal_range, window_size=window_size)
+    if hasattr(module, "wq"):
+        module.wq = q
+        return module
+    w = raw_weight(module)
+    if w.dim() not in (2, 4):
+        raise ConfigError(f"{type(module).__name__}: cannot quantize a weight of shape "
+                          f"{tuple(w.shape)}", key="module")
+    mask = getattr(module, "mask", None)
+    parametrize.register_parametrization(module, "weight", _POTParam(q), unsafe=True)
+
+    def _count(mod: nn.Module, _args: Any) -> None:
+        src = raw_weight(mod)
+        q.step(src.detach() if mask is None else src.detach() * mod.mask)
+
+    module.register_forward_pre_hook(_count)
+    return module

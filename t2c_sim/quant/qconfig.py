@@ -22,9 +22,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from t2c_sim.errors import ConfigError
+from t2c_sim.errors import ConfigError, QuantError
 from t2c_sim.quant.adaround import AdaRoundQuantizer
-from t2c_sim.quant.base import QuantError, Quantizer
+from t2c_sim.quant.base import Quantizer
 from t2c_sim.quant.lsq import LSQQuantizer, LSQTokenQuantizer
 from t2c_sim.quant.minmax import MinMaxChannelQuantizer, MinMaxQuantizer, MinMaxTokenQuantizer
 from t2c_sim.quant.pot import PowerOfTwoQuantizer

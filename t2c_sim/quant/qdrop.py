@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from t2c_sim.quant.base import QuantError
+from t2c_sim.errors import QuantError
 from t2c_sim.quant.lsq import LSQQuantizer
 
 __all__ = ["QDropQuantizer", "QDropTokenQuantizer"]

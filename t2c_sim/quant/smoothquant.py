@@ -18,11 +18,11 @@ Folding through fuse (:func:`smooth_model`, the recipe's ``quant.smoothquant``):
 quantization, on the float model, ``W[:, j] <- W[:, j] * s_j`` and ``1/s_j`` goes into what
 produces ``X_j``: a previous linear (possibly through ReLU, Dropout, Identity: ReLU commutes with
 positive per-channel scaling) gets ``W_p[j, :] <- W_p[j, :] / s_j`` and ``b_p[j] <- b_p[j] / s_j``;
-the network input gets an :class:`~t2c_sim.quant.layers.InputSmooth` (``x / s``) that fuse turns
+the network input gets an :class:`~t2c_sim.quant.modules.InputSmooth` (``x / s``) that fuse turns
 into host-side input quantization ``x_q = quantize(x / s)``. The float function is unchanged
 (up to float rounding) and every integer layer is an ordinary fused linear. Anything else
 between the producer and the linear (ReLU6, flatten, conv, add, a forked tensor) cannot carry
-``1/s`` and raises :class:`~t2c_sim.errors.FuseError` naming the module.
+``1/s`` and raises :class:`~t2c_sim.errors.ModelError` naming the module.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from t2c_sim.errors import FuseError
-from t2c_sim.quant.base import QuantError
+from t2c_sim.errors import ModelError, QuantError
+from t2c_sim.quant.graph import consumer_quantizers, trace
 from t2c_sim.quant.minmax import MinMaxQuantizer
+from t2c_sim.quant.modules import InputSmooth
 
 __all__ = ["smooth_scales", "SmoothQuantizer", "smooth_linear", "act_absmax", "smooth_model",
            "input_smooth"]
@@ -162,7 +163,7 @@ def act_absmax(model: nn.Module, x: Tensor, names: Sequence[str], batch: int = 2
     hooks = []
     for n in names:
         if not isinstance(mods.get(n), nn.Linear):
-            raise FuseError(f"smoothquant layer '{n}': not a Linear module of the model")
+            raise ModelError(f"smoothquant layer '{n}': not a Linear module of the model")
 
         def pre(mod: nn.Module, args: tuple[Tensor, ...], n: str = n) -> None:
             m = args[0].detach().abs().float().reshape(-1, args[0].shape[-1]).amax(dim=0)
@@ -185,14 +186,14 @@ def _producer(gm: fx.GraphModule, mods: dict[str, nn.Module], name: str) -> fx.N
     """The node whose output rows carry ``1/s`` for linear ``name``: a Linear or the input."""
     calls = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == name]
     if len(calls) != 1:
-        raise FuseError(f"smoothquant layer '{name}': called {len(calls)} times in the graph "
+        raise ModelError(f"smoothquant layer '{name}': called {len(calls)} times in the graph "
                         "(need exactly once)")
     src = calls[0].args[0]
     while True:
         if not isinstance(src, fx.Node):
-            raise FuseError(f"smoothquant layer '{name}': input is not a tensor node")
+            raise ModelError(f"smoothquant layer '{name}': input is not a tensor node")
         if len(src.users) != 1:
-            raise FuseError(f"smoothquant layer '{name}': cannot fold 1/s into '{src.name}', "
+            raise ModelError(f"smoothquant layer '{name}': cannot fold 1/s into '{src.name}', "
                             "its output has other consumers")
         mod = mods.get(src.target) if src.op == "call_module" else None
         if src.op == "placeholder" or isinstance(mod, nn.Linear):
@@ -203,7 +204,7 @@ def _producer(gm: fx.GraphModule, mods: dict[str, nn.Module], name: str) -> fx.N
             src = src.args[0]
             continue
         what = type(mod).__name__ if mod is not None else f"{src.op} {src.target}"
-        raise FuseError(f"smoothquant layer '{name}': cannot fold 1/s through '{src.name}' "
+        raise ModelError(f"smoothquant layer '{name}': cannot fold 1/s through '{src.name}' "
                         f"({what}; only Linear producers via ReLU/Dropout/Identity or the input)")
 
 
@@ -216,16 +217,14 @@ def smooth_model(model: nn.Module, x_calib: Tensor, layers: Sequence[str], alpha
     before any weight changes, so the order of ``layers`` does not matter). Then
     ``W_l[:, j] *= s_j`` and ``1/s_j`` is folded into the producer (module docstring). The
     returned model computes the same function; it is a ``torch.fx.GraphModule`` with an
-    ``input_smooth`` (:class:`~t2c_sim.quant.layers.InputSmooth`) when the first layer is
-    smoothed. Unfoldable cases raise :class:`FuseError` naming the module.
+    ``input_smooth`` (:class:`~t2c_sim.quant.modules.InputSmooth`) when the first layer is
+    smoothed. Unfoldable cases raise :class:`ModelError` naming the module.
 
     Example: ``Y = relu(x W1^T + b1) W2^T`` with ``s`` for ``W2``:
     ``relu(x (W1/s)^T + b1/s) (W2 s)^T = (relu(x W1^T + b1) / s) (W2 s)^T = Y``.
     """
-    from t2c_sim.quant.layers import InputSmooth, trace
-
     if len(set(layers)) != len(layers):
-        raise FuseError(f"smoothquant layers {list(layers)}: a module is listed twice")
+        raise ModelError(f"smoothquant layers {list(layers)}: a module is listed twice")
     model = copy.deepcopy(model)
     stats = act_absmax(model, x_calib, layers)
     gm = trace(model)
@@ -262,11 +261,9 @@ def smooth_model(model: nn.Module, x_calib: Tensor, layers: Sequence[str], alpha
 def input_smooth(model: nn.Module) -> Tensor | None:
     """Factors ``s`` the network input is divided by before quantization, or ``None``.
 
-    ``x_q = quantize(x / s)``: from an :class:`~t2c_sim.quant.layers.InputSmooth` on the input
+    ``x_q = quantize(x / s)``: from an :class:`~t2c_sim.quant.modules.InputSmooth` on the input
     and/or a smoothed :class:`SmoothQuantizer` as the input quantizer (their product).
     """
-    from t2c_sim.quant.layers import InputSmooth, consumer_quantizers, trace
-
     gm = trace(model)
     mods = dict(model.named_modules())
     ph = next(n for n in gm.graph.nodes if n.op == "placeholder")

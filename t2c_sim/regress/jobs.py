@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from t2c_sim.errors import SimulationError, T2CError
+from t2c_sim.errors import T2CError
 from t2c_sim.regress.pipeline import RunOptions, check_tools, evaluate
 from t2c_sim.regress.sources import records_from_random, records_from_recipe
 from t2c_sim.regress.suite import Job
@@ -53,15 +53,14 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
         check_tools(opts)
         run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary)
-        result["status"] = run.verdict
         result["run"] = run.to_dict()
-        fails = [f"{lr.name}[{o.sim}]: {o.message}" for lr in run.layers for o in lr.sims
-                 if o.verdict != "pass"]
-        result["message"] = fails[0] if fails else ""
-    except SimulationError as e:
-        run = getattr(e, "run", None)
-        result["run"] = run.to_dict() if run is not None else None
-        result["message"] = str(e)
+        if run.stop_error is not None:   # a simulator error ended the run
+            result["message"] = run.stop_error
+        else:
+            result["status"] = run.verdict
+            fails = [f"{lr.name}[{o.sim}]: {o.message}" for lr in run.layers for o in lr.sims
+                     if o.verdict != "pass"]
+            result["message"] = fails[0] if fails else ""
     except T2CError as e:
         result["message"] = str(e)
     except Exception as e:  # noqa: BLE001 - a crash of one job must not stop the suite

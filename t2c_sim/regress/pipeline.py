@@ -2,19 +2,19 @@
 
 Plan, then execute: :func:`evaluate` walks the records in order. For each MAC layer (linear,
 conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each
-requested simulator (:func:`t2c_sim.cosim.run.run_layer`), compares the RTL output with the
-golden ``y`` attached to the record (:func:`t2c_sim.cosim.compare.compare`), and on a mismatch
-writes a repro bundle and re-runs just the failing tile with waves. Non-MAC layers (pools, add,
-flatten) are executed by the golden model only and reported as such.
+requested simulator and compares the RTL output with the golden ``y`` attached to the record
+(:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
+re-runs just the failing tile with waves. Non-MAC layers (pools, add, flatten) are executed
+by the golden model only and reported as such.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
-layer is reported as ``error``, the remaining layers as not run, and the caller re-raises it
-(the command exits 3). Mismatches never stop the run.
+layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
+and :attr:`RunResult.stop_error <t2c_sim.regress.results.RunResult.stop_error>` tells the
+caller (the command exits 3). Mismatches never stop the run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,15 +24,22 @@ from typing import Any
 
 import numpy as np
 
+from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.errors import ConfigError, MismatchError, SimulationError, T2CError
+from t2c_sim.cosim.run import to_gemm
+from t2c_sim.cosim.sim import find_tools
+from t2c_sim.cosim.sim.tools import tool_options
+from t2c_sim.errors import ConfigError, SimulationError, T2CError
+from t2c_sim.golden import attach_results, run_network
+from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
-from t2c_sim.regress.results import ERROR, FAIL, PASS, LayerResult, RunResult, SimOutcome
+from t2c_sim.regress.outcome import simulate
+from t2c_sim.regress.repro import write_bundle
+from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
 
 SIM_CHOICES = ("verilator", "icarus")
-MAP_BINS = 48
 
 
 @dataclass(frozen=True)
@@ -65,15 +72,25 @@ class RunOptions:
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"both"`` -> ``("verilator", "icarus")``; ``"none"``/``""`` -> ``()``; names checked."""
+    """``"both"`` -> ``("verilator", "icarus")``; ``"none"`` -> ``()``; names checked.
+
+    An empty name (``--sim ''``, ``"icarus,"``, ``[]``) is an error, not golden-only: that is
+    spelled ``none``.
+    """
     if text is None:
         return ()
     items = [text] if isinstance(text, str) else list(text)
+    if not items:
+        raise ConfigError("an empty list of simulators (write 'none' for golden-only)",
+                          key="sim")
     out: list[str] = []
     for item in items:
         for s in str(item).split(","):
             s = s.strip().lower()
-            if s in ("", "none", "golden"):
+            if not s:
+                raise ConfigError(f"an empty simulator name in {str(item)!r} (expected verilator, "
+                                  "icarus, both or none)", key="sim")
+            if s in ("none", "golden"):
                 continue
             if s == "both":
                 out += [x for x in SIM_CHOICES if x not in out]
@@ -90,9 +107,41 @@ def check_tools(opts: RunOptions) -> None:
     """Raise :class:`SimulationError` (one line, naming the tool) if a simulator is missing."""
     if not opts.sims:
         return
-    from t2c_sim.cosim.sim import find_tools
-
     find_tools(opts.sims, path=opts.tool_path, verilator_root=opts.verilator_root)
+
+
+def parse_layers(text: str | None) -> tuple[str, ...] | None:
+    """``--layers a,b`` -> ``("a", "b")``; ``None`` -> every layer; an empty list or name is an
+    error (``--layers ,`` used to select nothing and pass)."""
+    if text is None:
+        return None
+    names = [s.strip() for s in text.split(",")]
+    if not any(names) or not all(names):
+        raise ConfigError(f"an empty layer name in {text!r} (expected names separated by "
+                          "commas)", key="--layers")
+    return tuple(dict.fromkeys(names))
+
+
+def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
+    """The limits of :mod:`t2c_sim.limits` for one MAC layer on ``hw`` (before any plan, estimate
+    or co-simulation runs over it): GEMM rows and channels, ``K``, passes of the array.
+
+    Raises:
+        ConfigError: naming the layer and the limit.
+    """
+    if rec.op not in MAC_OPS:
+        return
+    try:
+        p = estimate.gemm_rows(rec)
+    except T2CError:
+        return  # no rows known: the estimate reports it
+    # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
+    # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
+    check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
+                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+                rows=min(hw.rows, hw.out_depth), cols=hw.cols,
+                array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
+                                                if hw.out_depth < hw.rows else ""))
 
 
 def layer_shape(rec: LayerRecord) -> str:
@@ -117,100 +166,30 @@ def ensure_golden(records: list[LayerRecord]) -> list[LayerRecord]:
     """Attach golden ``acc``/``y`` if any record lacks them (runs the golden network)."""
     if all(r.y is not None for r in records):
         return records
-    from t2c_sim.golden import attach_results, run_network
-
     if not records or records[0].x_q is None:
         raise ConfigError("records carry no golden results and no network input (x_q of the "
                           "first layer)", key="x_q")
     return attach_results(records, run_network(records, records[0].x_q))
 
 
-def mismatch_dict(mm: Any, rec: LayerRecord, expected: np.ndarray, actual: np.ndarray
-                  ) -> dict[str, Any]:
-    """Plain dict of a cosim ``Mismatch`` plus a binned ``map`` of where outputs differ."""
-    if dataclasses.is_dataclass(mm):
-        d = {f.name: getattr(mm, f.name) for f in dataclasses.fields(mm)}
-    else:
-        d = {k: v for k, v in vars(mm).items() if not k.startswith("_")}
-    d = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()
-         if isinstance(v, (int, float, str, bool, type(None), np.generic))}
-    d.setdefault("layer", rec.name)
-    d["message"] = str(mm)
-    e = np.asarray(expected).reshape(-1, rec.c_out)
-    try:
-        a = np.asarray(actual).reshape(-1, rec.c_out)
-    except ValueError:
-        return d
-    if a.shape != e.shape:
-        return d
-    bad = e != a
-    d["count"] = int(bad.sum())
-    rows, cols = bad.shape
-    rb, cb = min(rows, MAP_BINS), min(cols, MAP_BINS)
-    ri = (np.arange(rows) * rb) // rows
-    ci = (np.arange(cols) * cb) // cols
-    grid = np.zeros((rb, cb), dtype=np.int64)
-    np.add.at(grid, (ri[:, None], ci[None, :]), bad.astype(np.int64))
-    d["map"] = grid.tolist()
-    d["map_rows"], d["map_cols"] = rows, cols
-    return d
-
-
-def _tiles(res: Any) -> list[dict[str, Any]]:
-    out = []
-    for t in getattr(res, "tiles", None) or []:
-        if dataclasses.is_dataclass(t):
-            t = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
-        elif not isinstance(t, dict):
-            t = dict(vars(t))
-        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in t.items()
-                    if isinstance(v, (int, float, str, type(None), np.generic))})
-    return out
-
-
 def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
                 out_dir: Path) -> SimOutcome:
-    """Co-simulate one MAC layer on ``sim`` and compare with its golden ``y``.
+    """Co-simulate one MAC layer on ``sim`` (:func:`~t2c_sim.regress.outcome.simulate`); on a
+    mismatch write a repro bundle (waves of the failing tile) under ``out_dir/repro``.
 
     Raises:
         SimulationError: the simulator could not produce a result (the caller stops).
     """
-    from t2c_sim.cosim.compare import compare
-    from t2c_sim.cosim.run import run_layer
-
-    t0 = time.perf_counter()
-    try:
-        res = run_layer(rec, hw, sim, build_root=opts.build_root, waves=opts.waves,
-                        timeout_s=opts.timeout_s)
-    except MismatchError as e:  # the testbench itself flagged a difference
-        return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
-    wall = time.perf_counter() - t0
-    tiles = _tiles(res)
-    out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=tiles, wall_s=wall,
-                     wave=wave_path(res))
-    mm = compare(rec, rec.y, res.y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
-                 acc_actual=getattr(res, "acc", None))
-    if mm is None:
-        return out
-    out.verdict = FAIL
-    out.mismatch = mismatch_dict(mm, rec, rec.y, res.y)
-    out.message = str(mm)
-    log.info("%s [%s]: %s", rec.name, sim, out.message)
-    if opts.repro:
-        from t2c_sim.regress.repro import write_bundle
-
+    out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
+                   waves=opts.waves)
+    if out.verdict == FAIL and opts.repro:
         bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
-                              seed=opts.seed, command=opts.command, mismatch=out.mismatch,
+                              seed=opts.seed, command=opts.command,
+                              mismatch=out.mismatch or {"message": out.message},
                               build_root=opts.build_root, timeout_s=opts.timeout_s)
         out.repro = str(bundle.folder)
         out.wave = bundle.wave
     return out
-
-
-def wave_path(res: Any) -> str | None:
-    """The waveform file of a cosim result, if one was recorded."""
-    w = getattr(res, "wave_file", None) or getattr(res, "wave", None)
-    return str(w) if w else None
 
 
 def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
@@ -221,8 +200,6 @@ def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) ->
     """
     if not opts.sims:
         return
-    from t2c_sim.cosim.run import to_gemm
-
     for rec in records:
         if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
             to_gemm(rec, hw)
@@ -233,8 +210,6 @@ def _safe(name: str) -> str:
 
 
 def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
-    from t2c_sim import estimate
-
     try:
         lr.cycles_est = int(estimate.cycles(rec, hw))
         lr.utilization = float(estimate.utilization(rec, hw))
@@ -242,10 +217,44 @@ def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
         lr.note = f"no estimate: {e}"
 
 
+def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
+              ) -> list[LayerRecord]:
+    """Every input check of :func:`evaluate`, before anything is simulated or written; returns
+    the records with golden results attached.
+
+    Raises:
+        ConfigError: no records; ``opts.layers`` names a layer that does not exist or is not a
+            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows.
+        RecordError: the array cannot run a selected layer.
+    """
+    if not records:
+        raise ConfigError("the network has no layers")
+    if opts.sims:
+        check_simulable(hw)
+    for rec in records:
+        check_layer_size(rec, hw)
+    records = ensure_golden(list(records))
+    names = [r.name for r in records]
+    if opts.layers is not None:
+        if not opts.layers:
+            raise ConfigError("selects no layer", key="--layers")
+        by = {r.name: r for r in records}
+        for n in opts.layers:
+            if n not in by:
+                raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
+                                  key="--layers")
+            if by[n].op not in MAC_OPS:
+                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only MAC layers "
+                                  "(linear, conv2d) are co-simulated; the golden model runs "
+                                  "every layer anyway", key="--layers")
+    preflight(records, hw, opts)
+    return records
+
+
 def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
              out_dir: str | Path, title: str, source: str = "",
              crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None) -> RunResult:
+             progress: Callable[[str], None] | None = None, checked: bool = False) -> RunResult:
     """Run every layer (see the module docstring) and return the :class:`RunResult`.
 
     Args:
@@ -257,25 +266,21 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
         summary: end-to-end figures shown in the reports.
         progress: called with a short status before each layer (progress bars).
+        checked: ``records`` already passed :func:`check_run` (do not repeat it).
 
     Raises:
-        ConfigError: ``opts.layers`` names a layer that does not exist.
-        RecordError: the array cannot run a selected layer (checked before simulating).
-        SimulationError: after recording it in the result (attached as ``err.run``).
+        ConfigError, RecordError: see :func:`check_run` (checked before simulating).
+
+    A simulator error is not raised: it ends the run and is recorded in the result
+    (``run.stop_error``).
     """
     t0 = time.perf_counter()
-    records = ensure_golden(list(records))
-    names = [r.name for r in records]
-    if opts.layers is not None:
-        unknown = [n for n in opts.layers if n not in names]
-        if unknown:
-            raise ConfigError(f"no layer named {unknown[0]!r} (layers: {', '.join(names)})",
-                              key="--layers")
-    preflight(records, hw, opts)
+    if not checked:
+        records = check_run(records, hw, opts)
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir))
-    stop: SimulationError | None = None
+    stopped = False
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
                          nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
@@ -289,22 +294,20 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
             continue
-        if stop is not None:
+        if stopped:
             lr.skipped, lr.note = True, "not run after a simulator error"
             continue
         for sim in opts.sims:
             if progress:
                 progress(f"{rec.name} [{sim}]")
             try:
-                lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
+                with tool_options(opts.tool_path, opts.verilator_root):
+                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
             except SimulationError as e:
                 lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
-                stop = e
+                stopped = True
                 break
     run.wall_s = time.perf_counter() - t0
-    if stop is not None:
-        stop.run = run  # type: ignore[attr-defined]
-        raise stop
     return run
 
 

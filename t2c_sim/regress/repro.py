@@ -13,7 +13,6 @@ The folder is written under a temporary name and renamed into place when complet
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -22,15 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.sim.tools import SIMULATORS
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
+from t2c_sim.files import (
+    atomic_write_json,
+    atomic_write_text,
+    make_dirs,
+    output_error,
+    replace_dir,
+)
+from t2c_sim.readers import read_json
 from t2c_sim.record import LayerRecord
-from t2c_sim.regress.fsutil import atomic_write_json, atomic_write_text, jsonable, replace_dir
 from t2c_sim.regress.hwfile import dump_hw, load_hw
-from t2c_sim.regress.results import FAIL, PASS, SimOutcome
+from t2c_sim.regress.outcome import simulate
+from t2c_sim.regress.results import SimOutcome
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +65,6 @@ def _tile_of(mismatch: dict[str, Any]) -> int | None:
     return None
 
 
-def _rerun_with_waves(rec: LayerRecord, hw: HwConfig, sim: str, tile: int | None,
-                      build_root: str, timeout_s: float | None) -> tuple[Any, Path | None]:
-    from t2c_sim.cosim.run import run_layer
-    from t2c_sim.regress.pipeline import wave_path
-
-    res = run_layer(rec, hw, sim, build_root=build_root, waves=True, wave_tile=tile,
-                    timeout_s=timeout_s)
-    wave = wave_path(res)
-    return res, (Path(wave) if wave else None)
-
-
 def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str, seed: int,
                  command: str, mismatch: dict[str, Any], build_root: str = "build/sim",
                  timeout_s: float | None = None, waves: bool = True) -> Bundle:
@@ -79,8 +74,11 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
     still written: the record and config are what matter).
     """
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    make_dirs(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    except OSError as e:
+        raise output_error(e, final) from None
     tile = _tile_of(mismatch)
     try:
         save_record(rec, tmp / "record")
@@ -89,10 +87,15 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
         wave_note = ""
         if waves:
             try:
-                _, wave = _rerun_with_waves(rec, hw, sim, tile, build_root, timeout_s)
+                rerun = simulate(rec, hw, sim, build_root=build_root, timeout_s=timeout_s,
+                                 waves=True, wave_tile=tile)
+                wave = Path(rerun.wave) if rerun.wave else None
                 if wave is not None and wave.exists():
                     wave_name = "wave" + "".join(wave.suffixes[-1:])
-                    shutil.copy2(wave, tmp / wave_name)
+                    try:
+                        shutil.copy2(wave, tmp / wave_name)
+                    except OSError as e:
+                        raise output_error(e, final / wave_name) from None
             except SimulationError as e:
                 wave_note = f"wave rerun failed: {e}"
                 log.warning("%s [%s]: %s", rec.name, sim, wave_note)
@@ -112,22 +115,35 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by :func:`write_bundle` (errors name the file)."""
+    """Read a bundle written by :func:`write_bundle`; every problem is one :class:`RecordError`
+    naming the file and key (size, UTF-8, JSON, format, field types, a simulator name, a wave
+    file that must be a plain name inside the bundle)."""
     folder = Path(folder)
     meta_p = folder / "bundle.json"
-    if not meta_p.is_file():
-        raise RecordError(f"{meta_p}: repro bundle not found")
-    try:
-        meta = json.loads(meta_p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{meta_p}: not valid JSON ({e})") from None
+    meta = read_json(meta_p, "repro bundle", error=RecordError)
+    f = str(meta_p)
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise RecordError(f"{meta_p}: not a repro bundle (key 'format')")
+        raise RecordError("not a repro bundle", file=f, key="format")
+    sim = meta.get("sim")
+    if sim not in SIMULATORS:
+        raise RecordError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})",
+                          file=f, key="sim")
+    seed, tile = meta.get("seed", 0), meta.get("tile")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RecordError(f"must be an integer, got {seed!r}", file=f, key="seed")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+        raise RecordError(f"must be a tile number or null, got {tile!r}", file=f, key="tile")
+    mismatch = meta.get("mismatch") or {}
+    if not isinstance(mismatch, dict):
+        raise RecordError("must be a mapping", file=f, key="mismatch")
+    wave = meta.get("wave")
+    if wave is not None and (not isinstance(wave, str) or not wave or "/" in wave
+                             or "\\" in wave or wave in (".", "..")):
+        raise RecordError(f"must be a file name inside the bundle, got {wave!r}", file=f,
+                          key="wave")
     rec = load_record(folder / "record")
     hw = load_hw(folder / "hw.yaml")
-    wave = meta.get("wave")
-    return Bundle(folder, rec, hw, str(meta.get("sim")), int(meta.get("seed", 0)),
-                  meta.get("tile"), str(meta.get("command", "")), meta.get("mismatch") or {},
+    return Bundle(folder, rec, hw, sim, seed, tile, str(meta.get("command", "")), mismatch,
                   str(folder / wave) if wave else None)
 
 
@@ -135,44 +151,11 @@ def rerun_bundle(bundle: Bundle, *, build_root: str = "build/sim", timeout_s: fl
                  waves: bool = True, sim: str | None = None) -> SimOutcome:
     """Re-run the bundle's layer on its simulator (waves of the failing tile) and compare.
 
-    Returns a :class:`SimOutcome`: ``fail`` with the localized mismatch if it still
-    mismatches, ``pass`` otherwise. Raises :class:`SimulationError` for simulator trouble.
+    The same :func:`~t2c_sim.regress.outcome.simulate` a regression run uses: ``fail`` with the
+    localized mismatch if it still mismatches, ``pass`` otherwise. Raises
+    :class:`SimulationError` for simulator trouble.
     """
-    from t2c_sim.cosim.compare import compare
-    from t2c_sim.cosim.run import run_layer
-    from t2c_sim.regress.pipeline import mismatch_dict, wave_path
-
-    rec, sim = bundle.record, sim or bundle.sim
-    if rec.y is None:
-        raise RecordError(f"{bundle.folder / 'record.json'}: the record has no golden y")
-    t0 = time.perf_counter()
-    tile = bundle.tile if waves else None
-    res = run_layer(rec, bundle.hw, sim, build_root=build_root, waves=waves, wave_tile=tile,
-                    timeout_s=timeout_s)
-    wall = time.perf_counter() - t0
-    actual_y, actual_acc = res.y, getattr(res, "acc", None)
-    if tile is not None:
-        # Only the failing tile ran: take the other outputs from the golden model.
-        actual_y = _only_tile(rec, rec.y, res.y, res.tiles, tile)
-        if actual_acc is not None and rec.acc is not None:
-            actual_acc = _only_tile(rec, rec.acc, actual_acc, res.tiles, tile)
-    out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), wall_s=wall,
-                     wave=wave_path(res))
-    mm = compare(rec, rec.y, actual_y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
-                 acc_actual=actual_acc)
-    if mm is not None:
-        out.verdict, out.message = FAIL, str(mm)
-        out.mismatch = jsonable(mismatch_dict(mm, rec, rec.y, actual_y))
-    return out
-
-
-def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: Any,
-               index: int) -> np.ndarray:
-    """``golden`` with the region of tile ``index`` replaced by ``actual``'s."""
-    t = next((t for t in tiles or () if int(t.index) == index), None)
-    if t is None:
-        raise SimulationError(f"layer {rec.name}: tile {index} was not run")
-    out = np.array(golden, dtype=np.int64).reshape(-1, rec.c_out)
-    act = np.asarray(actual, dtype=np.int64).reshape(-1, rec.c_out)
-    out[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = act[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
-    return out.reshape(np.shape(golden))
+    if bundle.record.y is None:
+        raise RecordError("the record has no golden y", file=str(bundle.folder / "record.json"))
+    return simulate(bundle.record, bundle.hw, sim or bundle.sim, build_root=build_root,
+                    timeout_s=timeout_s, waves=waves, wave_tile=bundle.tile if waves else None)

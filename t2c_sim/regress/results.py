@@ -10,13 +10,13 @@ simulator requested: executed by the golden model only), ``skipped`` (excluded b
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import RecordError
-from t2c_sim.regress.fsutil import atomic_write_json, jsonable
+from t2c_sim.files import atomic_write_json, jsonable
+from t2c_sim.readers import read_json
 
 PASS, FAIL, ERROR, GOLDEN, SKIPPED = "pass", "fail", "error", "golden", "skipped"
 VERDICT_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, GOLDEN: 3, SKIPPED: 4}
@@ -71,6 +71,9 @@ class LayerResult:
             ``max`` and ``nonzero_rate`` (from the recipe cross-check), if available.
         sims: one :class:`SimOutcome` per simulator (empty for golden-only layers).
         note: why a layer is golden-only / skipped, or other remarks.
+        parity: golden vs ONNX Runtime per optimization level (``run --parity ort``):
+            ``{level: {"kernel", "integer", "local", "chained", "verdict"}}``
+            (:func:`t2c_sim.verify.ort_parity.ort_parity`); a ``fail`` verdict fails the layer.
     """
 
     name: str
@@ -85,10 +88,20 @@ class LayerResult:
     note: str = ""
     golden_only: bool = False
     skipped: bool = False
+    parity: dict[str, Any] | None = None
+
+    @property
+    def parity_failed(self) -> bool:
+        """Golden differs from ONNX Runtime on an integer kernel at some optimization level."""
+        return any(isinstance(e, dict) and e.get("verdict") == FAIL
+                   for e in (self.parity or {}).values())
 
     @property
     def verdict(self) -> str:
-        """Worst verdict over the simulators (``golden``/``skipped`` when none ran)."""
+        """Worst verdict over the simulators (``golden``/``skipped`` when none ran); ``fail``
+        when golden differs from ONNX Runtime on an integer kernel (``parity``)."""
+        if self.parity_failed:
+            return FAIL
         if self.skipped:
             return SKIPPED
         if not self.sims:
@@ -118,6 +131,9 @@ class RunResult:
         layers: per-layer results in execution order.
         summary: end-to-end figures (e.g. top-1 agreement and accuracy of the float,
             fake-quant and integer models) from the cross-check.
+        parity: the run-level part of an ONNX Runtime parity check (``runtime``, ``levels``,
+            ``input`` and ``deployed`` comparisons, ``notes``); per layer in
+            :attr:`LayerResult.parity`. The quantized input differing fails the run.
         wall_s: total wall time.
         out_dir: folder of the reports.
     """
@@ -132,16 +148,30 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     out_dir: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
-        """``fail`` if any layer mismatched, else ``error`` if any simulator errored, else
+        """``fail`` if any layer mismatched (RTL vs golden, or golden vs ONNX Runtime on an
+        integer kernel or the quantized input), else ``error`` if any simulator errored, else
         ``pass`` if at least one layer was co-simulated, else ``golden``."""
+        if any(isinstance(v, dict) and v.get("mismatch")
+               for v in (self.parity.get("input") or {}).values()):
+            return FAIL
         vs = {lr.verdict for lr in self.layers}
         for v in (FAIL, ERROR, PASS):
             if v in vs:
                 return v
         return GOLDEN
+
+    @property
+    def stop_error(self) -> str | None:
+        """Message of the simulator error that stopped the run early (``None``: it did not).
+
+        :func:`~t2c_sim.regress.pipeline.evaluate` stops at the first ``error`` outcome.
+        """
+        return next((s.message for lr in self.layers for s in lr.sims if s.verdict == ERROR),
+                    None)
 
     def counts(self) -> dict[str, int]:
         """Number of (layer, simulator) outcomes per verdict plus golden-only layers."""
@@ -181,8 +211,12 @@ class RunResult:
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
+        """Read a ``results.json``; any problem is a :class:`RecordError` naming the file."""
         p = Path(path)
+        d = read_json(p, "run result", error=RecordError)
         try:
-            return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as e:
-            raise RecordError(f"{p}: cannot read run result ({e})") from None
+            return cls.from_dict(d)
+        except RecordError as e:
+            raise e.with_context(file=str(p)) from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise RecordError(f"not a t2c-sim run result ({e})", file=str(p)) from None

@@ -11,7 +11,7 @@ A suite file::
       - {rows: 2, cols: 8}
     jobs:
       - recipe: models/mlp.yaml
-      - random: linear           # linear | conv | network (t2c_sim.golden.gen generators)
+      - random: linear           # linear | conv | network (t2c_sim.workloads.gen generators)
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
@@ -19,7 +19,13 @@ A suite file::
 Jobs = entries x hardware configs x simulators x seeds. Each job has a stable id: a hash of
 everything that determines its result (kind, parameters, recipe file contents, hardware
 parameters, simulator, seed), so a rerun recognises finished jobs. Random layers default to
-the hardware's ``n:m`` unless ``params`` sets ``n``/``m``.
+the hardware's ``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite or job) a
+recipe job uses the recipe's ``seed:``, a random entry seed 0.
+
+Everything is validated before any job runs: every key, each recipe (loaded and checked, its
+module names included), each random entry's parameters (names, types, the product of the size
+parameters, one trial generation), job names (unique across entries), and each simulated
+array against :func:`t2c_sim.limits.check_simulable`.
 """
 
 from __future__ import annotations
@@ -27,16 +33,25 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.regress.hwfile import load_hw, read_yaml
+from t2c_sim.limits import (
+    MAX_RANDOM_WORK,
+    RANDOM_SIZE_PARAMS,
+    check_hw_bounds,
+    check_simulable,
+)
+from t2c_sim.readers import read_yaml
+from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_sims
+from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_from_random
 
-RANDOM_KINDS = ("linear", "conv", "network")
+RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
 _JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s"}
 
@@ -110,19 +125,24 @@ def _seeds(v: Any, file: str, key: str) -> list[int]:
                       file=file, key=key)
 
 
-def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
+def _hws(v: Any, base: Path, file: str, key: str) -> list[tuple[dict[str, int], str]]:
+    """``[(hardware parameters, where they came from: a file or this suite's key)]``."""
     items = v if isinstance(v, list) else [v]
+    if not items:
+        raise ConfigError("must name at least one hardware config", file=file, key=key)
     out = []
     for i, item in enumerate(items):
-        k = f"{key}[{i}]"
+        k = f"{key}[{i}]" if isinstance(v, list) else key
         if isinstance(item, str):
-            out.append(load_hw(_resolve(item, base, file, k)).to_dict())
+            hw_file = _resolve(item, base, file, k)
+            out.append((load_hw(hw_file).to_dict(), str(hw_file)))
         elif isinstance(item, dict):
             try:
-                out.append(HwConfig.from_dict(item).to_dict())
+                hw = HwConfig.from_dict(item).to_dict()
+                check_hw_bounds(hw)
             except ConfigError as e:
-                msg = str(e).split(": ", 1)[-1] if e.key else str(e)
-                raise ConfigError(msg, file=file, key=f"{k}.{e.key}" if e.key else k) from None
+                raise e.with_context(file=file, key=f"{k}.{e.key}" if e.key else k) from None
+            out.append((hw, k))
         else:
             raise ConfigError("must be a file name or a mapping of hardware parameters",
                               file=file, key=k)
@@ -147,10 +167,7 @@ def _type_ok(default: Any, v: Any) -> bool:
 
 def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> None:
     """Names and types of a random entry's ``params`` (the generator's keyword arguments)."""
-    from t2c_sim.golden import gen
-
-    fn = {"linear": gen.random_linear_record, "conv": gen.random_conv_record,
-          "network": gen.random_network}[kind]
+    fn = GENERATORS[kind][0]
     sig = inspect.signature(fn).parameters
     allowed = [p for p in sig if p not in ("rng", "x_q", "inputs")]
     for k, v in params.items():
@@ -164,10 +181,27 @@ def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> Non
             raise ConfigError(f"must be {want}, got {v!r}", file=file, key=f"{key}.{k}")
 
 
+def _check_work(kind: str, params: dict[str, Any], file: str, key: str) -> None:
+    """The product of the entry's size parameters (defaults included) is bounded."""
+    sig = inspect.signature(GENERATORS[kind][0]).parameters
+    full = {k: p.default for k, p in sig.items() if p.default is not inspect.Parameter.empty}
+    full.update(GENERATORS[kind][1])
+    full.update(params)
+    work = 1
+    for k in RANDOM_SIZE_PARAMS:
+        v = full.get(k)
+        for x in (v if isinstance(v, list) else [v]):
+            if _is_int(x) and x > 0:
+                work *= x
+    if work > MAX_RANDOM_WORK:
+        raise ConfigError(f"the size parameters ({', '.join(k for k in RANDOM_SIZE_PARAMS if k in full)}) "
+                          f"multiply to {work}, more than the limit {MAX_RANDOM_WORK} (2^26) "
+                          "for one random entry", file=file, key=key)
+
+
 def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: str) -> None:
     """Generate the entry once (seed 0) so that bad values fail here, not in every job."""
-    from t2c_sim.regress.sources import records_from_random
-
+    _check_work(kind, params, file, key)
     try:
         records_from_random(kind, params, 0, name)
     except Exception as e:  # noqa: BLE001 - whatever the generator rejects is bad input
@@ -179,8 +213,9 @@ def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: 
 def _timeout(v: Any, file: str, key: str) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ConfigError(f"must be a number of seconds > 0, got {v!r}", file=file, key=key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+        raise ConfigError(f"must be a finite number of seconds > 0, got {v!r}", file=file,
+                          key=key)
     return float(v)
 
 
@@ -189,6 +224,9 @@ def _name(v: Any, file: str, key: str) -> str | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
         raise ConfigError(f"must be a non-empty string, got {v!r}", file=file, key=key)
+    if not str(v).isprintable():
+        raise ConfigError(f"must be printable (no newline or control character), got {v!r}",
+                          file=file, key=key)
     return str(v)
 
 
@@ -210,15 +248,16 @@ def load_suite(path: str | Path) -> Suite:
     try:
         sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sims") from None
-    seeds = _seeds(data.get("seeds", [0]), file, "seeds")
-    hws = _hws(data.get("hw", [{}]), base, file, "hw")
+        raise e.with_context(file=file, key="sims") from None
+    seeds = _seeds(data["seeds"], file, "seeds") if "seeds" in data else None
+    hws = _hws(data["hw"], base, file, "hw") if "hw" in data else [(HwConfig().to_dict(), "hw")]
     timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
     entries = data.get("jobs")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("must be a non-empty list", file=file, key="jobs")
     jobs: list[Job] = []
     seen: set[str] = set()
+    names: dict[str, int] = {}
     for i, e in enumerate(entries):
         key = f"jobs[{i}]"
         if not isinstance(e, dict):
@@ -233,9 +272,15 @@ def load_suite(path: str | Path) -> Suite:
         if not isinstance(params, dict):
             raise ConfigError("must be a mapping", file=file, key=f"{key}.params")
         recipe, sha = None, ""
+        default_seeds = [0]
         if "recipe" in e:
             kind = "recipe"
-            rp = _resolve(str(e["recipe"]), base, file, f"{key}.recipe")
+            if not isinstance(e["recipe"], str):
+                raise ConfigError("must be a recipe file name", file=file, key=f"{key}.recipe")
+            rp = _resolve(e["recipe"], base, file, f"{key}.recipe")
+            # the whole recipe is validated now: an error names the recipe file and its key,
+            # before any job runs (it used to end each job in an error after the suite started)
+            default_seeds = [load_checked_recipe(rp).seed]
             recipe, sha = str(rp), hashlib.sha256(rp.read_bytes()).hexdigest()
             jname = _name(e.get("name"), file, f"{key}.name") or rp.stem
         else:
@@ -248,13 +293,26 @@ def load_suite(path: str | Path) -> Suite:
         try:
             jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
         except ConfigError as err:
-            raise ConfigError(str(err).split(": ", 1)[-1], file=file, key=f"{key}.sims") from None
-        jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
+            raise err.with_context(file=file, key=f"{key}.sims") from None
+        if jname in names:
+            raise ConfigError(f"job name {jname!r} is already used by jobs[{names[jname]}] "
+                              "(names tell the jobs apart in the reports; add name:)",
+                              file=file, key=f"{key}.name")
+        names[jname] = i
+        jseeds = (_seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e
+                  else seeds if seeds is not None else default_seeds)
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
             else timeout
         tried: set[tuple[int, int]] = set()
-        for hw in jhws:
+        for hw, hw_where in jhws:
+            if any(jsims):
+                try:
+                    check_simulable(hw)
+                except ConfigError as err:
+                    where = {"file": hw_where} if hw_where.endswith((".yaml", ".yml")) \
+                        else {"file": file, "key": f"{hw_where}.{err.key}"}
+                    raise err.with_context(**where) from None
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])

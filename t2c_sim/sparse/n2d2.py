@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from t2c_sim.errors import ConfigError
-from t2c_sim.sparse.qsparse import ensure_mask, raw_weight
+from t2c_sim.sparse.attach import attach_pruner
 
 __all__ = ["N2D2Pruner", "fill_random", "fill_iter_nonstruct", "attach_n2d2", "MODES",
            "FILLERS"]
@@ -118,6 +117,7 @@ class N2D2Pruner:
         self.threshold, self.delta, self.start = float(threshold), float(delta), float(start)
         self.gamma, self.stepsize = float(gamma), stepsize
         self.generator = torch.Generator().manual_seed(seed)
+        self.regrows = False
         self.current = 0.0
         self.initialized = False
         self._pending_epoch = False
@@ -151,29 +151,10 @@ class N2D2Pruner:
         return self._fill(w, old_mask, self.current)
 
 
-class _N2D2Controller(nn.Module):
-    def __init__(self, pruner: N2D2Pruner) -> None:
-        super().__init__()
-        self.pruner = pruner
-        self.register_buffer("n_updates", torch.tensor(0, dtype=torch.int64))
-
-    def pre_forward(self, module: nn.Module, _args: Any) -> None:
-        if not module.training:
-            return
-        new = self.pruner.mask_at(raw_weight(module), int(self.n_updates), module.mask.bool())
-        if new is not None:
-            with torch.no_grad():
-                module.mask.copy_(new.to(module.mask.dtype))
-            log.debug("N2D2 %s/%s: pruned %.3f of %s", self.pruner.mode, self.pruner.filler,
-                      1.0 - float(module.mask.float().mean()), type(module).__name__)
-        self.n_updates += 1
-
-
 def attach_n2d2(module: nn.Module, pruner: N2D2Pruner) -> nn.Module:
-    """Drive ``module.mask`` with ``pruner`` on every training forward; returns ``module``."""
-    if hasattr(module, "n2d2_ctl") or hasattr(module, "prune_ctl"):
-        raise ConfigError(f"{type(module).__name__} already has a pruner", key="module")
-    ensure_mask(module)
-    module.n2d2_ctl = _N2D2Controller(pruner)
-    module.register_forward_pre_hook(module.n2d2_ctl.pre_forward)
-    return module
+    """Drive ``module.mask`` with ``pruner`` on every training forward; returns ``module``.
+
+    The controller (``module.n2d2_ctl``) is the package's one mask lifecycle,
+    :func:`t2c_sim.sparse.attach.attach_pruner`.
+    """
+    return attach_pruner(module, pruner, "n2d2_ctl")

@@ -13,31 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from t2c_sim.config import nm_params
 from t2c_sim.errors import SparsityError
+from t2c_sim.layout import topn_mask
 
-__all__ = ["pad_k", "padded_len", "nm_mask", "check_nm", "compress", "decompress"]
-
-
-def _check_nm(n: int, m: int) -> None:
-    if not (isinstance(n, (int, np.integer)) and isinstance(m, (int, np.integer))) or not 1 <= n <= m:
-        raise SparsityError(f"need integers 1 <= N <= M, got N={n!r} M={m!r}")
-
-
-def padded_len(k: int, m: int) -> int:
-    """``k`` rounded up to a multiple of ``m``."""
-    return -(-k // m) * m
-
-
-def pad_k(w: np.ndarray, m: int, value: int = 0, axis: int = -1) -> np.ndarray:
-    """Pad ``axis`` of ``w`` with ``value`` up to a multiple of ``m`` (weights pad with 0)."""
-    w = np.asarray(w)
-    k = w.shape[axis]
-    kp = padded_len(k, m)
-    if kp == k:
-        return w
-    width = [(0, 0)] * w.ndim
-    width[axis] = (0, kp - k)
-    return np.pad(w, width, constant_values=value)
+__all__ = ["nm_mask", "check_nm", "compress", "decompress"]
 
 
 def _groups(w: np.ndarray, m: int, name: str) -> np.ndarray:
@@ -45,7 +25,8 @@ def _groups(w: np.ndarray, m: int, name: str) -> np.ndarray:
     if w.ndim != 2:
         raise SparsityError(f"{name}: expected a 2-D [C_out, K] matrix, got shape {w.shape}")
     if w.shape[1] % m:
-        raise SparsityError(f"{name}: K={w.shape[1]} is not a multiple of M={m} (pad it with pad_k)")
+        raise SparsityError(f"{name}: K={w.shape[1]} is not a multiple of M={m} "
+                            "(pad it with t2c_sim.layout.pad_k)")
     return w.reshape(w.shape[0], w.shape[1] // m, m)
 
 
@@ -58,17 +39,14 @@ def nm_mask(w: np.ndarray, n: int, m: int) -> np.ndarray:
     >>> nm_mask(np.array([[1, -4, 4, 2]]), 2, 4).astype(int)
     array([[0, 1, 1, 0]])
     """
-    _check_nm(n, m)
-    g = _groups(w, m, "nm_mask")
-    order = np.argsort(-np.abs(g), axis=-1, kind="stable")  # stable: equal |w| keep index order
-    keep = np.zeros(g.shape, dtype=bool)
-    np.put_along_axis(keep, order[..., :n], True, axis=-1)
-    return keep.reshape(np.asarray(w).shape)
+    n, m = nm_params(n, m)
+    _groups(w, m, "nm_mask")
+    return topn_mask(np.abs(np.asarray(w)), n, m)
 
 
 def check_nm(w: np.ndarray, n: int, m: int, name: str = "weights") -> None:
     """Raise :class:`SparsityError` naming the first ``(channel, group)`` with more than ``n`` nonzeros."""
-    _check_nm(n, m)
+    n, m = nm_params(n, m)
     g = _groups(w, m, name)
     nnz = np.count_nonzero(g, axis=-1)
     bad = np.argwhere(nnz > n)
@@ -100,7 +78,7 @@ def compress(w_q: np.ndarray, n: int, m: int, name: str = "weights",
 def decompress(values: np.ndarray, indices: np.ndarray, n: int, m: int, k: int | None = None,
                ) -> np.ndarray:
     """Inverse of :func:`compress`: dense ``W[C_out, K]`` (``K = groups * m``, or ``k`` to cut padding)."""
-    _check_nm(n, m)
+    n, m = nm_params(n, m)
     values = np.asarray(values, dtype=np.int64)
     indices = np.asarray(indices, dtype=np.int64)
     if values.shape != indices.shape or values.ndim != 2 or values.shape[1] % n:

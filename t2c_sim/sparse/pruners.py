@@ -24,82 +24,104 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from t2c_sim import layout
+from t2c_sim.config import nm_params
 from t2c_sim.errors import ConfigError
 from t2c_sim.sparse.schedules import ONESHOT, PruneSchedule
 
 __all__ = [
-    "to_reduction_matrix", "from_reduction_matrix", "nm_keep_mask", "magnitude_mask",
-    "prune_and_regrow", "erk_sparsities", "NMPruner", "MagnitudePruner",
+    "to_reduction_matrix", "from_reduction_matrix", "nm_keep_mask", "grouped_nm_mask",
+    "magnitude_mask", "prune_and_regrow", "erk_sparsities", "NMPruner", "MagnitudePruner",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def _check_nm(n: int, m: int, who: str = "N:M pruner") -> None:
-    if (not isinstance(n, int) or not isinstance(m, int) or isinstance(n, bool)
-            or isinstance(m, bool) or not 1 <= n <= m):
-        raise ConfigError(f"{who}: need integers 1 <= N <= M, got N={n!r} M={m!r}", key="nm")
+# ---- torch adapters over t2c_sim.layout (the NumPy owner of the layout rules) ----------------
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
 
 
 def to_reduction_matrix(w: Tensor, m: int) -> Tensor:
     """View a linear ``[C_out, C_in]`` or conv ``[C_out, C_in, KH, KW]`` weight as ``[C_out, K]``.
 
-    Conv: ``permute(0, 2, 3, 1)``, pad ``C_in`` with zeros to a multiple of ``m``, flatten, so
-    ``k = (kh * KW + kw) * C_in_p + c_in`` (SPEC section 2).
+    :func:`t2c_sim.layout.reduction_order` on a tensor: ``k = (kh * KW + kw) * C_in_p + c_in``,
+    ``C_in`` zero-padded to a multiple of ``m`` (SPEC section 2).
 
     >>> to_reduction_matrix(torch.arange(6.).reshape(1, 3, 1, 2), 4)
     tensor([[0., 2., 4., 0., 1., 3., 5., 0.]])
     """
-    if w.dim() not in (2, 4):
-        raise ConfigError(f"N:M pruning needs a [C_out, C_in] or [C_out, C_in, KH, KW] weight, "
-                          f"got shape {tuple(w.shape)}", key="weight")
-    t = w if w.dim() == 2 else w.permute(0, 2, 3, 1)
-    c_in = t.shape[-1]
-    pad = -(-c_in // m) * m - c_in
-    if pad:
-        t = torch.nn.functional.pad(t, (0, pad))
-    return t.reshape(w.shape[0], -1)
+    return torch.from_numpy(np.ascontiguousarray(layout.reduction_order(_np(w), m))).to(w.device)
 
 
 def from_reduction_matrix(mat: Tensor, shape: Sequence[int], m: int) -> Tensor:
     """Inverse of :func:`to_reduction_matrix` (drops the padding channels)."""
-    shape = tuple(shape)
-    c_in = shape[1]
-    c_in_p = -(-c_in // m) * m
-    if len(shape) == 2:
-        return mat[:, :c_in].reshape(shape)
-    c_out, _, kh, kw = shape
-    t = mat.reshape(c_out, kh, kw, c_in_p)[..., :c_in]
-    return t.permute(0, 3, 1, 2).reshape(shape)
+    out = layout.from_reduction_order(_np(mat), shape, m)
+    return torch.from_numpy(np.ascontiguousarray(out)).to(mat.device)
 
 
-def _topn_in_groups(score: Tensor, n: int, m: int) -> Tensor:
-    """Keep the ``n`` largest scores in each group of ``m`` along the last dim, ties to lower index."""
-    g = score.reshape(score.shape[0], -1, m)
-    order = torch.argsort(-g, dim=-1, stable=True)
-    keep = torch.zeros_like(g, dtype=torch.bool)
-    keep.scatter_(-1, order[..., :n], True)
-    return keep.reshape(score.shape)
+def _hwc(t: Tensor, chw: tuple[int, int, int] | None) -> tuple[Tensor, np.ndarray | None]:
+    """Columns of a linear weight in the integer model's ``(h, w, c)`` order (``chw`` given)."""
+    if chw is None:
+        return t, None
+    if t.dim() != 2 or t.shape[1] != chw[0] * chw[1] * chw[2]:
+        raise ConfigError(f"chw={tuple(chw)} does not match a weight of shape {tuple(t.shape)}",
+                          key="chw")
+    perm = layout.hwc_perm(*chw)
+    return t[:, torch.from_numpy(perm)], perm
 
 
-def nm_keep_mask(w: Tensor, n: int, m: int) -> Tensor:
+def _unhwc(t: Tensor, perm: np.ndarray | None) -> Tensor:
+    if perm is None:
+        return t
+    out = torch.empty_like(t)
+    out[:, torch.from_numpy(perm)] = t
+    return out
+
+
+def nm_keep_mask(w: Tensor, n: int, m: int, chw: tuple[int, int, int] | None = None) -> Tensor:
     """Boolean N:M keep-mask of a linear or conv weight (same shape as ``w``).
 
-    In every group of ``m`` consecutive input channels at fixed ``(c_out, kh, kw)``, keeps the
-    ``n`` largest ``|w|`` (ties to the lower channel); see the module docstring for padding.
+    In every group of ``m`` consecutive entries along the reduction order (``m`` input channels
+    at fixed ``(c_out, kh, kw)``), keeps the ``n`` largest ``|w|``, ties to the lower channel:
+    :func:`t2c_sim.sparse.nm.nm_mask` (:func:`t2c_sim.layout.topn_mask`) on the padded
+    reduction-order matrix; a pad (0, highest index) never beats a real weight. For a linear
+    after a flatten of ``[B, C, H, W]`` pass ``chw``: the integer model orders the columns
+    ``(h, w, c)``, and the groups follow that order.
 
     >>> nm_keep_mask(torch.tensor([[1., -4., 4., 2.]]), 2, 4).int()
     tensor([[0, 1, 1, 0]], dtype=torch.int32)
     """
-    _check_nm(n, m)
-    # pads get score -1 (< any |w|) so a real zero beats a pad; nm_mask on the zero-padded
-    # matrix agrees because pads sit at the highest indices of their group.
-    score = to_reduction_matrix(w.detach().abs().float() + 1.0, m) - 1.0
-    keep = _topn_in_groups(score, n, m)
-    return from_reduction_matrix(keep, w.shape, m)
+    n, m = nm_params(n, m)
+    wp, perm = _hwc(w.detach(), chw)
+    a = np.abs(_np(wp.float()))
+    keep = layout.topn_mask(layout.reduction_order(a, m), n, m)
+    out = torch.from_numpy(np.ascontiguousarray(layout.from_reduction_order(keep, wp.shape, m)))
+    return _unhwc(out, perm).to(w.device)
+
+
+def grouped_nm_mask(pruner: NMPruner, weight: Tensor, progress: float,
+                    old_mask: Tensor | None = None,
+                    chw: tuple[int, int, int] | None = None) -> Tensor:
+    """``pruner.compute`` with groups in the integer reduction order, AND ``old_mask``.
+
+    Conv: groups of M input channels at fixed ``(kh, kw)``. Linear after a flatten of
+    ``[B, C, H, W]`` (``chw`` given): columns are taken in the integer model's ``(h, w, c)``
+    order, pruned, and put back. The result is ANDed with ``old_mask`` so masks only shrink.
+    Returns a float 0/1 mask (torch layout).
+    """
+    w, perm = _hwc(weight.detach(), chw)
+    old = None
+    if old_mask is not None:
+        old, _ = _hwc(old_mask.detach().bool(), chw)
+    keep = pruner.compute(w, progress, old).bool()
+    if old is not None:
+        keep = keep & old
+    return _unhwc(keep, perm).to(torch.float32)
 
 
 def magnitude_mask(w: Tensor, sparsity: float) -> Tensor:
@@ -110,12 +132,10 @@ def magnitude_mask(w: Tensor, sparsity: float) -> Tensor:
     """
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ConfigError(f"sparsity must be in [0, 1], got {sparsity!r}", key="sparsity")
-    flat = w.detach().abs().flatten().float()
-    n_keep = flat.numel() - int(round(float(sparsity) * flat.numel()))
-    order = torch.argsort(-flat, stable=True)
-    keep = torch.zeros_like(flat, dtype=torch.bool)
-    keep[order[:n_keep]] = True
-    return keep.reshape(w.shape)
+    flat = _np(w.abs().flatten().float())
+    n_keep = flat.size - int(round(float(sparsity) * flat.size))
+    keep = layout.topn_mask(flat, n_keep, flat.size)      # one group: the whole tensor
+    return torch.from_numpy(keep).reshape(w.shape).to(w.device)
 
 
 def prune_and_regrow(w: Tensor, mask: Tensor, fraction: float, grad: Tensor | None = None,
@@ -142,14 +162,14 @@ def prune_and_regrow(w: Tensor, mask: Tensor, fraction: float, grad: Tensor | No
     if k == 0:
         return mask.reshape(w.shape).clone()
     active = mask.nonzero().flatten()
-    mag = w.detach().abs().flatten().float()[active]
-    keep_order = torch.argsort(-mag, stable=True)          # largest first, ties lower index first
-    drop = active[keep_order[keep_order.numel() - k:]]
+    mag = _np(w.abs().flatten().float()[active])
+    stay = layout.topn_mask(mag, mag.size - k, mag.size)   # ties: the lower index stays
+    drop = active[torch.from_numpy(~stay)]
     if mode == "gradient":
         if grad is None:
             raise ConfigError("gradient regrowth needs the weight's gradient", key="grad")
-        gscore = grad.detach().abs().flatten().float()[inactive]
-        grow = inactive[torch.argsort(-gscore, stable=True)[:k]]
+        gscore = _np(grad.abs().flatten().float()[inactive])
+        grow = inactive[torch.from_numpy(layout.topn_mask(gscore, k, gscore.size))]
     else:
         grow = inactive[torch.randperm(inactive.numel(), generator=generator)[:k]]
     new = mask.clone()
@@ -207,11 +227,12 @@ class NMPruner:
 
     def __init__(self, n: int, m: int, schedule: PruneSchedule = ONESHOT,
                  mode: str = "step_n") -> None:
-        _check_nm(n, m)
+        n, m = nm_params(n, m)
         if mode not in ("step_n", "groups"):
             raise ConfigError(f"N:M schedule mode must be 'step_n' or 'groups', got {mode!r}",
                               key="mode")
         self.n, self.m, self.schedule, self.mode = n, m, schedule, mode
+        self.regrows = False
 
     def mask_at(self, w: Tensor, step: int, old_mask: Tensor | None = None) -> Tensor | None:
         """The new keep-mask if ``step`` is an update step, else ``None``."""
@@ -233,8 +254,8 @@ class NMPruner:
         lost = (a * (1.0 - keep)).reshape(-1, self.m).sum(-1)          # cost per group
         n_groups = lost.numel()
         n_prune = int(round(float(progress) * n_groups))
-        chosen = torch.zeros(n_groups, dtype=torch.bool)
-        chosen[torch.argsort(lost, stable=True)[:n_prune]] = True
+        # the n_prune cheapest groups (ties to the lower group)
+        chosen = torch.from_numpy(layout.topn_mask(-_np(lost), n_prune, n_groups))
         gk = torch.where(chosen[:, None], keep.reshape(-1, self.m) > 0,
                          torch.ones(n_groups, self.m, dtype=torch.bool))
         mask = from_reduction_matrix(gk.reshape(keep.shape), w.shape, self.m)
@@ -267,6 +288,11 @@ class MagnitudePruner:
         self.regrow_fraction = float(regrow_fraction)
         self.regrow_interval = int(regrow_interval)
         self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def regrows(self) -> bool:
+        """Whether masks can revive weights (their values then restart at 0)."""
+        return self.regrow is not None
 
     def mask_at(self, w: Tensor, step: int, old_mask: Tensor | None = None,
                 grad: Tensor | None = None) -> Tensor | None:

@@ -1,1 +1,1 @@
-"""Independent oracles of the integer model: the PyTorch integer path and the fake-quant cross-check."""
+"""The independent oracles: the PyTorch integer path and the fake-quant cross-check."""

@@ -10,7 +10,7 @@ and without :mod:`t2c_sim.numerics`:
 - softmax, LayerNorm and GELU: the kernels of :mod:`t2c_sim.quant.intops` (which the fake-quant
   modules also run, so fake-quant and integer models share one definition).
 
-:func:`run_transformer_op_t` is dispatched from :func:`t2c_sim.torch_int.run_layer_torch`.
+:func:`run_transformer_op_t` is dispatched from :func:`t2c_sim.verify.torch_int.run_layer_torch`.
 """
 
 from __future__ import annotations

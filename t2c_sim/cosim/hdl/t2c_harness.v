@@ -3,17 +3,19 @@
 // Generates the clock in HDL (10 ns period) so no Python runs per cycle, and sequences tiles
 // from files in the simulator's working directory, written beforehand by t2c_sim.cosim.run:
 //
-//   plan.hex            32-bit words: [0] tile count, then 12 words per tile t at 1 + 12*t:
-//                       rows, groups, cols, a_signed, z_y, lo, hi, mode, act words per bank,
-//                       wgt words per bank, ch words per bank, output words
-//   t<t>_act<r>.hex     activation bank r,   t<t>_wgt<c>.hex  weight bank c,
-//   t<t>_ch<c>.hex      channel-parameter bank c  (t2c_sim.export.hexfile words)
+//   plan.hex            32-bit words: [0] run count, then 13 words per run t at 1 + 13*t:
+//                       rows, groups, cols, a_signed, z_y, lo, hi, mode, act words, wgt words,
+//                       ch words, output words to dump, flags (bit 0 first, bit 1 last K-chunk)
+//   t<t>_act.hex, t<t>_wgt.hex, t<t>_ch.hex   the scratchpad words of run t (a count of 0
+//                       leaves that memory as the previous run left it)
 //
-// Per tile (go_i high at a rising edge while idle, tile_i = t): $readmemh every bank in zero
-// simulation time (backdoor into the banks' mem_q arrays), program the control registers,
-// pulse start, wait for done, $writememh the output words to t<t>_y.hex / t<t>_acc.hex, append
-// "t err cycles" to tiles.txt, raise tile_done_o. With +define+T2C_RAW the harness runs every
-// tile by itself and calls $finish (the Python-free reference run of scripts/bench_cosim.py).
+// One "run" is one accelerator start (one tile, or one K-chunk of a split tile). Per run (go_i
+// high at a rising edge while idle, tile_i = t): $readmemh the memories in zero simulation time
+// (backdoor into the RAMs' mem_q arrays), program the control registers, pulse start, wait for
+// done, $writememh the output and accumulator words to t<t>_y.hex / t<t>_acc.hex (when the
+// output count is not 0), append "t err cycles" to tiles.txt, raise tile_done_o. With
+// +define+T2C_RAW the harness runs every run by itself and calls $finish (the Python-free
+// reference run of scripts/bench_cosim.py).
 `timescale 1ns / 1ps
 `default_nettype none
 // Simulation-only: registers start from declared values (no reset) and the plan words are
@@ -35,15 +37,16 @@ module t2c_harness #(
   parameter integer W_DEPTH   = 4096,
   parameter integer OUT_DEPTH = 4096,
   parameter integer CH_DEPTH  = 256,
-  parameter integer MAX_TILES = 4096  // plan capacity
+  parameter integer PACKED    = 0,    // PE array implementation (t2c_pe_array)
+  parameter integer MAX_TILES = 16384 // plan capacity (runs)
 ) ();
 
   localparam integer Y_BITS = 16;
-  localparam integer PW     = 12;  // plan words per tile
-  localparam integer CH_W   = ACC_BITS + MULT_BITS + 6;
+  localparam integer PW     = 13;  // plan words per run
+  localparam integer CH_W   = COLS * (ACC_BITS + MULT_BITS + 6);
   localparam integer IDX_BITS = (M > 1) ? $clog2(M) : 1;
-  localparam integer HW_W_A = M * A_BITS;
-  localparam integer HW_W_W = N * W_BITS + N * IDX_BITS;
+  localparam integer HW_W_A = M * ROWS * A_BITS;
+  localparam integer HW_W_W = COLS * (N * W_BITS + N * IDX_BITS);
   localparam integer HW_W   = (HW_W_A > HW_W_W) ? ((HW_W_A > CH_W) ? HW_W_A : CH_W)
                                                 : ((HW_W_W > CH_W) ? HW_W_W : CH_W);
 
@@ -62,7 +65,7 @@ module t2c_harness #(
   reg  [31:0] plan [0:1 + PW*MAX_TILES - 1];
   reg         start_q = 1'b0;
   reg  [31:0] cfg_rows_q = 32'd0, cfg_groups_q = 32'd0, cfg_cols_q = 32'd0;
-  reg         cfg_asg_q = 1'b0;
+  reg         cfg_asg_q = 1'b0, cfg_first_q = 1'b1, cfg_last_q = 1'b1;
   reg  [31:0] cfg_zy_q = 32'd0, cfg_lo_q = 32'd0, cfg_hi_q = 32'd0, cfg_mode_q = 32'd0;
   reg  [31:0] n_act_q = 32'd0, n_wgt_q = 32'd0, n_ch_q = 32'd0, n_out_q = 32'd0;
   reg         load_q = 1'b0;
@@ -79,21 +82,21 @@ module t2c_harness #(
   t2c_accel_top #(
     .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
     .ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_MAX(SHIFT_MAX), .ACT_DEPTH(ACT_DEPTH),
-    .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS), .ACC_DBG(1)
+    .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS), .PACKED(PACKED)
   ) u_top (
     .clk_i(clk), .rst_ni(rst_n), .start_i(start_q),
     .cfg_rows_i(cfg_rows_q), .cfg_groups_i(cfg_groups_q), .cfg_cols_i(cfg_cols_q),
-    .cfg_a_signed_i(cfg_asg_q), .cfg_zy_i(cfg_zy_q[Y_BITS-1:0]), .cfg_lo_i(cfg_lo_q[Y_BITS-1:0]),
+    .cfg_a_signed_i(cfg_asg_q), .cfg_first_i(cfg_first_q), .cfg_last_i(cfg_last_q), .cfg_zy_i(cfg_zy_q[Y_BITS-1:0]), .cfg_lo_i(cfg_lo_q[Y_BITS-1:0]),
     .cfg_hi_i(cfg_hi_q[Y_BITS-1:0]), .cfg_mode_i(cfg_mode_q[1:0]),
     .busy_o(busy), .done_o(done), .err_o(err), .cycles_o(cycles),
-    .hw_en_i(1'b0), .hw_sel_i(2'd0), .hw_bank_i(8'd0), .hw_addr_i(32'd0),
+    .hw_en_i(1'b0), .hw_sel_i(2'd0), .hw_addr_i(32'd0),
     .hw_data_i({HW_W{1'b0}}), .hr_addr_i(32'd0), .hr_y_o(hr_y), .hr_acc_o(hr_acc)
   );
 
   initial begin
     $readmemh("plan.hex", plan, 0, 0);
     if (plan[0] > MAX_TILES) begin
-      $fatal(1, "%m: plan.hex has %0d tiles, more than MAX_TILES=%0d", plan[0], MAX_TILES);
+      $fatal(1, "%m: plan.hex has %0d runs, more than MAX_TILES=%0d", plan[0], MAX_TILES);
     end
     $readmemh("plan.hex", plan, 0, PW * plan[0]);
     fstat = $fopen("tiles.txt", "w");
@@ -101,32 +104,31 @@ module t2c_harness #(
     rst_n = 1'b1;
   end
 
-  // ---- bulk loads: every bank in zero simulation time, on load_q
-  genvar gr, gc;
-  generate
-    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_lda
-      reg [8*64-1:0] fn;
-      always @(posedge clk) begin
-        if (load_q && n_act_q != 32'd0) begin
-          $sformat(fn, "t%0d_act%0d.hex", tile_i, gr);
-          $readmemh(fn, u_top.g_act[gr].u_ram.mem_q, 0, n_act_q - 1);
-        end
-      end
+  // ---- bulk loads: every memory in zero simulation time, 1 ns after load_q rises (after every
+  // register of that clock edge has settled; a process per memory that wakes only then: one
+  // woken every clock edge costs Icarus measurably)
+  reg [8*64-1:0] fa_n, fw_n, fc_n;
+  always @(posedge load_q) begin
+    #1;
+    if (n_act_q != 32'd0) begin
+      $sformat(fa_n, "t%0d_act.hex", tile_i);
+      $readmemh(fa_n, u_top.u_act.mem_q, 0, n_act_q - 1);
     end
-    for (gc = 0; gc < COLS; gc = gc + 1) begin : g_ldw
-      reg [8*64-1:0] fw, fc;
-      always @(posedge clk) begin
-        if (load_q && n_wgt_q != 32'd0) begin
-          $sformat(fw, "t%0d_wgt%0d.hex", tile_i, gc);
-          $readmemh(fw, u_top.g_wgt[gc].u_ram.mem_q, 0, n_wgt_q - 1);
-        end
-        if (load_q && n_ch_q != 32'd0) begin
-          $sformat(fc, "t%0d_ch%0d.hex", tile_i, gc);
-          $readmemh(fc, u_top.g_ch[gc].u_ram.mem_q, 0, n_ch_q - 1);
-        end
-      end
+  end
+  always @(posedge load_q) begin
+    #1;
+    if (n_wgt_q != 32'd0) begin
+      $sformat(fw_n, "t%0d_wgt.hex", tile_i);
+      $readmemh(fw_n, u_top.u_wgt.mem_q, 0, n_wgt_q - 1);
     end
-  endgenerate
+  end
+  always @(posedge load_q) begin
+    #1;
+    if (n_ch_q != 32'd0) begin
+      $sformat(fc_n, "t%0d_ch.hex", tile_i);
+      $readmemh(fc_n, u_top.u_ch.mem_q, 0, n_ch_q - 1);
+    end
+  end
 
   // ---- tile sequencer: IDLE -> (load) START -> WAIT -> dump, IDLE
   reg [8*64-1:0] fy, fa;
@@ -147,6 +149,8 @@ module t2c_harness #(
         n_wgt_q      <= plan[1 + PW*tile_i + 9];
         n_ch_q       <= plan[1 + PW*tile_i + 10];
         n_out_q      <= plan[1 + PW*tile_i + 11];
+        cfg_first_q  <= plan[1 + PW*tile_i + 12][0];
+        cfg_last_q   <= plan[1 + PW*tile_i + 12][1];
         tile_done_o  <= 1'b0;
         load_q       <= 1'b1;
         state_q      <= 2'd1;
@@ -161,7 +165,7 @@ module t2c_harness #(
           $sformat(fy, "t%0d_y.hex", tile_i);
           $writememh(fy, u_top.u_out.mem_q, 0, n_out_q - 1);
           $sformat(fa, "t%0d_acc.hex", tile_i);
-          $writememh(fa, u_top.g_accdbg.u_acc.mem_q, 0, n_out_q - 1);
+          $writememh(fa, u_top.u_acc.mem_q, 0, n_out_q - 1);
         end
         $fwrite(fstat, "%0d %0d %0d\n", tile_i, err, cycles);
         $fflush(fstat);

@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 
 from t2c_sim.regress.report import plots
+from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header, parity_html
 from t2c_sim.regress.report.terminal import lsb_text
 from t2c_sim.regress.results import RunResult
 
@@ -44,8 +45,10 @@ def _img(uri: str | None, alt: str) -> str:
 def layer_table_html(run: RunResult) -> str:
     """The per-layer table as an HTML ``<table>``."""
     sims = list(run.sims)
+    par = has_parity(run)
     head = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
-            "cycles RTL", "est/RTL", "utilization"] + (sims or ["verdict"])
+            "cycles RTL", "est/RTL", "utilization"] + (sims or ["verdict"]) + \
+        ([parity_header(run)] if par else [])
     rows = []
     for lr in run.layers:
         meas = lr.cycles_measured
@@ -62,6 +65,8 @@ def layer_table_html(run: RunResult) -> str:
                 cells.append(_verdict(o.verdict if o else lr.verdict))
         else:
             cells.append(_verdict(lr.verdict))
+        if par:
+            cells.append(f"<td>{_e(parity_cell(run, lr))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
     return f'<table class="layers"><tr>{th}</tr>{"".join(rows)}</table>'
@@ -123,6 +128,7 @@ def run_body(run: RunResult, level: int = 1, plots_on: bool = True) -> str:
     fails = _failures_html(run, with_maps=plots_on)
     if fails:
         out += ["<h2>Mismatches and errors</h2>", fails]
+    out.append(parity_html(run))
     out.append(_summary_html(run))
     if plots_on:
         imgs = [_img(plots.cycles_plot(run), "cycles per layer"),

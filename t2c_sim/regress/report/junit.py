@@ -11,7 +11,10 @@ Structure::
         <testcase classname=... name="<pool layer>[golden]"><skipped message="golden-only"/></testcase>
 
 A mismatch is a ``<failure>``; a simulator error (build failure, hang, X/Z) is an ``<error>``;
-golden-only and ``--layers``-excluded layers are ``<skipped>``.
+golden-only and ``--layers``-excluded layers are ``<skipped>``. With an ONNX Runtime parity
+check, each layer x optimization level (and the quantized input) is one more ``<testcase>``
+named ``<layer>[ort <level>]``; golden differing on an integer kernel is a
+``<failure type="parity">`` (:mod:`t2c_sim.regress.report.parity`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from t2c_sim.regress.report.parity import parity_cases
 from t2c_sim.regress.results import ERROR, FAIL, PASS, RunResult
 
 
@@ -66,6 +70,8 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
             out = ET.SubElement(tc, "system-out")
             out.text = (f"cycles_measured={o.cycles_measured} cycles_est={lr.cycles_est} "
                         f"tiles={len(o.tiles)}")
+    pn, pf = parity_cases(ts, run)
+    n, fails = n + pn, fails + pf
     ts.set("tests", str(n))
     ts.set("failures", str(fails))
     ts.set("errors", str(errs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header
 from t2c_sim.regress.results import FAIL, RunResult
 
 
@@ -48,10 +49,12 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]],
 def layer_table(run: RunResult) -> str:
     """Per-layer table: MACs, verdict per simulator, LSB stats, cycles estimated vs measured."""
     sims = list(run.sims)
+    par = has_parity(run)
     header = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
-              "cycles RTL", "est/RTL", "util", *sims] + ([] if sims else ["verdict"])
+              "cycles RTL", "est/RTL", "util", *sims] + ([] if sims else ["verdict"]) + \
+        ([parity_header(run)] if par else [])
     right = [False, False, False, False, True, False, True, True, True, True] + \
-        [False] * (len(sims) or 1)
+        [False] * ((len(sims) or 1) + par)
     rows = []
     for lr in run.layers:
         meas = lr.cycles_measured
@@ -66,6 +69,8 @@ def layer_table(run: RunResult) -> str:
                 cells.append(o.verdict.upper() if o else lr.verdict)
         else:
             cells.append(lr.verdict)
+        if par:
+            cells.append(parity_cell(run, lr))
         rows.append(cells)
     return render_table(header, rows, right)
 

@@ -26,6 +26,7 @@ from t2c_sim.config import OpKind, qrange
 from t2c_sim.errors import RecordError
 from t2c_sim.golden.layers import run_layer
 from t2c_sim.golden.network import attach_results, run_network
+from t2c_sim.layout import padded_len
 from t2c_sim.numerics import quantize_multiplier, quantize_multipliers_shared, relu_bounds, wrap
 from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import compress, nm_mask
@@ -124,7 +125,7 @@ def random_linear_record(rng: np.random.Generator, *, c_in: int, c_out: int, row
     if x_q is None:
         x_q = _random_x(rng, (rows, c_in), a_bits, a_signed)
     z_x = random_zero_point(rng, a_bits, a_signed) if z_x is None else int(z_x)
-    kp = -(-c_in // m) * m
+    kp = padded_len(c_in, m)
     wlo, whi = qrange(w_bits, True)
     w = np.zeros((c_out, kp), dtype=np.int64)
     w[:, :c_in] = rng.integers(wlo, whi + 1, size=(c_out, c_in))
@@ -157,7 +158,7 @@ def random_conv_record(rng: np.random.Generator, *, c_in: int, c_out: int, h: in
         x_q = _random_x(rng, (batch, h, w, c_in), a_bits, a_signed)
     z_x = random_zero_point(rng, a_bits, a_signed) if z_x is None else int(z_x)
     cg = c_in // groups
-    cgp = -(-cg // m) * m
+    cgp = padded_len(cg, m)
     wlo, whi = qrange(w_bits, True)
     w4 = np.zeros((c_out, kh, kw, cgp), dtype=np.int64)
     w4[..., :cg] = rng.integers(wlo, whi + 1, size=(c_out, kh, kw, cg))

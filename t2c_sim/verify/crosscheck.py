@@ -29,8 +29,12 @@ from torch import nn
 
 from t2c_sim.config import OpKind
 from t2c_sim.errors import FuseError
-from t2c_sim.fuse import _Frozen, quantize_input, run_fake_quant
+from t2c_sim.fuse import quantize_input, run_fake_quant
+from t2c_sim.golden import run_network
+from t2c_sim.layout import hwc_to_chw
+from t2c_sim.quant.modules import frozen
 from t2c_sim.record import LayerRecord
+from t2c_sim.verify.torch_int import run_network_torch
 
 __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED_OPS"]
 
@@ -49,14 +53,11 @@ def lsb_stats(diff: np.ndarray) -> dict[str, Any]:
 
 
 def _to_torch_layout(rec: LayerRecord, x: np.ndarray) -> torch.Tensor:
+    where = rec.meta.get("layout", "plain")
+    if where == "flat_chw":
+        x = hwc_to_chw(x, *rec.meta["chw"])          # integer (h, w, c) -> torch (c, h, w)
     t = torch.from_numpy(np.ascontiguousarray(x))
-    layout = rec.meta.get("layout", "plain")
-    if layout == "nhwc":
-        return t.permute(0, 3, 1, 2)
-    if layout == "flat_chw":
-        c, h, w = rec.meta["chw"]
-        return t.reshape(t.shape[0], h, w, c).permute(0, 3, 1, 2).reshape(t.shape[0], -1)
-    return t
+    return t.permute(0, 3, 1, 2) if where == "nhwc" else t
 
 
 def _scale(s: Any, like: torch.Tensor) -> torch.Tensor:
@@ -84,7 +85,7 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
     try:
         mod = model.get_submodule(meta["module"])
     except (AttributeError, KeyError) as e:
-        raise FuseError(f"layer {rec.name}: no module for it in the model ({e})") from None
+        raise FuseError(f"no module for it in the model ({e})", layer=rec.name) from None
     if rec.op is OpKind.ADD:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x),
               _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
@@ -104,19 +105,17 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
 def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarray,
                 ) -> dict[str, dict[str, Any]]:
     """Layer-local LSB differences fake-quant minus integer, keyed by layer name (see module)."""
-    from t2c_sim.golden import run_network
-
     trace = run_network(records, x_q)
     out: dict[str, dict[str, Any]] = {}
-    with _Frozen(model):
+    with frozen(model):
         for rec in records:
             if rec.op not in CHECKED_OPS:
                 continue
             y_fq = _fake_layer(model, rec, trace.inputs[rec.name])
             y_int = trace.outputs[rec.name].y
             if y_fq.shape != y_int.shape:
-                raise FuseError(f"layer {rec.name}: fake-quant output {y_fq.shape} vs integer "
-                                f"{y_int.shape}")
+                raise FuseError(f"fake-quant output {y_fq.shape} vs integer {y_int.shape}",
+                                layer=rec.name)
             out[rec.name] = lsb_stats(y_fq - y_int)
             log.debug("crosscheck %s: %s", rec.name, out[rec.name])
     return out
@@ -124,8 +123,6 @@ def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarra
 
 def integer_forward(records: Sequence[LayerRecord], x_q: np.ndarray) -> np.ndarray:
     """Network output of the golden model on the integer input (last record's ``y``)."""
-    from t2c_sim.golden import run_network
-
     return run_network(records, x_q).output
 
 
@@ -136,8 +133,6 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
     Also reports whether the NumPy and PyTorch integer paths give identical outputs.
     """
-    from t2c_sim.torch_int import run_network_torch
-
     labels = y.numpy()
     res: dict[str, Any] = {"n": int(len(labels))}
     if float_model is not None:

@@ -3,9 +3,7 @@
 ``load_recipe(path)`` validates every key once, at the edge, into frozen dataclasses; errors
 are :class:`~t2c_sim.errors.ConfigError` naming the key and the file (unknown key, wrong type,
 bad N:M string, unknown quantizer or argument, missing file, malformed YAML).
-``build(recipe)`` runs train -> prune (N:M) -> smooth -> quantize/calibrate (and QAT) -> fuse,
-caching the trained float weights under ``cache_dir`` by a hash of everything that determines
-them.
+Building a validated recipe is :func:`t2c_sim.recipe.flow.build`.
 
 Quantizer precedence for a module: ``overrides[module][kind]`` > ``conv``/``linear`` ``[kind]``
 (by layer type) > the default ``weight``/``act``/``output``. N:M schedules: ``oneshot`` prunes
@@ -39,17 +37,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from t2c_sim.config import FuseOptions, RoundMode, SparsitySpec
 from t2c_sim.errors import ConfigError
+from t2c_sim.files import read_yaml
+from t2c_sim.models.data import DATASETS
+from t2c_sim.models.nets import MODELS
+from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.sparse.pruners import NMPruner
+from t2c_sim.sparse.schedules import PruneSchedule
 
 __all__ = ["Recipe", "TrainCfg", "QuantCfg", "SmoothCfg", "SparsityCfg", "CalibCfg", "QatCfg",
-           "load_recipe", "parse_recipe", "BuildResult", "build"]
+           "load_recipe", "parse_recipe"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ class QuantCfg:
     smoothquant: SmoothCfg | None = None
 
     def spec(self) -> dict[str, Any]:
-        """The mapping :func:`t2c_sim.quant.layers.quantize_model` takes."""
+        """The mapping :func:`t2c_sim.quant.quantize.quantize_model` takes."""
         return {"weight": self.weight, "act": self.act, "output": self.output,
                 "overrides": self.overrides, "fold_bn": self.fold_bn,
                 "quant_bias": self.quant_bias, "types": {"conv": self.conv,
@@ -102,15 +105,12 @@ class SparsityCfg:
     repetition: int = 4
     mode: str = "step_n"
 
-    def pruner(self) -> Any:
+    def pruner(self) -> NMPruner:
         """The :class:`~t2c_sim.sparse.pruners.NMPruner` of a ``gradual`` schedule.
 
         Updates at fine-tuning iterations ``start + interval*k``, ``k = 1..repetition``; the
         last one (``end = start + interval*repetition``) reaches ``N:M``.
         """
-        from t2c_sim.sparse.pruners import NMPruner
-        from t2c_sim.sparse.schedules import PruneSchedule
-
         return NMPruner(self.nm.n, self.nm.m, PruneSchedule(self.start, self.interval,
                                                             self.repetition), self.mode)
 
@@ -186,6 +186,9 @@ def _typed(d: dict[str, Any], k: str, typ: type | tuple[type, ...], default: Any
     if not ok:
         names = "/".join(t.__name__ for t in types)
         raise ConfigError(f"must be {names}, got {v!r}", file=file, key=f"{key}.{k}" if key else k)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"must be a finite number, got {v!r}", file=file,
+                          key=f"{key}.{k}" if key else k)
     if positive and v <= 0:
         raise ConfigError(f"must be > 0, got {v!r}", file=file, key=f"{key}.{k}" if key else k)
     if positive is False and isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
@@ -194,12 +197,13 @@ def _typed(d: dict[str, Any], k: str, typ: type | tuple[type, ...], default: Any
 
 
 def _quantizer(v: Any, key: str, file: str | None) -> dict[str, Any]:
-    from t2c_sim.quant.qconfig import make_quantizer
-
     d = dict(_mapping(v, key, file))
     name = d.pop("quantizer", None)
     if not isinstance(name, str):
         raise ConfigError("needs 'quantizer: <preset>'", file=file, key=f"{key}.quantizer")
+    for k, x in d.items():
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ConfigError(f"must be a finite number, got {x!r}", file=file, key=f"{key}.{k}")
     make_quantizer(name, key=key, file=file, **d)   # validates the preset and its arguments
     return {"quantizer": name, **d}
 
@@ -258,7 +262,7 @@ def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
     try:
         spec = SparsitySpec.parse(nm)
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="sparsity.nm") from None
+        raise e.with_context(file=file, key="sparsity.nm") from None
     skip = d.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
         raise ConfigError("must be a list of module names", file=file, key="sparsity.skip")
@@ -294,9 +298,6 @@ def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
 
 def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     """Validate a recipe mapping (already parsed YAML); ``file`` names it in errors."""
-    from t2c_sim.models.data import DATASETS
-    from t2c_sim.models.nets import MODELS
-
     d = _mapping(data, "", file) if data is not None else None
     if not d:
         raise ConfigError("recipe is empty", file=file)
@@ -328,7 +329,7 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     try:
         rounding = RoundMode.parse(fu.get("rounding", "half_even"))
     except ConfigError as e:
-        raise ConfigError(str(e).split(": ", 1)[-1], file=file, key="fuse.rounding") from None
+        raise e.with_context(file=file, key="fuse.rounding") from None
     fuse = FuseOptions(_typed(fu, "acc_bits", int, 32, "fuse", file, True),
                    _typed(fu, "mult_bits", int, 32, "fuse", file, True),
                    _typed(fu, "shift_max", int, 63, "fuse", file),
@@ -353,151 +354,6 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a YAML recipe; :class:`ConfigError` names the file (and key)."""
+    """Read and validate a YAML recipe; :class:`ConfigError` names the file (and key, line)."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("recipe file not found", file=str(p))
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML{where}", file=str(p)) from None
-    return parse_recipe(data, str(p))
-
-
-
-# ---- build ----------------------------------------------------------------------------------
-@dataclass
-class BuildResult:
-    """Everything :func:`build` produced.
-
-    ``records`` (fused on the first ``export_samples`` test inputs, golden results attached
-    when the golden model is importable), ``x_q`` their integer input, ``crosscheck`` =
-    ``{"layers": layer_diffs, "end_to_end": accuracies/agreement}`` on the whole test split.
-
-    How the integer input is produced (host side): ``x_q = quantize_input(qmodel, x)`` =
-    ``clamp(round_half_even(x' / s_x) + z_x, qmin, qmax)`` (channel-last for images) with the
-    first layer's input format ``(s_x, z_x)`` and ``x' = x``, or with SmoothQuant on the first
-    layer ``x' = x / s`` per input feature (``input_smooth`` = ``s``, also in the meta of the
-    records that read ``"input"``). ``masks`` are the final pruning masks (torch layout) and
-    ``mask_history`` the ``(iteration, masks)`` of every gradual-schedule update.
-    ``smooth`` holds the SmoothQuant factors ``s`` by linear module name.
-    """
-
-    recipe: Recipe
-    float_model: Any
-    qmodel: Any
-    records: list[Any]
-    x_q: Any
-    split: Any
-    crosscheck: dict[str, Any]
-    masks: dict[str, Any] = field(default_factory=dict)
-    mask_history: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    smooth: dict[str, Any] = field(default_factory=dict)
-    input_smooth: list[float] | None = None
-
-
-def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) -> Any:
-    import torch
-
-    from t2c_sim.models import make_model, train
-
-    torch.manual_seed(seed)
-    model = make_model(recipe.model, **recipe.model_args)
-    path = cache_dir / f"{recipe.model}-{recipe.float_key(seed)}.pt" if cache_dir else None
-    if path is not None and path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        model.eval()
-        log.info("loaded cached float weights %s", path)
-        return model
-    t = recipe.train
-    train(model, split.x_train, split.y_train, epochs=t.epochs, lr=t.lr, batch=t.batch, seed=seed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
-    return model
-
-
-def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None = "build/cache",
-          ) -> BuildResult:
-    """train -> prune (N:M, masked or gradual fine-tuning) -> smooth -> quantize, calibrate
-    (QAT) -> fuse.
-
-    ``seed`` defaults to the recipe's. Float weights are cached in ``cache_dir`` (``None``
-    disables caching) by :meth:`Recipe.float_key`. Errors from any stage are the package's
-    own (:class:`FuseError`, :class:`ConfigError`, ...).
-    """
-    import copy
-
-    from t2c_sim.crosscheck import end_to_end, layer_diffs
-    from t2c_sim.fuse import fuse, quantize_input
-    from t2c_sim.models import load_dataset
-    from t2c_sim.quant.calibrate import (
-        apply_masks,
-        calibrate,
-        finetune_gradual,
-        finetune_masked,
-        nm_masks,
-        qat,
-    )
-    from t2c_sim.quant.layers import quantize_model
-    from t2c_sim.quant.smoothquant import input_smooth, smooth_model
-
-    seed = recipe.seed if seed is None else seed
-    split = load_dataset(recipe.dataset, seed=seed, calib=recipe.calibration.samples)
-    fmodel = _float_model(recipe, split, seed, Path(cache_dir) if cache_dir else None)
-    sp = recipe.sparsity
-    masks: dict[str, Any] = {}
-    history: list[tuple[int, dict[str, Any]]] = []
-    if not sp.nm.dense and sp.schedule == "gradual":
-        fmodel = copy.deepcopy(fmodel)
-        try:
-            masks = finetune_gradual(fmodel, sp.pruner(), split.x_train, split.y_train,
-                                     epochs=sp.finetune_epochs, example_input=split.x_test[:2],
-                                     skip=sp.skip, seed=seed,
-                                     on_update=lambda t, m: history.append((t, m)))
-        except ConfigError as e:
-            raise ConfigError(str(e).split(": ", 1)[-1], file=recipe.path, key=e.key) from None
-        apply_masks(fmodel, masks, sp.nm.n, sp.nm.m)
-    elif not sp.nm.dense:
-        fmodel = copy.deepcopy(fmodel)
-        masks = nm_masks(fmodel, sp.nm.n, sp.nm.m, split.x_test[:2], sp.skip)
-        apply_masks(fmodel, masks, sp.nm.n, sp.nm.m)
-        if sp.finetune_epochs:
-            finetune_masked(fmodel, masks, split.x_train, split.y_train,
-                            epochs=sp.finetune_epochs, seed=seed)
-    smooth: dict[str, Any] = {}
-    sq = recipe.quant.smoothquant
-    if sq is not None:
-        fmodel, smooth = smooth_model(fmodel, split.x_calib, sq.layers, sq.alpha)
-    qmodel = quantize_model(fmodel, recipe.quant.spec())
-    apply_masks(qmodel, masks, sp.nm.n, sp.nm.m)
-    cb = recipe.calibration.batch
-    calibrate(qmodel, [split.x_calib[i:i + cb] for i in range(0, len(split.x_calib), cb)])
-    if recipe.qat.epochs:
-        qat(qmodel, split.x_train, split.y_train, epochs=recipe.qat.epochs, lr=recipe.qat.lr,
-            seed=seed)
-    f = recipe.fuse
-    kw = dict(acc_bits=f.acc_bits, mult_bits=f.mult_bits, shift_max=f.shift_max,
-              mode=f.mode, wrap_ok=f.wrap_ok)
-    x_exp = split.x_test[:recipe.export_samples]
-    records = fuse(qmodel, x_exp, **kw)
-    x_q = quantize_input(qmodel, x_exp)
-    try:
-        from t2c_sim.golden import attach_results, run_network
-        records = attach_results(records, run_network(records, x_q))
-    except ImportError:  # golden model not installed: records without results
-        log.warning("golden model unavailable; records carry no results")
-    eval_recs = records
-    if any(r.meta.get("input_specific") for r in records):
-        eval_recs = fuse(qmodel, split.x_test, **kw)   # token-wise: records are per input
-    xt_q = quantize_input(qmodel, split.x_test)
-    cc = {"layers": layer_diffs(qmodel, eval_recs, xt_q),
-          "end_to_end": end_to_end(fmodel, qmodel, eval_recs, split.x_test, split.y_test)}
-    log.info("built %s: %s", recipe.name, cc["end_to_end"])
-    s_in = input_smooth(qmodel)
-    return BuildResult(recipe, fmodel, qmodel, records, x_q, split, cc, masks, history, smooth,
-                       None if s_in is None else s_in.tolist())
+    return parse_recipe(read_yaml(p, "recipe file"), str(p))

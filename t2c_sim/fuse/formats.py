@@ -1,34 +1,39 @@
-"""Integer formats of quantized tensors as the fuse step reads them off fake-quant quantizers.
+"""Integer formats of quantized tensors as the fuse step reads them off fake-quant quantizers,
+and the record parameters that follow from them.
 
-A :class:`QFormat` is ``(scale, zero_point, bits, signed)`` in float64/int, taken once from a
-quantizer module (``scale``, ``zero_point`` buffers, ``qmin``/``qmax`` properties). Token-wise
-quantizers give one scale per row (``scale.reshape(-1)``, ``P`` rows); their zero point must be
-one integer for every row (symmetric), because a record holds a single ``z``.
+A :class:`QFormat` is ``(scale, zero_point, spec)`` with ``spec`` a
+:class:`~t2c_sim.config.QuantSpec` (bits, signed; the one owner of ``qmin``/``qmax``), taken
+once from a quantizer module (``scale``, ``zero_point`` buffers, ``qmin``/``qmax``
+properties). Token-wise quantizers give one scale per row (``scale.reshape(-1)``, ``P`` rows);
+their zero point must be one integer for every row (symmetric), because a record holds a single
+``z``. From formats: the common record fields (:func:`record_formats`), the clamp bounds with a
+fused ReLU/ReLU6 (:func:`clamp_bounds`) and the integer multipliers (:func:`multipliers`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
 
-from t2c_sim.errors import FuseError
+from t2c_sim.config import FuseOptions, QuantSpec
+from t2c_sim.errors import ConfigError, FuseError, NumericsError
+from t2c_sim.numerics import quantize_multiplier, relu_bounds, round_half_even_float
 
-__all__ = ["QFormat", "TensorVal", "qformat", "same_format", "bits_of"]
+__all__ = ["QFormat", "TensorVal", "qformat", "same_format", "spec_of", "record_formats",
+           "clamp_bounds", "multipliers"]
 
 
-def bits_of(qmin: int, qmax: int, what: str) -> tuple[int, bool]:
-    """``(bits, signed)`` of the integer range ``[qmin, qmax]`` (must be a full 2^b range)."""
-    n = qmax - qmin + 1
-    bits = int(round(math.log2(n))) if n > 0 else 0
-    if n <= 1 or (1 << bits) != n or qmin not in (0, -(1 << (bits - 1))):
-        raise FuseError(f"{what}: integer range [{qmin}, {qmax}] is not a signed or unsigned "
-                        "b-bit range")
-    return bits, qmin < 0
+def spec_of(q: nn.Module, name: str) -> QuantSpec:
+    """The :class:`QuantSpec` of quantizer ``q`` from its ``[qmin, qmax]`` (a full b-bit range)."""
+    try:
+        return QuantSpec.from_range(int(q.qmin), int(q.qmax))
+    except ConfigError as e:
+        raise FuseError(f"quantizer '{name}': {e.detail}") from None
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,7 @@ class QFormat:
 
     scale: np.ndarray
     zero_point: int
-    bits: int
-    signed: bool
+    spec: QuantSpec
     source: str
 
     @property
@@ -50,17 +54,25 @@ class QFormat:
         return self.scale.ndim == 1
 
     @property
+    def bits(self) -> int:
+        return self.spec.bits
+
+    @property
+    def signed(self) -> bool:
+        return self.spec.signed
+
+    @property
     def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
+        return self.spec.qmin
 
     @property
     def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+        return self.spec.qmax
 
     @property
     def max_abs(self) -> int:
         """``max |q|`` over the integer range (worst-case input magnitude)."""
-        return max(abs(self.qmin), abs(self.qmax))
+        return self.spec.max_abs
 
     def scale_json(self) -> float | list[float]:
         return self.scale.tolist()
@@ -96,7 +108,7 @@ def qformat(q: nn.Module | None, name: str, *, allow_channel: bool = False) -> Q
     if np.any(zp != zp[0]):
         raise FuseError(f"quantizer '{name}': zero points differ across rows/channels; a record "
                         "holds one zero point (use a symmetric quantizer)")
-    bits, signed = bits_of(int(q.qmin), int(q.qmax), f"quantizer '{name}'")
+    spec = spec_of(q, name)
     if gran == "channel" and not allow_channel:
         raise FuseError(f"quantizer '{name}': channel-wise activation quantization is not "
                         "supported (activations are per tensor or token-wise)")
@@ -108,12 +120,12 @@ def qformat(q: nn.Module | None, name: str, *, allow_channel: bool = False) -> Q
         if s.size != 1:
             raise FuseError(f"quantizer '{name}': per-tensor scale has {s.size} elements")
         scale = s.reshape(())
-    return QFormat(scale, int(zp[0]), bits, signed, name)
+    return QFormat(scale, int(zp[0]), spec, name)
 
 
 def same_format(a: QFormat, b: QFormat) -> bool:
     """Whether two formats describe the same integers (bitwise-equal scales)."""
-    return (a.bits, a.signed, a.zero_point) == (b.bits, b.signed, b.zero_point) and (
+    return (a.spec, a.zero_point) == (b.spec, b.zero_point) and (
         a.scale.shape == b.scale.shape and np.array_equal(a.scale, b.scale))
 
 
@@ -130,3 +142,32 @@ class TensorVal:
     fmt_node: fx.Node
     layout: str
     chw: tuple[int, int, int] | None = None
+
+
+# ---- record parameters from formats --------------------------------------------------------
+def record_formats(x: QFormat, y: QFormat, opts: FuseOptions) -> dict[str, Any]:
+    """The record fields every integer layer takes from its input/output formats and options."""
+    return dict(a_bits=x.bits, a_signed=x.signed, y_bits=y.bits, y_signed=y.signed,
+                acc_bits=opts.acc_bits, mult_bits=opts.mult_bits, z_x=x.zero_point,
+                z_y=y.zero_point, mode=opts.mode, wrap_ok=opts.wrap_ok)
+
+
+def clamp_bounds(y: QFormat, act: str | None, layer: str) -> tuple[int, int]:
+    """``(lo, hi)`` of the output clamp: the output range, raised/lowered by a fused activation.
+
+    ReLU6's upper bound is ``z_y + round_half_even(6 / s_y)`` (:func:`numerics.relu_bounds`).
+    """
+    six_q = None
+    if act == "relu6":
+        if y.tokenwise:
+            raise FuseError("relu6 with a token-wise output scale is not supported", layer=layer)
+        six_q = int(round_half_even_float(6.0 / float(y.scale)))
+    return relu_bounds(y.bits, y.signed, y.zero_point, act, six_q)
+
+
+def multipliers(m: np.ndarray, opts: FuseOptions, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(M0, sh)`` of the real multipliers ``m`` (:func:`numerics.quantize_multiplier`)."""
+    try:
+        return quantize_multiplier(m, opts.mult_bits, opts.shift_max)
+    except NumericsError as e:
+        raise e.recast(FuseError, layer=layer) from None

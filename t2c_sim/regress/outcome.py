@@ -1,0 +1,141 @@
+"""Co-simulate one layer and judge it against its golden ``y``: the one implementation that a
+regression run (:mod:`t2c_sim.regress.pipeline`) and a repro bundle rerun
+(:mod:`t2c_sim.regress.repro`) share.
+
+:func:`simulate` runs the layer on the RTL (:func:`t2c_sim.cosim.run.run_layer`), compares the
+outputs and accumulators with the record's (:func:`t2c_sim.cosim.compare.compare`) and returns
+a :class:`~t2c_sim.regress.results.SimOutcome`: ``pass``, or ``fail`` with the localized first
+mismatch as a plain dict (:func:`mismatch_dict`, with a binned map of where outputs differ).
+With ``wave_tile`` only that tile runs; the other outputs are taken from the golden model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from t2c_sim.config import HwConfig
+from t2c_sim.cosim.compare import compare
+from t2c_sim.cosim.run import run_layer
+from t2c_sim.errors import MismatchError, RecordError, SimulationError
+from t2c_sim.files import jsonable
+from t2c_sim.record import LayerRecord
+from t2c_sim.regress.results import FAIL, PASS, SimOutcome
+
+__all__ = ["simulate", "mismatch_dict", "wave_path", "MAP_BINS"]
+
+log = logging.getLogger(__name__)
+
+MAP_BINS = 48
+
+
+def mismatch_dict(mm: Any, rec: LayerRecord, expected: np.ndarray, actual: np.ndarray
+                  ) -> dict[str, Any]:
+    """Plain dict of a cosim ``Mismatch`` plus a binned ``map`` of where outputs differ."""
+    if dataclasses.is_dataclass(mm):
+        d = {f.name: getattr(mm, f.name) for f in dataclasses.fields(mm)}
+    else:
+        d = {k: v for k, v in vars(mm).items() if not k.startswith("_")}
+    d = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()
+         if isinstance(v, (int, float, str, bool, type(None), np.generic))}
+    d.setdefault("layer", rec.name)
+    d["message"] = str(mm)
+    e = np.asarray(expected).reshape(-1, rec.c_out)
+    try:
+        a = np.asarray(actual).reshape(-1, rec.c_out)
+    except ValueError:
+        return d
+    if a.shape != e.shape:
+        return d
+    bad = e != a
+    d["count"] = int(bad.sum())
+    rows, cols = bad.shape
+    rb, cb = min(rows, MAP_BINS), min(cols, MAP_BINS)
+    ri = (np.arange(rows) * rb) // rows
+    ci = (np.arange(cols) * cb) // cols
+    grid = np.zeros((rb, cb), dtype=np.int64)
+    np.add.at(grid, (ri[:, None], ci[None, :]), bad.astype(np.int64))
+    d["map"] = grid.tolist()
+    d["map_rows"], d["map_cols"] = rows, cols
+    return d
+
+
+def wave_path(res: Any) -> str | None:
+    """The waveform file of a cosim result, if one was recorded."""
+    w = getattr(res, "wave_file", None) or getattr(res, "wave", None)
+    return str(w) if w else None
+
+
+def _tiles(res: Any) -> list[dict[str, Any]]:
+    out = []
+    for t in getattr(res, "tiles", None) or []:
+        if dataclasses.is_dataclass(t):
+            t = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+        elif not isinstance(t, dict):
+            t = dict(vars(t))
+        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in t.items()
+                    if isinstance(v, (int, float, str, type(None), np.generic))})
+    return out
+
+
+def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: Any,
+               index: int) -> np.ndarray:
+    """``golden`` with the region of tile ``index`` replaced by ``actual``'s."""
+    t = next((t for t in tiles or () if int(t.index) == index), None)
+    if t is None:
+        raise SimulationError(f"tile {index} was not run", layer=rec.name)
+    out = np.array(golden, dtype=np.int64).reshape(-1, rec.c_out)
+    act = np.asarray(actual, dtype=np.int64).reshape(-1, rec.c_out)
+    out[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = act[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
+    return out.reshape(np.shape(golden))
+
+
+def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "build/sim",
+             timeout_s: float | None = None, waves: bool = False,
+             wave_tile: int | None = None) -> SimOutcome:
+    """Co-simulate ``rec`` on ``sim`` and compare with its golden ``acc``/``y``.
+
+    Args:
+        rec: a MAC layer record with golden results attached.
+        hw: hardware configuration of the RTL.
+        sim: ``verilator`` or ``icarus``.
+        build_root: simulator build cache.
+        timeout_s: wall-clock limit of the simulator run (``None``: the cosim default).
+        waves: record a waveform (its path is the outcome's ``wave``).
+        wave_tile: with ``waves``, run only this tile (a repro of a localized mismatch).
+
+    Returns:
+        ``pass``, or ``fail`` with ``mismatch`` and a one-line ``message`` (a difference the
+        testbench itself flagged is a ``fail`` too).
+
+    Raises:
+        RecordError: the record carries no golden ``y``.
+        SimulationError: the simulator could not produce a result (callers stop on it).
+    """
+    if rec.y is None:
+        raise RecordError("the record has no golden y", layer=rec.name)
+    t0 = time.perf_counter()
+    try:
+        res = run_layer(rec, hw, sim, build_root=build_root, waves=waves, wave_tile=wave_tile,
+                        timeout_s=timeout_s)
+    except MismatchError as e:  # the testbench itself flagged a difference
+        return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
+    out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=_tiles(res),
+                     wall_s=time.perf_counter() - t0, wave=wave_path(res))
+    actual_y, actual_acc = res.y, getattr(res, "acc", None)
+    if wave_tile is not None:
+        # Only the failing tile ran: take the other outputs from the golden model.
+        actual_y = _only_tile(rec, rec.y, res.y, res.tiles, wave_tile)
+        if actual_acc is not None and rec.acc is not None:
+            actual_acc = _only_tile(rec, rec.acc, actual_acc, res.tiles, wave_tile)
+    mm = compare(rec, rec.y, actual_y, tiles=getattr(res, "tiles", None), acc_expected=rec.acc,
+                 acc_actual=actual_acc)
+    if mm is not None:
+        out.verdict, out.message = FAIL, str(mm)
+        out.mismatch = jsonable(mismatch_dict(mm, rec, rec.y, actual_y))
+        log.info("%s [%s]: %s", rec.name, sim, out.message)
+    return out

@@ -1,0 +1,1 @@
+"""Random, valid integer records and networks with golden results, for regressions and tests."""
