@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2c_sim.errors import ConfigError, SimulationError
+from t2c_sim.readers import read_yaml
 
 __all__ = ["COVERAGE_ARGS", "Point", "CovWaiver", "FileRow", "read_dat", "merge", "collect",
            "points", "write_info", "genhtml", "table", "format_table", "holes", "load_waivers"]
@@ -183,15 +184,10 @@ def load_waivers(path: str | Path) -> list[CovWaiver]:
 
     A missing file is no waivers. Raises :class:`ConfigError` naming the file and the key.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         return []
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"malformed YAML ({str(e).splitlines()[0]})", file=str(path)) from None
+    data = read_yaml(path, "coverage waiver file") or {}
     items = data.get("waivers") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ConfigError("expected a mapping with a 'waivers' list", file=str(path), key="waivers")

@@ -9,7 +9,9 @@ coverpoints (named bins) and crosses built for one :class:`~t2c_sim.config.HwCon
 :meth:`CoverModel.sample` maps a record (plus optional extra samplers) to the bins it hits;
 a :class:`Coverage` holds hit counts as JSON and :meth:`Coverage.merge` adds counts (associative
 and commutative, so jobs merge in any order). Bins a configuration cannot reach are listed as
-*unreachable* with the reason and are not holes.
+*unreachable* with the reason and are not holes; shape bins (scratchpad limits, K-split
+shapes) are found reachable or not by searching the tile plan (:func:`shape_plans`), which
+also gives the generator a shape for each.
 
 Coverpoints (per MAC record on the array ``hw``; ``G = ceil(K / hw.m)``):
 
@@ -19,7 +21,12 @@ p_class          P = 1, 1 < P < ROWS, P = ROWS, P > ROWS
 cols_class       C_out < COLS, C_out = COLS, C_out > COLS (per conv group)
 k_mod_m          K (real, per group) mod hw.m: r0 .. r{m-1}
 g_vs_rows        G < ROWS (drain stall), G = ROWS, G > ROWS
-k_chunks         K-split chunks per dot product: 1, 2, many (pluggable ``chunk_sampler``)
+k_chunks         K-chunks per dot product (accelerator runs per tile): 1, 2, many
+ksplit           in a K-split layer: the last chunk is shorter than ROWS (a partial-sum run
+                 that stalls), several tiles (the accumulator memory reused), a partial row
+                 block or column block in a partial-sum run (the masked lanes of the drain's
+                 adder), several blocks per run (partial-sum addresses stepping), a partial
+                 sum that wraps at a chunk boundary (``psum_wrap``)
 tiles            one tile, several tiles
 tile_rem         per tile, the last row / column block: rows full|partial x cols full|partial
 limits           a tile fills a scratchpad exactly (``out_full``: rows*CB = OUT_DEPTH,
@@ -40,7 +47,9 @@ backpressure     none, sparse, bursty, stalled: fed by :meth:`Coverage.sample_ba
                  (the stream DUT profile); unreachable on the memory-mapped accelerator
 ================ ==========================================================================
 
-Crosses: ``layer_kind x p_class``, ``layer_kind x cols_class``, ``round x a_signed`` is not
+Crosses: ``layer_kind x p_class``, ``layer_kind x cols_class``, ``k_chunks x layer_kind``
+(a K-split conv goes through im2col, a split depthwise conv has one channel per group);
+``round x a_signed`` is not
 crossed (rounding is after the accumulator); ``saturation x round`` is left out (every
 saturated value is clamped whatever the rounding).
 
@@ -54,6 +63,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -62,44 +72,118 @@ from pathlib import Path
 
 import numpy as np
 
+from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind, RoundMode
+from t2c_sim.cosim.run import Gemm, to_gemm
 from t2c_sim.errors import ConfigError
+from t2c_sim.numerics import round_shift
 from t2c_sim.record import MAC_OPS, LayerRecord
 
 __all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS", "LIMIT_BINS",
-           "limit_plans", "limit_reachability"]
+           "KSPLIT_BINS", "shape_plans", "shape_record", "limit_plans", "limit_reachability"]
 
 ChunkSampler = Callable[[LayerRecord, HwConfig], int]
 Hits = dict[str, set[str]]
 BACKPRESSURE_BINS = ("none", "sparse", "bursty", "stalled")
 LIMIT_BINS = ("out_full", "act_full", "wgt_full", "ch_full", "sh=SHIFT_MAX", "lo=hi")
+KSPLIT_BINS = ("short_last_chunk", "multi_tile", "partial_rows", "partial_cols", "multi_block",
+               "psum_wrap")
 MODES = tuple(m.value for m in RoundMode)
 
 
-def limit_plans(hw: HwConfig) -> dict[str, tuple[int, int, int]]:
-    """For each scratchpad-limit bin a GEMM ``(P, G, C_out)`` whose first tile fills it exactly.
+def shape_record(p: int, g: int, cpg: int, hw: HwConfig) -> LayerRecord:
+    """A shape-only linear record: ``P = p`` rows, ``K = g * hw.m``, ``C_out = cpg``."""
+    return LayerRecord(name="shape", op=OpKind.LINEAR, c_in=g * hw.m, c_out=cpg, n=hw.n, m=hw.m,
+                       x_q=np.zeros((p, 1), dtype=np.int64))
 
-    Found by search over the tile plan's formulas (:func:`t2c_sim.estimate.tile_plan`): a
-    bin missing from the result cannot be hit on ``hw`` by any single-group layer.
+
+def _limit_hits(plan: estimate.TilePlan, hw: HwConfig) -> set[str]:
+    """Scratchpad-limit bins the runs of ``plan`` hit (a run of ``gs`` groups over a tile)."""
+    a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
+    out = set()
+    for t in plan.tiles:
+        cb, qr = -(-t.cols // hw.cols), -(-t.rows // hw.rows)
+        if t.rows * cb == hw.out_depth:
+            out.add("out_full")
+        if cb == c_bank:
+            out.add("ch_full")
+        for _, gs in plan.chunks:
+            if qr * gs == a_bank:
+                out.add("act_full")
+            if cb * gs == w_bank:
+                out.add("wgt_full")
+    return out
+
+
+def _ksplit_hits(plan: estimate.TilePlan, hw: HwConfig) -> set[str]:
+    """The shape bins of ``ksplit`` (``psum_wrap`` needs the data: see :meth:`CoverModel.sample`)."""
+    if not plan.split:
+        return set()
+    out = set()
+    if plan.chunks[-1][1] < hw.rows:
+        out.add("short_last_chunk")
+    if len(plan.tiles) > 1:
+        out.add("multi_tile")
+    for t in plan.tiles:
+        if t.rows % hw.rows:
+            out.add("partial_rows")
+        if t.cols % hw.cols:
+            out.add("partial_cols")
+        if -(-t.rows // hw.rows) * -(-t.cols // hw.cols) > 1:
+            out.add("multi_block")
+    return out
+
+
+def _chunk_bin(n: int) -> str:
+    return "1" if n <= 1 else "2" if n == 2 else "many"
+
+
+@functools.lru_cache(maxsize=64)
+def shape_plans(hw: HwConfig) -> Mapping[str, tuple[int, int, int]]:
+    """A GEMM ``(P, G, C_out)`` per shape bin it hits on ``hw``: ``"limits/out_full"``,
+    ``"k_chunks/many"``, ``"ksplit/short_last_chunk"``, ...
+
+    Found by search over single-group linear layers through the tile plan
+    (:func:`t2c_sim.estimate.tile_plan`): unsplit layers over every ``G`` that fits and every
+    channel-block count, each at the largest row count one tile holds; K-split layers over
+    ``G`` from just past the banks to six times them, a few row and channel counts around the
+    array's. A bin missing from the result is not reachable by these shapes (the model lists
+    it as unreachable with that reason). ``ksplit/psum_wrap`` needs only a split shape.
     """
     a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
     found: dict[str, tuple[int, int, int]] = {}
-    for g in range(1, min(a_bank, w_bank) + 1):
+
+    def note(plan: estimate.TilePlan, p: int, g: int, cpg: int) -> None:
+        bins = {f"limits/{b}" for b in _limit_hits(plan, hw)}
+        bins |= {f"ksplit/{b}" for b in _ksplit_hits(plan, hw)}
+        bins.add(f"k_chunks/{_chunk_bin(len(plan.chunks))}")
+        if plan.split:
+            bins.add("ksplit/psum_wrap")
+        for b in sorted(bins):
+            found.setdefault(b, (p, g, cpg))
+
+    cap = min(a_bank, w_bank)
+    for g in range(1, cap + 1):  # unsplit: the first tile at its largest row count
         col_cap = hw.cols * min(w_bank // g, c_bank, hw.out_depth)
         for cb in range(1, -(-col_cap // hw.cols) + 1):
             cols = min(cb * hw.cols, col_cap)
             row_cap = min(hw.rows * (a_bank // g), hw.out_depth // cb)
             if row_cap >= hw.rows:
                 row_cap -= row_cap % hw.rows
-            if row_cap < 1:
-                continue
-            rows = row_cap
-            qr = -(-rows // hw.rows)
-            for b, hit in (("out_full", rows * cb == hw.out_depth), ("act_full", qr * g == a_bank),
-                           ("wgt_full", cb * g == w_bank), ("ch_full", cb == c_bank)):
-                if hit and b not in found:
-                    found[b] = (rows, g, cols)
+            if row_cap >= 1:
+                note(estimate.tile_plan(shape_record(row_cap, g, cols, hw), hw), row_cap, g, cols)
+    ps = sorted({1, hw.rows, hw.rows + 1, 3 * hw.rows + 1})
+    cs = sorted({1, hw.cols, hw.cols + 1, 2 * hw.cols + 1})
+    for g in range(cap + 1, 6 * cap + 2):
+        for p in ps:
+            for c in cs:
+                note(estimate.tile_plan(shape_record(p, g, c, hw), hw), p, g, c)
     return found
+
+
+def limit_plans(hw: HwConfig) -> dict[str, tuple[int, int, int]]:
+    """For each scratchpad-limit bin a GEMM ``(P, G, C_out)`` that hits it (see :func:`shape_plans`)."""
+    return {k.split("/", 1)[1]: v for k, v in shape_plans(hw).items() if k.startswith("limits/")}
 
 
 def limit_reachability(hw: HwConfig) -> dict[str, str]:
@@ -115,9 +199,10 @@ class CoverModel:
 
     Args:
         hw: The array.
-        chunk_sampler: ``(rec, hw) -> chunks`` per dot product; ``None`` (no K-splitting yet)
-            makes the ``k_chunks`` bins 2 and many unreachable.
-        stream: True for a stream DUT (the ``backpressure`` bins become reachable).
+        chunk_sampler: ``(rec, hw) -> chunks`` per dot product of a DUT whose K-chunks are not
+            the accelerator's tile plan (``None``: the plan's, :func:`t2c_sim.estimate.tile_plan`).
+        stream: True for a stream DUT (the ``backpressure`` bins become reachable; they are
+            fed by :meth:`Coverage.sample_backpressure` from the DUT's own sampler).
     """
 
     hw: HwConfig
@@ -137,6 +222,7 @@ class CoverModel:
             "k_mod_m": tuple(f"r{i}" for i in range(hw.m)),
             "g_vs_rows": ("G<ROWS", "G=ROWS", "G>ROWS"),
             "k_chunks": ("1", "2", "many"),
+            "ksplit": KSPLIT_BINS,
             "tiles": ("one", "several"),
             "tile_rem": ("rows_full/cols_full", "rows_full/cols_partial",
                          "rows_partial/cols_full", "rows_partial/cols_partial"),
@@ -151,7 +237,8 @@ class CoverModel:
             "a_signed": ("signed", "unsigned"),
             "backpressure": BACKPRESSURE_BINS,
         }
-        crosses = (("layer_kind", "p_class"), ("layer_kind", "cols_class"))
+        crosses = (("layer_kind", "p_class"), ("layer_kind", "cols_class"),
+                   ("k_chunks", "layer_kind"))
         un: dict[str, str] = {}
         if hw.rows == 1:
             for b in ("1<P<ROWS", "P=ROWS"):
@@ -161,6 +248,19 @@ class CoverModel:
             un["g_vs_rows/G<ROWS"] = "ROWS = 1: G >= 1"
         for b, why in limit_reachability(hw).items():
             un[f"limits/{b}"] = why
+        plans = shape_plans(hw)
+        if self.chunk_sampler is None:
+            for b in ("2", "many"):
+                if f"k_chunks/{b}" not in plans:
+                    un[f"k_chunks/{b}"] = ("no tile plan of this many K-chunks on this array "
+                                           "(searched up to G = 6x the banks)")
+            for b in KSPLIT_BINS:
+                if f"ksplit/{b}" not in plans:
+                    un[f"ksplit/{b}"] = ("no K-split tile plan of this shape on this array "
+                                         "(searched up to G = 6x the banks)")
+        else:
+            for b in KSPLIT_BINS:
+                un[f"ksplit/{b}"] = "the DUT's K-chunks are not the accelerator's tile plan"
         if hw.rows == 2:
             un["p_class/1<P<ROWS"] = "ROWS = 2: no P strictly between 1 and ROWS"
         if hw.shift_max < 32:
@@ -169,9 +269,6 @@ class CoverModel:
             un["cols_class/C_out<COLS"] = "COLS = 1"
             for b in ("rows_full/cols_partial", "rows_partial/cols_partial"):
                 un[f"tile_rem/{b}"] = "COLS = 1: every column block is full"
-        if self.chunk_sampler is None:
-            for b in ("2", "many"):
-                un[f"k_chunks/{b}"] = "the tile plan has no K-splitting (chunk sampler not set)"
         if not self.stream:
             for b in BACKPRESSURE_BINS:
                 un[f"backpressure/{b}"] = "memory-mapped accelerator: no stream interface"
@@ -192,8 +289,8 @@ class CoverModel:
     @property
     def key(self) -> str:
         """Identifies the bin set (two coverages merge only when their keys agree)."""
-        return json.dumps([self.hw.rows, self.hw.cols, self.hw.n, self.hw.m,
-                           bool(self.chunk_sampler), self.stream])
+        return json.dumps({"hw": self.hw.to_dict(), "chunks": "plan" if self.chunk_sampler is None
+                           else "sampler", "stream": self.stream}, sort_keys=True)
 
     def empty(self) -> Coverage:
         return Coverage(self.key, {p: {b: 0 for b in bins} for p, bins in self.points.items()},
@@ -205,10 +302,8 @@ class CoverModel:
 
         Raises:
             ConfigError: Not a MAC layer, or the golden ``acc`` is missing.
+            UnsupportedLayerError: The array cannot run the record.
         """
-        from t2c_sim.cosim.run import to_gemm
-        from t2c_sim.numerics import round_shift
-
         hw = self.hw
         if rec.op not in MAC_OPS:
             raise ConfigError(f"layer {rec.name}: {rec.op.value} is not a MAC layer")
@@ -232,30 +327,43 @@ class CoverModel:
                             else "C_out>COLS")
         kr = rec.k_real if rec.op is OpKind.LINEAR else rec.kh * rec.kw * rec.c_in_g
         h["k_mod_m"].add(f"r{kr % hw.m}")
-        g = plan.g
-        h["g_vs_rows"].add("G<ROWS" if g < hw.rows else "G=ROWS" if g == hw.rows else "G>ROWS")
-        chunks = 1 if self.chunk_sampler is None else int(self.chunk_sampler(rec, hw))
-        h["k_chunks"].add("1" if chunks <= 1 else "2" if chunks == 2 else "many")
+        for _, g in plan.chunks:  # the G of each run
+            h["g_vs_rows"].add("G<ROWS" if g < hw.rows else "G=ROWS" if g == hw.rows
+                               else "G>ROWS")
+        chunks = len(plan.chunks) if self.chunk_sampler is None else \
+            int(self.chunk_sampler(rec, hw))
+        h["k_chunks"].add(_chunk_bin(chunks))
+        if self.chunk_sampler is None:
+            h["ksplit"] |= _ksplit_hits(plan, hw)
         h["tiles"].add("one" if len(plan.tiles) == 1 else "several")
         for t in plan.tiles:
             r = "rows_full" if t.rows % hw.rows == 0 else "rows_partial"
             cc = "cols_full" if t.cols % hw.cols == 0 else "cols_partial"
             h["tile_rem"].add(f"{r}/{cc}")
-        a_bank, w_bank, c_bank = (hw.act_depth // hw.rows, hw.w_depth // hw.cols,
-                                  hw.ch_depth // hw.cols)
-        for t in plan.tiles:
-            cb, qr = -(-t.cols // hw.cols), -(-t.rows // hw.rows)
-            for b, hit in (("out_full", t.rows * cb == hw.out_depth), ("act_full", qr * g == a_bank),
-                           ("wgt_full", cb * g == w_bank), ("ch_full", cb == c_bank)):
-                if hit:
-                    h["limits"].add(b)
+        h["limits"] |= _limit_hits(plan, hw)
         if int(rec.sh.max()) == hw.shift_max:
             h["limits"].add("sh=SHIFT_MAX")
         if rec.lo == rec.hi:
             h["limits"].add("lo=hi")
         for pat in {tuple(row) for row in gm.indices.reshape(-1, hw.n).tolist()}:
             h["nm_pattern"].add(",".join(map(str, pat)))
-        # requantizer: ties, shifts, saturation (per output, channel-wise parameters)
+        self._requant(rec, h)
+        wrapped, psum = _wraps(gm, rec)
+        h["acc_wrap"].add("wrapped" if wrapped else "exact")
+        if psum and self.chunk_sampler is None:
+            h["ksplit"].add("psum_wrap")
+        for name, val, rng in (("z_x", rec.z_x, rec.x_range), ("z_y", rec.z_y, rec.y_range)):
+            lo, hi = rng
+            h[name].add("min" if val == lo else "max" if val == hi else "zero" if val == 0
+                        else "other")
+        h["a_signed"].add("signed" if rec.a_signed else "unsigned")
+        for a, b in self.crosses:
+            h[f"{a}*{b}"] = {f"{x}*{y}" for x in h[a] for y in h[b]}
+        return h
+
+    @staticmethod
+    def _requant(rec: LayerRecord, h: Hits) -> None:
+        """Ties, shifts and saturation, per output with the channel's parameters."""
         acc = rec.acc.reshape(-1, rec.c_out)
         sh = np.broadcast_to(rec.sh.astype(np.int64), acc.shape)
         big = int(np.abs(acc).max(initial=0)) * int(rec.M0.max(initial=0)) >= 1 << 62
@@ -283,26 +391,35 @@ class CoverModel:
             h["saturation"].add("low")
         if ((pre >= rec.lo) & (pre <= rec.hi)).any():
             h["saturation"].add("none")
-        h["acc_wrap"].add("wrapped" if self._wrapped(gm, rec) else "exact")
-        for name, val, rng in (("z_x", rec.z_x, rec.x_range), ("z_y", rec.z_y, rec.y_range)):
-            lo, hi = rng
-            h[name].add("min" if val == lo else "max" if val == hi else "zero" if val == 0
-                        else "other")
-        h["a_signed"].add("signed" if rec.a_signed else "unsigned")
-        for a, b in self.crosses:
-            h[f"{a}*{b}"] = {f"{x}*{y}" for x in h[a] for y in h[b]}
-        return h
 
-    @staticmethod
-    def _wrapped(gm, rec: LayerRecord) -> bool:
-        """True if some golden accumulator differs from the exact (unwrapped) sum."""
-        w = np.zeros((rec.c_out, gm.cols.shape[2]), dtype=object)
-        w[:, :rec.w_q.shape[1]] = rec.w_q
-        cpg = rec.c_out // gm.cols.shape[0]
-        exact = np.concatenate([gm.cols[gi].astype(object) @ w[gi * cpg:(gi + 1) * cpg].T
-                                for gi in range(gm.cols.shape[0])], axis=1)
-        exact = exact + rec.bias_eff.astype(object)
-        return not np.array_equal(exact, rec.acc.reshape(-1, rec.c_out).astype(object))
+
+def _wraps(gm: Gemm, rec: LayerRecord) -> tuple[bool, bool]:
+    """``(the golden acc differs from the exact sum, an exact partial sum at the end of a
+    non-last K-chunk lies outside the accumulator's range)``.
+
+    Exact sums in int64 when ``A_BITS + W_BITS + log2(K) + 2`` bits fit (every layer the
+    limits admit), else in Python integers.
+    """
+    n_g, p, k = gm.cols.shape
+    cpg = rec.c_out // n_g
+    w = np.zeros((rec.c_out, k), dtype=np.int64)
+    w[:, :rec.w_q.shape[1]] = rec.w_q
+    exact_ok = rec.a_bits + rec.w_bits + max(1, k).bit_length() + 2 < 62
+    dt = np.int64 if exact_ok else object
+    lo, hi = -(1 << (rec.acc_bits - 1)), (1 << (rec.acc_bits - 1)) - 1
+    run = np.broadcast_to(rec.bias_eff.astype(dt), (p, rec.c_out)).copy()
+    psum = False
+    m = gm.hw.m
+    for i, (g0, gs) in enumerate(gm.plan.chunks):
+        k0, k1 = g0 * m, (g0 + gs) * m
+        part = np.concatenate([gm.cols[gi, :, k0:k1].astype(dt)
+                               @ w[gi * cpg:(gi + 1) * cpg, k0:k1].astype(dt).T
+                               for gi in range(n_g)], axis=1)
+        run = run + part
+        if i < len(gm.plan.chunks) - 1 and ((run < lo) | (run > hi)).any():
+            psum = True
+    wrapped = not np.array_equal(run, rec.acc.reshape(-1, rec.c_out).astype(dt))
+    return wrapped, psum
 
 
 @dataclass

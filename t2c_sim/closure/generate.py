@@ -27,12 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, limit_plans
+from t2c_sim import estimate
+from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, shape_record, shape_plans
 from t2c_sim.config import HwConfig, qrange
+from t2c_sim.golden.layers import run_layer
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 from t2c_sim.record import LayerRecord
+from t2c_sim.sparse.nm import compress
 
-__all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record"]
+__all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record", "regolden"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,8 @@ def knobs_for(hole: tuple[str, str], hw: HwConfig, rng: np.random.Generator) -> 
         parts = list(zip(point.split("*"), b.split("*")))
     for p, v in parts:
         if p in ("layer_kind", "p_class", "cols_class", "g_vs_rows", "tiles", "a_signed",
-                 "z_x", "z_y", "shift", "saturation", "nm_pattern", "limits"):
+                 "z_x", "z_y", "shift", "saturation", "nm_pattern", "limits", "k_chunks",
+                 "ksplit"):
             k[p] = v
         elif p == "k_mod_m":
             k[p] = int(v[1:])
@@ -102,16 +106,35 @@ def _pick_p(k: dict, hw: HwConfig, rng: np.random.Generator, row_cap: int) -> in
     return max(1, p)
 
 
+def _depthwise_g(hw: HwConfig, p: int, want: str, g0: int) -> int:
+    """Taps (= groups G) of a depthwise conv (one channel per group) that the plan splits into
+    ``want`` ("2" or "many") chunks, searched upward from ``g0``."""
+    for g in range(g0, g0 + 8 * (hw.act_depth + hw.w_depth) + 2):
+        n = len(estimate.tile_plan(shape_record(p, g, 1, hw), hw).chunks)
+        if (n == 2) if want == "2" else (n > 2):
+            return g
+    return g0
+
+
 def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> LayerRecord:
     """A valid record for ``hw`` meeting the knob constraints ``k`` (see the module docstring)."""
     m = hw.m
+    plans = shape_plans(hw)
     lim = k.get("limits")
-    plans = limit_plans(hw)
-    if lim in plans:  # a linear GEMM whose first tile fills the scratchpad exactly
-        p, g, cols = plans[lim]
+    if f"limits/{lim}" in plans:  # a linear GEMM whose first tile fills the scratchpad exactly
+        p, g, cols = plans[f"limits/{lim}"]
         k = {**k, "layer_kind": "linear", "g": g, "p": p, "cpg": cols}
+    shape = next((plans[f"{pt}/{k[pt]}"] for pt in ("ksplit", "k_chunks")
+                  if f"{pt}/{k.get(pt)}" in plans and k.get(pt) != "1"), None)
+    if shape is not None:  # a GEMM the plan splits as asked (any layer kind: same GEMM)
+        p, g, cols = shape
+        k = {**k, "g": g, "p": p, "cpg": cols}
+        if k.get("ksplit") == "psum_wrap":
+            k["wrap"] = True
     kind = k.get("layer_kind") or str(rng.choice(["linear", "conv", "conv_grouped",
                                                   "conv_depthwise"]))
+    if kind == "conv_depthwise" and k.get("k_chunks") in ("2", "many"):
+        k = {**k, "g": _depthwise_g(hw, k["p"], k["k_chunks"], k["g"])}
     gmax = _g_max(hw)
     gcls = k.get("g_vs_rows")
     if "g" in k:
@@ -157,7 +180,7 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
         zx = int(rng.integers(xlo + 1, xhi)) or 1
     mode = k.get("mode") or str(rng.choice(MODES))
     if kind == "conv_depthwise":  # K = kw * pad(1, m): G = kw, K_real = kw
-        k_real = g if "k_mod_m" not in k else (r or m)
+        k_real = g if ("k_mod_m" not in k or "g" in k) else (r or m)
         while k_real + m <= gmax and ((gcls == "G>ROWS" and k_real <= hw.rows)
                                       or (gcls == "G=ROWS" and k_real < hw.rows)):
             k_real += m
@@ -181,11 +204,14 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
     return _edit(rec, k, hw, rng)
 
 
+def regolden(rec: LayerRecord) -> LayerRecord:
+    """``rec`` with its golden ``acc`` and ``y`` recomputed (after an edit), validated."""
+    res = run_layer(rec)
+    return rec.replace(acc=res.acc, y=res.y).validate()
+
+
 def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> LayerRecord:
     """Apply the requantizer / pattern / wrap / zero-point constraints and redo the golden run."""
-    from t2c_sim.golden.layers import run_layer
-    from t2c_sim.sparse.nm import compress
-
     ch = {}
     c = rec.c_out
     smax = min(hw.shift_max, 63)
@@ -233,9 +259,7 @@ def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> 
         ch.update(w_q=w, values=vals, indices=ind)
     if not ch:
         return rec
-    out = rec.replace(**ch)
-    res = run_layer(out)
-    return out.replace(acc=res.acc, y=res.y).validate()
+    return regolden(rec.replace(**ch))
 
 
 def close_coverage(model: CoverModel, seed: int, *, max_records: int = 400,

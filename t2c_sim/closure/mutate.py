@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.readers import read_yaml
 
 __all__ = ["OPERATORS", "Mutant", "Waiver", "enumerate_file", "enumerate_mutants",
            "select_mutants", "write_mutant_tree", "load_waivers", "find_waiver"]
@@ -364,15 +365,10 @@ def load_waivers(path: str | Path) -> list[Waiver]:
         ConfigError: Missing file, malformed YAML, a missing key or an unknown ``kind``
             (names the file and the entry's key).
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         return []
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"malformed YAML ({str(e).splitlines()[0]})", file=str(path)) from None
+    data = read_yaml(path, "mutation waiver file") or {}
     items = data.get("waivers", []) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ConfigError("expected a mapping with a 'waivers' list", file=str(path), key="waivers")

@@ -1,16 +1,22 @@
 """Run mutants against a suite: killed / survived / timeout / build-error / equivalent / waived.
 
 Suites are in :mod:`t2c_sim.closure.suites`. One build per mutant and simulator (the build
-cache keys on source hashes, and each mutant has its own copy of ``rtl/``), stages in
+cache keys on source hashes, and each mutant has its own copy of the target's RTL), stages in
 order, stop at the first kill. Survivors are then checked for equivalence
-(:mod:`t2c_sim.closure.netlist`, per simulated parameter set) and against the waiver file.
-The score is ``killed / (killed + survived)``, timeouts counted as killed (the suite
-noticed), equivalent, waived and build-error mutants left out of the denominator.
+(:mod:`t2c_sim.closure.netlist`, per simulated parameter set of the target's top) and against
+the waiver file. The score is ``killed / (killed + survived)``, timeouts counted as killed
+(the suite noticed), equivalent, waived and build-error mutants left out of the denominator.
+
+Mutants are independent: :func:`run_campaign` maps :func:`run_task` over them with any
+``map_unordered(fn, items) -> iterator of (item, result)`` (default: in this process, in
+order), e.g. the regression runner's process pool (``t2c-sim mutate -j N``).
 
 Example::
 
-    suite = full_suite(1)
-    rep = run_campaign(select_mutants(enumerate_mutants(RTL_DIR), 200, 1), suite, "build/mut")
+    target = accel_target()
+    suite = named_suite("full", target)
+    muts = select_mutants(enumerate_mutants(target.rtl_dir, target.files), 200, 1)
+    rep = run_campaign(muts, suite, "build/mut", target=target)
     print(rep.summary())
 """
 
@@ -21,20 +27,25 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from t2c_sim.closure.mutate import Mutant, Waiver, find_waiver, write_mutant_tree
+from t2c_sim.closure.netlist import design_signature
 from t2c_sim.closure.suites import Suite
-from t2c_sim.errors import SimulationError
+from t2c_sim.closure.target import Target
+from t2c_sim.errors import ConfigError, SimulationError
 
-__all__ = ["STATUSES", "Suite", "MutantResult", "MutationReport", "run_mutant", "run_campaign",
-           "results_by", "apply_waivers", "load_report"]
+__all__ = ["STATUSES", "Suite", "MutantResult", "MutationReport", "MutantTask", "run_mutant",
+           "run_task", "run_campaign", "results_by", "apply_waivers", "load_report"]
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("killed", "survived", "timeout", "build-error", "equivalent", "waived")
+
+MapUnordered = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[tuple[Any, Any]]]
 
 
 @dataclass
@@ -46,6 +57,7 @@ class MutantResult:
     detail: str = ""
     seconds: float = 0.0
     build_s: float = 0.0
+    diff: str = ""
 
     def to_dict(self) -> dict:
         return {"mutant": self.mutant.to_dict(), "status": self.status, "detail": self.detail,
@@ -91,6 +103,43 @@ def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
             shutil.rmtree(work, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class MutantTask:
+    """Everything one mutant's run needs (picklable: it crosses into a worker process)."""
+
+    index: int
+    mutant: Mutant
+    suite: Suite
+    target: Target
+    work: Path
+    waivers: tuple[Waiver, ...] = ()
+    equivalence: bool = True
+    keep: bool = False
+
+
+def run_task(task: MutantTask) -> MutantResult:
+    """Run one mutant; a survivor is then checked for equivalence and waivers, and gets its diff."""
+    m, rtl = task.mutant, task.target.rtl_dir
+    work = task.work / f"m{task.index:04d}"
+    r = run_mutant(m, task.suite, rtl, work, task.keep)
+    if r.status == "survived":
+        if task.equivalence:
+            eq = equivalent(m, task.target, task.suite, task.work / f"m{task.index:04d}-eq")
+            if eq:
+                r.status, r.detail = "equivalent", eq
+        w = find_waiver(m, task.waivers)
+        if r.status == "survived" and w is not None:
+            r.status, r.detail = "waived", f"{w.kind}: {w.reason}"
+        if r.status == "survived":
+            r.diff = m.diff(rtl)
+    return r
+
+
+def _in_order(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    for it in items:
+        yield it, fn(it)
+
+
 @dataclass
 class MutationReport:
     """A campaign's results (JSON-serializable through :meth:`to_dict`)."""
@@ -99,6 +148,7 @@ class MutationReport:
     results: list[MutantResult] = field(default_factory=list)
     wall_s: float = 0.0
     diffs: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.results)
@@ -126,7 +176,8 @@ class MutationReport:
 
     def to_dict(self) -> dict:
         return {"suite": self.suite, "score": self.score, "counts": self.counts(),
-                "wall_s": round(self.wall_s, 1), "results": [r.to_dict() for r in self.results],
+                "wall_s": round(self.wall_s, 1), "meta": self.meta,
+                "results": [r.to_dict() for r in self.results],
                 "survivor_diffs": {r.mutant.id: self.diffs.get(r.mutant.id, "")
                                    for r in self.survivors()}}
 
@@ -135,37 +186,40 @@ class MutationReport:
 
 
 def run_campaign(mutants: Sequence[Mutant], suite: Suite, work: str | Path, *,
-                 rtl_dir: str | Path | None = None, waivers: Sequence[Waiver] = (),
-                 equivalence: bool = True, keep: bool = False) -> MutationReport:
-    """Run every mutant; check survivors for equivalence and waivers (see the module doc).
+                 target: Target, waivers: Sequence[Waiver] = (), equivalence: bool = True,
+                 keep: bool = False, map_unordered: MapUnordered | None = None,
+                 on_result: Callable[[MutantResult], None] | None = None) -> MutationReport:
+    """Run every mutant (see the module doc); results in the mutants' order.
+
+    Args:
+        map_unordered: Runs :func:`run_task` over the tasks (default: here, in order).
+        on_result: Called with each result as it arrives (progress).
 
     Raises:
         SimulationError: The ORIGINAL RTL fails the suite (a campaign needs a passing baseline).
+        KeyboardInterrupt: From ``map_unordered``; the results that arrived were passed to
+            ``on_result``.
     """
-    from t2c_sim.cosim.sim import RTL_DIR
-
-    rtl = Path(rtl_dir) if rtl_dir is not None else RTL_DIR
     work = Path(work)
     t0 = time.monotonic()
-    why = run_mutant(None, suite, rtl, work / "baseline", keep)
+    why = run_mutant(None, suite, target.rtl_dir, work / "baseline", keep)
     if why:
-        raise SimulationError(f"suite {suite.name} fails on the original RTL in {rtl}: {why}")
+        raise SimulationError(f"suite {suite.name} fails on the original RTL in "
+                              f"{target.rtl_dir}: {why}")
     rep = MutationReport(suite.name)
-    base_sigs: dict[int, str] = {}
-    for i, m in enumerate(mutants):
-        r = run_mutant(m, suite, rtl, work / f"m{i:04d}", keep)
-        if r.status == "survived":
-            w = find_waiver(m, waivers)
-            if equivalence:
-                eq = _equivalent(m, rtl, suite, work / f"m{i:04d}-eq", base_sigs)
-                if eq:
-                    r.status, r.detail = "equivalent", eq
-            if r.status == "survived" and w is not None:
-                r.status, r.detail = "waived", f"{w.kind}: {w.reason}"
-            if r.status == "survived":
-                rep.diffs[m.id] = m.diff(rtl)
-        log.info("mutant %d/%d %s: %s %s", i + 1, len(mutants), m.id, r.status, r.detail[:120])
-        rep.results.append(r)
+    tasks = [MutantTask(i, m, suite, target, work, tuple(waivers), equivalence, keep)
+             for i, m in enumerate(mutants)]
+    got: dict[int, MutantResult] = {}
+    for task, r in (map_unordered or _in_order)(run_task, tasks):
+        if isinstance(r, BaseException):  # the executor lost the worker
+            r = MutantResult(task.mutant, "build-error", f"executor: {type(r).__name__}: {r}")
+        got[task.index] = r
+        log.info("mutant %d/%d %s: %s %s", len(got), len(tasks), task.mutant.id, r.status,
+                 r.detail[:120])
+        if on_result is not None:
+            on_result(r)
+    rep.results = [got[i] for i in sorted(got)]
+    rep.diffs = {r.mutant.id: r.diff for r in rep.results if r.status == "survived"}
     rep.wall_s = time.monotonic() - t0
     return rep
 
@@ -182,35 +236,46 @@ def apply_waivers(results: Sequence[MutantResult], waivers: Sequence[Waiver]) ->
 
 
 def load_report(path: str | Path) -> MutationReport:
-    """A :class:`MutationReport` back from its JSON (:meth:`MutationReport.write_json`)."""
-    d = json.loads(Path(path).read_text())
-    rep = MutationReport(d["suite"], wall_s=d.get("wall_s", 0.0))
-    rep.results = [MutantResult(Mutant(**r["mutant"]), r["status"], r["detail"], r["seconds"],
-                                r.get("build_s", 0.0)) for r in d["results"]]
+    """A :class:`MutationReport` back from its JSON (:meth:`MutationReport.write_json`).
+
+    Raises:
+        ConfigError: Not a mutation report (names the file).
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+        rep = MutationReport(d["suite"], wall_s=d.get("wall_s", 0.0), meta=d.get("meta", {}))
+        rep.results = [MutantResult(Mutant(**r["mutant"]), r["status"], r["detail"],
+                                    r["seconds"], r.get("build_s", 0.0))
+                       for r in d["results"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"not a mutation report ({type(e).__name__}: {e})",
+                          file=str(path)) from None
     rep.diffs = dict(d.get("survivor_diffs", {}))
+    for r in rep.results:
+        r.diff = rep.diffs.get(r.mutant.id, "")
     return rep
 
 
-def _equivalent(m: Mutant, rtl: Path, suite: Suite, work: Path, cache: dict[int, str],
-                ) -> str | None:
-    """Reason string if the mutant's optimized netlist equals the original for every parameter set."""
-    from t2c_sim.closure.netlist import design_signature
-    from t2c_sim.cosim.run import RTL_MODULES
+_BASE_SIGS: dict[tuple, str] = {}
 
+
+def equivalent(m: Mutant, target: Target, suite: Suite, work: Path) -> str | None:
+    """Reason string if the mutant's optimized netlist equals the original's for every
+    parameter set of the target's top the suite simulates; ``None`` otherwise."""
     psets = suite.parameter_sets()
     if not psets:
         return None
-    src = write_mutant_tree(m, rtl, work)
+    src = write_mutant_tree(m, target.rtl_dir, work)
     try:
-        for i, p in enumerate(psets):
-            if i not in cache:
-                cache[i] = design_signature([rtl / f"{n}.v" for n in RTL_MODULES],
-                                            "t2c_accel_top", p)
+        for p in psets:
+            key = (str(target.rtl_dir), target.top, tuple(sorted(p.items())))
+            if key not in _BASE_SIGS:
+                _BASE_SIGS[key] = design_signature(target.sources(), target.top, p)
             try:
-                sig = design_signature([src / f"{n}.v" for n in RTL_MODULES], "t2c_accel_top", p)
+                sig = design_signature(target.sources(src), target.top, p)
             except SimulationError:
                 return None
-            if sig != cache[i]:
+            if sig != _BASE_SIGS[key]:
                 return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -224,5 +289,3 @@ def results_by(results: Sequence[MutantResult], key: str) -> dict[str, dict[str,
     for r in results:
         out.setdefault(getattr(r.mutant, key), Counter())[r.status] += 1
     return {k: dict(v) for k, v in sorted(out.items())}
-
-

@@ -1,13 +1,26 @@
-"""Suites that run RTL (original or a mutant's copy) and say whether it passed.
+"""Suites that run RTL (the target's own or a mutant's copy) and say whether it passed.
 
 A suite has ``build(rtl_dir, build_root)`` (raises :class:`~t2c_sim.errors.SimulationError`
 when the RTL does not build), ``run(rtl_dir, build_root) -> str | None`` (the first failed
-check, or ``None``) and ``parameter_sets()`` (the ``t2c_accel_top`` parameters it simulates,
-for the equivalence check). :class:`CosimSuite` runs layers through
+check, or ``None``) and ``parameter_sets()`` (the top's parameters it simulates, for the
+equivalence check). :class:`CosimSuite` runs layers through
 :func:`t2c_sim.cosim.run.run_layers` with the RTL taken from ``rtl_dir`` and compares ``y``,
-the raw accumulators (``np.array_equal``) and every tile's cycle count with the golden model
-and the cycle model; :class:`UnitSuite` runs a cocotb unit testbench; :class:`ChainSuite`
-runs several in order. :func:`full_suite` is the one that reaches the mutation target.
+the raw accumulators (``np.array_equal``) and every run's cycle count with the golden model
+and the cycle model; :class:`UnitSuite` runs one of the target's unit testbenches
+(:class:`~t2c_sim.closure.target.Bench`); :class:`ChainSuite` runs several in order.
+
+:func:`named_suite` builds the suites ``t2c-sim mutate --suite`` offers (:data:`SUITES`):
+
+======== ==================================================================================
+smoke    two K-split layers on the small-bank array and the requantizer testbench (a few
+         seconds per mutant: the fast tier's campaign)
+layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2:8 with 4-bit
+         operands, K-split into 2 and many chunks with partial tiles and wrapping partial
+         sums), both PE array implementations
+units    every unit testbench with every parameter set
+full     layers, then the records that close functional coverage on each array, then units:
+         the suite that reaches the mutation target
+======== ==================================================================================
 """
 
 from __future__ import annotations
@@ -20,14 +33,21 @@ from typing import Protocol
 
 import numpy as np
 
+from t2c_sim.closure.generate import close_coverage, regolden
+from t2c_sim.closure.target import Bench, Target
 from t2c_sim.config import HwConfig
-from t2c_sim.errors import MismatchError, SimulationError
+from t2c_sim.cosim import sim as simmod
+from t2c_sim.cosim.run import build_accel, default_packed, run_layers
+from t2c_sim.errors import ConfigError, MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
-__all__ = ["Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "unit_suites", "closure_unit_suites",
-           "closure_stages", "full_suite", "REQUANT_SETS", "PE_SETS", "TOP_SET"]
+__all__ = ["Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
+           "random_stages", "closure_stages", "unit_suites"]
 
 log = logging.getLogger(__name__)
+
+SUITES = ("smoke", "layers", "units", "full")
 
 
 class Suite(Protocol):
@@ -42,81 +62,65 @@ class Suite(Protocol):
 
 @dataclass(frozen=True)
 class Stage:
-    """Layers run together in one simulator process on one array configuration."""
+    """Layers run together in one simulator process on one array configuration.
+
+    ``packed`` picks the PE array implementation (``None``: the simulator's default).
+    """
 
     name: str
     hw: HwConfig
     records: tuple[LayerRecord, ...]
+    packed: bool | None = None
 
 
 class CosimSuite:
-    """Layers through the accelerator RTL, checked against golden ``y``, ``acc`` and cycles.
+    """Layers through the target's RTL, checked against golden ``y``, ``acc`` and cycles.
 
     Args:
+        target: The design (its top's parameters for the equivalence check).
         stages: Run in order; the first failing stage kills the mutant.
         sim: ``"icarus"`` (fast builds: the default for mutants) or ``"verilator"``.
         timeout_s: Wall-clock limit of each stage's simulator run.
         name: Suite name for reports.
+        build_args: Extra simulator build arguments (e.g. coverage flags).
+        keep: Keep run directories (their paths collect in ``run_dirs``).
     """
 
-    def __init__(self, stages: Sequence[Stage], sim: str = "icarus", timeout_s: float = 120.0,
-                 name: str = "cosim", build_args: Sequence[str] = (), keep: bool = False) -> None:
+    def __init__(self, target: Target, stages: Sequence[Stage], sim: str = "icarus",
+                 timeout_s: float = 120.0, name: str = "cosim", build_args: Sequence[str] = (),
+                 keep: bool = False) -> None:
+        self.target = target
         self.stages = list(stages)
         self.sim = sim
         self.timeout_s = timeout_s
         self.name = name
         self.build_args = tuple(build_args)
         self.keep = keep
-        self.run_dirs: list[Path] = []  # kept run directories (keep=True), e.g. coverage.dat
+        self.run_dirs: list[Path] = []
 
-    @classmethod
-    def random(cls, seed: int = 1, sim: str = "icarus", timeout_s: float = 120.0,
-               **kw) -> CosimSuite:
-        """A small random suite: two array configurations, linear and conv layers."""
-        from t2c_sim.workloads.gen import random_conv_record, random_linear_record
-
-        r = np.random.default_rng(seed)
-        hw_a = HwConfig(rows=2, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=64,
-                        w_depth=64, out_depth=32, ch_depth=8)
-        hw_c = HwConfig(rows=3, cols=2, n=4, m=4, a_bits=8, w_bits=8, act_depth=96,
-                        w_depth=64, out_depth=48, ch_depth=8)
-        a = (random_linear_record(r, name="fc_multitile", c_in=24, c_out=7, rows=11, n=2, m=4),
-             random_linear_record(r, name="fc_p1_unsigned", c_in=10, c_out=3, rows=1, n=1, m=4,
-                                  a_signed=False, mode="half_up", relu=True),
-             random_conv_record(r, name="conv3x3", c_in=3, c_out=4, h=5, w=5, n=2, m=4,
-                                mode="half_away"),
-             random_linear_record(r, name="fc_a4_floor", c_in=20, c_out=2, rows=2, n=2, m=4,
-                                  a_bits=4, a_signed=False, mode="floor"))
-        c = (random_linear_record(r, name="fc_dense", c_in=12, c_out=5, rows=7, n=4, m=4),
-             random_conv_record(r, name="conv_grouped", c_in=4, c_out=4, h=6, w=5, stride=2,
-                                groups=2, n=1, m=4, batch=2, mode="floor"))
-        return cls([Stage("hw_a", hw_a, a), Stage("hw_c", hw_c, c)], sim, timeout_s,
-                   name=f"cosim-random-s{seed}", **kw)
+    def _packed(self, st: Stage) -> bool:
+        return default_packed(self.sim) if st.packed is None else st.packed
 
     def parameter_sets(self) -> list[dict[str, int]]:
-        from t2c_sim.cosim.run import hw_parameters
-
         out: list[dict[str, int]] = []
         for st in self.stages:
-            p = hw_parameters(st.hw)
+            p = self.target.top_parameters(st.hw, self._packed(st))
             if p not in out:
                 out.append(p)
         return out
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
-        from t2c_sim.cosim.run import build_accel
-
         for st in self.stages:
-            build_accel(st.hw, self.sim, build_root, rtl_dir=rtl_dir, build_args=self.build_args)
+            build_accel(st.hw, self.sim, build_root, rtl_dir=rtl_dir, build_args=self.build_args,
+                        packed=self._packed(st))
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
-        from t2c_sim.cosim.run import run_layers
-
         for st in self.stages:
             try:
                 res = run_layers(list(st.records), st.hw, self.sim, build_root=build_root,
                                  rtl_dir=rtl_dir, timeout_s=self.timeout_s,
-                                 build_args=self.build_args, keep=self.keep)
+                                 build_args=self.build_args, keep=self.keep,
+                                 packed=self._packed(st))
             except MismatchError as e:
                 return f"{self.name}/{st.name}: {e}"
             except SimulationError as e:
@@ -124,13 +128,14 @@ class CosimSuite:
             if self.keep and res and res[0].run_dir is not None:
                 self.run_dirs.append(res[0].run_dir)
             for rec, r in zip(st.records, res):
-                why = _check(rec, r)
+                why = check_result(rec, r)
                 if why:
                     return f"{self.name}/{st.name}: {why}"
         return None
 
 
-def _check(rec: LayerRecord, r) -> str | None:
+def check_result(rec: LayerRecord, r) -> str | None:
+    """The first difference of a co-simulation result from the golden record and the model."""
     if not np.array_equal(r.y, rec.y):
         bad = np.argwhere(r.y != rec.y)
         i = tuple(int(v) for v in bad[0])
@@ -147,37 +152,34 @@ def _check(rec: LayerRecord, r) -> str | None:
 
 
 class UnitSuite:
-    """A cocotb testbench of one RTL toplevel (``testbenches/test_<unit>.py``) per parameter set.
+    """One of the target's unit testbenches, once per parameter set.
 
     Args:
-        top: Toplevel module (``t2c_requant``, ``t2c_nm_pe``, ``t2c_accel_top``).
-        modules: RTL modules it needs, in compile order (default: ``top`` alone).
-        param_sets: Toplevel parameters, one build and run each.
-        payload: Testbench payload besides ``params`` (seed, vector counts).
+        target: The design (its RTL files by module name).
+        bench: The testbench (toplevel, modules, cocotb module, default sets and payload).
+        param_sets: Toplevel parameters (default the bench's), one build and run each.
+        payload: Overrides of the bench's payload.
     """
 
-    def __init__(self, top: str, param_sets: Sequence[dict[str, int]], payload: dict, *,
-                 modules: Sequence[str] | None = None, sim: str = "icarus",
-                 timeout_s: float = 300.0, build_args: Sequence[str] = (),
-                 tb: str | Path | None = None) -> None:
-        from t2c_sim.cosim import sim as simmod
-
-        self.top, self.param_sets, self.payload = top, list(param_sets), dict(payload)
-        self.modules = tuple(modules or (top,))
-        self.tb = Path(tb) if tb is not None else \
-            simmod.TB_DIR / f"test_{top.removeprefix('t2c_')}.py"
+    def __init__(self, target: Target, bench: Bench, *, sim: str = "icarus",
+                 param_sets: Sequence[dict[str, int]] | None = None,
+                 payload: dict | None = None, timeout_s: float = 300.0,
+                 build_args: Sequence[str] = ()) -> None:
+        self.target, self.bench = target, bench
+        self.param_sets = [dict(p) for p in (param_sets if param_sets is not None
+                                             else bench.param_sets)]
+        self.payload = {**bench.payload, **(payload or {})}
         self.sim, self.timeout_s = sim, timeout_s
-        self.name = f"unit-{top}" if tb is None else f"{Path(tb).stem}-{top}"
+        self.name = f"unit-{bench.name}"
         self.build_args = tuple(build_args)
         self.run_dirs: list[Path] = []
 
     def parameter_sets(self) -> list[dict[str, int]]:
-        return list(self.param_sets) if self.top == "t2c_accel_top" else []
+        return list(self.param_sets) if self.bench.top == self.target.top else []
 
-    def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]):
-        from t2c_sim.cosim import sim as simmod
-
-        return simmod.build(self.sim, self.top, sources(rtl_dir, self.modules), p, build_root,
+    def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]) -> simmod.BuildInfo:
+        return simmod.build(self.sim, self.bench.top,
+                            self.target.sources(rtl_dir, self.bench.modules), p, build_root,
                             build_args=self.build_args)
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
@@ -185,91 +187,17 @@ class UnitSuite:
             self._build(rtl_dir, build_root, p)
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
-        from t2c_sim.cosim import sim as simmod
-
-        for p in self.param_sets:
+        for i, p in enumerate(self.param_sets):
             info = self._build(rtl_dir, build_root, p)
             try:
-                res = simmod.run(info, self.tb, payload={"params": p, **self.payload},
+                res = simmod.run(info, self.bench.tb, payload={"params": p, **self.payload},
                                  timeout_s=self.timeout_s)
             except MismatchError as e:
-                return f"{self.name}: {e}"
+                return f"{self.name}[{i}]: {e}"
+            except SimulationError as e:
+                raise SimulationError(f"{self.name}[{i}]: {e}") from None
             self.run_dirs.append(res.parent)
         return None
-
-
-REQUANT_SETS = (
-    {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
-    {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
-)
-PE_SETS = (
-    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4, "IDX_BITS": 2},
-    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 1, "M": 4, "IDX_BITS": 2},
-    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 4, "M": 4, "IDX_BITS": 2},
-    {"A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 2, "M": 8, "IDX_BITS": 3},
-    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 17, "N": 2, "M": 4, "IDX_BITS": 2},
-    {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 5, "IDX_BITS": 3},
-)
-TOP_SET = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
-           "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
-           "CH_DEPTH": 4}
-
-
-def unit_suites(sim: str = "icarus", build_args: Sequence[str] = (), *,
-                all_sets: bool = False) -> list[UnitSuite]:
-    """Today's unit testbenches with the parameter sets of ``tests/test_rtl_units.py`` and
-    ``tests/test_cosim_top.py`` (fast-tier vector counts): the first set of each, or with
-    ``all_sets`` every set the fast tier runs on Icarus."""
-    from t2c_sim.cosim.run import RTL_MODULES
-
-    kw = dict(sim=sim, build_args=build_args)
-    req = REQUANT_SETS if all_sets else REQUANT_SETS[:1]
-    pe = PE_SETS if all_sets else PE_SETS[:1]
-    return [
-        UnitSuite("t2c_accel_top", [TOP_SET], {"seed": 5}, modules=RTL_MODULES, **kw),
-        UnitSuite("t2c_requant", list(req), {"seed": 11, "n_random": 3000}, **kw),
-        UnitSuite("t2c_nm_pe", list(pe), {"seed": 21, "n_cycles": 1500}, **kw),
-    ]
-
-
-def closure_unit_suites(sim: str = "icarus", build_args: Sequence[str] = ()) -> list[UnitSuite]:
-    """Tests added to kill survivors of the mutation campaign (see rtl/mutation_waivers.yaml):
-
-    * the top's port testbench on a dense 4:4 array, where the host write word is the weight
-      word (``N*(W_BITS+IDX_BITS) >= M*A_BITS``): kills mutants of the port width;
-    * :mod:`t2c_sim.closure.tb_reset_idle`: every control register reads 0 after reset and
-      the status outputs stay idle: kills control registers dropped from the reset.
-    """
-    from t2c_sim.cosim.run import RTL_MODULES
-
-    dense = {**TOP_SET, "N": 4, "M": 4}
-    kw = dict(sim=sim, build_args=build_args, modules=RTL_MODULES)
-    return [
-        UnitSuite("t2c_accel_top", [dense], {"seed": 9}, **kw),
-        UnitSuite("t2c_accel_top", [TOP_SET], {"idle": 8},
-                  tb=Path(__file__).with_name("tb_reset_idle.py"), **kw),
-    ]
-
-
-def closure_stages(suite: CosimSuite, seed: int) -> list[Stage]:
-    """One stage per array of ``suite``: the records that close functional coverage on it."""
-    from t2c_sim.closure.funcov import CoverModel
-    from t2c_sim.closure.generate import close_coverage
-
-    out = []
-    for st in list(suite.stages):
-        res = close_coverage(CoverModel(st.hw), seed, max_records=400, prefix=f"cov_{st.name}_")
-        log.info("closure on %s: %d records, holes %s", st.name, len(res.records), res.holes)
-        out.append(Stage(f"closure_{st.name}", st.hw, tuple(res.records)))
-    return out
-
-
-def full_suite(seed: int = 1, sim: str = "icarus") -> ChainSuite:
-    """The suite that reaches the mutation target: random layers plus the records that close
-    functional coverage, every fast-tier unit parameter set, and the tests added for survivors."""
-    cos = CosimSuite.random(seed, sim=sim)
-    cos.stages += closure_stages(cos, seed)
-    return ChainSuite([cos, *unit_suites(sim, all_sets=True), *closure_unit_suites(sim)])
 
 
 class ChainSuite:
@@ -278,6 +206,10 @@ class ChainSuite:
     def __init__(self, suites: Sequence[Suite], name: str | None = None) -> None:
         self.suites = list(suites)
         self.name = name or "+".join(s.name for s in suites)
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [d for s in self.suites for d in getattr(s, "run_dirs", [])]
 
     def parameter_sets(self) -> list[dict[str, int]]:
         out: list[dict[str, int]] = []
@@ -291,10 +223,93 @@ class ChainSuite:
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
         for s in self.suites:
-            try:
-                why = s.run(rtl_dir, build_root)
-            except SimulationError as e:
-                raise SimulationError(f"{s.name}: {e}") from None
+            why = s.run(rtl_dir, build_root)
             if why:
                 return why
         return None
+
+
+# ------------------------------------------------------------------------------ the suites
+def random_stages(target: Target, seed: int = 1) -> list[Stage]:
+    """Random layers on the accelerator's four arrays (see the module docstring)."""
+    r = np.random.default_rng(seed)
+    hw_a, hw_c, hw_k, hw_b = (target.arrays[k] for k in ("hw_a", "hw_c", "hw_k", "hw_b"))
+    a = (random_linear_record(r, name="fc_multitile", c_in=24, c_out=7, rows=11, n=2, m=4),
+         random_linear_record(r, name="fc_p1_unsigned", c_in=10, c_out=3, rows=1, n=1, m=4,
+                              a_signed=False, mode="half_up", relu=True),
+         random_conv_record(r, name="conv3x3", c_in=3, c_out=4, h=5, w=5, n=2, m=4,
+                            mode="half_away"),
+         random_linear_record(r, name="fc_a4_floor", c_in=20, c_out=2, rows=2, n=2, m=4,
+                              a_bits=4, a_signed=False, mode="floor"))
+    k = (random_linear_record(r, name="fc_k2", c_in=20, c_out=3, rows=5, n=2, m=4),
+         random_linear_record(r, name="fc_k_many", c_in=52, c_out=5, rows=7, n=2, m=4,
+                              mode="half_up"),
+         random_conv_record(r, name="conv_k", c_in=4, c_out=3, h=4, w=4, n=2, m=4,
+                            mode="half_away", a_signed=False),
+         _psum_wrap(random_linear_record(r, name="fc_k_wrap", c_in=33, c_out=2, rows=3,
+                                         n=1, m=4, mode="floor")))
+    c = (random_linear_record(r, name="fc_dense", c_in=12, c_out=5, rows=7, n=4, m=4),
+         random_conv_record(r, name="conv_grouped", c_in=4, c_out=4, h=6, w=5, stride=2,
+                            groups=2, n=1, m=4, batch=2, mode="floor"))
+    b = (random_linear_record(r, name="fc_b", c_in=40, c_out=9, rows=13, n=2, m=8, a_bits=4,
+                              w_bits=4),
+         random_conv_record(r, name="conv_b", c_in=8, c_out=5, h=6, w=6, n=1, m=8, a_bits=4,
+                            w_bits=4, mode="half_up"))
+    return [Stage("hw_a", hw_a, a, packed=True), Stage("hw_k", hw_k, k, packed=True),
+            Stage("hw_c", hw_c, c, packed=False), Stage("hw_b", hw_b, b, packed=False)]
+
+
+def _psum_wrap(rec: LayerRecord) -> LayerRecord:
+    """``rec`` with ``bias_eff`` at the accumulator's top, so partial sums wrap (golden redone)."""
+    top = (1 << (rec.acc_bits - 1)) - 1
+    return regolden(rec.replace(bias_eff=np.full(rec.c_out, top - 5, np.int64), wrap_ok=True))
+
+
+def closure_stages(target: Target, stages: Sequence[Stage], seed: int) -> list[Stage]:
+    """One stage per array of ``stages``: the records that close functional coverage on it."""
+    out = []
+    for st in stages:
+        res = close_coverage(target.cover_model(st.hw), seed, max_records=400,
+                             prefix=f"cov_{st.name}_")
+        log.info("closure on %s: %d records, holes %s", st.name, len(res.records), res.holes)
+        out.append(Stage(f"closure_{st.name}", st.hw, tuple(res.records), st.packed))
+    return out
+
+
+def unit_suites(target: Target, sim: str = "icarus", build_args: Sequence[str] = ()
+                ) -> list[UnitSuite]:
+    """Every bench of the target with every parameter set."""
+    return [UnitSuite(target, b, sim=sim, build_args=build_args) for b in target.benches.values()]
+
+
+def named_suite(name: str, target: Target, *, sim: str = "icarus", seed: int = 1,
+                build_args: Sequence[str] = (), keep: bool = False,
+                timeout_s: float = 300.0) -> ChainSuite:
+    """The suite ``name`` (one of :data:`SUITES`) on ``target`` (see the module docstring).
+
+    Raises:
+        ConfigError: An unknown name (names the known ones).
+    """
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite {name!r} (known: {', '.join(SUITES)})", key="--suite")
+    kw = dict(sim=sim, build_args=build_args)
+    if name == "smoke":
+        r = np.random.default_rng(seed)
+        hw = target.arrays["hw_k"]
+        recs = (random_linear_record(r, name="fc_k", c_in=20, c_out=3, rows=3, n=2, m=4),
+                random_conv_record(r, name="conv_k", c_in=2, c_out=3, h=3, w=4, n=2, m=4,
+                                   mode="half_away"))
+        cos = CosimSuite(target, [Stage("hw_k", hw, recs, packed=True)], name=f"smoke-s{seed}",
+                         timeout_s=timeout_s, keep=keep, **kw)
+        req = UnitSuite(target, target.bench("requant"), payload={"n_random": 400},
+                        param_sets=[dict(target.bench("requant").param_sets[0])], **kw)
+        return ChainSuite([cos, req], name=f"smoke-s{seed}")
+    if name == "units":
+        return ChainSuite(unit_suites(target, **kw), name="units")
+    stages = random_stages(target, seed)
+    cos = CosimSuite(target, stages, name=f"layers-s{seed}", timeout_s=timeout_s, keep=keep, **kw)
+    if name == "layers":
+        return ChainSuite([cos], name=f"layers-s{seed}")
+    cov = CosimSuite(target, closure_stages(target, stages, seed), name=f"closure-s{seed}",
+                     timeout_s=timeout_s, keep=keep, **kw)
+    return ChainSuite([cos, cov, *unit_suites(target, **kw)], name=f"full-s{seed}")
