@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2c_sim import estimate
-from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, shape_record, shape_plans
+from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, shape_plans, shape_record
 from t2c_sim.config import HwConfig, qrange
 from t2c_sim.golden.layers import run_layer
-from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import compress
+from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 __all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record", "regolden"]
 
