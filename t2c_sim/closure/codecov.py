@@ -35,15 +35,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from t2c_sim.errors import ConfigError, SimulationError
+from t2c_sim.files import atomic_write_text, make_dirs, replace_dir
 from t2c_sim.readers import read_yaml
 
 __all__ = ["COVERAGE_ARGS", "Point", "CovWaiver", "FileRow", "read_dat", "merge", "collect",
-           "points", "write_info", "genhtml", "table", "format_table", "holes", "load_waivers"]
+           "points", "write_info", "genhtml", "find_genhtml", "table", "format_table", "holes",
+           "load_waivers", "summarize", "TARGETS"]
 
 COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle", "--coverage-user")
 _HEADER = "# SystemC::Coverage-3"
@@ -103,7 +106,7 @@ def merge(paths: Iterable[str | Path], out: str | Path | None = None) -> dict[st
             total[k] = total.get(k, 0) + v
     if out is not None:
         lines = [_HEADER] + [f"C '{k}' {v}" for k, v in sorted(total.items())]
-        Path(out).write_text("\n".join(lines) + "\n")
+        atomic_write_text(out, "\n".join(lines) + "\n")
     return total
 
 
@@ -335,24 +338,73 @@ def write_info(counts: Mapping[str, int], out: str | Path, rtl_dir: str | Path |
             rec.append(f"BRDA:{p.line},{b},{i},{n if n else '-'}")
         rec += [f"BRF:{len(br)}", f"BRH:{sum(1 for _, n in br if n)}",
                 f"LF:{len(lc)}", f"LH:{sum(1 for n in lc.values() if n)}", "end_of_record"]
-    p = Path(out)
-    p.write_text("\n".join(rec) + "\n")
-    return p
+    return atomic_write_text(out, "\n".join(rec) + "\n")
+
+
+def find_genhtml() -> str:
+    """The ``genhtml`` executable; :class:`SimulationError` (one line) when it is missing."""
+    exe = shutil.which("genhtml")
+    if exe is None:
+        raise SimulationError("genhtml not found (code coverage HTML); run `make setup` "
+                              "(or apt-get install lcov)")
+    return exe
 
 
 def genhtml(info: str | Path, out_dir: str | Path, title: str = "t2c-sim RTL coverage") -> Path:
     """HTML from an lcov ``.info`` with Debian's ``genhtml``; returns ``out_dir/index.html``.
 
+    Written into a temporary folder beside ``out_dir`` and renamed into place (a failure
+    leaves the previous ``out_dir`` as it was).
+
     Raises:
         SimulationError: ``genhtml`` is missing (``apt-get install lcov``; ``make setup``) or fails.
     """
-    exe = shutil.which("genhtml")
-    if exe is None:
-        raise SimulationError("genhtml not found; run `make setup` (or apt-get install lcov)")
+    exe = find_genhtml()
     out_dir = Path(out_dir)
-    r = subprocess.run([exe, "-q", "--branch-coverage", "--title", title, "-o", str(out_dir),
-                        str(info)], capture_output=True, text=True)
-    if r.returncode != 0:
-        tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-        raise SimulationError(f"genhtml {info} failed (exit {r.returncode}): {tail}")
+    make_dirs(out_dir.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        r = subprocess.run([exe, "-q", "--branch-coverage", "--title", title, "-o", str(tmp),
+                            str(info)], capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
+            raise SimulationError(f"genhtml {info} failed (exit {r.returncode}): {tail}")
+        replace_dir(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir / "index.html"
+
+
+#: The issue's targets on the RTL (reported next to the measured figures, never asserted).
+TARGETS = {"lines": 95.0, "toggles": 90.0}
+
+
+def summarize(dats: Sequence[str | Path], out_dir: str | Path, rtl_dir: str | Path,
+              waivers: Sequence[CovWaiver] = (), *, html: bool = True,
+              max_holes: int = 40) -> dict:
+    """Merge ``dats`` into ``out_dir/coverage.dat``, write ``coverage.info`` and (``html``)
+    ``html/``; return the JSON-able summary the reports show.
+
+    Returns:
+        ``{"inputs", "files": [per-file row dicts, TOTAL last], "total": {"lines", "toggles",
+        "user"} percentages, "targets", "holes": {file: [up to max_holes items]},
+        "holes_total", "dat", "info", "html"}`` with paths relative to ``out_dir``'s parent
+        (the report folder).
+    """
+    out = make_dirs(out_dir)
+    counts = merge(dats, out / "coverage.dat")
+    rows = table(counts, rtl_dir, waivers)
+    write_info(counts, out / "coverage.info", rtl_dir, waivers)
+    index = genhtml(out / "coverage.info", out / "html") if html else None
+    hs = holes(counts, rtl_dir, waivers)
+    tot = rows[-1]
+    rel = out.name
+    return {"inputs": len(dats), "files": [asdict(r) for r in rows],
+            "total": {"lines": round(tot.pct(tot.lines_hit, tot.lines_total), 2),
+                      "toggles": round(tot.pct(tot.toggles_hit, tot.toggles_total), 2),
+                      "user": round(tot.pct(tot.user_hit, tot.user_total), 2)},
+            "targets": dict(TARGETS),
+            "holes": {f: items[:max_holes] for f, items in hs.items()},
+            "holes_total": sum(len(v) for v in hs.values()),
+            "dat": f"{rel}/coverage.dat", "info": f"{rel}/coverage.info",
+            "html": f"{rel}/html/index.html" if index is not None else None}

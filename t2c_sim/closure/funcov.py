@@ -66,13 +66,13 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from t2c_sim import estimate
+from t2c_sim.closure.coverdb import BACKPRESSURE_BINS, Coverage, merge_all
 from t2c_sim.config import HwConfig, OpKind, RoundMode
 from t2c_sim.cosim.run import Gemm, to_gemm
 from t2c_sim.errors import ConfigError
@@ -80,11 +80,10 @@ from t2c_sim.numerics import round_shift
 from t2c_sim.record import MAC_OPS, LayerRecord
 
 __all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS", "LIMIT_BINS",
-           "KSPLIT_BINS", "shape_plans", "shape_record", "limit_plans", "limit_reachability"]
+           "KSPLIT_BINS", "shape_plans", "shape_record", "merge_all", "limit_plans", "limit_reachability"]
 
 ChunkSampler = Callable[[LayerRecord, HwConfig], int]
 Hits = dict[str, set[str]]
-BACKPRESSURE_BINS = ("none", "sparse", "bursty", "stalled")
 LIMIT_BINS = ("out_full", "act_full", "wgt_full", "ch_full", "sh=SHIFT_MAX", "lo=hi")
 KSPLIT_BINS = ("short_last_chunk", "multi_tile", "partial_rows", "partial_cols", "multi_block",
                "psum_wrap")
@@ -420,82 +419,3 @@ def _wraps(gm: Gemm, rec: LayerRecord) -> tuple[bool, bool]:
             psum = True
     wrapped = not np.array_equal(run, rec.acc.reshape(-1, rec.c_out).astype(dt))
     return wrapped, psum
-
-
-@dataclass
-class Coverage:
-    """Hit counts per coverpoint and bin (JSON), with the unreachable bins and their reasons."""
-
-    key: str
-    counts: dict[str, dict[str, int]]
-    unreachable: dict[str, str]
-
-    def add(self, hits: Mapping[str, Iterable[str]]) -> Coverage:
-        """Count one sample's hits (each bin at most once per sample)."""
-        for p, bins in hits.items():
-            if p not in self.counts:
-                raise ConfigError(f"coverpoint {p!r} is not in the model", key=p)
-            for b in bins:
-                if b not in self.counts[p]:
-                    raise ConfigError(f"bin {b!r} is not a bin of coverpoint {p!r}", key=p)
-                self.counts[p][b] += 1
-        return self
-
-    def sample_backpressure(self, pattern: str) -> Coverage:
-        """Record one back-pressure pattern seen on a stream DUT (one of BACKPRESSURE_BINS)."""
-        return self.add({"backpressure": {pattern}})
-
-    def merge(self, other: Coverage) -> Coverage:
-        """A new coverage with the counts of both (same model key)."""
-        if other.key != self.key:
-            raise ConfigError(f"cannot merge coverage of model {other.key} into {self.key}")
-        out = Coverage(self.key, {p: dict(b) for p, b in self.counts.items()},
-                       dict(self.unreachable))
-        for p, bins in other.counts.items():
-            for b, n in bins.items():
-                out.counts[p][b] += n
-        return out
-
-    def holes(self) -> list[tuple[str, str]]:
-        """Reachable bins never hit, as ``(coverpoint, bin)`` in model order."""
-        return [(p, b) for p, bins in self.counts.items() for b, n in bins.items()
-                if n == 0 and f"{p}/{b}" not in self.unreachable]
-
-    def percent(self) -> float:
-        tot = [(p, b) for p, bins in self.counts.items() for b in bins
-               if f"{p}/{b}" not in self.unreachable]
-        return 100.0 * (len(tot) - len(self.holes())) / len(tot) if tot else 100.0
-
-    def report(self) -> str:
-        """Text: per coverpoint hit/reachable bins, then the holes, then the unreachable bins."""
-        lines = [f"functional coverage {self.percent():.1f}%"]
-        for p, bins in self.counts.items():
-            reach = [b for b in bins if f"{p}/{b}" not in self.unreachable]
-            hit = [b for b in reach if bins[b]]
-            lines.append(f"  {p:24s} {len(hit):4d}/{len(reach):<4d}")
-        holes = self.holes()
-        lines.append(f"holes ({len(holes)}):" + "".join(f"\n  {p}/{b}" for p, b in holes))
-        if self.unreachable:
-            lines.append("unreachable:" + "".join(f"\n  {k}: {v}"
-                                                  for k, v in sorted(self.unreachable.items())))
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps({"key": self.key, "counts": self.counts,
-                           "unreachable": self.unreachable}, indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, file: str | None = None) -> Coverage:
-        try:
-            d = json.loads(text)
-            return cls(d["key"], {p: {b: int(n) for b, n in bins.items()}
-                                  for p, bins in d["counts"].items()}, dict(d["unreachable"]))
-        except (ValueError, KeyError, AttributeError, TypeError) as e:
-            raise ConfigError(f"not a coverage file ({e})", file=file) from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> Coverage:
-        return cls.from_json(Path(path).read_text(), str(path))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())

@@ -260,27 +260,29 @@ _BASE_SIGS: dict[tuple, str] = {}
 
 
 def equivalent(m: Mutant, target: Target, suite: Suite, work: Path) -> str | None:
-    """Reason string if the mutant's optimized netlist equals the original's for every
-    parameter set of the target's top the suite simulates; ``None`` otherwise."""
-    psets = suite.parameter_sets()
-    if not psets:
+    """Reason string if the mutant's optimized netlist equals the original's for every design
+    the suite simulates that contains the mutated file; ``None`` otherwise (or if none does)."""
+    designs = [d for d in suite.designs() if f"{Path(m.file).stem}" in d.modules]
+    if not designs:
         return None
     src = write_mutant_tree(m, target.rtl_dir, work)
     try:
-        for p in psets:
-            key = (str(target.rtl_dir), target.top, tuple(sorted(p.items())))
+        for d in designs:
+            key = (str(target.rtl_dir), d)
             if key not in _BASE_SIGS:
-                _BASE_SIGS[key] = design_signature(target.sources(), target.top, p)
+                _BASE_SIGS[key] = design_signature(target.sources(modules=d.modules), d.top,
+                                                   dict(d.params))
             try:
-                sig = design_signature(target.sources(src), target.top, p)
+                sig = design_signature(target.sources(src, d.modules), d.top, dict(d.params))
             except SimulationError:
                 return None
             if sig != _BASE_SIGS[key]:
                 return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return (f"Yosys opt netlist identical to the original for all {len(psets)} simulated "
-            "parameter set(s)")
+    tops = sorted({d.top for d in designs})
+    return (f"Yosys opt netlist identical to the original for all {len(designs)} simulated "
+            f"design(s) containing it ({', '.join(tops)} and their parameter sets)")
 
 
 def results_by(results: Sequence[MutantResult], key: str) -> dict[str, dict[str, int]]:

@@ -29,12 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from t2c_sim.cosim.sim.tools import run_logged
 from t2c_sim.errors import SimulationError
 
 __all__ = ["yosys_json", "netlist_signature", "design_signature", "find_yosys"]
@@ -96,14 +97,14 @@ def yosys_json(sources: Sequence[str | Path], top: str, parameters: Mapping[str,
         script = (f"read_verilog -sv {' '.join(names)}; hierarchy -top {top} {chp}; proc; "
                   "flatten; opt -full; memory -nomap; opt -full; opt_clean -purge; "
                   "write_json net.json")
-        try:
-            r = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True,
-                               timeout=timeout_s, cwd=td)
-        except subprocess.TimeoutExpired:
-            raise SimulationError(f"yosys on {top}: no finish within {timeout_s:g} s") from None
-        if r.returncode != 0 or not out.is_file():
-            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-            raise SimulationError(f"yosys on {top} failed (exit {r.returncode}): {tail}")
+        logf = Path(td) / "yosys.log"
+        # its own process group, killed with the caller (Ctrl-C, SIGTERM, a stopped worker)
+        rc = run_logged([exe, "-q", "-p", script], os.environ, Path(td), logf, timeout_s,
+                        f"yosys on {top}")
+        if rc != 0 or not out.is_file():
+            text = logf.read_text(errors="replace") if logf.is_file() else ""
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise SimulationError(f"yosys on {top} failed (exit {rc}): {tail}")
         return json.loads(out.read_text())
 
 

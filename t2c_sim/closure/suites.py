@@ -2,12 +2,13 @@
 
 A suite has ``build(rtl_dir, build_root)`` (raises :class:`~t2c_sim.errors.SimulationError`
 when the RTL does not build), ``run(rtl_dir, build_root) -> str | None`` (the first failed
-check, or ``None``) and ``parameter_sets()`` (the top's parameters it simulates, for the
-equivalence check). :class:`CosimSuite` runs layers through
-:func:`t2c_sim.cosim.run.run_layers` with the RTL taken from ``rtl_dir`` and compares ``y``,
-the raw accumulators (``np.array_equal``) and every run's cycle count with the golden model
-and the cycle model; :class:`UnitSuite` runs one of the target's unit testbenches
-(:class:`~t2c_sim.closure.target.Bench`); :class:`ChainSuite` runs several in order.
+check, or ``None``) and ``designs()`` (every :class:`Design` it simulates: toplevel, modules,
+parameters; the equivalence check elaborates each one that contains a mutated file).
+:class:`CosimSuite` runs layers through :func:`t2c_sim.cosim.run.run_layers` with the RTL
+taken from ``rtl_dir`` and compares ``y``, the raw accumulators (``np.array_equal``) and
+every run's cycle count with the golden model and the cycle model; :class:`UnitSuite` runs
+one of the target's unit testbenches (:class:`~t2c_sim.closure.target.Bench`);
+:class:`ChainSuite` runs several in order.
 
 :func:`named_suite` builds the suites ``t2c-sim mutate --suite`` offers (:data:`SUITES`):
 
@@ -16,7 +17,8 @@ smoke    two K-split layers on the small-bank array and the requantizer testbenc
          seconds per mutant: the fast tier's campaign)
 layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2:8 with 4-bit
          operands, K-split into 2 and many chunks with partial tiles and wrapping partial
-         sums), both PE array implementations
+         sums), both PE array implementations (the dense array on PE instances, the others
+         lane-packed)
 units    every unit testbench with every parameter set
 full     layers, then the records that close functional coverage on each array, then units:
          the suite that reaches the mutation target
@@ -42,12 +44,25 @@ from t2c_sim.errors import ConfigError, MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
-__all__ = ["Suite", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
+__all__ = ["Suite", "Design", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
            "random_stages", "closure_stages", "unit_suites"]
 
 log = logging.getLogger(__name__)
 
 SUITES = ("smoke", "layers", "units", "full")
+
+
+@dataclass(frozen=True)
+class Design:
+    """One elaborated design a suite simulates: a toplevel, its modules, its parameters."""
+
+    top: str
+    modules: tuple[str, ...]
+    params: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, top: str, modules: Sequence[str], params: dict[str, int]) -> Design:
+        return cls(top, tuple(modules), tuple(sorted(params.items())))
 
 
 class Suite(Protocol):
@@ -57,7 +72,7 @@ class Suite(Protocol):
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None: ...
 
-    def parameter_sets(self) -> list[dict[str, int]]: ...
+    def designs(self) -> list[Design]: ...
 
 
 @dataclass(frozen=True)
@@ -101,12 +116,13 @@ class CosimSuite:
     def _packed(self, st: Stage) -> bool:
         return default_packed(self.sim) if st.packed is None else st.packed
 
-    def parameter_sets(self) -> list[dict[str, int]]:
-        out: list[dict[str, int]] = []
+    def designs(self) -> list[Design]:
+        out: list[Design] = []
         for st in self.stages:
-            p = self.target.top_parameters(st.hw, self._packed(st))
-            if p not in out:
-                out.append(p)
+            d = Design.of(self.target.top, self.target.modules,
+                          self.target.top_parameters(st.hw, self._packed(st)))
+            if d not in out:
+                out.append(d)
         return out
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
@@ -174,8 +190,13 @@ class UnitSuite:
         self.build_args = tuple(build_args)
         self.run_dirs: list[Path] = []
 
-    def parameter_sets(self) -> list[dict[str, int]]:
-        return list(self.param_sets) if self.bench.top == self.target.top else []
+    def designs(self) -> list[Design]:
+        out: list[Design] = []
+        for p in self.param_sets:
+            d = Design.of(self.bench.top, self.bench.modules, p)
+            if d not in out:
+                out.append(d)
+        return out
 
     def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]) -> simmod.BuildInfo:
         return simmod.build(self.sim, self.bench.top,
@@ -211,10 +232,10 @@ class ChainSuite:
     def run_dirs(self) -> list[Path]:
         return [d for s in self.suites for d in getattr(s, "run_dirs", [])]
 
-    def parameter_sets(self) -> list[dict[str, int]]:
-        out: list[dict[str, int]] = []
+    def designs(self) -> list[Design]:
+        out: list[Design] = []
         for s in self.suites:
-            out += [p for p in s.parameter_sets() if p not in out]
+            out += [d for d in s.designs() if d not in out]
         return out
 
     def build(self, rtl_dir: Path, build_root: Path) -> None:
@@ -256,7 +277,7 @@ def random_stages(target: Target, seed: int = 1) -> list[Stage]:
          random_conv_record(r, name="conv_b", c_in=8, c_out=5, h=6, w=6, n=1, m=8, a_bits=4,
                             w_bits=4, mode="half_up"))
     return [Stage("hw_a", hw_a, a, packed=True), Stage("hw_k", hw_k, k, packed=True),
-            Stage("hw_c", hw_c, c, packed=False), Stage("hw_b", hw_b, b, packed=False)]
+            Stage("hw_c", hw_c, c, packed=False), Stage("hw_b", hw_b, b, packed=True)]
 
 
 def _psum_wrap(rec: LayerRecord) -> LayerRecord:

@@ -471,7 +471,7 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
               x: np.ndarray | None = None, build_root: str | Path = "build/sim",
               waves: bool = False, wave_tile: int | None = None,
               timeout_s: float | None = None, keep: bool = False,
-              packed: bool | None = None) -> CosimResult:
+              packed: bool | None = None, build_args: Sequence[str] = ()) -> CosimResult:
     """Co-simulate one linear/conv layer on the accelerator RTL, all runs in one simulator process.
 
     Args:
@@ -486,6 +486,7 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
         timeout_s: Wall-clock limit of the simulator run (default from the cycle model).
         keep: Keep the run directory (memory files, dumps, logs); always kept with waves.
         packed: PE array implementation (``None``: the simulator's fast one, see module doc).
+        build_args: Appended to the simulator build (e.g. coverage flags; see :func:`build_accel`).
 
     Returns:
         :class:`CosimResult`; compare ``y`` with the golden model via :func:`compare.compare`.
@@ -498,7 +499,7 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
         raise SimulationError(f"layer {rec.name}: wave_tile needs waves=True")
     return run_layers([(rec, x)], hw, sim, build_root=build_root, waves=waves,
                       tiles=None if wave_tile is None else [[wave_tile]], timeout_s=timeout_s,
-                      keep=keep, packed=packed)[0]
+                      keep=keep, packed=packed, build_args=build_args)[0]
 
 
 def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | None]],

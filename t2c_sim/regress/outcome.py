@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim.compare import compare
 from t2c_sim.cosim.run import run_layer
 from t2c_sim.errors import MismatchError, RecordError, SimulationError
-from t2c_sim.files import jsonable
+from t2c_sim.files import jsonable, make_dirs
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.results import FAIL, PASS, SimOutcome
 
-__all__ = ["simulate", "mismatch_dict", "wave_path", "MAP_BINS"]
+__all__ = ["simulate", "mismatch_dict", "wave_path", "take_coverage", "MAP_BINS"]
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +97,28 @@ def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: 
     return out.reshape(np.shape(golden))
 
 
+def take_coverage(run_dir: Path | None, dest: Path, keep_dir: bool = False) -> Path:
+    """Move a kept run directory's ``coverage.dat`` to ``dest``; remove the directory unless
+    ``keep_dir`` (waves live there).
+
+    Raises:
+        SimulationError: The run wrote no ``coverage.dat`` (not a coverage build).
+    """
+    src = Path(run_dir) / "coverage.dat" if run_dir is not None else None
+    try:
+        if src is None or not src.is_file():
+            raise SimulationError(f"{run_dir}: the simulator wrote no coverage.dat")
+        make_dirs(dest.parent)
+        shutil.move(str(src), str(dest))
+    finally:
+        if run_dir is not None and not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return dest
+
+
 def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "build/sim",
              timeout_s: float | None = None, waves: bool = False,
-             wave_tile: int | None = None) -> SimOutcome:
+             wave_tile: int | None = None, coverage_dat: Path | None = None) -> SimOutcome:
     """Co-simulate ``rec`` on ``sim`` and compare with its golden ``acc``/``y``.
 
     Args:
@@ -107,6 +129,9 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
         timeout_s: wall-clock limit of the simulator run (``None``: the cosim default).
         waves: record a waveform (its path is the outcome's ``wave``).
         wave_tile: with ``waves``, run only this tile (a repro of a localized mismatch).
+        coverage_dat: on Verilator, build with line/toggle/user coverage
+            (:data:`t2c_sim.closure.codecov.COVERAGE_ARGS`; a build of its own in the cache) and
+            move the run's ``coverage.dat`` here.
 
     Returns:
         ``pass``, or ``fail`` with ``mismatch`` and a one-line ``message`` (a difference the
@@ -119,11 +144,14 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
     if rec.y is None:
         raise RecordError("the record has no golden y", layer=rec.name)
     t0 = time.perf_counter()
+    cov = coverage_dat is not None and sim == "verilator"
     try:
         res = run_layer(rec, hw, sim, build_root=build_root, waves=waves, wave_tile=wave_tile,
-                        timeout_s=timeout_s)
+                        timeout_s=timeout_s, keep=cov, build_args=COVERAGE_ARGS if cov else ())
     except MismatchError as e:  # the testbench itself flagged a difference
         return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
+    if cov:
+        take_coverage(res.run_dir, coverage_dat, keep_dir=waves)
     out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=_tiles(res),
                      wall_s=time.perf_counter() - t0, wave=wave_path(res))
     actual_y, actual_acc = res.y, getattr(res, "acc", None)

@@ -57,6 +57,8 @@ class RunOptions:
         seed: seed of the build / generator (recorded in repro bundles).
         command: the exact command line (recorded in reports and repro bundles).
         repro: on a mismatch, write a repro bundle and re-run the failing tile with waves.
+        coverage_dir: where each Verilator co-simulation of a layer leaves its code coverage
+            (``<layer>-verilator.dat``, a coverage build); ``None``: no code coverage.
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -69,6 +71,7 @@ class RunOptions:
     seed: int = 0
     command: str = ""
     repro: bool = True
+    coverage_dir: str | None = None
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -180,8 +183,11 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
     Raises:
         SimulationError: the simulator could not produce a result (the caller stops).
     """
+    dat = None
+    if opts.coverage_dir is not None and sim == "verilator":
+        dat = Path(opts.coverage_dir) / f"{_safe(rec.name)}-{sim}.dat"
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
-                   waves=opts.waves)
+                   waves=opts.waves, coverage_dat=dat)
     if out.verdict == FAIL and opts.repro:
         bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
                               seed=opts.seed, command=opts.command,

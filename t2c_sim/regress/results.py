@@ -136,6 +136,9 @@ class RunResult:
             :attr:`LayerResult.parity`. The quantized input differing fails the run.
         wall_s: total wall time.
         out_dir: folder of the reports.
+        coverage: ``--coverage`` / ``--until-covered`` figures (:mod:`t2c_sim.regress.coverage`):
+            ``functional`` (one entry per array: its coverage counts and summary) and ``code``
+            (the per-file Verilator table, the paths of the merged data, lcov and HTML).
     """
 
     title: str
@@ -149,6 +152,7 @@ class RunResult:
     wall_s: float = 0.0
     out_dir: str = ""
     parity: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
