@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 
 from t2c_sim.closure import codecov as cc
+from t2c_sim.config import HwConfig
+from t2c_sim.cosim.run import run_layers
+from t2c_sim.cosim.sim import RTL_DIR
 from t2c_sim.errors import ConfigError
+from t2c_sim.workloads.gen import random_linear_record
 
 SRC = """module t2c_x (input wire a_i, output reg y_q);
   always @* begin
@@ -54,8 +58,11 @@ def design(tmp_path: Path) -> tuple[Path, Path, Path]:
     src.write_text(SRC)
     pts = lambda h, n1, n2, t01, t10: [  # noqa: E731
         (_key(src, 2, 3, "line", "v_line/t2c_x", "block", h, "2"), n1),
-        (_key(src, 3, 5, "line", "v_line/t2c_x", "if", h, "3-4"), n1),
-        (_key(src, 5, 7, "line", "v_line/t2c_x__pi2", "else", h, "5-6"), n2),
+        # Verilator 5: each arm of an if is a branch point with the lines it runs; an arm
+        # without code (an implicit else) has no lines
+        (_key(src, 3, 5, "branch", "v_branch/t2c_x", "if", h, "3-4"), n1),
+        (_key(src, 5, 7, "branch", "v_branch/t2c_x__pi2", "else", h, "5-6"), n2),
+        (_key(src, 2, 9, "branch", "v_branch/t2c_x", "else", h), n1),
         (_key(src, 1, 30, "toggle", "v_toggle/t2c_x", "a_i:0->1", h), t01),
         (_key(src, 1, 30, "toggle", "v_toggle/t2c_x", "a_i:1->0", h), t10),
         (_key(src, 1, 52, "toggle", "v_toggle/t2c_x", "y_q:0->1", h), t01),
@@ -83,8 +90,10 @@ def test_points_fold_instances_and_filter_files(design) -> None:
     rtl, d1, d2 = design
     pts = cc.points(cc.merge([d1, d2]), rtl)
     assert {p.module for p in pts} == {"t2c_x"}               # __pi2 folded, harness dropped
-    by = {(p.type, p.comment): n for p, n in pts.items()}
-    assert by[("line", "block")] == 5 and by[("line", "else")] == 0
+    by = {(p.type, p.comment, p.span): n for p, n in pts.items()}
+    assert by[("line", "block", (2,))] == 5 and by[("branch", "else", (5, 6))] == 0
+    assert by[("branch", "else", ())] == 5   # the implicit else runs no line
+    by = {(p.type, p.comment): n for p, n in pts.items() if p.type == "toggle"}
     assert by[("toggle", "a_i:0->1")] == 1 and by[("toggle", "a_i:1->0")] == 0
     assert {p.span for p in pts if p.comment == "if"} == {(3, 4)}
 
@@ -93,15 +102,16 @@ def test_table_holes_info_and_waivers(design, tmp_path) -> None:
     rtl, d1, d2 = design
     counts = cc.merge([d1, d2])
     rows = cc.table(counts, rtl)
-    # lines 2,3,4 hit; 5,6 not -> 3/5; toggles a_i:0->1 and y_q:0->1 hit, a_i:1->0 not -> 2/3
-    assert rows[0] == cc.FileRow("t2c_x.v", 3, 5, 2, 3, 0, 0, 0)
+    # lines 2,3,4 hit; 5,6 not -> 3/5; toggles a_i:0->1 and y_q:0->1 hit, a_i:1->0 not -> 2/3;
+    # branch arms: if and the implicit else hit, the else not -> 2/3
+    assert rows[0] == cc.FileRow("t2c_x.v", 3, 5, 2, 3, 0, 0, 0, 2, 3)
     assert rows[-1].file == "TOTAL" and rows[-1].lines_total == 5
     h = cc.holes(counts, rtl)["t2c_x.v"]
     assert "L5 end else begin" in h and "L6 y_q = 1'b0;  // never taken in the test data" in h
     assert any(x.startswith("L1 a_i: 1 toggle") for x in h)
     info = cc.write_info(counts, tmp_path / "x.info", rtl).read_text()
     assert "DA:5,0" in info and "DA:3,5" in info and "LF:5" in info and "LH:3" in info
-    assert "BRF:3" in info and "BRH:2" in info and info.count("BRDA:1,0,") == 3
+    assert "BRF:6" in info and "BRH:4" in info and info.count("BRDA:1,0,") == 3
     wf = tmp_path / "w.yaml"
     wf.write_text("waivers:\n  - {module: t2c_x, line_text: 'never taken', kind: line, "
                   "reason: test}\n  - {module: t2c_x, line_text: 'module t2c_x', kind: toggle,"
@@ -109,8 +119,8 @@ def test_table_holes_info_and_waivers(design, tmp_path) -> None:
     ws = cc.load_waivers(wf)
     r = cc.table(counts, rtl, ws)[0]
     # the else block (span 5-6) contains the waived text: lines 5 and 6 leave the total
-    assert (r.lines_hit, r.lines_total, r.toggles_hit, r.toggles_total, r.waived) == \
-        (3, 3, 2, 2, 2)
+    assert (r.lines_hit, r.lines_total, r.toggles_hit, r.toggles_total, r.waived,
+            r.branches_hit, r.branches_total) == (3, 3, 2, 2, 2, 2, 2)
     assert cc.holes(counts, rtl, ws) == {}
 
 
@@ -127,17 +137,21 @@ def test_bad_inputs_are_one_line_errors(tmp_path) -> None:
         cc.collect([tmp_path])
 
 
-def test_genhtml(design, tmp_path) -> None:
+def test_genhtml_and_summary(design, tmp_path) -> None:
     rtl, d1, d2 = design
     info = cc.write_info(cc.merge([d1, d2]), tmp_path / "x.info", rtl)
     index = cc.genhtml(info, tmp_path / "html")
     assert index.is_file() and "t2c_x.v" in "".join(
         p.read_text(errors="replace") for p in (tmp_path / "html").rglob("*.html"))
+    s = cc.summarize([d1, d2], tmp_path / "rep" / "coverage", rtl)
+    assert s["inputs"] == 2 and s["total"] == {"lines": 60.0, "toggles": 66.67,
+                                                "branches": 66.67, "user": 100.0}
+    assert s["html"] == "coverage/html/index.html" and (tmp_path / "rep" / s["html"]).is_file()
+    assert (tmp_path / "rep" / s["dat"]).is_file() and (tmp_path / "rep" / s["info"]).is_file()
+    assert s["holes_total"] == sum(len(v) for v in s["holes"].values()) > 0
 
 
 def test_repository_waivers_are_valid() -> None:
-    from t2c_sim.cosim.sim import RTL_DIR
-
     ws = cc.load_waivers(RTL_DIR / "coverage_waivers.yaml")
     for w in ws:
         src = RTL_DIR / f"{w.module}.v"
@@ -146,11 +160,6 @@ def test_repository_waivers_are_valid() -> None:
 
 @pytest.mark.sim
 def test_verilator_coverage_sees_a_hole_and_its_closure(tmp_path) -> None:
-    from t2c_sim.config import HwConfig
-    from t2c_sim.cosim.run import run_layers
-    from t2c_sim.cosim.sim import RTL_DIR
-    from t2c_sim.workloads.gen import random_linear_record
-
     hw = HwConfig(rows=2, cols=2, n=2, m=4, act_depth=64, w_depth=64, out_depth=32, ch_depth=8)
     r = np.random.default_rng(3)
     even = random_linear_record(r, name="fc_even", c_in=8, c_out=2, rows=3, n=2, m=4)

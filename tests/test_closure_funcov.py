@@ -17,8 +17,10 @@ from math import floor
 import numpy as np
 import pytest
 
-from t2c_sim.closure.funcov import Coverage, CoverModel
+from t2c_sim import estimate
+from t2c_sim.closure.funcov import KSPLIT_BINS, Coverage, CoverModel
 from t2c_sim.closure.generate import build_record, close_coverage, knobs_for
+from t2c_sim.closure.target import backpressure_bin
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.errors import ConfigError
 from t2c_sim.workloads.gen import random_linear_record
@@ -69,6 +71,27 @@ def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
                          else "C_out>COLS"}
     k_real = rec.c_in if rec.op is OpKind.LINEAR else rec.kh * rec.kw * (rec.c_in // rec.groups)
     out["k_mod_m"] = {f"r{k_real % hw.m}"}
+    # K-chunks: the plan's (its own tests check it against the RTL); the bins from it by hand
+    plan = estimate.tile_plan(rec, hw)
+    chunks = [gs for _, gs in plan.chunks]
+    assert sum(chunks) == plan.g and all(0 < gs <= min(hw.act_depth // hw.rows,
+                                                        hw.w_depth // hw.cols) for gs in chunks)
+    out["g_vs_rows"] = {"G<ROWS" if gs < hw.rows else "G=ROWS" if gs == hw.rows else "G>ROWS"
+                        for gs in chunks}
+    out["k_chunks"] = {"1" if len(chunks) == 1 else "2" if len(chunks) == 2 else "many"}
+    ks = set()
+    if len(chunks) > 1:
+        if chunks[-1] < hw.rows:
+            ks.add("short_last_chunk")
+        if len(plan.tiles) > 1:
+            ks.add("multi_tile")
+        for tile in plan.tiles:
+            if tile.rows % hw.rows:
+                ks.add("partial_rows")
+            if tile.cols % hw.cols:
+                ks.add("partial_cols")
+            if -(-tile.rows // hw.rows) * -(-tile.cols // hw.cols) > 1:
+                ks.add("multi_block")
     # N:M patterns: per group of hw.m weights, nonzero positions, then zero positions, first N
     pats = set()
     w = [list(map(int, row)) + [0] * (-len(row) % hw.m) for row in rec.w_q]
@@ -95,17 +118,27 @@ def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
         ({f"{rec.mode.value}/no_tie"} if notie else set())
     out["saturation"] = sat
     out["shift"] = shifts
-    # wraps: unbounded dot products from the dense record
+    # wraps: unbounded dot products from the dense record, and the partial sums at the end
+    # of every chunk but the last (K in chunks of gs * hw.m)
     x = rec.x_q
     wrapped = False
+    top = 1 << (rec.acc_bits - 1)
     if rec.op is OpKind.LINEAR:
         xs = x.reshape(-1, rec.c_in)
+        ends = list(itertools.accumulate(gs * hw.m for gs in chunks))[:-1]
         for r_i, row in enumerate(xs):
             for ch in range(c):
-                exact = int(rec.bias_eff[ch]) + sum(int(a) * int(b) for a, b in
-                                                    zip(row, rec.w_q[ch][:rec.c_in]))
+                terms = [int(a) * int(b) for a, b in zip(row, rec.w_q[ch][:rec.c_in])]
+                exact = int(rec.bias_eff[ch]) + sum(terms)
                 wrapped |= exact != int(rec.acc.reshape(-1, c)[r_i, ch])
+                for e in ends:
+                    part = int(rec.bias_eff[ch]) + sum(terms[:e])
+                    if not -top <= part < top:
+                        ks.add("psum_wrap")
         out["acc_wrap"] = {"wrapped" if wrapped else "exact"}
+        out["ksplit"] = ks
+    else:
+        out["ksplit"] = ks  # shapes only: partial sums of a conv are not computed here
     lo, hi = rec.x_range
     out["z_x"] = {"min" if rec.z_x == lo else "max" if rec.z_x == hi else "zero" if rec.z_x == 0
                   else "other"}
@@ -143,7 +176,10 @@ def test_model_agrees_with_oracle(hwname: str) -> None:
         hits = model.sample(rec)
         exp = oracle(rec, hw)
         for point, bins in exp.items():
-            assert hits[point] == bins, f"{rec.name} {point}: model {hits[point]} oracle {bins}"
+            got = hits[point]
+            if point == "ksplit" and rec.op is not OpKind.LINEAR:
+                got = got - {"psum_wrap"}
+            assert got == bins, f"{rec.name} {point}: model {hits[point]} oracle {bins}"
         for a, b in model.crosses:
             assert hits[f"{a}*{b}"] == {f"{x}*{y}" for x in exp[a] for y in exp[b]}
 
@@ -221,19 +257,36 @@ def test_merge_is_associative_and_json_round_trips() -> None:
 
 def test_unreachable_bins_and_pluggable_samplers() -> None:
     model = CoverModel(HW)
-    assert model.unreachable["k_chunks/2"].startswith("the tile plan has no K-splitting")
+    assert "k_chunks/2" not in model.unreachable and "ksplit/psum_wrap" not in model.unreachable
+    # 96/3 = 32-word activation banks: chunks of at least 32 // 8 = 4 > ROWS = 3 groups
+    assert "ksplit/short_last_chunk" in model.unreachable
     cov = model.empty()
-    assert ("k_chunks", "many") not in cov.holes()
+    assert ("backpressure", "bursty") not in cov.holes()
     with pytest.raises(ConfigError, match="backpressure"):
         cov.sample_backpressure("jittery")
     stream = CoverModel(HW, chunk_sampler=lambda rec, hw: 3, stream=True)
     scov = stream.empty()
     assert ("backpressure", "bursty") in scov.holes() and ("k_chunks", "many") in scov.holes()
+    assert all(k in stream.unreachable for k in (f"ksplit/{b}" for b in KSPLIT_BINS))
     scov.sample_backpressure("bursty")
     rec = pool("3x2_2of4")[0]
     scov.add(stream.sample(rec))
     assert ("backpressure", "bursty") not in scov.holes()
     assert ("k_chunks", "many") not in scov.holes() and ("k_chunks", "1") in scov.holes()
+    assert stream.key != model.key and CoverModel(HW).key == model.key
+
+
+@pytest.mark.parametrize("trace,expect", [
+    ([1, 1, 1, 1], "none"), ([1, 0, 1, 1, 0, 1], "sparse"), ([1, 0, 0, 0, 1], "sparse"),
+    ([0, 0, 1, 0, 0, 1], "bursty"), ([1] + [0] * 8 + [1], "stalled"), ([0] * 7, "sparse"),
+    ([0] * 8, "stalled"),
+])
+def test_backpressure_sampler(trace: list[int], expect: str) -> None:
+    assert backpressure_bin(trace) == expect
+    with pytest.raises(ConfigError):
+        backpressure_bin([])
+    with pytest.raises(ConfigError):
+        backpressure_bin([1, 2])
 
 
 def test_bad_bins_and_files_are_one_line_errors(tmp_path) -> None:

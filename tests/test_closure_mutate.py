@@ -26,9 +26,22 @@ from t2c_sim.closure.mutate import (
     select_mutants,
     write_mutant_tree,
 )
+from t2c_sim.closure.mutrun import (
+    MutantResult,
+    MutationReport,
+    apply_waivers,
+    equivalent,
+    load_report,
+    run_campaign,
+    run_mutant,
+)
 from t2c_sim.closure.netlist import netlist_signature
+from t2c_sim.closure.suites import CosimSuite, Stage, UnitSuite, named_suite
+from t2c_sim.closure.target import accel_target
 from t2c_sim.cosim.sim import RTL_DIR
 from t2c_sim.errors import ConfigError
+
+TARGET = accel_target()
 
 MOD = """`timescale 1ns / 1ps
 module m #(parameter integer W = 8) (
@@ -139,9 +152,9 @@ def test_mutants_apply_at_their_offsets(snippet) -> None:
 
 
 def test_rtl_candidates_and_selection() -> None:
-    cands = enumerate_mutants(RTL_DIR)
+    cands = enumerate_mutants(TARGET.rtl_dir, TARGET.files)
     assert len(cands) >= 600
-    assert {m.file for m in cands} == {p.name for p in RTL_DIR.glob("*.v")}
+    assert {m.file for m in cands} == set(TARGET.files)
     a = select_mutants(cands, 220, seed=1)
     b = select_mutants(cands, 220, seed=1)
     c = select_mutants(cands, 220, seed=2)
@@ -181,8 +194,8 @@ def test_waivers_match_by_text(tmp_path) -> None:
 
 def test_repository_waivers_are_valid_and_current() -> None:
     """Every waiver in rtl/mutation_waivers.yaml names an existing mutant of today's RTL."""
-    ws = load_waivers(RTL_DIR / "mutation_waivers.yaml")
-    cands = enumerate_mutants(RTL_DIR)
+    ws = load_waivers(TARGET.mutation_waivers)
+    cands = enumerate_mutants(TARGET.rtl_dir, TARGET.files)
     for w in ws:
         assert any(w.matches(m) for m in cands), f"stale waiver: {w}"
 
@@ -255,10 +268,8 @@ def _req_mutant(mid: str, old: str, new: str) -> Mutant:
 
 @pytest.mark.sim
 def test_runner_statuses_on_icarus(tmp_path) -> None:
-    from t2c_sim.closure.mutrun import MutationReport, run_mutant
-    from t2c_sim.closure.suites import UnitSuite
-
-    suite = UnitSuite("t2c_requant", [REQ], {"seed": 5, "n_random": 200}, timeout_s=20)
+    suite = UnitSuite(TARGET, TARGET.bench("requant"), param_sets=[REQ],
+                      payload={"seed": 5, "n_random": 200}, timeout_s=20)
     muts = {
         "killed": _req_mutant("k", "MODE_HALF_EVEN: up_d = half_d & (sticky_d | q_d[0]);",
                               "MODE_HALF_EVEN: up_d = half_d;"),
@@ -281,17 +292,20 @@ def test_runner_statuses_on_icarus(tmp_path) -> None:
 
 @pytest.mark.sim
 def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
-    """run_layers(rtl_dir=...) builds the mutant copy, not rtl/ (the build key differs)."""
-    from t2c_sim.closure.mutrun import run_mutant
-    from t2c_sim.closure.suites import CosimSuite
+    """run_layers(rtl_dir=...) builds the mutant copy, not rtl/ (the build key differs); the
+    PE-instance array runs only t2c_nm_pe, so its mutant is killed there and not in the packed one."""
+    from t2c_sim.workloads.gen import random_linear_record
 
-    suite = CosimSuite.random(1)
-    suite.stages = suite.stages[:1]
-    suite.stages[0] = type(suite.stages[0])("a", suite.stages[0].hw, suite.stages[0].records[:1])
+    rec = random_linear_record(__import__("numpy").random.default_rng(1), name="fc_pe",
+                               c_in=12, c_out=3, rows=5, n=2, m=4)
+    hw = TARGET.arrays["hw_a"]
     m = [x for x in enumerate_mutants(RTL_DIR, ["t2c_nm_pe.v"])
          if x.operator == "arith" and x.line_text.startswith("acc_d = acc_d + sum_d")][0]
-    r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
-    assert r.status == "killed" and "fc_multitile" in r.detail, r.detail
+    pe = CosimSuite(TARGET, [Stage("pe", hw, (rec,), packed=False)])
+    packed = CosimSuite(TARGET, [Stage("packed", hw, (rec,), packed=True)])
+    r = run_mutant(m, pe, RTL_DIR, tmp_path / "m")
+    assert r.status == "killed" and "fc_pe" in r.detail, r.detail
+    assert run_mutant(m, packed, RTL_DIR, tmp_path / "p").status == "survived"
     write_mutant_tree(m, RTL_DIR, tmp_path / "tree")
     assert (tmp_path / "tree" / "t2c_nm_pe.v").read_text() != (RTL_DIR / "t2c_nm_pe.v").read_text()
 
@@ -299,34 +313,26 @@ def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
 @pytest.mark.sim
 @pytest.mark.slow
 def test_yosys_equivalence_on_rtl(tmp_path) -> None:
-    """Dead-code mutants (ACC_DBG=0 branch) are equivalent; a datapath mutant is not."""
-    from t2c_sim.closure.mutrun import _equivalent
-    from t2c_sim.closure.suites import CosimSuite
-
-    suite = CosimSuite.random(1)
-    cands = enumerate_mutants(RTL_DIR)
-    dead = [m for m in cands if "hr_acc_o = {" in m.line_text][0]
+    """A mutant in a spread step the simulated arrays never reach (L <= 13) is equivalent for
+    every simulated design; a datapath mutant is not."""
+    suite = named_suite("layers", TARGET)
+    cands = enumerate_mutants(TARGET.rtl_dir, TARGET.files)
+    dead = [m for m in cands if m.line_text.startswith("if (L > 13)") and m.operator == "const"
+            and m.original == "13"][0]
     live = [m for m in cands if m.file == "t2c_requant.v" and m.operator == "sign"
             and m.original == ">>>"][0]
-    cache: dict = {}
-    assert "identical" in (_equivalent(dead, RTL_DIR, suite, tmp_path / "d", cache) or "")
-    assert _equivalent(live, RTL_DIR, suite, tmp_path / "l", cache) is None
+    assert "identical" in (equivalent(dead, TARGET, suite, tmp_path / "d") or "")
+    assert equivalent(live, TARGET, suite, tmp_path / "l") is None
 
 
 @pytest.mark.sim
 @pytest.mark.slow
 def test_full_campaign_reaches_target(tmp_path) -> None:
-    """220 mutants over rtl/ against the closure suite: >= 95 % of non-equivalent mutants killed.
-
-    (Random layers and the first unit parameter sets alone score 87 %: see the report of issue 13.)
-    """
-    from t2c_sim.closure.mutrun import run_campaign
-    from t2c_sim.closure.suites import full_suite
-
-    muts = select_mutants(enumerate_mutants(RTL_DIR), 220, seed=1)
-    suite = full_suite(1)
-    rep = run_campaign(muts, suite, tmp_path, waivers=load_waivers(RTL_DIR /
-                                                                   "mutation_waivers.yaml"))
+    """220 mutants over the RTL against the full suite: >= 95 % of non-equivalent mutants
+    killed (the nightly suite runs the same campaign through `t2c-sim mutate`)."""
+    muts = select_mutants(enumerate_mutants(TARGET.rtl_dir, TARGET.files), 220, seed=1)
+    rep = run_campaign(muts, named_suite("full", TARGET), tmp_path, target=TARGET,
+                       waivers=load_waivers(TARGET.mutation_waivers))
     rep.write_json(tmp_path / "mutation.json")
     print(rep.summary())
     assert rep.score >= 0.95, rep.summary() + "\n" + "\n".join(rep.diffs.values())
@@ -402,7 +408,7 @@ def test_former_survivors_are_killed(case: str, tmp_path) -> None:
 
 def test_report_round_trip_score_and_waivers(tmp_path) -> None:
     from t2c_sim.closure.mutate import Waiver
-    from t2c_sim.closure.mutrun import MutantResult, MutationReport, apply_waivers, load_report
+
 
     ms = enumerate_mutants(RTL_DIR, ["t2c_ram.v"])[:6]
     rep = MutationReport("t", wall_s=3.0)

