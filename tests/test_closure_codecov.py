@@ -65,7 +65,8 @@ def design(tmp_path: Path) -> tuple[Path, Path, Path]:
         (_key(src, 2, 9, "branch", "v_branch/t2c_x", "else", h), n1),
         (_key(src, 1, 30, "toggle", "v_toggle/t2c_x", "a_i:0->1", h), t01),
         (_key(src, 1, 30, "toggle", "v_toggle/t2c_x", "a_i:1->0", h), t10),
-        (_key(src, 1, 52, "toggle", "v_toggle/t2c_x", "y_q:0->1", h), t01),
+        # Verilator names a parameterized copy <module>__pi<N> or <module>__<parameters>
+        (_key(src, 1, 52, "toggle", "v_toggle/t2c_x__W20_D8", "y_q:0->1", h), t01),
     ]
     other = tmp_path / "harness.v"
     other.write_text("module h; endmodule\n")
@@ -89,7 +90,7 @@ def test_merge_sums_and_is_associative(design, tmp_path) -> None:
 def test_points_fold_instances_and_filter_files(design) -> None:
     rtl, d1, d2 = design
     pts = cc.points(cc.merge([d1, d2]), rtl)
-    assert {p.module for p in pts} == {"t2c_x"}               # __pi2 folded, harness dropped
+    assert {p.module for p in pts} == {"t2c_x"}    # __pi2, __W20_D8 folded, harness dropped
     by = {(p.type, p.comment, p.span): n for p, n in pts.items()}
     assert by[("line", "block", (2,))] == 5 and by[("branch", "else", (5, 6))] == 0
     assert by[("branch", "else", ())] == 5   # the implicit else runs no line

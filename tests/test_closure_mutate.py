@@ -280,9 +280,12 @@ def test_runner_statuses_on_icarus(tmp_path) -> None:
         "timeout": _req_mutant("t", "  assign valid_o", "  reg osc_q;\n  initial begin : spin\n"
                                "    while (1'b1) osc_q = ~osc_q;\n  end\n  assign valid_o"),
     }
+    # the hung mutant under a short limit (a passing run of 200 vectors takes ~2 s)
+    hang = UnitSuite(TARGET, TARGET.bench("requant"), param_sets=[REQ],
+                     payload={"seed": 5, "n_random": 200}, timeout_s=6)
     rep = MutationReport("unit-requant")
     for want, m in muts.items():
-        r = run_mutant(m, suite, RTL_DIR, tmp_path / want)
+        r = run_mutant(m, hang if want == "timeout" else suite, RTL_DIR, tmp_path / want)
         assert r.status == want, (want, r.detail)
         rep.results.append(r)
     assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
@@ -348,37 +351,41 @@ def _find(file: str, op: str, line_start: str, orig: str, rep: str, before: str 
     return found[0]
 
 
-def _limit_stage(limit: str):
-    from t2c_sim.closure.funcov import CoverModel
-    from t2c_sim.closure.generate import build_record, knobs_for
-    from t2c_sim.closure.suites import CosimSuite, Stage
+def _limit_stage(limit: str) -> CosimSuite:
+    """A one-layer suite on the first array whose record hits ``limits/<limit>``."""
+    import numpy as np
 
-    hw = CosimSuite.random(1).stages[0].hw
+    from t2c_sim.closure.generate import build_record, knobs_for
+
+    hw = TARGET.arrays["hw_a"]
     for seed in range(5):
-        rng = __import__("numpy").random.default_rng(seed)
+        rng = np.random.default_rng(seed)
         rec = build_record(knobs_for(("limits", limit), hw, rng), hw, rng, f"lim_{seed}")
-        if limit in CoverModel(hw).sample(rec)["limits"]:
-            return CosimSuite([Stage(limit, hw, (rec,))])
+        if limit in TARGET.cover_model(hw).sample(rec)["limits"]:
+            return CosimSuite(TARGET, [Stage(limit, hw, (rec,), packed=True)])
     raise AssertionError(f"no record hits limits/{limit}")
 
 
-def _unit(kind: str):
-    from t2c_sim.closure.suites import PE_SETS, REQUANT_SETS, UnitSuite, closure_unit_suites
-
+def _unit(kind: str) -> UnitSuite:
+    """The unit suite (one bench, one parameter set) that kills a former survivor."""
     if kind == "dense_top":
-        return closure_unit_suites()[0]
+        return UnitSuite(TARGET, TARGET.bench("accel_top_dense"))
     if kind == "reset":
-        return closure_unit_suites()[1]
+        return UnitSuite(TARGET, TARGET.bench("reset_idle"))
     if kind == "pe_m5":
-        return UnitSuite("t2c_nm_pe", [PE_SETS[5]], {"seed": 21, "n_cycles": 300})
-    return UnitSuite("t2c_requant", [REQUANT_SETS[1]], {"seed": 12, "n_random": 600})
+        b = TARGET.bench("nm_pe")
+        m5 = [p for p in b.param_sets if p["M"] == 5]
+        return UnitSuite(TARGET, b, param_sets=m5, payload={"seed": 21, "n_cycles": 300})
+    b = TARGET.bench("requant")
+    narrow = [p for p in b.param_sets if p["MULT_BITS"] == 16]
+    return UnitSuite(TARGET, b, param_sets=narrow, payload={"seed": 12, "n_random": 600})
 
 
 # Survivors of the random-layer + unit-testbench campaign and the suite that now kills each.
 KILLERS = {
-    "host_word_width": (("t2c_accel_top.v", "negate", ": ((WGT_W > CH_W)", "(WGT_W > CH_W)",
-                         "!((WGT_W > CH_W))"), "dense_top"),
-    "shift_max_boundary": (("t2c_accel_top.v", "relational", "if (dcmask_q[ib] &&", ">", ">="),
+    "host_word_width": (("t2c_accel_top.v", "negate", ": ((WGTS_W > CH_W)", "(WGTS_W > CH_W)",
+                         "!((WGTS_W > CH_W))"), "dense_top"),
+    "shift_max_boundary": (("t2c_accel_top.v", "relational", "if (dcmask_q[ic] &&", ">", ">="),
                            "sh=SHIFT_MAX"),
     "out_depth_check": (("t2c_accel_top.v", "arith", "shape_err[4] =", "*", "+"), "out_full"),
     "lo_eq_hi_legal": (("t2c_accel_top.v", "relational", "shape_err[5] =", ">", ">="), "lo=hi"),
@@ -393,11 +400,13 @@ KILLERS = {
 }
 
 
-@pytest.mark.sim
-@pytest.mark.parametrize("case", list(KILLERS))
-def test_former_survivors_are_killed(case: str, tmp_path) -> None:
-    from t2c_sim.closure.mutrun import run_mutant
+FAST_KILLERS = ("done_not_reset", "host_word_width")
 
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", [c if c in FAST_KILLERS else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in KILLERS])
+def test_former_survivors_are_killed(case: str, tmp_path) -> None:
     key, killer = KILLERS[case]
     m = _find(*key)
     suite = _limit_stage(killer) if "=" in killer or killer == "out_full" else _unit(killer)
@@ -408,7 +417,6 @@ def test_former_survivors_are_killed(case: str, tmp_path) -> None:
 
 def test_report_round_trip_score_and_waivers(tmp_path) -> None:
     from t2c_sim.closure.mutate import Waiver
-
 
     ms = enumerate_mutants(RTL_DIR, ["t2c_ram.v"])[:6]
     rep = MutationReport("t", wall_s=3.0)

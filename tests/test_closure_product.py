@@ -164,8 +164,7 @@ def test_testbench_entry_runs_as_a_job(tmp_path: Path) -> None:
     assert res["status"] == PASS, res["message"]
     run = RunResult.from_dict(res["run"])
     assert [lr.op for lr in run.layers] == ["testbench"] and run.hw["ACC_BITS"] == 24
-    # the same bench with a broken requantizer fails as a job (not an error)
-    assert load_suite(p).jobs[0].job_id == job.job_id
+    assert load_suite(p).jobs[0].job_id == job.job_id  # a stable id (resumable)
 
 
 # ------------------------------------------------------------------------------ until covered
@@ -267,3 +266,64 @@ def test_regress_coverage_merges_jobs(tmp_path: Path, capsys) -> None:
     assert req["lines_hit"] == req["lines_total"]
     s = json.loads((out / "summary.json").read_text())
     assert s["coverage"]["code"]["total"] == code["total"]
+
+
+# ------------------------------------------------------------------------------ make nightly
+def _nightly():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "nightly_closure.py"
+    spec = importlib.util.spec_from_file_location("nightly_closure", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _nightly_inputs(root: Path, lines: float, toggles: float, holes: int, counts: dict) -> None:
+    (root / "coverage").mkdir(parents=True)
+    (root / "mutation").mkdir()
+    fun = [{"summary": {"hit": 100 - holes, "reachable": 100}}, {"summary": {"hit": 7,
+                                                                             "reachable": 7}}]
+    code = {"total": {"lines": lines, "toggles": toggles, "branches": 80.0, "user": 100.0}}
+    (root / "coverage" / "summary.json").write_text(json.dumps(
+        {"coverage": {"code": code, "functional": fun}}))
+    det = counts["killed"] + counts["timeout"]
+    n = sum(counts.values())
+    (root / "mutation" / "mutation.json").write_text(json.dumps(
+        {"counts": counts, "score": det / (det + counts["survived"]), "partial": False,
+         "results": [{}] * n}))
+
+
+# (lines, toggles, functional holes, mutant counts) -> the rows that must read NO
+NIGHTLY_CASES = [
+    (96.0, 91.0, 0, {"killed": 200, "timeout": 2, "survived": 0, "equivalent": 15,
+                     "waived": 3, "build-error": 0}, set()),
+    (94.9, 91.0, 0, {"killed": 200, "timeout": 0, "survived": 0, "equivalent": 20,
+                     "waived": 0, "build-error": 0}, {"line"}),
+    (96.0, 89.9, 2, {"killed": 200, "timeout": 0, "survived": 0, "equivalent": 20,
+                     "waived": 0, "build-error": 0}, {"toggle", "functional"}),
+    # 190/200 = 95.0 % meets the score, but survivors are unexplained and 199 < 200 mutants
+    (96.0, 91.0, 0, {"killed": 180, "timeout": 10, "survived": 9, "equivalent": 0,
+                     "waived": 0, "build-error": 0}, {"survivor", "over"}),
+    (96.0, 91.0, 0, {"killed": 180, "timeout": 0, "survived": 20, "equivalent": 10,
+                     "waived": 0, "build-error": 0}, {"score", "survivor"}),
+]
+
+
+@pytest.mark.parametrize("lines,toggles,holes,counts,missed", NIGHTLY_CASES)
+def test_nightly_figures_against_targets(tmp_path: Path, capsys, lines, toggles, holes, counts,
+                                         missed) -> None:
+    nightly = _nightly()
+    _nightly_inputs(tmp_path, lines, toggles, holes, counts)
+    rows = nightly.figures(tmp_path / "coverage", tmp_path / "mutation")
+    names = {"line": "line coverage", "toggle": "toggle coverage", "functional": "functional bin",
+             "score": "mutation score", "over": "over >=", "survivor": "every survivor"}
+    got = {k for k, v in names.items() for t, _, ok in rows if v in t and not ok}
+    assert got == missed, rows
+    rc = nightly.main(["--out", str(tmp_path), "--skip-coverage", "--skip-mutation"])
+    text = capsys.readouterr().out
+    assert rc == (1 if missed else 0)
+    assert f"{lines:.1f}%" in text and f"{toggles:.1f}%" in text
+    # a run that left no figures is a miss, not a pass
+    (tmp_path / "mutation" / "mutation.json").unlink()
+    assert nightly.main(["--out", str(tmp_path), "--skip-coverage", "--skip-mutation"]) == 1

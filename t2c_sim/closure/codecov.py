@@ -66,7 +66,8 @@ class Point:
         line: First line.
         col: Column.
         type: ``line``, ``toggle``, ``user`` (or another Verilator type).
-        module: Module name (parameterized copies ``__pi<N>`` folded).
+        module: Module name (parameterized copies ``<module>__pi<N>`` and
+            ``<module>__<parameter values>`` folded).
         comment: ``block``/``if``/``else`` for lines, ``signal[bit]:0->1`` for toggles.
         span: Lines the point covers (line coverage blocks span several lines).
     """
@@ -156,7 +157,9 @@ def points(counts: Mapping[str, int], rtl_dir: str | Path | None = None) -> dict
         if base is not None and Path(file).resolve().parent != base:
             continue
         page = f.get("page", "")
-        module = re.sub(r"__pi\d+$", "", page.split("/", 1)[-1])
+        # a parameterized copy is named <module>__pi<N> or <module>__<parameter values>
+        # (t2c_ram__W20_D8): fold it into its module
+        module = page.split("/", 1)[-1].split("__", 1)[0]
         line = int(f.get("l", "0") or 0)
         typ = f.get("t") or page.split("/")[0].removeprefix("v_")
         span = _span(f.get("S"), line) if typ != "branch" or f.get("S") else ()
