@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, rc if rc != 1 else 0)
     if not a.skip_mutation:
         t0 = time.monotonic()
-        rc = _run(["mutate", "--suite", "full", "--max-mutants", "220", "-j", str(a.jobs),
+        rc = _run(["mutate", "-v", "--suite", "full", "--max-mutants", "220", "-j", str(a.jobs),
                    "--out", str(mut_dir), "--no-progress"])
         walls.append(("(mutation campaign wall time)", f"{time.monotonic() - t0:.0f} s", True))
         worst = max(worst, rc if rc != 1 else 0)

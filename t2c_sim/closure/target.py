@@ -195,7 +195,11 @@ def _accel_benches() -> dict[str, Bench]:
                            {**arr, "ROWS": 2, "COLS": 3, "ACC_BITS": 17, "PACKED": 1},
                            {**arr, "ROWS": 2, "COLS": 2, "M": 5, "IDX_BITS": 3, "PACKED": 1},
                            {**arr, "COLS": 1, "A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 9,
-                            "M": 16, "IDX_BITS": 4, "PACKED": 1}),
+                            "M": 16, "IDX_BITS": 4, "PACKED": 1},
+                           # 9 rows of 3:12: 108 activation fields (a seventh spread step) and
+                           # indices 12..15 >= M past the unrolled eight lanes
+                           {**arr, "ROWS": 9, "COLS": 1, "A_BITS": 4, "W_BITS": 4,
+                            "ACC_BITS": 16, "N": 3, "M": 12, "IDX_BITS": 4, "PACKED": 1}),
                           {"seed": 41, "n_cycles": 300}),
     }
 

@@ -184,12 +184,17 @@ def coverage_lines(cov: dict[str, Any]) -> list[str]:
     code = cov.get("code")
     if code:
         t, g = code["total"], code["targets"]
+        tot = code["files"][-1]
+        user = f"{t['user']:.1f}%" if tot.get("user_total") else "none in the RTL"
         lines.append(f"code coverage of the RTL ({code['inputs']} file(s) merged): lines "
                      f"{t['lines']:.1f}% (target {g['lines']:.0f}%), toggles {t['toggles']:.1f}% "
-                     f"(target {g['toggles']:.0f}%), user {t['user']:.1f}%; HTML {code['html']}")
+                     f"(target {g['toggles']:.0f}%), branches {t.get('branches', 100.0):.1f}%, "
+                     f"user points {user}; HTML {code['html']}")
         for f in code["files"][:-1]:
             lines.append(f"  {f['file']:20s} lines {f['lines_hit']}/{f['lines_total']}  toggles "
-                         f"{f['toggles_hit']}/{f['toggles_total']}  waived {f['waived']}")
+                         f"{f['toggles_hit']}/{f['toggles_total']}  branches "
+                         f"{f.get('branches_hit', 0)}/{f.get('branches_total', 0)}  waived "
+                         f"{f['waived']}")
     elif "code" in cov:
         lines.append("code coverage: no passing Verilator co-simulation to measure")
     for e in cov.get("functional", []):
