@@ -1,30 +1,41 @@
 """Records of the integer ops without weights (SPEC section 3, docs/numerics.md section 3):
 residual add, concat, average and global average pool, max pool, flatten.
 
-Each builder takes the fuser (:class:`t2c_sim.fuse.graph._Fuser`: formats, shapes, the values
-computed so far) and one fx node, and adds the record. Formats come from the quantizers
+Each builder takes the fuser (the graph walk of :mod:`t2c_sim.fuse.graph`: formats, shapes, the
+values computed so far) and one fx node, and adds the record. Formats come from the quantizers
 (:mod:`t2c_sim.fuse.formats`); every float scale becomes integers here, once.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch.fx as fx
 from torch import nn
 
-from t2c_sim.config import OpKind
+from t2c_sim.config import FuseOptions, OpKind
 from t2c_sim.errors import FuseError, NumericsError
-from t2c_sim.fuse.formats import TensorVal, clamp_bounds, multipliers, record_formats
+from t2c_sim.fuse.formats import QFormat, TensorVal, clamp_bounds, multipliers, record_formats
 from t2c_sim.numerics import quantize_multipliers_shared
 from t2c_sim.quant.graph import fused_activation
 from t2c_sim.quant.modules import QAdaptiveAvgPool2d, QAdd, QCat
 from t2c_sim.quant.ops import where
 from t2c_sim.record import LayerRecord
 
-if TYPE_CHECKING:
-    from t2c_sim.fuse.graph import _Fuser
+
+class _Fuser(Protocol):
+    """What a record builder uses of the graph walk (:class:`t2c_sim.fuse.graph._Fuser`)."""
+
+    mods: Mapping[str, nn.Module]
+    opts: FuseOptions
+    vals: dict[fx.Node, TensorVal]
+
+    def operand(self, node: fx.Node, i: int = 0) -> tuple[TensorVal, QFormat, tuple[int, ...]]: ...
+    def out_format(self, node: fx.Node) -> QFormat: ...
+    def shape(self, node: fx.Node) -> tuple[int, ...]: ...
+    def add(self, rec: LayerRecord, node: fx.Node, val: TensorVal) -> None: ...
 
 __all__ = ["add_record", "concat_record", "avgpool_record", "maxpool_record", "flatten_record",
            "integer_axis"]
