@@ -18,7 +18,9 @@ problems raise :class:`~t2c_sim.errors.ModelError` naming the node and its sourc
 from __future__ import annotations
 
 import copy
+import linecache
 import os
+import sys
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -35,13 +37,32 @@ __all__ = ["Traced", "trace", "consumer_quantizers", "fused_activation", "flatte
            "tensor_users"]
 
 
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 class _Tracer(fx.Tracer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
+    """Leaves: the Q wrappers, Add, Cat, InputSmooth. Every node records the user's source line
+    (``node.meta["stack_trace"]``, fx's format): the innermost frame outside torch and this
+    package's quant code, found by walking the frames (fx's own ``record_stack_traces``
+    symbolizes a full traceback per node, seconds on first use)."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
+
+    def create_proxy(self, *args: Any, **kwargs: Any) -> fx.Proxy:
+        proxy = super().create_proxy(*args, **kwargs)
+        if not proxy.node.meta.get("stack_trace"):
+            f = sys._getframe(1)
+            while f is not None and (f.f_code.co_filename.startswith(_TORCH_DIR)
+                                     or f.f_code.co_filename.startswith(_HERE)):
+                f = f.f_back
+            if f is not None:
+                fn, ln = f.f_code.co_filename, f.f_lineno
+                code = linecache.getline(fn, ln).strip()
+                proxy.node.meta["stack_trace"] = (f'File "{fn}", line {ln}, in '
+                                                  f"{f.f_code.co_name}\n    {code}\n")
+        return proxy
 
 
 class Traced(fx.GraphModule):
@@ -68,8 +89,7 @@ class Traced(fx.GraphModule):
 
 def _user_frame(e: BaseException) -> dict[str, Any]:
     frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if not f.filename.startswith(os.path.dirname(torch.__file__))
-              and not f.filename.startswith(os.path.dirname(os.path.abspath(__file__)))]
+              if not f.filename.startswith(_TORCH_DIR) and not f.filename.startswith(_HERE)]
     return {"file": frames[-1].filename, "line": frames[-1].lineno} if frames else {}
 
 

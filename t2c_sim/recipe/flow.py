@@ -19,10 +19,11 @@ import torch
 from t2c_sim.errors import ConfigError
 from t2c_sim.fuse import fuse, quantize_input
 from t2c_sim.golden import attach_results, run_network
-from t2c_sim.models import load_dataset, make_model
+from t2c_sim.models.init import set_bn_statistics
 from t2c_sim.quant.calibrate import calibrate
 from t2c_sim.quant.quantize import quantize_model
 from t2c_sim.quant.smoothquant import input_smooth, smooth_model
+from t2c_sim.recipe.inputs import build_model, check_model_on_data, load_data
 from t2c_sim.recipe.schema import Recipe
 from t2c_sim.train import apply_masks, finetune_gradual, finetune_masked, nm_masks, qat, train
 from t2c_sim.verify.crosscheck import end_to_end, layer_diffs
@@ -63,15 +64,24 @@ class BuildResult:
 
 
 def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) -> Any:
+    """The float model: built by its factory, checked on the data, then trained (cached by
+    :meth:`~t2c_sim.recipe.schema.Recipe.float_key`) or, untrained, given BN statistics."""
     torch.manual_seed(seed)
-    model = make_model(recipe.model, **recipe.model_args)
-    path = cache_dir / f"{recipe.model}-{recipe.float_key(seed)}.pt" if cache_dir else None
+    spec = recipe.model_source
+    model = build_model(spec, recipe.path)
+    check_model_on_data(model, split, spec.ref, recipe.path, recipe.data_source.key)
+    if recipe.init.bn_stats == "data":
+        set_bn_statistics(model, split.x_calib, seed=recipe.init.seed)
+    t = recipe.train
+    if not t.epochs:
+        model.eval()
+        return model
+    path = cache_dir / f"{spec.stem}-{recipe.float_key(seed)}.pt" if cache_dir else None
     if path is not None and path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
         log.info("loaded cached float weights %s", path)
         return model
-    t = recipe.train
     train(model, split.x_train, split.y_train, epochs=t.epochs, lr=t.lr, batch=t.batch, seed=seed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +101,7 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
     stage are the package's own (:class:`FuseError`, :class:`ConfigError`, ...).
     """
     seed = recipe.seed if seed is None else seed
-    split = load_dataset(recipe.dataset, seed=seed, calib=recipe.calibration.samples)
+    split = load_data(recipe.data_source, seed, recipe.calibration.samples, recipe.path)
     fmodel = _float_model(recipe, split, seed, Path(cache_dir) if cache_dir else None)
     sp = recipe.sparsity
     masks: dict[str, Any] = {}
