@@ -67,7 +67,7 @@ def describe(node: fx.Node, mods: Mapping[str, nn.Module] | None = None) -> str:
     t = node.target
     for prefix, modl in (("F.", F), ("torch.", torch), ("operator.", operator)):
         for name in dir(modl):
-            if getattr(modl, name, None) is t:
+            if not name.startswith("_") and getattr(modl, name, None) is t:
                 return prefix + name
     return getattr(t, "__qualname__", None) or getattr(t, "__name__", None) or repr(t)
 

@@ -92,12 +92,14 @@ def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) 
 
 
 def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None = "build/cache",
-          ) -> BuildResult:
+          crosscheck_samples: int | None = None) -> BuildResult:
     """train -> prune (N:M, masked or gradual fine-tuning) -> smooth -> quantize, calibrate
     (QAT) -> fuse.
 
     ``seed`` defaults to the recipe's. Float weights are cached in ``cache_dir`` (``None``
-    disables caching) by :meth:`~t2c_sim.recipe.schema.Recipe.float_key`. Errors from any
+    disables caching) by :meth:`~t2c_sim.recipe.schema.Recipe.float_key`. The cross-check runs on
+    the first ``crosscheck_samples`` test inputs (default: the recipe's ``crosscheck.samples``,
+    else the whole test split). Errors from any
     stage are the package's own (:class:`FuseError`, :class:`ConfigError`, ...).
     """
     seed = recipe.seed if seed is None else seed
@@ -141,12 +143,15 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
     records = fuse(qmodel, x_exp, **kw)
     x_q = quantize_input(qmodel, x_exp)
     records = attach_results(records, run_network(records, x_q))
+    n_cc = crosscheck_samples or recipe.crosscheck_samples or len(split.x_test)
+    xt = split.x_test[:n_cc]
+    yt = None if split.y_test is None else split.y_test[:n_cc]
     eval_recs = records
     if any(r.meta.get("input_specific") for r in records):
-        eval_recs = fuse(qmodel, split.x_test, **kw)   # token-wise: records are per input
-    xt_q = quantize_input(qmodel, split.x_test)
+        eval_recs = fuse(qmodel, xt, **kw)   # token-wise: records are per input
+    xt_q = quantize_input(qmodel, xt)
     cc = {"layers": layer_diffs(qmodel, eval_recs, xt_q),
-          "end_to_end": end_to_end(fmodel, qmodel, eval_recs, split.x_test, split.y_test)}
+          "end_to_end": end_to_end(fmodel, qmodel, eval_recs, xt, yt)}
     log.info("built %s: %s", recipe.name, cc["end_to_end"])
     s_in = input_smooth(qmodel)
     return BuildResult(recipe, fmodel, qmodel, records, x_q, split, cc, masks, history, smooth,

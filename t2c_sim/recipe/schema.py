@@ -34,6 +34,7 @@ Recipe keys (all but ``model`` optional)::
     fuse: {acc_bits, mult_bits, shift_max: int, rounding: half_even|half_up|half_away|floor,
            wrap_ok: bool}
     export: {samples: int}
+    crosscheck: {samples: int}   (test inputs the cross-check uses; default the whole test split)
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class Recipe:
     model_spec: ModelSpec | None = None
     data: DataSpec | None = None
     init: InitCfg = InitCfg()
+    crosscheck_samples: int | None = None
 
     @property
     def model_source(self) -> ModelSpec:
@@ -187,7 +189,7 @@ class Recipe:
 
 # ---- validation helpers ---------------------------------------------------------------------
 _TOP = {"name", "model", "model_args", "dataset", "data", "seed", "train", "quant", "sparsity",
-        "calibration", "qat", "fuse", "export", "init"}
+        "calibration", "qat", "fuse", "export", "init", "crosscheck"}
 
 
 def _mapping(v: Any, key: str, file: str | None) -> dict[str, Any]:
@@ -334,6 +336,12 @@ def _init(d: dict[str, Any], file: str | None) -> InitCfg:
     return InitCfg(bn, _typed(ini, "seed", int, 0, "init", file))
 
 
+def _crosscheck_samples(d: dict[str, Any], file: str | None) -> int | None:
+    cc = _mapping(d.get("crosscheck"), "crosscheck", file)
+    _known(cc, {"samples"}, "crosscheck", file)
+    return _typed(cc, "samples", int, None, "crosscheck", file, True)
+
+
 def _check_labels(r: Recipe, file: str | None) -> None:
     """Training, fine-tuning and QAT need labels; synthetic data (or an .npz without y) has none."""
     if r.data_source.labelled:
@@ -392,7 +400,8 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
         qat=QatCfg(_typed(qa, "epochs", int, 0, "qat", file),
                    _typed(qa, "lr", float, 1e-3, "qat", file, True)),
         fuse=fuse, export_samples=_typed(ex, "samples", int, 8, "export", file, True),
-        path=file, model_spec=mspec, data=dspec, init=_init(d, file))
+        path=file, model_spec=mspec, data=dspec, init=_init(d, file),
+        crosscheck_samples=_crosscheck_samples(d, file))
     _check_labels(recipe, file)
     return recipe
 
