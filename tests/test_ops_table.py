@@ -233,6 +233,8 @@ class GapNet(nn.Module):
             x = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
         elif self.form == "mean":
             x = x.mean([2, 3])
+        elif self.form == "squeeze":
+            x = self.gap(x).squeeze()
         elif self.form == "mean_keep":
             x = x.mean((-1, -2), keepdim=True).view(x.size(0), -1)
         else:
@@ -240,7 +242,7 @@ class GapNet(nn.Module):
         return self.fc(x)
 
 
-@pytest.mark.parametrize("form", ["tuple", "F", "mean", "mean_keep", "torch_mean"])
+@pytest.mark.parametrize("form", ["tuple", "F", "mean", "mean_keep", "torch_mean", "squeeze"])
 def test_global_average_pool_forms(form):
     x = torch.randn(16, 3, 5, 5)
     out = {}

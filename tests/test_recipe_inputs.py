@@ -233,3 +233,17 @@ def test_user_model_fixture_end_to_end():
     assert e2e["numpy_torch_identical"] and e2e["float_acc"] > 85.0
     assert abs(e2e["integer_acc"] - e2e["fake_quant_acc"]) <= 2.0
     assert max(v["max"] for v in res.crosscheck["layers"].values()) <= 1
+
+
+def test_cli_names_the_unsupported_op_in_the_users_file(tmp_path, capsys):
+    from t2c_sim.cli import EXIT_USAGE, main
+
+    bad = USER_FILE.replace("        x = self.conv(x).relu()", "        x = self.conv(x).sigmoid()")
+    p = recipe(tmp_path, user=bad)
+    assert main(["run", str(p), "--sim", "none", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    line = bad.splitlines().index("        x = self.conv(x).sigmoid()") + 1
+    assert len(err) == 1 and err[0].startswith(f"t2c-sim: error: {tmp_path / 'tiny.py'}, line {line}, "
+                                               "node 'sigmoid': tensor.sigmoid")
+    assert "nn.ReLU" in err[0] and not (tmp_path / "out").exists()
