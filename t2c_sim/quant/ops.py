@@ -182,7 +182,7 @@ def _module(node: fx.Node, mod: nn.Module, mods: Mapping[str, nn.Module]) -> Op:
             raise unsupported(node, mods, f"start_dim={mod.start_dim}, end_dim={mod.end_dim}",
                               "flatten to [B, features] (start_dim=1, end_dim=-1)")
         return Op(Role.FLATTEN, inputs=ins[:1])
-    if type(mod) is nn.ReLU:
+    if isinstance(mod, nn.ReLU):
         return Op(Role.ACT, "relu", ins[:1], inplace=mod.inplace)
     if isinstance(mod, nn.Hardtanh):
         if not _is_relu6(mod.min_val, mod.max_val):
