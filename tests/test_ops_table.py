@@ -487,3 +487,26 @@ def test_activation_on_the_network_input_is_refused_by_fuse():
     with pytest.raises(FuseError, match="F.relu.*not after a conv, linear") as ei:
         fuse(HandBuilt("relu_input"), torch.rand(2, 4))
     assert ei.value.line == tagged_line("fuse_relu_input")
+
+
+def test_quantized_model_keeps_the_users_modules_across_copies():
+    import copy
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    x = torch.rand(8, 1, 8, 8)
+    q = quantize_model(model, SPEC)
+    calibrate(q, x)
+    for c in (q, copy.deepcopy(q)):
+        assert isinstance(c[3], QLinear) and len(c) == 4          # the user's nn.Sequential
+    c = copy.deepcopy(q)
+    torch.testing.assert_close(c(x), q(x), rtol=0, atol=0)
+    fresh = quantize_model(model, SPEC)
+    fresh.load_state_dict(q.state_dict())
+    assert all(np.array_equal(a.y, b.y) for a, b in zip(
+        attach(fuse(fresh, x), fresh, x), attach(fuse(q, x), q, x)))
+
+
+def attach(recs, q, x):
+    from t2c_sim.golden import attach_results
+    return attach_results(recs, run_network(recs, quantize_input(q, x)))

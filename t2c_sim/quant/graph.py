@@ -70,7 +70,8 @@ class Traced(fx.GraphModule):
 
     A plain ``fx.GraphModule`` rebuilds the submodules it calls as bare ``nn.Module`` s; this
     one keeps the model's own children (``gm.layer1[0]`` is the user's block, ``gm.body[3]``
-    indexes the user's ``nn.Sequential``), also across ``copy.deepcopy``.
+    indexes the user's ``nn.Sequential``), also across ``copy.deepcopy``. A root
+    ``nn.Sequential`` / ``nn.ModuleList`` stays indexable (``gm[3]``, ``len(gm)``).
     """
 
     @classmethod
@@ -78,12 +79,24 @@ class Traced(fx.GraphModule):
         gm = cls(root, graph, class_name=type(root).__name__)
         for name, child in root.named_children():
             gm._modules[name] = child
+        gm.indexable = isinstance(root, (nn.Sequential, nn.ModuleList))
         return gm
+
+    def __getitem__(self, idx: int) -> nn.Module:
+        if not getattr(self, "indexable", False):
+            raise TypeError(f"'{type(self).__name__}' object is not subscriptable")
+        return list(self._modules.values())[idx]
+
+    def __len__(self) -> int:
+        if not getattr(self, "indexable", False):
+            raise TypeError(f"object of type '{type(self).__name__}' has no len()")
+        return len(self._modules)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Traced:
         kids = copy.deepcopy(dict(self._modules), memo)
         res = super().__deepcopy__(memo)
         res._modules.update(kids)
+        res.indexable = getattr(self, "indexable", False)
         return res
 
 
