@@ -55,7 +55,7 @@ from t2c_sim.record import LayerRecord
 
 __all__ = ["REGS", "ID_VALUE", "AXI_RTL_MODULES", "TOPLEVEL", "FrontDoorResult",
            "axi_parameters", "axi_sources", "build_frontdoor", "build_image",
-           "run_layers_frontdoor", "err_names"]
+           "run_layers_frontdoor", "run_commands", "err_names"]
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +220,19 @@ def build_image(gemms: Sequence[Gemm], layouts: Sequence[Layout], run_dir: Path,
             descs[-1].append(desc)
             _place(img, lay.desc_addr + fd.DESC_BYTES * j,
                    np.asarray(desc, dtype="<u4").view(np.uint8))
-    beats = end // axi.bytes
+    return _write_memh_image(run_dir, img, axi), descs
+
+
+def _write_memh_image(run_dir: Path, img: np.ndarray, axi: AxiConfig) -> int:
+    """``mem.hex`` (one beat per line, beat 0 first) and ``mem_words.hex``; return the beats."""
+    beats = img.size // axi.bytes
     lines = np.frombuffer(img.reshape(beats, axi.bytes)[:, ::-1].tobytes().hex().encode(),
                           dtype=np.uint8).reshape(beats, 2 * axi.bytes)
     out = np.full((beats, 2 * axi.bytes + 1), ord("\n"), dtype=np.uint8)
     out[:, :-1] = lines
     (run_dir / "mem.hex").write_bytes(out.tobytes())
     write_memh(run_dir / "mem_words.hex", [beats], 32)
-    return beats, descs
+    return beats
 
 
 def _split_results(gm: Gemm, lay: Layout, run_dir: Path, dump: Path, axi: AxiConfig,
@@ -304,6 +309,45 @@ def _commands(gm: Gemm, lay: Layout, descs: list[list[int]], axi: AxiConfig, mod
     return cmds, total
 
 
+def _simulate(info: simmod.BuildInfo, run_dir: Path, commands: list[dict],
+              readback: list[dict] | None, timeout_s: float) -> dict:
+    """Run the testbench on ``run_dir`` (which holds the image); return ``results.json``."""
+    payload = {"regs": REGS, "irq_en": 3, "commands": commands, "readback": readback or []}
+    simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s)
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def run_commands(hw: HwConfig, axi: AxiConfig, sim: str, commands: list[dict], *,
+                 image: bytes = b"", readback: list[dict] | None = None,
+                 build_root: str | Path = "build/sim", timeout_s: float = 300.0,
+                 rtl_dir: str | Path | None = None) -> dict:
+    """Run raw register commands against a memory image (register-level tests).
+
+    Args:
+        hw, axi, sim, build_root, rtl_dir: As :func:`run_layers_frontdoor`.
+        commands: Testbench commands (``name``, ``writes``, ``limit``, optional ``run_base``,
+            ``err_window``, ``dump``; see ``tb_axi_frontdoor.py``).
+        image: Memory contents (little-endian bytes from address 0).
+        readback: Register checks run first (``tb_axi_frontdoor.readback``).
+
+    Returns:
+        The testbench's results: ``{"commands": [...], "readback": [failures]}``.
+    """
+    img = np.frombuffer(image, dtype=np.uint8)
+    pad = -img.size % axi.bytes
+    img = np.concatenate([img, np.zeros(pad, dtype=np.uint8)])
+    beats = img.size // axi.bytes
+    info = build_frontdoor(hw, axi, sim, build_root,
+                           mem_words=max(MIN_MEM_WORDS, 1 << max(0, beats - 1).bit_length()),
+                           rtl_dir=rtl_dir)
+    runs = info.build_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="cmds-", dir=runs))
+    _write_memh_image(run_dir, img, axi)
+    cmds = [{"run_base": 0, "err_window": None, "dump": None, **c} for c in commands]
+    return _simulate(info, run_dir, cmds, readback, timeout_s)
+
+
 def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | None]],
                          hw: HwConfig, sim: str = "verilator", axi: AxiConfig | None = None, *,
                          build_root: str | Path = "build/sim", mode: str = "list",
@@ -324,8 +368,8 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
             command per run through the job registers).
         acc: Write the accumulators back too (``FrontDoorResult.acc``).
         keep: Keep the run directory.
-        err_window: Memory bytes ``[lo, hi)`` that answer SLVERR (fault injection; implies
-            ``check=False`` semantics for the error flags: they are returned, not raised).
+        err_window: Memory bytes ``[lo, hi)`` that answer SLVERR (fault injection; with
+            ``check=False`` the error flags are returned in ``commands``, not raised).
         rtl_dir: Build this copy of the RTL (a mutant in a test).
         optimize: Verilator ``-O2``.
         packed: PE array implementation (``None``: the simulator's fast one).
@@ -372,18 +416,16 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
         pes = hw.rows * hw.cols
         total = sum(preds)
         timeout_s = 120.0 + total * (6e-5 * pes if sim == "icarus" else 1e-4 + 3e-6 * pes)
-    payload = {"regs": REGS, "irq_en": 3, "commands": flat}
     t2 = time.monotonic()
-    simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s)
+    res = _simulate(info, run_dir, flat, None, timeout_s)["commands"]
     wall = time.monotonic() - t2
-    res = json.loads((run_dir / "results.json").read_text())["commands"]
     out, k = [], 0
     for i, (gm, lay, base, cmds) in enumerate(zip(gemms, layouts, bases, commands)):
         got = res[k:k + len(cmds)]
         k += len(cmds)
         measured = sum(c["measured"] for c in got)
         bad = [c for c in got if c["err"] or not c["status"] & 2]
-        if bad and (check and err_window is None):
+        if bad and check:
             c = bad[0]
             raise SimulationError(f"{c['name']}: front door reported ERR={c['err']:#05x} "
                                   f"({err_names(c['err'])}), STATUS={c['status']:#x}, "
