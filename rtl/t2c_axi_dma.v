@@ -24,7 +24,11 @@
 //
 // err_o (sticky for the command): [7:0] the core's err_o of a failed run (the job is not
 // stored), [8] a read response with RRESP != OKAY (the job being read is not started), [9] a
-// write response with BRESP != OKAY, [10] an invalid descriptor or descriptor address.
+// write response with BRESP != OKAY, [10] an invalid descriptor or descriptor address (a count
+// beyond its bank, an address not aligned to DATA_W/8 or beyond ADDR_W bits).
+//
+// Like t2c_accel_top, each block is one clocked process (reset last): an event-driven simulator
+// wakes few processes per cycle.
 // cycles_o counts the cycles from the edge that accepts start_i to the edge that raises fin_o;
 // t2c_sim.estimate.frontdoor predicts it exactly for t2c_axi_mem.
 `timescale 1ns / 1ps
@@ -132,6 +136,8 @@ module t2c_axi_dma #(
                      F_OUT_N = 17, F_ACC_A = 18, F_ACC_N = 19;
   localparam [1:0] RK_NONE = 2'd0, RK_FETCH = 2'd1, RK_LOAD = 2'd2;
   localparam [2:0] AXSIZE  = SZ[2:0];
+  localparam [32:0] ASPAN  = 33'd1 << ADDR_W;
+  localparam [31:0] AHI    = ~(ASPAN[31:0] - 32'd1);  // address bits the bus does not carry
 
   initial begin
     if (ADDR_W < 12 || ADDR_W > 32) begin
@@ -152,13 +158,16 @@ module t2c_axi_dma #(
   reg  [ADDR_W-1:0]  daddr_q;
   reg  [10:0]        err_q;
   reg  [DESC_W-1:0]  cur_q;                     // the job being fetched / loaded / started
-  reg  [31:0]        st_oa_q, st_on_q, st_aa_q, st_an_q;  // store of the job in the core
+  reg  [ADDR_W-1:0]  st_oa_q, st_aa_q;           // store of the job in the core: addresses,
+  reg  [31:0]        st_on_q, st_an_q;           // word counts
 
   // engines
   wire               rd_busy, rd_err, rd_we;
   wire [1:0]         rd_wseg;
   wire [31:0]        rd_waddr;
+  /* verilator lint_off UNUSEDSIGNAL */ // whole beats: the bits above the widest word are padding
   wire [RKMAX*DATA_W-1:0] rd_wdata;
+  /* verilator lint_on UNUSEDSIGNAL */
   wire               wr_busy, wr_idle, wr_err;
   wire [31:0]        wr_rd_addr;
 
@@ -183,16 +192,18 @@ module t2c_axi_dma #(
   wire fin_go  = run_q && !cmp_q && rd_idle && wr_idle && (stop || jfin_q == njobs_q);
   wire cmd_go  = start_i && !run_q;
 
-  // descriptor check: word counts within the banks, used addresses aligned to a beat
+  // descriptor check: word counts within the banks, used addresses aligned to a beat and
+  // within the bus's ADDR_W bits
+  function seg_bad(input [31:0] a, input [31:0] n);
+    seg_bad = (n != 32'd0) && ((a[SZ-1:0] != {SZ{1'b0}}) || ((a & AHI) != 32'd0));
+  endfunction
   localparam [31:0] ACT_BANK_L = ACT_BANK[31:0], W_BANK_L = W_BANK[31:0],
                     CH_BANK_L = CH_BANK[31:0], OUT_DEPTH_L = OUT_DEPTH[31:0];
   wire desc_bad = (j_act_n > ACT_BANK_L) || (j_wgt_n > W_BANK_L) || (j_ch_n > CH_BANK_L)
                   || (j_out_n > OUT_DEPTH_L) || (j_acc_n > OUT_DEPTH_L)
-                  || (j_act_n != 32'd0 && j_act_a[SZ-1:0] != {SZ{1'b0}})
-                  || (j_wgt_n != 32'd0 && j_wgt_a[SZ-1:0] != {SZ{1'b0}})
-                  || (j_ch_n != 32'd0 && j_ch_a[SZ-1:0] != {SZ{1'b0}})
-                  || (j_out_n != 32'd0 && j_out_a[SZ-1:0] != {SZ{1'b0}})
-                  || (j_acc_n != 32'd0 && j_acc_a[SZ-1:0] != {SZ{1'b0}});
+                  || seg_bad(j_act_a, j_act_n) || seg_bad(j_wgt_a, j_wgt_n)
+                  || seg_bad(j_ch_a, j_ch_n) || seg_bad(j_out_a, j_out_n)
+                  || seg_bad(j_acc_a, j_acc_n);
 
   // ------------------------------------------------------------------------- sequencer
   always @(posedge clk_i) begin
@@ -231,7 +242,8 @@ module t2c_axi_dma #(
     if (s_go) begin
       cmp_q <= 1'b1;
       ld_q  <= 1'b0;
-      st_oa_q <= j_out_a;  st_on_q <= j_out_n;  st_aa_q <= j_acc_a;  st_an_q <= j_acc_n;
+      st_oa_q <= j_out_a[ADDR_W-1:0];  st_on_q <= j_out_n;
+      st_aa_q <= j_acc_a[ADDR_W-1:0];  st_an_q <= j_acc_n;
     end
     if (c_done) begin
       cmp_q  <= 1'b0;
@@ -255,7 +267,7 @@ module t2c_axi_dma #(
       jfin_q  <= 32'd0;
       cyc_q   <= 32'd0;
       ccyc_q  <= 32'd0;
-      err_q   <= {(desc_count_i != 32'd0 && desc_addr_i[SZ-1:0] != {SZ{1'b0}}), 10'd0};
+      err_q   <= {seg_bad(desc_addr_i, desc_count_i), 10'd0};
       dnew_q  <= (desc_count_i == 32'd0);
       dok_q   <= 1'b0;
       ld_q    <= 1'b0;
@@ -312,7 +324,7 @@ module t2c_axi_dma #(
   );
 
   // ------------------------------------------------------------------------- write engine
-  wire [2*ADDR_W-1:0]        wr_sa = {st_aa_q[ADDR_W-1:0], st_oa_q[ADDR_W-1:0]};
+  wire [2*ADDR_W-1:0]        wr_sa = {st_aa_q, st_oa_q};
   wire [2*WKMAX*DATA_W-1:0]  wr_data;
   assign wr_data[WKMAX*DATA_W-1:0]            = {{(WKMAX*DATA_W-Y_W){1'b0}}, hr_y_i};
   assign wr_data[2*WKMAX*DATA_W-1:WKMAX*DATA_W] = {{(WKMAX*DATA_W-ACC_W){1'b0}}, hr_acc_i};

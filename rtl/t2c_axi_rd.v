@@ -22,6 +22,7 @@
 //
 // err_o: sticky since clr_i: a beat arrived with RRESP != OKAY. Its data is
 // still delivered; the sequencer decides what to do with it.
+// One clocked process (reset last), as t2c_accel_top: few process wakes per cycle.
 `timescale 1ns / 1ps
 `default_nettype none
 

@@ -19,6 +19,7 @@
 // busy_o: AW or W still has beats of the task to send (the memory port is in use while W is);
 // idle_o: not busy and every burst acknowledged. err_o: sticky since clr_i, a B response with
 // BRESP != OKAY.
+// One clocked process (reset last), as t2c_accel_top: few process wakes per cycle.
 `timescale 1ns / 1ps
 `default_nettype none
 
