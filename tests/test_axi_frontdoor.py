@@ -27,6 +27,8 @@ from t2c_sim.config import HwConfig
 from t2c_sim.cosim import sim
 from t2c_sim.cosim.axi_frontdoor import (
     AXI_RTL_MODULES,
+    HARNESS,
+    MEM_MODEL,
     REGS,
     run_commands,
     run_layers_frontdoor,
@@ -417,8 +419,6 @@ MEM_SETS = {"lat1": {"RD_LAT": 1, "WR_LAT": 1}, "lat5_3": {"RD_LAT": 5, "WR_LAT"
     pytest.param(s, p, marks=[pytest.mark.slow] if (s, p) == ("verilator", "lat1") else [])
     for s in sim.SIMULATORS for p in MEM_SETS])
 def test_memory_model_timing(simulator: str, pset: str) -> None:
-    from t2c_sim.cosim.axi_frontdoor import MEM_MODEL
-
     params = {"ADDR_W": 32, "DATA_W": 64, "MEM_WORDS": 1024, "MAX_BURST": 8, "QDEPTH": 4,
               **MEM_SETS[pset]}
     args = ["--timing"] if simulator == "verilator" else []
@@ -471,6 +471,4 @@ def test_front_door_is_lint_clean(params: str) -> None:
 @pytest.mark.sim
 def test_simulation_hdl_is_lint_clean() -> None:
     """The memory model and the harness are simulation-only but lint clean too."""
-    from t2c_sim.cosim.axi_frontdoor import HARNESS, MEM_MODEL
-
     _lint("t2c_axi_harness", [], [MEM_MODEL, HARNESS], timing=True)
