@@ -26,11 +26,11 @@
 // stored), [8] a read response with RRESP != OKAY (the job being read is not started), [9] a
 // write response with BRESP != OKAY, [10] an invalid descriptor or descriptor address (a count
 // beyond its bank, an address not aligned to DATA_W/8 or beyond ADDR_W bits).
+// cycles_o counts the cycles from the edge that accepts start_i to the edge that raises fin_o;
+// t2c_sim.estimate.frontdoor predicts it exactly for t2c_axi_mem.
 //
 // Like t2c_accel_top, each block is one clocked process (reset last): an event-driven simulator
 // wakes few processes per cycle.
-// cycles_o counts the cycles from the edge that accepts start_i to the edge that raises fin_o;
-// t2c_sim.estimate.frontdoor predicts it exactly for t2c_axi_mem.
 `timescale 1ns / 1ps
 `default_nettype none
 
