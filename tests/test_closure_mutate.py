@@ -36,7 +36,7 @@ from t2c_sim.closure.mutrun import (
     run_mutant,
 )
 from t2c_sim.closure.netlist import netlist_signature
-from t2c_sim.closure.suites import CosimSuite, Stage, UnitSuite, named_suite
+from t2c_sim.closure.suites import ChainSuite, CosimSuite, Stage, UnitSuite, named_suite
 from t2c_sim.closure.target import accel_target
 from t2c_sim.cosim.sim import RTL_DIR
 from t2c_sim.errors import ConfigError
@@ -152,6 +152,9 @@ def test_mutants_apply_at_their_offsets(snippet) -> None:
 
 
 def test_rtl_candidates_and_selection() -> None:
+    # every RTL file is mutated (or excluded with a reason): the core and the AXI front door
+    assert TARGET.unassigned() == [] and all(r.strip() for r in TARGET.excluded.values())
+    assert {"t2c_accel_top.v", "t2c_axi_dma.v", "t2c_axil_regs.v"} <= set(TARGET.files)
     cands = enumerate_mutants(TARGET.rtl_dir, TARGET.files)
     assert len(cands) >= 600
     assert {m.file for m in cands} == set(TARGET.files)
@@ -311,6 +314,32 @@ def test_mutant_tree_builds_through_cosim_hook(tmp_path) -> None:
     assert run_mutant(m, packed, RTL_DIR, tmp_path / "p").status == "survived"
     write_mutant_tree(m, RTL_DIR, tmp_path / "tree")
     assert (tmp_path / "tree" / "t2c_nm_pe.v").read_text() != (RTL_DIR / "t2c_nm_pe.v").read_text()
+
+
+def test_chain_skips_suites_that_do_not_compile_the_file() -> None:
+    req = UnitSuite(TARGET, TARGET.bench("requant"))
+    fd = UnitSuite(TARGET, TARGET.bench("frontdoor"))
+    chain = ChainSuite([req, fd])
+    assert chain.restricted("t2c_axi_dma").suites == [fd]
+    assert chain.restricted("t2c_requant").suites == [req, fd]
+    assert chain.restricted("t2c_nowhere").suites == []
+    # the front door's designs are t2c_axi_accel with its own parameters, not the bench's
+    (d, _) = fd.designs()
+    p = dict(d.params)
+    assert d.top == "t2c_axi_accel" and p["DATA_W"] == 64 and "MODE" not in p and "RD_LAT" not in p
+
+
+@pytest.mark.sim
+def test_frontdoor_bench_passes_and_kills_an_axi_mutant(tmp_path) -> None:
+    """Layers through the AXI front door: the real RTL passes, a read burst one beat long
+    (ARLEN = beats instead of beats - 1) shifts the data and is killed."""
+    b = TARGET.bench("frontdoor")
+    suite = UnitSuite(TARGET, b, param_sets=[b.param_sets[0]])
+    (m,) = [x for x in enumerate_mutants(RTL_DIR, ["t2c_axi_rd.v"]) if x.operator == "drop_term"
+            and x.line_text == "arlen_q  <= blen[7:0] - 8'd1;"]
+    assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
+    r = run_mutant(m, ChainSuite([suite]), RTL_DIR, tmp_path / "m")
+    assert r.status == "killed" and "unit-frontdoor[0]" in r.detail, r.detail
 
 
 @pytest.mark.sim

@@ -2,7 +2,8 @@
 
 Suites are in :mod:`t2c_sim.closure.suites`. One build per mutant and simulator (the build
 cache keys on source hashes, and each mutant has its own copy of the target's RTL), stages in
-order, stop at the first kill. Survivors are then checked for equivalence
+order, stop at the first kill; the suites of a chain that do not compile the mutated file are
+skipped (they cannot kill it). Survivors are then checked for equivalence
 (:mod:`t2c_sim.closure.netlist`, per simulated parameter set of the target's top) and against
 the waiver file. The score is ``killed / (killed + survived)``, timeouts counted as killed
 (the suite noticed), equivalent, waived and build-error mutants left out of the denominator.
@@ -34,7 +35,7 @@ from typing import Any
 
 from t2c_sim.closure.mutate import Mutant, Waiver, find_waiver, write_mutant_tree
 from t2c_sim.closure.netlist import design_signature
-from t2c_sim.closure.suites import Suite
+from t2c_sim.closure.suites import ChainSuite, Suite
 from t2c_sim.closure.target import Target
 from t2c_sim.errors import ConfigError, SimulationError
 
@@ -73,6 +74,8 @@ def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
         original RTL (``None`` when it passes).
     """
     t0 = time.monotonic()
+    if mutant is not None and isinstance(suite, ChainSuite):
+        suite = suite.restricted(Path(mutant.file).stem)
     src = write_mutant_tree(mutant, rtl_dir, work / "rtl")
     broot = work / "build"
     try:

@@ -19,7 +19,8 @@ layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2
          operands, K-split into 2 and many chunks with partial tiles and wrapping partial
          sums), both PE array implementations (the dense array on PE instances, the others
          lane-packed)
-units    every unit testbench with every parameter set
+units    every unit testbench with every parameter set, and layers through the AXI front
+         door (register block and DMA around the core) on two bus configurations
 full     layers, then the records that close functional coverage on each array, then units:
          the suite that reaches the mutation target
 ======== ==================================================================================
@@ -35,10 +36,10 @@ from typing import Protocol
 
 import numpy as np
 
+from t2c_sim.closure.benches import bench_design_params, build_bench, run_bench
 from t2c_sim.closure.generate import close_coverage, regolden
 from t2c_sim.closure.target import Bench, Target
 from t2c_sim.config import HwConfig
-from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.run import build_accel, default_packed, run_layers
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
@@ -193,31 +194,28 @@ class UnitSuite:
     def designs(self) -> list[Design]:
         out: list[Design] = []
         for p in self.param_sets:
-            d = Design.of(self.bench.top, self.bench.modules, p)
+            d = Design.of(self.bench.top, self.bench.modules,
+                          bench_design_params(self.bench, p))
             if d not in out:
                 out.append(d)
         return out
 
-    def _build(self, rtl_dir: Path, build_root: Path, p: dict[str, int]) -> simmod.BuildInfo:
-        return simmod.build(self.sim, self.bench.top,
-                            self.target.sources(rtl_dir, self.bench.modules), p, build_root,
-                            build_args=self.build_args)
-
     def build(self, rtl_dir: Path, build_root: Path) -> None:
         for p in self.param_sets:
-            self._build(rtl_dir, build_root, p)
+            build_bench(self.target, self.bench, p, self.payload, sim=self.sim,
+                        build_root=build_root, rtl_dir=rtl_dir, build_args=self.build_args)
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
         for i, p in enumerate(self.param_sets):
-            info = self._build(rtl_dir, build_root, p)
             try:
-                res = simmod.run(info, self.bench.tb, payload={"params": p, **self.payload},
-                                 timeout_s=self.timeout_s)
+                d = run_bench(self.target, self.bench, p, self.payload, sim=self.sim,
+                              build_root=build_root, timeout_s=self.timeout_s,
+                              rtl_dir=rtl_dir, build_args=self.build_args)
             except MismatchError as e:
                 return f"{self.name}[{i}]: {e}"
             except SimulationError as e:
                 raise SimulationError(f"{self.name}[{i}]: {e}") from None
-            self.run_dirs.append(res.parent)
+            self.run_dirs.append(d)
         return None
 
 
@@ -231,6 +229,12 @@ class ChainSuite:
     @property
     def run_dirs(self) -> list[Path]:
         return [d for s in self.suites for d in getattr(s, "run_dirs", [])]
+
+    def restricted(self, module: str) -> ChainSuite:
+        """The suites that simulate ``module`` (a mutant of a file that a suite does not
+        compile cannot be killed by it, so its run is skipped)."""
+        return ChainSuite([s for s in self.suites
+                           if any(module in d.modules for d in s.designs())], self.name)
 
     def designs(self) -> list[Design]:
         out: list[Design] = []

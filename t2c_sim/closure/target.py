@@ -27,8 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from t2c_sim.closure.funcov import BACKPRESSURE_BINS, CoverModel
+from t2c_sim.closure.funcov import CoverModel
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.axi_frontdoor import AXI_RTL_MODULES, REGS
+from t2c_sim.cosim.axi_frontdoor import TB_MODULE as FD_TB
 from t2c_sim.cosim.run import RTL_MODULES, hw_parameters
 from t2c_sim.cosim.sim import RTL_DIR, TB_DIR
 from t2c_sim.errors import ConfigError, SimulationError
@@ -86,20 +88,20 @@ def backpressure_bin(ready: Sequence[int]) -> str:
     return "sparse"
 
 
-assert set(BACKPRESSURE_BINS) == {"none", "sparse", "bursty", "stalled"}
-
 
 @dataclass(frozen=True)
 class Bench:
-    """A unit testbench of the target: a cocotb module run against one toplevel.
+    """A bench of the target: a cocotb module run against one toplevel, or (``kind``
+    ``frontdoor``) layers through the AXI front door (:mod:`t2c_sim.closure.benches`).
 
     Attributes:
         name: Short name (``requant``); suites and suite files refer to it.
-        top: Toplevel module.
+        top: Toplevel module (the RTL top the bench verifies).
         modules: RTL modules it needs, in compile order.
         tb: The cocotb test module.
         param_sets: Toplevel parameter sets the closure suites run (fast-tier sizes).
         payload: Testbench payload besides ``params`` (seed, vector counts).
+        kind: ``cocotb`` or ``frontdoor``.
     """
 
     name: str
@@ -108,6 +110,7 @@ class Bench:
     tb: Path
     param_sets: tuple[Mapping[str, int], ...]
     payload: Mapping[str, object] = field(default_factory=dict)
+    kind: str = "cocotb"
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,20 @@ class Target:
     benches: Mapping[str, Bench]
     stream: bool = False
     backpressure: BackpressureSampler | None = None
+    excluded: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def files(self) -> tuple[str, ...]:
-        """The RTL files of the top (what is mutated and what code coverage reports)."""
-        return tuple(f"{m}.v" for m in self.modules)
+        """The RTL files of the top and of every bench (what is mutated), in first-use order."""
+        mods = dict.fromkeys([*self.modules, *(m for b in self.benches.values()
+                                               for m in b.modules)])
+        return tuple(f"{m}.v" for m in mods)
+
+    def unassigned(self) -> list[str]:
+        """``*.v`` files of the RTL folder that are neither verified (:attr:`files`) nor in
+        :attr:`excluded` (file -> reason): a new RTL file must be one or the other."""
+        return sorted(p.name for p in self.rtl_dir.glob("*.v")
+                      if p.name not in self.files and p.name not in self.excluded)
 
     @property
     def mutation_waivers(self) -> Path:
@@ -167,6 +179,16 @@ def _accel_benches() -> dict[str, Bench]:
            "IDX_BITS": 2}
     here = Path(__file__).resolve().parent
     mods = RTL_MODULES
+    fd_mods = (*RTL_MODULES, *AXI_RTL_MODULES)
+    # the front door (t2c_axi_accel: AXI4-Lite registers, DMA, core) on a 2x3 array whose banks
+    # K-split the bench's first layer, a 64-bit bus with long bursts and one command per layer,
+    # then a 32-bit bus with short bursts, a slow memory and one command per run
+    fd = {**top, "ROWS": 2, "COLS": 3, "ACT_DEPTH": 16, "W_DEPTH": 24, "OUT_DEPTH": 64,
+          "CH_DEPTH": 6, "SHIFT_MAX": 63, "PACKED": 1, "DATA_W": 64, "BURST_LEN": 16,
+          "OUTSTANDING": 4, "RD_LAT": 4, "WR_LAT": 4, "MODE": 0}
+    regs = {**top, "ROWS": 3, "COLS": 5, "N": 1, "M": 8, "A_BITS": 6, "W_BITS": 7,
+            "ACC_BITS": 28, "MULT_BITS": 24, "ACT_DEPTH": 96, "W_DEPTH": 80, "OUT_DEPTH": 64,
+            "CH_DEPTH": 10, "Y_BITS": 16, "DATA_W": 128, "BURST_LEN": 8, "OUTSTANDING": 3}
     return {
         "accel_top": Bench("accel_top", "t2c_accel_top", mods, tb / "test_accel_top.py",
                            ({**top, "PACKED": 1}, {**top, "PACKED": 0}), {"seed": 5}),
@@ -201,6 +223,12 @@ def _accel_benches() -> dict[str, Bench]:
                            {**arr, "ROWS": 9, "COLS": 1, "A_BITS": 4, "W_BITS": 4,
                             "ACC_BITS": 16, "N": 3, "M": 12, "IDX_BITS": 4, "PACKED": 1}),
                           {"seed": 41, "n_cycles": 300}),
+        "frontdoor": Bench("frontdoor", "t2c_axi_accel", fd_mods, FD_TB,
+                           (fd, {**fd, "DATA_W": 32, "BURST_LEN": 4, "OUTSTANDING": 2,
+                                 "RD_LAT": 9, "WR_LAT": 3, "MODE": 1}),
+                           {"seed": 13}, kind="frontdoor"),
+        "axi_regs": Bench("axi_regs", "t2c_axil_regs", ("t2c_axil_regs",),
+                          tb / "test_axi_regs.py", (regs,), {"seed": 11, "regs": dict(REGS)}),
     }
 
 

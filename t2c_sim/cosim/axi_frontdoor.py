@@ -146,11 +146,14 @@ def axi_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 def build_frontdoor(hw: HwConfig, axi: AxiConfig, sim: str = "verilator",
                     build_root: str | Path = "build/sim", *, mem_words: int = MIN_MEM_WORDS,
                     packed: bool | None = None, optimize: bool = False, waves: bool = False,
-                    rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
-    """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`)."""
+                    rtl_dir: str | Path | None = None,
+                    build_args: Sequence[str] = ()) -> simmod.BuildInfo:
+    """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`;
+    ``build_args`` are extra simulator build arguments, e.g. coverage flags)."""
     args = []
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else [])
+    args += list(build_args)
     packed = default_packed(sim) if packed is None else packed
     return simmod.build(sim, TOPLEVEL, axi_sources(rtl_dir),
                         axi_parameters(hw, axi, packed, mem_words), build_root, waves=waves,
@@ -355,7 +358,8 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
                          err_window: tuple[int, int] | None = None,
                          rtl_dir: str | Path | None = None, optimize: bool = False,
                          packed: bool | None = None, timeout_s: float | None = None,
-                         check: bool = True) -> list[FrontDoorResult]:
+                         check: bool = True,
+                         build_args: Sequence[str] = ()) -> list[FrontDoorResult]:
     """Co-simulate layers through the front door, all in ONE simulator process.
 
     Args:
@@ -375,6 +379,7 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
         packed: PE array implementation (``None``: the simulator's fast one).
         timeout_s: Wall-clock limit of the simulator (default from the model).
         check: Raise on error flags, a missing interrupt, or cycles that differ from the model.
+        build_args: Extra simulator build arguments (e.g. Verilator coverage flags).
 
     Raises:
         UnsupportedLayerError: The array cannot run a record.
@@ -396,7 +401,7 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
     beats = pos // axi.bytes
     mem_words = max(MIN_MEM_WORDS, 1 << (beats - 1).bit_length())
     info = build_frontdoor(hw, axi, sim, build_root, mem_words=mem_words, packed=packed,
-                           optimize=optimize, rtl_dir=rtl_dir)
+                           optimize=optimize, rtl_dir=rtl_dir, build_args=build_args)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     first = re.sub(r"[^A-Za-z0-9_.-]+", "_", gemms[0].rec.name)

@@ -1,7 +1,8 @@
 """Unit testbenches as regression jobs (``testbench:`` entries of a suite).
 
-A suite entry ``testbench: requant`` runs one of the target's unit testbenches
-(:class:`t2c_sim.closure.target.Bench`: a cocotb module against one toplevel) with one
+A suite entry ``testbench: requant`` runs one of the target's benches
+(:class:`t2c_sim.closure.target.Bench`: a cocotb module against one toplevel, or layers
+through the AXI front door, :mod:`t2c_sim.closure.benches`) with one
 toplevel parameter set and the job's seed, on the job's simulator. Its result is a
 :class:`~t2c_sim.regress.results.RunResult` with one "layer" (op ``testbench``), so reports,
 JUnit and resumption treat it like any job. With code coverage (``--coverage``) a Verilator
@@ -16,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2c_sim.closure.benches import run_bench
 from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.closure.target import Target
-from t2c_sim.cosim import sim as simmod
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.regress.outcome import take_coverage
 from t2c_sim.regress.results import ERROR, FAIL, PASS, LayerResult, RunResult, SimOutcome
@@ -46,14 +47,12 @@ def run_testbench(target: Target, bench_name: str, params: dict[str, int],
     lr = LayerResult(name=bench.name, op="testbench", shape=shape)
     run.layers.append(lr)
     try:
-        info = simmod.build(sim, bench.top, target.sources(modules=bench.modules), params,
-                            build_root, build_args=COVERAGE_ARGS if cov else ())
-        res = simmod.run(info, bench.tb, payload={**bench.payload, **payload, "params": params,
-                                                  "seed": seed},
-                         timeout_s=timeout_s or DEFAULT_TIMEOUT_S)
+        run_dir = run_bench(target, bench, params, {**payload, "seed": seed}, sim=sim,
+                            build_root=build_root, timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
+                            build_args=COVERAGE_ARGS if cov else ())
         out = SimOutcome(sim, PASS)
         if cov:
-            take_coverage(res.parent, coverage_dat)
+            take_coverage(run_dir, coverage_dat)
     except MismatchError as e:
         out = SimOutcome(sim, FAIL, message=str(e))
     except SimulationError as e:
