@@ -11,7 +11,9 @@ A :class:`~t2c_sim.closure.target.Bench` is one of two kinds:
   Verilog parameters of ``t2c_axi_accel`` (the core's plus ``DATA_W``, ``BURST_LEN``,
   ``OUTSTANDING``), the memory model's latencies ``RD_LAT`` and ``WR_LAT`` and ``MODE``
   (0: one command per layer with descriptors in memory, 1: one command per run through the
-  job registers); its payload gives the seed.
+  job registers, 2: faults: the memory answers SLVERR to a weight read, then to an
+  accumulator write, and the command must stop with exactly that error flag, STATUS error, the
+  interrupt raised and cleared); its payload gives the seed.
 
 :func:`build_bench` builds (a build failure raises :class:`~t2c_sim.errors.SimulationError`
 before anything runs: a mutant that does not elaborate is a build error, not a kill);
@@ -29,13 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from t2c_sim import estimate
+from t2c_sim.closure.codecov import merge
 from t2c_sim.closure.target import Bench, Target
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.axi_frontdoor import build_frontdoor, run_layers_frontdoor
 from t2c_sim.cosim.run import hw_parameters
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
-from t2c_sim.estimate.frontdoor import AxiConfig
+from t2c_sim.estimate.frontdoor import AxiConfig, layout
 from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
@@ -68,10 +72,10 @@ def frontdoor_case(params: Mapping[str, int], payload: Mapping[str, Any]
                         wr_latency=int(params.get("WR_LAT", 4)))
     except (KeyError, TypeError) as e:
         raise ConfigError(f"front-door bench parameters: {e}", key="params") from None
-    if params.get("MODE", 0) not in (0, 1):
-        raise ConfigError(f"MODE must be 0 (list) or 1 (regs), got {params['MODE']}",
-                          key="params.MODE")
-    mode = ("list", "regs")[int(params.get("MODE", 0))]
+    if params.get("MODE", 0) not in (0, 1, 2):
+        raise ConfigError(f"MODE must be 0 (list), 1 (regs) or 2 (faults), got "
+                          f"{params['MODE']}", key="params.MODE")
+    mode = ("list", "regs", "faults")[int(params.get("MODE", 0))]
     r = np.random.default_rng(int(payload.get("seed", 0)))
     n, m = hw.n, hw.m
     k = m * (hw.act_depth // hw.rows + 3)  # one group more than a bank holds: K-split
@@ -114,6 +118,9 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
     pl = {**bench.payload, **payload}
     if bench.kind == "frontdoor":
         hw, axi, packed, mode, recs = frontdoor_case(params, pl)
+        if mode == "faults":
+            return _faults(recs[0], hw, axi, packed, sim=sim, build_root=build_root,
+                           timeout_s=timeout_s, rtl_dir=rtl_dir, build_args=build_args)
         res = run_layers_frontdoor(recs, hw, sim, axi, build_root=build_root, mode=mode,
                                    keep=True, rtl_dir=rtl_dir, packed=packed,
                                    timeout_s=timeout_s, build_args=build_args)
@@ -133,3 +140,37 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
     res = simmod.run(info, bench.tb, payload={**pl, "params": dict(params)},
                      timeout_s=timeout_s)
     return res.parent
+
+
+#: A command stopped by a bus error: STATUS error, IRQ_STATUS error, cleared by the W1C write.
+_FAULT_STATUS, _FAULT_IRQ = 4, 2
+
+
+def _faults(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim: str,
+            build_root: str | Path, timeout_s: float, rtl_dir: str | Path | None,
+            build_args: Sequence[str]) -> Path:
+    """SLVERR on a weight read, then on an accumulator write (see the module docstring);
+    returns the first run directory, with the coverage of both runs merged into it."""
+    lay = layout(estimate.tile_plan(rec, hw), hw, axi)
+    wgt = lay.jobs[min(3, len(lay.jobs) - 1)].wgt.addr
+    acc = next(j for j in lay.jobs if j.acc.words).acc.addr
+    dirs = []
+    for what, addr, err in (("weight read", wgt, 0x100), ("accumulator write", acc, 0x200)):
+        (r,) = run_layers_frontdoor([rec], hw, sim, axi, build_root=build_root, keep=True,
+                                    err_window=(addr, addr + 8), check=False, rtl_dir=rtl_dir,
+                                    packed=packed, timeout_s=timeout_s, build_args=build_args)
+        (c,) = r.commands
+        got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"])
+        want = (_FAULT_STATUS, err, _FAULT_IRQ, 0)
+        if got != want:
+            raise MismatchError(f"front door: SLVERR on the {what} at {addr:#x}: (STATUS, ERR, "
+                                f"IRQ_STATUS, IRQ_STATUS after clear) = "
+                                f"({', '.join(hex(v) for v in got)}), expected "
+                                f"({', '.join(hex(v) for v in want)})", layer=rec.name)
+        if r.run_dir is None:
+            raise SimulationError("front door: the run directory was not kept")
+        dirs.append(r.run_dir)
+    dats = [d / "coverage.dat" for d in dirs if (d / "coverage.dat").is_file()]
+    if len(dats) > 1:
+        merge(dats, dirs[0] / "coverage.dat")
+    return dirs[0]
