@@ -21,6 +21,7 @@ import pytest
 from t2c_sim.cli import EXIT_FAIL, EXIT_OK, main
 from t2c_sim.closure.coverdb import Coverage
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.sim import default_build_root
 from t2c_sim.export import save_network
 from t2c_sim.regress.closure import Budget, until_covered
 from t2c_sim.regress.executors import LocalExecutor
@@ -91,8 +92,9 @@ def test_mutation_section_lists_survivors_escaped() -> None:
 def test_run_coverage_on_verilator(tmp_path: Path, capsys) -> None:
     net = _records(tmp_path / "net")
     out = tmp_path / "out"
+    # the shared build root: tests/test_closure_codecov.py builds the same coverage model
     argv = ["run", str(net), "--sim", "verilator", "--coverage", "--out", str(out),
-            "--build-root", str(tmp_path / "b"), "--no-progress"]
+            "--build-root", str(default_build_root()), "--no-progress"]
     for k, v in HW_K.items():
         argv += ["--hw-param", f"{k}={v}"]
     assert main(argv) == EXIT_OK
