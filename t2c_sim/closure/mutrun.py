@@ -273,8 +273,13 @@ def equivalent(m: Mutant, target: Target, suite: Suite, work: Path) -> str | Non
         for d in designs:
             key = (str(target.rtl_dir), d)
             if key not in _BASE_SIGS:
-                _BASE_SIGS[key] = design_signature(target.sources(modules=d.modules), d.top,
-                                                   dict(d.params))
+                try:
+                    _BASE_SIGS[key] = design_signature(target.sources(modules=d.modules), d.top,
+                                                       dict(d.params))
+                except SimulationError as e:  # undecided: the survivor stays a survivor
+                    log.warning("equivalence check of %s impossible: the original %s does not "
+                                "go through Yosys: %s", m.id, d.top, e)
+                    return None
             try:
                 sig = design_signature(target.sources(src, d.modules), d.top, dict(d.params))
             except SimulationError:

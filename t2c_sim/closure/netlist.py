@@ -86,7 +86,11 @@ def yosys_json(sources: Sequence[str | Path], top: str, parameters: Mapping[str,
         SimulationError: Yosys is missing, fails (e.g. the mutant does not elaborate) or hangs.
     """
     exe = find_yosys()
-    chp = " ".join(f"-chparam {k} {int(v)}" for k, v in sorted(parameters.items()))
+    # one `chparam` setting every parameter of the top at once, before `hierarchy` (hierarchy's
+    # own -chparam trips an assertion of Yosys 0.5x when the top instantiates a parameterized
+    # module; one chparam per parameter would elaborate inconsistent intermediate sets)
+    sets = " ".join(f"-set {k} {int(v)}" for k, v in sorted(parameters.items()))
+    chp = f"chparam {sets} {top}; " if parameters else ""
     with tempfile.TemporaryDirectory(prefix="t2c-yosys-") as td:
         # the WebAssembly sandbox sees the working directory only: copy the sources in
         names = []
@@ -94,7 +98,7 @@ def yosys_json(sources: Sequence[str | Path], top: str, parameters: Mapping[str,
             names.append(f"s{i}_{Path(s).name}")
             shutil.copyfile(s, Path(td) / names[-1])
         out = Path(td) / "net.json"
-        script = (f"read_verilog -sv {' '.join(names)}; hierarchy -top {top} {chp}; proc; "
+        script = (f"read_verilog -sv {' '.join(names)}; {chp}hierarchy -top {top}; proc; "
                   "flatten; opt -full; memory -nomap; opt -full; opt_clean -purge; "
                   "write_json net.json")
         logf = Path(td) / "yosys.log"
@@ -112,9 +116,27 @@ def _h(*parts: object) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
+def _top_module(net: Mapping, top: str) -> Mapping:
+    """Module ``top`` of the netlist, or the one marked top (Yosys names a top whose
+    parameters it re-derived ``$paramod$<hash>\\<top>``).
+
+    Raises:
+        SimulationError: No such module (names the top and what the netlist holds).
+    """
+    mods = net["modules"]
+    if top in mods:
+        return mods[top]
+    marked = [n for n, m in mods.items()
+              if str(m.get("attributes", {}).get("top", "0")).strip("0") and n.endswith(top)]
+    if len(marked) != 1:
+        raise SimulationError(f"yosys netlist has no top module {top} (modules: "
+                              f"{', '.join(sorted(mods))[:200]})")
+    return mods[marked[0]]
+
+
 def netlist_signature(net: Mapping, top: str) -> str:
     """Name-independent hash of module ``top`` of a Yosys JSON netlist (see the module doc)."""
-    mod = net["modules"][top]
+    mod = _top_module(net, top)
     cells = {n: _canonical(d) for n, d in mod.get("cells", {}).items()}
     driver: dict[int, tuple[str, str, int]] = {}
     port_bit: dict[int, str] = {}
