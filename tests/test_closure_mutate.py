@@ -36,7 +36,14 @@ from t2c_sim.closure.mutrun import (
     run_mutant,
 )
 from t2c_sim.closure.netlist import netlist_signature
-from t2c_sim.closure.suites import ChainSuite, CosimSuite, Stage, UnitSuite, named_suite
+from t2c_sim.closure.suites import (
+    ChainSuite,
+    CosimSuite,
+    Stage,
+    UnitSuite,
+    edge_stages,
+    named_suite,
+)
 from t2c_sim.closure.target import accel_target
 from t2c_sim.cosim.sim import RTL_DIR
 from t2c_sim.errors import ConfigError, SimulationError
@@ -193,6 +200,30 @@ def test_waivers_match_by_text(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"key 'waivers\[0\].operator'"):
         load_waivers(f)
     assert load_waivers(tmp_path / "none.yaml") == []
+
+
+def test_waiver_line_off_tells_equal_operators_apart(snippet, tmp_path) -> None:
+    """line_off pins a waiver to one site of its line (every mutant's offset points at its
+    original text); an offset elsewhere does not match, a bad one is refused."""
+    (_, muts) = snippet
+    ms = [m for m in muts if m.line_text.startswith("if (a_i == b_i")]
+    ands = [m for m in ms if m.operator == "logical" and m.original == "&&"]
+    (m,) = ands
+    assert m.line_text[m.line_off:m.line_off + 2] == "&&"
+    for x in ms:  # every mutant's offset points at its original text
+        assert x.line_text[x.line_off:x.line_off + len(x.original)] == x.original, x.id
+    base = (f"  - {{file: {m.file}, operator: {m.operator}, line_text: {m.line_text!r}, "
+            f"original: {m.original!r}, replacement: {m.replacement!r}, kind: equivalent, "
+            "reason: r")
+    f = tmp_path / "w.yaml"
+    f.write_text(f"waivers:\n{base}, line_off: {m.line_off}}}\n")
+    assert find_waiver(m, load_waivers(f)) is not None
+    f.write_text(f"waivers:\n{base}, line_off: {m.line_off + 1}}}\n")
+    assert find_waiver(m, load_waivers(f)) is None
+    for bad in ("-1", "999", "x", "true"):
+        f.write_text(f"waivers:\n{base}, line_off: {bad}}}\n")
+        with pytest.raises(ConfigError, match=r"key 'waivers\[0\].line_off'"):
+            load_waivers(f)
 
 
 def test_repository_waivers_are_valid_and_current() -> None:
@@ -439,6 +470,8 @@ KILLERS = {
                             "<="), "pe_m5"),
     "half_bit_shift_kind": (("t2c_requant.v", "sign", "hs_d          = prod_q >>>", ">>>", ">>"),
                             "requant_m16"),
+    "row_mask_inverted": (("t2c_accel_top.v", "negate", "wire [31:0] nrv", "(rrem > ROWS)",
+                           "!((rrem > ROWS))"), "edge"),
 }
 
 
@@ -451,7 +484,12 @@ FAST_KILLERS = ("done_not_reset", "host_word_width")
 def test_former_survivors_are_killed(case: str, tmp_path) -> None:
     key, killer = KILLERS[case]
     m = _find(*key)
-    suite = _limit_stage(killer) if "=" in killer or killer == "out_full" else _unit(killer)
+    if killer == "edge":
+        suite = CosimSuite(TARGET, edge_stages(TARGET))
+    elif "=" in killer or killer == "out_full":
+        suite = _limit_stage(killer)
+    else:
+        suite = _unit(killer)
     assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
     r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
     assert r.status == "killed", (case, r.status, r.detail)

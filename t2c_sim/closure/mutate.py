@@ -102,6 +102,8 @@ class Mutant:
         start: Byte offset of ``original`` in the file.
         end: End offset (exclusive).
         line_text: The original source line, stripped (waivers match it, not line numbers).
+        line_off: Offset of ``original`` in ``line_text`` (tells apart two equal operators on
+            one line; -1 when unknown, e.g. a report written before it existed).
     """
 
     id: str
@@ -114,6 +116,7 @@ class Mutant:
     start: int
     end: int
     line_text: str
+    line_off: int = -1
 
     def apply(self, text: str) -> str:
         """``text`` with the mutation applied (checks that ``original`` is still there)."""
@@ -280,9 +283,11 @@ def enumerate_file(path: str | Path) -> list[Mutant]:
         le = text.find("\n", a)
         base = f"{path.stem}:{line}:{col}:{op}"
         n = sum(1 for m in out if m.id.split(":k")[0] == base)
+        raw = text[ls:le if le >= 0 else len(text)]
+        lead = len(raw) - len(raw.lstrip())
         out.append(Mutant(id=base + (f":k{n}" if n else ""), file=path.name, line=line, col=col,
                           operator=op, original=text[a:b], replacement=rep, start=a, end=b,
-                          line_text=text[ls:le if le >= 0 else len(text)].strip()))
+                          line_text=raw.strip(), line_off=a - ls - lead))
     return out
 
 
@@ -348,11 +353,13 @@ class Waiver:
     replacement: str
     kind: str      # "equivalent" or "unreachable"
     reason: str
+    line_off: int | None = None  # where ``original`` starts in ``line_text`` (None: anywhere)
 
     def matches(self, m: Mutant) -> bool:
         return (m.file == self.file and m.operator == self.operator
                 and m.line_text == self.line_text and m.original == self.original
-                and m.replacement == self.replacement)
+                and m.replacement == self.replacement
+                and (self.line_off is None or self.line_off == m.line_off))
 
 
 _WAIVER_KEYS = ("file", "operator", "line_text", "original", "replacement", "kind", "reason")
@@ -385,7 +392,12 @@ def load_waivers(path: str | Path) -> list[Waiver]:
                               file=str(path), key=f"waivers[{i}].kind")
         if not w["reason"].strip():
             raise ConfigError("a waiver needs a reason", file=str(path), key=f"waivers[{i}].reason")
-        out.append(Waiver(**{k: w[k] for k in _WAIVER_KEYS}))
+        off = w.get("line_off")
+        if off is not None and (not isinstance(off, int) or isinstance(off, bool) or off < 0
+                                or off >= len(w["line_text"])):
+            raise ConfigError("must be an offset into line_text", file=str(path),
+                              key=f"waivers[{i}].line_off")
+        out.append(Waiver(**{k: w[k] for k in _WAIVER_KEYS}, line_off=off))
     return out
 
 

@@ -18,7 +18,7 @@ smoke    two K-split layers on the small-bank array and the requantizer testbenc
 layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2:8 with 4-bit
          operands, K-split into 2 and many chunks with partial tiles and wrapping partial
          sums), both PE array implementations (the dense array on PE instances, the others
-         lane-packed)
+         lane-packed), and a tile whose masked rows address past the output memory
 units    every unit testbench with every parameter set, and layers through the AXI front
          door (register block and DMA around the core) on two bus configurations
 full     layers, then the records that close functional coverage on each array, then units:
@@ -46,7 +46,7 @@ from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 __all__ = ["Suite", "Design", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
-           "random_stages", "closure_stages", "unit_suites"]
+           "random_stages", "edge_stages", "closure_stages", "unit_suites"]
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,15 @@ def random_stages(target: Target, seed: int = 1) -> list[Stage]:
             Stage("hw_c", hw_c, c, packed=False), Stage("hw_b", hw_b, b, packed=True)]
 
 
+def edge_stages(target: Target, seed: int = 1) -> list[Stage]:
+    """Fixed corner layers: a 2-row tile of 64 channels that fills the power-of-two output
+    memory of ``hw_o`` exactly (the masked row of the partial block addresses past its end)."""
+    r = np.random.default_rng(seed)
+    hw = target.arrays["hw_o"]
+    rec = random_linear_record(r, name="fc_out_edge", c_in=8, c_out=64, rows=2, n=2, m=4)
+    return [Stage("hw_o", hw, (rec,), packed=True)]
+
+
 def _psum_wrap(rec: LayerRecord) -> LayerRecord:
     """``rec`` with ``bias_eff`` at the accumulator's top, so partial sums wrap (golden redone)."""
     top = (1 << (rec.acc_bits - 1)) - 1
@@ -332,7 +341,8 @@ def named_suite(name: str, target: Target, *, sim: str = "icarus", seed: int = 1
     if name == "units":
         return ChainSuite(unit_suites(target, **kw), name="units")
     stages = random_stages(target, seed)
-    cos = CosimSuite(target, stages, name=f"layers-s{seed}", timeout_s=timeout_s, keep=keep, **kw)
+    cos = CosimSuite(target, stages + edge_stages(target, seed), name=f"layers-s{seed}",
+                     timeout_s=timeout_s, keep=keep, **kw)
     if name == "layers":
         return ChainSuite([cos], name=f"layers-s{seed}")
     cov = CosimSuite(target, closure_stages(target, stages, seed), name=f"closure-s{seed}",

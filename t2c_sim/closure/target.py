@@ -248,6 +248,11 @@ def _accel_arrays() -> dict[str, HwConfig]:
         # 4x4 2:8 with 4-bit operands: a wider N:M, narrow lanes
         "hw_b": HwConfig(rows=4, cols=4, n=2, m=8, a_bits=4, w_bits=4, act_depth=256,
                          w_depth=128, out_depth=64, ch_depth=16),
+        # 3x2 with a power-of-two output memory and 32 channel blocks: a 2-row tile of 64
+        # channels fills it exactly, so the masked third row of the block addresses past its
+        # end (the address wraps onto row 0 if the row mask were wrong)
+        "hw_o": HwConfig(rows=3, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=12,
+                         w_depth=128, out_depth=64, ch_depth=64),
     }
 
 
