@@ -426,12 +426,18 @@ def cmd_mutate(args: argparse.Namespace, command: str) -> int:
     opts = MutateOptions(suite=args.suite, max_mutants=args.max_mutants, seed=args.seed,
                          sim=args.sim, jobs=args.jobs, equivalence=not args.no_equivalence,
                          timeout_s=args.timeout, build_root=args.build_root,
-                         tool_path=args.tool_path, verilator_root=args.verilator_root)
+                         tool_path=args.tool_path, verilator_root=args.verilator_root,
+                         rerun=args.rerun_survivors)
     opts.check()
+    sim = args.sim
+    if opts.rerun is not None:  # a bad report is exit 2 before anything runs
+        from t2c_sim.closure.mutrun import load_report
+
+        sim = str(load_report(opts.rerun).meta.get("sim", sim))
     out = Path(args.out or Path("results") / "mutation" / args.suite)
     check_output_dir(out)
-    _check_work_dirs(args, (args.sim,))
-    check_tools(RunOptions(sims=(args.sim,), tool_path=args.tool_path,
+    _check_work_dirs(args, (sim,))
+    check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
     check_mutation_tools(opts)
     done: list = []
@@ -724,6 +730,9 @@ def _add_mutate_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None
     m.add_argument("--out", default=None, help="report folder (default results/mutation/SUITE)")
     m.add_argument("--no-equivalence", action="store_true",
                    help="skip the Yosys check that marks survivors equivalent")
+    m.add_argument("--rerun-survivors", default=None, metavar="REPORT",
+                   help="re-run only the survivors of an earlier mutation.json (its suite, "
+                        "seed and simulator; today's RTL, tests and waivers)")
     m.set_defaults(func=cmd_mutate)
 
 

@@ -71,6 +71,38 @@ def test_mutate_smoke_campaign(tmp_path: Path, capsys) -> None:
         not any((tmp_path / "b" / "mutation").iterdir())  # mutant copies removed
 
 
+@pytest.mark.sim
+@pytest.mark.slow
+def test_mutate_rerun_survivors(tmp_path: Path, capsys) -> None:
+    """--rerun-survivors runs only the survivors again (today's suite kills one), keeps the
+    other results and drops a survivor that no longer exists in the RTL."""
+    from dataclasses import replace
+
+    from t2c_sim.closure.mutate import enumerate_mutants
+    from t2c_sim.closure.mutrun import MutantResult, MutationReport
+    from t2c_sim.cosim.sim import RTL_DIR
+
+    req = enumerate_mutants(RTL_DIR, ["t2c_requant.v"])
+    (even,) = [m for m in req if m.operator == "logical"
+               and m.line_text.startswith("MODE_HALF_EVEN: up_d = half_d & (sticky_d")
+               and m.original == "&"]
+    other = next(m for m in req if m.operator == "const")
+    gone = replace(other, id="t2c_requant:1:1:const", line_text="gone", line_off=0)
+    prev = MutationReport("smoke-s3", meta={"suite": "smoke", "seed": 3, "sim": "icarus"})
+    prev.results = [MutantResult(other, "killed", "earlier"),
+                    MutantResult(even, "survived"), MutantResult(gone, "survived")]
+    prev.write_json(tmp_path / "prev.json")
+    out = tmp_path / "mut"
+    rc = main(["mutate", "--rerun-survivors", str(tmp_path / "prev.json"), "--out", str(out),
+               "--build-root", str(tmp_path / "b"), "--no-progress"])
+    rep = json.loads((out / "mutation.json").read_text())
+    assert rc == EXIT_OK, capsys.readouterr().out
+    st = {r["mutant"]["id"]: (r["status"], r["detail"]) for r in rep["results"]}
+    assert st[other.id] == ("killed", "earlier") and st[even.id][0] == "killed"
+    assert gone.id not in st and rep["meta"]["stale"] == 1 and rep["meta"]["rerun"] == 1
+    assert rep["meta"]["suite"] == "smoke" and rep["meta"]["seed"] == 3
+
+
 def test_mutation_section_lists_survivors_escaped() -> None:
     res = [{"mutant": {"id": f"m:{i}", "file": "t2c_x.v", "operator": op, "original": "<",
                        "replacement": "<="}, "status": st, "detail": "d", "seconds": 1.0,

@@ -8,6 +8,13 @@ against each mutant, ``jobs`` at a time in worker processes (the regression runn
 simulator), and writes ``<out>/mutation.json`` and ``<out>/report.html`` together (a stopped
 campaign writes what finished, marked ``partial``). Mutant copies and their builds live under
 ``<build_root>/mutation/`` and are removed as each mutant ends.
+
+With ``rerun`` (``--rerun-survivors REPORT``) only the survivors of an earlier report run
+again, with that report's suite, seed and simulator, against today's RTL, suite and waivers
+(after a killing test or a waiver was added); every other result is kept. A survivor whose
+source line changed since is found again by its file, operator, line text, original,
+replacement and offset in the line; one that no longer exists is dropped and counted
+(``meta.stale``).
 """
 
 from __future__ import annotations
@@ -16,13 +23,20 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from t2c_sim.closure.mutate import enumerate_mutants, load_waivers, select_mutants
-from t2c_sim.closure.mutrun import MutantResult, MutantTask, MutationReport, run_campaign, run_task
+from t2c_sim.closure.mutate import Mutant, enumerate_mutants, load_waivers, select_mutants
+from t2c_sim.closure.mutrun import (
+    MutantResult,
+    MutantTask,
+    MutationReport,
+    load_report,
+    run_campaign,
+    run_task,
+)
 from t2c_sim.closure.netlist import find_yosys
 from t2c_sim.closure.suites import SUITES, named_suite
 from t2c_sim.cosim.sim.tools import tool_options
@@ -54,6 +68,7 @@ class MutateOptions:
     build_root: str = "build/sim"
     tool_path: str | None = None
     verilator_root: str | None = None
+    rerun: str | None = None
 
     def check(self) -> None:
         """Bounds and names, before any work.
@@ -108,8 +123,17 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
         KeyboardInterrupt: Stopped; ``on_result`` has seen every finished mutant.
     """
     target = current_target()
-    muts = select_mutants(enumerate_mutants(target.rtl_dir, target.files), opts.max_mutants,
-                          opts.seed)
+    cands = enumerate_mutants(target.rtl_dir, target.files)
+    prev, stale = None, 0
+    if opts.rerun is not None:
+        prev = load_report(opts.rerun)
+        opts = replace(opts, suite=str(prev.meta.get("suite", opts.suite)),
+                       seed=int(prev.meta.get("seed", opts.seed)),
+                       sim=str(prev.meta.get("sim", opts.sim)))
+        opts.check()
+        muts, stale = _current(prev.survivors(), cands)
+    else:
+        muts = select_mutants(cands, opts.max_mutants, opts.seed)
     timeout = opts.timeout_s or 300.0
     suite = named_suite(opts.suite, target, sim=opts.sim, seed=opts.seed, timeout_s=timeout)
     root = make_dirs(Path(opts.build_root) / "mutation")
@@ -128,8 +152,46 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
                                on_result=on_result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rep.meta = meta(opts, target, len(muts))
+    if prev is not None:
+        rep = _merge_rerun(prev, rep)
+    rep.meta = meta(opts, target, len(rep.results))
+    if prev is not None:
+        rep.meta.update(rerun_of=str(opts.rerun), rerun=len(muts), stale=stale)
     return rep
+
+
+def _key(m: Mutant) -> tuple:
+    return (m.file, m.operator, m.line_text, m.original, m.replacement, m.line_off)
+
+
+def _current(survivors: list[MutantResult], cands: list[Mutant]) -> tuple[list[Mutant], int]:
+    """Today's version of each survivor's mutant (offsets move with edits above it), and how
+    many no longer exist."""
+    by_key: dict[tuple, list[Mutant]] = {}
+    for m in cands:
+        by_key.setdefault(_key(m), []).append(m)
+    out, stale = [], 0
+    for r in survivors:
+        found = by_key.get(_key(r.mutant), [])
+        if len(found) == 1 or any(m.id == r.mutant.id for m in found):
+            out.append(next((m for m in found if m.id == r.mutant.id), found[0]))
+        else:
+            stale += 1
+            log.warning("survivor %s no longer matches the RTL: dropped", r.mutant.id)
+    return out, stale
+
+
+def _merge_rerun(prev: MutationReport, new: MutationReport) -> MutationReport:
+    """``prev`` with its survivors replaced by ``new``'s results (stale ones dropped)."""
+    got = {_key(r.mutant): r for r in new.results}
+    out = MutationReport(prev.suite, wall_s=new.wall_s)
+    for r in prev.results:
+        if r.status != "survived":
+            out.results.append(r)
+        elif _key(r.mutant) in got:
+            out.results.append(got[_key(r.mutant)])
+    out.diffs = {r.mutant.id: r.diff for r in out.results if r.status == "survived"}
+    return out
 
 
 def meta(opts: MutateOptions, target: Any, n: int) -> dict[str, Any]:
