@@ -2,8 +2,10 @@
 
 Suites are in :mod:`t2c_sim.closure.suites`. One build per mutant and simulator (the build
 cache keys on source hashes, and each mutant has its own copy of the target's RTL), stages in
-order, stop at the first kill; the suites of a chain that do not compile the mutated file are
-skipped (they cannot kill it). Survivors are then checked for equivalence
+order, each built just before it runs (:func:`~t2c_sim.closure.suites.parts`: a stage, a
+parameter set), stop at the first kill; the suites of a chain that do not compile the mutated
+file are skipped (they cannot kill it). A build failure in any piece reached is a build
+error. Survivors are then checked for equivalence
 (:mod:`t2c_sim.closure.netlist`, per simulated parameter set of the target's top) and against
 the waiver file. The score is ``killed / (killed + survived)``, timeouts counted as killed
 (the suite noticed), equivalent, waived and build-error mutants left out of the denominator.
@@ -35,9 +37,9 @@ from typing import Any
 
 from t2c_sim.closure.mutate import Mutant, Waiver, find_waiver, write_mutant_tree
 from t2c_sim.closure.netlist import design_signature
-from t2c_sim.closure.suites import ChainSuite, Suite
+from t2c_sim.closure.suites import ChainSuite, Suite, parts
 from t2c_sim.closure.target import Target
-from t2c_sim.errors import ConfigError, SimulationError
+from t2c_sim.errors import ConfigError, SimulationError, SimulationTimeout
 
 __all__ = ["STATUSES", "Suite", "MutantResult", "MutationReport", "MutantTask", "run_mutant",
            "run_task", "run_campaign", "results_by", "apply_waivers", "load_report"]
@@ -78,29 +80,36 @@ def run_mutant(mutant: Mutant | None, suite: Suite, rtl_dir: Path, work: Path,
         suite = suite.restricted(Path(mutant.file).stem)
     src = write_mutant_tree(mutant, rtl_dir, work / "rtl")
     broot = work / "build"
+    build_s = 0.0
     try:
-        try:
-            suite.build(src, broot)
-        except SimulationError as e:
-            if mutant is None:
-                raise
-            return MutantResult(mutant, "build-error", str(e)[:400], time.monotonic() - t0)
-        timeout = getattr(suite, "timeout_s", None)
-        t1 = time.monotonic()
-        build_s = t1 - t0
-        try:
-            why = suite.run(src, broot)
-        except SimulationError as e:
-            if mutant is None:
-                raise
-            hung = timeout is not None and "timeout; killed" in str(e) and \
-                time.monotonic() - t1 >= timeout
-            return MutantResult(mutant, "timeout" if hung else "killed", str(e)[:400],
-                                time.monotonic() - t0, build_s)
+        # piece by piece (a stage, a parameter set): build, run, stop at the first kill, so a
+        # mutant the first stage kills does not wait for every other build
+        for part in parts(suite):
+            t1 = time.monotonic()
+            try:
+                part.build(src, broot)
+            except SimulationError as e:
+                if mutant is None:
+                    raise
+                return MutantResult(mutant, "build-error", str(e)[:400], time.monotonic() - t0,
+                                    build_s + time.monotonic() - t1)
+            t2 = time.monotonic()
+            build_s += t2 - t1
+            try:
+                why = part.run(src, broot)
+            except SimulationError as e:
+                if mutant is None:
+                    raise
+                hung = isinstance(e, SimulationTimeout)
+                return MutantResult(mutant, "timeout" if hung else "killed", str(e)[:400],
+                                    time.monotonic() - t0, build_s)
+            if why:
+                if mutant is None:
+                    return why
+                return MutantResult(mutant, "killed", why[:400], time.monotonic() - t0, build_s)
         if mutant is None:
-            return why
-        return MutantResult(mutant, "killed" if why else "survived", (why or "")[:400],
-                            time.monotonic() - t0, build_s)
+            return None
+        return MutantResult(mutant, "survived", "", time.monotonic() - t0, build_s)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -46,7 +46,7 @@ from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 __all__ = ["Suite", "Design", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
-           "random_stages", "edge_stages", "closure_stages", "unit_suites"]
+           "random_stages", "edge_stages", "closure_stages", "unit_suites", "parts"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ class CosimSuite:
     def _packed(self, st: Stage) -> bool:
         return default_packed(self.sim) if st.packed is None else st.packed
 
+    def parts(self) -> list[CosimSuite]:
+        """One suite per stage (a mutant builds and runs them one at a time)."""
+        return [CosimSuite(self.target, [st], self.sim, self.timeout_s, self.name,
+                           self.build_args, self.keep) for st in self.stages]
+
     def designs(self) -> list[Design]:
         out: list[Design] = []
         for st in self.stages:
@@ -140,8 +145,8 @@ class CosimSuite:
                                  packed=self._packed(st))
             except MismatchError as e:
                 return f"{self.name}/{st.name}: {e}"
-            except SimulationError as e:
-                raise SimulationError(f"{self.name}/{st.name}: {e}") from None
+            except SimulationError as e:  # the same class (a timeout stays a timeout)
+                raise type(e)(f"{self.name}/{st.name}: {e}") from None
             if self.keep and res and res[0].run_dir is not None:
                 self.run_dirs.append(res[0].run_dir)
             for rec, r in zip(st.records, res):
@@ -191,6 +196,17 @@ class UnitSuite:
         self.build_args = tuple(build_args)
         self.run_dirs: list[Path] = []
 
+    def parts(self) -> list[UnitSuite]:
+        """One suite per parameter set (a mutant builds and runs them one at a time)."""
+        out = []
+        for i, p in enumerate(self.param_sets):
+            u = UnitSuite(self.target, self.bench, sim=self.sim, param_sets=[p],
+                          payload=self.payload, timeout_s=self.timeout_s,
+                          build_args=self.build_args)
+            u.name = f"{self.name}[{i}]"
+            out.append(u)
+        return out
+
     def designs(self) -> list[Design]:
         out: list[Design] = []
         for p in self.param_sets:
@@ -213,8 +229,8 @@ class UnitSuite:
                               rtl_dir=rtl_dir, build_args=self.build_args)
             except MismatchError as e:
                 return f"{self.name}[{i}]: {e}"
-            except SimulationError as e:
-                raise SimulationError(f"{self.name}[{i}]: {e}") from None
+            except SimulationError as e:  # the same class (a timeout stays a timeout)
+                raise type(e)(f"{self.name}[{i}]: {e}") from None
             self.run_dirs.append(d)
         return None
 
@@ -229,6 +245,10 @@ class ChainSuite:
     @property
     def run_dirs(self) -> list[Path]:
         return [d for s in self.suites for d in getattr(s, "run_dirs", [])]
+
+    def parts(self) -> list[Suite]:
+        """Every stage and parameter set of every suite, in order (see :func:`parts`)."""
+        return [q for x in self.suites for q in parts(x)]
 
     def restricted(self, module: str) -> ChainSuite:
         """The suites that simulate ``module`` (a mutant of a file that a suite does not
@@ -252,6 +272,13 @@ class ChainSuite:
             if why:
                 return why
         return None
+
+
+def parts(suite: Suite) -> list[Suite]:
+    """``suite`` cut into the smallest pieces that build and run on their own (a stage, a
+    parameter set), in order; a suite without ``parts()`` is one piece."""
+    fn = getattr(suite, "parts", None)
+    return list(fn()) if fn is not None else [suite]
 
 
 # ------------------------------------------------------------------------------ the suites
