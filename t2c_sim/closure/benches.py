@@ -13,7 +13,10 @@ A :class:`~t2c_sim.closure.target.Bench` is one of two kinds:
   (0: one command per layer with descriptors in memory, 1: one command per run through the
   job registers, 2: faults: the memory answers SLVERR to a weight read, then to an
   accumulator write, and the command must stop with exactly that error flag, STATUS error, the
-  interrupt raised and cleared); its payload gives the seed.
+  interrupt raised and cleared, 3: registers and refused commands: the register map of
+  docs/rtl.md read back (ID, VERSION, build parameters, every RW register with a seeded
+  32-bit value, a partial WSTRB write, START reading 0, SLVERR past the map), then commands the
+  DMA or the core must refuse with their ERR flag); its payload gives the seed.
 
 :func:`build_bench` builds (a build failure raises :class:`~t2c_sim.errors.SimulationError`
 before anything runs: a mutant that does not elaborate is a build error, not a kill);
@@ -36,10 +39,17 @@ from t2c_sim.closure.codecov import merge
 from t2c_sim.closure.target import Bench, Target
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim import sim as simmod
-from t2c_sim.cosim.axi_frontdoor import build_frontdoor, run_layers_frontdoor
+from t2c_sim.cosim.axi_frontdoor import (
+    ID_VALUE,
+    REG_END,
+    REGS,
+    build_frontdoor,
+    run_commands,
+    run_layers_frontdoor,
+)
 from t2c_sim.cosim.run import hw_parameters
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
-from t2c_sim.estimate.frontdoor import AxiConfig, layout
+from t2c_sim.estimate.frontdoor import DESC_BYTES, DESC_FIELDS, Y_BITS, AxiConfig, layout
 from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
@@ -72,10 +82,10 @@ def frontdoor_case(params: Mapping[str, int], payload: Mapping[str, Any]
                         wr_latency=int(params.get("WR_LAT", 4)))
     except (KeyError, TypeError) as e:
         raise ConfigError(f"front-door bench parameters: {e}", key="params") from None
-    if params.get("MODE", 0) not in (0, 1, 2):
-        raise ConfigError(f"MODE must be 0 (list), 1 (regs) or 2 (faults), got "
+    if params.get("MODE", 0) not in (0, 1, 2, 3):
+        raise ConfigError(f"MODE must be 0 (list), 1 (regs), 2 (faults) or 3 (commands), got "
                           f"{params['MODE']}", key="params.MODE")
-    mode = ("list", "regs", "faults")[int(params.get("MODE", 0))]
+    mode = ("list", "regs", "faults", "commands")[int(params.get("MODE", 0))]
     r = np.random.default_rng(int(payload.get("seed", 0)))
     n, m = hw.n, hw.m
     k = m * (hw.act_depth // hw.rows + 3)  # one group more than a bank holds: K-split
@@ -118,9 +128,12 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
     pl = {**bench.payload, **payload}
     if bench.kind == "frontdoor":
         hw, axi, packed, mode, recs = frontdoor_case(params, pl)
+        kw = dict(sim=sim, build_root=build_root, timeout_s=timeout_s, rtl_dir=rtl_dir,
+                  build_args=build_args)
         if mode == "faults":
-            return _faults(recs[0], hw, axi, packed, sim=sim, build_root=build_root,
-                           timeout_s=timeout_s, rtl_dir=rtl_dir, build_args=build_args)
+            return _faults(recs[0], hw, axi, packed, **kw)
+        if mode == "commands":
+            return _commands(params, hw, axi, packed, int(pl.get("seed", 0)), **kw)
         res = run_layers_frontdoor(recs, hw, sim, axi, build_root=build_root, mode=mode,
                                    keep=True, rtl_dir=rtl_dir, packed=packed,
                                    timeout_s=timeout_s, build_args=build_args)
@@ -128,6 +141,7 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
         if run_dir is None:
             raise SimulationError("front door: the run directory was not kept")
         for rec, r in zip(recs, res):
+            _check_status(rec, r.commands, hw, mode)
             for what, got, want in (("y", r.y, rec.y), ("acc", r.acc, rec.acc)):
                 if not np.array_equal(got, want):
                     i = tuple(int(v) for v in np.argwhere(got != want)[0])
@@ -144,6 +158,28 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
 
 #: A command stopped by a bus error: STATUS error, IRQ_STATUS error, cleared by the W1C write.
 _FAULT_STATUS, _FAULT_IRQ = 4, 2
+#: A command that completed: STATUS done, IRQ_STATUS done.
+_DONE_STATUS, _DONE_IRQ = 2, 1
+
+
+def _check_status(rec: LayerRecord, commands: list[dict], hw: HwConfig, mode: str) -> None:
+    """Every command of a passing layer ends done without error, raises and clears the
+    interrupt, and its JOBS_DONE and CORE_CYCLES registers count the layer's runs and core
+    cycles (docs/rtl.md register map; one command per layer in list mode, per run in regs)."""
+    plan = estimate.tile_plan(rec, hw)
+    for c in commands:
+        got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"], c["prot_err"])
+        if got != (_DONE_STATUS, 0, _DONE_IRQ, 0, 0):
+            raise MismatchError(f"front door ({mode}): layer {rec.name}: (STATUS, ERR, IRQ_STATUS, "
+                                f"IRQ after clear, protocol error) = {got}, expected "
+                                f"({_DONE_STATUS}, 0, {_DONE_IRQ}, 0, 0)", layer=rec.name)
+    jobs = [c["jobs_done"] for c in commands]
+    want_jobs = [plan.runs] if mode == "list" else [1] * plan.runs
+    core = sum(c["core_cycles"] for c in commands)
+    if jobs != want_jobs or core != estimate.cycles(rec, hw):
+        raise MismatchError(f"front door ({mode}): layer {rec.name}: JOBS_DONE {jobs}, "
+                            f"CORE_CYCLES {core}; expected {want_jobs} and "
+                            f"{estimate.cycles(rec, hw)}", layer=rec.name)
 
 
 def _faults(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim: str,
@@ -174,3 +210,68 @@ def _faults(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim
     if len(dats) > 1:
         merge(dats, dirs[0] / "coverage.dat")
     return dirs[0]
+
+
+_ERR_DESC, _ERR_ZERO, _ERR_LOHI = 0x400, 0x001, 0x020
+
+
+def _job_words(**kw: int) -> list[int]:
+    """A legal one-run job (docs/rtl.md "Job fields") with ``kw`` changed."""
+    f = dict(rows=2, groups=1, cols=2, a_signed=1, z_y=0, lo=-128 & 0xFFFFFFFF, hi=127, mode=0,
+             first=1, last=1, act_addr=0, act_words=1, wgt_addr=0x40, wgt_words=1,
+             ch_addr=0x80, ch_words=1, out_addr=0x100, out_words=2, acc_addr=0x140,
+             acc_words=2)
+    f.update(kw)
+    return [f[n] for n in DESC_FIELDS]
+
+
+def _commands(params: Mapping[str, int], hw: HwConfig, axi: AxiConfig, packed: bool,
+              seed: int, *, sim: str, build_root: str | Path, timeout_s: float,
+              rtl_dir: str | Path | None, build_args: Sequence[str]) -> Path:
+    """The register map read back, then refused commands (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    chk: list[dict] = [{"op": "read", "addr": REGS["ID"], "want": ID_VALUE, "what": "ID"},
+                       {"op": "read", "addr": REGS["VERSION"], "want": 1, "what": "VERSION"}]
+    hwp = {**hw_parameters(hw, packed), "Y_BITS": Y_BITS,
+           **{k: int(params[k]) for k in AXI_PARAMS}, "DESC_BYTES": DESC_BYTES}
+    chk += [{"op": "read", "addr": REGS[f"HW_{k}"], "want": v, "what": f"HW_{k}"}
+            for k, v in hwp.items() if f"HW_{k}" in REGS]
+    rw = [f"JOB_{f.upper()}" for f in DESC_FIELDS] + ["DESC_ADDR", "DESC_COUNT"]
+    for name in rw:
+        v = int(rng.integers(0, 1 << 32))
+        chk += [{"op": "write", "addr": REGS[name], "data": v},
+                {"op": "read", "addr": REGS[name], "want": v, "what": name}]
+    v = int(rng.integers(0, 1 << 32))  # one byte (WSTRB) of JOB_ROWS changes, the rest stays
+    old = next(c["data"] for c in chk if c.get("addr") == REGS["JOB_ROWS"] and c["op"] == "write")
+    chk += [{"op": "write", "addr": REGS["JOB_ROWS"], "data": v, "strb_bytes": [1, 1]},
+            {"op": "read", "addr": REGS["JOB_ROWS"], "want": (old & ~0xFF00) | (v & 0xFF00),
+             "what": "JOB_ROWS after a one-byte write"},
+            {"op": "write", "addr": REGS["IRQ_EN"], "data": 0xFFFFFFFF},
+            {"op": "read", "addr": REGS["IRQ_EN"], "want": 3, "what": "IRQ_EN (two bits)"},
+            {"op": "read", "addr": REGS["START"], "want": 0, "what": "START reads 0"},
+            {"op": "read", "addr": REG_END, "want": 0, "resp": 2, "what": "past the map"},
+            {"op": "write_resp", "addr": REG_END + 4, "data": 1, "resp": 2,
+             "what": "past the map"}]
+    bank = hw.act_depth // hw.rows
+    job = REGS["JOB_ROWS"]
+    # (name, register writes, ERR, jobs done): refused by the DMA (descriptor) or the core
+    cmds = [("act words beyond the bank", [[job, [*_job_words(act_words=bank + 1), 0, 0, 1]]],
+             _ERR_DESC, 0),
+            ("unaligned out address", [[job, [*_job_words(out_addr=0x104), 0, 0, 1]]],
+             _ERR_DESC, 0),
+            ("unaligned descriptor list", [[REGS["DESC_ADDR"], [0x4, 1, 1]]], _ERR_DESC, 0),
+            ("zero rows", [[job, [*_job_words(rows=0), 0, 0, 1]]], _ERR_ZERO, 0),
+            ("lo > hi", [[job, [*_job_words(lo=5, hi=4), 0, 0, 1]]], _ERR_LOHI, 0)]
+    image = bytearray(0x200)  # channel words at 0x80: shifts 0 (legal)
+    res = run_commands(hw, axi, sim, [{"name": n, "writes": w, "limit": 2000}
+                                      for n, w, _, _ in cmds],
+                       image=bytes(image), readback=chk, build_root=build_root,
+                       timeout_s=timeout_s, rtl_dir=rtl_dir, packed=packed,
+                       build_args=build_args)
+    for (name, _, err, jobs), c in zip(cmds, res["commands"]):
+        got = (c["err"], c["status"], c["irq_status"], c["jobs_done"], c["irq_after_clear"])
+        want = (err, _FAULT_STATUS, _FAULT_IRQ, jobs, 0)
+        if got != want:
+            raise MismatchError(f"front door: command {name!r}: (ERR, STATUS, IRQ_STATUS, "
+                                f"JOBS_DONE, IRQ after clear) = {got}, expected {want}")
+    return Path(res["run_dir"])

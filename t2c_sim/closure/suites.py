@@ -195,6 +195,7 @@ class UnitSuite:
         self.name = f"unit-{bench.name}"
         self.build_args = tuple(build_args)
         self.run_dirs: list[Path] = []
+        self.first_index = 0  # of param_sets[0] in the whole bench's sets (messages)
 
     def parts(self) -> list[UnitSuite]:
         """One suite per parameter set (a mutant builds and runs them one at a time)."""
@@ -203,7 +204,7 @@ class UnitSuite:
             u = UnitSuite(self.target, self.bench, sim=self.sim, param_sets=[p],
                           payload=self.payload, timeout_s=self.timeout_s,
                           build_args=self.build_args)
-            u.name = f"{self.name}[{i}]"
+            u.name, u.first_index = self.name, self.first_index + i
             out.append(u)
         return out
 
@@ -222,7 +223,7 @@ class UnitSuite:
                         build_root=build_root, rtl_dir=rtl_dir, build_args=self.build_args)
 
     def run(self, rtl_dir: Path, build_root: Path) -> str | None:
-        for i, p in enumerate(self.param_sets):
+        for i, p in enumerate(self.param_sets, self.first_index):
             try:
                 d = run_bench(self.target, self.bench, p, self.payload, sim=self.sim,
                               build_root=build_root, timeout_s=self.timeout_s,

@@ -323,18 +323,20 @@ def _simulate(info: simmod.BuildInfo, run_dir: Path, commands: list[dict],
 def run_commands(hw: HwConfig, axi: AxiConfig, sim: str, commands: list[dict], *,
                  image: bytes = b"", readback: list[dict] | None = None,
                  build_root: str | Path = "build/sim", timeout_s: float = 300.0,
-                 rtl_dir: str | Path | None = None) -> dict:
+                 rtl_dir: str | Path | None = None, packed: bool | None = None,
+                 build_args: Sequence[str] = ()) -> dict:
     """Run raw register commands against a memory image (register-level tests).
 
     Args:
-        hw, axi, sim, build_root, rtl_dir: As :func:`run_layers_frontdoor`.
+        hw, axi, sim, build_root, rtl_dir, packed, build_args: As :func:`run_layers_frontdoor`.
         commands: Testbench commands (``name``, ``writes``, ``limit``, optional ``run_base``,
             ``err_window``, ``dump``; see ``tb_axi_frontdoor.py``).
         image: Memory contents (little-endian bytes from address 0).
         readback: Register checks run first (``tb_axi_frontdoor.readback``).
 
     Returns:
-        The testbench's results: ``{"commands": [...], "readback": [failures]}``.
+        The testbench's results: ``{"commands": [...], "readback": [failures]}``, and
+        ``"run_dir"``, the run directory (kept).
     """
     img = np.frombuffer(image, dtype=np.uint8)
     pad = -img.size % axi.bytes
@@ -342,13 +344,13 @@ def run_commands(hw: HwConfig, axi: AxiConfig, sim: str, commands: list[dict], *
     beats = img.size // axi.bytes
     info = build_frontdoor(hw, axi, sim, build_root,
                            mem_words=max(MIN_MEM_WORDS, 1 << max(0, beats - 1).bit_length()),
-                           rtl_dir=rtl_dir)
+                           rtl_dir=rtl_dir, packed=packed, build_args=build_args)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="cmds-", dir=runs))
     _write_memh_image(run_dir, img, axi)
     cmds = [{"run_base": 0, "err_window": None, "dump": None, **c} for c in commands]
-    return _simulate(info, run_dir, cmds, readback, timeout_s)
+    return {**_simulate(info, run_dir, cmds, readback, timeout_s), "run_dir": str(run_dir)}
 
 
 def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | None]],
