@@ -8,7 +8,9 @@
    exits 1 if a target is missed (2/3 when a step itself failed).
 
 Usage: ``python scripts/nightly_closure.py [--out results/nightly] [-j 2] [--skip-coverage]
-[--skip-mutation]`` (a skipped step's figures are read from an earlier run in ``--out``).
+[--skip-mutation] [--markdown FILE]`` (a skipped step's figures are read from an earlier run in
+``--out``; ``--markdown`` also writes the figures, the per-file coverage and the per-operator
+split as markdown tables).
 """
 
 from __future__ import annotations
@@ -69,12 +71,45 @@ def figures(cov_dir: Path, mut_dir: Path) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def markdown(cov_dir: Path, mut_dir: Path, rows: list[tuple[str, str, bool]]) -> str:
+    """The figures as markdown tables (docs/closure.md "Measured on the current RTL")."""
+    out = ["| target | measured | met |", "| --- | --- | --- |"]
+    out += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in rows]
+    s = cov_dir / "summary.json"
+    code = (json.loads(s.read_text()).get("coverage") or {}).get("code") if s.is_file() else None
+    if code:
+        out += ["", "| file | lines | toggles | branch arms | waived points |",
+                "| --- | --- | --- | --- | --- |"]
+        for f in code.get("files", []):
+            def pct(h: int, t: int) -> str:
+                return f"{h}/{t} ({100 * h / t:.1f}%)" if t else "-"
+            out.append(f"| {f['file']} | {pct(f['lines_hit'], f['lines_total'])} | "
+                       f"{pct(f['toggles_hit'], f['toggles_total'])} | "
+                       f"{pct(f.get('branches_hit', 0), f.get('branches_total', 0))} | "
+                       f"{f['waived']} |")
+    m = mut_dir / "mutation.json"
+    if m.is_file():
+        rep = json.loads(m.read_text())
+        sts = list(rep["counts"])
+        by: dict[str, dict[str, int]] = {}
+        for r in rep["results"]:
+            for key in (r["mutant"]["operator"], "all"):
+                d = by.setdefault(key, {})
+                d[r["status"]] = d.get(r["status"], 0) + 1
+        out += ["", "| operator | " + " | ".join(sts) + " |", "| --- |" + " --- |" * len(sts)]
+        for op in sorted(k for k in by if k != "all") + ["all"]:
+            out.append(f"| {op} | " + " | ".join(str(by[op].get(x, 0)) for x in sts) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "nightly")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--skip-coverage", action="store_true")
     ap.add_argument("--skip-mutation", action="store_true")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="also write the figures as markdown tables to this file")
     a = ap.parse_args(argv)
     cov_dir, mut_dir = a.out / "coverage", a.out / "mutation"
     worst = 0
@@ -97,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     for t, m, ok in rows:
         print(f"{t:{w}s}  {m:40s}  {'yes' if ok else 'NO'}")
     print(f"reports: {cov_dir / 'report.html'}, {mut_dir / 'report.html'}")
+    if a.markdown is not None:
+        a.markdown.write_text(markdown(cov_dir, mut_dir, rows))
     if worst:
         return worst
     return 0 if all(ok for _, _, ok in rows) else 1

@@ -318,14 +318,20 @@ def _nightly_inputs(root: Path, lines: float, toggles: float, holes: int, counts
     (root / "mutation").mkdir()
     fun = [{"summary": {"hit": 100 - holes, "reachable": 100}}, {"summary": {"hit": 7,
                                                                              "reachable": 7}}]
-    code = {"total": {"lines": lines, "toggles": toggles, "branches": 80.0, "user": 100.0}}
+    code = {"total": {"lines": lines, "toggles": toggles, "branches": 80.0, "user": 100.0},
+            "files": [{"file": "t2c_x.v", "lines_hit": 9, "lines_total": 12, "toggles_hit": 0,
+                       "toggles_total": 0, "branches_hit": 1, "branches_total": 2,
+                       "waived": 3}]}
     (root / "coverage" / "summary.json").write_text(json.dumps(
         {"coverage": {"code": code, "functional": fun}}))
     det = counts["killed"] + counts["timeout"]
     n = sum(counts.values())
+    results = [{"mutant": {"operator": "arith" if i % 2 else "const"}, "status": st}
+               for i, st in enumerate(st for st, k in counts.items() for _ in range(k))]
     (root / "mutation" / "mutation.json").write_text(json.dumps(
         {"counts": counts, "score": det / (det + counts["survived"]), "partial": False,
-         "results": [{}] * n}))
+         "results": results}))
+    assert len(results) == n
 
 
 # (lines, toggles, functional holes, mutant counts) -> the rows that must read NO
@@ -358,6 +364,14 @@ def test_nightly_figures_against_targets(tmp_path: Path, capsys, lines, toggles,
     text = capsys.readouterr().out
     assert rc == (1 if missed else 0)
     assert f"{lines:.1f}%" in text and f"{toggles:.1f}%" in text
+    md = tmp_path / "fig.md"
+    assert nightly.main(["--out", str(tmp_path), "--skip-coverage", "--skip-mutation",
+                         "--markdown", str(md)]) == (1 if missed else 0)
+    text = md.read_text()
+    assert f"| line coverage of rtl/ >= 95% | {lines:.1f}% | {'no' if 'line' in missed else 'yes'} |" \
+        in text
+    assert "| t2c_x.v | 9/12 (75.0%) | - | 1/2 (50.0%) | 3 |" in text
+    assert "| all | " + " | ".join(str(counts[k]) for k in counts) + " |" in text
     # a run that left no figures is a miss, not a pass
     (tmp_path / "mutation" / "mutation.json").unlink()
     assert nightly.main(["--out", str(tmp_path), "--skip-coverage", "--skip-mutation"]) == 1
