@@ -121,6 +121,18 @@ def pack_limbs(fields: np.ndarray, widths: Sequence[int] | np.ndarray) -> np.nda
     return limbs
 
 
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """Python-int words of :func:`pack_limbs` limbs (limb 0 the least significant), e.g. for a
+    testbench driving a wide port."""
+    out = []
+    for row in np.asarray(limbs, dtype=np.uint64).tolist():
+        w = 0
+        for i, limb in enumerate(row):
+            w |= int(limb) << (64 * i)
+        out.append(w)
+    return out
+
+
 def write_memh_limbs(path: str | Path, limbs: np.ndarray, width: int) -> Path:
     """Write :func:`pack_limbs` words of ``width`` bits as ``$readmemh`` text (one word per line)."""
     path = Path(path)

@@ -1,0 +1,3 @@
+"""placeholder"""
+def run_axi(*a, **k):
+    raise NotImplementedError
