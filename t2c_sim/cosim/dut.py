@@ -37,10 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim.accepts import Accepts, parse_accepts
 from t2c_sim.cosim.dutfile import Ctx, read_dut_yaml
 from t2c_sim.cosim.expr import Expr
+from t2c_sim.cosim.gemm import GemmOp, gemm_ops
 from t2c_sim.cosim.ifspec import AxiIf, BackdoorIf, StreamIf, parse_interface
 from t2c_sim.cosim.sim import RTL_DIR
 from t2c_sim.errors import ConfigError, T2CError
@@ -185,6 +188,48 @@ class Dut:
         extra = getattr(self.adapter, "check", None)
         if callable(extra):
             extra(rec)
+
+    def layer_cycles(self, rec: LayerRecord) -> int | None:
+        """The model's cycles of a whole layer (``None`` without a model).
+
+        The adapter's ``layer_cycles(rec)`` when it has one (our accelerator: the tile plan),
+        else the sum of ``cycles(op.shape(), params)`` over the layer's GEMMs.
+        """
+        fn = getattr(self.adapter, "layer_cycles", None)
+        if callable(fn):
+            return int(fn(rec))
+        if self.model is None:
+            return None
+        ops, _ = gemm_ops(rec)
+        return sum(self.op_cycles(op) for op in ops)
+
+    def op_cycles(self, op: GemmOp) -> int:
+        """The model's cycles of one GEMM (``cycles(op.shape(), params)``).
+
+        Raises:
+            ConfigError: No model, or the model failed or returned no integer (names the file).
+        """
+        fn = self.model
+        if fn is None:
+            raise ConfigError(f"DUT {self.name} has no cycle model", file=str(self.spec.file),
+                              key="cycles.model")
+        try:
+            v = fn(op.shape(), dict(self.params))
+        except T2CError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the DUT's own model failing is its bad input
+            raise ConfigError(f"the cycle model failed on layer {op.layer} op {op.index}: "
+                              f"{type(e).__name__}: {e}", file=str(self.spec.file),
+                              key="cycles.model") from None
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ConfigError(f"the cycle model returned {v!r} for layer {op.layer} (expected "
+                              "an integer >= 0)", file=str(self.spec.file), key="cycles.model")
+        return int(v)
+
+    def utilization(self, rec: LayerRecord) -> float | None:
+        """Useful-MAC utilization when the adapter can tell (our accelerator), else ``None``."""
+        fn = getattr(self.adapter, "utilization", None)
+        return float(fn(rec)) if callable(fn) else None
 
     def describe(self) -> dict[str, Any]:
         """What reports show about the DUT."""
