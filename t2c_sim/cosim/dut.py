@@ -4,15 +4,15 @@ A DUT file names the Verilog top and its sources, its Verilog parameters, clock 
 which layer records it accepts (:mod:`t2c_sim.cosim.accepts`), how data moves (the interface
 profile, :mod:`t2c_sim.cosim.ifspec`), an optional adapter and its cycle model::
 
-    name: sws_top
-    top: sws_top
+    name: my_gemm
+    top: my_gemm_top
     sources: [rtl/*.v]                    # relative to this file; "@rtl/x.v": t2c-sim's rtl/
     parameters: {ROWS: 4, COLS: 4, LANES: 4, Y_BITS: 8, ACC_DEPTH: 16}
     clock: {port: clk_i, period_ns: 10}
     reset: {port: rst_ni, active: low, cycles: 4}
     accepts: {...}
     interface: {profile: stream, ...}
-    adapter: adapter.py:SwsAdapter        # optional ("module:Class" for an installed module)
+    adapter: adapter.py:MyAdapter         # optional ("module:Class" for an installed module)
     cycles: {model: cycle_model.py:cycles}   # cycles(layer, params) -> int; or adapter; or none
 
 :func:`load_dut` validates the file once, at the edge (every error names the file, line and

@@ -3,7 +3,7 @@ line and key in one error.
 
 Every value of a DUT file is validated once, here at the edge: a missing or unknown key, a
 value of the wrong type or out of bounds is one :class:`~t2c_sim.errors.ConfigError` such as
-``sws/dut.yaml, line 14, key 'interface.in.data_bits': must be an integer in 1..4096, got 0``.
+``my_gemm/dut.yaml, line 14, key 'interface.in.data_bits': must be an integer in 1..4096, got 0``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ with seeded LFSR back-pressure)::
       profile: stream
       in:  {prefix: s_axis, data_bits: LANES * 8}      # <prefix>_tdata/_tvalid/_tready/_tlast
       out: {prefix: m_axis, data_bits: COLS * Y_BITS}
-      counter: cycles_o        # optional: the DUT's own count of the layer's cycles (checked)
-      error: err_o             # optional: nonzero after a layer fails it
+      counter: cycles_o        # optional: the DUT's own count of the layer's cycles (checked);
+                               # a port name (32 bits) or {port: cycles_o, bits: 32}
+      error: {port: err_o, bits: 3}   # optional: nonzero after a layer fails it (bits default 1)
       input:                   # optional declared framing (else the adapter packs frames)
         word_bits: 32          # a word item is one beat, its value in the low word_bits bits
         lane_bits: 8           # a matrix row is split into beats of data_bits // lane_bits lanes
@@ -102,7 +103,9 @@ class StreamIf:
     inp: StreamPort
     out: StreamPort
     counter: str | None = None
+    counter_bits: int = 32
     error: str | None = None
+    error_bits: int = 1
     word_bits: int = 32
     lane_bits: int = 8
     items: tuple[Item, ...] = ()
@@ -165,9 +168,12 @@ def _stream(ctx: Ctx, d: dict[str, Any], names: list[str]) -> StreamIf:
     ctx.mapping(d, "interface", ["profile", "in", "out", "counter", "error", "input", "output"],
                 ["in", "out"])
     kw: dict[str, Any] = {}
-    for k in ("counter", "error"):
+    for k, default in (("counter", 32), ("error", 1)):
         if k in d:
-            kw[k] = ctx.ident(d[k], f"interface.{k}")
+            v = d[k] if isinstance(d[k], dict) else {"port": d[k]}
+            v = ctx.mapping(v, f"interface.{k}", ["port", "bits"], ["port"])
+            kw[k] = ctx.ident(v["port"], f"interface.{k}.port")
+            kw[f"{k}_bits"] = ctx.integer(v.get("bits", default), f"interface.{k}.bits", 1, 64)
     if "input" in d:
         inp = ctx.mapping(d["input"], "interface.input", ["word_bits", "lane_bits", "items"],
                           ["items"])

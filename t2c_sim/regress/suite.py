@@ -15,7 +15,7 @@ A suite file::
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
-    dut: ../examples/systolic_ws/dut.yaml   # optional: the DUT file (default our accelerator)
+    dut: ../my_gemm/dut.yaml                # optional: the DUT file (default our accelerator)
     dut_params: {ACC_DEPTH: 8}              # optional: overrides of its Verilog parameters
     backpressure: [[0, 0], [30, 40]]        # optional: stream stall percent (input, output)
 

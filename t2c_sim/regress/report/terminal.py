@@ -32,7 +32,7 @@ def lsb_text(lsb: dict | None) -> str:
 
 
 def dut_text(run: RunResult) -> str:
-    """``sws_top (stream, examples/systolic_ws/dut.yaml; ROWS=4 ...)`` for a run's DUT."""
+    """``my_gemm (stream, hw/my_gemm/dut.yaml; ...)`` for a run's DUT."""
     d = run.dut or {}
     if not d:
         return "t2c_accel"
