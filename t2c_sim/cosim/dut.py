@@ -214,7 +214,7 @@ class Dut:
             raise ConfigError(f"DUT {self.name} has no cycle model", file=str(self.spec.file),
                               key="cycles.model")
         try:
-            v = fn(op.shape(), dict(self.params))
+            v = fn(op.shape(), self.model_params())
         except T2CError:
             raise
         except Exception as e:  # noqa: BLE001 - the DUT's own model failing is its bad input
@@ -225,6 +225,19 @@ class Dut:
             raise ConfigError(f"the cycle model returned {v!r} for layer {op.layer} (expected "
                               "an integer >= 0)", file=str(self.spec.file), key="cycles.model")
         return int(v)
+
+    def model_params(self) -> dict[str, int]:
+        """What the cycle model gets as ``params``: the Verilog parameters plus, for the axi
+        profile, the interface figures it depends on (lower case, never Verilog names):
+        ``mem_read_latency``, ``mem_write_latency``, ``mem_data_bits`` and ``register_writes``
+        (writes before the completion wait)."""
+        out = dict(self.params)
+        cfg = self.spec.interface
+        if isinstance(cfg, AxiIf):
+            out.update(mem_read_latency=cfg.memory.read_latency,
+                       mem_write_latency=cfg.memory.write_latency,
+                       mem_data_bits=cfg.memory.data_bits, register_writes=len(cfg.registers))
+        return out
 
     def utilization(self, rec: LayerRecord) -> float | None:
         """Useful-MAC utilization when the adapter can tell (our accelerator), else ``None``."""

@@ -102,4 +102,4 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
         return run_backdoor(dut, pairs, sim, packed=packed, rtl_dir=rtl_dir, **common)
     if prof == "stream":
         return run_stream(dut, pairs, sim, backpressure=bp, seed=seed, **common)
-    return run_axi(dut, pairs, sim, **common)
+    return run_axi(dut, pairs, sim, seed=seed, **common)

@@ -27,9 +27,10 @@ register program)::
 
     interface:
       profile: axi
-      control: {prefix: s_axil, addr_bits: 12}          # AXI4-Lite slave of the DUT (32-bit data)
-      memory: {prefix: m_axi, addr_bits: 32, data_bits: 64, id_bits: 1, size: 1048576,
-               read_latency: 4, write_latency: 2, align: 64}
+      control: {prefix: s_axil, addr_bits: 12}   # AXI4-Lite slave of the DUT (32-bit data;
+                                                 # prot: true ties its awprot/arprot to 0)
+      memory: {prefix: m_axi, addr_bits: 32, data_bits: 64, id_bits: 0, size: 1048576,
+               read_latency: 4, write_latency: 2, align: 64}   # id_bits 0: no ID ports
       operands:                                        # placed in memory in this order
         x: {elem_bits: 8, row_align: 4}                # x[P, K] row-major, rows padded
         w: {elem_bits: 8, row_align: 4}                # w[C_out, K]
@@ -43,6 +44,7 @@ register program)::
         - {addr: 0x00, value: 1}
       completion: {irq: irq_o}          # or {done: done_o} or {poll: {addr: 0x04, mask: 1, value: 1}}
       status: {cycles: 0x30, error: {addr: 0x04, mask: 4}}   # optional reads after completion
+                               # (cycles: reported; error: nonzero under mask fails the job)
       after: [{addr: 0x04, value: 1}]                        # optional writes after completion
 
 Register values are expressions over the GEMM's fields (``rows, k, c_out, c0, group, z_y, lo,
@@ -147,6 +149,7 @@ class AxiIf:
     profile: str
     control_prefix: str
     control_addr_bits: int
+    control_prot: bool
     memory: AxiMemory
     operands: tuple[Operand, ...]
     registers: tuple[Register, ...]
@@ -222,7 +225,7 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
     ctx.mapping(d, "interface", ["profile", "control", "memory", "operands", "registers",
                                  "completion", "status", "after"],
                 ["control", "memory", "operands", "registers", "completion"])
-    c = ctx.mapping(d["control"], "interface.control", ["prefix", "addr_bits"],
+    c = ctx.mapping(d["control"], "interface.control", ["prefix", "addr_bits", "prot"],
                     ["prefix", "addr_bits"])
     m = ctx.mapping(d["memory"], "interface.memory",
                     ["prefix", "addr_bits", "data_bits", "id_bits", "size", "read_latency",
@@ -234,7 +237,7 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
     mem = AxiMemory(prefix=ctx.ident(m["prefix"], f"{mk}.prefix"),
                     addr_bits=ctx.integer(m.get("addr_bits", 32), f"{mk}.addr_bits", 12, 64),
                     data_bits=data_bits,
-                    id_bits=ctx.integer(m.get("id_bits", 1), f"{mk}.id_bits", 1, 32),
+                    id_bits=ctx.integer(m.get("id_bits", 0), f"{mk}.id_bits", 0, 32),
                     size=ctx.integer(m["size"], f"{mk}.size", 64, MAX_MEM_BYTES),
                     read_latency=ctx.integer(m.get("read_latency", 1), f"{mk}.read_latency",
                                              1, 1000),
@@ -248,9 +251,9 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
     for name, o in od.items():
         key = f"interface.operands.{name}"
         o = ctx.mapping(o, key, ["elem_bits", "row_align"], ["elem_bits"])
-        eb = ctx.integer(o["elem_bits"], f"{key}.elem_bits", 8, 64)
-        if eb not in (8, 16, 32, 64):
-            raise ctx.err(f"{key}.elem_bits", f"must be 8, 16, 32 or 64, got {eb}")
+        eb = ctx.integer(o["elem_bits"], f"{key}.elem_bits", 8, 32)
+        if eb not in (8, 16, 32):
+            raise ctx.err(f"{key}.elem_bits", f"must be 8, 16 or 32, got {eb}")
         ops.append(Operand(name, eb, ctx.integer(o.get("row_align", 1), f"{key}.row_align",
                                                  1, 4096)))
     rnames = [*GEMM_FIELDS, *names, "addr", "stride", "size"]
@@ -283,7 +286,8 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
                             for i, r in enumerate(ctx.items(d["after"], "interface.after", 64,
                                                             False)))
     return AxiIf("axi", ctx.ident(c["prefix"], "interface.control.prefix"),
-                 ctx.integer(c["addr_bits"], "interface.control.addr_bits", 2, 32), mem,
+                 ctx.integer(c["addr_bits"], "interface.control.addr_bits", 2, 32),
+                 ctx.boolean(c.get("prot", False), "interface.control.prot"), mem,
                  tuple(ops), regs, kind, **kw)
 
 

@@ -236,3 +236,178 @@ module {HARNESS_TOP} #(
 
 endmodule
 """ + _TAIL
+
+
+def _axi_ports(dut: Any) -> str:
+    """Named connections of the DUT's AXI4-Lite slave and AXI4 master ports."""
+    cfg = dut.spec.interface
+    c, m = cfg.control_prefix, cfg.memory.prefix
+    lite = [f".{c}_{s}(axil_{s})" for s in (
+        "awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid",
+        "bready", "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready")]
+    if cfg.control_prot:
+        lite += [f".{c}_awprot(3'd0)", f".{c}_arprot(3'd0)"]
+    sigs = ["awaddr", "awlen", "awsize", "awburst", "awvalid", "awready", "wdata", "wstrb",
+            "wlast", "wvalid", "wready", "bresp", "bvalid", "bready", "araddr", "arlen",
+            "arsize", "arburst", "arvalid", "arready", "rdata", "rresp", "rlast", "rvalid",
+            "rready"]
+    if cfg.memory.id_bits:
+        sigs += ["awid", "bid", "arid", "rid"]
+    full = [f".{m}_{s}(mem_{s})" for s in sigs]
+    extra = [f".{cfg.signal}(dut_signal)"] if cfg.signal else []
+    return ",\n    ".join([*lite, *full, *extra])
+
+
+def axi_harness(dut: Any) -> str:
+    """The axi profile's harness for ``dut`` (AXI4-Lite program player + AXI4 memory model)."""
+    cfg = dut.spec.interface
+    mem = cfg.memory
+    pdecl, pconn = _params(dut)
+    clkgen, clkconn = _clock_reset(dut)
+    idb = max(1, mem.id_bits)
+    ids = "" if mem.id_bits else "  assign mem_awid = 1'b0;\n  assign mem_arid = 1'b0;"
+    ports = clkconn + ",\n    " + _axi_ports(dut)
+    return _HEAD.format(name=dut.name, file=dut.spec.file) + f"""
+module {HARNESS_TOP} #(
+  parameter integer MEM_DEPTH  = 4096,
+  parameter integer PROG_DEPTH = 4096,
+  parameter integer MAX_FRAMES = 4096{pdecl}
+) ();
+
+  localparam integer LA = {cfg.control_addr_bits};
+  localparam integer DB = {mem.data_bits};
+  localparam integer AB = {mem.addr_bits};
+  localparam integer IB = {idb};
+
+{clkgen}
+  reg  [31:0] plan [0:4*MAX_FRAMES];   // [0] frames; per frame: program, memory words, y words
+  reg  [31:0] nframes_q = 32'd0, frame_q = 32'd0, edge_q = 32'd0, first_q = 32'd0;
+  reg  [31:0] last_q = 32'd0, wait_q = 32'd0;
+  reg  [1:0]  state_q = 2'd0;
+  reg         have_first_q = 1'b0, have_last_q = 1'b0, start_q = 1'b0, ready_q = 1'b0;
+  reg         frame_done_o /*verilator public_flat_rw*/ = 1'b0;
+  reg         finished_o /*verilator public_flat_rw*/ = 1'b0;
+  wire [31:0] progress_in /*verilator public_flat_rw*/;
+  wire [31:0] progress_out /*verilator public_flat_rw*/;
+  reg  [8*64-1:0] fname;
+  integer     fstat, freads;
+
+  wire [LA-1:0] axil_awaddr, axil_araddr;
+  wire          axil_awvalid, axil_awready, axil_wvalid, axil_wready, axil_bvalid, axil_bready;
+  wire          axil_arvalid, axil_arready, axil_rvalid, axil_rready;
+  wire [31:0]   axil_wdata, axil_rdata;
+  wire [3:0]    axil_wstrb;
+  wire [1:0]    axil_bresp, axil_rresp;
+  wire [IB-1:0] mem_awid, mem_bid, mem_arid, mem_rid;
+  wire [AB-1:0] mem_awaddr, mem_araddr;
+  wire [7:0]    mem_awlen, mem_arlen;
+  wire [2:0]    mem_awsize, mem_arsize;
+  wire [1:0]    mem_awburst, mem_arburst, mem_bresp, mem_rresp;
+  wire          mem_awvalid, mem_awready, mem_wlast, mem_wvalid, mem_wready, mem_bvalid;
+  wire          mem_bready, mem_arvalid, mem_arready, mem_rlast, mem_rvalid, mem_rready;
+  wire [DB-1:0] mem_wdata, mem_rdata;
+  wire [DB/8-1:0] mem_wstrb;
+  wire          dut_signal, complete, prog_done, rd_valid, resp_err, mem_err;
+  wire [31:0]   rd_data, rd_pc, ops, mem_reads, mem_writes;
+  wire [AB-1:0] mem_err_addr;
+{"" if cfg.signal else "  assign dut_signal = 1'b0;"}
+  assign progress_in  = ops;
+  assign progress_out = mem_reads + mem_writes;
+{ids}
+
+  prof_axil_master #(.ADDR_BITS(LA), .PROG_DEPTH(PROG_DEPTH)) u_ctl (
+    .clk_i(clk), .rst_ni(rst_n), .start_i(start_q), .pc_i(plan[1 + 4*frame_q]),
+    .signal_i(dut_signal), .done_o(prog_done), .complete_o(complete), .rd_valid_o(rd_valid),
+    .rd_data_o(rd_data), .rd_pc_o(rd_pc), .ops_o(ops), .resp_err_o(resp_err),
+    .awaddr_o(axil_awaddr), .awvalid_o(axil_awvalid), .awready_i(axil_awready),
+    .wdata_o(axil_wdata), .wstrb_o(axil_wstrb), .wvalid_o(axil_wvalid), .wready_i(axil_wready),
+    .bresp_i(axil_bresp), .bvalid_i(axil_bvalid), .bready_o(axil_bready),
+    .araddr_o(axil_araddr), .arvalid_o(axil_arvalid), .arready_i(axil_arready),
+    .rdata_i(axil_rdata), .rresp_i(axil_rresp), .rvalid_i(axil_rvalid), .rready_o(axil_rready)
+  );
+
+  prof_axi_mem #(.DATA_BITS(DB), .ADDR_BITS(AB), .ID_BITS(IB), .DEPTH(MEM_DEPTH),
+                 .READ_LATENCY({mem.read_latency}), .WRITE_LATENCY({mem.write_latency})) u_mem (
+    .clk_i(clk), .rst_ni(rst_n),
+    .awid_i(mem_awid), .awaddr_i(mem_awaddr), .awlen_i(mem_awlen), .awvalid_i(mem_awvalid),
+    .awready_o(mem_awready), .wdata_i(mem_wdata), .wstrb_i(mem_wstrb), .wlast_i(mem_wlast),
+    .wvalid_i(mem_wvalid), .wready_o(mem_wready), .bid_o(mem_bid), .bresp_o(mem_bresp),
+    .bvalid_o(mem_bvalid), .bready_i(mem_bready), .arid_i(mem_arid), .araddr_i(mem_araddr),
+    .arlen_i(mem_arlen), .arvalid_i(mem_arvalid), .arready_o(mem_arready), .rid_o(mem_rid),
+    .rdata_o(mem_rdata), .rresp_o(mem_rresp), .rlast_o(mem_rlast), .rvalid_o(mem_rvalid),
+    .rready_i(mem_rready), .err_o(mem_err), .addr_err_o(mem_err_addr), .reads_o(mem_reads),
+    .writes_o(mem_writes)
+  );
+
+  {dut.spec.top} {pconn}u_dut (
+    {ports}
+  );
+
+  initial begin
+    $readmemh("plan.hex", plan, 0, 0);
+    if (plan[0] > MAX_FRAMES) begin
+      $fatal(1, "%m: plan.hex has %0d frames, more than MAX_FRAMES=%0d", plan[0], MAX_FRAMES);
+    end
+    $readmemh("plan.hex", plan, 0, 4 * plan[0]);
+    nframes_q = plan[0];
+    fstat = $fopen("frames.txt", "w");
+    freads = $fopen("reads.txt", "w");
+    repeat ({dut.spec.reset.cycles}) @(posedge clk);
+    rst_n = 1'b1;
+    @(posedge clk);
+    ready_q = 1'b1;
+  end
+
+  always @(posedge clk) begin
+    if (rd_valid) begin
+      $fwrite(freads, "%0d %0d %0d\\n", frame_q, rd_pc, rd_data);
+    end
+  end
+
+  // frame sequencer: IDLE (load the memory image) -> RUN (the program) -> IDLE (dump y)
+  always @(posedge clk) begin
+    frame_done_o <= 1'b0;
+    start_q <= 1'b0;
+    if (ready_q) begin
+      edge_q <= edge_q + 32'd1;
+      case (state_q)
+        2'd0: if (frame_q < nframes_q && !finished_o) begin
+          $sformat(fname, "mem_%0d.hex", frame_q);
+          $readmemh(fname, u_mem.mem_q, 0, plan[2 + 4*frame_q] - 1);
+          start_q      <= 1'b1;
+          have_first_q <= 1'b0;
+          have_last_q  <= 1'b0;
+          state_q      <= 2'd1;
+        end else if (frame_q == nframes_q && !finished_o) begin
+          $fwrite(fstat, "end 0\\n");
+          $fclose(fstat);
+          $fclose(freads);
+          finished_o <= 1'b1;
+        end
+        default: begin
+          if (axil_awvalid && axil_awready && !have_first_q) begin
+            first_q      <= edge_q;
+            have_first_q <= 1'b1;
+          end
+          if (complete && !have_last_q) begin
+            last_q      <= edge_q;
+            have_last_q <= 1'b1;
+          end
+          if (!start_q && prog_done) begin
+            $sformat(fname, "y_%0d.hex", frame_q);
+            $writememh(fname, u_mem.mem_q, plan[3 + 4*frame_q], plan[4 + 4*frame_q]);
+            $fwrite(fstat, "%0d %0d %0d 0 %0d %0d %0d\\n", frame_q, first_q, last_q,
+                    {{mem_err, resp_err}}, ops, mem_reads + mem_writes);
+            if (mem_err) $fwrite(fstat, "memerr %0d %0d\\n", frame_q, mem_err_addr);
+            $fflush(fstat);
+            frame_q      <= frame_q + 32'd1;
+            frame_done_o <= 1'b1;
+            state_q      <= 2'd0;
+          end
+        end
+      endcase
+    end
+  end
+
+endmodule
+""" + _TAIL
