@@ -89,13 +89,13 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
 def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
     """``--dut FILE``, ``--dut-param NAME=V`` and ``--backpressure IN,OUT`` as RunOptions fields
     (the DUT file is validated here, before any expensive work: exit 2 naming file and key)."""
-    from t2c_sim.cosim.dut import load_dut, parse_dut_params
+    from t2c_sim.config import HwConfig
+    from t2c_sim.cosim.dut import DEFAULT_DUT_FILE, load_dut, parse_dut_params
     from t2c_sim.regress.pipeline import parse_backpressure
 
     dut = getattr(args, "dut", None)
-    if dut is not None:
-        load_dut(dut)
     params = parse_dut_params(getattr(args, "dut_param", None))
+    load_dut(dut or DEFAULT_DUT_FILE).bind(HwConfig(), params)  # names, overrides, expressions
     try:
         bp = parse_backpressure(getattr(args, "backpressure", None))
     except ConfigError as e:

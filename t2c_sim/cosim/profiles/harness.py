@@ -62,7 +62,7 @@ def _params(dut: Any) -> tuple[str, str]:
 def _clock_reset(dut: Any) -> tuple[str, str]:
     clk, rst = dut.spec.clock, dut.spec.reset
     half = clk.period_ns / 2
-    gen = (f"  reg clk /*verilator public_flat_rw*/ = 1'b0;\n"
+    gen = (f"  reg clk = 1'b0;\n"
            f"  always #{half:g} clk = ~clk;\n"
            f"  reg rst_n = 1'b0;   // harness reset, released after {rst.cycles} edges\n"
            f"  wire dut_rst = {'rst_n' if rst.active_low else '!rst_n'};\n")
