@@ -541,6 +541,7 @@ def cmd_run_onnx(args: argparse.Namespace, command: str) -> int:
     run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
+    _print_dut(run)
     print(layer_table(run))
     fails = failures_text(run)
     if fails:

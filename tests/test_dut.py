@@ -382,3 +382,32 @@ def test_axi_layout_and_program_by_hand() -> None:
     assert regs[0x3C] == 8 and regs[0x44] == 4
     assert [o for o, *_ in prog] == [1] * 17 + [4, 2, 2, 1, 0]
     assert reads == {18: "cycles", 19: "error"}
+
+
+# ------------------------------------------------------------------------------ HDL lint
+PROFILE_HDL = ("prof_lfsr_pause", "prof_stream_source", "prof_stream_sink", "prof_axil_master",
+               "prof_axi_mem")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("top,files", [
+    *[(m, []) for m in PROFILE_HDL],
+    ("axi_mac", [AXI.parent / "rtl" / "axi_mac.v", ROOT / "rtl" / "t2c_requant.v"]),
+])
+def test_profile_models_and_test_dut_are_lint_clean(top: str, files: list) -> None:
+    """The profiles' HDL models and the AXI test DUT: silent under verilator -Wall and
+    iverilog -Wall (the generated harnesses are compiled by every build)."""
+    import subprocess
+
+    from t2c_sim.cosim.sim import find_tools
+
+    hdl = ROOT / "t2c_sim" / "cosim" / "hdl"
+    files = files or [hdl / f"{top}.v"] + ([hdl / "prof_lfsr_pause.v"]
+                                          if top.startswith("prof_stream") else [])
+    tools = find_tools()
+    for cmd in ([tools["verilator"], "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                ["iverilog", "-Wall", "-g2005", "-o", "/dev/null", "-s", top, *map(str, files)]):
+        p = subprocess.run(cmd, env=tools["env"], capture_output=True, text=True, check=False)
+        msgs = [ln for ln in (p.stdout + p.stderr).splitlines()
+                if ln.strip() and not ln.startswith("- ")]
+        assert p.returncode == 0 and not msgs, "\n".join(msgs)

@@ -66,9 +66,13 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
     return rc, capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dut", [DEFAULT_DUT_FILE, SWS, AXI], ids=["t2c_accel", "sws", "axi_mac"])
-def test_run_dut_on_both_simulators(dut: Path, recs_dir: Path, tmp_path: Path, capsys) -> None:
-    rc, out = _run(["run", str(recs_dir), "--dut", str(dut), "--sim", "both", "--out",
+@pytest.mark.parametrize("dut,sims", [
+    (DEFAULT_DUT_FILE, "both"), (SWS, "both"), (AXI, "icarus"),
+    pytest.param(AXI, "verilator", marks=pytest.mark.slow)],
+    ids=["t2c_accel", "sws", "axi_mac-icarus", "axi_mac-verilator"])
+def test_run_dut_on_both_simulators(dut: Path, sims: str, recs_dir: Path, tmp_path: Path,
+                                    capsys) -> None:
+    rc, out = _run(["run", str(recs_dir), "--dut", str(dut), "--sim", sims, "--out",
                     str(tmp_path)], capsys)
     name = load_dut(dut).name
     assert rc == 0, out
@@ -76,7 +80,7 @@ def test_run_dut_on_both_simulators(dut: Path, recs_dir: Path, tmp_path: Path, c
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["dut"]["name"] == name and res["dut"]["file"] == str(dut.resolve())
     for lr in res["layers"]:
-        assert [o["verdict"] for o in lr["sims"]] == ["pass", "pass"], lr
+        assert [o["verdict"] for o in lr["sims"]] == ["pass"] * (2 if sims == "both" else 1), lr
         # the framework measured what the DUT's model predicts, on every unit (else: fail)
         assert {o["cycles_measured"] for o in lr["sims"]} == {lr["cycles_est"]} == \
             {o["cycles_model"] for o in lr["sims"]}, lr
@@ -163,7 +167,8 @@ CORRUPT = {  # DUT: (its file, its sources, the mutation: the output zero point 
 }
 
 
-@pytest.mark.parametrize("which", list(CORRUPT))
+@pytest.mark.parametrize("which", ["t2c_accel", "sws",
+                                   pytest.param("axi_mac", marks=pytest.mark.slow)])
 def test_corrupted_dut_is_localized(which: str, recs_dir: Path, tmp_path: Path, capsys) -> None:
     src, sources, edit = CORRUPT[which]
     bad = _copy_dut(src, tmp_path, sources, edit)
@@ -181,6 +186,8 @@ def test_corrupted_dut_is_localized(which: str, recs_dir: Path, tmp_path: Path, 
     assert {"layer", "tile", "row", "channel", "expected", "actual"} <= set(mm)
     bundle = Path(next(o["repro"] for lr in res["layers"] for o in lr["sims"] if o["repro"]))
     assert json.loads((bundle / "dut.json").read_text())["file"] == str(bad)
+    wave = json.loads((bundle / "bundle.json").read_text())["wave"]
+    assert wave and (bundle / wave).stat().st_size > 0   # waves of just the failing unit
     rc, text = _run(["repro", str(bundle), "--no-waves"], capsys)
     assert rc == 1 and "STILL FAILS" in text, text
     rc, text = _run(["repro", str(bundle), "--no-waves", "--dut", str(src)], capsys)

@@ -35,7 +35,9 @@ module prof_axi_mem #(
   input  wire                   rst_ni,
   input  wire [ID_BITS-1:0]     awid_i,
   input  wire [ADDR_BITS-1:0]   awaddr_i,
+  /* verilator lint_off UNUSEDSIGNAL */ // a write burst ends at wlast
   input  wire [7:0]             awlen_i,
+  /* verilator lint_on UNUSEDSIGNAL */
   input  wire                   awvalid_i,
   output reg                    awready_o,
   input  wire [DATA_BITS-1:0]   wdata_i,

@@ -61,8 +61,8 @@ module prof_axil_master #(
 
   reg [31:0] prog_q [0:4*PROG_DEPTH-1];
   reg [1023:0] file_q;
-  reg [2:0]  state_q = S_IDLE;
-  reg [31:0] pc_q = 32'd0, op_q = 32'd0, data_q = 32'd0, mask_q = 32'd0;
+  reg [2:0]  state_q;
+  reg [31:0] pc_q, op_q, data_q, mask_q;   // set at start and at each fetch
 
   wire [31:0] base = {pc_q[29:0], 2'b00};
   wire        rfire = rvalid_i && rready_o;

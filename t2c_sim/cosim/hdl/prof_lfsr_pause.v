@@ -18,7 +18,7 @@ module prof_lfsr_pause (
   output wire        pause_o
 );
 
-  reg [31:0] state_q = 32'd1;
+  reg [31:0] state_q;  // loaded by load_i before the first use
 
   assign pause_o = {1'b0, state_q[15:0]} < thresh_i;
 

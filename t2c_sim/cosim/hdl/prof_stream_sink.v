@@ -26,8 +26,10 @@ module prof_stream_sink #(
   output reg  [31:0]          count_o    // beats received since the start of the run
 );
 
+  /* verilator lint_off UNUSEDSIGNAL */ // read by the harness ($writememh), not in here
   reg [DATA_BITS-1:0] mem_q  [0:DEPTH-1];
   reg                 last_q [0:DEPTH-1];
+  /* verilator lint_on UNUSEDSIGNAL */
   wire                pause;
 
   prof_lfsr_pause u_pause (

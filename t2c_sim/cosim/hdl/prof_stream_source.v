@@ -32,7 +32,7 @@ module prof_stream_source #(
 );
 
   reg  [DATA_BITS-1:0] mem_q [0:DEPTH-1];
-  reg  [31:0]          idx_q = 32'd0, last_q = 32'd0;
+  reg  [31:0]          idx_q, last_q;   // set by start_i
   reg  [1023:0]        file_q;
   wire                 pause;
   wire                 fire = tvalid_o && tready_i;
