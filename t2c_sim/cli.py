@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from t2c_sim.config import RoundProfile, SparsitySpec
+from t2c_sim.config import HwConfig, RoundProfile, SparsitySpec
 from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
 from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
 from t2c_sim.regress.progress import Progress
@@ -89,7 +89,6 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
 def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
     """``--dut FILE``, ``--dut-param NAME=V`` and ``--backpressure IN,OUT`` as RunOptions fields
     (the DUT file is validated here, before any expensive work: exit 2 naming file and key)."""
-    from t2c_sim.config import HwConfig
     from t2c_sim.cosim.dut import DEFAULT_DUT_FILE, load_dut, parse_dut_params
     from t2c_sim.regress.pipeline import parse_backpressure
 
