@@ -30,6 +30,7 @@ import yaml
 from t2c_sim.cli import main
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim.dut import DEFAULT_DUT_FILE, load_dut
+from t2c_sim.cosim.gemm import gemm_ops
 from t2c_sim.cosim.sim import RTL_DIR, default_build_root
 from t2c_sim.errors import SimulationError
 from t2c_sim.export.records import save_network
@@ -251,3 +252,49 @@ def test_axi_access_outside_the_memory_is_an_error(tmp_path: Path) -> None:
                                               r"model's 262144 bytes \(address 0x7ffffff0\)"):
         simulate(_records()[0], HwConfig(), "icarus", build_root=BUILD, dut=load_dut(p).bind())
 
+
+
+REVERSED_LAYOUT = """import numpy as np
+
+class Reversed:
+    '''axi_mac with its operands placed by hand, last first, at 16-byte boundaries.'''
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def axi_layout(self, op):
+        def rows(a, eb, align):
+            pitch = -(-a.shape[1] * eb // align) * align
+            out = np.zeros((a.shape[0], pitch), np.uint8)
+            b = (a.astype(np.int64) & ((1 << 8 * eb) - 1)).astype('<u4').view(np.uint8)
+            out[:, :a.shape[1] * eb] = b.reshape(a.shape[0], -1, 4)[:, :, :eb].reshape(a.shape[0], -1)
+            return out.reshape(-1), pitch
+        parts = [("y", np.zeros((op.rows, op.cols), np.int64), 4), ("sh", op.sh[None], 4),
+                 ("m0", op.m0[None], 4), ("bias", op.bias[None], 4), ("w", op.w, 1), ("x", op.x, 1)]
+        img, regions = np.zeros(0, np.uint8), {}
+        for name, a, eb in parts:
+            data, pitch = rows(a, eb, 4)
+            base = -(-len(img) // 16) * 16
+            img = np.concatenate([img, np.zeros(base - len(img), np.uint8), data])
+            regions[name] = (base, pitch, len(data))
+        return img, regions
+
+    def axi_unpack(self, op, region):
+        return region.view('<i4').reshape(op.rows, -1)[:, :op.cols].astype(np.int64)
+"""
+
+
+def test_axi_adapter_places_operands_itself(tmp_path: Path) -> None:
+    """The axi profile with an adapter's memory layout (a DMA reading packed words would need
+    one): the registers follow the adapter's regions; exact outputs and cycles."""
+    (tmp_path / "reversed.py").write_text(REVERSED_LAYOUT)
+    data = yaml.safe_load(AXI.read_text())
+    del data["interface"]["operands"]
+    p = _copy_dut(AXI, tmp_path, AXI_SOURCES, None, interface=data["interface"],
+                  adapter=str(tmp_path / "reversed.py") + ":Reversed")
+    dut = load_dut(p).bind()
+    rec = _records()[1]
+    assert dut.adapter.axi_layout(gemm_ops(rec)[0][0])[1]["y"][0] == 0   # y first: not declared
+    o = simulate(rec, HwConfig(), "icarus", build_root=BUILD, dut=dut)
+    assert o.verdict == "pass", o.message
+    assert o.cycles_measured == o.cycles_model

@@ -377,6 +377,9 @@ def load_dut(path: str | Path) -> DutSpec:
                 raise ctx.err("", f"missing key {k!r} (the {interface.profile} profile's harness "
                                   f"drives the DUT's clock and reset ports)")
     adapter = _ref(ctx, data["adapter"], "adapter", base) if "adapter" in data else None
+    if isinstance(interface, AxiIf) and not interface.operands and adapter is None:
+        raise ctx.err("interface", "missing key 'operands' (the axi profile's memory layout; "
+                                   "only an adapter with axi_layout() can do without)")
     if interface.profile == "backdoor" and adapter is None:
         raise ctx.err("interface.profile", "the backdoor profile needs an adapter (it packs the "
                                            "DUT's memories and names its harness)")

@@ -31,7 +31,8 @@ register program)::
                                                  # prot: true ties its awprot/arprot to 0)
       memory: {prefix: m_axi, addr_bits: 32, data_bits: 64, id_bits: 0, size: 1048576,
                read_latency: 4, write_latency: 2, align: 64}   # id_bits 0: no ID ports
-      operands:                                        # placed in memory in this order
+      operands:                                        # placed in memory in this order (an
+                                                       # adapter's axi_layout() may replace them)
         x: {elem_bits: 8, row_align: 4}                # x[P, K] row-major, rows padded
         w: {elem_bits: 8, row_align: 4}                # w[C_out, K]
         bias: {elem_bits: 32}
@@ -224,7 +225,7 @@ def _reg(ctx: Ctx, r: Any, key: str, names: list[str]) -> Register:
 def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
     ctx.mapping(d, "interface", ["profile", "control", "memory", "operands", "registers",
                                  "completion", "status", "after"],
-                ["control", "memory", "operands", "registers", "completion"])
+                ["control", "memory", "registers", "completion"])
     c = ctx.mapping(d["control"], "interface.control", ["prefix", "addr_bits", "prot"],
                     ["prefix", "addr_bits"])
     m = ctx.mapping(d["memory"], "interface.memory",
@@ -247,7 +248,8 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
     if mem.size % (data_bits // 8):
         raise ctx.err(f"{mk}.size", f"must be a multiple of the {data_bits // 8}-byte data word")
     ops = []
-    od = ctx.mapping(d["operands"], "interface.operands", OPERANDS, ["x", "w", "y"])
+    od = ctx.mapping(d.get("operands"), "interface.operands", OPERANDS,
+                     ["x", "w", "y"] if "operands" in d else [])
     for name, o in od.items():
         key = f"interface.operands.{name}"
         o = ctx.mapping(o, key, ["elem_bits", "row_align"], ["elem_bits"])

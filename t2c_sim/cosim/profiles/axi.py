@@ -14,6 +14,12 @@ the order the DUT file lists them, each at ``addr.<name>`` = ``a(end of the prev
 row of ``elem_bits`` elements (little-endian, two's complement) padded to ``row_align`` bytes
 (``stride.<name>``); a vector (``bias``, ``m0``, ``sh``: ``[C_out]``) is one row.
 
+An adapter may replace the declared layout (a DUT whose DMA reads packed words, e.g. our
+accelerator's scratchpad words from :mod:`t2c_sim.export.iface`): ``axi_layout(op) -> (image
+uint8[bytes], {name: (base, stride, bytes)})`` (the regions must include ``y``; the register
+expressions see them as ``addr.<name>``) and ``axi_unpack(op, region uint8[bytes]) -> y[rows,
+cols]`` (the ``y`` region's bytes as the DUT left them).
+
 Cycles of a job: from the edge of the first register write's AW handshake to the edge that
 samples the completion (the interrupt or done port high, or the poll read that matches), both
 included; the DUT's model is ``cycles(op.shape(), params)`` for the memory latencies of the DUT
@@ -40,7 +46,7 @@ from t2c_sim.cosim.gemm import GemmOp, gemm_ops
 from t2c_sim.cosim.profiles.backdoor import find_wave
 from t2c_sim.cosim.profiles.harness import HARNESS_TOP, HDL_DIR, axi_harness, depth_tier, write_harness
 from t2c_sim.cosim.result import CosimResult, TileResult
-from t2c_sim.errors import RecordError, SimulationError, UnsupportedLayerError
+from t2c_sim.errors import ConfigError, RecordError, SimulationError, UnsupportedLayerError
 from t2c_sim.export.hexfile import read_memh_bytes, unpack_beats, write_memh, write_memh_bytes
 from t2c_sim.record import LayerRecord
 
@@ -88,6 +94,9 @@ def layout(dut: Any, op: GemmOp, seed: int) -> tuple[np.ndarray, dict[str, tuple
     cfg = dut.spec.interface
     mem = cfg.memory
     wb = mem.data_bits // 8
+    fn = getattr(dut.adapter, "axi_layout", None)
+    if callable(fn):
+        return _adapter_layout(dut, op, fn, wb)
     regions, cur = {}, 0
     for o in cfg.operands:
         a = _operand(op, o.name)
@@ -116,6 +125,30 @@ def layout(dut: Any, op: GemmOp, seed: int) -> tuple[np.ndarray, dict[str, tuple
         rows[:, :a.shape[1] * eb] = raw[:, :, :eb].reshape(a.shape[0], -1)
         img[base:base + size] = rows.reshape(-1)
     return img, regions
+
+
+def _adapter_layout(dut: Any, op: GemmOp, fn: Any, wb: int,
+                    ) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
+    """An adapter's memory image, checked: uint8 bytes within the model, a ``y`` region."""
+    bad = ConfigError("the adapter's axi_layout() must return (uint8 bytes, {name: (base, stride, "
+                      "bytes)}) with a 'y' region inside the image", file=str(dut.spec.file),
+                      key="adapter")
+    try:
+        img, regions = fn(op)
+    except (TypeError, ValueError):
+        raise bad from None
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 1 or not isinstance(regions, dict) or "y" not in regions:
+        raise bad
+    regions = {str(k): tuple(int(v) for v in r) for k, r in regions.items()}
+    if any(len(r) != 3 or r[0] < 0 or r[0] + r[2] > max(len(img), 1) for r in regions.values()):
+        raise bad
+    end = -(-len(img) // wb) * wb
+    if end > dut.spec.interface.memory.size:
+        raise UnsupportedLayerError(f"cannot run on DUT {dut.name}: its operands need {end} bytes "
+                                    f"of memory, the model has {dut.spec.interface.memory.size} "
+                                    "(interface.memory.size)", layer=op.layer)
+    return np.concatenate([img, np.zeros(end - len(img), np.uint8)]), regions
 
 
 def program(dut: Any, op: GemmOp, regions: dict[str, tuple[int, int, int]],
@@ -267,7 +300,12 @@ def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
              run_dir: Path) -> list[CosimResult]:
     cfg = dut.spec.interface
     wb = cfg.memory.data_bits // 8
-    yop = next(o for o in cfg.operands if o.name == "y")
+    yop = next((o for o in cfg.operands if o.name == "y"), None)
+    unpack = getattr(dut.adapter, "axi_unpack", None)
+    unpack = unpack if callable(unpack) else None
+    if yop is None and unpack is None:
+        raise ConfigError("an adapter with axi_layout() needs axi_unpack() (no 'y' operand is "
+                          "declared)", file=str(dut.spec.file), key="adapter")
     frames, memerr, reads = _stats(run_dir)
     ys = [np.zeros((ops[0].rows if ops else 0, rec.c_out), dtype=np.int64)
           for ops, (rec, _) in zip(layer_ops, pairs)]
@@ -300,10 +338,18 @@ def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
                                   (ybase + ysize - 1) // wb - lo + 1).reshape(-1)
         except RecordError as e:
             raise SimulationError(f"{j.name}: output region: {e.detail}", file=e.file) from None
-        rows = raw[ybase - lo * wb:ybase - lo * wb + ysize].reshape(op.rows, ystride)
-        eb = yop.elem_bits // 8
-        y = unpack_beats(rows[:, :op.cols * eb].reshape(op.rows * op.cols, eb), [yop.elem_bits],
-                         op.y_signed)
+        region = raw[ybase - lo * wb:ybase - lo * wb + ysize]
+        if unpack is not None:
+            y = np.asarray(unpack(op, region), dtype=np.int64)
+            if y.shape != (op.rows, op.cols):
+                raise ConfigError(f"axi_unpack() returned {list(y.shape)}, expected "
+                                  f"[{op.rows}, {op.cols}]", file=str(dut.spec.file),
+                                  key="adapter")
+        else:
+            rows = region.reshape(op.rows, ystride)
+            eb = yop.elem_bits // 8
+            y = unpack_beats(rows[:, :op.cols * eb].reshape(op.rows * op.cols, eb),
+                             [yop.elem_bits], op.y_signed)
         ys[j.layer][:, op.c0:op.c0 + op.cols] = y.reshape(op.rows, op.cols)
         measured = last - first + 1
         tiles[j.layer].append(TileResult(op.index, op.group, 0, op.rows, op.c0, op.cols,
