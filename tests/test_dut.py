@@ -393,6 +393,8 @@ PROFILE_HDL = ("prof_lfsr_pause", "prof_stream_source", "prof_stream_sink", "pro
 @pytest.mark.parametrize("top,files", [
     *[(m, []) for m in PROFILE_HDL],
     ("axi_mac", [AXI.parent / "rtl" / "axi_mac.v", ROOT / "rtl" / "t2c_requant.v"]),
+    ("stream_mac", [ROOT / "tests" / "duts" / "stream_mac" / "rtl" / "stream_mac.v",
+                    ROOT / "rtl" / "t2c_requant.v"]),
 ])
 def test_profile_models_and_test_dut_are_lint_clean(top: str, files: list) -> None:
     """The profiles' HDL models and the AXI test DUT: silent under verilator -Wall and

@@ -42,6 +42,7 @@ pytestmark = pytest.mark.sim
 ROOT = Path(__file__).resolve().parents[1]
 SWS = ROOT / "examples" / "systolic_ws" / "dut.yaml"
 AXI = ROOT / "tests" / "duts" / "axi_mac" / "dut.yaml"
+SMAC = ROOT / "tests" / "duts" / "stream_mac" / "dut.yaml"
 BUILD = str(default_build_root())
 
 
@@ -87,6 +88,20 @@ def test_run_dut_on_both_simulators(dut: Path, sims: str, recs_dir: Path, tmp_pa
             {o["cycles_model"] for o in lr["sims"]}, lr
     junit = (tmp_path / "junit.xml").read_text()
     assert f'name="dut.name" value="{name}"' in junit
+
+
+def test_stream_dut_declared_in_yaml_only(recs_dir: Path, tmp_path: Path, capsys) -> None:
+    """stream_mac: frames declared in its DUT file (no adapter, no model), with back-pressure
+    on both simulators; outputs exact, cycles measured and reported, no model to check."""
+    rc, out = _run(["run", str(recs_dir), "--dut", str(SMAC), "--sim", "both", "--backpressure",
+                    "30,40", "--out", str(tmp_path)], capsys)
+    assert rc == 0 and "PASS on stream_mac:" in out, out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["dut"]["cycle_model"] == "none"
+    for lr in res["layers"]:
+        assert [o["verdict"] for o in lr["sims"]] == ["pass", "pass"], lr
+        assert lr["cycles_est"] is None and all(o["cycles_model"] is None for o in lr["sims"])
+        assert len({o["cycles_measured"] for o in lr["sims"]}) == 1   # same LFSR pattern
 
 
 def test_regress_suite_naming_duts_with_backpressure(tmp_path: Path, capsys) -> None:
