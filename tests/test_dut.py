@@ -413,3 +413,21 @@ def test_profile_models_and_test_dut_are_lint_clean(top: str, files: list) -> No
         msgs = [ln for ln in (p.stdout + p.stderr).splitlines()
                 if ln.strip() and not ln.startswith("- ")]
         assert p.returncode == 0 and not msgs, "\n".join(msgs)
+
+
+def test_register_fields_see_the_layer_geometry(tmp_path: Path) -> None:
+    """A DUT that walks a convolution itself programs its geometry: ``layer.<field>``."""
+    from t2c_sim.cosim.gemm import gemm_ops
+    from t2c_sim.workloads.gen import random_conv_record
+
+    axi = _set(AXI_IF, "registers", [
+        {"addr": 0x10, "value": "layer.kh << 8 | layer.kw << 4 | layer.stride_h"},
+        {"addr": 0x14, "value": "layer.h * 1000 + layer.oh"},
+        {"addr": 0x18, "value": "layer.c_in << 16 | layer.groups << 8 | layer.batch"}])
+    d = load_dut(_write(tmp_path, _set(STREAM, "interface", axi))).bind()
+    rec = random_conv_record(np.random.default_rng(0), c_in=4, c_out=4, h=7, w=7, kh=3, kw=1,
+                             padding=(1, 0), stride=2, groups=2, batch=2)
+    op = gemm_ops(rec)[0][1]
+    prog, _ = program(d, op, layout(d, op, 0)[1])
+    assert [(a, v) for o, a, v, _ in prog if o == 1] == [
+        (0x10, 3 << 8 | 1 << 4 | 2), (0x14, 7000 + 4), (0x18, 4 << 16 | 2 << 8 | 2)]

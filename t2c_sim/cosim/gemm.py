@@ -28,7 +28,7 @@ from t2c_sim.errors import RecordError
 from t2c_sim.golden import im2col
 from t2c_sim.record import LayerRecord
 
-__all__ = ["GemmOp", "layer_input", "gemm_operands", "gemm_ops"]
+__all__ = ["GemmOp", "layer_input", "gemm_operands", "gemm_ops", "record_fields"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +55,7 @@ class GemmOp:
     acc_bits: int
     n: int
     m: int
+    record: dict[str, int] | None = None
 
     @property
     def rows(self) -> int:
@@ -86,6 +87,20 @@ class GemmOp:
                 "a_signed": int(self.a_signed), "y_signed": int(self.y_signed),
                 "a_bits": self.a_bits, "w_bits": self.w_bits,
                 "acc_bits": self.acc_bits, "n": self.n, "m": self.m, "op": self.index}
+
+
+def record_fields(rec: LayerRecord, batch: int) -> dict[str, int]:
+    """The record's geometry for DUT-file expressions (``layer.<field>``): ``c_in, c_out, h, w,
+    kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, batch, oh, ow, z_x, k``
+    (``h, w, kh, kw, oh, ow`` are 1 for a linear layer; ``batch`` is the GEMM rows ``P`` then)."""
+    conv = rec.op is OpKind.CONV2D
+    oh, ow = rec.out_hw if conv else (1, 1)
+    return {"c_in": rec.c_in, "c_out": rec.c_out, "h": rec.h if conv else 1,
+            "w": rec.w if conv else 1, "kh": rec.kh if conv else 1, "kw": rec.kw if conv else 1,
+            "stride_h": rec.stride[0], "stride_w": rec.stride[1], "pad_h": rec.padding[0],
+            "pad_w": rec.padding[1], "dil_h": rec.dilation[0], "dil_w": rec.dilation[1],
+            "groups": rec.groups if conv else 1, "batch": batch, "oh": oh, "ow": ow,
+            "z_x": int(rec.z_x), "k": rec.k}
 
 
 def layer_input(rec: LayerRecord, x: np.ndarray | None = None) -> np.ndarray:
@@ -141,6 +156,7 @@ def gemm_ops(rec: LayerRecord, x: np.ndarray | None = None) -> tuple[list[GemmOp
     cols, out_shape = gemm_operands(rec, x)
     groups = cols.shape[0]
     cpg = rec.c_out // groups
+    geom = record_fields(rec, int(out_shape[0]) if rec.op is OpKind.CONV2D else cols.shape[1])
     ops = []
     for g in range(groups):
         sl = slice(g * cpg, (g + 1) * cpg)
@@ -150,5 +166,5 @@ def gemm_ops(rec: LayerRecord, x: np.ndarray | None = None) -> tuple[list[GemmOp
             sh=np.asarray(rec.sh[sl]), z_y=int(rec.z_y), lo=int(rec.lo), hi=int(rec.hi),
             mode=rec.mode, a_signed=bool(rec.a_signed),
             y_signed=bool(rec.y_signed), a_bits=rec.a_bits, w_bits=rec.w_bits,
-            acc_bits=rec.acc_bits, n=rec.n, m=rec.m))
+            acc_bits=rec.acc_bits, n=rec.n, m=rec.m, record=geom))
     return ops, out_shape

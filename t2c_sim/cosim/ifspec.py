@@ -49,9 +49,10 @@ register program)::
       after: [{addr: 0x04, value: 1}]                        # optional writes after completion
 
 Register values are expressions over the GEMM's fields (``rows, k, c_out, c0, group, z_y, lo,
-hi, mode, a_signed, y_signed, a_bits, w_bits, acc_bits, n, m, op``), ``addr.<operand>`` and
-``stride.<operand>`` (row pitch in bytes), ``size.<operand>`` (bytes) and the Verilog
-parameters.
+hi, mode, a_signed, y_signed, a_bits, w_bits, acc_bits, n, m, op``), the layer's geometry
+(``layer.c_in``, ``layer.kh``, ``layer.stride_h``, ... :func:`t2c_sim.cosim.gemm.record_fields`),
+``addr.<operand>`` and ``stride.<operand>`` (row pitch in bytes), ``size.<operand>`` (bytes)
+and the Verilog parameters.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def _stream(ctx: Ctx, d: dict[str, Any], names: list[str]) -> StreamIf:
             if kind == "words":
                 ws = ctx.items(v, f"{key}.words", 256)
                 items.append(Item("words", words=tuple(
-                    ctx.expr(w, f"{key}.words[{j}]", [*GEMM_FIELDS, *names])
+                    ctx.expr(w, f"{key}.words[{j}]", [*GEMM_FIELDS, "layer", *names])
                     for j, w in enumerate(ws))))
             elif kind == "channels":
                 fs = ctx.items(v, f"{key}.channels", 8)
@@ -258,7 +259,7 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
             raise ctx.err(f"{key}.elem_bits", f"must be 8, 16 or 32, got {eb}")
         ops.append(Operand(name, eb, ctx.integer(o.get("row_align", 1), f"{key}.row_align",
                                                  1, 4096)))
-    rnames = [*GEMM_FIELDS, *names, "addr", "stride", "size"]
+    rnames = [*GEMM_FIELDS, *names, "layer", "addr", "stride", "size"]
     regs = tuple(_reg(ctx, r, f"interface.registers[{i}]", rnames)
                  for i, r in enumerate(ctx.items(d["registers"], "interface.registers", 1024,
                                                  False)))

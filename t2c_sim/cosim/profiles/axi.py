@@ -155,7 +155,7 @@ def program(dut: Any, op: GemmOp, regions: dict[str, tuple[int, int, int]],
             ) -> tuple[list[tuple[int, int, int, int]], dict[int, str]]:
     """The register program of ``op``: ``[(op, addr, data, mask)]`` and which reads are status."""
     cfg = dut.spec.interface
-    ns: dict[str, Any] = {**dut.params, **op.fields(),
+    ns: dict[str, Any] = {**dut.params, **op.fields(), "layer": op.record or {},
                           "addr": {k: v[0] for k, v in regions.items()},
                           "stride": {k: v[1] for k, v in regions.items()},
                           "size": {k: v[2] for k, v in regions.items()}}

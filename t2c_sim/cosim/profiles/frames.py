@@ -63,7 +63,7 @@ class DeclaredStream:
 
     def frame(self, op: GemmOp) -> np.ndarray:
         """The input frame of ``op`` as ``uint8[beats, in_bytes]``."""
-        ns = {**self.dut.params, **op.fields()}
+        ns = {**self.dut.params, **op.fields(), "layer": op.record or {}}
         parts = []
         for it in self.cfg.items:
             if it.kind == "words":
