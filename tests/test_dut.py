@@ -431,3 +431,15 @@ def test_register_fields_see_the_layer_geometry(tmp_path: Path) -> None:
     prog, _ = program(d, op, layout(d, op, 0)[1])
     assert [(a, v) for o, a, v, _ in prog if o == 1] == [
         (0x10, 3 << 8 | 1 << 4 | 2), (0x14, 7000 + 4), (0x18, 4 << 16 | 2 << 8 | 2)]
+
+
+def test_a_bound_dut_crosses_process_boundaries() -> None:
+    """Workers get the DUT by pickle: the file is re-read and the same values bound."""
+    import pickle
+
+    d = load_dut(SWS).bind(overrides={"ROWS": 8})
+    assert d.adapter is not None and d.model is not None   # loaded objects need not pickle
+    e = pickle.loads(pickle.dumps(d))
+    assert e.params == d.params and e.spec.file == d.spec.file and e.params["ROWS"] == 8
+    op = _op(np.ones((2, 3), dtype=np.int64), np.ones((2, 3), dtype=np.int64))
+    assert e.op_cycles(op) == d.op_cycles(op) and e.adapter.frame(op).shape == d.adapter.frame(op).shape

@@ -147,6 +147,11 @@ class Dut:
     def name(self) -> str:
         return self.spec.name
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A worker process re-reads the DUT file and binds the same values (the adapter and the
+        # model are loaded there again); the loaded objects themselves need not pickle.
+        return (_rebind, (str(self.spec.file), self.hw, dict(self.params)))
+
     @property
     def sources(self) -> list[Path]:
         return list(self.spec.sources)
@@ -251,6 +256,10 @@ class Dut:
                 "cycle_model": (self.spec.model or "none") + ("" if self.exact or
                                                               self.spec.model in (None, "none")
                                                               else " (not exact)")}
+
+
+def _rebind(file: str, hw: HwConfig, params: dict[str, int]) -> Dut:
+    return load_dut(file).bind(hw, params)
 
 
 def _import_file(path: Path, spec: DutSpec, key: str) -> Any:
