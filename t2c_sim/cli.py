@@ -2,31 +2,50 @@
 
 Exit codes (docs/cli.md): 0 everything passed; 1 a mismatch (RTL != golden) or a failed job;
 2 bad input or usage (missing file, bad YAML key, unknown simulator, bad parameter);
-3 simulator or infrastructure error (simulator not installed, build failure, hung run, X/Z);
-130 interrupted (Ctrl-C; finished regression jobs are kept).
+3 simulator or infrastructure error (simulator not installed, build failure, hung run, X/Z,
+a result file that cannot be written); 130 interrupted (Ctrl-C, SIGINT); 143 terminated
+(SIGTERM). Both signals stop the simulators' and builds' process groups and keep finished
+regression jobs.
 
 Errors are printed as ONE line on stderr (``t2c-sim: error: ...``) naming the file, key or
-simulator. This is the only module that configures logging and reads environment variables
+simulator (control characters escaped, :func:`t2c_sim.errors.one_line`). This is the only
+module that configures logging, installs signal handlers and reads environment variables
 (``CI``: progress bars off by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 from t2c_sim.config import HwConfig, RoundProfile, SparsitySpec
-from t2c_sim.errors import ConfigError, ExecutorError, MismatchError, SimulationError, T2CError
+from t2c_sim.errors import (
+    ConfigError,
+    ExecutorError,
+    MismatchError,
+    OutputError,
+    SimulationError,
+    T2CError,
+    Terminated,
+    one_line,
+)
+from t2c_sim.regress import hwfile
 from t2c_sim.regress.executors import DaskExecutor, LocalExecutor
 from t2c_sim.regress.progress import Progress
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 DEMO_RECIPE = "models/digits_cnn_w8a8_2of4.yaml"
 log = logging.getLogger("t2c_sim.cli")
 
@@ -39,19 +58,46 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.stderr.write(f"{one_line(self.prog)}: error: {one_line(message)} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
 def _seconds(text: str) -> float:
-    """argparse type of a duration option: a number of seconds > 0."""
+    """argparse type of a duration option: a finite number of seconds > 0."""
     try:
         v = float(text)
     except ValueError:
         v = float("nan")
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
     return v
+
+
+def _interrupt_code(e: BaseException) -> int:
+    return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPT
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main
+    thread, so it is handled exactly like Ctrl-C: simulator and build process groups are killed,
+    finished regression jobs kept, reports written; the command exits 143. A second SIGTERM
+    during that cleanup is ignored (the cleanup finishes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _verdict_code(verdict: str) -> int:
@@ -67,23 +113,21 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
     return not ci and sys.stderr.isatty()
 
 
-def _hw(args: argparse.Namespace, extra: dict[str, int] | None = None):
-    from t2c_sim.regress.hwfile import load_hw, parse_hw_params
-
+def _hw(args: argparse.Namespace, extra: dict[str, int] | None = None, *,
+        simulated: bool = False):
     params = dict(extra or {})
-    params.update(parse_hw_params(args.hw_param))
-    return load_hw(args.hw, params)
+    params.update(hwfile.parse_hw_params(args.hw_param))
+    return hwfile.load_hw(args.hw, params, simulated=simulated)
 
 
-def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str):
-    from t2c_sim.regress.pipeline import RunOptions
+def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: int = 0):
+    from t2c_sim.regress.pipeline import RunOptions, parse_layers
 
-    layers = tuple(s.strip() for s in args.layers.split(",") if s.strip()) \
-        if getattr(args, "layers", None) else None
-    return RunOptions(sims=sims, layers=layers, waves=bool(getattr(args, "waves", False)),
+    return RunOptions(sims=sims, layers=parse_layers(getattr(args, "layers", None)),
+                      waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=getattr(args, "seed", 0), command=command, **_dut_opts(args))
+                      seed=seed, command=command, **_dut_opts(args))
 
 
 def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,17 +159,27 @@ def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
     return {"n": n, "m": m}
 
 
-def _load_source(path: str, seed: int, cache_dir: str):
+def _check_work_dirs(args: argparse.Namespace, sims: Any) -> None:
+    """``--build-root`` (when simulating) and ``--cache-dir`` (for a recipe) are usable folders,
+    checked before any work like ``--out``."""
+    from t2c_sim.files import check_output_dir
+
+    if sims:
+        check_output_dir(args.build_root, "--build-root")
+    source = getattr(args, "source", "")
+    if getattr(args, "cache_dir", None) and Path(source).suffix in (".yaml", ".yml"):
+        check_output_dir(args.cache_dir, "--cache-dir")
+
+
+def _load_source(path: str, seed: int | None, cache_dir: str):
     from t2c_sim.regress.sources import records_from_dir, records_from_recipe
 
     p = Path(path)
     if p.suffix.lower() == ".onnx":
         from t2c_sim.regress.sources import records_from_onnx
 
-        return records_from_onnx(p, seed=seed)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError("recipe file not found", file=path)
+        return records_from_onnx(p, seed=seed or 0)
+    if p.suffix in (".yaml", ".yml"):  # the reader refuses a missing, non-regular, bad file
         return records_from_recipe(p, seed=seed, cache_dir=cache_dir)
     if not p.exists() and not p.with_suffix(".json").is_file():
         raise ConfigError("file or folder not found", file=path)
@@ -133,6 +187,7 @@ def _load_source(path: str, seed: int, cache_dir: str):
 
 
 def _print_run(run: Any, reports: dict[str, Path]) -> None:
+    from t2c_sim.regress.report.parity import parity_lines
     from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
 
     print(layer_table(run))
@@ -140,6 +195,8 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
     if fails:
         print()
         print(fails)
+    for line in parity_lines(run):
+        print(line)
     from t2c_sim.regress.report.terminal import backpressure_text
 
     bp = backpressure_text(run)
@@ -163,21 +220,47 @@ def _print_dut(run: Any) -> None:
 # ------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
-    if _onnx_run(args):
-        return cmd_run_onnx(args, command)
-    from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
-    from t2c_sim.regress.report.write import write_reports
+    from t2c_sim.files import check_output_dir, folder_lock, remove_empty_dirs
+    from t2c_sim.regress.pipeline import check_run, check_tools, parse_sims
 
+    onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
-    hw = _hw(args)  # validates --hw / --hw-param before any expensive work
+    rounding = _onnx_rounding(args, sims) if onnx else None
+    hw = _hw(args, simulated=bool(sims))  # --hw / --hw-param before any expensive work
     opts = _opts(args, sims, command)
+    out_dir = Path(args.out or Path("results") / Path(args.source).stem)
+    check_output_dir(out_dir)  # a file, an unwritable folder, a regress running there: exit 2
+    _check_work_dirs(args, sims)
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
-    src = _load_source(args.source, args.seed, args.cache_dir)
+    if onnx:
+        from t2c_sim.regress.sources import records_from_onnx
+
+        levels = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL") if args.parity == "ort" else ()
+        src = records_from_onnx(args.source, rounding=rounding.value, nm=args.nm, m=hw.m,
+                                input_path=args.input, seed=args.seed or 0, parity=levels)
+    else:
+        src = _load_source(args.source, args.seed, args.cache_dir)
     log.info("loaded %d layers from %s in %.1f s", len(src.records), args.source,
              time.perf_counter() - t0)
-    hw = _hw(args, _network_nm(src.records, args))
-    out_dir = Path(args.out or Path("results") / Path(args.source).stem)
+    hw = _hw(args, _network_nm(src.records, args), simulated=bool(sims))
+    opts = _opts(args, sims, command, seed=src.seed)
+    src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
+    created = not out_dir.exists()
+    try:
+        with folder_lock(out_dir):
+            return _run_locked(args, src, hw, opts, out_dir, t0)
+    finally:
+        if created:  # interrupted or failed before writing anything: leave no empty folder
+            remove_empty_dirs(out_dir)
+
+
+def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
+                t0: float) -> int:
+    from t2c_sim.regress.pipeline import evaluate
+    from t2c_sim.regress.report.write import write_reports
+
+    sims = opts.sims
     n_mac = sum(1 for r in src.records if r.op.value in ("linear", "conv2d"))
     bar = Progress(n_mac * max(1, len(sims)), enabled=_progress_enabled(args) and bool(sims),
                    prefix="cosim ")
@@ -193,9 +276,13 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     try:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
-                       progress=progress)
+                       progress=progress, checked=True)
     finally:
         bar.close()
+    if src.parity:  # ONNX Runtime parity (run MODEL.onnx --parity ort)
+        for lr in run.layers:
+            lr.parity = src.parity.get("layers", {}).get(lr.name)
+        run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_dut(run)
@@ -207,6 +294,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
 def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
+    from t2c_sim.files import check_output_dir, remove_empty_dirs
     from t2c_sim.regress.report.terminal import suite_table
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
@@ -220,6 +308,8 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     over = parse_dut_params(args.dut_param) if args.dut_param else None
     suite = load_suite(args.suite, dut=args.dut, dut_params=over)
     out = Path(args.out or Path("results") / "regress" / suite.name)
+    check_output_dir(out)  # before a Dask cluster starts or anything is written
+    _check_work_dirs(args, any(j.sim for j in suite.jobs))
     jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
         ex: Any = DaskExecutor(args.scheduler, workers=jobs,
@@ -233,21 +323,27 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
+    created = not out.exists()
     try:
         oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
                        force=args.force, progress=_progress_enabled(args),
                        sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
                                     "verilator_root": args.verilator_root})
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         from t2c_sim.regress.runner import ResultStore
 
         done = 0
         if (out / "jobs").is_dir():
             store = ResultStore(out / "jobs")
             done = sum(1 for j in suite.jobs if store.finished(j.job_id))
-        sys.stderr.write(f"t2c-sim: interrupted: {done} of {len(suite.jobs)} jobs finished "
-                         f"and kept in {out / 'jobs'}; rerun to continue\n")
-        return EXIT_INTERRUPT
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        sys.stderr.write(f"t2c-sim: {what}: {done} of {len(suite.jobs)} jobs finished and "
+                         f"kept in {one_line(out / 'jobs')}; rerun to continue\n")
+        return _interrupt_code(e)
+    except BaseException:
+        if created:  # stopped before writing anything (a full disk): no empty folders left
+            remove_empty_dirs(out)
+        raise
     finally:
         ex.close()
     print(suite_table(oc.rows()))
@@ -258,6 +354,12 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     print(f"{oc.verdict.upper()}: {len(oc.ran)} ran, {len(oc.skipped)} already finished; "
           + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     print(f"JUnit: {oc.reports['junit']}\nHTML report: {oc.reports['html']}")
+    if oc.verdict == "error":  # the promised one stderr line for exit 3
+        n_err = c.get("error", 0)
+        first = next((info.get("message") for _, _, info in oc.rows()
+                      if info.get("status") == "error" and info.get("message")), "")
+        sys.stderr.write(f"t2c-sim: job error: {n_err} of {len(suite.jobs)} jobs ended in an "
+                         f"error; first: {one_line(first)}\n")
     return _verdict_code(oc.verdict)
 
 
@@ -265,13 +367,20 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     """Per-layer cycles, utilization and MACs without simulating."""
     from t2c_sim import estimate
     from t2c_sim.estimate.scalesim import topology_records
-    from t2c_sim.files import atomic_write_json
+    from t2c_sim.files import atomic_write_json, check_output_dir, check_target
     from t2c_sim.record import MAC_OPS
-    from t2c_sim.regress.pipeline import layer_shape
+    from t2c_sim.regress.pipeline import check_layer_size, layer_shape
     from t2c_sim.regress.report.terminal import render_table
 
-    nm = SparsitySpec.parse(args.nm) if args.nm else None
+    try:
+        nm = SparsitySpec.parse(args.nm) if args.nm else None
+    except ConfigError as e:
+        raise e.with_context(key="--nm") from None
     hw = _hw(args, {"n": nm.n, "m": nm.m} if nm is not None else {})
+    _check_work_dirs(args, ())
+    if args.json:  # before any work: never through a link or onto a device, folder writable
+        check_target(args.json)
+        check_output_dir(Path(args.json).parent, "--json")
     p = Path(args.source)
     if p.suffix.lower() == ".csv":
         records = topology_records(p, nm=nm)
@@ -280,6 +389,8 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         if nm is not None:
             records = [r.replace(n=nm.n, m=nm.m, w_q=None, values=None, indices=None)
                        if r.op in MAC_OPS else r for r in records]
+    for r in records:
+        check_layer_size(r, hw)
     rows, table = [], []
     tot_macs = tot_cyc = 0
     for r in records:
@@ -320,19 +431,27 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.repro import load_bundle, rerun_bundle
 
     b = load_bundle(args.bundle)
-    sim = parse_sims(args.sim)[0] if args.sim else b.sim
+    sims = parse_sims(args.sim) if args.sim is not None else (b.sim,)
+    if len(sims) != 1:
+        raise UsageError(f"repro re-runs on one simulator (verilator or icarus), got {args.sim!r}",
+                         key="--sim")
+    sim = sims[0]
+    _check_work_dirs(args, (sim,))
     check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
     print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}, "
           f"DUT {args.dut or b.dut_file or 't2c_accel (built in)'}")
     print(f"  originally: {b.mismatch.get('message', '')}")
     print(f"  from: {b.command}")
+    from t2c_sim.cosim.sim.tools import tool_options
+
     if args.dut is not None:
         from t2c_sim.cosim.dut import load_dut
 
         load_dut(args.dut)
-    o = rerun_bundle(b, build_root=args.build_root, timeout_s=args.timeout,
-                     waves=not args.no_waves, sim=sim, dut_file=args.dut)
+    with tool_options(args.tool_path, args.verilator_root):
+        o = rerun_bundle(b, build_root=args.build_root, timeout_s=args.timeout,
+                         waves=not args.no_waves, sim=sim, dut_file=args.dut)
     if o.wave:
         print(f"  wave: {o.wave}")
     if o.verdict == "fail":
@@ -411,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sim", default="verilator",
                    help="verilator, icarus, both or none (default verilator)")
     r.add_argument("--out", default=None, help="report folder (default results/<recipe-stem>)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=None,
+                   help="seed of the build (default: the recipe's seed:, else 0)")
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
     r.add_argument("--backpressure", default=None, metavar="IN,OUT",
@@ -445,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--nm", default=None, metavar="N:M",
                    help="sparsity of every MAC layer and of the array (e.g. 2:4, dense)")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=None,
+                   help="seed of a recipe's build (default: the recipe's seed:, else 0)")
     e.add_argument("--cache-dir", default="build/cache")
     e.set_defaults(func=cmd_estimate)
 
@@ -512,50 +633,6 @@ def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...]):
                           "ONNX Runtime on about 1 output per million, docs/interop.md)",
                           key="--sim")
     return rnd
-
-
-def cmd_run_onnx(args: argparse.Namespace, command: str) -> int:
-    """``run MODEL.onnx``: import, golden on one input batch, ONNX Runtime parity, RTL vs golden."""
-    from t2c_sim.regress.pipeline import check_tools, evaluate, parse_sims
-    from t2c_sim.regress.report.parity import parity_lines
-    from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
-    from t2c_sim.regress.report.write import write_reports
-    from t2c_sim.regress.sources import records_from_onnx
-
-    sims = parse_sims(args.sim)
-    rnd = _onnx_rounding(args, sims)
-    hw = _hw(args)
-    opts = _opts(args, sims, command)
-    check_tools(opts)
-    t0 = time.perf_counter()
-    levels = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL") if args.parity == "ort" else ()
-    src = records_from_onnx(args.source, rounding=rnd.value, nm=args.nm, m=hw.m,
-                            input_path=args.input, seed=args.seed, parity=levels)
-    hw = _hw(args, _network_nm(src.records, args))
-    out_dir = Path(args.out or Path("results") / Path(args.source).stem)
-    run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title, source=src.source,
-                   summary=src.summary)
-    for lr in run.layers:
-        lr.parity = src.parity.get("layers", {}).get(lr.name)
-    run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
-    run.wall_s = time.perf_counter() - t0
-    reports = write_reports(run, out_dir)
-    _print_dut(run)
-    print(layer_table(run))
-    fails = failures_text(run)
-    if fails:
-        print()
-        print(fails)
-    for line in parity_lines(run):
-        print(line)
-    for k, v in run.summary.items():
-        print(f"  {k}: {v}")
-    print(summary_line(run))
-    print(f"JUnit: {reports['junit']}\nJSON:  {reports['json']}")
-    print(f"HTML report: {reports['html']}")
-    if run.stop_error is not None:
-        raise SimulationError(run.stop_error)
-    return _verdict_code(run.verdict)
 
 
 def _add_import_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -634,31 +711,34 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args)
     command = "t2c-sim " + " ".join(shlex.quote(a) for a in argv)
     try:
-        return args.func(args, command)
+        with _sigterm_as_interrupt():
+            return args.func(args, command)
     except ExecutorError as e:
-        sys.stderr.write(f"t2c-sim: executor error: {e}\n")
-        return EXIT_INFRA
+        return _fail(f"executor error: {e}", EXIT_INFRA)
     except SimulationError as e:
-        sys.stderr.write(f"t2c-sim: simulator error: {e}\n")
-        return EXIT_INFRA
+        return _fail(f"simulator error: {e}", EXIT_INFRA)
+    except OutputError as e:
+        return _fail(f"output error: {e}", EXIT_INFRA)
     except MismatchError as e:
-        sys.stderr.write(f"t2c-sim: mismatch: {e}\n")
-        return EXIT_FAIL
+        return _fail(f"mismatch: {e}", EXIT_FAIL)
     except T2CError as e:
-        sys.stderr.write(f"t2c-sim: error: {e}\n")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("t2c-sim: interrupted\n")
-        return EXIT_INTERRUPT
+        return _fail(f"error: {e}", EXIT_USAGE)
+    except KeyboardInterrupt as e:
+        return _fail("terminated" if isinstance(e, Terminated) else "interrupted",
+                     _interrupt_code(e))
     except OSError as e:
-        sys.stderr.write(f"t2c-sim: error: {e}\n")
-        return EXIT_INFRA
+        return _fail(f"error: {e}", EXIT_INFRA)
     except Exception as e:  # noqa: BLE001 - a bug must still end in one line and exit 3
         log.debug("internal error", exc_info=True)
         msg = " ".join(str(e).split())
-        sys.stderr.write(f"t2c-sim: internal error: {type(e).__name__}: {msg} "
-                         "(-vv shows the traceback)\n")
-        return EXIT_INFRA
+        return _fail(f"internal error: {type(e).__name__}: {msg} (-vv shows the traceback)",
+                     EXIT_INFRA)
+
+
+def _fail(message: str, code: int) -> int:
+    """Print ``t2c-sim: <message>`` as one line on stderr; return ``code``."""
+    sys.stderr.write(f"t2c-sim: {one_line(message)}\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -10,15 +10,47 @@ fields (``file``, ``line``, ``layer``, ``node``, ``key``, ``signal``) next to th
 Code that adds context on the way up (a loader naming the file, fuse naming the layer) calls
 :meth:`T2CError.with_context` or :meth:`T2CError.recast`; nothing parses a message string.
 The command line prints ``str(err)`` and exits non-zero.
+
+The message is always ONE line: control characters in the detail or in a context value (a
+newline or an escape sequence in a file name, a YAML key or a layer name) are escaped by
+:func:`one_line`, here, where every message is built.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, TypeVar
 
 __all__ = ["T2CError", "NumericsError", "SparsityError", "ConfigError", "NMParamsError",
            "RecordError", "ModelError", "QuantError", "FuseError", "OverflowRiskError", "OnnxError",
-           "SimulationError", "MismatchError", "ExecutorError"]
+           "SimulationError", "MismatchError", "ExecutorError", "OutputError", "Terminated",
+           "one_line"]
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: Any) -> str:
+    """``str(text)`` with every control, line/paragraph separator and format character escaped
+    (``\\n``, ``\\x1b``, ``\\u2028``...), so that it prints as one terminal line and cannot
+    move the cursor or recolour the terminal.
+
+    >>> one_line("a\\nb\\x1b[31m")
+    'a\\\\nb\\\\x1b[31m'
+    """
+    s = str(text)
+    if s.isprintable():
+        return s
+    out = []
+    for c in s:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            o = ord(c)
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000
+                       else f"\\U{o:08x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 E = TypeVar("E", bound="T2CError")
 
@@ -56,8 +88,9 @@ class T2CError(Exception):
     @property
     def message(self) -> str:
         """``"<context>: <detail>"`` (or just the detail): the one line the CLI prints."""
-        where = ", ".join(_FORMAT[f].format(v) for f, v in self.context.items())
-        return f"{where}: {self.detail}" if where else self.detail
+        where = ", ".join(_FORMAT[f].format(one_line(v)) for f, v in self.context.items())
+        detail = one_line(self.detail)
+        return f"{where}: {detail}" if where else detail
 
     def __str__(self) -> str:
         return self.message
@@ -140,3 +173,14 @@ class ExecutorError(SimulationError):
 
 class UnsupportedLayerError(RecordError):
     """The accelerator cannot run this record (the message names the layer and the limit)."""
+
+
+class OutputError(T2CError):
+    """A result, report, record or bundle file could not be written (disk full, read-only
+    file system, no permission); names the file. The command exits 3 (infrastructure)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. Raised by the command line's signal handler in the main thread, and a
+    :class:`KeyboardInterrupt` so that every Ctrl-C cleanup (killing simulator process groups,
+    keeping finished regression jobs, writing the reports) runs for it too."""

@@ -22,7 +22,8 @@ PKG = ROOT / "t2c_sim"
 #: models/ (the example float nets and datasets) sits with workloads/: both are inputs that the
 #: flow is run on; models/ needs quant/ (the residual Add module) and only recipe/ uses it.
 FLOW: tuple[tuple[str, int], ...] = (
-    ("t2c_sim.errors", 0), ("t2c_sim.config", 1), ("t2c_sim.numerics", 2), ("t2c_sim.rounding_profiles", 2),
+    ("t2c_sim.errors", 0), ("t2c_sim.config", 1), ("t2c_sim.limits", 1),
+    ("t2c_sim.numerics", 2), ("t2c_sim.rounding_profiles", 2), ("t2c_sim.readers", 2),
     ("t2c_sim.files", 2),
     ("t2c_sim.layout", 3), ("t2c_sim.sparse", 4), ("t2c_sim.record", 4), ("t2c_sim.quant", 5),
     ("t2c_sim.train", 6), ("t2c_sim.fuse", 7), ("t2c_sim.importers", 7), ("t2c_sim.golden", 8),

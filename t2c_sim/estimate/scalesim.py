@@ -28,6 +28,7 @@ channel; here they are refused with a clear error (use a grouped conv record ins
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ import numpy as np
 
 from t2c_sim.config import OpKind, SparsitySpec
 from t2c_sim.errors import ConfigError
+from t2c_sim.files import atomic_write_text
+from t2c_sim.limits import MAX_DIM, MAX_RECORD_ELEMENTS
+from t2c_sim.readers import read_text
 from t2c_sim.record import LayerRecord
 
 __all__ = ["TopoLayer", "read_topology", "topo_to_record", "topology_records",
@@ -77,12 +81,29 @@ def _cells(line: list[str]) -> list[str]:
     return cells
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _int(text: str) -> int:
+    """A plain decimal integer (``int()`` would also take ``1_000`` and non-ASCII digits)."""
+    if not _INT.fullmatch(text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
 def read_topology(path: str | Path) -> list[TopoLayer]:
-    """Parse a SCALE-Sim topology CSV (conv or M,N,K form); errors name the file and line."""
+    """Parse a SCALE-Sim topology CSV (conv or M,N,K form); errors name the file and line.
+
+    Read at the edge: at most :data:`~t2c_sim.limits.MAX_TEXT_BYTES`, UTF-8 text, every number
+    an integer in ``[1, MAX_DIM]``, a GEMM's ``M x K`` input at most
+    :data:`~t2c_sim.limits.MAX_RECORD_ELEMENTS` (its shape-only record holds it).
+    """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("topology file not found", file=str(p))
-    rows = [(i, _cells(r)) for i, r in enumerate(csv.reader(p.read_text().splitlines()), 1)]
+    text = read_text(p, "topology file")
+    try:
+        rows = [(i, _cells(r)) for i, r in enumerate(csv.reader(text.splitlines()), 1)]
+    except csv.Error as e:
+        raise ConfigError(f"not a CSV file ({e})", file=str(p)) from None
     rows = [(i, r) for i, r in rows if r]
     if not rows:
         raise ConfigError("empty topology file", file=str(p))
@@ -90,40 +111,49 @@ def read_topology(path: str | Path) -> list[TopoLayer]:
     gemm = header[1:4] == ["m", "n", "k"]
     out: list[TopoLayer] = []
     for ln, r in rows[1:]:
-        key = f"line {ln}"
         name = r[0]
         sparsity = None
         nums = r[1:]
         if nums and ":" in nums[-1]:
             sparsity = nums.pop()
-            SparsitySpec.parse(sparsity)
+            try:
+                SparsitySpec.parse(sparsity)
+            except ConfigError as e:
+                raise ConfigError(e.detail, file=str(p), line=ln, key="Sparsity") from None
         try:
-            vals = [int(v) for v in nums]
+            vals = [_int(v) for v in nums]
         except ValueError:
             raise ConfigError(f"expected integers after the layer name, got {nums}",
-                              file=str(p), key=key) from None
+                              file=str(p), line=ln) from None
+        for v in vals:
+            if v > MAX_DIM:
+                raise ConfigError(f"{v} is larger than the limit {MAX_DIM} (2^24) for a "
+                                  "dimension", file=str(p), line=ln)
         if gemm:
             if len(vals) != 3:
                 raise ConfigError(f"a GEMM row needs M, N, K, got {len(vals)} numbers",
-                                  file=str(p), key=key)
+                                  file=str(p), line=ln)
             m_, n_, k_ = vals
+            if m_ > 0 and k_ > 0 and m_ * k_ > MAX_RECORD_ELEMENTS:
+                raise ConfigError(f"M x K = {m_} x {k_} input elements is more than the limit "
+                                  f"{MAX_RECORD_ELEMENTS} (2^26)", file=str(p), line=ln)
             t = TopoLayer(name, m_, k_, 1, k_, 1, n_, 1, 1, sparsity, gemm=True)
         else:
             if len(vals) not in (7, 8):
                 raise ConfigError("a conv row needs IFMAP H, W, filter H, W, channels, filters, "
                                   f"stride [, stride W]; got {len(vals)} numbers",
-                                  file=str(p), key=key)
+                                  file=str(p), line=ln)
             if "DP" in name:
                 raise ConfigError("depth-wise rows ('DP' in the name) are not supported",
-                                  file=str(p), key=key)
+                                  file=str(p), line=ln)
             sh = vals[6]
             sw = vals[7] if len(vals) == 8 else sh
             t = TopoLayer(name, *vals[:6], sh, sw, sparsity)
         if min(t.ifmap_h, t.ifmap_w, t.filt_h, t.filt_w, t.channels, t.num_filt,
                t.stride_h, t.stride_w) < 1:
-            raise ConfigError("every dimension must be >= 1", file=str(p), key=key)
+            raise ConfigError("every dimension must be >= 1", file=str(p), line=ln)
         if t.filt_h > t.ifmap_h or t.filt_w > t.ifmap_w:
-            raise ConfigError("filter larger than the IFMAP", file=str(p), key=key)
+            raise ConfigError("filter larger than the IFMAP", file=str(p), line=ln)
         out.append(t)
     if not out:
         raise ConfigError("no layers after the header", file=str(p))
@@ -162,9 +192,7 @@ def write_topology(path: str | Path, layers: Sequence[TopoLayer]) -> Path:
     lines = [head] + [f"{t.name}, {t.ifmap_h}, {t.ifmap_w}, {t.filt_h}, {t.filt_w}, "
                       f"{t.channels}, {t.num_filt}, {t.stride_h}, {t.stride_w},\n"
                       for t in layers]
-    p = Path(path)
-    p.write_text("".join(lines))
-    return p
+    return atomic_write_text(path, "".join(lines))
 
 
 def compare_cycles(ours: Mapping[str, int], theirs: Mapping[str, int]

@@ -3,7 +3,9 @@
 - :class:`LocalExecutor`: ``workers == 1`` runs in this process (Ctrl-C stops at once);
   more workers use a ``spawn`` process pool (no state leaks between jobs, safe with torch).
   Pool workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the
-  parent reacts) and exit on their own when the parent dies (a crash leaves no orphans).
+  parent reacts), on SIGTERM (how the parent stops them, or a ``kill`` of the whole group)
+  kill the simulator and build process groups they started and exit, and exit on their own
+  when the parent dies (a crash leaves no orphans).
 - :class:`DaskExecutor`: a ``dask.distributed.Client`` connected to ``address`` (a running
   scheduler, e.g. ``tcp://host:8786``) or to a new ``LocalCluster`` of ``workers`` processes.
 
@@ -34,15 +36,28 @@ _PARENT_POLL_S = 0.5
 
 
 def _worker_init(parent_pid: int) -> None:
-    """Pool worker start-up: ignore SIGINT, and exit when ``parent_pid`` is gone."""
+    """Pool worker start-up: ignore SIGINT, clean up on SIGTERM, exit when ``parent_pid`` is
+    gone."""
+    # imported here, in the worker only: the simulator tools pull in numpy, which the
+    # command line does not need for --help
+    from t2c_sim.cosim.sim.tools import kill_live_groups
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # kill every simulator/build process group this worker started, then exit at once
+        # (the job's work is lost; the parent stored every finished result)
+        kill_live_groups()
+        os._exit(128 + signal.SIGTERM)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+    signal.signal(signal.SIGTERM, on_sigterm)
+    threading.Thread(target=_watch_parent, args=(parent_pid, kill_live_groups), daemon=True,
                      name="t2c-parent-watch").start()
 
 
-def _watch_parent(parent_pid: int) -> None:
+def _watch_parent(parent_pid: int, kill_groups: Callable[[], Any]) -> None:
     while os.getppid() == parent_pid:
         time.sleep(_PARENT_POLL_S)
+    kill_groups()
     os._exit(1)  # the parent crashed: nobody will collect this worker's result
 
 

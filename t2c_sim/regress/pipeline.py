@@ -26,11 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.dut import Dut, default_dut, load_dut
 from t2c_sim.cosim.sim import find_tools
+from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import ConfigError, SimulationError, T2CError
 from t2c_sim.golden import attach_results, run_network
+from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.outcome import simulate
 from t2c_sim.regress.repro import write_bundle
@@ -107,15 +110,25 @@ def parse_backpressure(text: str | Sequence[int] | None) -> tuple[int, int]:
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"both"`` -> ``("verilator", "icarus")``; ``"none"``/``""`` -> ``()``; names checked."""
+    """``"both"`` -> ``("verilator", "icarus")``; ``"none"`` -> ``()``; names checked.
+
+    An empty name (``--sim ''``, ``"icarus,"``, ``[]``) is an error, not golden-only: that is
+    spelled ``none``.
+    """
     if text is None:
         return ()
     items = [text] if isinstance(text, str) else list(text)
+    if not items:
+        raise ConfigError("an empty list of simulators (write 'none' for golden-only)",
+                          key="sim")
     out: list[str] = []
     for item in items:
         for s in str(item).split(","):
             s = s.strip().lower()
-            if s in ("", "none", "golden"):
+            if not s:
+                raise ConfigError(f"an empty simulator name in {str(item)!r} (expected verilator, "
+                                  "icarus, both or none)", key="sim")
+            if s in ("none", "golden"):
                 continue
             if s == "both":
                 out += [x for x in SIM_CHOICES if x not in out]
@@ -133,6 +146,40 @@ def check_tools(opts: RunOptions) -> None:
     if not opts.sims:
         return
     find_tools(opts.sims, path=opts.tool_path, verilator_root=opts.verilator_root)
+
+
+def parse_layers(text: str | None) -> tuple[str, ...] | None:
+    """``--layers a,b`` -> ``("a", "b")``; ``None`` -> every layer; an empty list or name is an
+    error (``--layers ,`` used to select nothing and pass)."""
+    if text is None:
+        return None
+    names = [s.strip() for s in text.split(",")]
+    if not any(names) or not all(names):
+        raise ConfigError(f"an empty layer name in {text!r} (expected names separated by "
+                          "commas)", key="--layers")
+    return tuple(dict.fromkeys(names))
+
+
+def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
+    """The limits of :mod:`t2c_sim.limits` for one MAC layer on ``hw`` (before any plan, estimate
+    or co-simulation runs over it): GEMM rows and channels, ``K``, passes of the array.
+
+    Raises:
+        ConfigError: naming the layer and the limit.
+    """
+    if rec.op not in MAC_OPS:
+        return
+    try:
+        p = estimate.gemm_rows(rec)
+    except T2CError:
+        return  # no rows known: the estimate reports it
+    # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
+    # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
+    check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
+                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+                rows=min(hw.rows, hw.out_depth), cols=hw.cols,
+                array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
+                                                if hw.out_depth < hw.rows else ""))
 
 
 def layer_shape(rec: LayerRecord) -> str:
@@ -214,10 +261,46 @@ def _estimate(rec: LayerRecord, dut: Dut, lr: LayerResult) -> None:
         lr.note = f"no estimate: {e}"
 
 
+def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
+              ) -> list[LayerRecord]:
+    """Every input check of :func:`evaluate`, before anything is simulated or written; returns
+    the records with golden results attached.
+
+    Raises:
+        ConfigError: no records; ``opts.layers`` names a layer that does not exist or is not a
+            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows; the
+            DUT file (``opts.dut``) or a ``--dut-param`` override is bad (file and key).
+        RecordError: the DUT cannot run a selected layer (its ``accepts``: the layer, the
+            reason and the key).
+    """
+    if not records:
+        raise ConfigError("the network has no layers")
+    if opts.sims:
+        check_simulable(hw)
+    for rec in records:
+        check_layer_size(rec, hw)
+    records = ensure_golden(list(records))
+    names = [r.name for r in records]
+    if opts.layers is not None:
+        if not opts.layers:
+            raise ConfigError("selects no layer", key="--layers")
+        by = {r.name: r for r in records}
+        for n in opts.layers:
+            if n not in by:
+                raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
+                                  key="--layers")
+            if by[n].op not in MAC_OPS:
+                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only MAC layers "
+                                  "(linear, conv2d) are co-simulated; the golden model runs "
+                                  "every layer anyway", key="--layers")
+    preflight(records, hw, opts)
+    return records
+
+
 def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
              out_dir: str | Path, title: str, source: str = "",
              crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None) -> RunResult:
+             progress: Callable[[str], None] | None = None, checked: bool = False) -> RunResult:
     """Run every layer (see the module docstring) and return the :class:`RunResult`.
 
     Args:
@@ -229,24 +312,18 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
         summary: end-to-end figures shown in the reports.
         progress: called with a short status before each layer (progress bars).
+        checked: ``records`` already passed :func:`check_run` (do not repeat it).
 
     Raises:
-        ConfigError: ``opts.layers`` names a layer that does not exist.
-        RecordError: the array cannot run a selected layer (checked before simulating).
+        ConfigError, RecordError: see :func:`check_run` (checked before simulating).
 
     A simulator error is not raised: it ends the run and is recorded in the result
     (``run.stop_error``).
     """
     t0 = time.perf_counter()
-    records = ensure_golden(list(records))
-    names = [r.name for r in records]
-    if opts.layers is not None:
-        unknown = [n for n in opts.layers if n not in names]
-        if unknown:
-            raise ConfigError(f"no layer named {unknown[0]!r} (layers: {', '.join(names)})",
-                              key="--layers")
+    if not checked:
+        records = check_run(records, hw, opts)
     dut = bind_dut(opts, hw)
-    preflight(records, hw, opts, dut)
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir), dut=dut.describe())
@@ -271,7 +348,8 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
             if progress:
                 progress(f"{rec.name} [{sim}]")
             try:
-                lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir), dut))
+                with tool_options(opts.tool_path, opts.verilator_root):
+                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir), dut))
             except SimulationError as e:
                 lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
                 stopped = True

@@ -15,7 +15,6 @@ The folder is written under a temporary name and renamed into place when complet
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -26,9 +25,17 @@ from typing import Any
 
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim.dut import Dut, default_dut, load_dut
+from t2c_sim.cosim.sim.tools import SIMULATORS
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
-from t2c_sim.files import atomic_write_json, atomic_write_text, replace_dir
+from t2c_sim.files import (
+    atomic_write_json,
+    atomic_write_text,
+    make_dirs,
+    output_error,
+    replace_dir,
+)
+from t2c_sim.readers import read_json
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.hwfile import dump_hw, load_hw
 from t2c_sim.regress.outcome import simulate
@@ -82,8 +89,11 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
     still written: the record and config are what matter).
     """
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    make_dirs(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    except OSError as e:
+        raise output_error(e, final) from None
     tile = _tile_of(mismatch)
     try:
         save_record(rec, tmp / "record")
@@ -102,7 +112,10 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
                 wave = Path(rerun.wave) if rerun.wave else None
                 if wave is not None and wave.exists():
                     wave_name = "wave" + "".join(wave.suffixes[-1:])
-                    shutil.copy2(wave, tmp / wave_name)
+                    try:
+                        shutil.copy2(wave, tmp / wave_name)
+                    except OSError as e:
+                        raise output_error(e, final / wave_name) from None
             except SimulationError as e:
                 wave_note = f"wave rerun failed: {e}"
                 log.warning("%s [%s]: %s", rec.name, sim, wave_note)
@@ -123,38 +136,66 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by :func:`write_bundle` (errors name the file)."""
+    """Read a bundle written by :func:`write_bundle`; every problem is one :class:`RecordError`
+    naming the file and key (size, UTF-8, JSON, format, field types, a simulator name, a wave
+    file that must be a plain name inside the bundle)."""
     folder = Path(folder)
     meta_p = folder / "bundle.json"
-    if not meta_p.is_file():
-        raise RecordError("repro bundle not found", file=str(meta_p))
-    try:
-        meta = json.loads(meta_p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RecordError(f"not valid JSON ({e})", file=str(meta_p)) from None
+    meta = read_json(meta_p, "repro bundle", error=RecordError)
+    f = str(meta_p)
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise RecordError("not a repro bundle", file=str(meta_p), key="format")
+        raise RecordError("not a repro bundle", file=f, key="format")
+    sim = meta.get("sim")
+    if sim not in SIMULATORS:
+        raise RecordError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})",
+                          file=f, key="sim")
+    seed, tile = meta.get("seed", 0), meta.get("tile")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RecordError(f"must be an integer, got {seed!r}", file=f, key="seed")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+        raise RecordError(f"must be a tile number or null, got {tile!r}", file=f, key="tile")
+    mismatch = meta.get("mismatch") or {}
+    if not isinstance(mismatch, dict):
+        raise RecordError("must be a mapping", file=f, key="mismatch")
+    wave = meta.get("wave")
+    if wave is not None and (not isinstance(wave, str) or not wave or "/" in wave
+                             or "\\" in wave or wave in (".", "..")):
+        raise RecordError(f"must be a file name inside the bundle, got {wave!r}", file=f,
+                          key="wave")
     rec = load_record(folder / "record")
     hw = load_hw(folder / "hw.yaml")
-    wave = meta.get("wave")
-    dmeta: dict[str, Any] = {}
-    if (folder / "dut.json").is_file():
-        try:
-            dmeta = json.loads((folder / "dut.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise RecordError(f"not valid JSON ({e})", file=str(folder / "dut.json")) from None
-        if not isinstance(dmeta, dict):
-            raise RecordError("must be a JSON object", file=str(folder / "dut.json"))
-    params = dmeta.get("params") or {}
-    bp = dmeta.get("backpressure") or [0, 0]
-    if not (isinstance(params, dict) and all(isinstance(v, int) for v in params.values())
-            and isinstance(bp, list) and len(bp) == 2 and all(isinstance(v, int) for v in bp)):
-        raise RecordError("params must map names to integers and backpressure be two integers",
-                          file=str(folder / "dut.json"))
-    return Bundle(folder, rec, hw, str(meta.get("sim")), int(meta.get("seed", 0)),
-                  meta.get("tile"), str(meta.get("command", "")), meta.get("mismatch") or {},
-                  str(folder / wave) if wave else None, dmeta.get("file"), dict(params),
-                  (int(bp[0]), int(bp[1])))
+    dfile, params, bp = _load_dut_meta(folder / "dut.json")
+    return Bundle(folder, rec, hw, sim, seed, tile, str(meta.get("command", "")), mismatch,
+                  str(folder / wave) if wave else None, dfile, params, bp)
+
+
+def _load_dut_meta(path: Path) -> tuple[str | None, dict[str, int], tuple[int, int]]:
+    """A bundle's ``dut.json`` (absent in bundles older than DUT files: our accelerator): the
+    DUT file (``None``: ours), parameter overrides and back-pressure, each checked (file, key)."""
+    if not path.exists():
+        return None, {}, (0, 0)
+    f = str(path)
+    d = read_json(path, "DUT description", error=RecordError)
+    if not isinstance(d, dict):
+        raise RecordError("must be a JSON object", file=f)
+    dfile = d.get("file")
+    if dfile is not None and (not isinstance(dfile, str) or not dfile or "\0" in dfile):
+        raise RecordError(f"must be the path of a DUT file or null, got {dfile!r}", file=f,
+                          key="file")
+    params = d.get("params") or {}
+    if not isinstance(params, dict):
+        raise RecordError(f"must map parameter names to integers, got {params!r}", file=f,
+                          key="params")
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, int) or abs(v) >= 1 << 64:
+            raise RecordError(f"must be an integer below 2^64, got {v!r}", file=f,
+                              key=f"params.{k}")
+    bp = d.get("backpressure") or [0, 0]
+    if not (isinstance(bp, list) and len(bp) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 90 for v in bp)):
+        raise RecordError(f"must be two stall percentages in 0..90, got {bp!r}", file=f,
+                          key="backpressure")
+    return dfile, dict(params), (int(bp[0]), int(bp[1]))
 
 
 def rerun_bundle(bundle: Bundle, *, build_root: str = "build/sim", timeout_s: float | None = None,

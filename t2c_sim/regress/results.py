@@ -10,13 +10,13 @@ simulator requested: executed by the golden model only), ``skipped`` (excluded b
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import RecordError
 from t2c_sim.files import atomic_write_json, jsonable
+from t2c_sim.readers import read_json
 
 PASS, FAIL, ERROR, GOLDEN, SKIPPED = "pass", "fail", "error", "golden", "skipped"
 VERDICT_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, GOLDEN: 3, SKIPPED: 4}
@@ -227,8 +227,12 @@ class RunResult:
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
+        """Read a ``results.json``; any problem is a :class:`RecordError` naming the file."""
         p = Path(path)
+        d = read_json(p, "run result", error=RecordError)
         try:
-            return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as e:
-            raise RecordError(f"cannot read run result ({e})", file=str(p)) from None
+            return cls.from_dict(d)
+        except RecordError as e:
+            raise e.with_context(file=str(p)) from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise RecordError(f"not a t2c-sim run result ({e})", file=str(p)) from None

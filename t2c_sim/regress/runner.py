@@ -5,14 +5,14 @@ it arrives, so a crash or Ctrl-C loses nothing finished. A rerun loads the store
 skips every job already finished with a verdict (``pass``, ``fail``, ``golden``); jobs that ended
 in ``error`` (infrastructure trouble) are retried. ``force=True`` reruns everything.
 
-While it runs, the runner holds an exclusive lock on ``<out>/jobs`` (a second runner on the
-same folder is refused) and first removes temp files a killed run left there.
+While it runs, the runner holds an exclusive lock on ``<out>`` and ``<out>/jobs`` (a second
+runner, or a ``t2c-sim run``, on the same folder is refused) and first removes temp files a
+killed run left there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from t2c_sim.errors import T2CError
 from t2c_sim.files import atomic_write_json, folder_lock, remove_stale_temps
+from t2c_sim.readers import read_json
 from t2c_sim.regress.jobs import run_job
 from t2c_sim.regress.progress import Progress
 from t2c_sim.regress.report.write import write_suite_reports
@@ -48,9 +50,9 @@ class ResultStore:
         if not p.is_file():
             return None
         try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            log.warning("%s: unreadable stored result, the job will run again", p)
+            d = read_json(p, "stored job result")
+        except T2CError as e:
+            log.warning("%s; the job will run again", e)
             return None
         return d if isinstance(d, dict) and d.get("job_id") == job_id else None
 
@@ -131,7 +133,7 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         ConfigError: another runner is using ``out_dir``.
     """
     out = Path(out_dir)
-    with folder_lock(out / "jobs"):
+    with folder_lock(out), folder_lock(out / "jobs"):
         remove_stale_temps(out)
         remove_stale_temps(out / "jobs")
         return _run_locked(suite, out, executor, run_fn=run_fn, build_root=build_root,

@@ -40,6 +40,7 @@ class Source:
     crosscheck: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)   # verify.ort_parity.ort_parity(...)
+    seed: int = 0
 
 
 def _split_crosscheck(cc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,24 +62,56 @@ def _split_crosscheck(cc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return layers, summary
 
 
-def records_from_recipe(path: str | Path, *, seed: int = 0,
-                        cache_dir: str | Path = "build/cache") -> Source:
-    """Build a recipe (cached) and return its records, cross-check and end-to-end figures."""
-    from t2c_sim.recipe import build, load_recipe
+def load_checked_recipe(path: str | Path) -> Any:
+    """:func:`t2c_sim.recipe.load_recipe` plus the module names the recipe refers to
+    (``quant.overrides``, ``sparsity.skip``, ``quant.smoothquant.layers``) checked against the
+    model's modules: a name that matches nothing is an error naming the file and key (it was
+    silently ignored). Builds nothing (the model is constructed, not trained)."""
+    from t2c_sim.recipe import load_recipe
+    from t2c_sim.recipe.inputs import build_model
 
     recipe = load_recipe(path)
-    res = build(recipe, seed=seed, cache_dir=str(cache_dir))
+    try:
+        model = build_model(recipe.model_source, str(path))
+    except ConfigError as e:
+        raise e.with_context(file=str(path)) from None
+    mods = [n for n, _ in model.named_modules() if n]
+    shown = ", ".join(mods[:12]) + (", ..." if len(mods) > 12 else "")
+    refs = [(f"quant.overrides.{m}", m) for m in recipe.quant.overrides]
+    refs += [("sparsity.skip", m) for m in recipe.sparsity.skip]
+    if recipe.quant.smoothquant is not None:
+        refs += [("quant.smoothquant.layers", m) for m in recipe.quant.smoothquant.layers]
+    for key, m in refs:
+        if m not in mods:
+            raise ConfigError(f"model {recipe.model!r} has no module named {m!r} (modules: "
+                              f"{shown})", file=str(path), key=key)
+    return recipe
+
+
+def records_from_recipe(path: str | Path, *, seed: int | None = None,
+                        cache_dir: str | Path = "build/cache") -> Source:
+    """Build a recipe (cached) and return its records, cross-check and end-to-end figures.
+
+    ``seed`` overrides the recipe's ``seed:`` only when given (``t2c-sim run --seed``).
+    """
+    from t2c_sim.recipe import build
+
+    recipe = load_checked_recipe(path)
+    s = recipe.seed if seed is None else int(seed)
+    res = build(recipe, seed=s, cache_dir=str(cache_dir))
     layers, summary = _split_crosscheck(getattr(res, "crosscheck", None))
+    if not res.records:
+        raise ConfigError("the recipe fuses to no layers", file=str(path))
     return Source(title=Path(path).stem, source=str(path), records=list(res.records),
-                  crosscheck=layers, summary=summary)
+                  crosscheck=layers, summary=summary, seed=s)
 
 
 def records_from_dir(path: str | Path) -> Source:
     """Records saved with :func:`t2c_sim.export.save_network` (or a single record stem)."""
     p = Path(path)
-    if (p / "network.json").is_file():
+    if (p / "network.json").exists():
         recs = load_network(p)
-    elif p.with_suffix(".json").is_file() or p.suffix in (".json", ".npz"):
+    elif p.with_suffix(".json").exists() or p.suffix in (".json", ".npz"):
         recs = [load_record(p)]
     else:
         raise ConfigError("not a recipe (.yaml), a records folder (network.json) or a record",

@@ -24,8 +24,14 @@ Jobs = entries x hardware configs x back-pressure settings x simulators x seeds 
 of everything that determines its result (kind, parameters, recipe file contents, hardware
 parameters, simulator, seed, and the DUT file's contents, overrides and back-pressure when
 they are set), so a rerun recognises finished jobs. Random layers default to the hardware's
-``n:m`` unless ``params`` sets ``n``/``m``; a random entry the DUT refuses is an error of the
-suite file (checked at load, with the DUT's reason).
+``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite or job) a recipe job uses
+the recipe's ``seed:``, a random entry seed 0.
+
+Everything is validated before any job runs: every key, each recipe (loaded and checked, its
+module names included), each random entry's parameters (names, types, the product of the size
+parameters, one trial generation) and whether the DUT accepts its layers (the DUT's reason),
+the DUT files and their overrides, job names (unique across entries), and each simulated array
+against :func:`t2c_sim.limits.check_simulable`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +47,17 @@ from typing import Any
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim.dut import default_dut, load_dut
 from t2c_sim.errors import ConfigError, T2CError
-from t2c_sim.files import read_yaml
+from t2c_sim.limits import (
+    MAX_RANDOM_WORK,
+    RANDOM_SIZE_PARAMS,
+    check_hw_bounds,
+    check_simulable,
+)
+from t2c_sim.readers import read_yaml
 from t2c_sim.record import MAC_OPS
 from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.pipeline import parse_backpressure, parse_sims
-from t2c_sim.regress.sources import GENERATORS, records_from_random
+from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_from_random
 
 RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description", "dut",
@@ -136,18 +149,24 @@ def _seeds(v: Any, file: str, key: str) -> list[int]:
                       file=file, key=key)
 
 
-def _hws(v: Any, base: Path, file: str, key: str) -> list[dict[str, int]]:
+def _hws(v: Any, base: Path, file: str, key: str) -> list[tuple[dict[str, int], str]]:
+    """``[(hardware parameters, where they came from: a file or this suite's key)]``."""
     items = v if isinstance(v, list) else [v]
+    if not items:
+        raise ConfigError("must name at least one hardware config", file=file, key=key)
     out = []
     for i, item in enumerate(items):
-        k = f"{key}[{i}]"
+        k = f"{key}[{i}]" if isinstance(v, list) else key
         if isinstance(item, str):
-            out.append(load_hw(_resolve(item, base, file, k)).to_dict())
+            hw_file = _resolve(item, base, file, k)
+            out.append((load_hw(hw_file).to_dict(), str(hw_file)))
         elif isinstance(item, dict):
             try:
-                out.append(HwConfig.from_dict(item).to_dict())
+                hw = HwConfig.from_dict(item).to_dict()
+                check_hw_bounds(hw)
             except ConfigError as e:
                 raise e.with_context(file=file, key=f"{k}.{e.key}" if e.key else k) from None
+            out.append((hw, k))
         else:
             raise ConfigError("must be a file name or a mapping of hardware parameters",
                               file=file, key=k)
@@ -186,8 +205,27 @@ def _check_params(kind: str, params: dict[str, Any], file: str, key: str) -> Non
             raise ConfigError(f"must be {want}, got {v!r}", file=file, key=f"{key}.{k}")
 
 
+def _check_work(kind: str, params: dict[str, Any], file: str, key: str) -> None:
+    """The product of the entry's size parameters (defaults included) is bounded."""
+    sig = inspect.signature(GENERATORS[kind][0]).parameters
+    full = {k: p.default for k, p in sig.items() if p.default is not inspect.Parameter.empty}
+    full.update(GENERATORS[kind][1])
+    full.update(params)
+    work = 1
+    for k in RANDOM_SIZE_PARAMS:
+        v = full.get(k)
+        for x in (v if isinstance(v, list) else [v]):
+            if _is_int(x) and x > 0:
+                work *= x
+    if work > MAX_RANDOM_WORK:
+        raise ConfigError(f"the size parameters ({', '.join(k for k in RANDOM_SIZE_PARAMS if k in full)}) "
+                          f"multiply to {work}, more than the limit {MAX_RANDOM_WORK} (2^26) "
+                          "for one random entry", file=file, key=key)
+
+
 def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: str) -> None:
     """Generate the entry once (seed 0) so that bad values fail here, not in every job."""
+    _check_work(kind, params, file, key)
     try:
         records_from_random(kind, params, 0, name)
     except Exception as e:  # noqa: BLE001 - whatever the generator rejects is bad input
@@ -199,8 +237,9 @@ def _try_generate(kind: str, params: dict[str, Any], name: str, file: str, key: 
 def _timeout(v: Any, file: str, key: str) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ConfigError(f"must be a number of seconds > 0, got {v!r}", file=file, key=key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+        raise ConfigError(f"must be a finite number of seconds > 0, got {v!r}", file=file,
+                          key=key)
     return float(v)
 
 
@@ -209,6 +248,9 @@ def _name(v: Any, file: str, key: str) -> str | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
         raise ConfigError(f"must be a non-empty string, got {v!r}", file=file, key=key)
+    if not str(v).isprintable():
+        raise ConfigError(f"must be printable (no newline or control character), got {v!r}",
+                          file=file, key=key)
     return str(v)
 
 
@@ -278,8 +320,8 @@ def load_suite(path: str | Path, *, dut: str | None = None,
         sims = list(parse_sims(data.get("sims", "verilator"))) or [None]
     except ConfigError as e:
         raise e.with_context(file=file, key="sims") from None
-    seeds = _seeds(data.get("seeds", [0]), file, "seeds")
-    hws = _hws(data.get("hw", [{}]), base, file, "hw")
+    seeds = _seeds(data["seeds"], file, "seeds") if "seeds" in data else None
+    hws = _hws(data["hw"], base, file, "hw") if "hw" in data else [(HwConfig().to_dict(), "hw")]
     timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
     sdut = _dut(data["dut"], base, file, "dut") if "dut" in data else None
     sdparams = _dut_params(data["dut_params"], file, "dut_params") if "dut_params" in data else {}
@@ -294,6 +336,7 @@ def load_suite(path: str | Path, *, dut: str | None = None,
         raise ConfigError("must be a non-empty list", file=file, key="jobs")
     jobs: list[Job] = []
     seen: set[str] = set()
+    names: dict[str, int] = {}
     for i, e in enumerate(entries):
         key = f"jobs[{i}]"
         if not isinstance(e, dict):
@@ -308,9 +351,15 @@ def load_suite(path: str | Path, *, dut: str | None = None,
         if not isinstance(params, dict):
             raise ConfigError("must be a mapping", file=file, key=f"{key}.params")
         recipe, sha = None, ""
+        default_seeds = [0]
         if "recipe" in e:
             kind = "recipe"
-            rp = _resolve(str(e["recipe"]), base, file, f"{key}.recipe")
+            if not isinstance(e["recipe"], str):
+                raise ConfigError("must be a recipe file name", file=file, key=f"{key}.recipe")
+            rp = _resolve(e["recipe"], base, file, f"{key}.recipe")
+            # the whole recipe is validated now: an error names the recipe file and its key,
+            # before any job runs (it used to end each job in an error after the suite started)
+            default_seeds = [load_checked_recipe(rp).seed]
             recipe, sha = str(rp), hashlib.sha256(rp.read_bytes()).hexdigest()
             jname = _name(e.get("name"), file, f"{key}.name") or rp.stem
         else:
@@ -324,7 +373,13 @@ def load_suite(path: str | Path, *, dut: str | None = None,
             jsims = list(parse_sims(e["sims"])) or [None] if "sims" in e else sims
         except ConfigError as err:
             raise err.with_context(file=file, key=f"{key}.sims") from None
-        jseeds = _seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e else seeds
+        if jname in names:
+            raise ConfigError(f"job name {jname!r} is already used by jobs[{names[jname]}] "
+                              "(names tell the jobs apart in the reports; add name:)",
+                              file=file, key=f"{key}.name")
+        names[jname] = i
+        jseeds = (_seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e
+                  else seeds if seeds is not None else default_seeds)
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
             else timeout
@@ -335,7 +390,14 @@ def load_suite(path: str | Path, *, dut: str | None = None,
             else sbps
         tried: set[tuple[int, int]] = set()
         checked: set[tuple[Any, ...]] = set()
-        for hw in jhws:
+        for hw, hw_where in jhws:
+            if any(jsims):
+                try:
+                    check_simulable(hw)
+                except ConfigError as err:
+                    where = {"file": hw_where} if hw_where.endswith((".yaml", ".yml")) \
+                        else {"file": file, "key": f"{hw_where}.{err.key}"}
+                    raise err.with_context(**where) from None
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -87,11 +88,12 @@ def _file_digest(p: Path) -> str:
 
 def _build_key(sim: str, toplevel: str, sources: Sequence[Path], parameters: Mapping[str, Any],
                includes: Sequence[Path], defines: Mapping[str, Any], waves: bool,
-               build_args: Sequence[str]) -> str:
+               build_args: Sequence[str], tool: str = "") -> str:
     inc_files = sorted(f for d in includes for f in Path(d).rglob("*")
                        if f.is_file() and f.suffix in (".v", ".vh", ".sv", ".svh"))
     desc = {
-        "flags": _FLAGS_VERSION, "sim": sim, "toplevel": toplevel, "waves": bool(waves),
+        "flags": _FLAGS_VERSION, "sim": sim, "tool": tool, "toplevel": toplevel,
+        "waves": bool(waves),
         "parameters": sorted((k, str(v)) for k, v in parameters.items()),
         "defines": sorted((k, str(v)) for k, v in defines.items()),
         "build_args": list(build_args),
@@ -144,7 +146,11 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
     args = list(build_args)
     if sim == "verilator":
         args = [*_VERILATOR_ARGS, *(["--trace-fst", "--trace-structs"] if waves else []), *args]
-    key = _build_key(sim, toplevel, srcs, params, incs, defs, waves, args)
+    # The simulator itself is part of the key (--tool-path / --verilator-root may choose
+    # another one): a build is never reused by a different iverilog or Verilator.
+    tool = tools.get("iverilog") if sim == "icarus" else tools.get("verilator_root")
+    key = _build_key(sim, toplevel, srcs, params, incs, defs, waves, args,
+                     os.path.realpath(tool) if tool else "")
     root = Path(build_root).resolve()
     name = f"{sim}-{_safe(toplevel)}-{key[:12]}"
     bdir = root / name
@@ -238,10 +244,28 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
+def _guard_group() -> None:
+    """The build worker leads its own process group, in which the runner starts ``iverilog``
+    (and its ``ivl``) or ``make`` (and ``g++``, ``ar``). On SIGTERM, or when its parent dies
+    (``PR_SET_PDEATHSIG``, switched from SIGKILL to SIGTERM so it can act), it kills that whole
+    group: no compiler outlives the build even if t2c-sim itself was SIGKILLed."""
+    def _kill_group(signum: int, frame: Any) -> None:
+        os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, _kill_group)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def _worker_main(argv: list[str]) -> int:
     """Subprocess entry: ``build <spec.json>`` via cocotb's runner (runs start directly)."""
     from cocotb_tools.runner import get_runner
 
+    _guard_group()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cmd, spec_path = argv
     if cmd != "build":

