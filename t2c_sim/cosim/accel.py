@@ -40,17 +40,18 @@ from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.gemm import gemm_operands
 from t2c_sim.cosim.result import TileResult
-from t2c_sim.errors import RecordError, SimulationError, UnsupportedLayerError
+from t2c_sim.errors import ConfigError, RecordError, SimulationError, UnsupportedLayerError
 from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
 from t2c_sim.export import iface
 from t2c_sim.export.hexfile import pack_limbs, read_memh_fields, write_memh, write_memh_limbs
+from t2c_sim.limits import check_simulable
 from t2c_sim.numerics import check_range
 from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import compress
 
 __all__ = ["Gemm", "HARNESS", "RTL_MODULES", "TOPLEVEL", "OUT_MEM", "ACC_MEM", "default_packed",
            "harness_sources", "to_gemm", "run_index", "check_capacity", "prepare", "collect",
-           "read_stats", "T2cAccelAdapter"]
+           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw"]
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "hdl" / "t2c_harness.v"
@@ -300,6 +301,43 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
 
 
 # ------------------------------------------------------------------------------------ adapter
+#: Verilog parameters of ``t2c_accel_top`` that are fields of the array (:class:`HwConfig`).
+HW_PARAMS = {"ROWS": "rows", "COLS": "cols", "N": "n", "M": "m", "A_BITS": "a_bits",
+             "W_BITS": "w_bits", "ACC_BITS": "acc_bits", "MULT_BITS": "mult_bits",
+             "SHIFT_MAX": "shift_max", "ACT_DEPTH": "act_depth", "W_DEPTH": "w_depth",
+             "OUT_DEPTH": "out_depth", "CH_DEPTH": "ch_depth"}
+
+
+def dut_hw(dut: Any) -> HwConfig:
+    """The array a bound DUT of ours builds: ``dut.hw`` with the DUT's parameters applied (a
+    ``--dut-param ROWS=8`` must reach the plan and the packers, not only the RTL), within the
+    simulation limits (:func:`t2c_sim.limits.check_simulable`).
+
+    Raises:
+        ConfigError: A parameter outside the array's bounds or the limits, or an interface
+            width other than :mod:`t2c_sim.export.iface`'s (naming the parameter).
+    """
+    for name, want in (("Y_BITS", iface.Y_BITS), ("SH_BITS", iface.SH_BITS)):
+        if name in dut.params and dut.params[name] != want:
+            raise ConfigError(f"must be {want} (owned by t2c_sim/export/iface.py, which packs "
+                              f"the words), got {dut.params[name]}", **dut.param_key(name))
+    vals = {f: int(dut.params[p]) for p, f in HW_PARAMS.items() if p in dut.params}
+    hw = dut.hw
+    if any(getattr(hw, f) != v for f, v in vals.items()):
+        try:
+            hw = HwConfig.from_dict({**hw.to_dict(), **vals})
+        except ConfigError as e:
+            p = next((k for k, f in HW_PARAMS.items() if f == e.key),
+                     "M" if e.key == "nm" else None)
+            raise (ConfigError(e.detail, **dut.param_key(p)) if p else e) from None
+    try:
+        check_simulable(hw)
+    except ConfigError as e:
+        p = next((k for k, f in HW_PARAMS.items() if f == e.key), "ROWS")
+        raise ConfigError(e.detail, **dut.param_key(p)) from None
+    return hw
+
+
 class T2cAccelAdapter:
     """The adapter of our accelerator in the DUT contract (back-door profile).
 
@@ -313,7 +351,7 @@ class T2cAccelAdapter:
 
     def __init__(self, dut: Any) -> None:
         self.dut = dut
-        self.hw: HwConfig = dut.hw
+        self.hw: HwConfig = dut_hw(dut)
 
     # -- the cycle model of a whole layer, and utilization (reports)
     def layer_cycles(self, rec: LayerRecord) -> int:

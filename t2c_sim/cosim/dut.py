@@ -51,7 +51,7 @@ from t2c_sim.export import iface
 from t2c_sim.record import LayerRecord
 
 __all__ = ["DutSpec", "Dut", "load_dut", "default_dut", "DEFAULT_DUT_FILE", "BUILTIN_DIR",
-           "Clock", "Reset", "parse_dut_params", "MAX_SOURCES"]
+           "Clock", "Reset", "parse_dut_params", "MAX_SOURCES", "builtin_duts", "dut_path"]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "duts"
 #: Our accelerator's DUT file (the default DUT of every command).
@@ -125,7 +125,12 @@ class DutSpec:
         for name, e in self.parameters:
             params[name] = int(over[name]) if name in over else \
                 e.eval({"hw": hw, "iface": _IFACE, **params})
-        return Dut(self, hw, params)
+            if not -(1 << 31) <= params[name] < 1 << 31:
+                where = {"key": f"--dut-param {name}"} if name in over else \
+                    {"file": str(self.file), "key": f"parameters.{name}"}
+                raise ConfigError(f"{params[name]} does not fit a Verilog integer parameter "
+                                  "(32-bit signed)", **where)
+        return Dut(self, hw, params, tuple(over))
 
 
 @dataclass(eq=False)
@@ -137,11 +142,19 @@ class Dut:
         hw: The array configuration the parameters were computed from (our accelerator's
             :class:`HwConfig`; a DUT whose parameters do not use ``hw`` ignores it).
         params: Verilog parameters of the top, by name.
+        overrides: The parameters set by ``--dut-param`` / a suite's ``dut_params``.
     """
 
     spec: DutSpec
     hw: HwConfig
     params: dict[str, int]
+    overrides: tuple[str, ...] = ()
+
+    def param_key(self, name: str) -> dict[str, str]:
+        """Where parameter ``name`` was set, as error context (``file``/``key``)."""
+        if name in self.overrides:
+            return {"key": f"--dut-param {name}"}
+        return {"file": str(self.spec.file), "key": f"parameters.{name}"}
 
     @property
     def name(self) -> str:
@@ -337,15 +350,35 @@ def _ref(ctx: Ctx, v: Any, key: str, base: Path) -> str:
     return s
 
 
+def builtin_duts() -> list[str]:
+    """Names of the DUT files shipped in the package (``--dut NAME`` selects one)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def dut_path(ref: str | Path) -> Path:
+    """The DUT file ``ref`` names: a path, or the name of a built-in DUT (``t2c_axi_accel``) when
+    no file of that name exists."""
+    p = Path(ref)
+    if p.exists() or p.suffix or len(p.parts) != 1:
+        return p
+    b = BUILTIN_DIR / f"{p.name}.yaml"
+    return b if b.is_file() else p
+
+
 def load_dut(path: str | Path) -> DutSpec:
-    """Read and validate a DUT file (see the module docstring).
+    """Read and validate a DUT file (a path, or a built-in DUT's name: :func:`dut_path`; see the
+    module docstring).
 
     Raises:
         ConfigError: One line naming the file, line and key of the first problem.
     """
-    p = Path(path).resolve() if Path(path).exists() else Path(path)
+    p = dut_path(path)
+    if not p.exists() and not p.suffix and len(p.parts) == 1:
+        raise ConfigError(f"no DUT file and no built-in DUT named {str(path)!r} (built in: "
+                          f"{', '.join(builtin_duts())})", file=str(path))
+    p = p.resolve() if p.exists() else p
     data, lines = read_dut_yaml(p)
-    ctx = Ctx(str(path), lines)
+    ctx = Ctx(str(path) if p.parent != BUILTIN_DIR else str(p), lines)
     ctx.mapping(data, "", _KEYS, ["name", "top", "sources", "interface"])
     base = p.parent
     name = ctx.string(data["name"], "name", _NAME, 64)

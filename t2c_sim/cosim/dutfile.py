@@ -17,51 +17,43 @@ import yaml
 
 from t2c_sim.cosim.expr import Expr
 from t2c_sim.errors import ConfigError
+from t2c_sim.readers import read_yaml_node
 
-__all__ = ["Ctx", "read_dut_yaml", "MAX_FILE_BYTES"]
+__all__ = ["Ctx", "read_dut_yaml"]
 
-MAX_FILE_BYTES = 1 << 20
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
-def _lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
+def _lines(node: yaml.Node, path: str, out: dict[str, int], depth: int) -> None:
+    if depth > 64 or len(out) > 100_000:  # deeper than any DUT file key: no line needed
+        return
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = f"{path}.{k.value}" if path else str(k.value)
             out.setdefault(key, k.start_mark.line + 1)
-            _lines(v, key, out)
+            _lines(v, key, out, depth + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             key = f"{path}[{i}]"
             out.setdefault(key, v.start_mark.line + 1)
-            _lines(v, key, out)
+            _lines(v, key, out, depth + 1)
 
 
 def read_dut_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """``(mapping, {key path: line})`` of a DUT file.
+    """``(mapping, {key path: line})`` of a DUT file, read at the edge like every YAML input
+    (:func:`t2c_sim.readers.read_yaml_node`: size, UTF-8, duplicate keys, alias bombs, FIFOs).
 
     Raises:
-        ConfigError: Missing, too large, not valid YAML, or not a mapping.
+        ConfigError: Missing, not a regular file, too large, not valid YAML, or not a mapping.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("DUT file not found", file=str(p))
-    if p.stat().st_size > MAX_FILE_BYTES:
-        raise ConfigError(f"DUT file larger than {MAX_FILE_BYTES} bytes", file=str(p))
-    text = p.read_text(encoding="utf-8", errors="replace")
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError("not valid YAML", file=str(p),
-                          line=mark.line + 1 if mark is not None else None) from None
+    data, node = read_yaml_node(p, "DUT file")
     if not isinstance(data, dict):
         raise ConfigError("a DUT file must be a mapping (name, top, sources, accepts, interface, "
                           "...)", file=str(p))
     lines: dict[str, int] = {}
     if node is not None:
-        _lines(node, "", lines)
+        _lines(node, "", lines, 0)
     return data, lines
 
 

@@ -98,7 +98,8 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
     try:
         save_record(rec, tmp / "record")
         atomic_write_text(tmp / "hw.yaml", dump_hw(hw))
-        dfile = str(Path(dut_file).resolve()) if dut_file else None
+        dfile = (str(dut.spec.file) if dut is not None else str(Path(dut_file).resolve())) \
+            if dut_file else None
         atomic_write_json(tmp / "dut.json", {"file": dfile, "name": dut.name if dut else
                                              "t2c_accel", "params": dict(dut_params or {}),
                                              "backpressure": list(backpressure)})

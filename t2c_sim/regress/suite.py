@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
-from t2c_sim.cosim.dut import default_dut, load_dut
+from t2c_sim.cosim.dut import BUILTIN_DIR, default_dut, dut_path, load_dut
 from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.limits import (
     MAX_RANDOM_WORK,
@@ -258,7 +258,8 @@ def _dut(v: Any, base: Path, file: str, key: str) -> tuple[str, str, str]:
     """``(path, sha of its contents, name)`` of a DUT file named by a suite (validated)."""
     if not isinstance(v, str) or not v.strip():
         raise ConfigError(f"must be the path of a DUT file, got {v!r}", file=file, key=key)
-    p = _resolve(v, base, file, key)
+    b = dut_path(v)   # a built-in DUT's name (t2c_axi_accel) unless a file of that name exists
+    p = b if b.parent == BUILTIN_DIR and not (base / v).exists() else _resolve(v, base, file, key)
     spec = load_dut(p)   # its own errors name the DUT file and key
     h = hashlib.sha256(p.read_bytes())
     for src in spec.sources:  # the RTL is part of what determines a result
@@ -294,6 +295,24 @@ def _check_on_dut(kind: str, params: dict[str, Any], name: str, hw: dict[str, in
                 d.check(rec)
     except T2CError as e:
         raise ConfigError(f"the DUT refuses this entry: {e}", file=file, key=key) from None
+
+
+def _check_dut_params(dut: tuple[str, str, str] | None, dparams: dict[str, int],
+                      hw: dict[str, int], file: str, key: str) -> None:
+    """The overrides name parameters of the DUT and bind (checked even for golden-only jobs)."""
+    if not dparams:
+        return
+    hwc = HwConfig.from_dict(hw)
+    spec = load_dut(dut[0]) if dut else default_dut(hwc).spec
+    known = [n for n, _ in spec.parameters]
+    for k in dparams:
+        if k not in known:
+            raise ConfigError(f"unknown parameter of DUT {spec.name} (known: "
+                              f"{', '.join(known) or 'none'})", file=file, key=f"{key}.{k}")
+    try:
+        spec.bind(hwc, dparams)
+    except ConfigError as e:
+        raise ConfigError(e.detail, file=file, key=key) from None
 
 
 def load_suite(path: str | Path, *, dut: str | None = None,
@@ -388,6 +407,8 @@ def load_suite(path: str | Path, *, dut: str | None = None,
             if "dut_params" in e and dut_params is None else sdparams
         jbps = _bps(e["backpressure"], file, f"{key}.backpressure") if "backpressure" in e \
             else sbps
+        pkey = "--dut-param" if dut_params is not None else \
+            f"{key}.dut_params" if "dut_params" in e else "dut_params"
         tried: set[tuple[int, int]] = set()
         checked: set[tuple[Any, ...]] = set()
         for hw, hw_where in jhws:
@@ -398,6 +419,7 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                     where = {"file": hw_where} if hw_where.endswith((".yaml", ".yml")) \
                         else {"file": file, "key": f"{hw_where}.{err.key}"}
                     raise err.with_context(**where) from None
+            _check_dut_params(jdut, jdparams, hw, file, pkey)
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])
