@@ -386,7 +386,7 @@ def test_axi_layout_and_program_by_hand() -> None:
 
 # ------------------------------------------------------------------------------ HDL lint
 PROFILE_HDL = ("prof_lfsr_pause", "prof_stream_source", "prof_stream_sink", "prof_axil_master",
-               "prof_axi_mem")
+               "t2c_axi_mem")
 
 
 @pytest.mark.sim

@@ -263,8 +263,9 @@ def test_axi_access_outside_the_memory_is_an_error(tmp_path: Path) -> None:
     data["interface"]["registers"] = [r if r["name"] != "YA" else {**r, "value": 0x7FFFFFF0}
                                       for r in data["interface"]["registers"]]
     p = _copy_dut(AXI, tmp_path, AXI_SOURCES, None, interface=data["interface"])
-    with pytest.raises(SimulationError, match=r"layer fc job 0: the DUT accessed memory beyond the "
-                                              r"model's 262144 bytes \(address 0x7ffffff0\)"):
+    with pytest.raises(SimulationError, match=r"layer fc job 0: the DUT's AXI4 burst at address "
+                                              r"0x7ffffff0 broke the memory model's rules .*within "
+                                              r"the model's 16384 bytes"):
         simulate(_records()[0], HwConfig(), "icarus", build_root=BUILD, dut=load_dut(p).bind())
 
 

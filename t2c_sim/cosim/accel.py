@@ -51,7 +51,7 @@ from t2c_sim.sparse.nm import compress
 
 __all__ = ["Gemm", "HARNESS", "RTL_MODULES", "TOPLEVEL", "OUT_MEM", "ACC_MEM", "default_packed",
            "harness_sources", "to_gemm", "run_index", "check_capacity", "prepare", "collect",
-           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw"]
+           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words"]
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "hdl" / "t2c_harness.v"
@@ -123,8 +123,9 @@ def run_index(plan: TilePlan, tile: int, chunk: int) -> int:
     return tile * len(plan.chunks) + chunk
 
 
-def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
-    """Write run ``(t, chunk ci)``'s memory files (global run number ``gi``); return its plan words.
+def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[int]]:
+    """The memory words of run ``(t, chunk ci)`` as :func:`t2c_sim.export.hexfile.pack_limbs`
+    limbs (``act``, ``wgt`` and, for a tile's first chunk, ``ch``) and its plan words.
 
     Word layouts: :mod:`t2c_sim.export.iface`. The channel parameters are loaded by the first
     chunk only (they stay in the memory for the tile's other runs).
@@ -134,32 +135,40 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     first, last = ci == 0, ci == len(plan.chunks) - 1
     qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
     m, n = hw.m, hw.n
-    ww = iface.widths(hw)
+    words: dict[str, np.ndarray] = {}
     act = gm.cols[t.group, t.p0:t.p0 + t.rows, g0 * m:(g0 + gs) * m]
     check_range(act, hw.a_bits, rec.a_signed, f"layer {rec.name} activations")
-    f, w = iface.act_fields(act.reshape(t.rows, gs, m), hw)
-    write_memh_limbs(d / f"t{gi}_act.hex", pack_limbs(f, w), ww.act)
+    words["act"] = pack_limbs(*iface.act_fields(act.reshape(t.rows, gs, m), hw))
     sl = slice(t.c0, t.c0 + t.cols)
     vals = gm.values[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
     idx = gm.indices[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
     check_range(vals, hw.w_bits, True, f"layer {rec.name} weights")
     check_range(idx, hw.idx_bits, False, f"layer {rec.name} indices")
-    f, w = iface.wgt_fields(vals, idx, hw)
-    write_memh_limbs(d / f"t{gi}_wgt.hex", pack_limbs(f, w), ww.wgt)
+    words["wgt"] = pack_limbs(*iface.wgt_fields(vals, idx, hw))
     n_ch = 0
     if first:
-        f, w = iface.ch_fields(rec.bias_eff[sl], rec.M0[sl], rec.sh[sl], hw, f"layer {rec.name}")
-        write_memh_limbs(d / f"t{gi}_ch.hex", pack_limbs(f, w), ww.ch)
+        words["ch"] = pack_limbs(*iface.ch_fields(rec.bias_eff[sl], rec.M0[sl], rec.sh[sl], hw,
+                                                  f"layer {rec.name}"))
         n_ch = qc
     if not isinstance(rec.mode, RoundMode):
         raise UnsupportedLayerError(f"rounding profile {rec.mode.value} has no RTL round_mode code",
                                     layer=rec.name)
-    return iface.plan_words(rows=t.rows, groups=gs, cols=t.cols, a_signed=int(rec.a_signed),
-                            z_y=rec.z_y, lo=rec.lo, hi=rec.hi, mode=rec.mode.code,
-                            n_act=qr * gs, n_wgt=qc * gs, n_ch=n_ch,
-                            n_out=t.rows * qc if last else 0,
-                            flags=(iface.FLAG_FIRST if first else 0)
-                            | (iface.FLAG_LAST if last else 0))
+    return words, iface.plan_words(rows=t.rows, groups=gs, cols=t.cols,
+                                   a_signed=int(rec.a_signed), z_y=rec.z_y, lo=rec.lo, hi=rec.hi,
+                                   mode=rec.mode.code, n_act=qr * gs, n_wgt=qc * gs, n_ch=n_ch,
+                                   n_out=t.rows * qc if last else 0,
+                                   flags=(iface.FLAG_FIRST if first else 0)
+                                   | (iface.FLAG_LAST if last else 0))
+
+
+def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
+    """Write run ``(t, chunk ci)``'s memory files (global run number ``gi``); return its plan
+    words (:func:`run_words`)."""
+    words, plan = run_words(gm, t, ci)
+    ww = iface.widths(gm.hw)
+    for kind, limbs in words.items():
+        write_memh_limbs(d / f"t{gi}_{kind}.hex", limbs, getattr(ww, kind))
+    return plan
 
 
 def check_capacity(gemms: Sequence[Gemm], limit: int = iface.MAX_RUNS) -> int:

@@ -45,7 +45,8 @@ register program)::
         - {addr: 0x00, value: 1}
       completion: {irq: irq_o}          # or {done: done_o} or {poll: {addr: 0x04, mask: 1, value: 1}}
       status: {cycles: 0x30, error: {addr: 0x04, mask: 4}}   # optional reads after completion
-                               # (cycles: reported; error: nonzero under mask fails the job)
+                               # (cycles: reported; error: nonzero under mask fails the job;
+                               # error.names: [bit 0's name, ...] for the message)
       after: [{addr: 0x04, value: 1}]                        # optional writes after completion
 
 Register values are expressions over the GEMM's fields (``rows, k, c_out, c0, group, z_y, lo,
@@ -161,6 +162,7 @@ class AxiIf:
     status_cycles: Expr | None = None
     status_error: tuple[Expr, Expr] | None = None  # addr, mask
     after: tuple[Register, ...] = field(default_factory=tuple)
+    error_names: tuple[str, ...] = ()   # status.error.names: bit i's meaning, for messages
 
 
 def _port(ctx: Ctx, d: Any, key: str, names: list[str]) -> StreamPort:
@@ -233,7 +235,7 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
                     ["prefix", "addr_bits", "data_bits", "id_bits", "size", "read_latency",
                      "write_latency", "align"], ["prefix", "data_bits", "size"])
     mk = "interface.memory"
-    data_bits = ctx.integer(m["data_bits"], f"{mk}.data_bits", 8, 1024)
+    data_bits = ctx.integer(m["data_bits"], f"{mk}.data_bits", 32, 1024)
     if data_bits & (data_bits - 1):
         raise ctx.err(f"{mk}.data_bits", f"must be a power of two, got {data_bits}")
     mem = AxiMemory(prefix=ctx.ident(m["prefix"], f"{mk}.prefix"),
@@ -280,10 +282,15 @@ def _axi(ctx: Ctx, d: dict[str, Any], names: list[str]) -> AxiIf:
         if "cycles" in s:
             kw["status_cycles"] = ctx.expr(s["cycles"], "interface.status.cycles", names)
         if "error" in s:
-            e = ctx.mapping(s["error"], "interface.status.error", ["addr", "mask"],
+            e = ctx.mapping(s["error"], "interface.status.error", ["addr", "mask", "names"],
                             ["addr", "mask"])
             kw["status_error"] = (ctx.expr(e["addr"], "interface.status.error.addr", names),
                                   ctx.expr(e["mask"], "interface.status.error.mask", names))
+            if "names" in e:
+                kw["error_names"] = tuple(
+                    ctx.string(n, f"interface.status.error.names[{i}]", max_len=40)
+                    for i, n in enumerate(ctx.items(e["names"], "interface.status.error.names",
+                                                    32, False)))
     if "after" in d:
         kw["after"] = tuple(_reg(ctx, r, f"interface.after[{i}]", rnames)
                             for i, r in enumerate(ctx.items(d["after"], "interface.after", 64,

@@ -55,7 +55,7 @@ __all__ = ["run_axi", "Job", "layout", "program", "TB_MODULE"]
 log = logging.getLogger(__name__)
 
 TB_MODULE = Path(__file__).resolve().parents[1] / "tb_frames.py"
-MODELS = ("prof_axil_master.v", "prof_axi_mem.v")
+MODELS = ("prof_axil_master.v", "t2c_axi_mem.v")
 OP_END, OP_WRITE, OP_READ, OP_POLL, OP_WAIT = 0, 1, 2, 3, 4
 MAX_JOBS = 1 << 16
 MAX_PROG = 1 << 20
@@ -221,8 +221,12 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
                                     f"jobs ({n_prog} register operations) exceed one simulator "
                                     f"process ({MAX_JOBS} jobs, {MAX_PROG} operations)")
     harness = write_harness(axi_harness(dut), build_root, dut.name)
-    params = {"MEM_DEPTH": depth_tier(cfg.memory.size // wb), "PROG_DEPTH": depth_tier(n_prog),
+    depth = depth_tier(max(len(j.image) for j in jobs) // wb)   # beats of the largest image
+    params = {"MEM_DEPTH": depth, "PROG_DEPTH": depth_tier(n_prog),
               "MAX_FRAMES": depth_tier(len(jobs), 64), **dut.params}
+    hook = getattr(dut.adapter, "build_params", None)
+    if callable(hook):  # e.g. our accelerator's PE array implementation per simulator
+        params.update(hook(sim))
     args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
         if sim == "verilator" else []
     info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in MODELS), harness],
@@ -258,7 +262,7 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
     simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
                waves=waves, plusargs=["+AXIL_PROG=prog.hex"])
     wall = time.monotonic() - t2
-    out = _collect(dut, pairs, layer_ops, shapes, jobs, run_dir)
+    out = _collect(dut, pairs, layer_ops, shapes, jobs, run_dir, depth * wb)
     wave = find_wave(run_dir, info.build_dir) if waves else None
     for r in out:
         r.build_dir, r.run_dir, r.wave_file, r.sim = info.build_dir, run_dir, wave, sim
@@ -297,7 +301,7 @@ def _stats(run_dir: Path) -> tuple[dict[int, list[int]], dict[int, int], dict[in
 
 def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
              layer_ops: list[list[GemmOp]], shapes: list[tuple[int, ...]], jobs: list[Job],
-             run_dir: Path) -> list[CosimResult]:
+             run_dir: Path, mem_bytes: int) -> list[CosimResult]:
     cfg = dut.spec.interface
     wb = cfg.memory.data_bits // 8
     yop = next((o for o in cfg.operands if o.name == "y"), None)
@@ -309,17 +313,22 @@ def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
     frames, memerr, reads = _stats(run_dir)
     ys = [np.zeros((ops[0].rows if ops else 0, rec.c_out), dtype=np.int64)
           for ops, (rec, _) in zip(layer_ops, pairs)]
+    accs = [np.zeros_like(y) for y in ys]
+    has_acc = [False] * len(pairs)
     tiles: list[list[TileResult]] = [[] for _ in pairs]
     counters: list[dict[str, int]] = [{} for _ in pairs]
     for ji, j in enumerate(jobs):
         rec, op = pairs[j.layer][0], j.op
         if ji not in frames:
             raise SimulationError(f"{j.name}: never completed")
-        first, last, _c, err, _ops, _beats = frames[ji]
+        first, last, _c, err, _ops, beats = frames[ji]
+        counters[j.layer][f"mem_beats_{op.index}"] = beats   # R and W beats the DUT moved
         if err & 2:
-            raise SimulationError(f"{j.name}: the DUT accessed memory beyond the model's "
-                                  f"{cfg.memory.size} bytes (address {memerr.get(ji, -1):#x})",
-                                  layer=rec.name)
+            raise SimulationError(
+                f"{j.name}: the DUT's AXI4 burst at address {memerr.get(ji, -1):#x} broke the "
+                f"memory model's rules (INCR bursts of full {cfg.memory.data_bits}-bit beats, at "
+                f"most 256, not crossing 4 KB, WLAST on the last beat, within the model's "
+                f"{mem_bytes} bytes: the job's image)", layer=rec.name)
         if err & 1:
             raise SimulationError(f"{j.name}: a register access got an error response (SLVERR "
                                   f"or DECERR)", layer=rec.name)
@@ -327,7 +336,9 @@ def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
         for pc, what in j.reads.items():
             v = got.get(j.pc + pc)
             if what == "error" and v is not None and v & j.prog[pc][3]:
-                raise SimulationError(f"{j.name}: the DUT's error register reads {v:#x}",
+                names = [n for i, n in enumerate(cfg.error_names) if v >> i & 1]
+                raise SimulationError(f"{j.name}: the DUT's error register reads {v:#x}"
+                                      + (f" ({', '.join(names)})" if names else ""),
                                       layer=rec.name)
             if what == "cycles" and v is not None:
                 counters[j.layer][f"dut_cycles_{op.index}"] = v
@@ -339,23 +350,31 @@ def _collect(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
         except RecordError as e:
             raise SimulationError(f"{j.name}: output region: {e.detail}", file=e.file) from None
         region = raw[ybase - lo * wb:ybase - lo * wb + ysize]
+        acc = None
         if unpack is not None:
-            y = np.asarray(unpack(op, region), dtype=np.int64)
-            if y.shape != (op.rows, op.cols):
-                raise ConfigError(f"axi_unpack() returned {list(y.shape)}, expected "
-                                  f"[{op.rows}, {op.cols}]", file=str(dut.spec.file),
-                                  key="adapter")
+            got = unpack(op, region)
+            y, acc = got if isinstance(got, tuple) else (got, None)
+            y = np.asarray(y, dtype=np.int64)
+            for a in (y, acc):
+                if a is not None and np.shape(a) != (op.rows, op.cols):
+                    raise ConfigError(f"axi_unpack() returned {list(np.shape(a))}, expected "
+                                      f"[{op.rows}, {op.cols}] (y, or a tuple (y, acc))",
+                                      file=str(dut.spec.file), key="adapter")
+            if acc is not None:
+                accs[j.layer][:, op.c0:op.c0 + op.cols] = acc
         else:
             rows = region.reshape(op.rows, ystride)
             eb = yop.elem_bits // 8
             y = unpack_beats(rows[:, :op.cols * eb].reshape(op.rows * op.cols, eb),
                              [yop.elem_bits], op.y_signed)
         ys[j.layer][:, op.c0:op.c0 + op.cols] = y.reshape(op.rows, op.cols)
+        has_acc[j.layer] = has_acc[j.layer] or acc is not None
         measured = last - first + 1
         tiles[j.layer].append(TileResult(op.index, op.group, 0, op.rows, op.c0, op.cols,
                                          measured, j.predicted, (measured,),
                                          None if j.predicted is None else (j.predicted,)))
-    return [CosimResult(layer=rec.name, y=ys[li].reshape(shapes[li]), acc=None,
+    return [CosimResult(layer=rec.name, y=ys[li].reshape(shapes[li]),
+                        acc=accs[li].reshape(shapes[li]) if has_acc[li] else None,
                         cycles=sum(t.cycles_measured for t in tiles[li]), tiles=tiles[li], sim="",
                         build_dir=run_dir, dut=dut.name, check_cycles=dut.exact,
                         extra={"layers_in_run": float(len(pairs)), **counters[li]})

@@ -308,11 +308,16 @@ module {HARNESS_TOP} #(
   wire [DB-1:0] mem_wdata, mem_rdata;
   wire [DB/8-1:0] mem_wstrb;
   wire          dut_signal, complete, prog_done, rd_valid, resp_err, mem_err;
-  wire [31:0]   rd_data, rd_pc, ops, mem_reads, mem_writes;
+  wire [31:0]   rd_data, rd_pc, ops, mem_reads, mem_writes, mem_prot;
   wire [AB-1:0] mem_err_addr;
+  reg  [31:0]   prot0_q = 32'd0;     // the memory's rule-breaking bursts before this frame
+  reg  [AB-1:0] bad_addr_q = {{AB{{1'b0}}}};   // the frame's first one (its start address)
+  reg           have_bad_q = 1'b0;
+  assign mem_err = mem_prot != prot0_q;
 {"" if cfg.signal else "  assign dut_signal = 1'b0;"}
-  assign progress_in  = ops;
-  assign progress_out = mem_reads + mem_writes;
+  reg  [31:0]   ops0_q = 32'd0, beats0_q = 32'd0;   // register operations, memory beats before
+  assign progress_in  = ops - ops0_q;                    // this frame (its own are reported)
+  assign progress_out = mem_reads + mem_writes - beats0_q;
 {ids}
 
   prof_axil_master #(.ADDR_BITS(LA), .PROG_DEPTH(PROG_DEPTH)) u_ctl (
@@ -326,17 +331,21 @@ module {HARNESS_TOP} #(
     .rdata_i(axil_rdata), .rresp_i(axil_rresp), .rvalid_i(axil_rvalid), .rready_o(axil_rready)
   );
 
-  prof_axi_mem #(.DATA_BITS(DB), .ADDR_BITS(AB), .ID_BITS(IB), .DEPTH(MEM_DEPTH),
-                 .READ_LATENCY({mem.read_latency}), .WRITE_LATENCY({mem.write_latency})) u_mem (
+  t2c_axi_mem #(.ADDR_W(AB), .DATA_W(DB), .MEM_WORDS(MEM_DEPTH), .RD_LAT({mem.read_latency}),
+                .WR_LAT({mem.write_latency}), .MAX_BURST(256), .QDEPTH(16), .ID_W(IB)) u_mem (
     .clk_i(clk), .rst_ni(rst_n),
-    .awid_i(mem_awid), .awaddr_i(mem_awaddr), .awlen_i(mem_awlen), .awvalid_i(mem_awvalid),
-    .awready_o(mem_awready), .wdata_i(mem_wdata), .wstrb_i(mem_wstrb), .wlast_i(mem_wlast),
-    .wvalid_i(mem_wvalid), .wready_o(mem_wready), .bid_o(mem_bid), .bresp_o(mem_bresp),
-    .bvalid_o(mem_bvalid), .bready_i(mem_bready), .arid_i(mem_arid), .araddr_i(mem_araddr),
-    .arlen_i(mem_arlen), .arvalid_i(mem_arvalid), .arready_o(mem_arready), .rid_o(mem_rid),
-    .rdata_o(mem_rdata), .rresp_o(mem_rresp), .rlast_o(mem_rlast), .rvalid_o(mem_rvalid),
-    .rready_i(mem_rready), .err_o(mem_err), .addr_err_o(mem_err_addr), .reads_o(mem_reads),
-    .writes_o(mem_writes)
+    .s_axi_arid(mem_arid), .s_axi_araddr(mem_araddr), .s_axi_arlen(mem_arlen),
+    .s_axi_arsize(mem_arsize), .s_axi_arburst(mem_arburst), .s_axi_arvalid(mem_arvalid),
+    .s_axi_arready(mem_arready), .s_axi_rid(mem_rid), .s_axi_rdata(mem_rdata),
+    .s_axi_rresp(mem_rresp), .s_axi_rlast(mem_rlast), .s_axi_rvalid(mem_rvalid),
+    .s_axi_rready(mem_rready), .s_axi_awid(mem_awid), .s_axi_awaddr(mem_awaddr),
+    .s_axi_awlen(mem_awlen), .s_axi_awsize(mem_awsize), .s_axi_awburst(mem_awburst),
+    .s_axi_awvalid(mem_awvalid), .s_axi_awready(mem_awready), .s_axi_wdata(mem_wdata),
+    .s_axi_wstrb(mem_wstrb), .s_axi_wlast(mem_wlast), .s_axi_wvalid(mem_wvalid),
+    .s_axi_wready(mem_wready), .s_axi_bid(mem_bid), .s_axi_bresp(mem_bresp),
+    .s_axi_bvalid(mem_bvalid), .s_axi_bready(mem_bready), .err_lo_i({{AB{{1'b0}}}}),
+    .err_hi_i({{AB{{1'b0}}}}), .prot_err_o(mem_prot), .err_addr_o(mem_err_addr),
+    .rd_beats_o(mem_reads), .wr_beats_o(mem_writes)
   );
 
   {dut.spec.top} {pconn}u_dut (
@@ -377,6 +386,10 @@ module {HARNESS_TOP} #(
           start_q      <= 1'b1;
           have_first_q <= 1'b0;
           have_last_q  <= 1'b0;
+          prot0_q      <= mem_prot;
+          ops0_q       <= ops;
+          beats0_q     <= mem_reads + mem_writes;
+          have_bad_q   <= 1'b0;
           state_q      <= 2'd1;
         end else if (frame_q == nframes_q && !finished_o) begin
           $fwrite(fstat, "end 0\\n");
@@ -389,6 +402,10 @@ module {HARNESS_TOP} #(
             first_q      <= edge_q;
             have_first_q <= 1'b1;
           end
+          if (mem_err && !have_bad_q) begin
+            bad_addr_q <= mem_err_addr;
+            have_bad_q <= 1'b1;
+          end
           if (complete && !have_last_q) begin
             last_q      <= edge_q;
             have_last_q <= 1'b1;
@@ -397,8 +414,9 @@ module {HARNESS_TOP} #(
             $sformat(fname, "y_%0d.hex", frame_q);
             $writememh(fname, u_mem.mem_q, plan[3 + 4*frame_q], plan[4 + 4*frame_q]);
             $fwrite(fstat, "%0d %0d %0d 0 %0d %0d %0d\\n", frame_q, first_q, last_q,
-                    {{mem_err, resp_err}}, ops, mem_reads + mem_writes);
-            if (mem_err) $fwrite(fstat, "memerr %0d %0d\\n", frame_q, mem_err_addr);
+                    {{mem_err, resp_err}}, progress_in, progress_out);
+            if (mem_err) $fwrite(fstat, "memerr %0d %0d\\n", frame_q,
+                                 have_bad_q ? bad_addr_q : mem_err_addr);
             $fflush(fstat);
             frame_q      <= frame_q + 32'd1;
             frame_done_o <= 1'b1;
