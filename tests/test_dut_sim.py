@@ -1,5 +1,6 @@
-"""Three DUTs through the same contract, on Icarus and Verilator: our accelerator (its packaged
-DUT file, back-door profile), the systolic example (``examples/systolic_ws/dut.yaml``, stream
+"""Four DUTs through the same contract, on Icarus and Verilator: our accelerator through its
+back door (its packaged DUT file, back-door profile) and its front door (``t2c_axi_accel``, axi
+profile with an adapter), the systolic example (``examples/systolic_ws/dut.yaml``, stream
 profile, with and without back-pressure) and a small AXI engine (``tests/duts/axi_mac``, axi
 profile, YAML only).
 
@@ -29,7 +30,7 @@ import yaml
 
 from t2c_sim.cli import main
 from t2c_sim.config import HwConfig
-from t2c_sim.cosim.dut import DEFAULT_DUT_FILE, load_dut
+from t2c_sim.cosim.dut import BUILTIN_DIR, DEFAULT_DUT_FILE, load_dut
 from t2c_sim.cosim.gemm import gemm_ops
 from t2c_sim.cosim.sim import RTL_DIR, default_build_root
 from t2c_sim.errors import SimulationError
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.sim
 ROOT = Path(__file__).resolve().parents[1]
 SWS = ROOT / "examples" / "systolic_ws" / "dut.yaml"
 AXI = ROOT / "tests" / "duts" / "axi_mac" / "dut.yaml"
+FRONT = BUILTIN_DIR / "t2c_axi_accel.yaml"
 SMAC = ROOT / "tests" / "duts" / "stream_mac" / "dut.yaml"
 BUILD = str(default_build_root())
 
@@ -69,9 +71,11 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("dut,sims", [
-    (DEFAULT_DUT_FILE, "both"), (SWS, "both"), (AXI, "icarus"),
-    pytest.param(AXI, "verilator", marks=pytest.mark.slow)],
-    ids=["t2c_accel", "sws", "axi_mac-icarus", "axi_mac-verilator"])
+    (DEFAULT_DUT_FILE, "both"), (SWS, "both"), (AXI, "icarus"), (FRONT, "icarus"),
+    pytest.param(AXI, "verilator", marks=pytest.mark.slow),
+    pytest.param(FRONT, "verilator", marks=pytest.mark.slow)],
+    ids=["t2c_accel", "sws", "axi_mac-icarus", "t2c_axi_accel-icarus", "axi_mac-verilator",
+         "t2c_axi_accel-verilator"])
 def test_run_dut_on_both_simulators(dut: Path, sims: str, recs_dir: Path, tmp_path: Path,
                                     capsys) -> None:
     rc, out = _run(["run", str(recs_dir), "--dut", str(dut), "--sim", sims, "--out",
@@ -170,12 +174,16 @@ def _copy_dut(src: Path, tmp: Path, sources: dict[str, Path], edit: tuple[str, s
 
 T2C_SOURCES = {f"{m}.v": RTL_DIR / f"{m}.v" for m in ("t2c_ram", "t2c_nm_pe", "t2c_requant",
                                                        "t2c_pe_array", "t2c_accel_top")}
+FRONT_SOURCES = {**T2C_SOURCES, **{f"{m}.v": RTL_DIR / f"{m}.v" for m in (
+    "t2c_axi_burst", "t2c_axi_rd", "t2c_axi_wr", "t2c_axi_dma", "t2c_axil_regs", "t2c_axi_accel")}}
 SWS_SOURCES = {p.name: p for p in sorted((SWS.parent / "rtl").glob("*.v"))}
 AXI_SOURCES = {"axi_mac.v": AXI.parent / "rtl" / "axi_mac.v",
                "t2c_requant.v": RTL_DIR / "t2c_requant.v"}
 CORRUPT = {  # DUT: (its file, its sources, the mutation: the output zero point is dropped)
     "t2c_accel": (DEFAULT_DUT_FILE, T2C_SOURCES,
                   ("t2c_requant.v", "sum_d  = rnd_q + zy2_q;", "sum_d  = rnd_q;")),
+    "t2c_axi_accel": (FRONT, FRONT_SOURCES,
+                      ("t2c_requant.v", "sum_d  = rnd_q + zy2_q;", "sum_d  = rnd_q;")),
     "sws": (SWS, SWS_SOURCES, ("sws_requant.v", "2'd0:    bias_d = half_d - $signed({{(R_BITS - 1)"
                                "{1'b0}}, !odd_d});", "2'd0:    bias_d = 0;")),
     "axi_mac": (AXI, AXI_SOURCES, ("axi_mac.v", "acc_q <= m_axi_rdata[ACC_BITS-1:0];",
@@ -183,7 +191,7 @@ CORRUPT = {  # DUT: (its file, its sources, the mutation: the output zero point 
 }
 
 
-@pytest.mark.parametrize("which", ["t2c_accel", "sws",
+@pytest.mark.parametrize("which", ["t2c_accel", "sws", "t2c_axi_accel",
                                    pytest.param("axi_mac", marks=pytest.mark.slow)])
 def test_corrupted_dut_is_localized(which: str, recs_dir: Path, tmp_path: Path, capsys) -> None:
     src, sources, edit = CORRUPT[which]
@@ -222,12 +230,17 @@ class Off(T2cAccelAdapter):
     def schedule(self, gm, sel, base):
         return [(g, n, c + 1) for g, n, c in super().schedule(gm, sel, base)]
 """
+OFF_FRONT = """from t2c_sim.cosim.axi_accel import T2cAxiAccelAdapter
+class Off(T2cAxiAccelAdapter):
+    def cycles(self, layer, params):
+        return super().cycles(layer, params) + 1
+"""
 
 
 def _off_by_one(which: str, tmp: Path, exact: bool = True) -> Path:
     src, sources, _ = CORRUPT[which]
-    if which == "t2c_accel":
-        (tmp / "off.py").write_text(OFF_ADAPTER)
+    if which in ("t2c_accel", "t2c_axi_accel"):
+        (tmp / "off.py").write_text(OFF_ADAPTER if which == "t2c_accel" else OFF_FRONT)
         data = yaml.safe_load(src.read_text())
         data["adapter"] = str(tmp / "off.py") + ":Off"
         data["cycles"] = {"model": "adapter", "exact": exact}
