@@ -7,6 +7,8 @@ infrastructure (``sim``).
 - :mod:`.profiles`: ``backdoor``, ``stream``, ``axi`` (generated harnesses, HDL bus models);
 - :mod:`.gemm`: a layer as the GEMMs a DUT computes; :mod:`.result`: what a run produced;
 - :mod:`.accel`: our accelerator's adapter (back-door packing), :mod:`.run` its ``HwConfig`` API;
+- :mod:`.axi_accel`: our front door's adapter (axi profile: memory layout, exact cycle model),
+  :mod:`.axi_frontdoor` its bindings for bus settings and the register-level bench;
 - :mod:`.compare`: exact comparison, localization, the cycle check.
 """
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +42,13 @@ from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.expr import FUNCS
 from t2c_sim.cosim.gemm import GemmOp, gemm_ops
 from t2c_sim.cosim.profiles.backdoor import find_wave
-from t2c_sim.cosim.profiles.harness import HARNESS_TOP, HDL_DIR, axi_harness, depth_tier, write_harness
+from t2c_sim.cosim.profiles.harness import (
+    axi_harness,
+    build_generated,
+    depth_tier,
+    release_run_dir,
+    write_harness,
+)
 from t2c_sim.cosim.result import CosimResult, TileResult
 from t2c_sim.errors import ConfigError, RecordError, SimulationError, UnsupportedLayerError
 from t2c_sim.export.hexfile import read_memh_bytes, unpack_beats, write_memh, write_memh_bytes
@@ -225,18 +229,8 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
     depth = depth_tier(max(len(j.image) for j in jobs) // wb)   # beats of the largest image
     params = {"MEM_DEPTH": depth, "PROG_DEPTH": depth_tier(n_prog),
               "MAX_FRAMES": depth_tier(len(jobs), 64), **dut.params}
-    hook = getattr(dut.adapter, "build_params", None)
-    if callable(hook):  # e.g. our accelerator's PE array implementation per simulator
-        params.update(hook(sim))
-    args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
-        if sim == "verilator" else []
-    info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in MODELS), harness],
-                        params, build_root, waves=waves, build_args=args,
-                        includes=dut.spec.includes, defines=dut.spec.defines)
-    runs = info.build_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]+", "_", pairs[0][0].name)
-                                    + "-", dir=runs))
+    info, run_dir = build_generated(dut, sim, harness, MODELS, params, build_root,
+                                    name=pairs[0][0].name, waves=waves, optimize=optimize)
     t1 = time.monotonic()
     plan, prog = [len(jobs)], []
     for i, j in enumerate(jobs):
@@ -268,10 +262,7 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
     for r in out:
         r.build_dir, r.run_dir, r.wave_file, r.sim = info.build_dir, run_dir, wave, sim
         r.wall_s, r.build_s, r.prep_s = wall, info.build_s, prep_s
-    if not (keep or waves):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for r in out:
-            r.run_dir = None
+    release_run_dir(out, run_dir, keep or waves)
     log.info("%d layer(s) on %s (%s, axi): %d jobs, run %.2f s (total %.2f s)", len(pairs), sim,
              dut.name, len(jobs), wall, time.monotonic() - t0)
     return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.cosim import sim as simmod
+from t2c_sim.cosim.profiles.harness import release_run_dir
 from t2c_sim.cosim.result import CosimResult
 from t2c_sim.errors import SimulationError, UnsupportedLayerError
 from t2c_sim.record import LayerRecord
@@ -123,10 +123,7 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
                                wall_s=wall, build_s=info.build_s, prep_s=prep_s, dut=dut.name,
                                check_cycles=dut.exact,
                                extra={"layers_in_run": float(len(plans))}))
-    if not (keep or waves):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for r in out:
-            r.run_dir = None
+    release_run_dir(out, run_dir, keep or waves)
     log.info("%d layer(s) on %s (%s): %d runs, run %.2f s (total %.2f s)", len(plans), sim,
              dut.name, len(order), wall, time.monotonic() - t0)
     return out

@@ -22,10 +22,17 @@ signal high, or the poll read whose data matches), both included.
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HDL_DIR", "write_harness", "stream_harness", "HARNESS_TOP", "depth_tier"]
+from t2c_sim.cosim import sim as simmod
+
+__all__ = ["HDL_DIR", "write_harness", "stream_harness", "HARNESS_TOP", "depth_tier",
+           "build_generated", "release_run_dir"]
 
 HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
 HARNESS_TOP = "prof_harness"
@@ -50,6 +57,40 @@ def write_harness(text: str, build_root: str | Path, dut_name: str) -> Path:
         tmp.write_text(text)
         tmp.replace(p)
     return p
+
+
+def build_generated(dut: Any, sim: str, harness: Path, models: Sequence[str],
+                    params: dict[str, int], build_root: str | Path, *, name: str,
+                    waves: bool = False, optimize: bool = False,
+                    ) -> tuple[simmod.BuildInfo, Path]:
+    """Build a generated harness with the DUT's sources and the profile's HDL ``models``
+    (cached per key) and make a fresh run directory for it (named after layer ``name``).
+
+    ``params`` are the harness's depths and the DUT's parameters; an adapter's optional
+    ``build_params(sim)`` overrides some per simulator (our front door's PE array
+    implementation)."""
+    params = dict(params)
+    hook = getattr(dut.adapter, "build_params", None)
+    if callable(hook):
+        params.update(hook(sim))
+    args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
+        if sim == "verilator" else []
+    info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in models), harness],
+                        params, build_root, waves=waves, build_args=args,
+                        includes=dut.spec.includes, defines=dut.spec.defines)
+    runs = info.build_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + "-",
+                                    dir=runs))
+    return info, run_dir
+
+
+def release_run_dir(results: Sequence[Any], run_dir: Path, keep: bool) -> None:
+    """Remove a run directory unless kept (its results then say ``run_dir = None``)."""
+    if not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for r in results:
+            r.run_dir = None
 
 
 def _params(dut: Any) -> tuple[str, str]:

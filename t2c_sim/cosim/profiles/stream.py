@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +40,13 @@ from t2c_sim.cosim.gemm import GemmOp, gemm_ops
 from t2c_sim.cosim.ifspec import MAX_BEATS
 from t2c_sim.cosim.profiles.backdoor import find_wave
 from t2c_sim.cosim.profiles.frames import DeclaredStream
-from t2c_sim.cosim.profiles.harness import HARNESS_TOP, HDL_DIR, depth_tier, stream_harness, write_harness
+from t2c_sim.cosim.profiles.harness import (
+    build_generated,
+    depth_tier,
+    release_run_dir,
+    stream_harness,
+    write_harness,
+)
 from t2c_sim.cosim.result import CosimResult, TileResult
 from t2c_sim.errors import ConfigError, MismatchError, RecordError, SimulationError, UnsupportedLayerError
 from t2c_sim.export.hexfile import read_memh_bytes, read_memh_fields, write_memh, write_memh_bytes
@@ -188,15 +192,8 @@ def run_stream(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
     harness = write_harness(text, build_root, dut.name)
     params = {"IN_DEPTH": depth_tier(n_in), "OUT_DEPTH": depth_tier(n_out),
               "MAX_FRAMES": depth_tier(len(frames), 64), **dut.params}
-    args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
-        if sim == "verilator" else []
-    info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in MODELS), harness],
-                        params, build_root, waves=waves, build_args=args,
-                        includes=dut.spec.includes, defines=dut.spec.defines)
-    runs = info.build_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]+", "_", pairs[0][0].name)
-                                    + "-", dir=runs))
+    info, run_dir = build_generated(dut, sim, harness, MODELS, params, build_root,
+                                    name=pairs[0][0].name, waves=waves, optimize=optimize)
     t1 = time.monotonic()
     plan = [len(frames)]
     first = 0
@@ -230,10 +227,7 @@ def run_stream(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
         r.build_dir, r.run_dir, r.wave_file = info.build_dir, run_dir, wave
         r.wall_s, r.build_s, r.prep_s, r.sim = wall, info.build_s, prep_s, sim
         r.extra = {"layers_in_run": float(len(pairs))}
-    if not (keep or waves):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for r in out:
-            r.run_dir = None
+    release_run_dir(out, run_dir, keep or waves)
     log.info("%d layer(s) on %s (%s, stream, back-pressure %s): %d frames, run %.2f s (total "
              "%.2f s)", len(pairs), sim, dut.name, bp, len(frames), wall, time.monotonic() - t0)
     return out
