@@ -139,6 +139,13 @@ def dut_param_cases() -> list[Case]:
         ("depth", "--dut-param ACT_DEPTH=1000000", ["--dut-param ACT_DEPTH", "65536"], SIM),
         ("zero", "--dut-param COLS=0", ["--dut-param COLS"], SIM),
         ("iface-width", ["--dut-param", "Y_BITS=" + "8"], ["--dut-param Y_BITS", "iface"], SIM),
+        # our front door: its bus settings are checked against the memory the file declares
+        ("front-data-w", "--dut t2c_axi_accel --dut-param DATA_W=128",
+         ["--dut-param DATA_W", "data_bits"], SIM),
+        ("front-burst", "--dut t2c_axi_accel --dut-param BURST_LEN=3",
+         ["--dut-param BURST_LEN", "power of two"], SIM),
+        ("front-outstanding", "--dut t2c_axi_accel --dut-param OUTSTANDING=99",
+         ["--dut-param OUTSTANDING"], SIM),
     ]
     out = []
     for name, extra, needles, base in t:

@@ -62,9 +62,11 @@ def axi_config(dut: Any) -> AxiConfig:
     mem = dut.spec.interface.memory
     p = dut.params
     if p.get("DATA_W") != mem.data_bits:
+        where = dut.param_key("DATA_W") if "DATA_W" in dut.overrides else \
+            {"file": str(dut.spec.file), "key": "interface.memory.data_bits"}
         raise ConfigError(f"the DMA's DATA_W={p.get('DATA_W')} must equal the memory's data_bits "
-                          f"{mem.data_bits}", file=str(dut.spec.file),
-                          key="interface.memory.data_bits")
+                          f"{mem.data_bits} (a copy of the DUT file with both changed runs "
+                          "another width)", **where)
     try:
         return AxiConfig(data_w=p["DATA_W"], burst_len=p["BURST_LEN"],
                          outstanding=p["OUTSTANDING"], rd_latency=mem.read_latency,
