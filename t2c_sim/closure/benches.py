@@ -4,19 +4,21 @@ A :class:`~t2c_sim.closure.target.Bench` is one of two kinds:
 
 * ``cocotb``: a cocotb module run against a toplevel built from the target's RTL (the unit
   testbenches of ``testbenches/`` and :mod:`t2c_sim.closure.tb_reset_idle`);
-* ``frontdoor``: random layers co-simulated through the accelerator's AXI front door
-  (``rtl/t2c_axi_accel.v``: the AXI4-Lite registers, the DMA and the core, with the memory
-  model and harness of :mod:`t2c_sim.cosim.axi_frontdoor`), checked against the golden ``y``
-  and accumulators and, per command, the front-door cycle model. Its parameters are the
-  Verilog parameters of ``t2c_axi_accel`` (the core's plus ``DATA_W``, ``BURST_LEN``,
-  ``OUTSTANDING``), the memory model's latencies ``RD_LAT`` and ``WR_LAT`` and ``MODE``
-  (0: one command per layer with descriptors in memory, 1: one command per run through the
-  job registers, 2: faults: the memory answers SLVERR to a weight read, then to an
+* ``frontdoor``: our accelerator's AXI front door (``rtl/t2c_axi_accel.v``: the AXI4-Lite
+  registers, the DMA and the core). Its parameters are the Verilog parameters of
+  ``t2c_axi_accel`` (the core's plus ``DATA_W``, ``BURST_LEN``, ``OUTSTANDING``), the memory
+  model's latencies ``RD_LAT`` and ``WR_LAT`` and ``MODE``; its payload gives the seed.
+  ``MODE`` 0: random layers through the front door's DUT (:func:`run_layers_frontdoor`,
+  descriptors in memory), checked against the golden ``y`` and accumulators, the front-door
+  cycle model, the ``CYCLES`` register and the memory's beat counts; 1: a one-run layer in
+  direct mode (its descriptor written to the job registers), the outputs read back from
+  memory against golden, ``STATUS``, ``ERR``, ``JOBS_DONE``, ``CYCLES`` and ``CORE_CYCLES``
+  against the model; 2: faults: the memory answers SLVERR to a weight read, then to an
   accumulator write, and the command must stop with exactly that error flag, STATUS error, the
-  interrupt raised and cleared, 3: registers and refused commands: the register map of
-  docs/rtl.md read back (ID, VERSION, build parameters, every RW register with a seeded
-  32-bit value, a partial WSTRB write, START reading 0, SLVERR past the map), then commands the
-  DMA or the core must refuse with their ERR flag); its payload gives the seed.
+  interrupt raised and cleared; 3: the register map of docs/rtl.md read back (ID, VERSION,
+  build parameters, every RW register with a seeded 32-bit value, a partial WSTRB write,
+  START reading 0, SLVERR past the map), then commands the DMA or the core must refuse with
+  their ERR flag.
 
 :func:`build_bench` builds (a build failure raises :class:`~t2c_sim.errors.SimulationError`
 before anything runs: a mutant that does not elaborate is a build error, not a kill);
@@ -35,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from t2c_sim import estimate
-from t2c_sim.closure.codecov import merge
 from t2c_sim.closure.target import Bench, Target
 from t2c_sim.config import HwConfig
 from t2c_sim.cosim import sim as simmod
@@ -44,12 +45,24 @@ from t2c_sim.cosim.axi_frontdoor import (
     REG_END,
     REGS,
     build_frontdoor,
+    frontdoor_dut,
     run_commands,
     run_layers_frontdoor,
 )
+from t2c_sim.cosim.compare import cycle_mismatch
+from t2c_sim.cosim.gemm import gemm_ops
 from t2c_sim.cosim.run import hw_parameters
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
-from t2c_sim.estimate.frontdoor import DESC_BYTES, DESC_FIELDS, Y_BITS, AxiConfig, layout
+from t2c_sim.estimate.frontdoor import (
+    DESC_BYTES,
+    DESC_FIELDS,
+    Y_BITS,
+    AxiConfig,
+    command_cycles,
+    frontdoor_cycles,
+    layout,
+)
+from t2c_sim.export.hexfile import read_memh_bytes
 from t2c_sim.record import LayerRecord
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
@@ -73,7 +86,7 @@ def frontdoor_case(params: Mapping[str, int], payload: Mapping[str, Any]
         ConfigError: A parameter is missing or the mode is unknown (names the key).
     """
     core = {k.lower(): int(v) for k, v in params.items()
-            if k not in (*AXI_PARAMS, *RUN_PARAMS, "PACKED", "Y_BITS")}
+            if k not in (*AXI_PARAMS, *RUN_PARAMS, "PACKED", "Y_BITS", "SH_BITS")}
     try:
         hw = HwConfig(**core)
         axi = AxiConfig(data_w=int(params["DATA_W"]), burst_len=int(params["BURST_LEN"]),
@@ -104,7 +117,8 @@ def bench_design_params(bench: Bench, params: Mapping[str, int]) -> dict[str, in
     if bench.kind != "frontdoor":
         return dict(params)
     hw, _, packed, _, _ = frontdoor_case(params, {})
-    return {**hw_parameters(hw, packed), **{k: int(params[k]) for k in AXI_PARAMS}}
+    core = {k: v for k, v in hw_parameters(hw, packed).items() if k != "SH_BITS"}
+    return {**core, **{k: int(params[k]) for k in AXI_PARAMS}}
 
 
 def build_bench(target: Target, bench: Bench, params: Mapping[str, int],
@@ -134,21 +148,9 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
             return _faults(recs[0], hw, axi, packed, **kw)
         if mode == "commands":
             return _commands(params, hw, axi, packed, int(pl.get("seed", 0)), **kw)
-        res = run_layers_frontdoor(recs, hw, sim, axi, build_root=build_root, mode=mode,
-                                   keep=True, rtl_dir=rtl_dir, packed=packed,
-                                   timeout_s=timeout_s, build_args=build_args)
-        run_dir = res[0].run_dir
-        if run_dir is None:
-            raise SimulationError("front door: the run directory was not kept")
-        for rec, r in zip(recs, res):
-            _check_status(rec, r.commands, hw, mode)
-            for what, got, want in (("y", r.y, rec.y), ("acc", r.acc, rec.acc)):
-                if not np.array_equal(got, want):
-                    i = tuple(int(v) for v in np.argwhere(got != want)[0])
-                    raise MismatchError(f"front door ({mode}): layer {rec.name}: {what} differs "
-                                        f"at {i} (expected {int(want[i])}, got {int(got[i])})",
-                                        layer=rec.name)
-        return run_dir
+        if mode == "regs":
+            return _direct(recs[2], hw, axi, packed, **kw)
+        return _layers(recs, hw, axi, packed, **kw)
     info = simmod.build(sim, bench.top, target.sources(rtl_dir, bench.modules), dict(params),
                         build_root, build_args=build_args)
     res = simmod.run(info, bench.tb, payload={**pl, "params": dict(params)},
@@ -162,54 +164,102 @@ _FAULT_STATUS, _FAULT_IRQ = 4, 2
 _DONE_STATUS, _DONE_IRQ = 2, 1
 
 
-def _check_status(rec: LayerRecord, commands: list[dict], hw: HwConfig, mode: str) -> None:
-    """Every command of a passing layer ends done without error, raises and clears the
-    interrupt, and its JOBS_DONE and CORE_CYCLES registers count the layer's runs and core
-    cycles (docs/rtl.md register map; one command per layer in list mode, per run in regs)."""
-    plan = estimate.tile_plan(rec, hw)
-    for c in commands:
-        got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"], c["prot_err"])
-        if got != (_DONE_STATUS, 0, _DONE_IRQ, 0, 0):
-            raise MismatchError(f"front door ({mode}): layer {rec.name}: (STATUS, ERR, IRQ_STATUS, "
-                                f"IRQ after clear, protocol error) = {got}, expected "
-                                f"({_DONE_STATUS}, 0, {_DONE_IRQ}, 0, 0)", layer=rec.name)
-    jobs = [c["jobs_done"] for c in commands]
-    want_jobs = [plan.runs] if mode == "list" else [1] * plan.runs
-    core = sum(c["core_cycles"] for c in commands)
-    if jobs != want_jobs or core != estimate.cycles(rec, hw):
-        raise MismatchError(f"front door ({mode}): layer {rec.name}: JOBS_DONE {jobs}, "
-                            f"CORE_CYCLES {core}; expected {want_jobs} and "
-                            f"{estimate.cycles(rec, hw)}", layer=rec.name)
+def _layers(recs: Sequence[LayerRecord], hw: HwConfig, axi: AxiConfig, packed: bool, *,
+            sim: str, build_root: str | Path, timeout_s: float, rtl_dir: str | Path | None,
+            build_args: Sequence[str]) -> Path:
+    """MODE 0: layers through the front door's DUT (see the module docstring)."""
+    res = run_layers_frontdoor(recs, hw, sim, axi, build_root=build_root, rtl_dir=rtl_dir,
+                               packed=packed, keep=True, timeout_s=timeout_s,
+                               build_args=build_args)
+    for rec, r in zip(recs, res):
+        for what, got, want in (("y", r.y, rec.y), ("acc", r.acc, rec.acc)):
+            if got is None or not np.array_equal(got, want):
+                i = (0,) * want.ndim if got is None else \
+                    tuple(int(v) for v in np.argwhere(got != want)[0])
+                raise MismatchError(f"front door: layer {rec.name}: {what} differs at {i} "
+                                    f"(expected {int(want[i])}, got "
+                                    f"{'nothing' if got is None else int(got[i])})",
+                                    layer=rec.name)
+        cm = cycle_mismatch(r)
+        if cm is not None:
+            raise MismatchError(f"front door: {cm}", layer=rec.name)
+        if len(gemm_ops(rec)) == 1:  # the CYCLES register and the bus beats of the command
+            f = frontdoor_cycles(rec, hw, axi)
+            got = (r.extra.get("dut_cycles_0"), r.extra.get("mem_beats_0"))
+            want = (f.register, f.beats_read + f.beats_written)
+            if got != want:
+                raise MismatchError(f"front door: layer {rec.name}: (CYCLES register, memory "
+                                    f"beats) = {got}, the model gives {want}", layer=rec.name)
+    if res[0].run_dir is None:
+        raise SimulationError("front door: the run directory was not kept")
+    return res[0].run_dir
+
+
+def _image(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, build_root: str | Path
+           ) -> tuple[Any, Any, np.ndarray, Any]:
+    """``(dut, gemm op, memory image, layout)`` of a one-GEMM layer (the adapter's image)."""
+    dut = frontdoor_dut(hw, axi, build_root=build_root, overrides={"PACKED": int(packed)})
+    op = gemm_ops(rec)[0][0]
+    img, _ = dut.adapter.axi_layout(op)
+    return dut, op, img, layout(estimate.tile_plan(rec, hw), hw, axi)
+
+
+def _direct(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim: str,
+            build_root: str | Path, timeout_s: float, rtl_dir: str | Path | None,
+            build_args: Sequence[str]) -> Path:
+    """MODE 1: one run through the job registers (see the module docstring)."""
+    dut, op, img, lay = _image(rec, hw, axi, packed, build_root)
+    if len(lay.jobs) != 1:
+        raise ConfigError(f"direct mode needs a one-run layer, {rec.name} has {len(lay.jobs)}",
+                          key="params")
+    desc = np.frombuffer(img[lay.desc_addr:lay.desc_addr + 4 * len(DESC_FIELDS)].tobytes(),
+                         "<u4").tolist()
+    beats = (lay.out_base // axi.bytes, lay.end // axi.bytes - 1, 0)
+    out = run_commands(hw, axi, sim, [{"name": "direct", "limit": 20000, "dump": list(beats),
+                                       "writes": [[REGS["JOB_ROWS"], [*desc, 0, 0, 1]]]}],
+                       image=img.tobytes(), build_root=build_root, timeout_s=timeout_s,
+                       rtl_dir=rtl_dir, packed=packed, build_args=build_args)
+    (c,) = out["commands"]
+    want = (_DONE_STATUS, 0, _DONE_IRQ, 0, 1,
+            command_cycles(lay.jobs, hw, axi, list_mode=False) - 2, estimate.cycles(rec, hw))
+    got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"], c["jobs_done"],
+           c["cycles"], c["core_cycles"])
+    if got != want:
+        raise MismatchError(f"front door (direct): layer {rec.name}: (STATUS, ERR, IRQ_STATUS, "
+                            f"IRQ after clear, JOBS_DONE, CYCLES, CORE_CYCLES) = {got}, "
+                            f"expected {want}", layer=rec.name)
+    raw = read_memh_bytes(Path(out["run_dir"]) / "out0.hex", axi.data_w,
+                          beats[1] - beats[0] + 1).reshape(-1)
+    y, acc = dut.adapter.axi_unpack(op, raw)
+    for what, g, w in (("y", y, rec.y), ("acc", acc, rec.acc)):
+        if not np.array_equal(g.reshape(w.shape), w):
+            raise MismatchError(f"front door (direct): layer {rec.name}: {what} differs from "
+                                "golden", layer=rec.name)
+    return Path(out["run_dir"])
 
 
 def _faults(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim: str,
             build_root: str | Path, timeout_s: float, rtl_dir: str | Path | None,
             build_args: Sequence[str]) -> Path:
-    """SLVERR on a weight read, then on an accumulator write (see the module docstring);
-    returns the first run directory, with the coverage of both runs merged into it."""
-    lay = layout(estimate.tile_plan(rec, hw), hw, axi)
+    """MODE 2: SLVERR on a weight read, then on an accumulator write (module docstring)."""
+    _, _, img, lay = _image(rec, hw, axi, packed, build_root)
     wgt = lay.jobs[min(3, len(lay.jobs) - 1)].wgt.addr
     acc = next(j for j in lay.jobs if j.acc.words).acc.addr
-    dirs = []
-    for what, addr, err in (("weight read", wgt, 0x100), ("accumulator write", acc, 0x200)):
-        (r,) = run_layers_frontdoor([rec], hw, sim, axi, build_root=build_root, keep=True,
-                                    err_window=(addr, addr + 8), check=False, rtl_dir=rtl_dir,
-                                    packed=packed, timeout_s=timeout_s, build_args=build_args)
-        (c,) = r.commands
-        got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"])
-        want = (_FAULT_STATUS, err, _FAULT_IRQ, 0)
+    cmds = [{"name": what, "limit": 100000, "err_window": [addr, addr + 8],
+             "writes": [[REGS["DESC_ADDR"], [lay.desc_addr, len(lay.jobs), 1]]]}
+            for what, addr in (("weight read", wgt), ("accumulator write", acc))]
+    out = run_commands(hw, axi, sim, cmds, image=img.tobytes(), build_root=build_root,
+                       timeout_s=timeout_s, rtl_dir=rtl_dir, packed=packed,
+                       build_args=build_args)
+    for cmd, err, c in zip(cmds, (0x100, 0x200), out["commands"]):
+        got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"], c["prot_err"])
+        want = (_FAULT_STATUS, err, _FAULT_IRQ, 0, 0)
         if got != want:
-            raise MismatchError(f"front door: SLVERR on the {what} at {addr:#x}: (STATUS, ERR, "
-                                f"IRQ_STATUS, IRQ_STATUS after clear) = "
-                                f"({', '.join(hex(v) for v in got)}), expected "
-                                f"({', '.join(hex(v) for v in want)})", layer=rec.name)
-        if r.run_dir is None:
-            raise SimulationError("front door: the run directory was not kept")
-        dirs.append(r.run_dir)
-    dats = [d / "coverage.dat" for d in dirs if (d / "coverage.dat").is_file()]
-    if len(dats) > 1:
-        merge(dats, dirs[0] / "coverage.dat")
-    return dirs[0]
+            raise MismatchError(f"front door: SLVERR on the {cmd['name']} at "
+                                f"{cmd['err_window'][0]:#x}: (STATUS, ERR, IRQ_STATUS, IRQ after "
+                                f"clear, protocol error) = ({', '.join(hex(v) for v in got)}), "
+                                f"expected ({', '.join(hex(v) for v in want)})", layer=rec.name)
+    return Path(out["run_dir"])
 
 
 _ERR_DESC, _ERR_ZERO, _ERR_LOHI = 0x400, 0x001, 0x020

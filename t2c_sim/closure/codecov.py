@@ -40,7 +40,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -147,14 +147,29 @@ def _span(s: str | None, line: int) -> tuple[int, ...]:
     return tuple(lines) or (line,)
 
 
-def points(counts: Mapping[str, int], rtl_dir: str | Path | None = None) -> dict[Point, int]:
-    """Fold raw points into :class:`Point` (summing instances); only ``rtl_dir`` files if given."""
-    base = Path(rtl_dir).resolve() if rtl_dir is not None else None
+Scope = str | Path | Collection[str | Path] | None
+
+
+def _in_scope(scope: Scope) -> Callable[[str], bool]:
+    """``file -> bool``: every file (``None``), a folder's files, or one of the given files."""
+    if scope is None:
+        return lambda f: True
+    if isinstance(scope, (str, Path)):
+        base = Path(scope).resolve()
+        return lambda f: Path(f).resolve().parent == base
+    files = {Path(f).resolve() for f in scope}
+    return lambda f: Path(f).resolve() in files
+
+
+def points(counts: Mapping[str, int], rtl_dir: Scope = None) -> dict[Point, int]:
+    """Fold raw points into :class:`Point` (summing instances); only the files of ``rtl_dir``
+    (a folder, or a collection of source files, e.g. a DUT's) if given."""
+    keep = _in_scope(rtl_dir)
     out: dict[Point, int] = {}
     for key, n in counts.items():
         f = _fields(key)
         file = f.get("f", "")
-        if base is not None and Path(file).resolve().parent != base:
+        if not keep(file):
             continue
         page = f.get("page", "")
         # a parameterized copy is named <module>__pi<N> or <module>__<parameter values>
@@ -278,7 +293,7 @@ def _line_counts(pts: Mapping[Point, int], skip: Mapping[Point, object]) -> dict
     return per
 
 
-def table(counts: Mapping[str, int], rtl_dir: str | Path,
+def table(counts: Mapping[str, int], rtl_dir: Scope,
           waivers: Sequence[CovWaiver] = ()) -> list[FileRow]:
     """Per-file rows for the files of ``rtl_dir`` (sorted), plus a ``TOTAL`` row last."""
     pts = points(counts, rtl_dir)
@@ -315,7 +330,7 @@ def format_table(rows: Sequence[FileRow]) -> str:
     return "\n".join(out)
 
 
-def holes(counts: Mapping[str, int], rtl_dir: str | Path, waivers: Sequence[CovWaiver] = (),
+def holes(counts: Mapping[str, int], rtl_dir: Scope, waivers: Sequence[CovWaiver] = (),
           ) -> dict[str, list[str]]:
     """Unhit, unwaived points per file: ``"L<line> <text>"`` for lines, signals for toggles."""
     pts = points(counts, rtl_dir)
@@ -336,7 +351,7 @@ def holes(counts: Mapping[str, int], rtl_dir: str | Path, waivers: Sequence[CovW
     return out
 
 
-def write_info(counts: Mapping[str, int], out: str | Path, rtl_dir: str | Path | None = None,
+def write_info(counts: Mapping[str, int], out: str | Path, rtl_dir: Scope = None,
                waivers: Sequence[CovWaiver] = ()) -> Path:
     """Write lcov ``.info``: ``DA`` per line, toggles and user points as ``BRDA`` (waived omitted)."""
     pts = points(counts, rtl_dir)
@@ -397,7 +412,7 @@ def genhtml(info: str | Path, out_dir: str | Path, title: str = "t2c-sim RTL cov
 TARGETS = {"lines": 95.0, "toggles": 90.0}
 
 
-def summarize(dats: Sequence[str | Path], out_dir: str | Path, rtl_dir: str | Path,
+def summarize(dats: Sequence[str | Path], out_dir: str | Path, rtl_dir: Scope,
               waivers: Sequence[CovWaiver] = (), *, html: bool = True,
               max_holes: int = 40) -> dict:
     """Merge ``dats`` into ``out_dir/coverage.dat``, write ``coverage.info`` and (``html``)

@@ -170,7 +170,7 @@ def _accel_benches() -> dict[str, Bench]:
     tb = TB_DIR if TB_DIR is not None else Path("testbenches")
     top = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
            "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
-           "CH_DEPTH": 4}
+           "CH_DEPTH": 4, "Y_BITS": 16, "SH_BITS": 6}
     # tests/test_cosim_top.py's PARAMS_B: 3x1, 1:8, odd widths
     top_b = {**top, "ROWS": 3, "COLS": 1, "N": 1, "M": 8, "A_BITS": 5, "W_BITS": 6,
              "ACT_DEPTH": 30, "W_DEPTH": 9, "OUT_DEPTH": 12, "CH_DEPTH": 3}
@@ -187,7 +187,7 @@ def _accel_benches() -> dict[str, Bench]:
     fd = {**top, "ROWS": 2, "COLS": 3, "ACT_DEPTH": 16, "W_DEPTH": 24, "OUT_DEPTH": 64,
           "CH_DEPTH": 6, "SHIFT_MAX": 63, "PACKED": 1, "DATA_W": 64, "BURST_LEN": 16,
           "OUTSTANDING": 4, "RD_LAT": 4, "WR_LAT": 4, "MODE": 0}
-    regs = {**top, "ROWS": 3, "COLS": 5, "N": 1, "M": 8, "A_BITS": 6, "W_BITS": 7,
+    regs = {**{k: v for k, v in top.items() if k != "SH_BITS"}, "ROWS": 3, "COLS": 5, "N": 1, "M": 8, "A_BITS": 6, "W_BITS": 7,
             "ACC_BITS": 28, "MULT_BITS": 24, "ACT_DEPTH": 96, "W_DEPTH": 80, "OUT_DEPTH": 64,
             "CH_DEPTH": 10, "Y_BITS": 16, "DATA_W": 128, "BURST_LEN": 8, "OUTSTANDING": 3}
     return {

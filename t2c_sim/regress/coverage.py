@@ -34,19 +34,41 @@ from t2c_sim.closure.codecov import find_genhtml, load_waivers, merge, summarize
 from t2c_sim.closure.coverdb import Coverage, merge_all
 from t2c_sim.closure.target import Target
 from t2c_sim.config import HwConfig
-from t2c_sim.errors import ConfigError
+from t2c_sim.cosim.dut import load_dut
+from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.dut import current_target
 from t2c_sim.regress.results import PASS, RunResult
 from t2c_sim.regress.suite import hw_short
 
 __all__ = ["CODE_DIR", "PARTS_DIR", "current_target", "check_coverage_tools", "functional",
+           "scope", "functional_model_ok",
            "functional_of", "finish_run", "finish_job", "suite_coverage", "coverage_lines"]
 
 log = logging.getLogger(__name__)
 
 CODE_DIR = "coverage"
 PARTS_DIR = ".coverage-parts"
+
+
+def scope(target: Target, dut_files: Sequence[str | None] = ()) -> list[Path]:
+    """The source files code coverage reports: the target's RTL folder, and the sources of
+    every other DUT file a run or job used (``--dut``; a user's own RTL)."""
+    files = sorted(target.rtl_dir.glob("*.v"))
+    for f in sorted({str(d) for d in dut_files if d}):
+        try:
+            spec = load_dut(f)
+        except T2CError as e:  # reported where the DUT was loaded; not again here
+            log.warning("code coverage: DUT file %s: %s", f, e)
+            continue
+        files += [p for p in spec.sources if p not in files]
+    return files
+
+
+def functional_model_ok(dut_name: str | None) -> bool:
+    """Functional coverage samples the accelerator's tile plan: our DUTs only (the back and
+    the front door); another DUT's layers get code coverage only."""
+    return dut_name in (None, "t2c_accel", "t2c_axi_accel")
 
 
 def check_coverage_tools(sims: Sequence[str | None]) -> None:
@@ -103,30 +125,34 @@ def _passing_dats(parts: Path, run: RunResult) -> list[Path]:
 
 
 def finish_run(run: RunResult, records: Sequence[LayerRecord], hw: HwConfig, out_dir: Path,
-               *, code: bool, target: Target | None = None) -> None:
+               *, code: bool, target: Target | None = None, dut_file: str | None = None,
+               dut_name: str | None = None) -> None:
     """Fill ``run.coverage`` for ``t2c-sim run``: functional coverage, and with ``code`` the
-    merged Verilator coverage of the passing layers in ``out_dir/coverage/`` (HTML too)."""
+    merged Verilator coverage of the passing layers in ``out_dir/coverage/`` (HTML too) over
+    the target's RTL and the sources of ``dut_file`` (``--dut``)."""
     target = target or current_target()
-    run.coverage = {"functional": functional(records, run, hw, target)}
+    run.coverage = {"functional": functional(records, run, hw, target)
+                    if functional_model_ok(dut_name) else []}
     if not code:
         return
     parts = out_dir / PARTS_DIR
     try:
         dats = _passing_dats(parts, run)
-        run.coverage["code"] = summarize(dats, out_dir / CODE_DIR, target.rtl_dir,
+        run.coverage["code"] = summarize(dats, out_dir / CODE_DIR, scope(target, [dut_file]),
                                          load_waivers(target.coverage_waivers)) if dats else None
     finally:
         shutil.rmtree(parts, ignore_errors=True)
 
 
 def finish_job(run: RunResult, records: Sequence[LayerRecord], hw: HwConfig | None,
-               job_dir: Path, *, code: bool, funcov: bool, target: Target | None = None
-               ) -> None:
-    """Fill ``run.coverage`` for one regression job: functional coverage (``funcov``), and
-    with ``code`` one merged ``job_dir/coverage.dat`` (``code_dat``, relative to the job)."""
+               job_dir: Path, *, code: bool, funcov: bool, target: Target | None = None,
+               dut_name: str | None = None) -> None:
+    """Fill ``run.coverage`` for one regression job: functional coverage (``funcov``; our
+    DUTs only), and with ``code`` one merged ``job_dir/coverage.dat`` (``code_dat``, relative
+    to the job)."""
     target = target or current_target()
     run.coverage = {}
-    if funcov and hw is not None:
+    if funcov and hw is not None and functional_model_ok(dut_name):
         run.coverage["functional"] = functional(records, run, hw, target)
     if not code:
         return
@@ -166,13 +192,14 @@ def suite_coverage(results: dict[str, dict[str, Any]], out_dir: Path, *, code: b
     target = target or current_target()
     out: dict[str, Any] = {"functional": functional_of(results)}
     if code:
-        dats, missing = [], []
+        dats, missing, duts = [], [], []
         for jid, r in results.items():
             rel = ((r.get("run") or {}).get("coverage") or {}).get("code_dat")
             if rel:
                 p = out_dir / "jobs" / jid / rel
                 (dats if p.is_file() else missing).append(p)
-        out["code"] = summarize(dats, out_dir / CODE_DIR, target.rtl_dir,
+                duts.append((r.get("info") or {}).get("dut_file"))
+        out["code"] = summarize(dats, out_dir / CODE_DIR, scope(target, duts),
                                 load_waivers(target.coverage_waivers)) if dats else None
         out["code_missing"] = [str(p) for p in missing]
     return out
