@@ -214,7 +214,8 @@ def frontdoor_dut(hw: HwConfig, axi: AxiConfig | None = None, *,
         mem.update(data_bits=axi.data_w, read_latency=axi.rd_latency,
                    write_latency=axi.wr_latency)
         if rtl_dir is not None:
-            data["sources"] = [str(p) for p in axi_sources(rtl_dir)[:-2]]
+            # absolute: the copy lives under build_root, and rtl_dir may be relative
+            data["sources"] = [str(Path(p).resolve()) for p in axi_sources(rtl_dir)[:-2]]
         text = yaml.safe_dump(data, sort_keys=False)
         d = Path(build_root).resolve() / "generated" / "duts"
         d.mkdir(parents=True, exist_ok=True)
