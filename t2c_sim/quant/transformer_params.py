@@ -219,28 +219,34 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
                         f"(max |gamma| / s_y = {np.abs(gs).max():.3g}, C = {c})")
 
 
-def matmul_params(s_a: Any, s_b: Any, s_y: float, *, alpha: float = 1.0, mult_bits: int = 32,
+def matmul_params(s_a: Any, s_b: Any, s_y: Any, *, alpha: float = 1.0, mult_bits: int = 32,
                   shift_max: int = 63) -> dict[str, Any]:
     """Requantizer of ``a @ b``: ``m = alpha * s_a * s_b / s_y`` (float64, left to right) as ``(M0, sh)``.
 
     ``s_a``: a scalar or token-wise ``[R]`` (one scale per output row, rows = flattened leading
     dims of the output); ``s_b``: a scalar or ``[C]`` (one per output column, e.g. the token-wise
-    scales of ``K`` in ``Q @ K^T``). ``alpha`` folds e.g. ``1 / sqrt(d_head)``. Shapes of ``M0/sh``:
-    ``[1]`` (both scalar), ``[C]``, ``[R, 1]`` or ``[R, C]``.
+    scales of ``K`` in ``Q @ K^T``); ``s_y``: a scalar or ``[R]`` (a token-wise output: the scale
+    of the row its consumer reads). ``alpha`` folds e.g. ``1 / sqrt(d_head)``. Shapes of
+    ``M0/sh``: ``[1]`` (all scalar), ``[C]``, ``[R, 1]`` or ``[R, C]``.
 
     >>> {k: v.tolist() for k, v in matmul_params(0.5, 0.25, 0.5, mult_bits=8).items()}
     {'M0': [128], 'sh': [9]}
+    >>> {k: v.tolist() for k, v in matmul_params(0.5, 0.25, [0.5, 0.25], mult_bits=8).items()}
+    {'M0': [[128], [128]], 'sh': [[9], [8]]}
     """
     a = np.asarray(s_a, dtype=np.float64)
     b = np.asarray(s_b, dtype=np.float64)
-    s_y = _scale(s_y, "matmul output scale")
+    y = _out_scales(s_y, "matmul output scale")
     if a.ndim > 1 or b.ndim > 1:
         raise NumericsError(f"matmul scales must be scalars or vectors, got {a.shape} and {b.shape}")
-    m = alpha * (a.reshape(-1, 1) if a.ndim else a) * (b.reshape(1, -1) if b.ndim else b) / s_y
+    if a.ndim and y.ndim and a.size != y.size:
+        raise NumericsError(f"matmul: {a.size} row scales of a but {y.size} of the output")
+    col = (lambda v: v.reshape(-1, 1) if v.ndim else v)
+    m = alpha * col(a) * (b.reshape(1, -1) if b.ndim else b) / col(y)
     m = np.asarray(m, dtype=np.float64)
     if m.ndim == 0:
         m = m.reshape(1)
-    elif a.ndim == 0:
+    elif a.ndim == 0 and y.ndim == 0:
         m = m.reshape(-1)
     m0, sh = quantize_multiplier_vec(m, mult_bits, shift_max)
     return {"M0": m0, "sh": sh}

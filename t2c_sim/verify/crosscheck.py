@@ -41,7 +41,7 @@ __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED
 log = logging.getLogger(__name__)
 
 CHECKED_OPS = (OpKind.CONV2D, OpKind.LINEAR, OpKind.AVGPOOL, OpKind.GAVGPOOL, OpKind.ADD,
-               OpKind.CONCAT)
+               OpKind.CONCAT, OpKind.MATMUL, OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.GELU)
 
 
 def lsb_stats(diff: np.ndarray) -> dict[str, Any]:
@@ -88,17 +88,31 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
     except (AttributeError, KeyError) as e:
         raise FuseError(f"no module for it in the model ({e})", layer=rec.name) from None
     if rec.op is OpKind.ADD:
-        xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x),
-              _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
+        a = _dequant(rec, inputs[0], meta["s_x"], rec.z_x)
+        if rec.const_q is not None:      # x + c: the constant as its integers, dequantized
+            b = _dequant(rec, np.broadcast_to(rec.const_q, inputs[0].shape), meta["s_b"], rec.z_b)
+            xs = [b, a] if meta.get("const_operand") == 0 else [a, b]
+        else:
+            xs = [a, _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
     elif rec.op is OpKind.CONCAT:
         xs = [_dequant(rec, x, s, z) for x, s, z in zip(inputs, meta["s_in"], rec.params["z_in"])]
+        if rec.const_q is not None:      # class tokens: the output format's integers
+            lead = inputs[0].shape[:-2]
+            c = _dequant(rec, np.broadcast_to(rec.const_q, (*lead, *rec.const_q.shape)),
+                         meta["s_y"], rec.z_y)
+            xs = list(torch.split(c, meta.get("const_tokens") or [c.shape[-2]], dim=-2)) + xs
+    elif rec.op is OpKind.MATMUL:
+        b = _dequant(rec, inputs[1], meta["s_b"], rec.z_b)
+        if rec.trans_b != getattr(mod, "trans_b", False):
+            b = b.transpose(-1, -2)      # stored [..., C, K]; the module multiplies as written
+        xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x), b]
     else:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x)]
     y = mod(*xs)
     if meta.get("bn"):
         y = model.get_submodule(meta["bn"])(y)
     y = _act(y, meta.get("act"))
-    if y.dim() == 4:
+    if y.dim() == 4 and (rec.op is OpKind.CONV2D or meta.get("layout") == "nhwc"):
         y = y.permute(0, 2, 3, 1)
     lo, hi = rec.y_range
     q = torch.round(y / _scale(meta["s_y"], y)) + rec.z_y
@@ -137,6 +151,9 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
                x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
     """Top-1 accuracies (percent) of float, fake-quant and integer models and their agreement.
 
+    Top-1 is the argmax over the last axis: of the logits ``[B, classes]``, or of every token of a
+    ``[B, T, D]`` output (a transformer block: the agreements then count tokens).
+
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
     Also reports whether the NumPy and PyTorch integer paths give identical outputs. Without
     labels (``y = None``: synthetic inputs) there are no accuracies; ``float_agreement`` is the
@@ -155,7 +172,9 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
     xq = quantize_input(qmodel, x)
     out_np = integer_forward(records, xq)
     out_t = run_network_torch(records, xq)[records[-1].name][1].numpy()
-    it = out_np.reshape(out_np.shape[0], -1).argmax(-1)
+    it = out_np.argmax(-1)     # top-1 over the last axis: per sample, or per token of [B, T, D]
+    if ft is not None:
+        ft = ft.reshape(it.shape)
     if labels is not None:
         if ft is not None:
             res["float_acc"] = 100.0 * float(np.mean(ft == labels))
