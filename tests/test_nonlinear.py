@@ -344,13 +344,13 @@ def test_layernorm_per_row_constants_against_oracle():
         assert {k: p["params"][k] for k in ("eps_q", "sqrt_shift")} == \
             {k: one[k] for k in ("eps_q", "sqrt_shift")}
 
-        def consts(shift):
+        def consts(shift, gamma=gamma, beta=beta, s_y=s_y):
             return ([[O.round_half_even_frac(O.Fraction(float(g) / float(v)) * 2 ** shift)
                       for g in gamma] for v in s_y],
                     [[O.round_half_even_frac(O.Fraction(float(b) / float(v)) * 2 ** shift)
                       for b in beta] for v in s_y])
 
-        def fits(shift):       # the bound over every row at once (one shift for all rows)
+        def fits(shift, c=c):  # the bound over every row at once (one shift for all rows)
             g_, b_ = consts(shift)
             return max(abs(v) for row in g_ for v in row) * math.ceil(math.sqrt(c - 1)) + \
                 max(abs(v) for row in b_ for v in row) <= 2 ** 31

@@ -62,8 +62,7 @@ from t2c_sim.config import FuseOptions, RoundMode
 from t2c_sim.errors import FuseError, ModelError, T2CError
 from t2c_sim.fuse.formats import QFormat, TensorVal, qformat, same_format
 from t2c_sim.fuse.mac import mac_record
-from t2c_sim.fuse.movement import View, base_index, cost, emit, int_shape, plan, \
-    producer_row_scales, replay
+from t2c_sim.fuse.movement import View, base_index, cost, emit, int_shape, plan, producer_row_scales, replay
 from t2c_sim.fuse.ops import (
     add_record,
     avgpool_record,

@@ -47,8 +47,8 @@ class _Fuser(Protocol):
     def shape(self, node: fx.Node) -> tuple[int, ...]: ...
     def add(self, rec: LayerRecord, node: fx.Node, val: TensorVal) -> None: ...
 
-__all__ = ["add_record", "add_const_record", "concat_record", "avgpool_record", "maxpool_record", "flatten_record",
-           "integer_axis"]
+__all__ = ["add_record", "add_const_record", "concat_record", "avgpool_record", "maxpool_record",
+           "flatten_record", "integer_axis"]
 
 
 def _pair(v: Any) -> tuple[int, int]:

@@ -139,7 +139,7 @@ def _table(rec: LayerRecord, per_row: bool = False) -> np.ndarray:
     n = 1 << rec.a_bits
     if rec.table.shape != (n,) and not (per_row and rec.table.ndim == 2 and rec.table.shape[1] == n):
         raise RecordError(f"layer {rec.name}: table has shape {rec.table.shape}, expected "
-                          f"({n},){' or (R, %d)' % n if per_row else ''} for {rec.a_bits}-bit "
+                          f"({n},){f' or (R, {n})' if per_row else ''} for {rec.a_bits}-bit "
                           f"inputs")
     return rec.table
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from t2c_sim.config import RoundMode, qrange
+from t2c_sim.errors import ModelError
 from t2c_sim.quant.base import Quantizer
 from t2c_sim.quant.intops import layernorm_int_t, lookup_t, requant_t, softmax_int_t
 from t2c_sim.quant.observers import QuantError
@@ -193,6 +194,8 @@ class QSoftmax(nn.Module):
         self.y_bits, self.frac_bits, self.mode = int(y_bits), int(frac_bits), RoundMode.parse(mode)
         self.y_scale = float(2.0 ** -self.y_bits if y_scale is None else y_scale)
         self.dim = int(dim)
+        #: where the user wrote it (``file``, ``line``, ``node``), for errors
+        self.where: dict[str, Any] = {}
         #: the output format (fixed: unsigned y_bits, s_y, z = 0); its consumers are tied to it
         self.oq = FixedQuantizer(self.y_scale, 0, self.y_bits, unsigned=True)
         self._cache: tuple[Any, dict[str, Any]] | None = None
@@ -207,9 +210,8 @@ class QSoftmax(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.dim not in (-1, x.dim() - 1):
-            raise QuantError(f"{getattr(self, 'label', 'softmax')}: softmax over dim {self.dim} of "
-                             f"a {x.dim()}-D tensor; the integer softmax runs over the last axis "
-                             f"(dim=-1)")
+            raise ModelError(f"softmax over dim {self.dim} of a {x.dim()}-D tensor; the integer "
+                             f"softmax runs over the last axis (dim=-1)", **self.where)
         if self.aq is None:
             return softmax_ref(x)
         xh = self.aq(x)

@@ -72,8 +72,8 @@ from t2c_sim.quant.modules import (
     QConv2d,
     QLinear,
 )
-from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
 from t2c_sim.quant.nodes import ACT_HINT, describe, is_shape, source_of, unsupported, where
+from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
 
 __all__ = ["Role", "Op", "classify", "where", "source_of", "unsupported", "is_shape", "describe",
            "is_const", "CHAIN_ROLES", "FUSING_ROLES", "Q_MODULES"]

@@ -39,8 +39,8 @@ from t2c_sim.quant.modules import (
     QLinear,
     quantizers,
 )
-from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
 from t2c_sim.quant.nodes import _HINTS
+from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
 from t2c_sim.quant.ops import Op, Role, classify, is_const, unsupported, where
 from t2c_sim.quant.qconfig import make_quantizer
 
@@ -353,6 +353,7 @@ def _swap(gm: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> No
             bits = int((_spec_get(spec, name, "act") or {}).get("nbit", 8))
             new = QSoftmax(aq=_factory(spec, make, name, "act"), y_bits=bits,
                            dim=-1 if mod.dim is None else mod.dim)
+            new.where = where(node)
         elif isinstance(mod, nn.LayerNorm):
             new = QLayerNorm.from_float(mod, aq=_factory(spec, make, name, "act"))
         elif isinstance(mod, nn.GELU):

@@ -241,8 +241,9 @@ def matmul_params(s_a: Any, s_b: Any, s_y: Any, *, alpha: float = 1.0, mult_bits
         raise NumericsError(f"matmul scales must be scalars or vectors, got {a.shape} and {b.shape}")
     if a.ndim and y.ndim and a.size != y.size:
         raise NumericsError(f"matmul: {a.size} row scales of a but {y.size} of the output")
-    col = (lambda v: v.reshape(-1, 1) if v.ndim else v)
-    m = alpha * col(a) * (b.reshape(1, -1) if b.ndim else b) / col(y)
+    a_col = a.reshape(-1, 1) if a.ndim else a
+    y_col = y.reshape(-1, 1) if y.ndim else y
+    m = alpha * a_col * (b.reshape(1, -1) if b.ndim else b) / y_col
     m = np.asarray(m, dtype=np.float64)
     if m.ndim == 0:
         m = m.reshape(1)
