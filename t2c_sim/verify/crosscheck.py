@@ -6,8 +6,9 @@ fed to both paths:
 
 - integer: the golden layer (``t2c_sim.golden.run_network``) -> ``y_int``;
 - fake-quant: ``x = s_x * (x_q - z_x)`` (float32) in torch layout -> the wrapper module (its
-  own quantizers, plus a not-yet-folded BN and the fused activation) -> quantize with the
-  output format: ``y_fq = clamp(round_half_even(y / s_y) + z_y, qmin, qmax)``.
+  own quantizers, plus a not-yet-folded BN and the fused activation; a token-wise input
+  quantizer is bypassed, ``x`` already being its integers at the record's row scales) -> quantize
+  with the output format: ``y_fq = clamp(round_half_even(y / s_y) + z_y, qmin, qmax)``.
 
 The difference ``y_fq - y_int`` is reported in LSBs: ``{"max": .., "nonzero_rate": ..,
 "hist": {diff: count}, "n": ..}`` per layer name. Legitimate 1-LSB sources are described in
@@ -81,6 +82,25 @@ def _act(y: torch.Tensor, act: str | None) -> torch.Tensor:
     return F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
 
 
+class _given_token_scales:  # noqa: N801 - a context used like a function
+    """Token-wise input quantizers of ``mod`` are set aside while it runs on inputs that are
+    already integers of the record's scales: a dynamic quantizer would re-derive its scales from
+    the dequantized row (LSQ's clip ratio ``alpha < 1`` gives ``alpha * s`` the second time)."""
+
+    def __init__(self, mod: nn.Module) -> None:
+        self.mod = mod
+        self.saved = {k: getattr(mod, k) for k in ("aq", "bq", "qa", "qb")
+                      if getattr(getattr(mod, k, None), "granularity", None) == "token"}
+
+    def __enter__(self) -> None:
+        for k in self.saved:
+            setattr(self.mod, k, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        for k, q in self.saved.items():
+            setattr(self.mod, k, q)
+
+
 def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:
     meta = rec.meta
     try:
@@ -108,7 +128,8 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x), b]
     else:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x)]
-    y = mod(*xs)
+    with _given_token_scales(mod):
+        y = mod(*xs)
     if meta.get("bn"):
         y = model.get_submodule(meta["bn"])(y)
     y = _act(y, meta.get("act"))
