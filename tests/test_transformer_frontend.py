@@ -342,6 +342,8 @@ class Refused(nn.Module):
             return y * self.w  # BAD:param_mul
         if c == "einsum":
             return torch.einsum("btd,bsd->bts", y, y)  # BAD:einsum
+        if c == "shape_scale":
+            return (y @ y.transpose(-2, -1)) * y.size(-1) ** -0.5  # BAD:shape_scale
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -358,6 +360,7 @@ REFUSED = [  # (case, fx node, what the message must say)
     ("fancy_index", "getitem", "advanced indexing"),
     ("param_mul", "w", "attribute 'w'"),
     ("einsum", "einsum", r"a @ b \(torch.matmul\)"),
+    ("shape_scale", "mul", "a factor computed from tensor shapes.*self.scale = head_dim"),
 ]
 
 

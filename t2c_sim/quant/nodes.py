@@ -126,7 +126,7 @@ def _hint(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> str:
 # ---- shape queries ---------------------------------------------------------------------------
 _SHAPE_METHODS = ("size", "dim", "numel")
 _ARITH = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
-          operator.neg, math.prod)
+          operator.neg, operator.pow, math.prod)
 
 
 def is_shape(node: Any, _seen: dict[fx.Node, bool] | None = None) -> bool:

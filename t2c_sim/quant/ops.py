@@ -457,6 +457,10 @@ def _scale(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = F
         x, c = args[0], float(args[1])
     elif len(args) == 2 and not div and number(args[0]) and isinstance(args[1], fx.Node):
         x, c = args[1], float(args[0])
+    elif len(args) == 2 and any(is_shape(a) for a in args):
+        raise unsupported(node, mods, "a factor computed from tensor shapes",
+                          "compute it as a Python number in __init__ "
+                          "(self.scale = head_dim ** -0.5) and multiply by self.scale")
     else:
         raise unsupported(node, mods)
     if node.kwargs.get("rounding_mode") is not None or c == 0:
