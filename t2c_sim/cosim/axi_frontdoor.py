@@ -145,12 +145,12 @@ def axi_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 
 def build_frontdoor(hw: HwConfig, axi: AxiConfig, sim: str = "verilator",
                     build_root: str | Path = "build/sim", *, mem_words: int = MIN_MEM_WORDS,
-                    packed: bool | None = None, optimize: bool = False, waves: bool = False,
+                    packed: bool | None = None, optimize: bool = True, waves: bool = False,
                     rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
     """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`)."""
     args = []
     if sim == "verilator":
-        args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else [])
+        args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
     packed = default_packed(sim) if packed is None else packed
     return simmod.build(sim, TOPLEVEL, axi_sources(rtl_dir),
                         axi_parameters(hw, axi, packed, mem_words), build_root, waves=waves,
@@ -353,7 +353,7 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
                          build_root: str | Path = "build/sim", mode: str = "list",
                          acc: bool = True, keep: bool = False,
                          err_window: tuple[int, int] | None = None,
-                         rtl_dir: str | Path | None = None, optimize: bool = False,
+                         rtl_dir: str | Path | None = None, optimize: bool = True,
                          packed: bool | None = None, timeout_s: float | None = None,
                          check: bool = True) -> list[FrontDoorResult]:
     """Co-simulate layers through the front door, all in ONE simulator process.
@@ -371,7 +371,7 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
         err_window: Memory bytes ``[lo, hi)`` that answer SLVERR (fault injection; with
             ``check=False`` the error flags are returned in ``commands``, not raised).
         rtl_dir: Build this copy of the RTL (a mutant in a test).
-        optimize: Verilator ``-O2``.
+        optimize: Verilator ``-O2`` (the default; ``False``: ``-O0``, a quicker build).
         packed: PE array implementation (``None``: the simulator's fast one).
         timeout_s: Wall-clock limit of the simulator (default from the model).
         check: Raise on error flags, a missing interrupt, or cycles that differ from the model.

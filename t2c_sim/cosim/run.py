@@ -167,22 +167,23 @@ def harness_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 
 
 def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "build/sim", *,
-                waves: bool = False, optimize: bool = False, packed: bool | None = None,
+                waves: bool = False, optimize: bool = True, packed: bool | None = None,
                 rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
     """Build the harness once per ``(sim, hw, waves, sources)`` (cached by :func:`sim.build`).
 
     Verilator gets ``--timing`` (the harness clock is ``always #5``), ``--no-public-flat-rw``
     (undoes the cocotb runner's ``--public-flat-rw``: only the harness signals the testbench
     touches are public, through metacomments; everything public runs several times slower);
-    :func:`sim.build` adds ``--output-split 0`` to every Verilator build. ``optimize`` compiles
-    the model with ``-O2`` (long runs, benchmarks) instead of the fast-to-build default.
+    :func:`sim.build` adds ``--output-split 0`` to every Verilator build. ``optimize`` (the
+    default) compiles the model with ``-O2`` (what ``make bench`` measures); ``False`` builds it
+    ~5 s faster with ``-O0`` and simulates it 3-4x slower (short tests).
     ``packed`` selects the PE array implementation (``None``: :func:`default_packed`);
     ``rtl_dir`` builds another copy of the RTL (same file names; e.g. a mutant in a test).
     """
     args = []
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"]
-        args += ["-CFLAGS", "-O2"] if optimize else []
+        args += ["-CFLAGS", "-O2" if optimize else "-O0"]
     packed = default_packed(sim) if packed is None else packed
     return simmod.build(sim, TOPLEVEL, harness_sources(rtl_dir), hw_parameters(hw, packed),
                         build_root, waves=waves, build_args=args)
@@ -504,7 +505,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                waves: bool = False, tiles: list[list[int] | None] | None = None,
                timeout_s: float | None = None, keep: bool = False,
                mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False, watchdog_margin: int = 1000,
+               optimize: bool = True, watchdog_margin: int = 1000,
                packed: bool | None = None, rtl_dir: str | Path | None = None,
                ) -> list[CosimResult]:
     """Co-simulate several layers in ONE simulator run (one process start for all of them).
@@ -515,7 +516,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
         tiles: Per layer, the tile indices to run (``None``: all).
         mutate: Called with the run directory after the memory files are written and before
             the simulator starts (fault injection in tests: e.g. truncate a file, edit plan.hex).
-        optimize: Build the Verilator model with ``-O2`` (see :func:`build_accel`).
+        optimize: Build the Verilator model with ``-O2`` (the default; see :func:`build_accel`).
         watchdog_margin: The per-run watchdog is ``2 * predicted + watchdog_margin`` cycles.
         rtl_dir: Build this copy of the RTL instead of the package's (see :func:`build_accel`).
 
@@ -561,8 +562,10 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
     payload = {"names": names, "tiles": order, "predicted": [pred[i] for i in order],
                "limits": [2 * pred[i] + watchdog_margin for i in order]}
     t2 = time.monotonic()
+    # the testbench has no assert to rewrite: skip pytest's rewriting hook (its set-up scans
+    # every installed package's entry points, ~0.2 s of each simulator start)
     simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
-               waves=waves)
+               waves=waves, extra_env={"COCOTB_REWRITE_ASSERTION_FILES": ""})
     wall = time.monotonic() - t2
     wave = None
     if waves:
