@@ -171,6 +171,7 @@ def _load_source(path: str, seed: int | None, cache_dir: str):
 
 
 def _print_run(run: Any, reports: dict[str, Path]) -> None:
+    from t2c_sim.regress.report.chain import chain_lines
     from t2c_sim.regress.report.parity import parity_lines
     from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
 
@@ -179,7 +180,7 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
     if fails:
         print()
         print(fails)
-    for line in parity_lines(run):
+    for line in parity_lines(run) + chain_lines(run):
         print(line)
     for k, v in run.summary.items():
         print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")

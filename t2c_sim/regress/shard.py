@@ -129,50 +129,57 @@ def plan_units(work: Sequence[Work], n_units: int, *, max_runs: int,
     """
     if not work:
         return []
-    total = sum(w.cost for w in work)
-    target = total / max(1, n_units)
+    target = sum(w.cost for w in work) / max(1, n_units)
     units: list[Unit] = []
     for sim in dict.fromkeys(w.sim for w in work):
+        units += _cut(sim, work, target, n_units, max_runs, split)
+    units.sort(key=lambda u: (u.first, u.pieces[0].tiles[0] if u.pieces[0].tiles else -1))
+    return units
+
+
+def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: int,
+         split: bool) -> list[Unit]:
+    """The units of one simulator's items (see :func:`plan_units`)."""
+    units: list[Unit] = []
+    cur = _Open(sim)
+
+    def close() -> None:
+        nonlocal cur
+        if cur.pieces:
+            units.append(Unit(sim, tuple(cur.pieces), cur.cost, cur.runs))
         cur = _Open(sim)
 
-        def close() -> None:
-            nonlocal cur
-            if cur.pieces:
-                units.append(Unit(sim, tuple(cur.pieces), cur.cost, cur.runs))
-            cur = _Open(sim)
-
-        for i, w in enumerate(work):
-            if w.sim != sim:
-                continue
-            if not (split and w.splittable):
-                if cur.pieces and (cur.runs + w.runs > max_runs or
-                                   (n_units > 1 and cur.cost + w.cost / 2 > target)):
-                    close()
-                cur.pieces.append(Piece(i))
-                cur.cost += w.cost
-                cur.runs += w.runs
-                continue
-            tiles: list[int] = []
-            costs, runs = w.tile_costs or (), w.tile_runs or (1,) * len(w.tile_costs or ())
-            for t, (c, r) in enumerate(zip(costs, runs)):
-                if r > max_runs:
-                    raise SimulationError(f"tile {t} needs {r} runs, more than the {max_runs} "
-                                          "one simulator process holds")
-                full = cur.runs + r > max_runs
-                due = n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target
-                if full or due:
-                    if tiles:
-                        cur.pieces.append(Piece(i, tuple(tiles)))
-                        tiles = []
-                    close()
-                tiles.append(t)
-                cur.cost += c
-                cur.runs += r
-            if tiles:
-                whole = len(tiles) == len(costs)
-                cur.pieces.append(Piece(i, None if whole else tuple(tiles)))
-        close()
-    units.sort(key=lambda u: (u.first, u.pieces[0].tiles[0] if u.pieces[0].tiles else -1))
+    for i, w in enumerate(work):
+        if w.sim != sim:
+            continue
+        if not (split and w.splittable):
+            if cur.pieces and (cur.runs + w.runs > max_runs or
+                               (n_units > 1 and cur.cost + w.cost / 2 > target)):
+                close()
+            cur.pieces.append(Piece(i))
+            cur.cost += w.cost
+            cur.runs += w.runs
+            continue
+        tiles: list[int] = []
+        costs = w.tile_costs or ()
+        runs = w.tile_runs or (1,) * len(costs)
+        for t, (c, r) in enumerate(zip(costs, runs)):
+            if r > max_runs:
+                raise SimulationError(f"tile {t} needs {r} runs, more than the {max_runs} "
+                                      "one simulator process holds")
+            full = cur.runs + r > max_runs
+            due = n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target
+            if full or due:
+                if tiles:
+                    cur.pieces.append(Piece(i, tuple(tiles)))
+                    tiles = []
+                close()
+            tiles.append(t)
+            cur.cost += c
+            cur.runs += r
+        if tiles:
+            cur.pieces.append(Piece(i, None if len(tiles) == len(costs) else tuple(tiles)))
+    close()
     return units
 
 
