@@ -127,7 +127,19 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: i
                       waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=seed, command=command)
+                      seed=seed, command=command, jobs=getattr(args, "jobs", None),
+                      chain=bool(getattr(args, "chain", False)))
+
+
+def _check_parallel(args: argparse.Namespace, sims: Any = ()) -> None:
+    """``-j``, ``--executor``/``--scheduler`` and ``--chain`` usage, before any work."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j must be >= 1, got {args.jobs}")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if getattr(args, "chain", False) and not sims:
+        raise UsageError("--chain feeds the RTL's outputs forward: it needs a simulator "
+                         "(--sim verilator, icarus or both)", key="--chain")
 
 
 def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
@@ -197,6 +209,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
     onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
+    _check_parallel(args, sims)
     rounding = _onnx_rounding(args, sims) if onnx else None
     hw = _hw(args, simulated=bool(sims))  # --hw / --hw-param before any expensive work
     opts = _opts(args, sims, command)
@@ -219,16 +232,22 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     opts = _opts(args, sims, command, seed=src.seed)
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
     created = not out_dir.exists()
+    ex = None
     try:
+        if args.executor == "dask" and sims:
+            ex = DaskExecutor(args.scheduler, workers=args.jobs or os.cpu_count() or 1,
+                              connect_timeout_s=args.connect_timeout)
         with folder_lock(out_dir):
-            return _run_locked(args, src, hw, opts, out_dir, t0)
+            return _run_locked(args, src, hw, opts, out_dir, t0, ex)
     finally:
+        if ex is not None:
+            ex.close()
         if created:  # interrupted or failed before writing anything: leave no empty folder
             remove_empty_dirs(out_dir)
 
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
-                t0: float) -> int:
+                t0: float, executor: Any = None) -> int:
     from t2c_sim.regress.pipeline import evaluate
     from t2c_sim.regress.report.write import write_reports
 
@@ -248,7 +267,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
     try:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
-                       progress=progress, checked=True)
+                       progress=progress, checked=True, executor=executor)
     finally:
         bar.close()
     if src.parity:  # ONNX Runtime parity (run MODEL.onnx --parity ort)
@@ -270,10 +289,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"-j must be >= 1, got {args.jobs}")
-    if args.scheduler and args.executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
+    _check_parallel(args)
     suite = load_suite(args.suite)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     check_output_dir(out)  # before a Dask cluster starts or anything is written
@@ -296,7 +312,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
                        force=args.force, progress=_progress_enabled(args),
                        sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
-                                    "verilator_root": args.verilator_root})
+                                    "verilator_root": args.verilator_root,
+                                    # one job runs here: its layers get the workers
+                                    "jobs": jobs if len(suite.jobs) == 1 and
+                                    args.executor == "local" else 1})
     except KeyboardInterrupt as e:
         from t2c_sim.regress.runner import ResultStore
 
@@ -491,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
     r.add_argument("--cache-dir", default="build/cache")
+    r.add_argument("--chain", action="store_true",
+                   help="chained mode: each layer's RTL output feeds the next layers; the "
+                        "report shows the first layer where chained and golden differ")
+    _add_parallel_options(r, "simulator processes the layers and tile ranges are spread over")
     _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -499,13 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
                         "run the unfinished ones; each result is stored as it ends.")
     g2.add_argument("suite", metavar="SUITE.yaml")
-    g2.add_argument("-j", "--jobs", type=int, default=None, help="parallel jobs (default: cores)")
     g2.add_argument("--out", default=None, help="results folder (default results/regress/<name>)")
-    g2.add_argument("--executor", choices=("local", "dask"), default="local")
-    g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="Dask scheduler address (default: a new LocalCluster)")
-    g2.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                    help="how long to wait for the Dask scheduler (default 10; then exit 3)")
+    _add_parallel_options(g2, "parallel jobs")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
     g2.set_defaults(func=cmd_regress)
@@ -544,6 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------- ONNX models
 ONNX_PROFILES = ("ort_fp32", "half_even", "half_up", "half_away", "floor")
+
+
+def _add_parallel_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``-j``, ``--executor``, ``--scheduler``, ``--connect-timeout`` (run and regress)."""
+    g = p.add_argument_group("parallel")
+    g.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help=f"{what} (default: the cores)")
+    g.add_argument("--executor", choices=("local", "dask"), default="local")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a new LocalCluster of -j workers)")
+    g.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the Dask scheduler (default 10; then exit 3)")
 
 
 def _add_onnx_run_options(r: argparse.ArgumentParser) -> None:

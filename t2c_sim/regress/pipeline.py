@@ -1,11 +1,15 @@
 """Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
 
-Plan, then execute: :func:`evaluate` walks the records in order. For each MAC layer (linear,
-conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each
-requested simulator and compares the RTL output with the golden ``y`` attached to the record
-(:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
-re-runs just the failing tile with waves. Non-MAC layers (pools, add, flatten) are executed
-by the golden model only and reported as such.
+Plan, then execute: :func:`evaluate` walks the records in order and builds the layer table:
+for each MAC layer (linear, conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization;
+non-MAC layers (pools, add, flatten) are executed by the golden model only and reported as
+such. Then :func:`t2c_sim.regress.execute.cosimulate_layers` co-simulates every selected MAC
+layer on each requested simulator, spread over ``opts.jobs`` simulator processes (layers and
+tile ranges, :mod:`t2c_sim.regress.parallel`), on the golden model's input or, with
+``opts.chain``, on the outputs the RTL produced for the layers before it
+(:mod:`t2c_sim.regress.chain`); it compares each RTL output with the golden result of its input
+(:func:`t2c_sim.regress.outcome.judge`) and on a mismatch writes a repro bundle and re-runs
+just the failing tile with waves.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
 layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
@@ -28,14 +32,13 @@ from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.run import to_gemm
 from t2c_sim.cosim.sim import find_tools
-from t2c_sim.cosim.sim.tools import tool_options
-from t2c_sim.errors import ConfigError, SimulationError, T2CError
+from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.golden import attach_results, run_network
 from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.regress.execute import add_repro, cosimulate_layers
 from t2c_sim.regress.outcome import simulate
-from t2c_sim.regress.repro import write_bundle
-from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutcome
+from t2c_sim.regress.results import LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,10 @@ class RunOptions:
         seed: seed of the build / generator (recorded in repro bundles).
         command: the exact command line (recorded in reports and repro bundles).
         repro: on a mismatch, write a repro bundle and re-run the failing tile with waves.
+        jobs: simulator processes the co-simulation is spread over (``None``: the cores; 1:
+            this process). Results do not depend on it.
+        chain: chained mode: each co-simulated layer's RTL output feeds the next layers
+            (:mod:`t2c_sim.regress.chain`).
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -69,6 +76,8 @@ class RunOptions:
     seed: int = 0
     command: str = ""
     repro: bool = True
+    jobs: int | None = None
+    chain: bool = False
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -182,14 +191,7 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
     """
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
                    waves=opts.waves)
-    if out.verdict == FAIL and opts.repro:
-        bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
-                              seed=opts.seed, command=opts.command,
-                              mismatch=out.mismatch or {"message": out.message},
-                              build_root=opts.build_root, timeout_s=opts.timeout_s)
-        out.repro = str(bundle.folder)
-        out.wave = bundle.wave
-    return out
+    return add_repro(out, rec, hw, sim, opts, out_dir)
 
 
 def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
@@ -203,10 +205,6 @@ def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) ->
     for rec in records:
         if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
             to_gemm(rec, hw)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
@@ -254,7 +252,8 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
 def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
              out_dir: str | Path, title: str, source: str = "",
              crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None, checked: bool = False) -> RunResult:
+             progress: Callable[[str], None] | None = None, checked: bool = False,
+             executor: Any = None) -> RunResult:
     """Run every layer (see the module docstring) and return the :class:`RunResult`.
 
     Args:
@@ -265,8 +264,11 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         title, source: names shown in the reports.
         crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
         summary: end-to-end figures shown in the reports.
-        progress: called with a short status before each layer (progress bars).
+        progress: called with ``"<layer> [<sim>]"`` as each layer's co-simulation ends.
         checked: ``records`` already passed :func:`check_run` (do not repeat it).
+        executor: run the simulator processes on this executor (a
+            :class:`~t2c_sim.regress.executors.DaskExecutor`); default a local pool of
+            ``opts.jobs`` workers (:mod:`t2c_sim.regress.execute`).
 
     Raises:
         ConfigError, RecordError: see :func:`check_run` (checked before simulating).
@@ -280,7 +282,6 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir))
-    stopped = False
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
                          nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
@@ -293,20 +294,8 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         _estimate(rec, hw, lr)
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
-            continue
-        if stopped:
-            lr.skipped, lr.note = True, "not run after a simulator error"
-            continue
-        for sim in opts.sims:
-            if progress:
-                progress(f"{rec.name} [{sim}]")
-            try:
-                with tool_options(opts.tool_path, opts.verilator_root):
-                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
-            except SimulationError as e:
-                lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
-                stopped = True
-                break
+    run.chain = cosimulate_layers(records, hw, opts, run.layers, Path(out_dir),
+                                  executor=executor, progress=progress)
     run.wall_s = time.perf_counter() - t0
     return run
 

@@ -55,6 +55,7 @@ def tool_options(path: str | None = None,
     finally:
         _TOOL_OPTIONS.reset(token)
 
+
 SIMULATORS = ("icarus", "verilator")
 
 
