@@ -82,7 +82,7 @@ def outcome_of(item: Item, res: ItemResult) -> SimOutcome:
 def _settings(hw: HwConfig, opts: Any) -> Settings:
     return Settings(hw=hw, build_root=str(opts.build_root), timeout_s=opts.timeout_s,
                     waves=bool(opts.waves), tool_path=opts.tool_path,
-                    verilator_root=opts.verilator_root)
+                    verilator_root=opts.verilator_root, fault=getattr(opts, "fault", None))
 
 
 class _Runner:

@@ -94,6 +94,7 @@ class Settings:
     waves: bool = False
     tool_path: str | None = None
     verilator_root: str | None = None
+    fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,31 @@ def _cosim(task: _Task, pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | No
     st = task.settings
     tiles = [None if t is None else list(t) for _, t in pieces]
     timeout = None if st.timeout_s is None else st.timeout_s * max(1, len(pieces))
+    mutate = None
+    if st.fault is not None:
+        runs = _layer_runs(pieces, st.hw)
+
+        def mutate(run_dir: Path) -> None:
+            st.fault(run_dir, runs)
+
     return run_layers([(rec, None) for rec, _ in pieces], st.hw, task.sim,
                       build_root=st.build_root, waves=st.waves,
                       tiles=None if all(t is None for t in tiles) else tiles,
-                      timeout_s=timeout)
+                      timeout_s=timeout, mutate=mutate)
+
+
+def _layer_runs(pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | None]], hw: HwConfig,
+                ) -> dict[str, dict[tuple[int, int], int]]:
+    """``{layer: {(tile, chunk): run number}}`` of the runs in one simulator process running
+    ``pieces`` (runs numbered in layer order, tile by tile, each tile's K-chunks in order)."""
+    out, base = {}, 0
+    for rec, tiles in pieces:
+        plan = estimate.tile_plan(rec, hw)
+        nk = len(plan.chunks)
+        sel = range(len(plan.tiles)) if tiles is None else tiles
+        out[rec.name] = {(t, c): base + t * nk + c for t in sel for c in range(nk)}
+        base += plan.runs
+    return out
 
 
 @dataclass(frozen=True)

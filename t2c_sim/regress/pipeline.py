@@ -64,6 +64,10 @@ class RunOptions:
             this process). Results do not depend on it.
         chain: chained mode: each co-simulated layer's RTL output feeds the next layers
             (:mod:`t2c_sim.regress.chain`).
+        fault: fault injection (tests): called in the simulator's process with the run
+            directory and ``{layer: {(tile, chunk): run number}}`` of the runs it holds, after
+            the operand files are written and before the simulator starts (e.g. corrupt the
+            weights of one tile); a module-level function, so that it reaches worker processes.
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -78,6 +82,7 @@ class RunOptions:
     repro: bool = True
     jobs: int | None = None
     chain: bool = False
+    fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
