@@ -2,6 +2,8 @@
 
 The names re-exported here are loaded on first use (PEP 562), so that a testbench importing
 :mod:`t2c_sim.cosim.sim.payload` inside the simulator does not load NumPy through this init.
+``t2c_sim.cosim.run`` is the module :mod:`t2c_sim.cosim.run` (the simulator runner is
+:func:`t2c_sim.cosim.sim.run`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the static import graph (tests/test_structure.py) sees these edges
-    from t2c_sim.cosim.sim import BuildInfo, build, find_tools, load_payload, run  # noqa: F401
+    from t2c_sim.cosim.sim import BuildInfo, build, find_tools, load_payload  # noqa: F401
 
-__all__ = ["BuildInfo", "build", "find_tools", "load_payload", "run"]
+__all__ = ["BuildInfo", "build", "find_tools", "load_payload"]
 
 
 def __getattr__(name: str) -> Any:

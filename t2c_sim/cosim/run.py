@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
+from t2c_sim.cosim import bulk
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.errors import RecordError, SimulationError, SparsityError, UnsupportedLayerError
 from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
@@ -293,7 +294,7 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
     g0, gs = plan.chunks[ci]
-    first, last = ci == 0, ci == len(plan.chunks) - 1
+    first = ci == 0
     qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
     m, n = hw.m, hw.n
     act = gm.cols[t.group, t.p0:t.p0 + t.rows, g0 * m:(g0 + gs) * m]
@@ -311,7 +312,6 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     wgt = wgt.transpose(0, 2, 1, 3).reshape(qc * gs, hw.cols * 2 * n)
     wwidth = np.tile([hw.w_bits] * n + [hw.idx_bits] * n, hw.cols)
     write_memh_limbs(d / f"t{gi}_wgt.hex", pack_limbs(wgt, wwidth), int(wwidth.sum()))
-    n_ch = 0
     if first:
         check_range(rec.bias_eff[sl], hw.acc_bits, True, f"layer {rec.name} bias_eff")
         check_range(rec.M0[sl], hw.mult_bits, False, f"layer {rec.name} M0")
@@ -320,10 +320,18 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
         ch = ch.transpose(0, 2, 1).reshape(qc, 3 * hw.cols)             # biases, M0s, shifts
         cwidth = np.repeat([hw.acc_bits, hw.mult_bits, SH_BITS], hw.cols)
         write_memh_limbs(d / f"t{gi}_ch.hex", pack_limbs(ch, cwidth), int(cwidth.sum()))
-        n_ch = qc
+    return _plan_words(gm, t, ci)
+
+
+def _plan_words(gm: Gemm, t: Tile, ci: int) -> list[int]:
+    """The plan words of run ``(t, chunk ci)`` (see ``hdl/t2c_harness.v``)."""
+    rec, hw, plan = gm.rec, gm.hw, gm.plan
+    gs = plan.chunks[ci][1]
+    first, last = ci == 0, ci == len(plan.chunks) - 1
+    qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
     m32 = (1 << 32) - 1
     return [t.rows, gs, t.cols, int(rec.a_signed), rec.z_y & m32, rec.lo & m32, rec.hi & m32,
-            rec.mode.code, qr * gs, qc * gs, n_ch, t.rows * qc if last else 0,
+            rec.mode.code, qr * gs, qc * gs, qc if first else 0, t.rows * qc if last else 0,
             int(first) | int(last) << 1]
 
 
@@ -359,12 +367,20 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     base = 0
     for li, gm in enumerate(gemms):
         want = None if tiles is None or tiles[li] is None else set(tiles[li])
+        chosen = [t for t in gm.plan.tiles if want is None or t.index in want]
+        # the whole layer packed at once (bulk.py), unless a tile is off the block grid
+        text = bulk.layer_text(gm, (gm.hw.acc_bits, gm.hw.mult_bits, SH_BITS)) \
+            if chosen and bulk.aligned(gm, chosen) else None
         sel = []
         for t in gm.plan.tiles:
             if want is None or t.index in want:
                 for ci in range(len(gm.plan.chunks)):
-                    plan_words += _write_run(gm, t, ci, run_dir,
-                                             base + run_index(gm.plan, t.index, ci))
+                    gi = base + run_index(gm.plan, t.index, ci)
+                    if text is not None:
+                        bulk.write_run(text, gm, t, ci, run_dir, gi)
+                        plan_words += _plan_words(gm, t, ci)
+                    else:
+                        plan_words += _write_run(gm, t, ci, run_dir, gi)
                 sel.append(t.index)
             else:
                 plan_words += [0] * (PLAN_WORDS * len(gm.plan.chunks))
@@ -455,10 +471,17 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
                 raise SimulationError(f"layer {rec.name} {what}: accelerator error flags "
                                       f"{stats[gi][0]:#04x}")
         cyc[i] = tuple(stats[gi][1] for gi in runs)
+    tiles = [plan.tiles[i] for i in sel]
+    lasts = [base + run_index(plan, i, nk - 1) for i in sel]
+    fast = [bulk.read_dumps(gm, run_dir, tiles, lasts, name, bits)
+            for name, bits in (("y", Y_BITS), ("acc", hw.acc_bits))]
+    if fast[0] is not None and fast[1] is not None:  # every dump clean: parsed at once
+        return fast[0], fast[1], cyc
+    for t, last in zip(tiles, lasts):  # the per-tile reader names a bad dump's word and lane
         cb = -(-t.cols // hw.cols)
         for arr, name, mem, bits in ((y, "y", OUT_MEM, Y_BITS), (acc, "acc", ACC_MEM,
                                                                  hw.acc_bits)):
-            lanes = _read_dump(run_dir / f"t{runs[-1]}_{name}.hex", hw.cols, bits, mem, rec.name,
+            lanes = _read_dump(run_dir / f"t{last}_{name}.hex", hw.cols, bits, mem, rec.name,
                                t, cb, t.cols)
             arr[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = \
                 lanes.reshape(t.rows, cb * hw.cols)[:, :t.cols]
