@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +49,14 @@ import numpy as np
 from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
 from t2c_sim.cosim import bulk
 from t2c_sim.cosim import sim as simmod
-from t2c_sim.errors import RecordError, SimulationError, SparsityError, UnsupportedLayerError
+from t2c_sim.cosim.sim import rundirs
+from t2c_sim.errors import (
+    RecordError,
+    SimulationError,
+    SparsityError,
+    T2CError,
+    UnsupportedLayerError,
+)
 from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
 from t2c_sim.export.hexfile import pack_limbs, read_memh_fields, write_memh, write_memh_limbs
 from t2c_sim.numerics import check_range
@@ -558,10 +564,45 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
     check_capacity(gemms)  # before the build: a refused size costs no simulator
     info = build_accel(hw, sim, build_root, waves=waves, optimize=optimize, packed=packed,
                        rtl_dir=rtl_dir)
-    runs = info.build_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     first = re.sub(r"[^A-Za-z0-9_.-]+", "_", gemms[0].rec.name)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{first}-", dir=runs))
+    # not kept: a scratch directory on tmpfs (thousands of small files, rundirs.py)
+    run_dir = rundirs.make(info.build_dir, first, keep=keep or waves,
+                           size_hint=_size_hint(gemms))
+    try:
+        out, order, wall = _execute(gemms, hw, sim, info, run_dir, tiles=tiles, mutate=mutate,
+                                    timeout_s=timeout_s, waves=waves,
+                                    watchdog_margin=watchdog_margin)
+    except T2CError as e:  # a failed run keeps its files and log beside the build
+        raise rundirs.relocate(e, run_dir, rundirs.persist(run_dir, info.build_dir)) from None
+    except BaseException:  # interrupted: nothing of it is worth keeping on tmpfs
+        if rundirs.is_scratch(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    if not (keep or waves):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for r in out:
+            r.run_dir = None
+    log.info("%d layer(s) on %s: %d runs, run %.2f s (total %.2f s)", len(gemms), sim,
+             len(order), wall, time.monotonic() - t0)
+    return out
+
+
+def _size_hint(gemms: Sequence[Gemm]) -> int:
+    """Bytes of text a run directory of ``gemms`` holds, roughly: every operand in hex (two
+    digits a byte), the activations once per column tile, the weights once per row tile."""
+    total = 0
+    for g in gemms:
+        n_ct = len({t.c0 for t in g.plan.tiles})
+        n_rt = len({(t.group, t.p0) for t in g.plan.tiles})
+        total += 2 * (g.cols.size * n_ct + 2 * g.values.size * n_rt) + 16 * g.plan.p * g.rec.c_out
+    return int(total)
+
+
+def _execute(gemms: list[Gemm], hw: HwConfig, sim: str, info: simmod.BuildInfo, run_dir: Path,
+             *, tiles: list[list[int] | None] | None, mutate: Callable[[Path], None] | None,
+             timeout_s: float | None, waves: bool, watchdog_margin: int,
+             ) -> tuple[list[CosimResult], list[int], float]:
+    """Write the operand files, run the simulator, read the results (see :func:`run_layers`)."""
     t1 = time.monotonic()
     sels = prepare(gemms, run_dir, tiles)
     bases = np.cumsum([0] + [g.plan.runs for g in gemms]).tolist()
@@ -617,10 +658,4 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                                tiles=res, sim=sim, build_dir=info.build_dir, run_dir=run_dir,
                                wave_file=wave, wall_s=wall, build_s=info.build_s, prep_s=prep_s,
                                extra={"layers_in_run": float(len(gemms))}))
-    if not (keep or waves):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for r in out:
-            r.run_dir = None
-    log.info("%d layer(s) on %s: %d runs, run %.2f s (total %.2f s)", len(gemms), sim,
-             len(order), wall, time.monotonic() - t0)
-    return out
+    return out, order, wall
