@@ -46,14 +46,15 @@ def net() -> list:
 
 
 def _corrupt_weights(layer: str, run_dir: Path, runs: dict) -> None:
-    """Fault hook: invert every bit of the first weight word of ``layer``'s tile 0, chunk 0
-    (whichever process runs that tile)."""
-    if (0, 0) not in runs.get(layer, {}):
-        return
-    p = run_dir / f"t{runs[layer][0, 0]}_wgt.hex"
-    lines = p.read_text().splitlines()
-    lines[0] = "".join(f"{15 - int(c, 16):x}" for c in lines[0])
-    p.write_text("\n".join(lines) + "\n")
+    """Fault hook: invert every bit of the first word of every weight load of ``layer`` (a
+    stuck weight column; the same fault whichever process runs which tiles)."""
+    for gi in runs.get(layer, {}).values():
+        p = run_dir / f"t{gi}_wgt.hex"
+        if not p.is_file():  # this run reuses the weights already loaded
+            continue
+        lines = p.read_text().splitlines()
+        lines[0] = "".join(f"{15 - int(c, 16):x}" for c in lines[0])
+        p.write_text("\n".join(lines) + "\n")
 
 
 def _zero_rows(layer: str, run_dir: Path, runs: dict) -> None:

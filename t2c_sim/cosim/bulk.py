@@ -10,10 +10,12 @@ Likewise the dumps of all tiles of one width are read, joined and parsed in one 
 (:func:`t2c_sim.export.hexfile.parse_memh`).
 
 The files are byte for byte those of :func:`t2c_sim.cosim.run.prepare`'s per-run writer
-(``tests/test_bulk.py``); a tile that does not start on a row block or column block boundary
-(an array whose output scratchpad holds fewer rows than the array has, or odd channel tiles)
-and any dump that does not parse cleanly (X/Z, a missing or short file) go through the per-run
-code, which names the run, word, row and channel.
+(``tests/test_bulk.py``), except that a run whose weight (or channel) memory already holds its
+words, because the run before it used the same column block and K-chunk, loads none (its plan
+says 0 words; the harness leaves that memory as it was); a tile that does not start on a row
+block or column block boundary (an array whose output scratchpad holds fewer rows than the
+array has, or odd channel tiles) and any dump that does not parse cleanly (X/Z, a missing or
+short file) go through the per-run code, which names the run, word, row and channel.
 """
 
 from __future__ import annotations
@@ -110,18 +112,21 @@ def _write(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def write_run(text: LayerText, gm: Any, t: Tile, ci: int, d: Path, gi: int) -> tuple[int, int]:
+def write_run(text: LayerText, gm: Any, t: Tile, ci: int, d: Path, gi: int, *,
+              wgt: bool = True, ch: bool = True) -> tuple[int, int]:
     """Write run ``(t, chunk ci)``'s memory files (global run ``gi``) from the layer's text;
-    returns ``(act words, wgt words)``. The channel words go with the first chunk only."""
+    returns ``(act words, wgt words)``. The channel words go with the first chunk only;
+    ``wgt``/``ch`` False: that memory already holds the run's words (no file)."""
     hw, plan = gm.hw, gm.plan
     g0, gs = plan.chunks[ci]
     q0, qr = t.p0 // hw.rows, -(-t.rows // hw.rows)
     c0, qc = (t.c0 - t.group * plan.c_per_group) // hw.cols, -(-t.cols // hw.cols)
     _write(d / f"t{gi}_act.hex", text.act[t.group][q0:q0 + qr, g0:g0 + gs].tobytes())
-    _write(d / f"t{gi}_wgt.hex", text.wgt[t.group][c0:c0 + qc, g0:g0 + gs].tobytes())
-    if ci == 0:
+    if wgt:
+        _write(d / f"t{gi}_wgt.hex", text.wgt[t.group][c0:c0 + qc, g0:g0 + gs].tobytes())
+    if ci == 0 and ch:
         _write(d / f"t{gi}_ch.hex", text.ch[t.group][c0:c0 + qc].tobytes())
-    return qr * gs, qc * gs
+    return qr * gs, qc * gs if wgt else 0
 
 
 def read_dumps(gm: Any, run_dir: Path, tiles: Sequence[Tile], last_runs: Sequence[int],

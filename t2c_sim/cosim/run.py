@@ -329,16 +329,17 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     return _plan_words(gm, t, ci)
 
 
-def _plan_words(gm: Gemm, t: Tile, ci: int) -> list[int]:
-    """The plan words of run ``(t, chunk ci)`` (see ``hdl/t2c_harness.v``)."""
+def _plan_words(gm: Gemm, t: Tile, ci: int, wgt: bool = True, ch: bool = True) -> list[int]:
+    """The plan words of run ``(t, chunk ci)`` (see ``hdl/t2c_harness.v``); ``wgt``/``ch``
+    False: the memory already holds this run's words (0 words to load)."""
     rec, hw, plan = gm.rec, gm.hw, gm.plan
     gs = plan.chunks[ci][1]
     first, last = ci == 0, ci == len(plan.chunks) - 1
     qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
     m32 = (1 << 32) - 1
     return [t.rows, gs, t.cols, int(rec.a_signed), rec.z_y & m32, rec.lo & m32, rec.hi & m32,
-            rec.mode.code, qr * gs, qc * gs, qc if first else 0, t.rows * qc if last else 0,
-            int(first) | int(last) << 1]
+            rec.mode.code, qr * gs, qc * gs if wgt else 0, qc if first and ch else 0,
+            t.rows * qc if last else 0, int(first) | int(last) << 1]
 
 
 def check_capacity(gemms: Sequence[Gemm]) -> int:
@@ -377,14 +378,19 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
         # the whole layer packed at once (bulk.py), unless a tile is off the block grid
         text = bulk.layer_text(gm, (gm.hw.acc_bits, gm.hw.mult_bits, SH_BITS)) \
             if chosen and bulk.aligned(gm, chosen) else None
+        held_w = held_ch = None  # what the weight / channel memories hold (runs in order)
         sel = []
         for t in gm.plan.tiles:
             if want is None or t.index in want:
                 for ci in range(len(gm.plan.chunks)):
                     gi = base + run_index(gm.plan, t.index, ci)
                     if text is not None:
-                        bulk.write_run(text, gm, t, ci, run_dir, gi)
-                        plan_words += _plan_words(gm, t, ci)
+                        # consecutive runs of one column block reload nothing but activations
+                        kw, kc = (t.group, t.c0, t.cols, ci), (t.group, t.c0, t.cols)
+                        wgt, ch = kw != held_w, ci == 0 and kc != held_ch
+                        bulk.write_run(text, gm, t, ci, run_dir, gi, wgt=wgt, ch=ch)
+                        plan_words += _plan_words(gm, t, ci, wgt=wgt, ch=ch or ci > 0)
+                        held_w, held_ch = kw, kc
                     else:
                         plan_words += _write_run(gm, t, ci, run_dir, gi)
                 sel.append(t.index)
