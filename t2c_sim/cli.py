@@ -306,6 +306,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         if sims:  # exit 3 before anything is written (Dask workers have their own tools)
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
+            _prebuild_suite(suite, args)
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     created = not out.exists()
     try:
@@ -348,6 +349,23 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         sys.stderr.write(f"t2c-sim: job error: {n_err} of {len(suite.jobs)} jobs ended in an "
                          f"error; first: {one_line(first)}\n")
     return _verdict_code(oc.verdict)
+
+
+def _prebuild_suite(suite: Any, args: argparse.Namespace) -> None:
+    """Build every model the suite's jobs need here, once each, before the pool starts (pool
+    workers then reuse the builds; two workers never build the same model). A build that fails
+    is left to the jobs, which report it."""
+    from t2c_sim.regress.parallel import Settings, prebuild
+
+    want: dict[str, tuple[Any, set[str]]] = {}
+    for j in suite.jobs:
+        if j.sim:
+            key = repr(sorted(j.hw.items()))
+            want.setdefault(key, (j.hw_config, set()))[1].add(j.sim)
+    for hw, sims in want.values():
+        prebuild(sorted(sims), Settings(hw=hw, build_root=args.build_root,
+                                        tool_path=args.tool_path,
+                                        verilator_root=args.verilator_root))
 
 
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:

@@ -44,7 +44,7 @@ def check_partition(work: list[Work], units: list[Unit], max_runs: int) -> None:
         runs = 0
         for p in u.pieces:
             w = work[p.item]
-            runs += w.runs if p.tiles is None else sum(w.tile_runs[t] for t in p.tiles)
+            runs += w.runs  # a piece holds every run of its layer (harness numbering)
             if p.tiles is not None:  # contiguous tile ranges, in order
                 assert list(p.tiles) == list(range(p.tiles[0], p.tiles[-1] + 1))
         assert runs <= max_runs
@@ -61,8 +61,10 @@ PLAN_CASES = [  # (id, work, n_units, max_runs, split, expected units or None)
     ("big-layer-no-split", [_w("v", [1.0] * 10)], 2, 100, False, 1),
     ("uneven", [_w("v", [3, 3, 3, 3]), _w("v", None, cost=1), _w("v", [1, 1])], 2, 100, True,
      2),
-    ("run-limit", [_w("v", [1] * 6, runs=[3] * 6)], 1, 7, True, 3),
-    ("k-chunks", [_w("v", [2, 2, 2], runs=[4, 4, 4])], 2, 8, True, 2),
+    ("run-limit", [_w("v", [1, 1], runs=[3, 3]), _w("v", [1], runs=[3]),
+                   _w("v", None, cost=1), _w("v", [1, 1], runs=[2, 2])], 1, 7, True, 3),
+    ("run-limit-each", [_w("v", [1] * 3, runs=[2] * 3) for _ in range(4)], 1, 6, True, 4),
+    ("k-chunks", [_w("v", [2, 2, 2], runs=[4, 4, 4])], 2, 12, True, 2),
     ("two-sims", [_w("v", [1, 1]), _w("i", [5, 5]), _w("v", [1, 1]), _w("i", [5, 5])], 2,
      100, True, None),
     ("many-small", [_w("v", None, cost=0.1) for _ in range(30)], 4, 100, True, 4),
@@ -89,8 +91,8 @@ def test_plan_is_deterministic_and_independent_of_timing() -> None:
     assert plan_units(work, 4, max_runs=1000) == plan_units(list(work), 4, max_runs=1000)
 
 
-def test_a_tile_beyond_the_run_limit_is_refused() -> None:
-    with pytest.raises(SimulationError, match="tile 1 needs 9 runs"):
+def test_a_layer_beyond_the_run_limit_is_refused() -> None:
+    with pytest.raises(SimulationError, match="one layer needs 11 runs"):
         plan_units([_w("v", [1, 1], runs=[2, 9])], 1, max_runs=8)
 
 

@@ -9,7 +9,8 @@ Plan, then execute (:mod:`t2c_sim.regress.parallel` executes):
   work that ONE simulator process runs (a piece is a whole layer or a contiguous range of its
   tiles). Cuts fall where the accumulated cost reaches the total over the number of units
   wanted (so a large layer is split into tile ranges and small layers share a process and its
-  start-up), and before a unit would hold more runs than the harness's plan;
+  start-up), and before a unit would hold more runs than the harness's plan (a piece holds
+  every run of its layer: the harness numbers a layer's runs whole);
 * :func:`merge_parts` puts the parts of a split layer back together: each part's outputs
   inside its own tiles (a part never writes outside them), tiles in plan order.
 
@@ -54,7 +55,7 @@ class Work:
             the layer runs only whole (another DUT, waves, back-pressure).
         tile_runs: harness runs of each tile (K-chunks), in plan order (with ``tile_costs``).
         cost: estimated seconds of the whole layer.
-        runs: harness runs of the whole layer.
+        runs: harness runs of the whole layer (what a process holding any piece of it holds).
     """
 
     sim: str
@@ -139,7 +140,11 @@ def plan_units(work: Sequence[Work], n_units: int, *, max_runs: int,
 
 def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: int,
          split: bool) -> list[Unit]:
-    """The units of one simulator's items (see :func:`plan_units`)."""
+    """The units of one simulator's items (see :func:`plan_units`).
+
+    A unit's runs count every run of every layer it holds a piece of: the harness numbers a
+    layer's runs whole, whatever tiles a piece selects.
+    """
     units: list[Unit] = []
     cur = _Open(sim)
 
@@ -152,31 +157,29 @@ def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: 
     for i, w in enumerate(work):
         if w.sim != sim:
             continue
+        if w.runs > max_runs:
+            raise SimulationError(f"one layer needs {w.runs} runs, more than the {max_runs} one "
+                                  "simulator process holds")
+        if cur.pieces and (cur.runs + w.runs > max_runs or
+                           (n_units > 1 and cur.cost + w.cost / 2 > target
+                            and not (split and w.splittable))):
+            close()
+        cur.runs += w.runs
         if not (split and w.splittable):
-            if cur.pieces and (cur.runs + w.runs > max_runs or
-                               (n_units > 1 and cur.cost + w.cost / 2 > target)):
-                close()
             cur.pieces.append(Piece(i))
             cur.cost += w.cost
-            cur.runs += w.runs
             continue
         tiles: list[int] = []
         costs = w.tile_costs or ()
-        runs = w.tile_runs or (1,) * len(costs)
-        for t, (c, r) in enumerate(zip(costs, runs)):
-            if r > max_runs:
-                raise SimulationError(f"tile {t} needs {r} runs, more than the {max_runs} "
-                                      "one simulator process holds")
-            full = cur.runs + r > max_runs
-            due = n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target
-            if full or due:
+        for t, c in enumerate(costs):
+            if n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target:
                 if tiles:
                     cur.pieces.append(Piece(i, tuple(tiles)))
                     tiles = []
                 close()
+                cur.runs += w.runs
             tiles.append(t)
             cur.cost += c
-            cur.runs += r
         if tiles:
             cur.pieces.append(Piece(i, None if len(tiles) == len(costs) else tuple(tiles)))
     close()
