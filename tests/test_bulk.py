@@ -1,6 +1,6 @@
 """Whole-layer packing and dump parsing (cosim/bulk.py) against the per-run code it replaces.
 
-Oracle: the per-run writer (``run._write_run``) and per-tile dump reader (``run._read_dump``),
+Oracle: the per-run writer (``accel._write_run``) and per-tile dump reader (``accel._read_dump``),
 which the RTL tests validate; the bulk files must be byte for byte the same, on linear, conv,
 grouped and depthwise convs, K-split layers, odd shapes, several tile grids and arrays.
 """
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim import accel as runmod
 from t2c_sim.cosim import bulk
-from t2c_sim.cosim import run as runmod
 from t2c_sim.errors import NumericsError
+from t2c_sim.export import iface
 from t2c_sim.export.hexfile import pack_limbs, write_memh_limbs
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
@@ -62,13 +63,13 @@ def test_bulk_files_equal_the_per_run_writer(tmp_path: Path, cid, maker, params,
     ref, got = tmp_path / "ref", tmp_path / "bulk"
     ref.mkdir()
     got.mkdir()
-    text = bulk.layer_text(gm, (hw.acc_bits, hw.mult_bits, runmod.SH_BITS))
+    text = bulk.layer_text(gm)
     for t in gm.plan.tiles:
         for ci in range(len(gm.plan.chunks)):
             gi = 7 + runmod.run_index(gm.plan, t.index, ci)  # a layer that is not the first
             words = runmod._write_run(gm, t, ci, ref, gi)
             bulk.write_run(text, gm, t, ci, got, gi)
-            assert runmod._plan_words(gm, t, ci) == words
+            assert runmod.plan_words_of(gm, t, ci) == words
     a, b = _files(ref), _files(got)
     assert a == b and len(a) >= 2 * gm.plan.runs
     if cid.endswith("ksplit"):
@@ -82,7 +83,7 @@ def _dumps(gm, d: Path, truth_y: np.ndarray, truth_acc: np.ndarray, base: int) -
     for t in gm.plan.tiles:
         gi = base + runmod.run_index(gm.plan, t.index, len(gm.plan.chunks) - 1)
         cb = -(-t.cols // hw.cols)
-        for name, arr, bits in (("y", truth_y, runmod.Y_BITS), ("acc", truth_acc, hw.acc_bits)):
+        for name, arr, bits in (("y", truth_y, iface.Y_BITS), ("acc", truth_acc, hw.acc_bits)):
             blk = np.zeros((t.rows, cb * hw.cols), dtype=np.int64)
             blk[:, :t.cols] = arr[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
             blk = blk.reshape(t.rows * cb, hw.cols)
@@ -103,12 +104,12 @@ def test_bulk_dump_parsing_equals_the_per_tile_reader(tmp_path: Path, cid, maker
     ta = rng.integers(-2 ** 31, 2 ** 31, size=(gm.plan.p, rec.c_out))
     lasts = _dumps(gm, tmp_path, ty, ta, base=3)
     tiles = list(gm.plan.tiles)
-    y = bulk.read_dumps(gm, tmp_path, tiles, lasts, "y", runmod.Y_BITS)
+    y = bulk.read_dumps(gm, tmp_path, tiles, lasts, "y", iface.Y_BITS)
     acc = bulk.read_dumps(gm, tmp_path, tiles, lasts, "acc", hw.acc_bits)
     assert np.array_equal(y, ty) and np.array_equal(acc, ta)
     for t, gi in zip(tiles, lasts):  # the per-tile reader agrees
         cb = -(-t.cols // hw.cols)
-        lanes = runmod._read_dump(tmp_path / f"t{gi}_y.hex", hw.cols, runmod.Y_BITS, "out",
+        lanes = runmod._read_dump(tmp_path / f"t{gi}_y.hex", hw.cols, iface.Y_BITS, "out",
                                   rec.name, t, cb, t.cols)
         assert np.array_equal(lanes.reshape(t.rows, -1)[:, :t.cols],
                               ty[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols])
@@ -128,7 +129,7 @@ def test_a_bad_dump_falls_back_to_the_reader_that_names_it(tmp_path: Path, damag
         p.unlink()
     else:
         p.write_text(p.read_text()[:-5])
-    assert bulk.read_dumps(gm, tmp_path, list(gm.plan.tiles), lasts, "y", runmod.Y_BITS) is None
+    assert bulk.read_dumps(gm, tmp_path, list(gm.plan.tiles), lasts, "y", iface.Y_BITS) is None
 
 
 def test_unaligned_tiles_are_detected() -> None:
@@ -146,4 +147,4 @@ def test_out_of_range_operands_are_named_once(tmp_path: Path) -> None:
     gm = runmod.to_gemm(rec, hw)
     gm.cols[0, 3, 5] = 1000
     with pytest.raises(NumericsError, match="activations"):
-        bulk.layer_text(gm, (hw.acc_bits, hw.mult_bits, runmod.SH_BITS))
+        bulk.layer_text(gm)

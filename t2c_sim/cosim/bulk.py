@@ -9,7 +9,7 @@ those lines (row blocks ``q0 .. q0+qr`` x the chunk's groups), written with one 
 Likewise the dumps of all tiles of one width are read, joined and parsed in one call
 (:func:`t2c_sim.export.hexfile.parse_memh`).
 
-The files are byte for byte those of :func:`t2c_sim.cosim.run.prepare`'s per-run writer
+The files are byte for byte those of :func:`t2c_sim.cosim.accel.prepare`'s per-run writer
 (``tests/test_bulk.py``), except that a run whose weight (or channel) memory already holds its
 words, because the run before it used the same column block and K-chunk, loads none (its plan
 says 0 words; the harness leaves that memory as it was); a tile that does not start on a row
@@ -29,6 +29,7 @@ import numpy as np
 
 from t2c_sim.errors import RecordError
 from t2c_sim.estimate import Tile
+from t2c_sim.export import iface
 from t2c_sim.export.hexfile import memh_chars, pack_limbs, parse_memh
 from t2c_sim.numerics import check_range
 
@@ -52,56 +53,39 @@ class LayerText:
         self.ch: list[np.ndarray] = []
 
 
-def _blocks(a: np.ndarray, lanes: int) -> tuple[np.ndarray, int]:
-    """``a[items, ...]`` zero-padded to whole blocks of ``lanes`` items; the block count."""
-    q = -(-a.shape[0] // lanes)
-    out = np.zeros((q * lanes, *a.shape[1:]), dtype=np.int64)
-    out[:a.shape[0]] = a
-    return out, q
-
-
-def layer_text(gm: Any, ch_bits: tuple[int, int, int]) -> LayerText:
-    """Pack every word of the layer of ``gm`` (a :class:`t2c_sim.cosim.run.Gemm`) once.
-
-    Word layouts as in ``rtl/t2c_accel_top.v`` (and :func:`t2c_sim.cosim.run.prepare`): act word
-    ``(q, g)`` holds activation ``(row q*ROWS + r, k = g*M + i)`` at field ``i*ROWS + r``; wgt
-    word ``(q, g)`` holds channel ``q*COLS + c``'s N values then N indices at field block ``c``;
-    ch word ``q`` the COLS biases, COLS ``M0``, COLS shifts (``ch_bits`` their widths).
+def layer_text(gm: Any) -> LayerText:
+    """Pack every word of the layer of ``gm`` (a :class:`t2c_sim.cosim.accel.Gemm`) once, with
+    the word layouts of :mod:`t2c_sim.export.iface` (its field functions applied to a whole
+    conv group: all row blocks, all column blocks, every K-group).
 
     Raises:
         NumericsError: An operand does not fit its field (checked once for the whole layer,
-            naming it as the per-run writer does).
+            naming it as the per-run packer does).
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
-    m, n, rows, cols = hw.m, hw.n, hw.rows, hw.cols
+    m, n, g, cpg = hw.m, hw.n, plan.g, plan.c_per_group
     check_range(gm.cols, hw.a_bits, rec.a_signed, f"layer {rec.name} activations")
     check_range(gm.values, hw.w_bits, True, f"layer {rec.name} weights")
     check_range(gm.indices, hw.idx_bits, False, f"layer {rec.name} indices")
-    bias, m0, sh = rec.bias_eff, rec.M0, rec.sh
-    check_range(bias, ch_bits[0], True, f"layer {rec.name} bias_eff")
-    check_range(m0, ch_bits[1], False, f"layer {rec.name} M0")
-    check_range(sh, ch_bits[2], False, f"layer {rec.name} sh")
-    g = plan.g
-    aw = np.full(m * rows, hw.a_bits)
-    ww = np.tile([hw.w_bits] * n + [hw.idx_bits] * n, cols)
-    cw = np.repeat(list(ch_bits), cols)
+    ww = iface.widths(hw)
     out = LayerText()
     for grp in range(plan.groups):
-        act, q = _blocks(gm.cols[grp].reshape(-1, g, m), rows)           # [Q*ROWS, G, M]
-        f = act.reshape(q, rows, g, m).transpose(0, 2, 3, 1).reshape(q * g, m * rows)
-        out.act.append(memh_chars(pack_limbs(f, aw), int(aw.sum()), f"layer {rec.name}")
-                       .reshape(q, g, -1))
-        sl = slice(grp * plan.c_per_group, (grp + 1) * plan.c_per_group)
-        vi = np.concatenate([gm.values[sl].reshape(plan.c_per_group, g, n),
-                             gm.indices[sl].reshape(plan.c_per_group, g, n)], axis=2)
-        wb, qc = _blocks(vi, cols)                                          # [QC*COLS, G, 2N]
-        f = wb.reshape(qc, cols, g, 2 * n).transpose(0, 2, 1, 3).reshape(qc * g, cols * 2 * n)
-        out.wgt.append(memh_chars(pack_limbs(f, ww), int(ww.sum()), f"layer {rec.name}")
-                       .reshape(qc, g, -1))
-        cb, _ = _blocks(np.stack([bias[sl], m0[sl], sh[sl]], axis=1), cols)  # [QC*COLS, 3]
-        f = cb.reshape(qc, cols, 3).transpose(0, 2, 1).reshape(qc, 3 * cols)
-        out.ch.append(memh_chars(pack_limbs(f, cw), int(cw.sum()), f"layer {rec.name}"))
+        f, w = iface.act_fields(gm.cols[grp].reshape(-1, g, m), hw)        # [Q*G, M*ROWS]
+        out.act.append(memh_chars(pack_limbs(f, w), ww.act, f"layer {rec.name}")
+                       .reshape(-1, g, _line(ww.act)))
+        sl = slice(grp * cpg, (grp + 1) * cpg)
+        f, w = iface.wgt_fields(gm.values[sl].reshape(cpg, g, n), gm.indices[sl].reshape(cpg, g, n),
+                                hw)                                          # [QC*G, COLS*2N]
+        out.wgt.append(memh_chars(pack_limbs(f, w), ww.wgt, f"layer {rec.name}")
+                       .reshape(-1, g, _line(ww.wgt)))
+        f, w = iface.ch_fields(rec.bias_eff[sl], rec.M0[sl], rec.sh[sl], hw, f"layer {rec.name}")
+        out.ch.append(memh_chars(pack_limbs(f, w), ww.ch, f"layer {rec.name}"))  # [QC, ...]
     return out
+
+
+def _line(width: int) -> int:
+    """Characters of one ``$readmemh`` line of ``width``-bit words (digits and newline)."""
+    return max(1, -(-width // 4)) + 1
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.files import atomic_write
 from t2c_sim.fuse import fuse, quantize_input
 from t2c_sim.golden import attach_results, run_network
 from t2c_sim.models.init import set_bn_statistics
@@ -84,10 +85,8 @@ def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) 
         return model
     train(model, split.x_train, split.y_train, epochs=t.epochs, lr=t.lr, batch=t.batch, seed=seed)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        state = model.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
     return model
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.chain import Chain, chain_summary
@@ -56,15 +57,18 @@ def _safe(name: str) -> str:
 
 
 def add_repro(out: SimOutcome, rec: LayerRecord, hw: HwConfig, sim: str, opts: Any,
-              out_dir: Path) -> SimOutcome:
+              out_dir: Path, dut: Any = None) -> SimOutcome:
     """On a mismatch (and ``opts.repro``), write the repro bundle ``out_dir/repro/<layer>-<sim>``
-    (the record with its input and golden results, waves of the failing tile)."""
+    (the record with its input and golden results, the DUT, waves of the failing tile)."""
     if out.verdict == FAIL and opts.repro:
         with tool_options(opts.tool_path, opts.verilator_root):
             bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
                                   seed=opts.seed, command=opts.command,
                                   mismatch=out.mismatch or {"message": out.message},
-                                  build_root=opts.build_root, timeout_s=opts.timeout_s)
+                                  build_root=opts.build_root, timeout_s=opts.timeout_s,
+                                  dut=dut or default_dut(hw), dut_file=opts.dut,
+                                  dut_params=dict(opts.dut_params),
+                                  backpressure=opts.backpressure)
         out.repro = str(bundle.folder)
         out.wave = bundle.wave
     return out
@@ -79,20 +83,23 @@ def outcome_of(item: Item, res: ItemResult) -> SimOutcome:
     return SimOutcome(item.sim, verdict, message=res.message, wall_s=res.wall_s)
 
 
-def _settings(hw: HwConfig, opts: Any) -> Settings:
-    return Settings(hw=hw, build_root=str(opts.build_root), timeout_s=opts.timeout_s,
+def _settings(hw: HwConfig, opts: Any, dut: Any) -> Settings:
+    return Settings(hw=hw, dut=dut, build_root=str(opts.build_root), timeout_s=opts.timeout_s,
                     waves=bool(opts.waves), tool_path=opts.tool_path,
-                    verilator_root=opts.verilator_root, fault=getattr(opts, "fault", None))
+                    verilator_root=opts.verilator_root,
+                    backpressure=tuple(opts.backpressure), seed=opts.seed + 1,
+                    fault=getattr(opts, "fault", None))
 
 
 class _Runner:
     """Runs waves and applies verdicts, repro bundles and the stop rule across them."""
 
     def __init__(self, hw: HwConfig, opts: Any, out_dir: Path, lrs: dict[str, LayerResult],
-                 executor: Any, jobs: int, progress: Callable[[str], None] | None) -> None:
-        self.hw, self.opts, self.out_dir, self.lrs = hw, opts, out_dir, lrs
+                 dut: Any, executor: Any, jobs: int,
+                 progress: Callable[[str], None] | None) -> None:
+        self.hw, self.opts, self.out_dir, self.lrs, self.dut = hw, opts, out_dir, lrs, dut
         self.executor, self.jobs, self.progress = executor, jobs, progress
-        self.settings = _settings(hw, opts)
+        self.settings = _settings(hw, opts, dut)
         self.stopped = False
 
     def wave(self, items: Sequence[Item]) -> list[ItemResult]:
@@ -112,14 +119,15 @@ class _Runner:
                 continue
             o = outcome_of(it, r)
             self.lrs[it.rec.name].sims.append(add_repro(o, it.rec, self.hw, it.sim, self.opts,
-                                                        self.out_dir))
+                                                        self.out_dir, self.dut))
             self.stopped = self.stopped or r.kind == ERROR
         return out
 
 
 def cosimulate_layers(records: Sequence[LayerRecord], hw: HwConfig, opts: Any,
-                      lrs: Sequence[LayerResult], out_dir: Path, *, executor: Any = None,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                      lrs: Sequence[LayerResult], out_dir: Path, *, dut: Any = None,
+                      executor: Any = None, progress: Callable[[str], None] | None = None,
+                      ) -> dict[str, Any]:
     """Co-simulate the selected MAC layers of ``records`` (golden results attached) on every
     simulator of ``opts`` (a ``RunOptions``), filling each :class:`LayerResult`'s ``sims``
     (and ``chain`` with ``opts.chain``).
@@ -130,6 +138,8 @@ def cosimulate_layers(records: Sequence[LayerRecord], hw: HwConfig, opts: Any,
         opts: the run's options (simulators, layers, jobs, chain, waves, timeouts, tools).
         lrs: the layer table (one per record, same order); not-run layers get their note.
         out_dir: where repro bundles go.
+        dut: the bound DUT (``None``: our accelerator for ``hw``); any DUT runs in parallel
+            and chained (layers spread over processes; tile ranges on our accelerator).
         executor: run the units on this executor (e.g. Dask); default a local pool of
             ``opts.jobs`` workers (``None``: the cores), kept for every wave of the run.
         progress: called with ``"<layer> [<sim>]"`` as each item completes.
@@ -145,7 +155,8 @@ def cosimulate_layers(records: Sequence[LayerRecord], hw: HwConfig, opts: Any,
     jobs = getattr(opts, "jobs", None) or default_jobs()
     own = executor is None and jobs > 1
     ex = LocalExecutor(jobs, keep=True) if own else executor
-    runner = _Runner(hw, opts, out_dir, by_name, ex, jobs, progress)
+    runner = _Runner(hw, opts, out_dir, by_name, dut if dut is not None else default_dut(hw),
+                     ex, jobs, progress)
     try:
         if getattr(opts, "chain", False):
             summary = _chained(records, selected, opts.sims, runner)

@@ -30,9 +30,13 @@ from typing import Any
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig
-from t2c_sim.cosim.run import MAX_TILES, build_accel, run_layers
+from t2c_sim.cosim.accel import T2cAccelAdapter
+from t2c_sim.cosim.dut import default_dut
+from t2c_sim.cosim.engine import cosimulate
+from t2c_sim.cosim.profiles.backdoor import build_backdoor
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import MismatchError, SimulationError, T2CError
+from t2c_sim.export.iface import MAX_RUNS
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.executors import LocalExecutor
 from t2c_sim.regress.shard import (
@@ -86,15 +90,40 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class Settings:
-    """What every unit of a run shares (picklable: it travels to the workers)."""
+    """What every unit of a run shares (picklable: it travels to the workers; a bound DUT is
+    re-read and re-bound there).
+
+    Attributes:
+        hw: the array the DUT was bound from.
+        dut: the bound DUT (``None``: our accelerator for ``hw``).
+        build_root, timeout_s, waves, tool_path, verilator_root: as in ``RunOptions``.
+        backpressure, seed: stall probabilities and their seed (stream DUTs).
+        fault: fault-injection hook (``RunOptions.fault``; our back door only).
+    """
 
     hw: HwConfig
+    dut: Any = None
     build_root: str = "build/sim"
     timeout_s: float | None = None
     waves: bool = False
     tool_path: str | None = None
     verilator_root: str | None = None
+    backpressure: tuple[int, int] = (0, 0)
+    seed: int = 1
     fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
+
+    @property
+    def bound(self) -> Any:
+        return self.dut if self.dut is not None else default_dut(self.hw)
+
+    @property
+    def ours(self) -> HwConfig | None:
+        """The array, when the DUT is our accelerator on the back door (tiles can be split
+        and costed by the cycle model), else ``None``."""
+        d = self.bound
+        if d.spec.profile == "backdoor" and isinstance(d.adapter, T2cAccelAdapter):
+            return d.adapter.hw
+        return None
 
 
 @dataclass(frozen=True)
@@ -123,16 +152,18 @@ def _cosim(task: _Task, pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | No
     tiles = [None if t is None else list(t) for _, t in pieces]
     timeout = None if st.timeout_s is None else st.timeout_s * max(1, len(pieces))
     mutate = None
-    if st.fault is not None:
-        runs = _layer_runs(pieces, st.hw)
+    hw = st.ours
+    if st.fault is not None and hw is not None:
+        runs = _layer_runs(pieces, hw)
 
         def mutate(run_dir: Path) -> None:
             st.fault(run_dir, runs)
 
-    return run_layers([(rec, None) for rec, _ in pieces], st.hw, task.sim,
+    return cosimulate(st.bound, [(rec, None) for rec, _ in pieces], task.sim,
                       build_root=st.build_root, waves=st.waves,
                       tiles=None if all(t is None for t in tiles) else tiles,
-                      timeout_s=timeout, mutate=mutate)
+                      timeout_s=timeout, mutate=mutate, backpressure=st.backpressure,
+                      seed=st.seed)
 
 
 def _layer_runs(pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | None]], hw: HwConfig,
@@ -209,8 +240,18 @@ def _strip(rec: LayerRecord) -> LayerRecord:
 
 
 def work_of(item: Item, settings: Settings, split: bool) -> Work:
-    """The cost of an item (the cycle model per tile; see :mod:`t2c_sim.regress.shard`)."""
-    hw = settings.hw
+    """The cost of an item (see :mod:`t2c_sim.regress.shard`): on our accelerator the cycle
+    model per tile (tiles can be split); on another DUT its cycle model (or the MACs) for the
+    whole layer."""
+    hw = settings.ours
+    if hw is None:
+        try:
+            cyc = settings.bound.layer_cycles(item.rec)
+        except T2CError:
+            cyc = None
+        pes = int(settings.bound.params.get("ROWS", 8)) * int(settings.bound.params.get("COLS", 8))
+        cost = (cyc if cyc else max(1, item.rec.macs())) / sim_rate(item.sim, pes)
+        return Work(item.sim, cost=cost + RUN_COST_S)
     rate = sim_rate(item.sim, hw.rows * hw.cols)
     try:
         plan = estimate.tile_plan(item.rec, hw)
@@ -230,11 +271,14 @@ def prebuild(sims: Sequence[str], settings: Settings) -> dict[str, str]:
     """Build each simulator's model here, once, before any worker starts (workers then reuse
     it; two processes never build the same model). Returns ``{sim: message}`` of the builds
     that failed."""
-    failed = {}
+    failed: dict[str, str] = {}
+    dut = settings.bound
+    if dut.spec.profile != "backdoor":  # a generated harness is sized by the layers it runs:
+        return failed                   # built by the first unit, the others wait on its lock
     with tool_options(settings.tool_path, settings.verilator_root):
         for sim in dict.fromkeys(sims):
             try:
-                build_accel(settings.hw, sim, settings.build_root, waves=settings.waves)
+                build_backdoor(dut, sim, settings.build_root, waves=settings.waves)
             except SimulationError as e:
                 failed[sim] = str(e)
     return failed
@@ -274,15 +318,17 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
          progress: Callable[[str], None] | None) -> list[ItemResult]:
     if not items:
         return []
-    split = not settings.waves
+    split = not settings.waves and settings.ours is not None
     work = [work_of(it, settings, split) for it in items]
     workers = jobs if executor is None else max(jobs, 1)
     n_units = 1 if workers <= 1 else units_wanted(sum(w.cost for w in work), workers,
                                                    START_COST_S)
-    if settings.waves:  # one wave file per layer: one layer per process, never split
+    if settings.waves or any(settings.backpressure) or settings.ours is None:
+        # one layer per process, never split: one wave file per layer; seeded stall patterns
+        # and generated harnesses as a run with one process per layer has them
         units = [Unit(it.sim, (Piece(i),)) for i, it in enumerate(items)]
     else:
-        units = plan_units(work, n_units, max_runs=MAX_TILES, split=split)
+        units = plan_units(work, n_units, max_runs=MAX_RUNS, split=split)
     tasks = [_Task(u.sim, tuple((_strip(items[p.item].rec), p.tiles) for p in u.pieces),
                    settings, len(u.pieces)) for u in units]
     unit_of = {id(t): u for u, t in zip(units, tasks)}
