@@ -221,10 +221,36 @@ def test_a_failed_build_is_the_first_item_error(net: list, tmp_path: Path, monke
     def no_unit(*a, **k):
         raise AssertionError("a unit ran after the build failed")
 
-    monkeypatch.setattr(parallel, "build_accel", bad_build)
+    monkeypatch.setattr(parallel, "build_backdoor", bad_build)
     monkeypatch.setattr(parallel, "run_task", no_unit)
     run = _run(net, tmp_path, 2)
     by = {lr.name: lr for lr in run.layers}
     assert [(o.verdict, o.message) for o in by["conv1"].sims] == \
         [("error", "build of t2c_harness (verilator) failed (exit 2): boom")]
     assert by["conv2"].note == by["fc"].note == "not run after a simulator error"
+
+
+SWS = Path(__file__).resolve().parents[1] / "examples" / "systolic_ws" / "dut.yaml"
+
+
+@pytest.mark.parametrize("chain", [False, True], ids=["plain", "chained"])
+def test_another_dut_runs_parallel_and_chained(tmp_path: Path, chain: bool) -> None:
+    """The systolic array (stream profile, its own adapter and cycle model): layers spread
+    over processes (one layer per process: its harness is generated per layer), chained
+    through its own outputs; -j 2 == -j 1, every layer exact, the chain equal to golden."""
+    net = random_network(np.random.default_rng(7), batch=1, h=4, w=4, c_in=3, channels=4)
+    hw = HwConfig()
+    runs = []
+    for j in (1, 2):
+        opts = RunOptions(sims=("icarus",), jobs=j, chain=chain, dut=str(SWS),
+                          command="t2c-sim run net")
+        runs.append(evaluate(net, hw, opts, out_dir=tmp_path / f"j{j}", title="net"))
+    one, two = runs
+    assert one.verdict == "pass" and one.dut["name"] == "sws_top"
+    assert _strip(one.to_dict()) == _strip(two.to_dict())
+    macs = [lr for lr in one.layers if lr.op in ("linear", "conv2d")]
+    assert len(macs) == 3 and all([o.verdict for o in lr.sims] == ["pass"] for lr in macs)
+    assert all(lr.sims[0].cycles_measured == lr.cycles_est for lr in macs)  # its exact model
+    if chain:
+        assert one.chain["icarus"]["first_divergence"] is None
+        assert one.chain["icarus"]["layers"] == len(net)
