@@ -24,6 +24,7 @@ import pytest
 from t2c_sim.cli import EXIT_OK, main
 from t2c_sim.config import HwConfig
 from t2c_sim.export import save_network
+from t2c_sim.export.iface import PLAN_WORDS
 from t2c_sim.record import MAC_OPS
 from t2c_sim.regress.parallel import Item, Settings, work_of
 from t2c_sim.regress.pipeline import RunOptions, evaluate
@@ -35,7 +36,6 @@ pytestmark = pytest.mark.sim
 HW = HwConfig(rows=4, cols=4, n=2, m=4, a_bits=8, w_bits=8, act_depth=64, w_depth=64,
               out_depth=32, ch_depth=16)
 HW_PARAMS = [f"{k}={v}" for k, v in HW.to_dict().items()]
-PLAN_WORDS = 13
 TIMING = {"wall_s", "time", "prep_s", "build_s"}
 
 
