@@ -12,7 +12,12 @@
   ``cfg_last_i``), the partial sums read back between runs through ``hr_acc_o`` must equal the
   oracle's partial sums (bias once) and only the last run writes ``y``.
 
-Payload: ``params`` (toplevel parameters), ``seed``.
+Words are packed by :mod:`t2c_sim.export.iface` (the one owner of the word layouts, the same
+packer the co-simulation uses) and written through the port; the oracle is independent of it
+(dense dot products on the decompressed weights), so a layout the RTL does not read the same way
+fails the comparison. ``Y_BITS``/``SH_BITS`` come from the parameters (``iface`` passes them).
+
+Payload: ``params`` (toplevel parameters, :func:`t2c_sim.export.iface.top_parameters`), ``seed``.
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from t2c_sim.config import HwConfig, RoundMode
 from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.estimate import Tile, tile_cycles
-from t2c_sim.export.hexfile import unpack_words
+from t2c_sim.export import iface
+from t2c_sim.export.hexfile import limbs_to_ints, pack_limbs, unpack_words
 from t2c_sim.numerics import requantize, wrap
 from t2c_sim.sparse.nm import compress, nm_mask
 
 log = logging.getLogger("cocotb.tb.accel_top")
-Y_BITS = 16
 
 
 def _hw(p: dict) -> HwConfig:
@@ -70,9 +75,10 @@ def _cfg(dut, rows, groups, cols, a_signed=1, zy=0, lo=-128, hi=127, mode=0, fir
     dut.cfg_groups_i.value = groups
     dut.cfg_cols_i.value = cols
     dut.cfg_a_signed_i.value = a_signed
-    dut.cfg_zy_i.value = zy & 0xFFFF
-    dut.cfg_lo_i.value = lo & 0xFFFF
-    dut.cfg_hi_i.value = hi & 0xFFFF
+    ymask = (1 << len(dut.cfg_zy_i)) - 1  # Y_BITS wide
+    dut.cfg_zy_i.value = zy & ymask
+    dut.cfg_lo_i.value = lo & ymask
+    dut.cfg_hi_i.value = hi & ymask
     dut.cfg_mode_i.value = mode
 
 
@@ -135,7 +141,7 @@ async def shape_errors(dut) -> None:
         await RisingEdge(dut.clk_i)
     # a legal run clears the flags (channel parameters written first: an unwritten word is
     # X on Icarus and random on Verilator, whose shift could exceed SHIFT_MAX)
-    await _write(dut, 2, [0])
+    await _write(dut, iface.SEL_CH, [0])
     _cfg(dut, rows=1, groups=1, cols=1)
     err, cyc = await _start_and_wait(dut, 100)
     if err:
@@ -152,20 +158,12 @@ async def _write(dut, sel: int, words: list[int]) -> None:
     dut.hw_en_i.value = 0
 
 
-def _pack(fields: np.ndarray, widths: list[int]) -> list[int]:
-    """Words of ``fields[words, F]``, field 0 in the LSBs (Python ints: an oracle independent of
-    ``export.hexfile.pack_limbs``)."""
-    out = []
-    for row in fields.tolist():
-        w, o = 0, 0
-        for v, b in zip(row, widths):
-            w |= (int(v) & ((1 << b) - 1)) << o
-            o += b
-        out.append(w)
-    return out
+def _words(fw: tuple[np.ndarray, np.ndarray]) -> list[int]:
+    """Python-int words of ``iface`` ``(fields, widths)`` (for the wide ``hw_data_i`` port)."""
+    return limbs_to_ints(pack_limbs(*fw))
 
 
-async def _read(dut, rows: int, qc: int, hw: HwConfig, with_y: bool = True,
+async def _read(dut, rows: int, qc: int, hw: HwConfig, y_bits: int, with_y: bool = True,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``y`` (unless ``with_y`` is false: not written yet) and the accumulator memory."""
     got_y = np.zeros((rows, qc * hw.cols), dtype=np.int64)
@@ -178,7 +176,7 @@ async def _read(dut, rows: int, qc: int, hw: HwConfig, with_y: bool = True,
             await ReadOnly()
             sl = slice(cb * hw.cols, (cb + 1) * hw.cols)
             if with_y:
-                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, Y_BITS, True)[0]
+                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, y_bits, True)[0]
             got_acc[pr, sl] = unpack_words([int(dut.hr_acc_o.value)], hw.cols,
                                            hw.acc_bits, True)[0]
     await RisingEdge(dut.clk_i)  # leave the read-only phase
@@ -190,10 +188,11 @@ async def gemm_via_ports(dut) -> None:
     pl = load_payload()
     p, seed = pl["params"], int(pl.get("seed", 1))
     hw = _hw(p)
+    y_bits = int(p["Y_BITS"])
     rng = np.random.default_rng(seed)
     log.info("seed=%d", seed)
     await _reset(dut)
-    ib, m, n = hw.idx_bits, hw.m, hw.n
+    m, n = hw.m, hw.n
     ab_depth, wb_depth = hw.act_depth // hw.rows, hw.w_depth // hw.cols
     for trial in range(5):
         split = trial >= 3               # trials 3 and 4 run K-split
@@ -218,31 +217,17 @@ async def gemm_via_ports(dut) -> None:
         if trial == 2:
             sh[cols - 1] = hw.shift_max + 1  # must raise err_o[6] (still computed)
         zy, lo, hi = int(rng.integers(-20, 20)), -100, 100
-        # channel parameters once: biases, then M0s, then shifts (column block q at address q)
-        chf = np.zeros((qc, 3 * hw.cols), dtype=np.int64)
-        for c in range(cols):
-            q, lane = divmod(c, hw.cols)
-            chf[q, lane], chf[q, hw.cols + lane], chf[q, 2 * hw.cols + lane] = bias[c], m0[c], sh[c]
-        await _write(dut, 2, _pack(chf, [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols
-                                   + [6] * hw.cols))
+        # channel parameters once (column block q at address q), then per chunk the
+        # activations (word q*gs + g) and the weights, all packed by iface
+        await _write(dut, iface.SEL_CH, _words(iface.ch_fields(bias, m0, sh, hw)))
         g0 = 0
         for ci, gs in enumerate(sizes):
             first, last = ci == 0, ci == nk - 1
-            # activations: word q*gs + g, lane-major (lane i of row r at field i*ROWS + r)
-            actf = np.zeros((qr, gs, m, hw.rows), dtype=np.int64)
-            for pr in range(rows):
-                q, r = divmod(pr, hw.rows)
-                actf[q, :, :, r] = x[pr, g0 * m:(g0 + gs) * m].reshape(gs, m)
-            await _write(dut, 0, _pack(actf.reshape(qr * gs, m * hw.rows),
-                                       [hw.a_bits] * (m * hw.rows)))
-            # weights: word q*gs + g, channel lane c: N values then N indices
-            wf = np.zeros((qc, gs, hw.cols, 2 * n), dtype=np.int64)
-            for c in range(cols):
-                q, lane = divmod(c, hw.cols)
-                wf[q, :, lane, :n] = vals[c].reshape(g, n)[g0:g0 + gs]
-                wf[q, :, lane, n:] = idx[c].reshape(g, n)[g0:g0 + gs]
-            await _write(dut, 1, _pack(wf.reshape(qc * gs, hw.cols * 2 * n),
-                                       ([hw.w_bits] * n + [ib] * n) * hw.cols))
+            act = x[:, g0 * m:(g0 + gs) * m].reshape(rows, gs, m)
+            await _write(dut, iface.SEL_ACT, _words(iface.act_fields(act, hw)))
+            v3 = vals.reshape(cols, g, n)[:, g0:g0 + gs]
+            i3 = idx.reshape(cols, g, n)[:, g0:g0 + gs]
+            await _write(dut, iface.SEL_WGT, _words(iface.wgt_fields(v3, i3, hw)))
             _cfg(dut, rows, gs, cols, int(a_signed), zy, lo, hi, mode.code, int(first), int(last))
             pred = tile_cycles(Tile(0, 0, 0, rows, 0, cols), gs, hw, last=last)
             err, cyc = await _start_and_wait(dut, 2 * pred + 100,
@@ -256,7 +241,7 @@ async def gemm_via_ports(dut) -> None:
             g0 += gs
             # independent oracle: dense dot products over the groups so far, bias once
             acc = wrap(bias[None, :] + x[:, :g0 * m] @ w[:, :g0 * m].T, hw.acc_bits)
-            got_y, got_acc = await _read(dut, rows, qc, hw, with_y=last)
+            got_y, got_acc = await _read(dut, rows, qc, hw, y_bits, with_y=last)
             if not np.array_equal(got_acc[:, :cols], acc):
                 raise MismatchError(f"trial {trial} run {ci} (first={first}, last={last}): "
                                     f"accumulators differ: {got_acc[:, :cols]} vs {acc}")

@@ -5,10 +5,11 @@ names what the user got wrong (file, key, line, layer, option), no traceback any
 output folder that is untouched or complete, never half-written. Signal cases also assert that
 no process the command started (simulators, builds, pool workers, their children) survives.
 
-The tables of inputs are in ``tests/hostile_cases.py`` (files, manifests, suites, CSVs,
-bundles, options: run in-process through ``cli.main``); this file adds what needs the file
-system or real processes: unwritable and locked folders, a full disk (a small tmpfs when this
-user may mount one, else ``RLIMIT_FSIZE`` in a child process), signals during builds and runs
+The tables of inputs are in ``tests/hostile_cases.py`` (files, manifests, suites, CSVs, bundles,
+options) and ``tests/hostile_dut_cases.py`` (DUT files, ``--dut-param``, ``--backpressure``, the
+DUT keys of suites and bundles), run in-process through ``cli.main``; this file adds what needs
+the file system or real processes: unwritable and locked folders, a full disk (a small tmpfs when
+this user may mount one, else ``RLIMIT_FSIZE`` in a child process), signals during builds and runs
 (fake ``iverilog``/``vvp`` on ``--tool-path`` that start a child like ``ivl`` and hang, so the
 timing is deterministic; the real tools in the slow tier), concurrent runs, and
 ``--tool-path``/``--verilator-root`` reaching the builds.
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hostile_cases import OK, USAGE, Case, all_cases, device_cases, old_out
+from hostile_dut_cases import DUT_TABLES
 
 from t2c_sim.cli import main
 from t2c_sim.export import save_network
@@ -108,7 +110,7 @@ def watchdog():
     signal.signal(signal.SIGALRM, old)
 
 
-TABLE = all_cases()
+TABLE = all_cases() + [c for f in DUT_TABLES.values() for c in f()]
 
 
 @pytest.mark.parametrize("case", TABLE, ids=[f"{c.kind}:{c.id}" for c in TABLE])
@@ -424,6 +426,8 @@ SIGNAL_CASES = [  # (id, command, phase, signal, exit code, stderr words)
     ("sigterm-run", "run", "run", signal.SIGTERM, EXIT_TERMINATED, ["terminated"]),
     ("sigint-run", "run", "run", signal.SIGINT, EXIT_INTERRUPT, ["interrupted"]),
     ("sigkill-build", "run", "build", signal.SIGKILL, -signal.SIGKILL, None),
+    ("sigterm-run-pool", "run-pool", "run", signal.SIGTERM, EXIT_TERMINATED, ["terminated"]),
+    ("sigint-run-pool", "run-pool", "run", signal.SIGINT, EXIT_INTERRUPT, ["interrupted"]),
     ("sigterm-regress-pool", "regress", "run", signal.SIGTERM, EXIT_TERMINATED,
      ["terminated", "0 of 2 jobs"]),
     ("sigint-regress-pool", "regress", "run", signal.SIGINT, EXIT_INTERRUPT,
@@ -441,6 +445,8 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
            "--no-progress"]
     if cmd == "run":
         argv = ["run", str(d / "net"), "--layers", "fc", "--out", str(d / "out"), *sim]
+    elif cmd == "run-pool":  # every layer, spread over a pool of 2 simulator processes
+        argv = ["run", str(d / "net"), "-j", "2", "--out", str(d / "out"), *sim]
     elif cmd == "regress":
         (d / "s.yaml").write_text("name: s\nsims: icarus\njobs:\n"
                                   "  - {random: linear, name: a, params: {c_in: 8, c_out: 4, rows: 2}}\n"
@@ -454,7 +460,7 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
     env = {"T2C_FAKE_IVERILOG": "ok"} if phase == "run" else {}
     cli = Cli(d, argv, **env)
     try:
-        n = 2 if cmd == "regress" else 1
+        n = 2 if cmd in ("regress", "run-pool") else 1
         wait_for(lambda: cli.children_started(n), 120, f"the fake {phase}", cli.proc)
         os.kill(cli.proc.pid, sig)  # the command only, as `kill PID` or a supervisor does
         rc, err = cli.finish()
@@ -467,7 +473,7 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
         assert cli.survivors() == [], "processes outlived the command"
         if cmd == "run" and sig == signal.SIGKILL:  # no cleanup possible: nothing written
             assert not [p for p in (d / "out").rglob("*")]
-        elif cmd == "run":  # interrupted before any report: no folder left behind
+        elif cmd in ("run", "run-pool"):  # interrupted before any report: no folder left
             assert not (d / "out").exists()
         if cmd == "regress":  # the suite reports exist and list the jobs as not run
             summary = json.loads((d / "out" / "summary.json").read_text())

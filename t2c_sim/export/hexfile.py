@@ -10,6 +10,11 @@ Wide words (the accelerator's scratchpads hold a whole PE row or column block pe
 hundreds of bits) go through :func:`pack_limbs` / :func:`write_memh_limbs` (NumPy, 64-bit limbs,
 fields of mixed widths) and are read back with :func:`read_memh_fields`; :func:`pack_words`
 returns Python ints and suits small memories and testbenches.
+
+Stream beats and memory images are byte arrays ``uint8[n, nbytes]`` (byte 0 = bits 7..0 of the
+word, little-endian): :func:`pack_beats` / :func:`unpack_beats` convert fields to and from them,
+:func:`write_memh_bytes` / :func:`read_memh_bytes` write and read them as ``$readmemh`` text.
+Example: fields ``[[-1, 2]]`` of 4 bits in one byte -> ``[[0x2F]]``.
 """
 
 from __future__ import annotations
@@ -121,26 +126,49 @@ def pack_limbs(fields: np.ndarray, widths: Sequence[int] | np.ndarray) -> np.nda
     return limbs
 
 
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """Python-int words of :func:`pack_limbs` limbs (limb 0 the least significant), e.g. for a
+    testbench driving a wide port."""
+    out = []
+    for row in np.asarray(limbs, dtype=np.uint64).tolist():
+        w = 0
+        for i, limb in enumerate(row):
+            w |= int(limb) << (64 * i)
+        out.append(w)
+    return out
+
+
 def write_memh_limbs(path: str | Path, limbs: np.ndarray, width: int) -> Path:
     """Write :func:`pack_limbs` words of ``width`` bits as ``$readmemh`` text (one word per line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(memh_chars(limbs, width, str(path)).tobytes())
+    return path
+
+
+def memh_chars(limbs: np.ndarray, width: int, name: str = "memory") -> np.ndarray:
+    """The ``$readmemh`` text of :func:`pack_limbs` words of ``width`` bits, as characters
+    ``uint8[words, digits + 1]`` (each row one line: ``ceil(width / 4)`` hex digits and a
+    newline), so that slices of rows are files (:mod:`t2c_sim.cosim.bulk`).
+
+    Raises:
+        RecordError: The limbs do not hold ``width`` bits, or a word does not fit them (names
+            ``name``).
+    """
     n, nl = limbs.shape
     digits = max(1, -(-width // 4))
     if nl * 64 < width or (nl * 64 - width >= 64):
-        raise RecordError(f"{path}: {nl} limbs do not hold {width}-bit words")
+        raise RecordError(f"{name}: {nl} limbs do not hold {width}-bit words")
+    out = np.empty((n, digits + 1), dtype=np.uint8)
     if n == 0:
-        path.write_text("")
-        return path
+        return out
     text = np.ascontiguousarray(limbs[:, ::-1]).astype(">u8").tobytes().hex().encode()
     chars = np.frombuffer(text, dtype=np.uint8).reshape(n, nl * 16)
     if (chars[:, :nl * 16 - digits] != ord("0")).any():
-        raise RecordError(f"{path}: a word does not fit {width} bits")
-    out = np.empty((n, digits + 1), dtype=np.uint8)
+        raise RecordError(f"{name}: a word does not fit {width} bits")
     out[:, :digits] = chars[:, nl * 16 - digits:]
     out[:, digits] = ord("\n")
-    path.write_bytes(out.tobytes())
-    return path
+    return out
 
 
 def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signed: bool,
@@ -156,7 +184,14 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
             of different lengths, or not ``words`` words.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    return parse_memh(path.read_bytes(), widths, signed, words, str(path))
+
+
+def parse_memh(raw: bytes, widths: Sequence[int] | np.ndarray, signed: bool,
+               words: int | None = None, name: str = "memory") -> np.ndarray:
+    """:func:`read_memh_fields` of ``$writememh`` text already in memory (e.g. several dumps of
+    one width joined, parsed at once); errors name ``name``."""
+    path = name
     if b"/" in raw or b"\r" in raw or b"\n\n" in raw or (raw and raw[:1] == b"\n"):
         lines = [ln.split(b"//", 1)[0].strip() for ln in raw.splitlines()]
         raw = b"\n".join(ln for ln in lines if ln) + b"\n"
@@ -183,6 +218,8 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
         raise RecordError(f"{path}: word {r} has an {what} digit: {raw[r * ll:r * ll + digits].decode()}")
     if int(w.sum()) > digits * 4:
         raise RecordError(f"{path}: {digits}-digit words do not hold {int(w.sum())} bits")
+    if (w % 4 == 0).all() and int(w.sum()) == digits * 4 and (w <= 60).all():
+        return _fields_from_nibbles(nib, w, signed)
     # bits[:, b] = bit b of the word (LSB first)
     bits = np.unpackbits(nib[:, ::-1, None], axis=2, count=4, bitorder="little").reshape(n, -1)
     offs = np.concatenate([[0], np.cumsum(w)[:-1]])
@@ -194,3 +231,98 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
             v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
         out[:, f] = v
     return out
+
+
+def _fields_from_nibbles(nib: np.ndarray, w: np.ndarray, signed: bool) -> np.ndarray:
+    """Fields of whole nibbles (every width a multiple of 4, together the whole word): each
+    field is its nibbles weighted by powers of 16 (fast path of :func:`parse_memh`)."""
+    n, digits = nib.shape
+    rev = nib[:, ::-1].astype(np.int64)  # rev[:, j] = nibble j (LSB first)
+    out = np.empty((n, w.size), dtype=np.int64)
+    o = 0
+    for f, k in enumerate(w.tolist()):
+        d = k // 4
+        v = rev[:, o:o + d] @ (np.int64(16) ** np.arange(d, dtype=np.int64))
+        if signed:
+            v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
+        out[:, f] = v
+        o += d
+    return out
+
+
+def pack_beats(fields: np.ndarray, widths: Sequence[int] | np.ndarray, nbytes: int) -> np.ndarray:
+    """Fields ``[n, F]`` (field 0 in the LSBs, two's complement) -> bytes ``uint8[n, nbytes]``.
+
+    Values are taken modulo ``2^width`` (range-check them first when that matters); bits above
+    ``sum(widths)`` are 0.
+    """
+    a = np.asarray(fields, dtype=np.int64)
+    if a.ndim == 1:
+        a = a[:, None]
+    total = int(np.sum(widths))
+    if total > nbytes * 8:
+        raise RecordError(f"pack_beats: {total} bits do not fit {nbytes} bytes")
+    limbs = pack_limbs(a, widths)
+    b = np.ascontiguousarray(limbs.astype("<u8")).view(np.uint8).reshape(a.shape[0], -1)
+    out = np.zeros((a.shape[0], nbytes), dtype=np.uint8)
+    k = min(nbytes, b.shape[1])
+    out[:, :k] = b[:, :k]
+    return out
+
+
+def unpack_beats(beats: np.ndarray, widths: Sequence[int] | np.ndarray, signed: bool) -> np.ndarray:
+    """Bytes ``uint8[n, nbytes]`` -> fields ``[n, F]`` int64 (inverse of :func:`pack_beats`)."""
+    b = np.asarray(beats, dtype=np.uint8)
+    w = np.asarray(widths, dtype=np.int64).reshape(-1)
+    if int(w.sum()) > b.shape[1] * 8 or (w < 1).any() or (w > 63).any():
+        raise RecordError(f"unpack_beats: widths {w.tolist()} do not fit {b.shape[1]} bytes")
+    bits = np.unpackbits(b, axis=1, bitorder="little")
+    offs = np.concatenate([[0], np.cumsum(w)[:-1]])
+    out = np.empty((b.shape[0], w.size), dtype=np.int64)
+    for f in range(w.size):
+        o, k = int(offs[f]), int(w[f])
+        v = bits[:, o:o + k].astype(np.int64) @ (np.int64(1) << np.arange(k, dtype=np.int64))
+        if signed:
+            v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
+        out[:, f] = v
+    return out
+
+
+def write_memh_bytes(path: str | Path, beats: np.ndarray, width: int) -> Path:
+    """Write ``uint8[n, nbytes]`` words of ``width`` bits as ``$readmemh`` text (one per line).
+
+    Raises:
+        RecordError: A word has bits set above ``width``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b = np.asarray(beats, dtype=np.uint8)
+    n, nb = b.shape
+    digits = max(1, -(-width // 4))
+    if nb * 8 < width:
+        raise RecordError(f"{path}: {nb} bytes do not hold {width}-bit words")
+    if n == 0:
+        path.write_text("")
+        return path
+    text = np.ascontiguousarray(b[:, ::-1]).tobytes().hex().encode()
+    chars = np.frombuffer(text, dtype=np.uint8).reshape(n, nb * 2)
+    if (chars[:, :nb * 2 - digits] != ord("0")).any() or (
+            width % 4 and (_HEX[chars[:, nb * 2 - digits]] >> (width % 4)).any()):
+        raise RecordError(f"{path}: a word has bits above bit {width - 1}")
+    out = np.empty((n, digits + 1), dtype=np.uint8)
+    out[:, :digits] = chars[:, nb * 2 - digits:]
+    out[:, digits] = ord("\n")
+    path.write_bytes(out.tobytes())
+    return path
+
+
+def read_memh_bytes(path: str | Path, width: int, words: int | None = None) -> np.ndarray:
+    """Read a ``$writememh`` dump of ``width``-bit words into ``uint8[n, ceil(width/8)]``.
+
+    Raises:
+        RecordError: X/Z or non-hex digits (the message names the word), or not ``words`` words.
+    """
+    nb = -(-width // 8)
+    widths = [8] * (width // 8) + ([width % 8] if width % 8 else [])
+    f = read_memh_fields(path, widths, False, words)
+    return f.astype(np.uint8).reshape(-1, nb)

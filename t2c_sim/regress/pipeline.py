@@ -1,11 +1,17 @@
 """Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
 
-Plan, then execute: :func:`evaluate` walks the records in order. For each MAC layer (linear,
-conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each
-requested simulator and compares the RTL output with the golden ``y`` attached to the record
-(:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
-re-runs just the failing tile with waves. Non-MAC layers (pools, add, flatten) are executed
-by the golden model only and reported as such.
+Plan, then execute: :func:`evaluate` binds the DUT (``opts.dut``, a DUT file; default our
+accelerator for the array ``hw``) and walks the records in order to build the layer table: for
+each MAC layer (linear, conv) it asks the DUT's cycle model for cycles (and our accelerator's
+:mod:`t2c_sim.estimate` for utilization); non-MAC layers (pools, add, flatten) are executed by
+the golden model only and reported as such. Then
+:func:`t2c_sim.regress.execute.cosimulate_layers` co-simulates every selected MAC layer on each
+requested simulator, spread over ``opts.jobs`` simulator processes (layers and tile ranges,
+:mod:`t2c_sim.regress.parallel`), on the golden model's input or, with ``opts.chain``, on what
+the RTL produced for the layers before it (:mod:`t2c_sim.regress.chain`); it compares each RTL
+output with the golden result of its input and the cycles with the model
+(:func:`t2c_sim.regress.outcome.judge`), and on a mismatch writes a repro bundle and re-runs
+just the failing tile with waves.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
 layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
@@ -26,16 +32,15 @@ import numpy as np
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.cosim.run import to_gemm
+from t2c_sim.cosim.dut import Dut, default_dut, load_dut
 from t2c_sim.cosim.sim import find_tools
-from t2c_sim.cosim.sim.tools import tool_options
-from t2c_sim.errors import ConfigError, SimulationError, T2CError
+from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.golden import attach_results, run_network
 from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.regress.execute import add_repro, cosimulate_layers
 from t2c_sim.regress.outcome import simulate
-from t2c_sim.regress.repro import write_bundle
-from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutcome
+from t2c_sim.regress.results import LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,18 @@ class RunOptions:
         seed: seed of the build / generator (recorded in repro bundles).
         command: the exact command line (recorded in reports and repro bundles).
         repro: on a mismatch, write a repro bundle and re-run the failing tile with waves.
+        dut: the DUT file (``None``: our accelerator, :data:`t2c_sim.cosim.dut.DEFAULT_DUT_FILE`).
+        dut_params: overrides of the DUT's Verilog parameters (``--dut-param``).
+        backpressure: ``(input, output)`` stall probabilities in percent (stream DUTs).
+        jobs: simulator processes the co-simulation is spread over (``None``: the cores; 1:
+            this process). Results do not depend on it.
+        chain: chained mode: each co-simulated layer's RTL output feeds the next layers
+            (:mod:`t2c_sim.regress.chain`).
+        fault: fault injection (tests): called in the simulator's process with the run
+            directory and ``{layer: {(tile, chunk): run number}}`` of the runs it holds, after
+            the operand files are written and before the simulator starts (e.g. corrupt the
+            weights of one tile); a module-level function, so that it reaches worker processes.
+            Our accelerator's back door only.
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -69,6 +86,42 @@ class RunOptions:
     seed: int = 0
     command: str = ""
     repro: bool = True
+    dut: str | None = None
+    dut_params: tuple[tuple[str, int], ...] = ()
+    backpressure: tuple[int, int] = (0, 0)
+    jobs: int | None = None
+    chain: bool = False
+    fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
+
+
+def bind_dut(opts: RunOptions, hw: HwConfig) -> Dut:
+    """The DUT of a run: ``opts.dut`` bound to ``hw`` and ``opts.dut_params`` (default ours).
+
+    Raises:
+        ConfigError: The DUT file is bad or an override names no parameter (file and key).
+    """
+    if opts.dut is None:
+        if opts.dut_params:
+            return default_dut(hw).spec.bind(hw, dict(opts.dut_params))
+        return default_dut(hw)
+    return load_dut(opts.dut).bind(hw, dict(opts.dut_params))
+
+
+def parse_backpressure(text: str | Sequence[int] | None) -> tuple[int, int]:
+    """``"30,40"`` or ``[30, 40]`` (input, output stall percent) or one number for both."""
+    if text is None:
+        return (0, 0)
+    items = str(text).split(",") if isinstance(text, (str, int)) else list(text)
+    try:
+        vals = [int(str(v).strip()) for v in items]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or not all(0 <= v <= 90 for v in vals):
+        raise ConfigError(f"must be one or two stall probabilities in 0..90 percent (input,output), "
+                          f"got {text!r}", key="backpressure")
+    return vals[0], vals[1]
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -173,46 +226,39 @@ def ensure_golden(records: list[LayerRecord]) -> list[LayerRecord]:
 
 
 def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
-                out_dir: Path) -> SimOutcome:
+                out_dir: Path, dut: Dut | None = None) -> SimOutcome:
     """Co-simulate one MAC layer on ``sim`` (:func:`~t2c_sim.regress.outcome.simulate`); on a
     mismatch write a repro bundle (waves of the failing tile) under ``out_dir/repro``.
 
     Raises:
         SimulationError: the simulator could not produce a result (the caller stops).
     """
+    dut = dut or bind_dut(opts, hw)
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
-                   waves=opts.waves)
-    if out.verdict == FAIL and opts.repro:
-        bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
-                              seed=opts.seed, command=opts.command,
-                              mismatch=out.mismatch or {"message": out.message},
-                              build_root=opts.build_root, timeout_s=opts.timeout_s)
-        out.repro = str(bundle.folder)
-        out.wave = bundle.wave
-    return out
+                   waves=opts.waves, dut=dut, backpressure=opts.backpressure, seed=opts.seed + 1)
+    return add_repro(out, rec, hw, sim, opts, out_dir, dut)
 
 
-def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
-    """Check that the array can run every selected MAC layer before simulating anything.
+def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
+              dut: Dut | None = None) -> None:
+    """Check that the DUT accepts every selected MAC layer before simulating anything.
 
     Raises:
-        RecordError: (``UnsupportedLayerError``) naming the first layer the array refuses.
+        RecordError: (``UnsupportedLayerError``) naming the first layer the DUT refuses, the
+            reason and the ``accepts`` key.
     """
     if not opts.sims:
         return
+    dut = dut or bind_dut(opts, hw)
     for rec in records:
         if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
-            to_gemm(rec, hw)
+            dut.check(rec)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-
-
-def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
+def _estimate(rec: LayerRecord, dut: Dut, lr: LayerResult) -> None:
     try:
-        lr.cycles_est = int(estimate.cycles(rec, hw))
-        lr.utilization = float(estimate.utilization(rec, hw))
+        lr.cycles_est = dut.layer_cycles(rec)
+        lr.utilization = dut.utilization(rec)
     except T2CError as e:
         lr.note = f"no estimate: {e}"
 
@@ -224,8 +270,10 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
 
     Raises:
         ConfigError: no records; ``opts.layers`` names a layer that does not exist or is not a
-            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows.
-        RecordError: the array cannot run a selected layer.
+            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows; the
+            DUT file (``opts.dut``) or a ``--dut-param`` override is bad (file and key).
+        RecordError: the DUT cannot run a selected layer (its ``accepts``: the layer, the
+            reason and the key).
     """
     if not records:
         raise ConfigError("the network has no layers")
@@ -254,7 +302,8 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
 def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
              out_dir: str | Path, title: str, source: str = "",
              crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None, checked: bool = False) -> RunResult:
+             progress: Callable[[str], None] | None = None, checked: bool = False,
+             executor: Any = None) -> RunResult:
     """Run every layer (see the module docstring) and return the :class:`RunResult`.
 
     Args:
@@ -265,8 +314,11 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         title, source: names shown in the reports.
         crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
         summary: end-to-end figures shown in the reports.
-        progress: called with a short status before each layer (progress bars).
+        progress: called with ``"<layer> [<sim>]"`` as each layer's co-simulation ends.
         checked: ``records`` already passed :func:`check_run` (do not repeat it).
+        executor: run the simulator processes on this executor (a
+            :class:`~t2c_sim.regress.executors.DaskExecutor`); default a local pool of
+            ``opts.jobs`` workers (:mod:`t2c_sim.regress.execute`).
 
     Raises:
         ConfigError, RecordError: see :func:`check_run` (checked before simulating).
@@ -277,10 +329,10 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     t0 = time.perf_counter()
     if not checked:
         records = check_run(records, hw, opts)
+    dut = bind_dut(opts, hw)
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
-                    out_dir=str(out_dir))
-    stopped = False
+                    out_dir=str(out_dir), dut=dut.describe())
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
                          nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
@@ -290,23 +342,11 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
             lr.golden_only = True
             lr.note = "golden model only (not a MAC layer)"
             continue
-        _estimate(rec, hw, lr)
+        _estimate(rec, dut, lr)
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
-            continue
-        if stopped:
-            lr.skipped, lr.note = True, "not run after a simulator error"
-            continue
-        for sim in opts.sims:
-            if progress:
-                progress(f"{rec.name} [{sim}]")
-            try:
-                with tool_options(opts.tool_path, opts.verilator_root):
-                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
-            except SimulationError as e:
-                lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
-                stopped = True
-                break
+    run.chain = cosimulate_layers(records, hw, opts, run.layers, Path(out_dir), dut=dut,
+                                  executor=executor, progress=progress)
     run.wall_s = time.perf_counter() - t0
     return run
 

@@ -14,7 +14,10 @@ A mismatch is a ``<failure>``; a simulator error (build failure, hang, X/Z) is a
 golden-only and ``--layers``-excluded layers are ``<skipped>``. With an ONNX Runtime parity
 check, each layer x optimization level (and the quantized input) is one more ``<testcase>``
 named ``<layer>[ort <level>]``; golden differing on an integer kernel is a
-``<failure type="parity">`` (:mod:`t2c_sim.regress.report.parity`).
+``<failure type="parity">`` (:mod:`t2c_sim.regress.report.parity`). In chained mode
+(``run --chain``) each layer x simulator is one more ``<testcase>`` named ``<layer>[chain
+<sim>]``, a ``<failure type="chain">`` where the chained output differs from the golden network
+(:mod:`t2c_sim.regress.report.chain`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from t2c_sim.regress.report.chain import chain_cases
 from t2c_sim.regress.report.parity import parity_cases
 from t2c_sim.regress.results import ERROR, FAIL, PASS, RunResult
 
@@ -32,6 +36,11 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
     props = ET.SubElement(ts, "properties")
     for k, v in run.hw.items():
         ET.SubElement(props, "property", name=f"hw.{k}", value=str(v))
+    for k in ("name", "file", "profile", "top", "cycle_model"):
+        if run.dut.get(k) is not None:
+            ET.SubElement(props, "property", name=f"dut.{k}", value=str(run.dut[k]))
+    for k, v in (run.dut.get("parameters") or {}).items():
+        ET.SubElement(props, "property", name=f"dut.param.{k}", value=str(v))
     ET.SubElement(props, "property", name="seed", value=str(run.seed))
     ET.SubElement(props, "property", name="command", value=run.command)
     n = fails = errs = skips = 0
@@ -70,8 +79,12 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
             out = ET.SubElement(tc, "system-out")
             out.text = (f"cycles_measured={o.cycles_measured} cycles_est={lr.cycles_est} "
                         f"tiles={len(o.tiles)}")
+            if o.backpressure:
+                out.text += (f" backpressure={o.backpressure[0]},{o.backpressure[1]} "
+                             f"cycles_model={o.cycles_model} stall_cycles={o.stall_cycles}")
     pn, pf = parity_cases(ts, run)
-    n, fails = n + pn, fails + pf
+    cn, cf = chain_cases(ts, run)
+    n, fails = n + pn + cn, fails + pf + cf
     ts.set("tests", str(n))
     ts.set("failures", str(fails))
     ts.set("errors", str(errs))
