@@ -256,7 +256,8 @@ class HwConfig:
             shape ``[P, C_out]``: token-wise requantization, SPEC section 8); 0: without it.
         zero_points: 1: operand zero points in the PE array, so activation x activation matmuls
             (``Q @ K^T``, ``attn @ V``; SPEC section 7) run on it; 0: without them. Needs
-            ``a_bits, w_bits <= 15`` and ``acc_bits >= a_bits + w_bits + 3``.
+            ``a_bits, w_bits <= 12`` (the zero-point fields of the run-mode register) and
+            ``acc_bits >= a_bits + w_bits + 3``.
     """
 
     rows: int = 4
@@ -294,10 +295,10 @@ class HwConfig:
             raise ConfigError(f"mult_bits must be in 2..32, got {self.mult_bits}", key="mult_bits")
         if self.shift_max > 63:
             raise ConfigError(f"shift_max must be <= 63, got {self.shift_max}", key="shift_max")
-        if self.zero_points and (max(self.a_bits, self.w_bits) > 15
+        if self.zero_points and (max(self.a_bits, self.w_bits) > 12
                                  or self.acc_bits < self.a_bits + self.w_bits + 3):
             raise ConfigError(f"zero_points = 1 widens both operands by one bit: it needs a_bits "
-                              f"and w_bits <= 15 and acc_bits >= a_bits + w_bits + 3 = "
+                              f"and w_bits <= 12 and acc_bits >= a_bits + w_bits + 3 = "
                               f"{self.a_bits + self.w_bits + 3} (got a{self.a_bits} w{self.w_bits} "
                               f"acc{self.acc_bits}); set zero_points: 0", key="zero_points")
 

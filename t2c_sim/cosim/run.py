@@ -23,11 +23,14 @@ Plan, then execute:
 Conversions and refusals: a record runs when its weights, padded along ``K`` to ``hw.m``,
 satisfy ``hw.n:hw.m`` (so ``1:4`` and ``2:4`` records run on a ``2:4`` array, any legal
 record runs on a dense ``m:m`` array of the same ``m``); otherwise it is refused naming the
-first offending channel and group. Also refused: non-MAC ops, token-wise requant parameters,
-operands wider than the array, ``acc_bits != hw.acc_bits`` (wrapping must agree), ``M0``
-beyond ``hw.mult_bits``, ``sh > hw.shift_max``, ``z_y/lo/hi`` beyond 16 bits, and sizes beyond
-the plan's bounds (:data:`t2c_sim.estimate.MAX_PLAN_RUNS` runs per layer, :data:`MAX_TILES`
-runs per simulator process).
+first offending channel and group. Activation x activation matmuls (``Q @ K^T``, ``attn @ V``)
+run dense on any array built with operand zero points, rounding profiles and token-wise
+``[P, C_out]`` parameters on builds with those features (:mod:`t2c_sim.cosim.features`, which
+names the missing feature otherwise). Also refused: other ops, operands wider than the array,
+``acc_bits != hw.acc_bits`` (wrapping must agree), ``M0`` beyond ``hw.mult_bits``,
+``sh > hw.shift_max``, ``z_y/lo/hi`` beyond 16 bits, and sizes beyond the plan's bounds
+(:data:`t2c_sim.estimate.MAX_PLAN_RUNS` runs per layer, :data:`MAX_TILES` runs per simulator
+process).
 
 The PE array has two implementations of the same function (``rtl/t2c_pe_array.v``): PE
 instances, fastest on Verilator, and lane-packed columns, ~10x faster on Icarus. ``packed=None``
@@ -47,13 +50,14 @@ from pathlib import Path
 
 import numpy as np
 
-from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.cosim import features
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.errors import RecordError, SimulationError, SparsityError, UnsupportedLayerError
 from t2c_sim.estimate import Tile, TilePlan, tile_cycles, tile_plan
 from t2c_sim.export.hexfile import pack_limbs, read_memh_fields, write_memh, write_memh_limbs
 from t2c_sim.numerics import check_range
-from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import check_nm, compress
 
 __all__ = ["Y_BITS", "MAX_TILES", "UnsupportedLayerError", "TileResult", "CosimResult", "Gemm",
@@ -129,7 +133,12 @@ class CosimResult:
 
 @dataclass(frozen=True)
 class Gemm:
-    """GEMM operands of a layer on an array: ``cols[groups, P, K]``, compressed weights, plan."""
+    """GEMM operands of a layer on an array: ``cols[groups, P, K]``, compressed weights, plan.
+
+    ``params``: ``(bias_eff, M0, sh)`` per output column ``[groups * C]`` (the ch memory) or per
+    row ``[P, groups * C]`` (the rp memory); ``mode``: the run-mode register; ``w_signed``: the
+    weight operand's format; ``lead``: a matmul's leading output dims (``y[*lead, P, C]``).
+    """
 
     rec: LayerRecord
     hw: HwConfig
@@ -138,6 +147,17 @@ class Gemm:
     indices: np.ndarray
     plan: TilePlan
     out_shape: tuple[int, ...]
+    params: tuple[np.ndarray, np.ndarray, np.ndarray] = ()
+    mode: int = 0
+    w_signed: bool = True
+    lead: tuple[int, ...] | None = None
+
+    def unflatten(self, a: np.ndarray) -> np.ndarray:
+        """``[P, groups * C]`` results in the layer's output shape."""
+        if self.lead is None:
+            return a.reshape(self.out_shape)
+        p, g, c = self.plan.p, self.plan.groups, self.plan.c_per_group
+        return np.ascontiguousarray(a.reshape(p, g, c).transpose(1, 0, 2)).reshape(self.out_shape)
 
 
 # ------------------------------------------------------------------------------------ build
@@ -146,7 +166,8 @@ def hw_parameters(hw: HwConfig, packed: bool = False) -> dict[str, int]:
     return {"ROWS": hw.rows, "COLS": hw.cols, "N": hw.n, "M": hw.m, "A_BITS": hw.a_bits,
             "W_BITS": hw.w_bits, "ACC_BITS": hw.acc_bits, "MULT_BITS": hw.mult_bits,
             "SHIFT_MAX": hw.shift_max, "ACT_DEPTH": hw.act_depth, "W_DEPTH": hw.w_depth,
-            "OUT_DEPTH": hw.out_depth, "CH_DEPTH": hw.ch_depth, "PACKED": int(packed)}
+            "OUT_DEPTH": hw.out_depth, "CH_DEPTH": hw.ch_depth, "PACKED": int(packed),
+            "PROFILES": hw.profiles, "ROW_PARAMS": hw.row_params, "ZERO_POINTS": hw.zero_points}
 
 
 def default_packed(sim: str) -> bool:
@@ -189,26 +210,19 @@ def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "
 
 
 # ------------------------------------------------------------------------------------ plan
-def _refuse(rec: LayerRecord, why: str) -> UnsupportedLayerError:
-    return UnsupportedLayerError(f"layer {rec.name}: cannot run on the accelerator: {why}")
+_refuse = features.refuse
 
 
 def check_supported(rec: LayerRecord, hw: HwConfig) -> None:
     """Raise :class:`UnsupportedLayerError` unless ``hw`` can run ``rec`` (see module docstring)."""
-    if rec.op not in MAC_OPS:
-        raise _refuse(rec, f"{rec.op.value} is not a linear/conv2d layer (it runs on the host)")
-    for f in ("w_q", "bias_eff", "M0", "sh"):
+    features.check_features(rec, hw)
+    need = ("M0", "sh") if rec.op is OpKind.MATMUL else ("w_q", "bias_eff", "M0", "sh")
+    for f in need:
         if getattr(rec, f) is None:
             raise _refuse(rec, f"{f} is missing")
-    if isinstance(rec.mode, RoundProfile):
-        raise _refuse(rec, f"rounding profile {rec.mode.value} (the RTL requantizer has section-2 "
-                           f"modes only: {', '.join(m.value for m in RoundMode)}); simulate golden "
-                           f"only (--sim none) or make the records with a section-2 mode")
-    if rec.bias_eff.ndim != 1 or rec.M0.ndim != 1 or rec.sh.ndim != 1:
-        raise _refuse(rec, "token-wise [P, C_out] requantizer parameters (the array holds one "
-                           "bias/M0/shift per channel)")
-    if rec.a_bits > hw.a_bits or rec.w_bits > hw.w_bits:
-        raise _refuse(rec, f"operands a{rec.a_bits}/w{rec.w_bits} are wider than the array's "
+    w_bits = rec.b_bits if rec.op is OpKind.MATMUL else rec.w_bits
+    if rec.a_bits > hw.a_bits or w_bits > hw.w_bits:
+        raise _refuse(rec, f"operands a{rec.a_bits}/w{w_bits} are wider than the array's "
                            f"a{hw.a_bits}/w{hw.w_bits}")
     if rec.acc_bits != hw.acc_bits:
         raise _refuse(rec, f"acc_bits={rec.acc_bits} but the array accumulates in "
@@ -226,8 +240,12 @@ def check_supported(rec: LayerRecord, hw: HwConfig) -> None:
             raise _refuse(rec, f"{name}={v} does not fit the {Y_BITS}-bit signed output path")
 
 
-def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None) -> Gemm:
+def to_gemm(rec: LayerRecord, hw: HwConfig,
+            x: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None) -> Gemm:
     """Check ``rec`` against ``hw`` and build the GEMM operands and the tile plan.
+
+    ``x``: the input (default ``rec.x_q``); for a matmul the pair ``(a, b)`` (default
+    ``(rec.x_q, rec.b_q)``; either may be ``None``).
 
     Raises:
         UnsupportedLayerError: The array cannot run the record.
@@ -236,6 +254,8 @@ def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None) -> Gemm
     from t2c_sim.golden import im2col
 
     check_supported(rec, hw)
+    if rec.op is OpKind.MATMUL:
+        return _matmul_gemm(rec, hw, *(x if x is not None else (None, None)))
     x = rec.x_q if x is None else np.asarray(x, dtype=np.int64)
     if x is None:
         raise RecordError(f"layer {rec.name}: no input (give x or store x_q in the record)")
@@ -266,7 +286,24 @@ def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None) -> Gemm
         raise _refuse(rec, f"{rec.n}:{rec.m} weights do not fit the array's {hw.n}:{hw.m} "
                            f"({str(e).split(': ', 1)[-1]})") from None
     values, indices = compress(w, hw.n, hw.m)
-    return Gemm(rec, hw, cols, values, indices, plan, out_shape)
+    params = features.layer_params(rec, cols.shape[1])
+    mode = features.run_mode(hw, rec.mode, rowpar=features.per_row(rec))
+    return Gemm(rec, hw, cols, values, indices, plan, out_shape, params, mode)
+
+
+def _matmul_gemm(rec: LayerRecord, hw: HwConfig, a: np.ndarray | None,
+                 b: np.ndarray | None) -> Gemm:
+    """The GEMM of an activation x activation matmul (:func:`features.matmul_operands`)."""
+    a = rec.x_q if a is None else a
+    b = rec.b_q if b is None else b
+    if a is None or b is None:
+        raise RecordError(f"layer {rec.name}: no input (give (a, b) or store x_q and b_q in "
+                          f"the record)")
+    op = features.matmul_operands(rec, hw, a, b)
+    plan = tile_plan(rec, hw, rows=op["p"], groups=op["g"])
+    return Gemm(rec, hw, op["cols"], op["values"], op["indices"], plan,
+                (*op["lead"], op["p"], rec.c_out), op["params"], op["mode"],
+                w_signed=rec.b_signed, lead=op["lead"])
 
 
 def run_index(plan: TilePlan, tile: int, chunk: int) -> int:
@@ -304,25 +341,20 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     sl = slice(t.c0, t.c0 + t.cols)
     vals = gm.values[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
     idx = gm.indices[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
-    check_range(vals, hw.w_bits, True, f"layer {rec.name} weights")
+    check_range(vals, hw.w_bits, gm.w_signed, f"layer {rec.name} weights")
     check_range(idx, hw.idx_bits, False, f"layer {rec.name} indices")
     wgt = _blocked(np.concatenate([vals, idx], axis=2), hw.cols, qc)  # [qc, COLS, gs, 2N]
     wgt = wgt.transpose(0, 2, 1, 3).reshape(qc * gs, hw.cols * 2 * n)
     wwidth = np.tile([hw.w_bits] * n + [hw.idx_bits] * n, hw.cols)
     write_memh_limbs(d / f"t{gi}_wgt.hex", pack_limbs(wgt, wwidth), int(wwidth.sum()))
     n_ch = 0
-    if first:
-        check_range(rec.bias_eff[sl], hw.acc_bits, True, f"layer {rec.name} bias_eff")
-        check_range(rec.M0[sl], hw.mult_bits, False, f"layer {rec.name} M0")
-        check_range(rec.sh[sl], SH_BITS, False, f"layer {rec.name} sh")
-        ch = _blocked(np.stack([rec.bias_eff[sl], rec.M0[sl], rec.sh[sl]], axis=0).T, hw.cols, qc)
-        ch = ch.transpose(0, 2, 1).reshape(qc, 3 * hw.cols)             # biases, M0s, shifts
-        cwidth = np.repeat([hw.acc_bits, hw.mult_bits, SH_BITS], hw.cols)
+    if first:  # per channel: qc ch words; per row (ROWPAR): rows * qc words for the rp memory
+        ch, cwidth = features.param_fields(rec, gm.params, hw, t.p0, t.rows, t.c0, t.cols)
         write_memh_limbs(d / f"t{gi}_ch.hex", pack_limbs(ch, cwidth), int(cwidth.sum()))
-        n_ch = qc
+        n_ch = ch.shape[0]
     m32 = (1 << 32) - 1
     return [t.rows, gs, t.cols, int(rec.a_signed), rec.z_y & m32, rec.lo & m32, rec.hi & m32,
-            rec.mode.code, qr * gs, qc * gs, n_ch, t.rows * qc if last else 0,
+            gm.mode, qr * gs, qc * gs, n_ch, t.rows * qc if last else 0,
             int(first) | int(last) << 1]
 
 
@@ -434,12 +466,13 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
     """Read the dumps of layer tiles ``sel`` (the layer's runs start at global run ``base``).
 
     Returns:
-        ``(y, acc, cycles)``: ``y`` and ``acc`` are ``[P, C_out]``; ``cycles`` maps each tile's
+        ``(y, acc, cycles)``: ``y`` and ``acc`` are ``[P, groups * C]`` (``[P, C_out]`` but for a
+        matmul, see :meth:`Gemm.unflatten`); ``cycles`` maps each tile's
         index to its runs' cycle counters, one per K-chunk.
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
-    y = np.zeros((plan.p, rec.c_out), dtype=np.int64)
-    acc = np.zeros((plan.p, rec.c_out), dtype=np.int64)
+    y = np.zeros((plan.p, plan.groups * plan.c_per_group), dtype=np.int64)
+    acc = np.zeros_like(y)
     stats = read_stats(run_dir, rec.name)
     nk = len(plan.chunks)
     cyc = {}
@@ -510,7 +543,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
     """Co-simulate several layers in ONE simulator run (one process start for all of them).
 
     Args:
-        layers: Records, or ``(record, x)`` pairs.
+        layers: Records, or ``(record, x)`` pairs (a matmul's ``x`` is the pair ``(a, b)``).
         hw, sim, build_root, waves, timeout_s, keep, packed: As for :func:`run_layer`.
         tiles: Per layer, the tile indices to run (``None``: all).
         mutate: Called with the run directory after the memory files are written and before
@@ -585,8 +618,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                 log.warning("layer %s tile %d: %s cycles measured, the cycle model predicts %s",
                             gm.rec.name, r.index, list(r.chunks_measured),
                             list(r.chunks_predicted))
-        out.append(CosimResult(layer=gm.rec.name, y=y.reshape(gm.out_shape),
-                               acc=acc.reshape(gm.out_shape),
+        out.append(CosimResult(layer=gm.rec.name, y=gm.unflatten(y), acc=gm.unflatten(acc),
                                cycles=sum(r.cycles_measured for r in res),
                                tiles=res, sim=sim, build_dir=info.build_dir, run_dir=run_dir,
                                wave_file=wave, wall_s=wall, build_s=info.build_s, prep_s=prep_s,
