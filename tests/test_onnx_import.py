@@ -255,16 +255,19 @@ def test_nm_refusal_via_cli(models, tmp_path, capsys) -> None:
 
 
 def test_rtl_preflight_refuses_profiled_records_and_takes_section2(models) -> None:
-    """Before anything is simulated: ort_fp32 records are refused naming the layer; the same
-    model imported with half_even passes the array check."""
+    """Before anything is simulated: a build without rounding profiles refuses ort_fp32 records
+    naming the layer and the feature; the same model imported with half_even passes its array
+    check, and a build with the profiles (the default) takes the ort_fp32 records."""
     from t2c_sim.config import HwConfig
     from t2c_sim.cosim.run import UnsupportedLayerError
     from t2c_sim.regress.pipeline import RunOptions, preflight
     from t2c_sim.regress.sources import records_from_onnx
 
-    opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4)
+    opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4, profiles=0)
     src = records_from_onnx(models["mlp_qdq"])
     with pytest.raises(UnsupportedLayerError, match="layer /l1/Gemm: cannot run on the "
-                                                    "accelerator: rounding profile ort_fp32"):
+                                                    "accelerator: rounding profile ort_fp32: .*"
+                                                    "profiles: 0"):
         preflight(src.records, hw, opts)
     preflight(records_from_onnx(models["mlp_qdq"], rounding="half_even").records, hw, opts)
+    preflight(src.records, HwConfig(n=4, m=4), opts)

@@ -17,7 +17,7 @@ from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import SimulationError
 
 CLOCK_NS = 10  # the harness clock period
-ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi",
+ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi|run-mode",
              "shift>SHIFT_MAX", "requant-skew")
 
 
