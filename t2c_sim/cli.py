@@ -360,8 +360,9 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         check_layer_size(r, hw)
     rows, table = [], []
     tot_macs = tot_cyc = 0
+    ops = estimate.array_ops(hw)   # matmul too on a build with operand zero points
     for r in records:
-        if r.op not in MAC_OPS:
+        if r.op not in ops:
             continue
         try:
             cyc = int(estimate.cycles(r, hw))

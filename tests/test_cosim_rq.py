@@ -30,6 +30,7 @@ a dense 4:4 array, more seeds.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -364,3 +365,87 @@ def test_rtl_mutant_is_caught(mutant, mutant_records, tmp_path) -> None:
     print(f"{mutant}: {len(caught)}/{len(recs)} records differ; first: {caught[0]}")
     with pytest.raises(AssertionError):
         check_exact(recs, res, HW_A, "icarus")
+
+
+# ------------------------------------------------------------------------------ t2c-sim run
+HW_A_ARGS = [a for k, v in (("rows", 2), ("cols", 2), ("n", 2), ("m", 4), ("act_depth", 64),
+                            ("w_depth", 64), ("out_depth", 32), ("ch_depth", 8))
+             for a in ("--hw-param", f"{k}={v}")]
+
+
+def cli_records() -> list:
+    """One record per feature: a matmul (per-row-and-column parameters, bias, leading dims,
+    trans_b, unsigned a), a token-wise tflite_double linear, directed tflite_single cases."""
+    recs = vector_records(_small_directed(6, 16), name="cli", per_row=True)
+    return [matmul_cases()[3], token_wise_cases()[6],
+            next(r for r in recs if r.mode is RoundProfile.TFLITE_SINGLE)]
+
+
+def test_cli_run_every_feature_verilator(tmp_path, build_root, capsys) -> None:
+    """``t2c-sim run RECORDS_DIR``: every layer co-simulated, passes, measured cycles equal the
+    estimate."""
+    from t2c_sim.cli import EXIT_OK, main
+    from t2c_sim.export import save_network
+
+    recs = cli_records()
+    save_network(recs, tmp_path / "net")
+    rc = main(["run", str(tmp_path / "net"), "--sim", "verilator", *HW_A_ARGS, "--build-root",
+               str(build_root), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == EXIT_OK, capsys.readouterr().err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert [ly["name"] for ly in res["layers"]] == [r.name for r in recs]
+    for ly in res["layers"]:
+        (o,) = ly["sims"]
+        assert o["verdict"] == "pass", ly
+        assert o["cycles_measured"] == ly["cycles_est"] > 0, ly["name"]
+    assert res["layers"][0]["macs"] == int(np.prod(recs[0].y.shape)) * recs[0].c_in
+
+
+def test_cli_matmul_mismatch_is_localized(tmp_path, build_root, capsys) -> None:
+    """A wrong golden output of a matmul with leading dims is found at its (leading index, row,
+    channel) and in the tile that computed it; the repro bundle re-runs that tile."""
+    from t2c_sim.cli import EXIT_FAIL, main
+    from t2c_sim.export import save_network
+
+    rec = random_matmul_record(np.random.default_rng(43), name="attn", p=5, k=9, c=3, lead=(2,),
+                               params="row", trans_b=True)
+    g, p, c = 1, 3, 2
+    y = rec.y.copy()
+    y[g, p, c] = rec.y[g, p, c] + 1 if rec.y[g, p, c] < rec.hi else rec.y[g, p, c] - 1
+    save_network([rec.replace(y=y)], tmp_path / "net")
+    rc = main(["run", str(tmp_path / "net"), "--sim", "icarus", *HW_A_ARGS, "--build-root",
+               str(build_root), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == EXIT_FAIL
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    (o,) = res["layers"][0]["sims"]
+    mm = o["mismatch"]
+    assert (mm["row"], mm["channel"], mm["count"]) == (g * 5 + p, c, 1)
+    assert f"row {g * 5 + p} [{g},{p}], channel {c}" in mm["message"]
+    plan = estimate.tile_plan(rec, HW_A)
+    col = g * rec.c_out + c        # the GEMM column of leading index g, channel c
+    (want,) = [t.index for t in plan.tiles if t.p0 <= p < t.p0 + t.rows and
+               t.c0 <= col < t.c0 + t.cols]
+    assert mm["tile"] == want and len(plan.tiles) > 1
+    assert mm["acc_expected"] == mm["acc_actual"] == int(rec.acc[g, p, c])
+    capsys.readouterr()
+    assert main(["repro", o["repro"], "--no-progress"]) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert "STILL FAILS" in out and f"row {g * 5 + p}" in out and f"channel {c}" in out
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_cli_refuses_record_the_build_lacks(case, tmp_path, build_root, capsys) -> None:
+    """Exit 2, one stderr line naming the layer and the missing feature; nothing is written."""
+    from t2c_sim.cli import EXIT_USAGE, main
+    from t2c_sim.export import save_network
+
+    _, make, hw, words = case
+    feature = next(f for f in ("profiles", "row_params", "zero_points") if not getattr(hw, f))
+    save_network([make()], tmp_path / "net")
+    capsys.readouterr()
+    rc = main(["run", str(tmp_path / "net"), "--sim", "icarus", "--hw-param", f"{feature}=0",
+               "--build-root", str(build_root), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == EXIT_USAGE
+    assert len(err) == 1 and all(w in err[0] for w in words), err
+    assert not (tmp_path / "o").exists()

@@ -1,11 +1,14 @@
 """Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
 
-Plan, then execute: :func:`evaluate` walks the records in order. For each MAC layer (linear,
-conv) it asks :mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each
-requested simulator and compares the RTL output with the golden ``y`` attached to the record
+Plan, then execute: :func:`evaluate` walks the records in order. For each layer the array runs
+(linear, conv; activation x activation matmul on a build with operand zero points) it asks
+:mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each requested
+simulator and compares the RTL output with the golden ``y`` attached to the record
 (:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
-re-runs just the failing tile with waves. Non-MAC layers (pools, add, flatten) are executed
-by the golden model only and reported as such.
+re-runs just the failing tile with waves. Other layers (pools, add, flatten, the non-linear
+ops) are executed by the golden model only and reported as such. A matmul on a build without
+operand zero points is refused before anything is simulated (like any record the array cannot
+run), unless nothing is simulated (``--sim none``).
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
 layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
@@ -38,6 +41,10 @@ from t2c_sim.regress.repro import write_bundle
 from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
+
+#: Layers the accelerator co-simulates (a matmul only on a build with operand zero points: the
+#: others refuse it in :func:`preflight`).
+ARRAY_OPS = (*MAC_OPS, OpKind.MATMUL)
 
 SIM_CHOICES = ("verilator", "icarus")
 
@@ -129,16 +136,18 @@ def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
     Raises:
         ConfigError: naming the layer and the limit.
     """
-    if rec.op not in MAC_OPS:
+    if rec.op not in ARRAY_OPS:
         return
     try:
         p = estimate.gemm_rows(rec)
+        groups = estimate.gemm_groups(rec)
     except T2CError:
         return  # no rows known: the estimate reports it
     # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
     # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
-    check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
-                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+    mm = rec.op is OpKind.MATMUL       # a matmul's GEMM has groups x C_out columns
+    check_shape(name=rec.name, p=p, c_out=rec.c_out * groups if mm else rec.c_out,
+                k=max(rec.k, estimate.gemm_k(rec, hw)), groups=groups,
                 rows=min(hw.rows, hw.out_depth), cols=hw.cols,
                 array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
                                                 if hw.out_depth < hw.rows else ""))
@@ -150,6 +159,11 @@ def layer_shape(rec: LayerRecord) -> str:
         rows = int(np.prod(rec.x_q.shape[:-1])) if rec.x_q is not None else None
         r = f"{rows}x" if rows is not None else ""
         return f"{r}{rec.c_in} -> {r}{rec.c_out}"
+    if rec.op is OpKind.MATMUL and rec.x_q is not None and rec.x_q.ndim >= 2:
+        lead = "".join(f"{d}x" for d in rec.x_q.shape[:-2])
+        p = rec.x_q.shape[-2]
+        bt = "^T" if rec.trans_b else ""
+        return f"{lead}{p}x{rec.c_in} @ {rec.c_in}x{rec.c_out}{bt} -> {lead}{p}x{rec.c_out}"
     if rec.op is OpKind.CONV2D:
         oh, ow = rec.out_hw
         g = f" g{rec.groups}" if rec.groups > 1 else ""
@@ -193,7 +207,9 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
 
 
 def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
-    """Check that the array can run every selected MAC layer before simulating anything.
+    """Check that the array can run every selected layer it would co-simulate (linear, conv,
+    matmul) before simulating anything; a matmul on a build without operand zero points, a
+    rounding profile or token-wise parameters on a build without them are refused here.
 
     Raises:
         RecordError: (``UnsupportedLayerError``) naming the first layer the array refuses.
@@ -201,7 +217,7 @@ def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) ->
     if not opts.sims:
         return
     for rec in records:
-        if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
+        if rec.op in ARRAY_OPS and (opts.layers is None or rec.name in opts.layers):
             to_gemm(rec, hw)
 
 
@@ -243,10 +259,10 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
             if n not in by:
                 raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
                                   key="--layers")
-            if by[n].op not in MAC_OPS:
-                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only MAC layers "
-                                  "(linear, conv2d) are co-simulated; the golden model runs "
-                                  "every layer anyway", key="--layers")
+            if by[n].op not in ARRAY_OPS:
+                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only the layers the "
+                                  "array runs (linear, conv2d, matmul) are co-simulated; the "
+                                  "golden model runs every layer anyway", key="--layers")
     preflight(records, hw, opts)
     return records
 
@@ -283,10 +299,10 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     stopped = False
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
-                         nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
+                         nm=f"{rec.n}:{rec.m}", macs=_macs(rec),
                          lsb=_lsb(crosscheck, rec.name))
         run.layers.append(lr)
-        if rec.op not in MAC_OPS:
+        if rec.op not in ARRAY_OPS:
             lr.golden_only = True
             lr.note = "golden model only (not a MAC layer)"
             continue
@@ -309,6 +325,13 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
                 break
     run.wall_s = time.perf_counter() - t0
     return run
+
+
+def _macs(rec: LayerRecord) -> int:
+    """Dense multiply-accumulates of a layer (a matmul's: output elements times ``K``)."""
+    if rec.op is OpKind.MATMUL:
+        return int(np.prod(rec.y.shape)) * rec.c_in if rec.y is not None else 0
+    return rec.macs(_batch(rec))
 
 
 def _batch(rec: LayerRecord) -> int:
