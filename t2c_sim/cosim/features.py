@@ -89,7 +89,7 @@ def run_mode(hw: HwConfig, mode: RoundMode | RoundProfile, *, rowpar: bool = Fal
     (the array sign- or zero-extends them like its operands).
 
     >>> hex(run_mode(HwConfig(), RoundMode.HALF_UP, rowpar=True, z_a=-1, z_w=3))
-    '0x3ff09'
+    '0x30ff09'
     """
     word = mode.code | (ROWPAR if rowpar else 0) | (W_UNSIGNED if w_unsigned else 0)
     return (word | (int(z_a) & ((1 << hw.a_bits) - 1)) << ZA_SHIFT
