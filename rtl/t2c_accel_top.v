@@ -80,7 +80,7 @@
 //   [2] ceil(cols/COLS)*G > W_DEPTH/COLS                  [3] ceil(cols/COLS) > CH_DEPTH/COLS
 //   [4] rows*ceil(cols/COLS) > OUT_DEPTH                  [5] lo > hi, or a run mode the
 //                                                             build lacks (see cfg_mode_i)
-//   [6] run time: a used channel has sh > SHIFT_MAX       [7] run time: requantizer pipeline skew
+//   [6] run time: a used output has sh > SHIFT_MAX        [7] run time: requantizer pipeline skew
 //
 // Simulation cost: the control is one clocked process and the scratchpads are one wide RAM each,
 // so an event-driven simulator wakes few processes per cycle (docs/rtl.md, "Icarus").
@@ -564,7 +564,7 @@ module t2c_accel_top #(
       dlwe_q   <= {dlwe_q[RQ_LAT-2:0], dr_we & last_q};
       dllast_q <= {dllast_q[RQ_LAT-2:0], rq_in && dlast_q && (drow_q == LAST_ROW)};
       dladdr_q <= {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
-      if (rq_in && sh_bad) begin
+      if (rq_in && drmask_q[drow_q] && sh_bad) begin   // rows in the tile (ROWPAR: their own sh)
         err_q[6] <= 1'b1;
       end
       if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin

@@ -192,7 +192,11 @@ async def shape_errors(dut) -> None:
     # X on Icarus and random on Verilator, whose shift could exceed SHIFT_MAX)
     await _write(dut, 2, [0])
     if hw.row_params:
-        await _write(dut, 3, [0])
+        # row 0's parameters legal; the rows past a one-row tile carry sh = 63 > SHIFT_MAX,
+        # which must not flag err_o[6] (only rows and channels of the tile count)
+        widths = [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols + [6] * hw.cols
+        bad = _pack(np.array([[0] * (2 * hw.cols) + [63] * hw.cols]), widths)[0]
+        await _write(dut, 3, [0] + [bad] * hw.rows)
     _cfg(dut, rows=1, groups=1, cols=1)
     err, cyc = await _start_and_wait(dut, 100)
     if err:
