@@ -12,6 +12,8 @@ or requantize every chunk. Bigger split layers are in tests/test_cosim_ksplit.py
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -215,8 +217,9 @@ def test_refusals_name_layer_and_reason():
         to_gemm(dense, HW_A)
     tw = random_linear_record(np.random.default_rng(42), name="fc_tw", c_in=8, c_out=2, rows=3,
                               n=2, m=4, token_wise=True)
-    with pytest.raises(UnsupportedLayerError, match="layer fc_tw: .*token-wise"):
-        to_gemm(tw, HW_A)
+    with pytest.raises(UnsupportedLayerError, match="layer fc_tw: .*token-wise.*row_params: 0"):
+        to_gemm(tw, dataclasses.replace(HW_A, row_params=0))   # a build without rp memory
+    to_gemm(tw, HW_A)                                          # one with it (test_cosim_rq.py)
     wide = _lin(43, c_in=8, c_out=2, rows=2, n=2, m=8)
     with pytest.raises(UnsupportedLayerError, match="layer fc_s43: .*wider than"):
         to_gemm(wide, HW_B)
