@@ -30,8 +30,12 @@ Transformer ops (``docs/numerics.md`` sections 7-10; their integer constants are
   ``sh = [sho]``, ``params = {frac_bits}``; gelu: ``table[2^a_bits]`` (output integers);
 - layernorm: ``gamma_q[C]``, ``beta_q[C]`` (``c_in = c_out = C``),
   ``params = {eps_q, sqrt_shift, g_shift}``;
-- concat: inputs ``a`` (and ``b``), ``M0 = [Ma(, Mb)]``, ``sh = [sha(, shb)]``, optional
-  ``const_q[Tc, D]`` (class token, already in the output format, placed first);
+- concat: inputs ``x_0 .. x_{n-1}`` (``1 <= n <= MAX_CONCAT_INPUTS``), ``M0[n]``, ``sh[n]``,
+  ``params = {axis, z_in, bits_in, signed_in}`` (axis of the integer layout, negative, default
+  -2 = tokens; per-input zero points and formats, required for ``n > 2``; absent, input 0 has
+  ``z_x``, ``a_bits/a_signed`` and input 1 ``z_b``, ``b_bits/b_signed``, which the params must
+  agree with when both are given: :func:`concat_formats`); optional ``const_q[Tc, D]`` (class
+  token, already in the output format, placed first; axis -2 only);
 - add with one input: ``const_q`` is operand ``b`` (position embedding; broadcast over the
   leading axes), in the record's input format with zero point ``z_b``;
 - reshape: ``params = {shape, perm, out_shape}`` (each optional); slice: ``{axis, start, stop}``;
@@ -63,7 +67,9 @@ OP_PARAMS: dict[OpKind, tuple[str, ...]] = {
     OpKind.LAYERNORM: ("eps_q", "sqrt_shift", "g_shift"),
     OpKind.RESHAPE: ("shape", "perm", "out_shape"),
     OpKind.SLICE: ("axis", "start", "stop"),
+    OpKind.CONCAT: ("axis", "z_in", "bits_in", "signed_in"),
 }
+MAX_CONCAT_INPUTS = 64
 
 
 def _pair(v: Any, name: str) -> tuple[int, int]:
@@ -409,16 +415,19 @@ def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
     elif op is OpKind.LAYERNORM:
         check_layernorm(rec)
     elif op is OpKind.CONCAT:
-        if len(rec.inputs) not in (1, 2):
-            raise bad(f"concat takes one or two inputs, got {len(rec.inputs)}")
-        need("M0", "sh")
         n = len(rec.inputs)
+        if not 1 <= n <= MAX_CONCAT_INPUTS:
+            raise bad(f"concat takes 1 to {MAX_CONCAT_INPUTS} inputs, got {n}")
+        need("M0", "sh")
         if rec.M0.shape != (n,) or rec.sh.shape != (n,):
             raise bad(f"concat of {n} input(s) needs M0 and sh of shape ({n},), got "
                       f"{rec.M0.shape} and {rec.sh.shape}")
+        concat_formats(rec)
         if rec.const_q is not None:
             if rec.const_q.ndim != 2:
                 raise bad(f"const_q must be [tokens, features], got shape {rec.const_q.shape}")
+            if p.get("axis", -2) != -2:
+                raise bad("const_q (constant tokens) needs a concat along the token axis -2")
             in_range("const_q", *rec.y_range)
     elif op is OpKind.RESHAPE:
         for k in ("shape", "out_shape"):
@@ -433,6 +442,45 @@ def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
         if p["axis"] < 1 or not 0 <= p["start"] < p["stop"]:
             raise bad(f"slice needs axis >= 1 (0 is the batch axis) and 0 <= start < stop, got "
                       f"axis={p['axis']} start={p['start']} stop={p['stop']}")
+
+
+def concat_formats(rec: LayerRecord) -> list[tuple[int, int, int]]:
+    """``[(lo, hi, z)]`` of every concat input (the ``params`` schema in the module docstring).
+
+    Raises :class:`RecordError` naming the layer for a bad ``axis``, ``z_in``, ``bits_in`` or
+    ``signed_in`` (wrong length or type, disagreeing with ``z_x``/``a_bits``/``z_b``/``b_bits``).
+    """
+    def bad(msg: str) -> RecordError:
+        return RecordError(msg, layer=rec.name)
+
+    n, p = len(rec.inputs), rec.params
+    ax = p.get("axis", -2)
+    if not isinstance(ax, int) or ax >= 0:
+        raise bad(f"params['axis'] = {ax!r}: the concat axis counts from the end (-1, -2, ...)")
+    given = [k for k in ("z_in", "bits_in", "signed_in") if k in p]
+    if n > 2 and len(given) < 3:
+        raise bad(f"a concat of {n} inputs needs params z_in, bits_in and signed_in")
+    fields_ = [(rec.z_x, rec.a_bits, int(rec.a_signed)), (rec.z_b, rec.b_bits, int(rec.b_signed))]
+    cols = list(zip(*fields_[:min(n, 2)]))
+    for i, k in enumerate(("z_in", "bits_in", "signed_in")):
+        if k not in p:
+            continue
+        v = p[k]
+        if not isinstance(v, tuple) or len(v) != n:
+            raise bad(f"params[{k!r}] must be a list of {n} ints, got {v!r}")
+        if tuple(v[:len(cols[i])]) != tuple(cols[i]):
+            raise bad(f"params[{k!r}] = {list(v)} disagrees with the record's "
+                      f"{('z_x/z_b', 'a_bits/b_bits', 'a_signed/b_signed')[i]} {list(cols[i])}")
+    z = p.get("z_in", tuple(f[0] for f in fields_[:n]))
+    bits = p.get("bits_in", tuple(f[1] for f in fields_[:n]))
+    sgn = p.get("signed_in", tuple(f[2] for f in fields_[:n]))
+    out = []
+    for i in range(n):
+        if not 1 <= bits[i] <= 32 or sgn[i] not in (0, 1):
+            raise bad(f"concat input {i}: bits {bits[i]} outside 1..32 or signed {sgn[i]} not 0/1")
+        lo, hi = qrange(bits[i], bool(sgn[i]))
+        out.append((lo, hi, int(z[i])))
+    return out
 
 
 def check_layernorm(rec: LayerRecord) -> None:

@@ -3,12 +3,16 @@
 The float -> integer boundary lives here and only here: every scale becomes integers once
 (``bias_eff``, ``M0``, ``sh``, ``lo``, ``hi``), after which no float is used.
 
-Graph: the model is traced with ``torch.fx`` (Q wrappers are leaves). Each integer tensor gets
-its format from ONE quantizer (:func:`t2c_sim.quant.graph.consumer_quantizers`): the
-producer's ``oq`` or the input quantizer of every consumer, which must agree bitwise.
-ReLU/ReLU6 on every path after a producer (through max pool / flatten / dropout) go into the
-producer's clamp (:func:`t2c_sim.quant.graph.fused_activation`, ``numerics.relu_bounds``);
-max pool and flatten become their own records. MAC layers are :func:`t2c_sim.fuse.mac.mac_record`.
+Graph: the model is traced with ``torch.fx`` (Q wrappers are leaves); what every node is comes
+from the one op table, :func:`t2c_sim.quant.ops.classify` (the same table
+:func:`~t2c_sim.quant.quantize.quantize_model` asks, so the two never disagree), and an error
+about a node names it and the user's source line. Each integer tensor gets its format from ONE
+quantizer (:func:`t2c_sim.quant.graph.consumer_quantizers`): the producer's ``oq`` or the input
+quantizer of every consumer, which must agree bitwise. ReLU/ReLU6 on every path after a
+producer (through max pool / flatten / dropout) go into the producer's clamp
+(:func:`t2c_sim.quant.graph.fused_activation`, ``numerics.relu_bounds``); max pool and flatten
+become their own records. MAC layers are :func:`t2c_sim.fuse.mac.mac_record`; add, concat and
+pools :mod:`t2c_sim.fuse.ops`.
 
 MAC layers (conv, linear), with input format ``(s_x, z_x)``, weight scale ``s_w[c]`` and output
 format ``(s_y, z_y)``:
@@ -22,7 +26,8 @@ format ``(s_y, z_y)``:
 - worst case ``|acc| = |bias_eff| + sum_k |W_q[c, k]| * max|x_q|`` (``max|x_q|`` of the input
   format) must be ``<= 2^(ACC_BITS-1) - 1`` unless ``wrap_ok`` (:class:`OverflowRiskError`).
 
-BatchNorm: :func:`t2c_sim.quant.quantize.quantize_model` folds BN into the conv in float BEFORE
+BatchNorm: :func:`t2c_sim.quant.quantize.quantize_model` folds BN into the conv (BatchNorm1d into
+the linear) in float BEFORE
 weight quantization by default (``W' = W*g``, ``b' = (b - mean)*g + beta``, ``g = gamma /
 sqrt(var + eps)``), so the weight quantizer sees the folded weights. A BN still present here
 (``fold_bn: False``, e.g. QAT with BN) follows the fake-quant model exactly: ``W_q`` stays the
@@ -45,7 +50,6 @@ INPUT (``meta["input_specific"] = True``).
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,36 +58,20 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from t2c_sim.config import FuseOptions, OpKind, RoundMode
-from t2c_sim.errors import FuseError, ModelError, NumericsError, T2CError
-from t2c_sim.fuse.formats import (
-    QFormat,
-    TensorVal,
-    clamp_bounds,
-    multipliers,
-    qformat,
-    record_formats,
-    same_format,
-)
+from t2c_sim.config import FuseOptions, RoundMode
+from t2c_sim.errors import FuseError, ModelError, T2CError
+from t2c_sim.fuse.formats import QFormat, TensorVal, qformat, same_format
 from t2c_sim.fuse.mac import mac_record
-from t2c_sim.numerics import quantize_multipliers_shared
-from t2c_sim.quant.graph import (
-    ALIAS_MODULES,
-    FLATTEN_FUNCS,
-    consumer_quantizers,
-    fused_activation,
-    relu_kind,
-    trace,
+from t2c_sim.fuse.ops import (
+    add_record,
+    avgpool_record,
+    concat_record,
+    flatten_record,
+    maxpool_record,
 )
-from t2c_sim.quant.modules import (
-    InputSmooth,
-    QAdaptiveAvgPool2d,
-    QAdd,
-    QAvgPool2d,
-    QConv2d,
-    QLinear,
-    frozen,
-)
+from t2c_sim.quant.graph import consumer_quantizers, fused_activation, trace
+from t2c_sim.quant.modules import InputSmooth, QConv2d, QLinear, frozen
+from t2c_sim.quant.ops import CHAIN_ROLES, FUSING_ROLES, Q_MODULES, Op, Role, classify, describe, where
 from t2c_sim.quant.smoothquant import input_smooth
 from t2c_sim.record import LayerRecord
 
@@ -122,7 +110,7 @@ class _Fuser:
     def __init__(self, model: nn.Module, x: torch.Tensor, opts: FuseOptions) -> None:
         self.model, self.opts = model, opts
         self.gm = trace(model)
-        self.mods = dict(model.named_modules())
+        self.mods = dict(self.gm.named_modules())
         self.env = _run_graph(self.gm, model, x)
         self.vals: dict[fx.Node, TensorVal] = {}
         self.fmts: dict[fx.Node, QFormat] = {}
@@ -132,7 +120,7 @@ class _Fuser:
     def out_format(self, node: fx.Node) -> QFormat:
         if node in self.fmts:
             return self.fmts[node]
-        where = _layer_of(node)
+        ctx = _layer_of(node)
         mod = self.mods.get(node.target) if node.op == "call_module" else None
         cands: list[QFormat] = []
         if mod is not None and getattr(mod, "oq", None) is not None:
@@ -141,28 +129,28 @@ class _Fuser:
         for qname, q in found:
             if q is None:
                 raise FuseError(f"consumer '{qname.rsplit('.', 1)[0]}' has no input quantizer",
-                                **where)
+                                **ctx)
             cands.append(qformat(q, qname))
         if not cands:
             raise FuseError("no quantizer gives its output format (add an output quantizer oq)",
-                            **where)
+                            **ctx)
         if node.op != "placeholder":
             for qname, q in found:
                 if getattr(q, "smooth", torch.ones(0)).numel():
                     raise FuseError(f"consumer '{qname.rsplit('.', 1)[0]}' divides its input by "
                                     "SmoothQuant factors that cannot be folded into an integer "
-                                    "producer (use quant.smoothquant / smooth_model)", **where)
+                                    "producer (use quant.smoothquant / smooth_model)", **ctx)
         for c in cands[1:]:
             if not same_format(c, cands[0]):
                 raise FuseError(f"output read by quantizers '{cands[0].source}' and '{c.source}' "
-                                "with different formats (tie them)", **where)
+                                "with different formats (tie them)", **ctx)
         self.fmts[node] = cands[0]
         return cands[0]
 
     def shape(self, node: fx.Node) -> tuple[int, ...]:
         v = self.env[node]
         if not isinstance(v, torch.Tensor):
-            raise FuseError(f"expected a tensor, got {type(v).__name__}", node=node.name)
+            raise FuseError(f"expected a tensor, got {type(v).__name__}", **where(node))
         return tuple(v.shape)
 
     def add(self, rec: LayerRecord, node: fx.Node, val: TensorVal) -> None:
@@ -176,10 +164,11 @@ class _Fuser:
         self.vals[node] = val
         log.debug("fused %s (%s)", rec.name, rec.op.value)
 
-    def _in(self, node: fx.Node, i: int = 0) -> tuple[TensorVal, QFormat, tuple[int, ...]]:
+    def operand(self, node: fx.Node, i: int = 0) -> tuple[TensorVal, QFormat, tuple[int, ...]]:
+        """Integer input ``i`` of ``node``: its value, format and torch shape."""
         arg = node.args[i]
         if not isinstance(arg, fx.Node) or arg not in self.vals:
-            raise FuseError(f"input {i} is not an integer tensor", node=node.name)
+            raise FuseError(f"input {i} is not an integer tensor", **where(node))
         val = self.vals[arg]
         return val, self.out_format(val.fmt_node), self.shape(arg)
 
@@ -189,17 +178,16 @@ class _Fuser:
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 if any(v.record == "input" for v in self.vals.values()):
-                    raise FuseError("model has more than one input")
+                    raise FuseError("model has more than one input", **where(node))
                 nd = len(self.shape(node))
                 self.vals[node] = TensorVal("input", node, "nhwc" if nd == 4 else "plain")
             elif node.op == "output":
                 out_node = node
             elif node.op == "get_attr":
-                raise FuseError("parameters used outside a layer", node=node.name)
-            elif node.op == "call_method" and node.target == "size":
-                continue
+                raise FuseError(f"parameter '{node.target}' used outside a layer (fold it into a "
+                                "conv or linear)", **where(node))
             else:
-                self.dispatch(node)
+                self.dispatch(node, classify(node, self.mods))
         if out_node is not None:
             arg = out_node.args[0]
             if not isinstance(arg, fx.Node) or arg not in self.vals:
@@ -214,49 +202,87 @@ class _Fuser:
                     rec.meta["input_smooth"] = s_in.double().tolist()
         return self.records
 
-    def dispatch(self, node: fx.Node) -> None:
+    def _wrapped(self, node: fx.Node, op: Op) -> nn.Module:
         mod = self.mods.get(node.target) if node.op == "call_module" else None
-        src = node.args[0] if node.args else None
-        if isinstance(mod, (QConv2d, QLinear)):
-            self.mac(node, mod)
-        elif isinstance(mod, QAdd):
-            self.add_record(node, mod)
-        elif isinstance(mod, (QAvgPool2d, QAdaptiveAvgPool2d)):
-            self.avgpool_record(node, mod)
-        elif isinstance(mod, nn.MaxPool2d):
-            self.maxpool_record(node, mod)
-        elif isinstance(mod, nn.Flatten) or (node.op == "call_function"
-                                              and node.target in FLATTEN_FUNCS) or (
-                node.op == "call_method" and node.target in ("flatten", "view", "reshape")):
-            self.flatten_record(node, mod)
-        elif isinstance(mod, InputSmooth):
+        if not isinstance(mod, Q_MODULES[op.role]):
+            raise FuseError(f"{describe(node, self.mods)} is not a fake-quant layer (build the "
+                            "model with quantize_model: it swaps conv/linear/pools for wrappers "
+                            "and inserts the integer add for `+` and concat for torch.cat)",
+                            **where(node))
+        return mod
+
+    def dispatch(self, node: fx.Node, op: Op) -> None:
+        """One node, by its role in the op table."""
+        role = op.role
+        src = op.inputs[0] if op.inputs else None
+        if role is Role.SHAPE:
+            return
+        if role is Role.MAC:
+            self.mac(node, self._wrapped(node, op))
+        elif role is Role.ADD:
+            add_record(self, node, self._wrapped(node, op))
+        elif role is Role.CONCAT:
+            concat_record(self, node, self._wrapped(node, op))
+        elif role in (Role.AVGPOOL, Role.GAVGPOOL):
+            avgpool_record(self, node, self._wrapped(node, op))
+        elif role is Role.MAXPOOL:
+            mod = self.mods[node.target] if node.op == "call_module" else op.make()
+            maxpool_record(self, node, mod, self._name(node))
+        elif role is Role.FLATTEN:
+            flatten_record(self, node, self._name(node))
+        elif role is Role.SMOOTH:
             if src is None or src.op != "placeholder":
                 raise FuseError(f"smoothing '{node.target}': 1/s can only be folded into the "
-                                "host-side input quantization (it must read the network input)")
+                                "host-side input quantization (it must read the network input)",
+                                **where(node))
             self.vals[node] = self.vals[src]          # host side: quantize_input divides by s
-        elif relu_kind(node, self.mods) is not None or isinstance(mod, ALIAS_MODULES) or (
-                node.op == "call_method" and node.target == "contiguous"):
-            self.vals[node] = self.vals[src]
-        elif isinstance(mod, nn.BatchNorm2d):
-            if src.op != "call_module" or not isinstance(self.mods[src.target], QConv2d):
-                raise FuseError(f"batch norm '{node.target}' does not follow a QConv2d")
-            self.vals[node] = self.vals[src]   # folded by mac_record
-        elif node.op == "call_function" and node.target in (operator.add, torch.add):
-            raise FuseError("use t2c_sim.quant.modules.Add for residual adds (a functional add "
-                            "has no quantizers)", node=node.name)
-        else:
-            what = node.target if node.op == "call_module" else f"{node.op} {node.target}"
-            raise FuseError(f"({what}) unsupported module or op for integer fuse",
-                            node=node.name)
+        elif role is Role.ACT:
+            self._check_fused(node, op)
+            self.vals[node] = self._val(node, src)
+        elif role is Role.BN:
+            prev = self.mods.get(src.target) if src.op == "call_module" else None
+            want = QConv2d if isinstance(self.mods[node.target], nn.BatchNorm2d) else QLinear
+            if not isinstance(prev, want):
+                raise FuseError(f"batch norm '{node.target}' does not follow a {want.__name__}",
+                                **where(node))
+            self.vals[node] = self._val(node, src)   # folded by mac_record
+        else:   # Role.ALIAS
+            self.vals[node] = self._val(node, src)
+
+    def _val(self, node: fx.Node, src: fx.Node | None) -> TensorVal:
+        if src is None or src not in self.vals:
+            raise FuseError("input is not an integer tensor", **where(node))
+        return self.vals[src]
+
+    @staticmethod
+    def _name(node: fx.Node) -> str:
+        return node.target if node.op == "call_module" else node.name
+
+    def _check_fused(self, node: fx.Node, op: Op) -> None:
+        """An activation must sit after a record that clamps (it is fused there), not on the
+        network input."""
+        n = op.inputs[0]
+        while n.op != "placeholder":
+            o = classify(n, self.mods)
+            if o.role in FUSING_ROLES:
+                return
+            if o.role not in CHAIN_ROLES:
+                break
+            n = o.inputs[0]
+        raise FuseError(f"{describe(node, self.mods)} is not after a conv, linear, add, concat or "
+                        "average pool whose clamp could apply it (e.g. on the network input): "
+                        "apply it on the host or after a layer", **where(node))
 
     def mac(self, node: fx.Node, mod: QConv2d | QLinear) -> None:
         """Conv/linear: find a BN to fold and the fused activation, then :func:`mac_record`."""
         name = node.target
-        val, fmt_x, shp = self._in(node)
-        bn_node = next(iter(node.users)) if len(node.users) == 1 else None
+        val, fmt_x, shp = self.operand(node)
+        users = [u for u in node.users if u.op != "output"
+                 and classify(u, self.mods).role is not Role.SHAPE]
+        bn_node = users[0] if len(users) == 1 and len(node.users) == 1 else None
         bn = self.mods.get(bn_node.target) if bn_node is not None and bn_node.op == "call_module" \
             else None
-        if not isinstance(bn, nn.BatchNorm2d):
+        if not isinstance(bn, nn.BatchNorm2d if isinstance(mod, QConv2d) else nn.BatchNorm1d):
             bn, bn_node = None, None
         fmt_node = bn_node if bn_node is not None else node
         act = fused_activation(fmt_node, self.mods, name) or mod.act
@@ -265,107 +291,6 @@ class _Fuser:
                          (bn_node.target, bn) if bn is not None else None, self.opts)
         is_conv = isinstance(mod, QConv2d)
         self.add(rec, node, TensorVal(name, node, "nhwc" if is_conv else "plain"))
-
-    def add_record(self, node: fx.Node, mod: QAdd) -> None:
-        name = node.target
-        (va, fa, sa), (vb, fb, sb) = self._in(node, 0), self._in(node, 1)
-        fy = self.out_format(node)
-        if fa.tokenwise or fb.tokenwise or fy.tokenwise:
-            raise FuseError("token-wise scales on a residual add", layer=name)
-        if (fa.bits, fa.signed) != (fb.bits, fb.signed) or sa != sb or va.layout != vb.layout:
-            raise FuseError("add inputs differ in format or shape", layer=name)
-        act = fused_activation(node, self.mods, name) or mod.act
-        try:
-            ms, sh = quantize_multipliers_shared(
-                [float(fa.scale) / float(fy.scale), float(fb.scale) / float(fy.scale)],
-                self.opts.mult_bits, self.opts.shift_max)
-        except NumericsError as e:
-            raise e.recast(FuseError, layer=name) from None
-        lo, hi = clamp_bounds(fy, act, name)
-        c = sa[1] if va.layout == "nhwc" else sa[-1]
-        hw = sa[2:] if va.layout == "nhwc" else (0, 0)
-        rec = LayerRecord(name=name, op=OpKind.ADD, inputs=(va.record, vb.record),
-                          **record_formats(fa, fy, self.opts), z_b=fb.zero_point, c_in=c,
-                          c_out=c, h=hw[0], w=hw[1], lo=lo, hi=hi, M0=np.array(ms),
-                          sh=np.array([sh]),
-                          meta=dict(module=name, act=act, s_x=fa.scale_json(),
-                                    s_b=fb.scale_json(), s_y=fy.scale_json(), y_quant=fy.source,
-                                    layout=va.layout, torch_in_shape=list(sa),
-                                    torch_out_shape=list(self.shape(node))))
-        self.add(rec, node, TensorVal(name, node, va.layout, va.chw))
-
-    def avgpool_record(self, node: fx.Node, mod: nn.Module) -> None:
-        name = node.target
-        val, fx_, shp = self._in(node)
-        fy = self.out_format(node)
-        if val.layout != "nhwc" or fx_.tokenwise or fy.tokenwise:
-            raise FuseError("average pool needs a per-tensor [B, C, H, W] input", layer=name)
-        act = fused_activation(node, self.mods, name)
-        if isinstance(mod, QAdaptiveAvgPool2d):
-            op, (kh, kw), stride, pad = OpKind.GAVGPOOL, shp[2:], (1, 1), (0, 0)
-        else:
-            op = OpKind.AVGPOOL
-            kh, kw = _pair(mod.kernel_size)
-            stride, pad = _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
-        m = float(fx_.scale) / (float(fy.scale) * kh * kw)
-        M0, sh = multipliers(np.array([m]), self.opts, name)
-        lo, hi = clamp_bounds(fy, act, name)
-        rec = LayerRecord(name=name, op=op, inputs=(val.record,),
-                          **record_formats(fx_, fy, self.opts), c_in=shp[1], c_out=shp[1],
-                          kh=kh, kw=kw, stride=stride, padding=pad, h=shp[2], w=shp[3], lo=lo,
-                          hi=hi, M0=M0, sh=sh,
-                          meta=dict(module=name, act=act, s_x=fx_.scale_json(),
-                                    s_y=fy.scale_json(), y_quant=fy.source, layout="nhwc",
-                                    torch_in_shape=list(shp),
-                                    torch_out_shape=list(self.shape(node))))
-        self.add(rec, node, TensorVal(name, node, "nhwc"))
-
-    def maxpool_record(self, node: fx.Node, mod: nn.MaxPool2d) -> None:
-        name = node.target
-        val, f, shp = self._in(node)
-        if val.layout != "nhwc":
-            raise FuseError("max pool needs a [B, C, H, W] input", layer=name)
-        if mod.ceil_mode or mod.return_indices:
-            raise FuseError("ceil_mode and return_indices are not supported", layer=name)
-        rec = LayerRecord(name=name, op=OpKind.MAXPOOL, inputs=(val.record,),
-                          **record_formats(f, f, self.opts), c_in=shp[1], c_out=shp[1],
-                          kh=_pair(mod.kernel_size)[0], kw=_pair(mod.kernel_size)[1],
-                          stride=_pair(mod.stride or mod.kernel_size), padding=_pair(mod.padding),
-                          dilation=_pair(mod.dilation), h=shp[2], w=shp[3], lo=f.qmin, hi=f.qmax,
-                          meta=dict(module=name, layout="nhwc", torch_in_shape=list(shp),
-                                    torch_out_shape=list(self.shape(node))))
-        self.add(rec, node, TensorVal(name, val.fmt_node, "nhwc"))
-
-    def flatten_record(self, node: fx.Node, mod: nn.Module | None) -> None:
-        val, f, shp = self._in(node)
-        out = self.shape(node)
-        name = node.target if node.op == "call_module" else node.name
-        if len(out) != 2 or out[0] != shp[0]:
-            raise FuseError(f"only flattening to [B, features] is supported, got {shp} -> {out}",
-                            node=node.name)
-        if len(shp) == 2:
-            self.vals[node] = val
-            return
-        if val.layout == "nhwc":
-            c, h, w = shp[1], shp[2], shp[3]
-            layout, chw = "flat_chw", (c, h, w)
-        elif val.layout == "plain" and len(shp) == 3:
-            c, h, w = shp[2], 1, shp[1]  # tokens [B, T, C]: already in torch's order
-            layout, chw = "plain", None
-        else:
-            raise FuseError(f"cannot flatten a {val.layout} tensor {shp}", node=node.name)
-        if f.tokenwise:
-            raise FuseError("flatten of token-wise quantized tokens", node=node.name)
-        rec = LayerRecord(name=name, op=OpKind.FLATTEN, inputs=(val.record,),
-                          **record_formats(f, f, self.opts), c_in=c, c_out=c, h=h, w=w,
-                          lo=f.qmin, hi=f.qmax,
-                          meta=dict(module=name, layout=layout, torch_in_shape=list(shp),
-                                    torch_out_shape=list(out)))
-        self.add(rec, node, TensorVal(name, val.fmt_node, layout, chw))
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def fuse(model: nn.Module, example_input: torch.Tensor, *, acc_bits: int = 32,

@@ -95,7 +95,7 @@ def run_network(records: Sequence[LayerRecord], x: np.ndarray, nm_mode: str = "f
 
 def attach_results(records: Sequence[LayerRecord], trace: NetworkTrace) -> list[LayerRecord]:
     """Copies of ``records`` with ``x_q`` (first input seen), ``b_q`` (second input, for two-input
-    ops), ``acc`` and ``y`` from ``trace``.
+    ops; a concat of more inputs keeps only ``x_q``), ``acc`` and ``y`` from ``trace``.
 
     The originals are not modified. Raises :class:`RecordError` for a record the trace lacks.
     """
@@ -105,7 +105,7 @@ def attach_results(records: Sequence[LayerRecord], trace: NetworkTrace) -> list[
             raise RecordError(f"layer {rec.name}: not in the trace")
         res = trace.outputs[rec.name]
         ins = trace.inputs[rec.name]
-        out.append(rec.replace(x_q=ins[0].copy(), b_q=ins[1].copy() if len(ins) > 1 else None,
+        out.append(rec.replace(x_q=ins[0].copy(), b_q=ins[1].copy() if len(ins) == 2 else None,
                                acc=None if res.acc is None else res.acc.copy(),
                                y=res.y.copy()))
     return out

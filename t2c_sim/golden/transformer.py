@@ -2,8 +2,10 @@
 
 - :func:`matmul`: activation x activation matmul with both zero points (``Q @ K^T``,
   ``attn @ V``; SPEC 7), per-tensor, per-column or token-wise (per-row) requantization (SPEC 8);
-- :func:`concat`: concat along the token axis (-2) with every input requantized to the output
-  format, after an optional constant (class token) already in that format;
+- :func:`concat`: concat along any non-batch axis (``params["axis"]``, default -2 = tokens;
+  channels of a channel-last feature map: -1) with every input requantized to the output
+  format (docs/numerics.md section 3), after an optional constant (class token) already in that
+  format;
 - :func:`const_operand`: the constant operand ``b`` of a one-input residual add (position
   embedding), broadcast over the leading axes;
 - :func:`reshape`, :func:`slice_axis`: data movement (heads, class-token readout);
@@ -24,7 +26,7 @@ from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.golden.gemm import int_matmul, max_abs
 from t2c_sim.golden.nonlinear import check_input, gelu, layernorm, softmax
 from t2c_sim.numerics import INT64_MAX, requantize, wrap
-from t2c_sim.record import LayerRecord
+from t2c_sim.record import LayerRecord, concat_formats
 
 __all__ = ["TRANSFORMER_OPS", "matmul", "concat", "const_operand", "reshape", "slice_axis",
            "run_transformer_op"]
@@ -88,36 +90,47 @@ def matmul(rec: LayerRecord, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def concat(rec: LayerRecord, *xs: Any) -> np.ndarray:
-    """``cat([const_q], rq_0(x_0)[, rq_1(x_1)], axis=-2)``: tokens of every part, in this order.
+    """``cat([const_q], rq_0(x_0), rq_1(x_1), ..., axis)``: every part, in this order.
 
-    ``rq_i(x) = clamp(z_y + round_shift((x - z_i) * M0[i], sh[i], mode), lo, hi)`` (``z_0 =
-    z_x`` with format ``a_bits/a_signed``, ``z_1 = z_b`` with ``b_bits/b_signed``); ``const_q``
-    (``[Tc, D]``, e.g. the class token, stored in the output format) is broadcast over the
-    leading axes. Example: ``const_q = [[7]]``, ``x_0 = [[[2], [4]]]``, ``z_x = 0``,
-    ``M0 = [1]``, ``sh = [1]``, ``z_y = 0`` -> ``y = [[[7], [1], [2]]]``.
+    ``rq_i(x) = clamp(z_y + round_shift((x - z_i) * M0[i], sh[i], mode), lo, hi)`` with input
+    ``i``'s zero point and format from :func:`t2c_sim.record.concat_formats`; ``axis =
+    params["axis"]`` (negative; default -2, the token axis). ``const_q`` (``[Tc, D]``, e.g. the
+    class token, stored in the output format) is broadcast over the leading axes (axis -2
+    only). Example: ``const_q = [[7]]``, ``x_0 = [[[2], [4]]]``, ``z_x = 0``, ``M0 = [1]``,
+    ``sh = [1]``, ``z_y = 0`` -> ``y = [[[7], [1], [2]]]``.
     """
-    if rec.M0 is None or rec.sh is None or rec.M0.shape != (len(xs),) or rec.sh.shape != (len(xs),):
-        raise RecordError(f"layer {rec.name}: concat of {len(xs)} input(s) needs M0 and sh of "
-                          f"shape ({len(xs)},)")
+    n = len(xs)
+    if rec.M0 is None or rec.sh is None or rec.M0.shape != (n,) or rec.sh.shape != (n,):
+        raise RecordError(f"layer {rec.name}: concat of {n} input(s) needs M0 and sh of "
+                          f"shape ({n},)")
+    fmts = concat_formats(rec)
+    if len(fmts) != n:
+        raise RecordError(f"layer {rec.name}: concat has {len(fmts)} inputs, got {n}")
+    ax = rec.params.get("axis", -2)
     parts = []
     for i, x in enumerate(xs):
-        fmt, z = (rec.x_range, rec.z_x) if i == 0 else (rec.b_range, rec.z_b)
-        x = check_input(rec, x, fmt, f"input {i}")
-        if x.ndim < 2:
-            raise RecordError(f"layer {rec.name}: concat input {i} must be [..., tokens, "
-                              f"features], got {x.shape}")
+        lo, hi, z = fmts[i]
+        x = check_input(rec, x, (lo, hi), f"input {i}")
+        if x.ndim < 1 - ax:
+            raise RecordError(f"layer {rec.name}: concat input {i} has shape {x.shape}; axis {ax} "
+                              f"needs at least {1 - ax} dims")
         parts.append(requantize(x - z, rec.M0[i], rec.sh[i], rec.z_y, rec.lo, rec.hi, rec.mode))
-    lead, d = parts[0].shape[:-2], parts[0].shape[-1]
+    ref = parts[0].shape
+
+    def others(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape[:len(shape) + ax] + shape[len(shape) + ax + 1:]
+
     for i, q in enumerate(parts):
-        if q.shape[:-2] != lead or q.shape[-1] != d:
-            raise RecordError(f"layer {rec.name}: concat input {i} has shape {q.shape}; the "
-                              f"leading dims {lead} and features {d} must agree")
+        if q.ndim != len(ref) or others(q.shape) != others(ref):
+            raise RecordError(f"layer {rec.name}: concat input {i} has shape {q.shape}; every "
+                              f"dim but axis {ax} must equal input 0's {ref}")
     if rec.const_q is not None:
-        if rec.const_q.ndim != 2 or rec.const_q.shape[1] != d:
+        lead, d = ref[:-2], ref[-1]
+        if rec.const_q.ndim != 2 or rec.const_q.shape[1] != d or ax != -2:
             raise RecordError(f"layer {rec.name}: const_q has shape {rec.const_q.shape}, expected "
-                              f"[tokens, {d}]")
+                              f"[tokens, {d}] on a concat along axis -2")
         parts.insert(0, np.broadcast_to(rec.const_q, (*lead, *rec.const_q.shape)))
-    return np.concatenate(parts, axis=-2)
+    return np.concatenate(parts, axis=ax)
 
 
 def const_operand(rec: LayerRecord, a: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Example float models (build them, train, then quantize with ``quantize_model``).
+"""Example float models (build them, train, then quantize with ``quantize_model``) and the
+registry of every model a recipe can name (:data:`MODELS`; the zoo of real architectures is in
+:mod:`.small`, :mod:`.resnet`, :mod:`.vgg` and :mod:`.mobilenet`).
 
 - :class:`DigitsCNN`: conv-bn-relu, conv-bn-relu, max pool, flatten, linear (8x8 digits);
 - :class:`MLP`: flatten, linear-relu, linear-relu, linear;
@@ -14,6 +16,10 @@ import torch
 from torch import nn
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.models.mobilenet import mobilenet_v2
+from t2c_sim.models.resnet import resnet18, resnet18_cifar, resnet50
+from t2c_sim.models.small import InceptionMini, LeNet5, QSparseMNIST
+from t2c_sim.models.vgg import vgg11_bn
 from t2c_sim.quant.modules import Add
 
 __all__ = ["DigitsCNN", "MLP", "ResNetBlockNet", "TransformerMLP", "MODELS", "make_model"]
@@ -103,10 +109,14 @@ class TransformerMLP(nn.Module):
 
 
 MODELS = {"digits_cnn": DigitsCNN, "mlp": MLP, "resnet_block": ResNetBlockNet,
-          "transformer_mlp": TransformerMLP}
+          "transformer_mlp": TransformerMLP,
+          # the zoo: real architectures in the style PyTorch users write them
+          "lenet5": LeNet5, "qsparse_mnist": QSparseMNIST, "inception_mini": InceptionMini,
+          "vgg11_bn": vgg11_bn, "resnet18": resnet18, "resnet50": resnet50,
+          "resnet18_cifar": resnet18_cifar, "mobilenet_v2": mobilenet_v2}
 
 
-def make_model(name: str, **kw: int) -> nn.Module:
+def make_model(name: str, **kw: object) -> nn.Module:
     """Instantiate a model by name (``MODELS``); ``kw`` are its constructor arguments."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})",

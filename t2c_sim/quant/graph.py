@@ -1,83 +1,152 @@
 """``torch.fx`` queries on (fake-quant) models: tracing, formats through pass-through ops, the
 activation fused into a producer, flattened inputs.
 
-- :func:`trace`: the graph, with the Q wrappers, :class:`~t2c_sim.quant.modules.Add` and
-  :class:`~t2c_sim.quant.modules.InputSmooth` as leaves.
+- :func:`trace`: the graph (a :class:`Traced` module that keeps the user's module hierarchy),
+  with the Q wrappers, :class:`~t2c_sim.quant.modules.Add`, :class:`~t2c_sim.quant.modules.Cat`
+  and :class:`~t2c_sim.quant.modules.InputSmooth` as leaves and the user's source line of every
+  node recorded; a model that already is a ``GraphModule`` is its own graph.
 - :func:`consumer_quantizers`: which quantizers read a node's value (looking through ReLU,
   max pool, flatten, dropout, ...): the integer format of that tensor comes from ONE of them.
 - :func:`fused_activation`: the ReLU/ReLU6 every path after a node passes, which the integer
   producer applies in its clamp.
 - :func:`flatten_inputs`: linear layers fed by a flatten of a 4-D tensor (their ``(C, H, W)``).
 
-Structural problems raise :class:`~t2c_sim.errors.ModelError` naming the module or node.
+What each node is comes from the one op table, :func:`t2c_sim.quant.ops.classify`. Structural
+problems raise :class:`~t2c_sim.errors.ModelError` naming the node and its source line.
 """
 
 from __future__ import annotations
 
 import copy
+import linecache
+import os
+import sys
+import traceback
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
 from t2c_sim.errors import ModelError
-from t2c_sim.quant.modules import (
-    LEAVES,
-    InputSmooth,
-    QAdaptiveAvgPool2d,
-    QAdd,
-    QAvgPool2d,
-    QConv2d,
-    QLinear,
-    set_observing,
-)
+from t2c_sim.quant.modules import LEAVES, QAdd, QCat, set_observing
+from t2c_sim.quant.ops import CHAIN_ROLES, Q_MODULES, Role, classify, describe, source_of, where
 
-__all__ = ["trace", "is_pass", "consumer_quantizers", "fused_activation", "flatten_inputs",
-           "PASS_MODULES", "PASS_FUNCS", "PASS_METHODS", "FLATTEN_FUNCS", "ALIAS_MODULES",
-           "relu_kind"]
+__all__ = ["Traced", "trace", "consumer_quantizers", "fused_activation", "flatten_inputs",
+           "tensor_users"]
 
-FLATTEN_FUNCS = (torch.flatten,)
-#: Modules that pass their input through unchanged (in eval mode).
-ALIAS_MODULES = (nn.Dropout, nn.Identity)
-_RELU = {nn.ReLU: "relu", nn.ReLU6: "relu6", torch.relu: "relu", F.relu: "relu",
-         F.relu6: "relu6"}
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class _Tracer(fx.Tracer):
+    """Leaves: the Q wrappers, Add, Cat, InputSmooth. Every node records the user's source line
+    (``node.meta["stack_trace"]``, fx's format): the innermost frame outside torch and this
+    package's quant code, found by walking the frames (fx's own ``record_stack_traces``
+    symbolizes a full traceback per node, seconds on first use)."""
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
 
+    def create_proxy(self, *args: Any, **kwargs: Any) -> fx.Proxy:
+        proxy = super().create_proxy(*args, **kwargs)
+        if not proxy.node.meta.get("stack_trace"):
+            f = sys._getframe(1)
+            while f is not None and (f.f_code.co_filename.startswith(_TORCH_DIR)
+                                     or f.f_code.co_filename.startswith(_HERE)):
+                f = f.f_back
+            if f is not None:
+                fn, ln = f.f_code.co_filename, f.f_lineno
+                code = linecache.getline(fn, ln).strip()
+                proxy.node.meta["stack_trace"] = (f'File "{fn}", line {ln}, in '
+                                                  f"{f.f_code.co_name}\n    {code}\n")
+        return proxy
+
+
+class Traced(fx.GraphModule):
+    """A traced model that keeps the user's module hierarchy.
+
+    A plain ``fx.GraphModule`` rebuilds the submodules it calls as bare ``nn.Module`` s; this
+    one keeps the model's own children (``gm.layer1[0]`` is the user's block, ``gm.body[3]``
+    indexes the user's ``nn.Sequential``), also across ``copy.deepcopy``. A root
+    ``nn.Sequential`` / ``nn.ModuleList`` stays indexable (``gm[3]``, ``len(gm)``).
+    """
+
+    @classmethod
+    def wrap(cls, root: nn.Module, graph: fx.Graph) -> Traced:
+        gm = cls(root, graph, class_name=type(root).__name__)
+        for name, child in root.named_children():
+            gm._modules[name] = child
+        gm.indexable = isinstance(root, (nn.Sequential, nn.ModuleList))
+        return gm
+
+    def __getitem__(self, idx: int) -> nn.Module:
+        if not getattr(self, "indexable", False):
+            raise TypeError(f"'{type(self).__name__}' object is not subscriptable")
+        return list(self._modules.values())[idx]
+
+    def __bool__(self) -> bool:
+        return True  # a module is truthy; without this, ``if gm:`` would call ``__len__``
+
+    def __len__(self) -> int:
+        if not getattr(self, "indexable", False):
+            raise TypeError(f"object of type '{type(self).__name__}' has no len()")
+        return len(self._modules)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Traced:
+        kids = copy.deepcopy(dict(self._modules), memo)
+        res = super().__deepcopy__(memo)
+        res._modules.update(kids)
+        res.indexable = getattr(self, "indexable", False)
+        return res
+
+
+def _user_frame(e: BaseException) -> dict[str, Any]:
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if not f.filename.startswith(_TORCH_DIR) and not f.filename.startswith(_HERE)]
+    return {"file": frames[-1].filename, "line": frames[-1].lineno} if frames else {}
+
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """``torch.fx`` graph of ``model`` with the Q wrappers (and :class:`Add`) as leaf modules.
+    """``torch.fx`` graph of ``model`` (a :class:`Traced`), Q wrappers and :class:`Add` as leaves.
 
-    A bare wrapper is not a graph: put it in a container (e.g. ``nn.Sequential``) first.
+    A model that is already a ``GraphModule`` (e.g. returned by
+    :func:`~t2c_sim.quant.quantize.quantize_model`) is returned as is. A bare wrapper is not a
+    graph: put it in a container (e.g. ``nn.Sequential``) first.
     """
+    if isinstance(model, fx.GraphModule):
+        return model
     if isinstance(model, LEAVES):
         raise ModelError(f"model {type(model).__name__}: a single wrapper layer cannot be traced; "
-                        "put it in a container such as nn.Sequential")
+                         "put it in a container such as nn.Sequential")
     try:
         graph = _Tracer().trace(model)
     except Exception as e:  # fx raises many types for untraceable code
-        raise ModelError(f"model {type(model).__name__}: cannot be traced by torch.fx ({e})") from e
-    return fx.GraphModule(model, graph)
+        msg = " ".join(str(e).split())
+        raise ModelError(f"model {type(model).__name__}: cannot be traced by torch.fx ({msg}); "
+                         "write forward without data-dependent control flow", **_user_frame(e)
+                         ) from e
+    return Traced.wrap(model, graph)
 
 
-# Ops through which an integer tensor keeps its format (no arithmetic on the scale).
-PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
-PASS_FUNCS = (torch.flatten, F.relu, F.relu6, torch.relu, F.max_pool2d, F.dropout)
-PASS_METHODS = ("flatten", "relu", "view", "reshape", "contiguous")
+def tensor_users(node: fx.Node, mods: Mapping[str, nn.Module]) -> list[fx.Node]:
+    """Users of ``node`` that read its values (not ``x.size(0)``-style shape queries)."""
+    return [u for u in node.users if u.op == "output" or classify(u, mods).role is not Role.SHAPE]
 
 
-def is_pass(node: fx.Node, mods: Mapping[str, nn.Module]) -> bool:
-    """Whether ``node`` keeps the integer format of its input (relu, max pool, flatten, ...)."""
-    if node.op == "call_module":
-        return isinstance(mods[node.target], PASS_MODULES)
-    if node.op == "call_function":
-        return node.target in PASS_FUNCS
-    return node.op == "call_method" and node.target in PASS_METHODS
+def _wrapper(user: fx.Node, mods: Mapping[str, nn.Module], role: Role) -> nn.Module:
+    """The fake-quant module a consumer of this role must be (else an error naming it)."""
+    mod = mods.get(user.target) if user.op == "call_module" else None
+    if not isinstance(mod, Q_MODULES[role]):
+        src = source_of(user)
+        code = f" (`{src[2]}`)" if src else ""
+        raise ModelError(f"{describe(user, mods)}{code} reads a quantized tensor but is not a "
+                         "fake-quant layer: build the model with quantize_model (it swaps "
+                         "conv/linear/pools for wrappers and inserts the integer add for `+` and "
+                         "the integer concat for torch.cat)", **where(user))
+    return mod
 
 
 def consumer_quantizers(node: fx.Node, mods: Mapping[str, nn.Module],
@@ -93,36 +162,30 @@ def consumer_quantizers(node: fx.Node, mods: Mapping[str, nn.Module],
         if user.op == "output":
             outs.append(user)
             continue
-        if is_pass(user, mods):
-            f, o = consumer_quantizers(user, mods)
-            found += f
-            outs += o
+        op = classify(user, mods)
+        if op.role is Role.SHAPE:
             continue
-        mod = mods.get(user.target) if user.op == "call_module" else None
-        if isinstance(mod, InputSmooth):
-            if node.op != "placeholder":
+        if op.role in CHAIN_ROLES or op.role is Role.SMOOTH:
+            if op.role is Role.SMOOTH and node.op != "placeholder":
                 raise ModelError(f"smoothing '{user.target}': 1/s can only be folded into the "
-                                "host-side input quantization (it must read the network input)")
+                                 "host-side input quantization (it must read the network input)",
+                                 **where(user))
             f, o = consumer_quantizers(user, mods)
             found += f
             outs += o
             continue
+        mod = _wrapper(user, mods, op.role)
         if isinstance(mod, QAdd):
             for i, arg in enumerate(user.args[:2]):
                 if arg is node:
                     qn = "qa" if i == 0 else "qb"
                     found.append((f"{user.target}.{qn}", getattr(mod, qn)))
-            continue
-        if isinstance(mod, (QConv2d, QLinear, QAvgPool2d, QAdaptiveAvgPool2d)):
+        elif isinstance(mod, QCat):
+            for i, arg in enumerate(user.args):
+                if arg is node:
+                    found.append((f"{user.target}.qs.{i}", mod.qs[i]))
+        else:
             found.append((f"{user.target}.aq", mod.aq))
-            continue
-        if isinstance(mod, nn.BatchNorm2d):
-            f, o = consumer_quantizers(user, mods)
-            found += f
-            outs += o
-            continue
-        raise ModelError(f"node '{user.name}' ({user.op} {user.target}) reads a quantized tensor "
-                        "but is not a supported integer op")
     return found, outs
 
 
@@ -136,7 +199,7 @@ def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
     model.eval()
     set_observing(model, True)
     gm = trace(model)
-    mods = dict(model.named_modules())
+    mods = dict(gm.named_modules())
     interp = fx.Interpreter(gm, garbage_collect_values=False)
     with torch.no_grad():
         interp.run(example_input)
@@ -145,7 +208,8 @@ def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
         if node.op != "call_module" or not isinstance(mods[node.target], nn.Linear):
             continue
         src = node.args[0]
-        while isinstance(src, fx.Node) and is_pass(src, mods):
+        while isinstance(src, fx.Node) and src.op not in ("placeholder", "get_attr") and \
+                classify(src, mods).role in CHAIN_ROLES:
             shp = tuple(interp.env[src.args[0]].shape) if src.args else ()
             if len(shp) == 4 and len(interp.env[src].shape) == 2:
                 out[node.target] = (shp[1], shp[2], shp[3])
@@ -155,27 +219,6 @@ def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
 
 
 # ---- the activation fused into a producer's clamp ----------------------------------------------
-def relu_kind(node: fx.Node, mods: Mapping[str, nn.Module]) -> str | None:
-    """``"relu"``/``"relu6"`` if ``node`` applies that activation, else ``None``."""
-    if node.op == "call_module":
-        return _RELU.get(type(mods[node.target]))
-    if node.op == "call_function":
-        return _RELU.get(node.target)
-    if node.op == "call_method" and node.target == "relu":
-        return "relu"
-    return None
-
-
-def _is_chain(node: fx.Node, mods: Mapping[str, nn.Module]) -> bool:
-    """Ops a fused activation may be moved across (they commute with ReLU and quantization)."""
-    if node.op == "call_module":
-        return isinstance(mods[node.target], (nn.MaxPool2d, nn.Flatten, nn.BatchNorm2d)
-                          + ALIAS_MODULES)
-    if node.op == "call_function":
-        return node.target in FLATTEN_FUNCS
-    return node.op == "call_method" and node.target in ("flatten", "view", "reshape", "contiguous")
-
-
 def fused_activation(node: fx.Node, mods: Mapping[str, nn.Module], layer: str) -> str | None:
     """The activation every path from ``node`` to its consumers passes (``relu6`` > ``relu``).
 
@@ -187,14 +230,15 @@ def fused_activation(node: fx.Node, mods: Mapping[str, nn.Module], layer: str) -
 
     def walk(n: fx.Node, acc: frozenset[str], bn_ok: bool) -> None:
         for u in n.users:
-            kind = relu_kind(u, mods)
-            if kind is not None:
-                walk(u, acc | {kind}, False)
-            elif _is_chain(u, mods):
-                if u.op == "call_module" and isinstance(mods[u.target], nn.BatchNorm2d):
-                    if acc or not bn_ok:
-                        raise ModelError(f"batch norm '{u.target}' is not directly after the "
-                                         "conv; cannot fold it", layer=layer)
+            op = classify(u, mods) if u.op != "output" else None
+            if op is not None and op.role is Role.SHAPE:
+                continue
+            if op is not None and op.role is Role.ACT:
+                walk(u, acc | {op.act}, False)
+            elif op is not None and op.role in CHAIN_ROLES:
+                if op.role is Role.BN and (acc or not bn_ok):
+                    raise ModelError(f"batch norm '{u.target}' is not directly after the conv or "
+                                     "linear; cannot fold it", layer=layer)
                 walk(u, acc, False)
             else:
                 paths.append(acc)
@@ -206,3 +250,4 @@ def fused_activation(node: fx.Node, mods: Mapping[str, nn.Module], layer: str) -
         raise ModelError("an activation is applied on some but not all paths after it (cannot "
                          "fuse it into the clamp)", layer=layer)
     return "relu6" if "relu6" in paths[0] else ("relu" if "relu" in paths[0] else None)
+

@@ -11,6 +11,8 @@ fuse step produces (:mod:`t2c_sim.fuse`) computes the same function up to the le
   ``act`` an optional fused ``relu``/``relu6`` and ``oq`` an optional output quantizer (only
   where no following layer supplies the output scale, e.g. the logits).
 - :class:`QAdd`: ``y = oq(act(qa(a) + qb(b)))`` (residual add, SPEC section 3).
+- :class:`QCat`: ``y = oq(act(cat([q_0(x_0), q_1(x_1), ...], dim)))`` (concat: every input is
+  requantized to the output format, the next layer's input quantizer or ``oq``).
 - :class:`QAvgPool2d` / :class:`QAdaptiveAvgPool2d`: ``y = oq(avgpool(aq(x)))``.
 - Max pool, flatten, ReLU need no wrapper: they commute with a monotone quantizer, so the
   integer model runs them on integers (ReLU moves into the producer's clamp in fuse).
@@ -31,8 +33,9 @@ from torch import nn
 
 from t2c_sim.errors import ConfigError, ModelError
 
-__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "InputSmooth", "QAvgPool2d",
-           "QAdaptiveAvgPool2d", "QLAYERS", "LEAVES", "quantizers", "set_observing", "frozen"]
+__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "Cat", "QCat", "InputSmooth",
+           "QAvgPool2d", "QAdaptiveAvgPool2d", "QLAYERS", "LEAVES", "quantizers", "set_observing",
+           "frozen"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,47 @@ class QAdd(nn.Module):
         return _q(self.oq, _apply_act(_q(self.qa, a) + _q(self.qb, b), self.act))
 
 
+class Cat(nn.Module):
+    """Float ``torch.cat(xs, dim)`` as a module (what :func:`quantize_model` puts in place of a
+    ``torch.cat`` call, so that it can get quantizers)."""
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = int(dim)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class QCat(nn.Module):
+    """Fake-quant concat: ``y = oq(act(cat([q_i(x_i)], dim)))``.
+
+    ``q_i`` is input ``i``'s quantizer (its producer's format); the output format comes from the
+    consumers of ``y`` (or ``oq``), so every input is requantized to it with one rounding, as the
+    integer concat does (docs/numerics.md section 3).
+    """
+
+    def __init__(self, qs: list[nn.Module], dim: int = 1, oq: nn.Module | None = None,
+                 act: str | None = None) -> None:
+        super().__init__()
+        if act not in ACTS:
+            raise ConfigError(f"unknown fused activation {act!r}", key="act")
+        if not qs or any(q is None for q in qs):
+            raise ConfigError("a concat needs an input quantizer per input (quant.act)",
+                              key="act")
+        self.qs = nn.ModuleList(qs)
+        self.dim, self.oq, self.act = int(dim), oq, act
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if len(xs) != len(self.qs):
+            raise ModelError(f"concat built for {len(self.qs)} inputs got {len(xs)}")
+        y = torch.cat([q(x) for q, x in zip(self.qs, xs)], self.dim)
+        return _q(self.oq, _apply_act(y, self.act))
+
+
 class QAvgPool2d(nn.AvgPool2d):
     """Fake-quant average pool ``y = oq(avg_pool2d(aq(x)))`` (count_include_pad, no ceil_mode)."""
 
@@ -191,14 +235,15 @@ class QAvgPool2d(nn.AvgPool2d):
 
 
 class QAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
-    """Fake-quant global average pool (output size 1): ``y = oq(mean_hw(aq(x)))``."""
+    """Fake-quant adaptive average pool: ``y = oq(adaptive_avg_pool2d(aq(x)))``.
+
+    Output size 1 is the global average pool; another size is an integer op only where it
+    divides the input size (equal windows; the fuse step checks that on the real shapes).
+    """
 
     def __init__(self, output_size: Any = 1, aq: nn.Module | None = None,
                  oq: nn.Module | None = None) -> None:
         super().__init__(output_size)
-        if output_size not in (1, (1, 1)):
-            raise ModelError(f"adaptive avg pool: only output size 1 is supported, got "
-                            f"{output_size}")
         self.aq, self.oq = aq, oq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,9 +266,9 @@ class InputSmooth(nn.Module):
         return x / self.s
 
 
-QLAYERS = (QConv2d, QLinear, QAdd, QAvgPool2d, QAdaptiveAvgPool2d)
+QLAYERS = (QConv2d, QLinear, QAdd, QCat, QAvgPool2d, QAdaptiveAvgPool2d)
 #: Modules torch.fx treats as leaves (never traced into).
-LEAVES = QLAYERS + (Add, InputSmooth)
+LEAVES = QLAYERS + (Add, Cat, InputSmooth)
 
 
 # ---- quantizer state -------------------------------------------------------------------------

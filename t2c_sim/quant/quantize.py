@@ -1,39 +1,52 @@
 """The model swap: :func:`quantize_model` turns a float model into a fake-quant copy.
 
-Float BatchNorm folding (:func:`fold_bn`) happens here, before weight quantization; the
-consumer quantizers of a forked tensor are tied to one module so that every integer tensor has
-ONE format (:func:`t2c_sim.quant.graph.consumer_quantizers`).
+It traces the model (:func:`t2c_sim.quant.graph.trace`), asks the op table
+(:func:`t2c_sim.quant.ops.classify`) about every node, and rewrites the graph so that every
+integer op is a module that can hold quantizers: ``a + b`` / ``a += b`` / ``torch.add`` become
+an :class:`~t2c_sim.quant.modules.Add`, ``torch.cat`` a :class:`~t2c_sim.quant.modules.Cat`,
+``F.max_pool2d`` / ``F.avg_pool2d`` / ``F.adaptive_avg_pool2d`` / ``x.mean((2, 3))`` /
+``F.dropout`` their modules (named after the module whose ``forward`` holds them:
+``layer1.0.add``), and a parameter-free module called more than once gets one copy per call.
+Float BatchNorm folding (:func:`fold_bn`) happens next, before weight quantization; then the
+wrappers are swapped in, and the consumer quantizers of a forked tensor are tied to one module so
+that every integer tensor has ONE format (:func:`t2c_sim.quant.graph.consumer_quantizers`).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
 
 from t2c_sim.errors import ConfigError, ModelError
-from t2c_sim.quant.graph import consumer_quantizers, trace
+from t2c_sim.quant.graph import consumer_quantizers, tensor_users, trace
 from t2c_sim.quant.modules import (
     QLAYERS,
     Add,
+    Cat,
     QAdaptiveAvgPool2d,
     QAdd,
     QAvgPool2d,
+    QCat,
     QConv2d,
     QLinear,
     quantizers,
 )
+from t2c_sim.quant.ops import Op, Role, classify, unsupported, where
 from t2c_sim.quant.qconfig import make_quantizer
 
-__all__ = ["quantize_model", "fold_bn"]
+__all__ = ["quantize_model", "fold_bn", "normalize"]
 
 log = logging.getLogger(__name__)
 
 QuantFactory = Callable[..., nn.Module]
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 def _set_module(root: nn.Module, qualname: str, new: nn.Module) -> None:
@@ -41,20 +54,22 @@ def _set_module(root: nn.Module, qualname: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, leaf, new)
 
 
-def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Float BN folding (eval statistics): a new conv equal to ``bn(conv(x))``.
+def fold_bn(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d,
+            ) -> nn.Conv2d | nn.Linear:
+    """Float BN folding (eval statistics): a new conv (linear) equal to ``bn(layer(x))``.
 
-    ``g = gamma / sqrt(var + eps)``; ``W' = W * g[c]``; ``b' = (b - mean) * g + beta``.
+    ``g = gamma / sqrt(var + eps)``; ``W' = W * g[c]`` (per output channel); ``b' = (b - mean) *
+    g + beta``. BatchNorm2d follows a conv, BatchNorm1d a linear on ``[B, C]``.
     """
     if not bn.track_running_stats or bn.running_var is None:
         raise ModelError(f"batch norm {bn}: needs running statistics to fold")
     g = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(
         bn.running_var + bn.eps)
     beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    new = copy.deepcopy(conv)
+    new = copy.deepcopy(layer)
     with torch.no_grad():
-        new.weight.copy_(conv.weight * g.reshape(-1, 1, 1, 1))
-        b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        new.weight.copy_(layer.weight * g.reshape((-1,) + (1,) * (layer.weight.dim() - 1)))
+        b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
         folded = (b - bn.running_mean) * g + beta
         if new.bias is None:
             new.bias = nn.Parameter(folded.detach().clone())
@@ -63,20 +78,123 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return new
 
 
-def _fold_all_bn(model: nn.Module) -> None:
-    gm = trace(model)
-    mods = dict(model.named_modules())
-    for node in gm.graph.nodes:
-        if node.op != "call_module" or not isinstance(mods.get(node.target), nn.BatchNorm2d):
+# ---- graph rewrite ---------------------------------------------------------------------------
+def _scope(node: fx.Node, gm: fx.GraphModule) -> str:
+    """Qualified name of the (non-container) module whose ``forward`` created ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    for key, val in reversed(list(stack.items())):
+        q = val[0] if isinstance(val, tuple) else key
+        try:
+            m = gm.get_submodule(q)
+        except AttributeError:
             continue
+        if not isinstance(m, _CONTAINERS):
+            return q
+    return ""
+
+
+def _fresh(gm: fx.GraphModule, scope: str, base: str) -> str:
+    """An unused attribute name ``base``, ``base_1``, ... in module ``scope`` (qualified)."""
+    parent = gm.get_submodule(scope) if scope else gm
+    i = 0
+    while True:
+        leaf = base if i == 0 else f"{base}_{i}"
+        if not hasattr(parent, leaf):
+            return f"{scope}.{leaf}" if scope else leaf
+        i += 1
+
+
+def _insert(gm: fx.GraphModule, node: fx.Node, op: Op) -> str:
+    """Replace functional ``node`` by a call of the module ``op.make()`` (same inputs)."""
+    g = gm.graph
+    name = _fresh(gm, _scope(node, gm), op.base)
+    gm.add_submodule(name, op.make())
+    with g.inserting_before(node):
+        new = g.call_module(name, tuple(op.inputs))
+    new.meta.update(node.meta)
+    last = new
+    if op.flatten_after:
+        with g.inserting_after(new):
+            last = g.call_function(torch.flatten, (new, 1))
+        last.meta.update(node.meta)
+    node.replace_all_uses_with(last)
+    g.erase_node(node)
+    log.debug("inserted %s for %s", name, node.name)
+    return name
+
+
+def _check_inplace(node: fx.Node, op: Op, mods: Mapping[str, nn.Module]) -> None:
+    if not node.users:
+        raise unsupported(node, mods, "an in-place activation whose result is not used",
+                          "assign the result (x = F.relu(x)); in-place updates are not followed")
+    if len(tensor_users(op.inputs[0], mods)) > 1:
+        raise unsupported(node, mods, "an in-place activation on a tensor that other ops also "
+                          "read", "use inplace=False (or the out-of-place form)")
+
+
+def normalize(gm: fx.GraphModule) -> None:
+    """Rewrite ``gm`` in place so that every integer op is a module (module docstring).
+
+    Raises :class:`ModelError` naming the node and the user's source line for an op the
+    integer model does not have, a conv/linear/batch norm called more than once (shared
+    weights) and an in-place activation that the graph cannot follow.
+    """
+    g = gm.graph
+    mods = dict(gm.named_modules())
+    calls = Counter(n.target for n in g.nodes if n.op == "call_module")
+    seen: Counter = Counter()
+    for node in list(g.nodes):
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "get_attr":
+            raise unsupported(node, mods)
+        op = classify(node, mods)
+        if op.role is Role.SHAPE:
+            continue
+        if op.inplace:
+            _check_inplace(node, op, mods)
+        if node.op == "call_module":
+            seen[node.target] += 1
+            if seen[node.target] == 1 or op.role in (Role.ACT, Role.ALIAS):
+                continue
+            if op.role in (Role.MAC, Role.BN):
+                raise ModelError(f"module '{node.target}' is called {calls[node.target]} times "
+                                 "(shared weights); an integer layer is one call: use one module "
+                                 "per call", **where(node))
+            name = _fresh(gm, *(node.target.rpartition(".")[::2]))
+            gm.add_submodule(name, copy.deepcopy(mods[node.target]))
+            mods[name] = gm.get_submodule(name)
+            node.target = name
+            continue
+        if op.make is not None:
+            name = _insert(gm, node, op)
+            mods[name] = gm.get_submodule(name)
+    g.eliminate_dead_code()
+    gm.recompile()
+
+
+def _fold_all_bn(gm: fx.GraphModule) -> None:
+    mods = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        bn = mods.get(node.target) if node.op == "call_module" else None
+        if not isinstance(bn, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            continue
+        want = nn.Conv2d if isinstance(bn, nn.BatchNorm2d) else nn.Linear
         src = node.args[0]
-        conv = mods.get(src.target) if src.op == "call_module" else None
-        if not isinstance(conv, nn.Conv2d) or len(src.users) != 1:
-            raise ModelError(f"batch norm '{node.target}' does not directly follow a conv with a "
-                            "single user; cannot fold it")
-        _set_module(model, src.target, fold_bn(conv, mods[node.target]))
-        _set_module(model, node.target, nn.Identity())
+        layer = mods.get(src.target) if isinstance(src, fx.Node) and src.op == "call_module" \
+            else None
+        if not isinstance(layer, want) or len(tensor_users(src, mods)) != 1:
+            raise ModelError(f"batch norm '{node.target}' does not directly follow an "
+                             f"nn.{want.__name__} whose output only it reads; cannot fold it "
+                             "(the integer model has no standalone batch norm): place it right "
+                             f"after a {want.__name__} or remove it", **where(node))
+        _set_module(gm, src.target, fold_bn(layer, bn))
+        _set_module(gm, node.target, nn.Identity())
+        mods = dict(gm.named_modules())
+        node.replace_all_uses_with(src)
+        gm.graph.erase_node(node)
         log.debug("folded %s into %s", node.target, src.target)
+    gm.recompile()
 
 
 def _layer_type(mod: nn.Module | None) -> str | None:
@@ -116,30 +234,47 @@ def _factory(spec: Mapping[str, Any], make: QuantFactory, name: str, kind: str,
 
 
 def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
-                   make: QuantFactory | None = None) -> nn.Module:
-    """Return a fake-quant copy of ``model``.
+                   make: QuantFactory | None = None) -> fx.GraphModule:
+    """Return a fake-quant copy of ``model`` as a ``torch.fx.GraphModule`` (a
+    :class:`~t2c_sim.quant.graph.Traced` that keeps the model's own submodules: ``q.fc`` is the
+    swapped ``fc``).
 
-    Steps: (1) with ``spec["fold_bn"]`` (default True) every BatchNorm2d after a conv is folded
-    into it in float **before** weight quantization, so the weight quantizer sees (and the
-    integer weights are) the folded weights; with ``fold_bn: False`` BN stays and fuse folds it
-    after quantization into the per-channel multiplier; (2) Conv2d/Linear/AvgPool2d/
-    AdaptiveAvgPool2d(1)/:class:`Add` become Q wrappers, each quantizer built by
+    Steps: (1) trace and :func:`normalize` (every node asked of the op table; ``+``,
+    ``torch.cat``, functional pools become modules); (2) with ``spec["fold_bn"]`` (default
+    True) every BatchNorm2d after a conv and BatchNorm1d after a linear is folded into it in
+    float **before** weight quantization, so the weight quantizer sees (and the integer weights
+    are) the folded weights; with ``fold_bn: False`` BN stays and fuse folds it after
+    quantization into the per-channel multiplier; (3) Conv2d/Linear/AvgPool2d/
+    AdaptiveAvgPool2d/:class:`Add`/:class:`Cat` become Q wrappers, each quantizer built by
     ``make(name, **kw)`` from, first match wins, per-module ``spec["overrides"][qualname][kind]``,
     per-layer-type ``spec["types"]["conv"|"linear"][kind]``, the defaults ``spec["weight"]``,
-    ``spec["act"]`` (inputs); (3) layers whose output reaches the model output
+    ``spec["act"]`` (inputs); (4) layers whose output reaches the model output
     without a consumer quantizer get an output quantizer from ``spec["output"]`` (or
-    ``spec["act"]``); (4) the consumer quantizers of a forked tensor are tied to one module.
+    ``spec["act"]``); (5) the consumer quantizers of a forked tensor are tied to one module.
 
     ``spec`` kinds map to ``{"quantizer": preset, **kwargs}`` (e.g. ``{"quantizer":
     "minmax_channel", "nbit": 8}``); ``make`` defaults to ``qconfig.make_quantizer``.
     """
     make = make or make_quantizer
-    model = copy.deepcopy(model)
+    gm = trace(copy.deepcopy(model))
+    normalize(gm)
     if spec.get("fold_bn", True):
-        _fold_all_bn(model)
-    for name, mod in list(model.named_modules()):
-        if not name:
+        _fold_all_bn(gm)
+    _swap(gm, spec, make)
+    _finish_graph(gm, spec, make)
+    for qname, q in quantizers(gm).items():
+        if hasattr(q, "label"):
+            q.label = qname
+    return gm
+
+
+def _swap(gm: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> None:
+    """Every called Conv2d/Linear/AvgPool2d/AdaptiveAvgPool2d/Add/Cat becomes its Q wrapper."""
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
             continue
+        name = node.target
+        mod = gm.get_submodule(name)
         if isinstance(mod, QLAYERS):
             continue
         if isinstance(mod, nn.Conv2d):
@@ -151,6 +286,8 @@ def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
                                      aq=_factory(spec, make, name, "act", "linear"))
         elif isinstance(mod, Add):
             new = QAdd(qa=_factory(spec, make, name, "act"), qb=_factory(spec, make, name, "act"))
+        elif isinstance(mod, Cat):
+            new = QCat([_factory(spec, make, name, "act") for _ in node.args], mod.dim)
         elif isinstance(mod, nn.AvgPool2d):
             new = QAvgPool2d.from_float(mod, aq=_factory(spec, make, name, "act"))
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
@@ -159,16 +296,11 @@ def quantize_model(model: nn.Module, spec: Mapping[str, Any], *,
             continue
         if isinstance(new, (QConv2d, QLinear)):
             new.quant_bias = bool(spec.get("quant_bias", False))
-        _set_module(model, name, new.to(next(iter(mod.parameters()), torch.zeros(0)).device))
-    _finish_graph(model, spec, make)
-    for qname, q in quantizers(model).items():
-        if hasattr(q, "label"):
-            q.label = qname
-    return model
+        _set_module(gm, name, new.to(next(iter(mod.parameters()), torch.zeros(0)).device))
 
 
-def _finish_graph(model: nn.Module, spec: Mapping[str, Any], make: QuantFactory) -> None:
-    gm = trace(model)
+def _finish_graph(model: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> None:
+    gm = model
     mods = dict(model.named_modules())
     for node in gm.graph.nodes:
         mod = mods.get(node.target) if node.op == "call_module" else None

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 
 from t2c_sim.errors import ConfigError
+from t2c_sim.files import atomic_write
 from t2c_sim.fuse import fuse, quantize_input
 from t2c_sim.golden import attach_results, run_network
-from t2c_sim.models import load_dataset, make_model
+from t2c_sim.models.init import set_bn_statistics
 from t2c_sim.quant.calibrate import calibrate
 from t2c_sim.quant.quantize import quantize_model
 from t2c_sim.quant.smoothquant import input_smooth, smooth_model
+from t2c_sim.recipe.inputs import build_model, check_model_on_data, load_data
 from t2c_sim.recipe.schema import Recipe
 from t2c_sim.train import apply_masks, finetune_gradual, finetune_masked, nm_masks, qat, train
 from t2c_sim.verify.crosscheck import end_to_end, layer_diffs
@@ -63,35 +65,44 @@ class BuildResult:
 
 
 def _float_model(recipe: Recipe, split: Any, seed: int, cache_dir: Path | None) -> Any:
+    """The float model: built by its factory, checked on the data, then trained (cached by
+    :meth:`~t2c_sim.recipe.schema.Recipe.float_key`) or, untrained, given BN statistics."""
     torch.manual_seed(seed)
-    model = make_model(recipe.model, **recipe.model_args)
-    path = cache_dir / f"{recipe.model}-{recipe.float_key(seed)}.pt" if cache_dir else None
+    spec = recipe.model_source
+    model = build_model(spec, recipe.path)
+    check_model_on_data(model, split, spec.ref, recipe.path, recipe.data_source.key)
+    if recipe.init.bn_stats == "data":
+        set_bn_statistics(model, split.x_calib, seed=recipe.init.seed)
+    t = recipe.train
+    if not t.epochs:
+        model.eval()
+        return model
+    path = cache_dir / f"{spec.stem}-{recipe.float_key(seed)}.pt" if cache_dir else None
     if path is not None and path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
         log.info("loaded cached float weights %s", path)
         return model
-    t = recipe.train
     train(model, split.x_train, split.y_train, epochs=t.epochs, lr=t.lr, batch=t.batch, seed=seed)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        state = model.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
     return model
 
 
 def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None = "build/cache",
-          ) -> BuildResult:
+          crosscheck_samples: int | None = None) -> BuildResult:
     """train -> prune (N:M, masked or gradual fine-tuning) -> smooth -> quantize, calibrate
     (QAT) -> fuse.
 
     ``seed`` defaults to the recipe's. Float weights are cached in ``cache_dir`` (``None``
-    disables caching) by :meth:`~t2c_sim.recipe.schema.Recipe.float_key`. Errors from any
+    disables caching) by :meth:`~t2c_sim.recipe.schema.Recipe.float_key`. The cross-check runs on
+    the first ``crosscheck_samples`` test inputs (default: the recipe's ``crosscheck.samples``,
+    else the whole test split). Errors from any
     stage are the package's own (:class:`FuseError`, :class:`ConfigError`, ...).
     """
     seed = recipe.seed if seed is None else seed
-    split = load_dataset(recipe.dataset, seed=seed, calib=recipe.calibration.samples)
+    split = load_data(recipe.data_source, seed, recipe.calibration.samples, recipe.path)
     fmodel = _float_model(recipe, split, seed, Path(cache_dir) if cache_dir else None)
     sp = recipe.sparsity
     masks: dict[str, Any] = {}
@@ -131,12 +142,15 @@ def build(recipe: Recipe, seed: int | None = None, cache_dir: str | Path | None 
     records = fuse(qmodel, x_exp, **kw)
     x_q = quantize_input(qmodel, x_exp)
     records = attach_results(records, run_network(records, x_q))
+    n_cc = crosscheck_samples or recipe.crosscheck_samples or len(split.x_test)
+    xt = split.x_test[:n_cc]
+    yt = None if split.y_test is None else split.y_test[:n_cc]
     eval_recs = records
     if any(r.meta.get("input_specific") for r in records):
-        eval_recs = fuse(qmodel, split.x_test, **kw)   # token-wise: records are per input
-    xt_q = quantize_input(qmodel, split.x_test)
+        eval_recs = fuse(qmodel, xt, **kw)   # token-wise: records are per input
+    xt_q = quantize_input(qmodel, xt)
     cc = {"layers": layer_diffs(qmodel, eval_recs, xt_q),
-          "end_to_end": end_to_end(fmodel, qmodel, eval_recs, split.x_test, split.y_test)}
+          "end_to_end": end_to_end(fmodel, qmodel, eval_recs, xt, yt)}
     log.info("built %s: %s", recipe.name, cc["end_to_end"])
     s_in = input_smooth(qmodel)
     return BuildResult(recipe, fmodel, qmodel, records, x_q, split, cc, masks, history, smooth,

@@ -15,9 +15,13 @@ recomputes masks at training iterations ``start + interval*k`` (``k = 1..repetit
 
 Recipe keys (all but ``model`` optional)::
 
-    name: str                    model: digits_cnn | mlp | resnet_block | transformer_mlp
-    model_args: {str: int}       dataset: digits | digits_tokens
-    train: {epochs, lr, batch}   seed: int
+    name: str                    model: a zoo name | path/to/file.py:factory | pkg.module:factory
+    model_args: {str: value}     data: digits | digits28 | digits_tokens | file.npz |
+                                       {npz: file, test_frac} | {synthetic: {shape, samples, test}}
+    dataset: (older spelling of data: a built-in name)
+    train: {epochs, lr, batch}   seed: int     (epochs defaults to 0 for data without labels)
+    init: {bn_stats: keep|data, seed: int}     (data: random BN affine, running statistics of the
+                                                calibration inputs; for untrained models)
     quant: {weight, act, output: {quantizer: preset, <kwargs>},
             conv: {weight, act, output}, linear: {weight, act, output},   # per layer type
             overrides: {module: {kind: ..}}, fold_bn: bool, quant_bias: bool,
@@ -30,6 +34,7 @@ Recipe keys (all but ``model`` optional)::
     fuse: {acc_bits, mult_bits, shift_max: int, rounding: half_even|half_up|half_away|floor,
            wrap_ok: bool}
     export: {samples: int}
+    crosscheck: {samples: int}   (test inputs the cross-check uses; default the whole test split)
 """
 
 from __future__ import annotations
@@ -45,9 +50,8 @@ from typing import Any
 from t2c_sim.config import FuseOptions, RoundMode, SparsitySpec
 from t2c_sim.errors import ConfigError
 from t2c_sim.files import read_yaml
-from t2c_sim.models.data import DATASETS
-from t2c_sim.models.nets import MODELS
 from t2c_sim.quant.qconfig import make_quantizer
+from t2c_sim.recipe.inputs import DataSpec, ModelSpec, parse_data, parse_model
 from t2c_sim.sparse.pruners import NMPruner
 from t2c_sim.sparse.schedules import PruneSchedule
 
@@ -128,12 +132,22 @@ class QatCfg:
 
 
 @dataclass(frozen=True)
+class InitCfg:
+    """Float weights of an untrained model: ``bn_stats: data`` sets random BN affine transforms
+    and the running statistics of the calibration inputs
+    (:func:`t2c_sim.models.init.set_bn_statistics`)."""
+
+    bn_stats: str = "keep"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A validated recipe (see the module docstring for the keys)."""
 
     model: str
     name: str = ""
-    model_args: dict[str, int] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
     dataset: str = "digits"
     seed: int = 0
     train: TrainCfg = TrainCfg()
@@ -144,17 +158,39 @@ class Recipe:
     fuse: FuseOptions = FuseOptions()
     export_samples: int = 8
     path: str | None = None
+    model_spec: ModelSpec | None = None
+    data: DataSpec | None = None
+    init: InitCfg = InitCfg()
+    crosscheck_samples: int | None = None
+
+    @property
+    def model_source(self) -> ModelSpec:
+        """Where the float model comes from (a zoo name when built without :func:`parse_recipe`)."""
+        return self.model_spec or ModelSpec(self.model, "zoo", dict(self.model_args))
+
+    @property
+    def data_source(self) -> DataSpec:
+        """Where the inputs come from (the built-in ``dataset`` without :func:`parse_recipe`)."""
+        return self.data or DataSpec("builtin", name=self.dataset)
 
     def float_key(self, seed: int) -> str:
         """Hash of what determines the trained float weights (model, data, training, seed)."""
-        blob = json.dumps({"model": self.model, "args": self.model_args, "data": self.dataset,
-                           "train": asdict(self.train), "seed": seed, "v": 1}, sort_keys=True)
+        ms, ds = self.model_source, self.data_source
+        d: dict[str, Any] = {"model": self.model, "args": self.model_args, "data": self.dataset,
+                             "train": asdict(self.train), "seed": seed, "v": 1}
+        if ms.kind != "zoo":
+            d["model_digest"] = ms.digest
+        if ds.kind != "builtin" or ds.test_frac != 0.2:
+            d["data"] = ds.key_dict()
+        if self.init != InitCfg():
+            d["init"] = asdict(self.init)
+        blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # ---- validation helpers ---------------------------------------------------------------------
-_TOP = {"name", "model", "model_args", "dataset", "seed", "train", "quant", "sparsity",
-        "calibration", "qat", "fuse", "export"}
+_TOP = {"name", "model", "model_args", "dataset", "data", "seed", "train", "quant", "sparsity",
+        "calibration", "qat", "fuse", "export", "init", "crosscheck"}
 
 
 def _mapping(v: Any, key: str, file: str | None) -> dict[str, Any]:
@@ -296,6 +332,35 @@ def _sparsity(d: dict[str, Any], file: str | None) -> SparsityCfg:
                        mode=mode)
 
 
+def _init(d: dict[str, Any], file: str | None) -> InitCfg:
+    ini = _mapping(d.get("init"), "init", file)
+    _known(ini, {"bn_stats", "seed"}, "init", file)
+    bn = _typed(ini, "bn_stats", str, "keep", "init", file)
+    if bn not in ("keep", "data"):
+        raise ConfigError(f"unknown bn_stats {bn!r} (keep: as built or trained; data: random BN "
+                          "affine and the running statistics of the calibration inputs)",
+                          file=file, key="init.bn_stats")
+    return InitCfg(bn, _typed(ini, "seed", int, 0, "init", file))
+
+
+def _crosscheck_samples(d: dict[str, Any], file: str | None) -> int | None:
+    cc = _mapping(d.get("crosscheck"), "crosscheck", file)
+    _known(cc, {"samples"}, "crosscheck", file)
+    return _typed(cc, "samples", int, None, "crosscheck", file, True)
+
+
+def _check_labels(r: Recipe, file: str | None) -> None:
+    """Training, fine-tuning and QAT need labels; synthetic data (or an .npz without y) has none."""
+    if r.data_source.labelled:
+        return
+    for key, n in (("train.epochs", r.train.epochs), ("sparsity.finetune_epochs",
+                                                      r.sparsity.finetune_epochs),
+                   ("qat.epochs", r.qat.epochs)):
+        if n:
+            raise ConfigError(f"training needs labels and the data has none ({r.data_source.kind}"
+                              f"); set {key}: 0", file=file, key=key)
+
+
 def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     """Validate a recipe mapping (already parsed YAML); ``file`` names it in errors."""
     d = _mapping(data, "", file) if data is not None else None
@@ -304,18 +369,10 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     _known(d, _TOP, "", file)
     if "model" not in d:
         raise ConfigError("missing required key", file=file, key="model")
-    model = _typed(d, "model", str, None, "", file)
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r} (known: {', '.join(MODELS)})", file=file,
-                          key="model")
-    dataset = _typed(d, "dataset", str, "digits", "", file)
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})",
-                          file=file, key="dataset")
-    margs = _mapping(d.get("model_args"), "model_args", file)
-    for k, v in margs.items():
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ConfigError(f"must be an int, got {v!r}", file=file, key=f"model_args.{k}")
+    mspec = parse_model(d["model"], d.get("model_args"), file)
+    model, margs = mspec.ref, dict(mspec.args)
+    dspec = parse_data(d, file)
+    dataset = dspec.name if dspec.kind == "builtin" else ""
     tr = _mapping(d.get("train"), "train", file)
     _known(tr, {"epochs", "lr", "batch"}, "train", file)
     cal = _mapping(d.get("calibration"), "calibration", file)
@@ -337,10 +394,10 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
     if not 8 <= fuse.acc_bits <= 48 or not 2 <= fuse.mult_bits <= 32 or fuse.shift_max > 63:
         raise ConfigError("need acc_bits in 8..48, mult_bits in 2..32, shift_max <= 63",
                           file=file, key="fuse")
-    return Recipe(
-        model=model, name=_typed(d, "name", str, Path(file).stem if file else model, "", file),
+    recipe = Recipe(
+        model=model, name=_typed(d, "name", str, Path(file).stem if file else mspec.stem, "", file),
         model_args=dict(margs), dataset=dataset, seed=_typed(d, "seed", int, 0, "", file),
-        train=TrainCfg(_typed(tr, "epochs", int, 15, "train", file),
+        train=TrainCfg(_typed(tr, "epochs", int, 15 if dspec.labelled else 0, "train", file),
                        _typed(tr, "lr", float, 0.01, "train", file, True),
                        _typed(tr, "batch", int, 64, "train", file, True)),
         quant=_quant(_mapping(d.get("quant"), "quant", file), file),
@@ -350,7 +407,10 @@ def parse_recipe(data: Any, file: str | None = None) -> Recipe:
         qat=QatCfg(_typed(qa, "epochs", int, 0, "qat", file),
                    _typed(qa, "lr", float, 1e-3, "qat", file, True)),
         fuse=fuse, export_samples=_typed(ex, "samples", int, 8, "export", file, True),
-        path=file)
+        path=file, model_spec=mspec, data=dspec, init=_init(d, file),
+        crosscheck_samples=_crosscheck_samples(d, file))
+    _check_labels(recipe, file)
+    return recipe
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -67,12 +67,12 @@ def load_checked_recipe(path: str | Path) -> Any:
     (``quant.overrides``, ``sparsity.skip``, ``quant.smoothquant.layers``) checked against the
     model's modules: a name that matches nothing is an error naming the file and key (it was
     silently ignored). Builds nothing (the model is constructed, not trained)."""
-    from t2c_sim.models import make_model
     from t2c_sim.recipe import load_recipe
+    from t2c_sim.recipe.inputs import build_model
 
     recipe = load_recipe(path)
     try:
-        model = make_model(recipe.model, **recipe.model_args)
+        model = build_model(recipe.model_source, str(path))
     except ConfigError as e:
         raise e.with_context(file=str(path)) from None
     mods = [n for n, _ in model.named_modules() if n]

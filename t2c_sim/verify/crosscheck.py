@@ -1,7 +1,7 @@
 """Cross-check the fake-quant model against the integer records, layer by layer and end to end.
 
 Layer-local check (``layer_diffs``): for every layer with arithmetic (conv, linear, average
-pools, residual add) the SAME integer input ``x_q`` (the golden model's input to that layer) is
+pools, residual add, concat) the SAME integer input ``x_q`` (the golden model's input to that layer) is
 fed to both paths:
 
 - integer: the golden layer (``t2c_sim.golden.run_network``) -> ``y_int``;
@@ -40,7 +40,8 @@ __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED
 
 log = logging.getLogger(__name__)
 
-CHECKED_OPS = (OpKind.CONV2D, OpKind.LINEAR, OpKind.AVGPOOL, OpKind.GAVGPOOL, OpKind.ADD)
+CHECKED_OPS = (OpKind.CONV2D, OpKind.LINEAR, OpKind.AVGPOOL, OpKind.GAVGPOOL, OpKind.ADD,
+               OpKind.CONCAT)
 
 
 def lsb_stats(diff: np.ndarray) -> dict[str, Any]:
@@ -89,6 +90,8 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
     if rec.op is OpKind.ADD:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x),
               _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
+    elif rec.op is OpKind.CONCAT:
+        xs = [_dequant(rec, x, s, z) for x, s, z in zip(inputs, meta["s_in"], rec.params["z_in"])]
     else:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x)]
     y = mod(*xs)
@@ -104,12 +107,16 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
 
 def layer_diffs(model: nn.Module, records: Sequence[LayerRecord], x_q: np.ndarray,
                 ) -> dict[str, dict[str, Any]]:
-    """Layer-local LSB differences fake-quant minus integer, keyed by layer name (see module)."""
+    """Layer-local LSB differences fake-quant minus integer, keyed by layer name (see module).
+
+    A concat without input scales in its meta (a transformer class-token concat built by hand,
+    not by fuse) is skipped.
+    """
     trace = run_network(records, x_q)
     out: dict[str, dict[str, Any]] = {}
     with frozen(model):
         for rec in records:
-            if rec.op not in CHECKED_OPS:
+            if rec.op not in CHECKED_OPS or (rec.op is OpKind.CONCAT and "s_in" not in rec.meta):
                 continue
             y_fq = _fake_layer(model, rec, trace.inputs[rec.name])
             y_int = trace.outputs[rec.name].y
@@ -127,27 +134,35 @@ def integer_forward(records: Sequence[LayerRecord], x_q: np.ndarray) -> np.ndarr
 
 
 def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequence[LayerRecord],
-               x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+               x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
     """Top-1 accuracies (percent) of float, fake-quant and integer models and their agreement.
 
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
-    Also reports whether the NumPy and PyTorch integer paths give identical outputs.
+    Also reports whether the NumPy and PyTorch integer paths give identical outputs. Without
+    labels (``y = None``: synthetic inputs) there are no accuracies; ``float_agreement`` is the
+    top-1 agreement of the integer model with the float model instead.
     """
-    labels = y.numpy()
-    res: dict[str, Any] = {"n": int(len(labels))}
+    labels = None if y is None else y.numpy()
+    res: dict[str, Any] = {"n": int(len(x))}
+    ft = None
     if float_model is not None:
         with torch.no_grad():
             was = float_model.training
             float_model.eval()
-            res["float_acc"] = 100.0 * float(np.mean(float_model(x).argmax(-1).numpy() == labels))
+            ft = float_model(x).argmax(-1).numpy()
             float_model.train(was)
     fq = run_fake_quant(qmodel, x).argmax(-1).numpy()
     xq = quantize_input(qmodel, x)
     out_np = integer_forward(records, xq)
     out_t = run_network_torch(records, xq)[records[-1].name][1].numpy()
     it = out_np.reshape(out_np.shape[0], -1).argmax(-1)
-    res.update(fake_quant_acc=100.0 * float(np.mean(fq == labels)),
-               integer_acc=100.0 * float(np.mean(it == labels)),
-               top1_agreement=100.0 * float(np.mean(fq == it)),
+    if labels is not None:
+        if ft is not None:
+            res["float_acc"] = 100.0 * float(np.mean(ft == labels))
+        res.update(fake_quant_acc=100.0 * float(np.mean(fq == labels)),
+                   integer_acc=100.0 * float(np.mean(it == labels)))
+    elif ft is not None:
+        res["float_agreement"] = 100.0 * float(np.mean(ft == it))
+    res.update(top1_agreement=100.0 * float(np.mean(fq == it)),
                numpy_torch_identical=bool(np.array_equal(out_np, out_t)))
     return res

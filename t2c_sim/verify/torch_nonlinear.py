@@ -6,7 +6,7 @@ and without :mod:`t2c_sim.numerics`:
 
 - matmul: int64 ``torch.matmul`` of the zero-point-corrected operands (exact; the golden
   model uses chunked float BLAS), floor-mod wrap, :func:`~t2c_sim.quant.intops.requant_t`;
-- concat, the constant operand of an add, reshape and slice: torch tensor ops;
+- concat (any axis, n inputs), the constant operand of an add, reshape and slice: torch tensor ops;
 - softmax, LayerNorm and GELU: the kernels of :mod:`t2c_sim.quant.intops` (which the fake-quant
   modules also run, so fake-quant and integer models share one definition).
 
@@ -21,7 +21,7 @@ import torch
 from t2c_sim.config import OpKind, RoundMode
 from t2c_sim.errors import NumericsError, RecordError
 from t2c_sim.quant.intops import layernorm_int_t, lookup_t, requant_t, softmax_int_t
-from t2c_sim.record import LayerRecord, check_layernorm
+from t2c_sim.record import LayerRecord, check_layernorm, concat_formats
 
 __all__ = ["TRANSFORMER_OPS_T", "as_i64", "matmul_t", "concat_t", "const_operand_t", "reshape_t",
            "slice_t", "run_transformer_op_t"]
@@ -102,27 +102,34 @@ def matmul_t(rec: LayerRecord, a: object, b: object) -> tuple[torch.Tensor, torc
 
 
 def concat_t(rec: LayerRecord, *xs: object) -> torch.Tensor:
-    """``cat([const_q], requant(x_0 - z_x)[, requant(x_1 - z_b)], dim=-2)``."""
+    """``cat([const_q], requant(x_0 - z_0), requant(x_1 - z_1), ..., dim=axis)`` (input formats
+    from :func:`t2c_sim.record.concat_formats`, ``axis = params["axis"]``, default -2)."""
     m0, sh = _arr(rec, "M0"), _arr(rec, "sh")
     if tuple(m0.shape) != (len(xs),) or tuple(sh.shape) != (len(xs),):
         raise RecordError(f"layer {rec.name}: concat needs M0 and sh of shape ({len(xs)},) (torch path)")
+    fmts = concat_formats(rec)
+    if len(fmts) != len(xs):
+        raise RecordError(f"layer {rec.name}: concat has {len(fmts)} inputs, got {len(xs)} (torch path)")
+    ax = rec.params.get("axis", -2)
     parts = []
     for i, x in enumerate(xs):
-        rng, z = (rec.x_range, rec.z_x) if i == 0 else (rec.b_range, rec.z_b)
-        t = _checked(rec, x, rng, f"input {i}")
-        if t.dim() < 2:
-            raise RecordError(f"layer {rec.name}: concat input {i} needs [..., tokens, features]")
+        lo, hi, z = fmts[i]
+        t = _checked(rec, x, (lo, hi), f"input {i}")
+        if t.dim() < 1 - ax:
+            raise RecordError(f"layer {rec.name}: concat input {i} has too few dims for axis {ax} "
+                              "(torch path)")
         parts.append(requant_t(t - z, m0[i], sh[i], rec.z_y, rec.lo, rec.hi, rec.mode))
-    lead, d = parts[0].shape[:-2], parts[0].shape[-1]
-    if any(p.shape[:-2] != lead or p.shape[-1] != d for p in parts):
-        raise RecordError(f"layer {rec.name}: concat inputs differ in leading dims or features "
-                          "(torch path)")
+    keep = [d for d in range(parts[0].dim()) if d != parts[0].dim() + ax]
+    if any(p.dim() != parts[0].dim() or [p.shape[d] for d in keep] != [parts[0].shape[d] for d in keep]
+           for p in parts):
+        raise RecordError(f"layer {rec.name}: concat inputs differ off the concat axis (torch path)")
     if rec.const_q is not None:
+        lead, d = parts[0].shape[:-2], parts[0].shape[-1]
         cq = _arr(rec, "const_q")
-        if cq.dim() != 2 or cq.shape[1] != d:
-            raise RecordError(f"layer {rec.name}: const_q must be [tokens, {d}] (torch path)")
+        if cq.dim() != 2 or cq.shape[1] != d or ax != -2:
+            raise RecordError(f"layer {rec.name}: const_q must be [tokens, {d}] on axis -2 (torch path)")
         parts.insert(0, cq.expand(*lead, *cq.shape))
-    return torch.cat(parts, dim=-2)
+    return torch.cat(parts, dim=ax)
 
 
 def const_operand_t(rec: LayerRecord, a: torch.Tensor) -> torch.Tensor:
