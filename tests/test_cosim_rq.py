@@ -278,11 +278,13 @@ def test_rtl_refuses_a_mode_its_build_lacks(build_root) -> None:
 
 
 # ------------------------------------------------------------------------------ mutants
-def _mutant_rtl(tmp_path: Path, module: str, old: str, new: str) -> Path:
-    """A copy of rtl/ with one replacement in ``module``.v (the anchor must exist once)."""
+def _mutant_rtl(tmp_path: Path, module: str, old: str, new: str,
+                extra: tuple[str, ...] = ()) -> Path:
+    """A copy of rtl/ (the core's modules and ``extra``) with one replacement in ``module``.v
+    (the anchor must exist once)."""
     d = tmp_path / "rtl"
     d.mkdir()
-    for m in RTL_MODULES:
+    for m in (*RTL_MODULES, *extra):
         (d / f"{m}.v").write_text((RTL_DIR / f"{m}.v").read_text())
     f = d / f"{module}.v"
     src = f.read_text()
@@ -449,3 +451,61 @@ def test_cli_refuses_record_the_build_lacks(case, tmp_path, build_root, capsys) 
     assert rc == EXIT_USAGE
     assert len(err) == 1 and all(w in err[0] for w in words), err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------ front door
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_front_door_runs_every_feature(sim, build_root) -> None:
+    """Through the AXI front door (DMA, descriptors with the 32-bit run-mode word, the ch
+    segment of a ROWPAR job into the rp memory): token-wise profile records, per-channel
+    profile records and matmuls equal golden, the core's cycles equal the model, the front-door
+    cycles equal :func:`t2c_sim.estimate.frontdoor.frontdoor_cycles`."""
+    from t2c_sim.cosim.axi_frontdoor import run_layers_frontdoor
+    from t2c_sim.estimate.frontdoor import AxiConfig, frontdoor_cycles
+
+    tw, mm = token_wise_cases(), matmul_cases()
+    recs = [tw[6], tw[5], tw[0], mm[2], mm[3]]
+    hw, axi = HW_K, AxiConfig(burst_len=4, rd_latency=3)
+    res = run_layers_frontdoor(recs, hw, sim, axi, build_root=build_root)
+    for rec, r in zip(recs, res):
+        assert np.array_equal(r.y, rec.y) and np.array_equal(r.acc, rec.acc), rec.name
+        assert r.cycles == estimate.cycles(rec, hw), rec.name
+        assert r.frontdoor == r.predicted == frontdoor_cycles(rec, hw, axi).total, rec.name
+        (c,) = r.commands
+        assert (c["status"], c["err"]) == (2, 0), (rec.name, c)
+
+
+FRONT_DOOR_MUTANTS = {
+    # a ROWPAR job's ch segment goes to the ch memory instead of the rp memory
+    "dma_rowpar_segment_to_ch": (
+        "t2c_axi_dma", "assign hw_sel_o  = (rd_wseg == 2'd2 && j_rowpar) ? 2'd3 : rd_wseg;",
+        "assign hw_sel_o  = rd_wseg;"),
+    # the DMA hands the core only the two low bits of the run-mode word (the old 2-bit mode)
+    "dma_mode_truncated": (
+        "t2c_axi_dma", "assign cfg_mode_o     = cur_q[F_MODE*32 +: 32];",
+        "assign cfg_mode_o     = {30'd0, cur_q[F_MODE*32 +: 2]};"),
+}
+
+
+@pytest.mark.parametrize("mutant", list(FRONT_DOOR_MUTANTS))
+def test_front_door_mutant_is_caught(mutant, tmp_path) -> None:
+    """The front-door check fails on a DMA that drops the run mode's new fields."""
+    from t2c_sim.cosim.axi_frontdoor import AXI_RTL_MODULES, run_layers_frontdoor
+    from t2c_sim.estimate.frontdoor import AxiConfig
+
+    module, old, new = FRONT_DOOR_MUTANTS[mutant]
+    rtl = _mutant_rtl(tmp_path, module, old, new, extra=AXI_RTL_MODULES)
+    tw, mm = token_wise_cases(), matmul_cases()
+    recs = [tw[6], mm[2]]
+    try:
+        res = run_layers_frontdoor(recs, HW_K, "icarus", AxiConfig(), build_root=tmp_path / "b",
+                                   rtl_dir=rtl, check=False)
+    except SimulationError as e:
+        # the core flagged the job (parameters no one wrote), so the DMA stored no output
+        assert re.search(r"layer twp1_tflite_double tile 0: out word 0 .* was never written by "
+                         r"the DMA", str(e)), str(e)
+        print(f"{mutant}: {e}")
+        return
+    bad = [rec.name for rec, r in zip(recs, res) if not np.array_equal(r.y, rec.y)]
+    assert bad, f"{mutant}: every output still equals golden"
+    print(f"{mutant}: {bad} differ from golden")

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim import features
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.run import (
     PLAN_WORDS,
@@ -77,7 +78,7 @@ REGS = {"ID": 0x00, "VERSION": 0x04, "STATUS": 0x08, "ERR": 0x0C, "IRQ_EN": 0x10
         **{f"JOB_{f.upper()}": 0x80 + 4 * i for i, f in enumerate(fd.DESC_FIELDS)},
         "DESC_ADDR": 0xD0, "DESC_COUNT": 0xD4, "START": 0xD8}
 REG_END = 0xDC  # first unmapped address (SLVERR)
-ERR_BITS = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi",
+ERR_BITS = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi|run-mode",
             "shift>SHIFT_MAX", "requant-skew", "read-response", "write-response", "descriptor")
 MIN_MEM_WORDS = 1 << 12
 
@@ -390,7 +391,8 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
     check_capacity(gemms)
     layouts, pos = [], 0
     for gm in gemms:
-        lay = fd.layout(gm.plan, hw, axi, base=pos, acc=acc)
+        lay = fd.layout(gm.plan, hw, axi, base=pos, acc=acc,
+                        rowpar=bool(gm.mode & features.ROWPAR))
         layouts.append(lay)
         pos = lay.end
     beats = pos // axi.bytes
@@ -455,7 +457,7 @@ def run_layers_frontdoor(layers: Sequence[LayerRecord | tuple[LayerRecord, np.nd
                                         f"{list(r.chunks_measured)}, the model predicts "
                                         f"{list(r.chunks_predicted)}")
         out.append(FrontDoorResult(
-            gm.rec.name, y.reshape(gm.out_shape), accv.reshape(gm.out_shape) if acc else None,
+            gm.rec.name, gm.unflatten(y), gm.unflatten(accv) if acc else None,
             sum(r.cycles_measured for r in tiles), tiles, measured, preds[i], got, sim,
             info.build_dir, run_dir, wall, info.build_s, prep_s,
             extra={"layers_in_run": float(len(gemms)), "mem_beats": float(beats)}))

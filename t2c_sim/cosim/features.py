@@ -27,6 +27,7 @@ import numpy as np
 
 from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
 from t2c_sim.errors import RecordError, UnsupportedLayerError
+from t2c_sim.estimate import per_row_params
 from t2c_sim.numerics import check_range
 from t2c_sim.record import MAC_OPS, LayerRecord
 
@@ -49,7 +50,7 @@ def refuse(rec: LayerRecord, why: str) -> UnsupportedLayerError:
 
 def per_row(rec: LayerRecord) -> bool:
     """Whether the record's requantizer parameters are per row (``[P, C]`` or ``[R, 1]``)."""
-    return any(a is not None and a.ndim == 2 for a in (rec.bias_eff, rec.M0, rec.sh))
+    return per_row_params(rec)
 
 
 def check_features(rec: LayerRecord, hw: HwConfig) -> None:

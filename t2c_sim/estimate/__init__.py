@@ -16,6 +16,7 @@ from t2c_sim.estimate.model import (
     gemm_rows,
     macs,
     per_layer,
+    per_row_params,
     split_k,
     tile_cycles,
     tile_plan,
@@ -24,4 +25,4 @@ from t2c_sim.estimate.model import (
 
 __all__ = ["CONTROL_OVERHEAD", "MAX_PLAN_RUNS", "RQ_LATENCY", "Tile", "TilePlan", "array_ops",
            "chunk_cycles", "cycles", "gemm_groups", "gemm_k", "gemm_rows", "macs", "per_layer",
-           "split_k", "tile_cycles", "tile_plan", "utilization"]
+           "per_row_params", "split_k", "tile_cycles", "tile_plan", "utilization"]

@@ -53,8 +53,8 @@ from t2c_sim.record import MAC_OPS, LayerRecord
 
 __all__ = [
     "RQ_LATENCY", "CONTROL_OVERHEAD", "MAX_PLAN_RUNS", "Tile", "TilePlan", "gemm_rows", "gemm_k",
-    "gemm_groups", "array_ops", "split_k", "tile_plan", "tile_cycles", "chunk_cycles", "cycles",
-    "per_layer", "macs", "utilization",
+    "gemm_groups", "array_ops", "per_row_params", "split_k", "tile_plan", "tile_cycles",
+    "chunk_cycles", "cycles", "per_layer", "macs", "utilization",
 ]
 
 RQ_LATENCY = 3        # t2c_requant LATENCY
@@ -128,6 +128,13 @@ def _matmul_shape(rec: LayerRecord) -> tuple[int, int]:
         if a is not None and a.ndim >= 2:
             return int(np.prod(a.shape[:-2], dtype=np.int64)), int(a.shape[-2])
     raise RecordError(f"layer {rec.name}: matmul without x_q, y or acc: its rows P are unknown")
+
+
+def per_row_params(rec: LayerRecord) -> bool:
+    """Whether the record's requantizer parameters are per row (token-wise ``[P, C_out]`` or a
+    matmul's ``[R, 1]`` / ``[R, C]``): the array then reads them per output row (no cycle more;
+    the host and a DMA load ``rows`` times more parameter words)."""
+    return any(a is not None and a.ndim == 2 for a in (rec.bias_eff, rec.M0, rec.sh))
 
 
 def gemm_groups(rec: LayerRecord) -> int:
