@@ -62,7 +62,7 @@
 //       q*COLS + c at [c*WGT_W +: WGT_W]: values lane j at [j*W_BITS], indices lane j at
 //       [N*W_BITS + j*IDX_BITS].
 //   ch, CH_DEPTH/COLS words: column block q at address q: bias_eff of channel q*COLS + c at
-//       [c*ACC_BITS], M0 at [COLS*ACC_BITS + c*MULT_BITS], sh at [COLS*(ACC_BITS+MULT_BITS) + c*6].
+//       [c*ACC_BITS], M0 at [COLS*ACC_BITS + c*MULT_BITS], sh at [COLS*(ACC_BITS+MULT_BITS) + c*SH_BITS].
 //   out, OUT_DEPTH words of COLS*Y_BITS: row p, column block cb at address p*CB + cb
 //       (CB = ceil(cols/COLS)); lane c is channel cb*COLS + c.
 //   acc (partial sums), OUT_DEPTH words of COLS*ACC_BITS, same addresses: the accumulators of
@@ -102,6 +102,7 @@ module t2c_accel_top #(
   parameter integer OUT_DEPTH = 4096, // output (and accumulator) scratchpad words
   parameter integer CH_DEPTH  = 256,  // per-channel parameter entries
   parameter integer Y_BITS    = 16,   // output, z_y and clamp width (signed)
+  parameter integer SH_BITS   = 6,    // shift field width in the channel word (1..6)
   parameter integer PACKED    = 0,    // PE array implementation (t2c_pe_array): 0 PEs, 1 packed
   parameter integer PROFILES  = 1,    // 1: runtime rounding profiles in the requantizers
   parameter integer ROW_PARAMS = 1,   // 1: per-(row, channel) parameter memory (ROWPAR runs)
@@ -141,7 +142,6 @@ module t2c_accel_top #(
 
   // ------------------------------------------------------------------------- derived sizes
   localparam integer IDX_BITS = (M > 1) ? $clog2(M) : 1;
-  localparam integer SH_BITS  = 6;
   localparam integer RQ_LAT   = 3;  // must equal t2c_requant's LATENCY (checked at run time: err[7])
   localparam integer ACT_BANK = ACT_DEPTH / ROWS;
   localparam integer W_BANK   = W_DEPTH / COLS;
@@ -196,6 +196,9 @@ module t2c_accel_top #(
     if (ZERO_POINTS == 1 && (A_BITS > 12 || W_BITS > 12)) begin
       $fatal(1, "%m: ZERO_POINTS=1 needs A_BITS, W_BITS <= 12 (the cfg_mode_i zero-point fields), got %0d, %0d",
              A_BITS, W_BITS);
+    end
+    if (SH_BITS < 1 || SH_BITS > 6 || SHIFT_MAX > (1 << SH_BITS) - 1) begin
+      $fatal(1, "%m: SH_BITS=%0d must be in 1..6 and hold SHIFT_MAX=%0d", SH_BITS, SHIFT_MAX);
     end
   end
 

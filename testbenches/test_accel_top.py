@@ -25,8 +25,14 @@
   random ``x, w``, so each accumulator is the case's; oracle: the golden requantizers on the
   cases themselves; cycles equal the cycle model.
 
-Payload: ``params`` (toplevel parameters), ``seed``, ``n_directed`` (cases per mode or
-profile, default 96).
+Words are packed by :mod:`t2c_sim.export.iface` (the one owner of the word layouts, the same
+packer the co-simulation uses) and written through the port; the oracle is independent of it
+(dense dot products on the decompressed weights, the golden requantizers on the cases), so a
+layout the RTL does not read the same way fails the comparison. ``Y_BITS``/``SH_BITS`` come from
+the parameters (``iface`` passes them).
+
+Payload: ``params`` (toplevel parameters, :func:`t2c_sim.export.iface.top_parameters`), ``seed``,
+``n_directed`` (cases per mode or profile, default 96).
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from t2c_sim.config import HwConfig, RoundMode, RoundProfile
 from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.estimate import Tile, tile_cycles
-from t2c_sim.export.hexfile import unpack_words
+from t2c_sim.export import iface
+from t2c_sim.export.hexfile import limbs_to_ints, pack_limbs, unpack_words
 from t2c_sim.numerics import requantize, wrap
 from t2c_sim.rounding_profiles import requantize_profile
 from t2c_sim.sparse.nm import compress, nm_mask
@@ -56,10 +63,6 @@ from t2c_sim.workloads.requant_cases import (
 )
 
 log = logging.getLogger("cocotb.tb.accel_top")
-Y_BITS = 16
-
-
-FEATURES = {"PROFILES": "profiles", "ROW_PARAMS": "row_params", "ZERO_POINTS": "zero_points"}
 
 
 def _hw(p: dict) -> HwConfig:
@@ -67,7 +70,7 @@ def _hw(p: dict) -> HwConfig:
                     w_bits=p["W_BITS"], acc_bits=p["ACC_BITS"], mult_bits=p["MULT_BITS"],
                     shift_max=p["SHIFT_MAX"], act_depth=p["ACT_DEPTH"], w_depth=p["W_DEPTH"],
                     out_depth=p["OUT_DEPTH"], ch_depth=p["CH_DEPTH"],
-                    **{f: int(p.get(k, 1)) for k, f in FEATURES.items()})
+                    **{f: int(p.get(k, 1)) for k, f in iface.FEATURE_PARAMS.items()})
 
 
 def _mode_word(code: int, rowpar: bool = False, w_unsigned: bool = False, za: int = 0,
@@ -106,9 +109,10 @@ def _cfg(dut, rows, groups, cols, a_signed=1, zy=0, lo=-128, hi=127, mode=0, fir
     dut.cfg_groups_i.value = groups
     dut.cfg_cols_i.value = cols
     dut.cfg_a_signed_i.value = a_signed
-    dut.cfg_zy_i.value = zy & 0xFFFF
-    dut.cfg_lo_i.value = lo & 0xFFFF
-    dut.cfg_hi_i.value = hi & 0xFFFF
+    ymask = (1 << len(dut.cfg_zy_i)) - 1  # Y_BITS wide
+    dut.cfg_zy_i.value = zy & ymask
+    dut.cfg_lo_i.value = lo & ymask
+    dut.cfg_hi_i.value = hi & ymask
     dut.cfg_mode_i.value = mode
 
 
@@ -190,13 +194,13 @@ async def shape_errors(dut) -> None:
         await RisingEdge(dut.clk_i)
     # a legal run clears the flags (channel parameters written first: an unwritten word is
     # X on Icarus and random on Verilator, whose shift could exceed SHIFT_MAX)
-    await _write(dut, 2, [0])
+    await _write(dut, iface.SEL_CH, [0])
     if hw.row_params:
-        # row 0's parameters legal; the rows past a one-row tile carry sh = 63 > SHIFT_MAX,
-        # which must not flag err_o[6] (only rows and channels of the tile count)
-        widths = [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols + [6] * hw.cols
-        bad = _pack(np.array([[0] * (2 * hw.cols) + [63] * hw.cols]), widths)[0]
-        await _write(dut, 3, [0] + [bad] * hw.rows)
+        # row 0's parameters legal; the rows past a one-row tile carry the largest shift
+        # (> SHIFT_MAX), which must not flag err_o[6] (only rows and channels of the tile count)
+        z = np.zeros((hw.rows, 1), dtype=np.int64)
+        big = np.full((hw.rows, 1), (1 << int(p["SH_BITS"])) - 1, dtype=np.int64)
+        await _write(dut, iface.SEL_RP, [0] + _words(iface.rp_fields(z, z, big, hw)))
     _cfg(dut, rows=1, groups=1, cols=1)
     err, cyc = await _start_and_wait(dut, 100)
     if err:
@@ -221,20 +225,12 @@ async def _write(dut, sel: int, words: list[int]) -> None:
     dut.hw_en_i.value = 0
 
 
-def _pack(fields: np.ndarray, widths: list[int]) -> list[int]:
-    """Words of ``fields[words, F]``, field 0 in the LSBs (Python ints: an oracle independent of
-    ``export.hexfile.pack_limbs``)."""
-    out = []
-    for row in fields.tolist():
-        w, o = 0, 0
-        for v, b in zip(row, widths):
-            w |= (int(v) & ((1 << b) - 1)) << o
-            o += b
-        out.append(w)
-    return out
+def _words(fw: tuple[np.ndarray, np.ndarray]) -> list[int]:
+    """Python-int words of ``iface`` ``(fields, widths)`` (for the wide ``hw_data_i`` port)."""
+    return limbs_to_ints(pack_limbs(*fw))
 
 
-async def _read(dut, rows: int, qc: int, hw: HwConfig, with_y: bool = True,
+async def _read(dut, rows: int, qc: int, hw: HwConfig, y_bits: int, with_y: bool = True,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``y`` (unless ``with_y`` is false: not written yet) and the accumulator memory."""
     got_y = np.zeros((rows, qc * hw.cols), dtype=np.int64)
@@ -251,7 +247,7 @@ async def _read(dut, rows: int, qc: int, hw: HwConfig, with_y: bool = True,
                     raise SimulationError(f"{name} is X/Z at row {pr}, column block {cb}: "
                                           f"{getattr(dut, name).value}")
             if with_y:
-                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, Y_BITS, True)[0]
+                got_y[pr, sl] = unpack_words([int(dut.hr_y_o.value)], hw.cols, y_bits, True)[0]
             got_acc[pr, sl] = unpack_words([int(dut.hr_acc_o.value)], hw.cols,
                                            hw.acc_bits, True)[0]
     await RisingEdge(dut.clk_i)  # leave the read-only phase
@@ -266,7 +262,8 @@ async def gemm_via_ports(dut) -> None:
     rng = np.random.default_rng(seed)
     log.info("seed=%d", seed)
     await _reset(dut)
-    ib, m, n = hw.idx_bits, hw.m, hw.n
+    y_bits = int(p["Y_BITS"])
+    m, n = hw.m, hw.n
     ab_depth, wb_depth = hw.act_depth // hw.rows, hw.w_depth // hw.cols
     modes = [RoundMode(m) for m in ("half_even", "half_up", "half_away", "floor")]
     # (trial kind, rounding, per-row parameters, zero points, K-split); trials 0-4 need no
@@ -320,40 +317,22 @@ async def gemm_via_ports(dut) -> None:
         if trial == 2:
             sh[cols - 1] = hw.shift_max + 1  # must raise err_o[6] (still computed)
         zy, lo, hi = int(rng.integers(-20, 20)), -100, 100
-        wwidths = [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols + [6] * hw.cols
-        if rowpar:  # per-row parameters: row p, column block q at address p*qc + q (sel 3)
-            rpf = np.zeros((rows, qc, 3 * hw.cols), dtype=np.int64)
-            for c in range(cols):
-                q, lane = divmod(c, hw.cols)
-                rpf[:, q, lane], rpf[:, q, hw.cols + lane] = bias[:, c], m0[:, c]
-                rpf[:, q, 2 * hw.cols + lane] = sh[:, c]
-            await _write(dut, 3, _pack(rpf.reshape(rows * qc, 3 * hw.cols), wwidths))
-        else:       # channel parameters once: biases, then M0s, then shifts (block q at q)
-            chf = np.zeros((qc, 3 * hw.cols), dtype=np.int64)
-            for c in range(cols):
-                q, lane = divmod(c, hw.cols)
-                chf[q, lane], chf[q, hw.cols + lane], chf[q, 2 * hw.cols + lane] = \
-                    bias[c], m0[c], sh[c]
-            await _write(dut, 2, _pack(chf, wwidths))
+        # parameters once: per row (row p, column block q at address p*qc + q, the rp memory)
+        # or per channel (column block q at address q), then per chunk the activations (word
+        # q*gs + g) and the weights, all packed by iface
+        if rowpar:
+            await _write(dut, iface.SEL_RP, _words(iface.rp_fields(bias, m0, sh, hw)))
+        else:
+            await _write(dut, iface.SEL_CH, _words(iface.ch_fields(bias, m0, sh, hw)))
         word = _mode_word(mode.code, rowpar, w_unsigned, za, zw, hw)
         g0 = 0
         for ci, gs in enumerate(sizes):
             first, last = ci == 0, ci == nk - 1
-            # activations: word q*gs + g, lane-major (lane i of row r at field i*ROWS + r)
-            actf = np.zeros((qr, gs, m, hw.rows), dtype=np.int64)
-            for pr in range(rows):
-                q, r = divmod(pr, hw.rows)
-                actf[q, :, :, r] = x[pr, g0 * m:(g0 + gs) * m].reshape(gs, m)
-            await _write(dut, 0, _pack(actf.reshape(qr * gs, m * hw.rows),
-                                       [hw.a_bits] * (m * hw.rows)))
-            # weights: word q*gs + g, channel lane c: N values then N indices
-            wf = np.zeros((qc, gs, hw.cols, 2 * n), dtype=np.int64)
-            for c in range(cols):
-                q, lane = divmod(c, hw.cols)
-                wf[q, :, lane, :n] = vals[c].reshape(g, n)[g0:g0 + gs]
-                wf[q, :, lane, n:] = idx[c].reshape(g, n)[g0:g0 + gs]
-            await _write(dut, 1, _pack(wf.reshape(qc * gs, hw.cols * 2 * n),
-                                       ([hw.w_bits] * n + [ib] * n) * hw.cols))
+            act = x[:, g0 * m:(g0 + gs) * m].reshape(rows, gs, m)
+            await _write(dut, iface.SEL_ACT, _words(iface.act_fields(act, hw)))
+            v3 = vals.reshape(cols, g, n)[:, g0:g0 + gs]
+            i3 = idx.reshape(cols, g, n)[:, g0:g0 + gs]
+            await _write(dut, iface.SEL_WGT, _words(iface.wgt_fields(v3, i3, hw)))
             _cfg(dut, rows, gs, cols, int(a_signed), zy, lo, hi, word, int(first), int(last))
             pred = tile_cycles(Tile(0, 0, 0, rows, 0, cols), gs, hw, last=last)
             err, cyc = await _start_and_wait(dut, 2 * pred + 100,
@@ -377,7 +356,7 @@ async def gemm_via_ports(dut) -> None:
             else:
                 dot = x[:, :g0 * m] @ w[:, :g0 * m].T
             acc = wrap((bias if rowpar else bias[None, :]) + dot, hw.acc_bits)
-            got_y, got_acc = await _read(dut, rows, qc, hw, with_y=last)
+            got_y, got_acc = await _read(dut, rows, qc, hw, y_bits, with_y=last)
             if not np.array_equal(got_acc[:, :cols], acc):
                 raise MismatchError(f"trial {trial} run {ci} (first={first}, last={last}): "
                                     f"accumulators differ: {got_acc[:, :cols]} vs {acc}")
@@ -404,7 +383,7 @@ def _oracle(cells: list[tuple[int, int, int]], zy: int, lo: int, hi: int, code: 
     return requantize(acc, m0, sh, zy, lo, hi, mode)
 
 
-async def _directed_run(dut, hw: HwConfig, rng: np.random.Generator, cases: list,
+async def _directed_run(dut, hw: HwConfig, y_bits: int, rng: np.random.Generator, cases: list,
                         rowpar: bool) -> None:
     """One run whose outputs are ``cases`` (sharing z_y, lo, hi and the mode code): per row
     (case i at output (i // COLS, i % COLS), rp words) or per channel (one row, channel i)."""
@@ -413,7 +392,7 @@ async def _directed_run(dut, hw: HwConfig, rng: np.random.Generator, cases: list
     k = len(cases)
     cols = min(k, hw.cols) if rowpar else k
     rows = -(-k // cols) if rowpar else 1
-    qr, qc = -(-rows // hw.rows), -(-cols // hw.cols)
+    qc = -(-cols // hw.cols)
     cells = [c[:3] for c in cases] + [(0, cases[0][1], cases[0][2])] * (rows * cols - k)
     acc = np.array([c[0] for c in cells], dtype=np.int64).reshape(rows, cols)
     m0 = np.array([c[1] for c in cells], dtype=np.int64).reshape(rows, cols)
@@ -423,20 +402,13 @@ async def _directed_run(dut, hw: HwConfig, rng: np.random.Generator, cases: list
     w = np.where(nm_mask(w, n, m), w, 0)
     vals, idx = compress(w, n, m)
     bias = wrap(acc - x @ w.T, hw.acc_bits)
-    widths = [hw.acc_bits] * hw.cols + [hw.mult_bits] * hw.cols + [6] * hw.cols
-    pf = np.zeros((rows, qc * hw.cols, 3), dtype=np.int64)
-    pf[:, :cols] = np.stack([bias, m0, sh], axis=2)
-    pf = pf.reshape(rows, qc, hw.cols, 3).transpose(0, 1, 3, 2).reshape(rows * qc, 3 * hw.cols)
-    await _write(dut, 3 if rowpar else 2, _pack(pf, widths))
-    actf = np.zeros((qr, m, hw.rows), dtype=np.int64)
-    for pr in range(rows):
-        actf[pr // hw.rows, :, pr % hw.rows] = x[pr]
-    await _write(dut, 0, _pack(actf.reshape(qr, m * hw.rows), [hw.a_bits] * (m * hw.rows)))
-    wf = np.zeros((qc, hw.cols, 2 * n), dtype=np.int64)
-    for c in range(cols):
-        wf[c // hw.cols, c % hw.cols] = np.concatenate([vals[c], idx[c]])
-    await _write(dut, 1, _pack(wf.reshape(qc, hw.cols * 2 * n),
-                               ([hw.w_bits] * n + [hw.idx_bits] * n) * hw.cols))
+    if rowpar:
+        await _write(dut, iface.SEL_RP, _words(iface.rp_fields(bias, m0, sh, hw)))
+    else:
+        await _write(dut, iface.SEL_CH, _words(iface.ch_fields(bias[0], m0[0], sh[0], hw)))
+    await _write(dut, iface.SEL_ACT, _words(iface.act_fields(x.reshape(rows, 1, m), hw)))
+    await _write(dut, iface.SEL_WGT, _words(iface.wgt_fields(vals.reshape(cols, 1, n),
+                                                             idx.reshape(cols, 1, n), hw)))
     await RisingEdge(dut.clk_i)
     _cfg(dut, rows, 1, cols, 1, zy, lo, hi, _mode_word(code, rowpar, hw=hw))
     pred = tile_cycles(Tile(0, 0, 0, rows, 0, cols), 1, hw, last=True)
@@ -444,7 +416,7 @@ async def _directed_run(dut, hw: HwConfig, rng: np.random.Generator, cases: list
     what = f"{BY_CODE[code].value} z_y={zy} lo={lo} hi={hi} ({'per row' if rowpar else 'per channel'})"
     if err or cyc != pred:
         raise MismatchError(f"{what}: err_o={err:#04x}, cycles_o={cyc} (cycle model {pred})")
-    got_y, got_acc = await _read(dut, rows, qc, hw)
+    got_y, got_acc = await _read(dut, rows, qc, hw, y_bits)
     if not np.array_equal(got_acc[:, :cols], acc):
         raise MismatchError(f"{what}: accumulators differ from the cases")
     want = _oracle(cells, zy, lo, hi, code).reshape(rows, cols)
@@ -464,8 +436,9 @@ async def directed_requant(dut) -> None:
     per_code = int(pl.get("n_directed", 96))
     hw = _hw(p)
     await _reset(dut)
-    rq = {"ACC_BITS": hw.acc_bits, "MULT_BITS": hw.mult_bits, "SHIFT_BITS": 6, "Y_BITS": Y_BITS,
-          "PROFILES": hw.profiles}
+    y_bits = int(p["Y_BITS"])
+    rq = {"ACC_BITS": hw.acc_bits, "MULT_BITS": hw.mult_bits, "SHIFT_BITS": int(p["SH_BITS"]),
+          "Y_BITS": y_bits, "PROFILES": hw.profiles}
     rnd = random.Random(seed)
     cases = section2_directed(rq, rnd)
     for prof in profiles_fitting(rq):
@@ -490,7 +463,7 @@ async def directed_requant(dut) -> None:
         for key in sorted(groups):
             vs = groups[key]
             for i in range(0, len(vs), cap):
-                await _directed_run(dut, hw, rng, vs[i:i + cap], rowpar)
+                await _directed_run(dut, hw, y_bits, rng, vs[i:i + cap], rowpar)
                 done += len(vs[i:i + cap])
     counts: dict[int, int] = {}
     for c in picked:

@@ -1,15 +1,18 @@
 """The front door (``rtl/t2c_axi_accel.v``): AXI4-Lite registers, AXI4 DMA, exact cycle model.
 
-Oracles: the golden model (``rec.y``, ``rec.acc``), the back door (:func:`run_layers` on the same
-records: the same outputs, accumulators and per-run core cycles), the measured cycles (harness
-counter from the first register write to the interrupt, the ``CYCLES`` register) against
-:mod:`t2c_sim.estimate.frontdoor`, and the memory model's beat counters against the model's
-beats. Faults the checks must catch: RTL mutants of the DMA (burst length off by one, a lost
-last word, WLAST early, wrong address steps, one burst less in flight), SLVERR responses
-injected by the memory model, invalid descriptors and illegal shapes.
+Layers run through the DUT contract (the ``axi`` profile, ``--dut t2c_axi_accel``;
+:func:`run_layers_frontdoor` binds it for an array and bus settings). Oracles: the golden model
+(``rec.y``, ``rec.acc``), the back door (:func:`run_layers` on the same records: the same
+outputs and accumulators), :func:`t2c_sim.estimate.frontdoor.frontdoor_cycles` of the record
+for the cycles from the first register write to the interrupt (and the ``CYCLES`` register,
+2 less than the command), and the memory model's beat counters against the model's beats.
+Faults the checks must catch: RTL mutants of the DMA (burst length off by one, a lost last
+word, WLAST early, wrong address steps, one burst less in flight), SLVERR responses injected
+by the memory model, invalid descriptors and illegal shapes (the register-level bench,
+:func:`run_commands`, cocotbext-axi from Python).
 
 Fast tier: Icarus on K-split and unsplit layers with several latency / burst / width settings,
-register mode, errors, mutants, the unit testbenches; one Verilator case. Slow tier: every
+direct mode, errors, mutants, the unit testbenches; one Verilator case. Slow tier: every
 setting on both simulators.
 """
 
@@ -30,20 +33,26 @@ from t2c_sim.cosim.axi_frontdoor import (
     HARNESS,
     MEM_MODEL,
     REGS,
+    frontdoor_dut,
     run_commands,
     run_layers_frontdoor,
 )
+from t2c_sim.cosim.compare import compare, cycle_mismatch
+from t2c_sim.cosim.gemm import gemm_ops
 from t2c_sim.cosim.run import RTL_MODULES, run_layers
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
 from t2c_sim.estimate.frontdoor import (
+    WRITE_EDGES,
     AxiConfig,
     Segment,
     bursts,
     command_cycles,
     frontdoor_cycles,
     layout,
+    program_cycles,
     word_bits,
 )
+from t2c_sim.export.hexfile import read_memh_bytes
 from t2c_sim.workloads.gen import random_conv_record, random_linear_record
 
 BUILD = sim.default_build_root()
@@ -81,15 +90,13 @@ def _layers(seed: int, c_in: int = 24) -> list:
 
 HWS = {"k1": HW_K1, "kd": HW_KD, "s": HW_S, "a": HW_A}
 C_IN = {"a": 200}  # K-split on HW_A (banks of 32 words): 2 chunks
-# (simulator, hw, axi, mode); the fast tier runs the first group
-FAST = [("icarus", "k1", "default", "list"), ("icarus", "kd", "w32_b4_o2", "list"),
-        ("icarus", "s", "lat1_b1_o1", "regs"), ("verilator", "a", "b64_o8", "list")]
+# (simulator, hw, axi); the fast tier runs the first group
+FAST = [("icarus", "k1", "default"), ("icarus", "kd", "w32_b4_o2"), ("icarus", "s", "lat1_b1_o1"),
+        ("verilator", "a", "b64_o8")]
 # slow: every hw x setting on Icarus (cheap builds), one setting per hw on Verilator
-SLOW = [("icarus", h, a, m) for h in HWS for a in AXI
-        for m in (("list", "regs") if a == "default" else ("list",))
-        if ("icarus", h, a, m) not in FAST]
-SLOW += [("verilator", "k1", "w128_b2_lat20", "list"), ("verilator", "kd", "w256_b16_o1", "list"),
-         ("verilator", "s", "lat1_b1_o1", "regs"), ("verilator", "a", "default", "list")]
+SLOW = [("icarus", h, a) for h in HWS for a in AXI if ("icarus", h, a) not in FAST]
+SLOW += [("verilator", "k1", "w128_b2_lat20"), ("verilator", "kd", "w256_b16_o1"),
+         ("verilator", "s", "lat1_b1_o1"), ("verilator", "a", "default")]
 
 
 # ------------------------------------------------------------------------------ the model
@@ -184,6 +191,17 @@ def test_command_cycles_hand_example() -> None:
         assert command_cycles([job], hw, axi, list_mode=False) == 17 + lat + wl + 17
 
 
+def test_program_cycles_hand_example() -> None:
+    """Four register writes, one every 3 edges (fetch, AW+W, B): the START write is taken 9
+    edges after the first; the interrupt is sampled ``command + 1`` edges after START; both
+    ends counted."""
+    assert WRITE_EDGES == 3
+    assert program_cycles(100, 4) == 9 + 100 + 2
+    assert program_cycles(100, 1) == 102
+    with pytest.raises(ConfigError):
+        program_cycles(100, 0)
+
+
 def test_model_grows_with_latency_and_shrinks_with_bursts() -> None:
     rec = _layers(3)[0]
     base = frontdoor_cycles(rec, HW_K1, AxiConfig()).total
@@ -196,58 +214,65 @@ def test_model_grows_with_latency_and_shrinks_with_bursts() -> None:
 
 
 # ------------------------------------------------------------------------------ co-simulation
-def _check_layers(simulator: str, hw_id: str, axi_id: str, mode: str) -> None:
+def _check_layers(simulator: str, hw_id: str, axi_id: str) -> None:
     hw, axi = HWS[hw_id], AXI[axi_id]
     seed = 10 * list(AXI).index(axi_id) + list(HWS).index(hw_id)
     print(f"seed={seed}")
     recs = _layers(seed, C_IN.get(hw_id, 24))
     assert hw_id != "a" or len(estimate.tile_plan(recs[0], hw).chunks) > 1
-    res = run_layers_frontdoor(recs, hw, simulator, axi, build_root=BUILD, mode=mode)
+    res = run_layers_frontdoor(recs, hw, simulator, axi, build_root=BUILD)
     ref = run_layers(recs, hw, simulator, build_root=BUILD)
-    rd = wr = 0
     for rec, r, b in zip(recs, res, ref):
-        what = f"{simulator} {hw_id} {axi_id} {mode} {rec.name}"
-        plan = estimate.tile_plan(rec, hw)
+        what = f"{simulator} {hw_id} {axi_id} {rec.name}"
         assert np.array_equal(r.y, rec.y) and np.array_equal(r.acc, rec.acc), what
         assert np.array_equal(r.y, b.y) and np.array_equal(r.acc, b.acc), what
-        assert [t.chunks_measured for t in r.tiles] == [t.chunks_measured for t in b.tiles] \
-            == [estimate.chunk_cycles(plan, t, hw) for t in plan.tiles], what
-        assert r.cycles == b.cycles == estimate.cycles(rec, hw), what
-        assert r.frontdoor == r.predicted, what
-        for c in r.commands:
-            assert (c["status"], c["err"], c["irq_status"], c["irq_after_clear"],
-                    c["prot_err"]) == (2, 0, 1, 0, 0), (what, c)
-        if mode == "list":
-            fd = frontdoor_cycles(rec, hw, axi)
-            (c,) = r.commands
-            assert (r.frontdoor, c["cycles"], c["core_cycles"], c["jobs_done"]) == \
-                (fd.total, fd.register, fd.core, plan.runs), what
-            rd, wr = rd + fd.beats_read, wr + fd.beats_written
-            assert (c["rd_beats"], c["wr_beats"]) == (rd, wr), what
-        else:
-            assert len(r.commands) == plan.runs and sum(c["core_cycles"] for c in r.commands) \
-                == estimate.cycles(rec, hw), what
-    print(f"{simulator} {hw_id} {axi_id} {mode}: front door "
-          f"{[r.frontdoor for r in res]} cycles (core {[r.cycles for r in res]})")
+        fd = frontdoor_cycles(rec, hw, axi)   # the record's model, independent of the adapter
+        (unit,) = r.tiles
+        assert (unit.cycles_measured, unit.cycles_predicted) == (fd.total, fd.total), what
+        assert r.extra["dut_cycles_0"] == fd.register, what         # the CYCLES register
+        assert r.extra["mem_beats_0"] == fd.beats_read + fd.beats_written, what
+        assert cycle_mismatch(r) is None and b.cycles == fd.core, what
+    print(f"{simulator} {hw_id} {axi_id}: front door {[r.cycles for r in res]} cycles "
+          f"(core {[b.cycles for b in ref]})")
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator,hw_id,axi_id,mode", FAST,
-                         ids=["-".join(c) for c in FAST])
-def test_frontdoor_layers(simulator: str, hw_id: str, axi_id: str, mode: str) -> None:
-    _check_layers(simulator, hw_id, axi_id, mode)
+@pytest.mark.parametrize("simulator,hw_id,axi_id", FAST, ids=["-".join(c) for c in FAST])
+def test_frontdoor_layers(simulator: str, hw_id: str, axi_id: str) -> None:
+    _check_layers(simulator, hw_id, axi_id)
 
 
 @pytest.mark.sim
 @pytest.mark.slow
-@pytest.mark.parametrize("simulator,hw_id,axi_id,mode", SLOW,
-                         ids=["-".join(c) for c in SLOW])
-def test_frontdoor_layers_more(simulator: str, hw_id: str, axi_id: str, mode: str) -> None:
-    _check_layers(simulator, hw_id, axi_id, mode)
+@pytest.mark.parametrize("simulator,hw_id,axi_id", SLOW, ids=["-".join(c) for c in SLOW])
+def test_frontdoor_layers_more(simulator: str, hw_id: str, axi_id: str) -> None:
+    _check_layers(simulator, hw_id, axi_id)
+
+
+@pytest.mark.sim
+def test_grouped_conv_is_one_command_per_group() -> None:
+    """A grouped conv: one job per group, each exact against the model of its GEMM."""
+    rec = random_conv_record(np.random.default_rng(5), c_in=8, c_out=6, h=4, w=4, groups=2, n=2,
+                             m=4, name="gconv")
+    dut = frontdoor_dut(HW_K1, AXI["default"], build_root=BUILD)
+    (r,) = run_layers_frontdoor([rec], HW_K1, "icarus", AXI["default"], build_root=BUILD)
+    assert np.array_equal(r.y, rec.y) and np.array_equal(r.acc, rec.acc)
+    assert [t.c0 for t in r.tiles] == [0, 3] and cycle_mismatch(r) is None
+    assert sum(t.cycles_measured for t in r.tiles) == dut.adapter.layer_cycles(rec)
 
 
 # ------------------------------------------------------------------------------ errors
 ERR_RD, ERR_WR, ERR_DESC = 0x100, 0x200, 0x400
+
+
+def _image(rec, hw: HwConfig, axi: AxiConfig):
+    """The front door's memory image of a one-GEMM layer (the adapter's) and its layout."""
+    dut = frontdoor_dut(hw, axi, build_root=BUILD)
+    op = gemm_ops(rec)[0][0]
+    img, regions = dut.adapter.axi_layout(op)
+    lay = layout(estimate.tile_plan(rec, hw), hw, axi)
+    assert regions["desc"][0] == lay.desc_addr and regions["y"][0] == lay.out_base
+    return dut, op, img, lay
 
 
 @pytest.mark.sim
@@ -257,20 +282,40 @@ def test_slverr_raises_error_flag_and_interrupt(where: str, err: int) -> None:
     """An SLVERR from memory stops the command with ERR set, STATUS error and the interrupt."""
     rec = _layers(3)[0]
     axi = AXI["default"]
-    lay = layout(estimate.tile_plan(rec, HW_K1), HW_K1, axi)
+    _, _, img, lay = _image(rec, HW_K1, axi)
     job = next(j for j in lay.jobs if j.acc.words and j.run >= 5)
     addr = {"wgt": lay.jobs[3].wgt.addr, "desc": lay.desc_addr + 128 * 4,
             "acc": job.acc.addr}[where]
-    (r,) = run_layers_frontdoor([rec], HW_K1, "icarus", axi, build_root=BUILD,
-                                err_window=(addr, addr + 8), check=False)
-    (c,) = r.commands
+    out = run_commands(HW_K1, axi, "icarus", [{
+        "name": where, "writes": [[REGS["DESC_ADDR"], [lay.desc_addr, len(lay.jobs), 1]]],
+        "limit": 100000, "err_window": [addr, addr + 8]}], image=img.tobytes(), build_root=BUILD)
+    (c,) = out["commands"]
     assert (c["status"], c["err"], c["irq_status"], c["irq_after_clear"]) == (4, err, 2, 0), c
     assert c["jobs_done"] < len(lay.jobs) or where == "acc"
     assert c["prot_err"] == 0
-    if where == "wgt":  # checked: the flags fail the layer, naming them
-        with pytest.raises(SimulationError, match=r"ERR=0x100 \(read-response\)"):
-            run_layers_frontdoor([rec], HW_K1, "icarus", axi, build_root=BUILD,
-                                 err_window=(addr, addr + 8))
+
+
+@pytest.mark.sim
+def test_direct_mode_through_the_job_registers() -> None:
+    """Descriptor 0 written to the job registers (DESC_COUNT 0): the same outputs as golden."""
+    hw = HwConfig(rows=4, cols=4, n=2, m=4, act_depth=64, w_depth=64, out_depth=64, ch_depth=8)
+    rec = random_linear_record(np.random.default_rng(8), c_in=16, c_out=4, rows=3, n=2, m=4,
+                               name="fc_direct")
+    axi = AxiConfig(burst_len=4, rd_latency=3, wr_latency=2)
+    dut, op, img, lay = _image(rec, hw, axi)
+    assert len(lay.jobs) == 1
+    desc = np.frombuffer(img[lay.desc_addr:lay.desc_addr + 80].tobytes(), "<u4").tolist()
+    beats = (lay.out_base // axi.bytes, lay.end // axi.bytes - 1, 0)
+    out = run_commands(hw, axi, "icarus", [{
+        "name": "direct", "writes": [[REGS["JOB_ROWS"], [*desc, 0, 0, 1]]], "limit": 20000,
+        "dump": list(beats)}], image=img.tobytes(), build_root=BUILD)
+    (c,) = out["commands"]
+    assert (c["status"], c["err"], c["jobs_done"]) == (2, 0, 1), c
+    raw = read_memh_bytes(Path(out["run_dir"]) / "out0.hex", axi.data_w,
+                          beats[1] - beats[0] + 1).reshape(-1)
+    y, acc = dut.adapter.axi_unpack(op, raw)
+    assert np.array_equal(y, rec.y) and np.array_equal(acc, rec.acc)
+    assert c["cycles"] == command_cycles(lay.jobs, hw, axi, list_mode=False) - 2
 
 
 def _job_words(**kw: int) -> list[int]:
@@ -342,32 +387,34 @@ def _mutant(tmp: Path, module: str, old: str, new: str) -> Path:
     return d
 
 
-# (module, original, mutant, axi, what catches it: exception class and message, or "y")
+# (module, original, mutant, axi, what catches it: exception class and message, "y" (outputs
+# differ from golden) or "cycles" (the layer's cycles differ from the model))
 MUTANTS = {
     # one beat more per burst: the data shifts (and a descriptor split over bursts turns invalid)
     "arlen_plus_one": ("t2c_axi_rd", "arlen_q  <= blen[7:0] - 8'd1;", "arlen_q  <= blen[7:0];",
                        "default", "y"),
     "arlen_plus_one_short_bursts": ("t2c_axi_rd", "arlen_q  <= blen[7:0] - 8'd1;",
                                     "arlen_q  <= blen[7:0];", "b4",
-                                    (SimulationError, r"ERR=0x400 \(descriptor\)")),
+                                    (SimulationError, r"error register reads 0x400 \(descriptor\)")),
     "w_drops_last_word": (
         "t2c_axi_wr", "(ww_q == sw_q[ws_idx*32 +: 32] - 32'd1);",
         "(ww_q == sw_q[ws_idx*32 +: 32] - 32'd2);", "default",
-        (SimulationError, r"no interrupt within \d+ cycles")),
+        (SimulationError, r"no end within \d+ cycles \(watchdog\)")),
     "wlast_early": ("t2c_axi_wr", "assign wlast_o   = (wbl_q == 9'd1);",
                     "assign wlast_o   = (wbl_q == 9'd2) || (wbl_q == 9'd1 && wl_q == 32'd1);",
-                    "default", (SimulationError, r"write-response")),
+                    "default", (SimulationError, r"AXI4 burst at address 0x[0-9a-f]+ broke the "
+                                                 r"memory model's rules")),
     "wr_address_step_short": (
         "t2c_axi_wr", "awa_q <= awa_q + {{(ADDR_W-9){1'b0}}, aw_blen} * BYTES[ADDR_W-1:0];",
         "awa_q <= awa_q + {{(ADDR_W-9){1'b0}}, aw_blen} * BYTES[ADDR_W-1:0] "
-        "- BYTES[ADDR_W-1:0];", "slowrd", (SimulationError, r"write-response")),
+        "- BYTES[ADDR_W-1:0];", "slowrd",
+        (SimulationError, r"\(write-response\)|AXI4 burst at address 0x[0-9a-f]+ broke")),
     "rd_next_segment_address": (
         "t2c_axi_rd", "ara_q <= sa_q[ar_next*ADDR_W +: ADDR_W];",
         "ara_q <= sa_q[ar_next*ADDR_W +: ADDR_W] + BYTES[ADDR_W-1:0];", "slowrd", "y"),
     "rd_one_less_in_flight": (
         "t2c_axi_rd", "&& ({{(32-OW){1'b0}}, out_now} < OUTSTANDING);",
-        "&& ({{(32-OW){1'b0}}, out_now} + 32'd1 < OUTSTANDING);", "slowrd",
-        (MismatchError, r"front-door cycles measured \d+ .*the model predicts \d+")),
+        "&& ({{(32-OW){1'b0}}, out_now} + 32'd1 < OUTSTANDING);", "slowrd", "cycles"),
 }
 MUT_AXI = {"default": AxiConfig(), "b4": AxiConfig(burst_len=4, rd_latency=3, wr_latency=2),
            "slowrd": AxiConfig(burst_len=4, outstanding=2, rd_latency=8, wr_latency=2)}
@@ -386,13 +433,21 @@ def _mut_rec():
 @pytest.mark.parametrize("mutant", [pytest.param(m, marks=pytest.mark.slow) if m in MUT_SLOW
                                     else m for m in MUTANTS])
 def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
+    """Through the DUT contract: the framework's checks (outputs, the ERR register, the
+    watchdog, the cycle model) catch every mutant of the DMA."""
     module, old, new, axi_id, catcher = MUTANTS[mutant]
     rec = _mut_rec()
     rtl = _mutant(tmp_path, module, old, new)
     kw = dict(build_root=tmp_path / "b", rtl_dir=rtl, timeout_s=300)
-    if catcher == "y":  # data corrupted: the outputs differ from the golden model
-        (r,) = run_layers_frontdoor([rec], MUT_HW, "icarus", MUT_AXI[axi_id], check=False, **kw)
-        assert not np.array_equal(r.y, rec.y), f"{mutant}: outputs still equal"
+    if catcher in ("y", "cycles"):
+        (r,) = run_layers_frontdoor([rec], MUT_HW, "icarus", MUT_AXI[axi_id], **kw)
+        if catcher == "y":  # data corrupted: the outputs differ from the golden model
+            assert compare(rec, rec.y, r.y) is not None, f"{mutant}: outputs still equal"
+        else:
+            cm = cycle_mismatch(r)
+            assert cm is not None and cm.measured != cm.predicted, f"{mutant}: cycles equal"
+            assert re.fullmatch(r"layer fc_mut: cycles differ at tile 0: \d+ measured, the DUT's "
+                                r"cycle model predicts \d+", str(cm)), str(cm)
         return
     exc, pattern = catcher
     with pytest.raises(exc) as ei:
@@ -407,7 +462,7 @@ def test_mutant_settings_pass_on_the_real_rtl(axi_id: str) -> None:
     rec = _mut_rec()
     (r,) = run_layers_frontdoor([rec], MUT_HW, "icarus", MUT_AXI[axi_id], build_root=BUILD)
     assert np.array_equal(r.y, rec.y) and np.array_equal(r.acc, rec.acc)
-    assert r.frontdoor == r.predicted == frontdoor_cycles(rec, MUT_HW, MUT_AXI[axi_id]).total
+    assert r.cycles == r.cycles_predicted == frontdoor_cycles(rec, MUT_HW, MUT_AXI[axi_id]).total
 
 
 # ------------------------------------------------------------------------------ unit benches

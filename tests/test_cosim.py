@@ -211,20 +211,25 @@ def test_watchdog_names_layer_and_tile(build_root):
 
 
 def test_refusals_name_layer_and_reason():
+    """Refusals come from the DUT file's accepts: the layer, the DUT, the reason and the key."""
     dense = _lin(41, c_in=8, c_out=2, rows=2, n=4, m=4)
-    with pytest.raises(UnsupportedLayerError, match=r"layer fc_s41: .*4:4 weights do not fit "
-                                                    r"the array's 2:4"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc_s41': cannot run on DUT t2c_accel: "
+                                                    r"4:4 weights do not fit the DUT's 2:4 .*"
+                                                    r"channel 0, group 0.*\[accepts\.nm\]"):
         to_gemm(dense, HW_A)
     tw = random_linear_record(np.random.default_rng(42), name="fc_tw", c_in=8, c_out=2, rows=3,
                               n=2, m=4, token_wise=True)
-    with pytest.raises(UnsupportedLayerError, match="layer fc_tw: .*token-wise.*row_params: 0"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc_tw': .*token-wise.*"
+                                                    r"row_params: 0"):
         to_gemm(tw, dataclasses.replace(HW_A, row_params=0))   # a build without rp memory
     to_gemm(tw, HW_A)                                          # one with it (test_cosim_rq.py)
     wide = _lin(43, c_in=8, c_out=2, rows=2, n=2, m=8)
-    with pytest.raises(UnsupportedLayerError, match="layer fc_s43: .*wider than"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc_s43': .*a_bits=8 exceeds the DUT's "
+                                                    r"maximum 4 .*\[accepts\.a_bits\]"):
         to_gemm(wide, HW_B)
     acc16 = _lin(44, c_in=4, c_out=2, rows=2, n=2, m=4).replace(acc_bits=24, wrap_ok=True)
-    with pytest.raises(UnsupportedLayerError, match="acc_bits=24"):
+    with pytest.raises(UnsupportedLayerError, match=r"acc_bits=24 but the DUT needs 32 \(the "
+                                                    r"accumulators wrap"):
         to_gemm(acc16, HW_A)
 
 

@@ -193,10 +193,11 @@ def test_too_many_runs_is_refused_before_building(monkeypatch, tmp_path):
     """The one size bound co-simulation adds (runs per simulator process) names the layer and
     the limit, and is checked before any build or simulator start."""
     from t2c_sim.cosim import run as runmod
+    from t2c_sim.cosim.profiles import backdoor
     from t2c_sim.errors import UnsupportedLayerError
 
     monkeypatch.setattr(runmod, "MAX_TILES", 5)
-    monkeypatch.setattr(runmod, "build_accel", lambda *a, **k: pytest.fail("built anyway"))
+    monkeypatch.setattr(backdoor.simmod, "build", lambda *a, **k: pytest.fail("built anyway"))
     rec = _lin(225, c_in=24, c_out=3, rows=3, n=2, m=4)  # 2 tiles x 6 chunks on HW_K1
     assert estimate.tile_plan(rec, HW_K1).runs == 12
     with pytest.raises(UnsupportedLayerError, match=r"layer fc_s225: 12 accelerator runs "

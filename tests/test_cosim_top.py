@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 from test_cosim_rq import MUTANTS, _mutant_rtl
 
+from t2c_sim.config import HwConfig
 from t2c_sim.cosim import sim
-from t2c_sim.cosim.run import RTL_MODULES
+from t2c_sim.cosim.accel import RTL_MODULES
 from t2c_sim.errors import MismatchError, SimulationError
+from t2c_sim.export import iface
 
-PARAMS = {"ROWS": 2, "COLS": 2, "N": 2, "M": 4, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32,
-          "MULT_BITS": 32, "SHIFT_MAX": 40, "ACT_DEPTH": 16, "W_DEPTH": 12, "OUT_DEPTH": 8,
-          "CH_DEPTH": 4}
+# Parameters from the interface's one owner (Y_BITS, SH_BITS included), as the flow passes them.
+PARAMS = iface.top_parameters(HwConfig(rows=2, cols=2, n=2, m=4, a_bits=8, w_bits=8, acc_bits=32,
+                                       mult_bits=32, shift_max=40, act_depth=16, w_depth=12,
+                                       out_depth=8, ch_depth=4))
 PARAMS_B = {**PARAMS, "ROWS": 3, "COLS": 1, "N": 1, "M": 8, "A_BITS": 5, "W_BITS": 6,
             "ACT_DEPTH": 30, "W_DEPTH": 9, "OUT_DEPTH": 12, "CH_DEPTH": 3}
 

@@ -5,10 +5,11 @@ names what the user got wrong (file, key, line, layer, option), no traceback any
 output folder that is untouched or complete, never half-written. Signal cases also assert that
 no process the command started (simulators, builds, pool workers, their children) survives.
 
-The tables of inputs are in ``tests/hostile_cases.py`` (files, manifests, suites, CSVs,
-bundles, options: run in-process through ``cli.main``); this file adds what needs the file
-system or real processes: unwritable and locked folders, a full disk (a small tmpfs when this
-user may mount one, else ``RLIMIT_FSIZE`` in a child process), signals during builds and runs
+The tables of inputs are in ``tests/hostile_cases.py`` (files, manifests, suites, CSVs, bundles,
+options) and ``tests/hostile_dut_cases.py`` (DUT files, ``--dut-param``, ``--backpressure``, the
+DUT keys of suites and bundles), run in-process through ``cli.main``; this file adds what needs
+the file system or real processes: unwritable and locked folders, a full disk (a small tmpfs when
+this user may mount one, else ``RLIMIT_FSIZE`` in a child process), signals during builds and runs
 (fake ``iverilog``/``vvp`` on ``--tool-path`` that start a child like ``ivl`` and hang, so the
 timing is deterministic; the real tools in the slow tier), concurrent runs, and
 ``--tool-path``/``--verilator-root`` reaching the builds.
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hostile_cases import OK, USAGE, Case, all_cases, device_cases, old_out
+from hostile_dut_cases import DUT_TABLES
 
 from t2c_sim.cli import main
 from t2c_sim.export import save_network
@@ -108,7 +110,7 @@ def watchdog():
     signal.signal(signal.SIGALRM, old)
 
 
-TABLE = all_cases()
+TABLE = all_cases() + [c for f in DUT_TABLES.values() for c in f()]
 
 
 @pytest.mark.parametrize("case", TABLE, ids=[f"{c.kind}:{c.id}" for c in TABLE])

@@ -285,9 +285,9 @@ def test_rtl_preflight_refuses_profiled_records_and_takes_section2(models) -> No
 
     opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4, profiles=0)
     src = records_from_onnx(models["mlp_qdq"])
-    with pytest.raises(UnsupportedLayerError, match="layer /l1/Gemm: cannot run on the "
-                                                    "accelerator: rounding profile ort_fp32: .*"
-                                                    "profiles: 0"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer '/l1/Gemm': cannot run on DUT "
+                                                    r"t2c_accel: rounding profile ort_fp32: .*"
+                                                    r"profiles: 0.*\[hw\.profiles\]"):
         preflight(src.records, hw, opts)
     preflight(records_from_onnx(models["mlp_qdq"], rounding="half_even").records, hw, opts)
     preflight(src.records, HwConfig(n=4, m=4), opts)

@@ -71,7 +71,8 @@ def test_wheel_carries_rtl_harness_recipes_and_every_module(wheel: Path) -> None
         entry = next(n for n in names if n.endswith("entry_points.txt"))
         assert "t2c-sim = t2c_sim.cli:main" in z.read(entry).decode()
         assert "t2c_sim/cosim/hdl/t2c_harness.v" in names
-        assert "t2c_sim/cosim/tb_accel_layer.py" in names
+        assert "t2c_sim/cosim/tb_backdoor.py" in names
+        assert "t2c_sim/cosim/duts/t2c_accel.yaml" in names
 
 
 def test_contents_check_catches_a_wheel_without_the_build_hook(tmp_path: Path) -> None:

@@ -37,11 +37,7 @@ FLOW: tuple[tuple[str, int], ...] = (
 HEAVY = {"torch", "numpy", "sklearn", "matplotlib", "dask", "distributed", "cocotb",
          "cocotb_tools", "find_libpython", "onnx", "onnxruntime", "scipy"}
 #: Deferred imports kept for a stated reason: (importer, imported).
-LAZY_WAIVED = {
-    # cosim/run.py is being redesigned (the accelerator-contract issue) on another branch; its
-    # im2col import is harmless (golden never imports cosim) and moves with that redesign.
-    ("t2c_sim.cosim.run", "t2c_sim.golden.im2col"),
-}
+LAZY_WAIVED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

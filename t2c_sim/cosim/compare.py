@@ -1,9 +1,15 @@
-"""Compare a layer's outputs with the golden model and localize the first mismatch.
+"""Compare a layer's outputs with the golden model and localize the first mismatch; compare its
+measured cycles with the DUT's model.
 
 Outputs are compared as integers (``np.array_equal`` semantics, never a tolerance). A
 :class:`Mismatch` names the layer, the tile that produced the output (when tiles are given),
 the flattened GEMM row ``p`` (and ``(b, oh, ow)`` for conv), the channel, the expected and actual
 values and accumulators, and how many outputs differ.
+
+:func:`cycle_mismatch` returns the first unit (tile, frame, job) whose measured cycles differ
+from the DUT's exact model (a :class:`CycleMismatch` with both numbers), or whose DUT-reported
+count differs from the framework's measurement; a DUT that declares no exact model, or a run
+under back-pressure, is only compared on the DUT's own count.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from t2c_sim.errors import MismatchError
 from t2c_sim.numerics import as_int64
 from t2c_sim.record import LayerRecord
 
-__all__ = ["Mismatch", "compare", "find_tile", "gemm_place"]
+__all__ = ["Mismatch", "CycleMismatch", "compare", "find_tile", "cycle_mismatch", "gemm_place"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +135,58 @@ def compare(rec: LayerRecord, expected_y: Any, actual_y: Any, *,
                     tile=find_tile(tiles, *gemm_place(rec, exp.shape, p, c)),
                     acc_expected=acc_at(acc_expected, "acc_expected"),
                     acc_actual=acc_at(acc_actual, "acc_actual"))
+
+
+@dataclass(frozen=True)
+class CycleMismatch:
+    """A unit whose cycles differ: measured vs the DUT's model, or vs the DUT's own counter.
+
+    Attributes:
+        layer: Layer name.
+        tile: Index of the unit (tile of the plan, stream frame, AXI job).
+        measured: Cycles the framework measured (our accelerator: its counter per run).
+        predicted: Cycles the DUT's model predicts (``kind == "model"``) or the DUT's own
+            count (``kind == "counter"``).
+        kind: ``model`` or ``counter``.
+        chunks_measured, chunks_predicted: Per K-chunk (or run) figures, when a unit has several.
+    """
+
+    layer: str
+    tile: int
+    measured: int
+    predicted: int
+    kind: str = "model"
+    chunks_measured: tuple[int, ...] = ()
+    chunks_predicted: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        what = ("the DUT's cycle model predicts" if self.kind == "model"
+                else "the DUT's own counter says")
+        runs = ""
+        if len(self.chunks_measured) > 1:
+            runs = (f" (per run: {list(self.chunks_measured)} vs "
+                    f"{list(self.chunks_predicted)})")
+        return (f"layer {self.layer}: cycles differ at tile {self.tile}: {self.measured} "
+                f"measured, {what} {self.predicted}{runs}")
+
+
+def cycle_mismatch(res: Any) -> CycleMismatch | None:
+    """The first unit of a co-simulated layer (``res.tiles``) whose cycles differ, else ``None``.
+
+    ``measured != predicted`` fails when ``res.check_cycles`` (the DUT declares an exact model
+    and no back-pressure was applied); ``measured != counter`` (the DUT reports its own count)
+    fails always.
+    """
+    for t in getattr(res, "tiles", None) or ():
+        counter = getattr(t, "counter", None)
+        if counter is not None and int(counter) != int(t.cycles_measured):
+            return CycleMismatch(res.layer, int(t.index), int(t.cycles_measured), int(counter),
+                                 "counter")
+        if not getattr(res, "check_cycles", True) or t.cycles_predicted is None:
+            continue
+        cm = tuple(int(v) for v in (t.chunks_measured or (t.cycles_measured,)))
+        cp = tuple(int(v) for v in (t.chunks_predicted or (t.cycles_predicted,)))
+        if cm != cp or int(t.cycles_measured) != int(t.cycles_predicted):
+            return CycleMismatch(res.layer, int(t.index), int(t.cycles_measured),
+                                 int(t.cycles_predicted), "model", cm, cp)
+    return None

@@ -1,17 +1,20 @@
 """Host side of the accelerator's build features (``HwConfig.profiles/row_params/zero_points``).
 
-What :mod:`t2c_sim.cosim.run` needs beyond plain MAC layers, kept in one place:
+What :mod:`t2c_sim.cosim.accel` (the back door) and :mod:`t2c_sim.cosim.axi_accel` (the front
+door) need beyond plain MAC layers, kept in one place:
 
-- :func:`check_features`: which records a build runs; refusals name the layer, the missing
-  feature and its ``HwConfig`` key (a build with ``profiles: 0`` refuses ``ort_fp32`` records;
-  ``row_params: 0`` token-wise ``[P, C_out]`` parameters; ``zero_points: 0`` matmul);
-- :func:`run_mode`: the top's 32-bit run-mode register ``cfg_mode_i`` (rounding code, ROWPAR,
-  unsigned weight operand, the two operand zero points; ``rtl/t2c_accel_top.v``);
+- :func:`check_features`: which records a build runs (the adapters' check after the DUT file's
+  ``accepts``); refusals name the layer, the missing feature and its ``HwConfig`` key (a build
+  with ``profiles: 0`` refuses ``ort_fp32`` records; ``row_params: 0`` token-wise ``[P, C_out]``
+  parameters; ``zero_points: 0`` matmul);
+- :func:`run_mode` (:mod:`t2c_sim.export.iface`, the owner of the RTL interface): the top's
+  32-bit run-mode register ``cfg_mode_i``;
 - :func:`layer_params` / :func:`matmul_operands`: the requantizer parameters as the array takes
   them (per channel ``[C]``, or per row and channel ``[P, C]``) and the GEMM operands of an
   activation x activation matmul (SPEC section 7) in the array's dense-on-N:M layout;
 - :func:`param_fields`: a tile's parameter words, ``ch`` (one per column block) or ``rp`` (one
-  per output row and column block, at the output's address ``p * CB + cb``), same word layout.
+  per output row and column block, at the output's address ``p * CB + cb``), packed by
+  :mod:`t2c_sim.export.iface`.
 
 Matmul on an ``N:M`` array: ``b`` is data (no sparsity), so each group of ``M`` activation
 lanes carries ``N`` consecutive ``k`` (lanes ``0 .. N-1``, the other lanes 0) and the weight
@@ -28,24 +31,19 @@ import numpy as np
 from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
 from t2c_sim.errors import RecordError, UnsupportedLayerError
 from t2c_sim.estimate import per_row_params
+from t2c_sim.export import iface
+from t2c_sim.export.iface import ROWPAR, run_mode
 from t2c_sim.numerics import check_range
 from t2c_sim.record import MAC_OPS, LayerRecord
 
-__all__ = ["ROWPAR", "W_UNSIGNED", "ZA_SHIFT", "ZW_SHIFT", "SEL_RP", "refuse", "check_features",
-           "run_mode", "per_row", "layer_params", "matmul_operands", "param_fields"]
-
-#: Run-mode register bits (``cfg_mode_i``): per-row parameters, unsigned weight operand.
-ROWPAR, W_UNSIGNED = 1 << 3, 1 << 4
-#: Positions of the 12-bit zero-point fields z_a and z_w in ``cfg_mode_i``.
-ZA_SHIFT, ZW_SHIFT = 8, 20
-#: Host write port code of the per-row parameter memory (``hw_sel_i``).
-SEL_RP = 3
-SH_BITS = 6
+__all__ = ["ROWPAR", "refuse", "check_features", "run_mode", "per_row", "layer_params",
+           "matmul_operands", "param_fields"]
 
 
-def refuse(rec: LayerRecord, why: str) -> UnsupportedLayerError:
-    """The one refusal format: ``layer L: cannot run on the accelerator: <why>``."""
-    return UnsupportedLayerError(f"layer {rec.name}: cannot run on the accelerator: {why}")
+def refuse(rec: LayerRecord, why: str, key: str, dut: str = "t2c_accel") -> UnsupportedLayerError:
+    """The refusal format of a DUT's ``accepts``: ``layer 'L': cannot run on DUT D: <why> [key]``
+    (``key``: the ``HwConfig`` field of the missing build feature, e.g. ``hw.profiles``)."""
+    return UnsupportedLayerError(f"cannot run on DUT {dut}: {why} [{key}]", layer=rec.name)
 
 
 def per_row(rec: LayerRecord) -> bool:
@@ -53,48 +51,40 @@ def per_row(rec: LayerRecord) -> bool:
     return per_row_params(rec)
 
 
-def check_features(rec: LayerRecord, hw: HwConfig) -> None:
-    """Refuse what the build's features do not cover (the op, the rounding, the parameters).
+def check_features(rec: LayerRecord, hw: HwConfig, dut: str = "t2c_accel") -> None:
+    """Refuse what the build's features do not cover (after the DUT file's ``accepts``, which
+    lists every op and rounding the RTL can have): the matmul's operand zero points, the
+    rounding profiles, the per-row parameter memory.
 
     Raises:
-        UnsupportedLayerError: naming the layer, what it needs and the ``HwConfig`` key.
+        UnsupportedLayerError: naming the layer, the DUT, what the record needs and the
+            ``HwConfig`` key of the missing feature.
     """
     if rec.op is OpKind.MATMUL:
         if not hw.zero_points:
             raise refuse(rec, "an activation x activation matmul needs operand zero points in "
-                              "the array, which this build lacks (zero_points: 0)")
+                              "the array, which this build lacks (zero_points: 0)",
+                         "hw.zero_points", dut)
         if rec.b_bits > hw.w_bits:
             raise refuse(rec, f"operand b of b{rec.b_bits} is wider than the array's "
-                              f"w{hw.w_bits} lanes")
+                              f"w{hw.w_bits} lanes", "w_bits", dut)
     elif rec.op not in MAC_OPS:
-        raise refuse(rec, f"{rec.op.value} is not a linear/conv2d/matmul layer (it runs on the host)")
+        raise refuse(rec, f"{rec.op.value} is not a linear/conv2d/matmul layer (it runs on the "
+                          f"host)", "ops", dut)
     if isinstance(rec.mode, RoundProfile):
         if rec.op not in MAC_OPS:
             raise refuse(rec, f"rounding profile {rec.mode.value} on a {rec.op.value} (profiles "
-                              f"replace the requantizer of linear and conv2d layers)")
+                              f"replace the requantizer of linear and conv2d layers)", "rounding",
+                         dut)
         if not hw.profiles:
             raise refuse(rec, f"rounding profile {rec.mode.value}: this build's requantizer has "
                               f"the section-2 modes only ({', '.join(m.value for m in RoundMode)}; "
                               f"profiles: 0); simulate golden only (--sim none) or build with "
-                              f"profiles: 1")
+                              f"profiles: 1", "hw.profiles", dut)
     if per_row(rec) and not hw.row_params:
         raise refuse(rec, "token-wise (per-row) requantizer parameters need the per-row "
-                          "parameter memory, which this build lacks (row_params: 0)")
-
-
-def run_mode(hw: HwConfig, mode: RoundMode | RoundProfile, *, rowpar: bool = False,
-             w_unsigned: bool = False, z_a: int = 0, z_w: int = 0) -> int:
-    """The run-mode register: ``code | ROWPAR | W_UNSIGNED | z_a << 8 | z_w << 20``.
-
-    The zero points are stored as ``hw.a_bits`` / ``hw.w_bits``-bit two's complement patterns
-    (the array sign- or zero-extends them like its operands).
-
-    >>> hex(run_mode(HwConfig(), RoundMode.HALF_UP, rowpar=True, z_a=-1, z_w=3))
-    '0x30ff09'
-    """
-    word = mode.code | (ROWPAR if rowpar else 0) | (W_UNSIGNED if w_unsigned else 0)
-    return (word | (int(z_a) & ((1 << hw.a_bits) - 1)) << ZA_SHIFT
-            | (int(z_w) & ((1 << hw.w_bits) - 1)) << ZW_SHIFT)
+                          "parameter memory, which this build lacks (row_params: 0)",
+                     "hw.row_params", dut)
 
 
 def layer_params(rec: LayerRecord, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -176,26 +166,13 @@ def matmul_operands(rec: LayerRecord, hw: HwConfig, a: np.ndarray, b: np.ndarray
 def param_fields(rec: LayerRecord, params: tuple[np.ndarray, np.ndarray, np.ndarray],
                  hw: HwConfig, p0: int, rows: int, c0: int, cols: int,
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """A tile's parameter words: ``(fields, widths)`` in the ch word layout (COLS biases, COLS
-    ``M0``, COLS shifts).
-
-    Per channel (1-D ``params``): one word per column block ``q`` (the ch memory). Per row
-    (``[P, C]``): one word per output row ``p`` and column block ``q``, at ``p * qc + q`` (the rp
-    memory, the output's addresses).
-    """
+    """A tile's parameter words ``(fields, widths)``: per channel (1-D ``params``), one ch word per
+    column block (:func:`t2c_sim.export.iface.ch_fields`); per row (``[P, C]``), one rp word per
+    output row and column block, at the output's address ``p * qc + q``
+    (:func:`t2c_sim.export.iface.rp_fields`)."""
     bias, m0, sh = params
     sl = slice(c0, c0 + cols)
-    qc = -(-cols // hw.cols)
     if bias.ndim == 2:
         rs = slice(p0, p0 + rows)
-        b, mm, s = bias[rs, sl], m0[rs, sl], sh[rs, sl]
-    else:
-        b, mm, s = bias[sl][None], m0[sl][None], sh[sl][None]
-    check_range(b, hw.acc_bits, True, f"layer {rec.name} bias_eff")
-    check_range(mm, hw.mult_bits, False, f"layer {rec.name} M0")
-    check_range(s, SH_BITS, False, f"layer {rec.name} sh")
-    nr = b.shape[0]
-    blk = np.zeros((nr, qc * hw.cols, 3), dtype=np.int64)
-    blk[:, :cols] = np.stack([b, mm, s], axis=2)
-    fields = blk.reshape(nr, qc, hw.cols, 3).transpose(0, 1, 3, 2).reshape(nr * qc, 3 * hw.cols)
-    return fields, np.repeat([hw.acc_bits, hw.mult_bits, SH_BITS], hw.cols)
+        return iface.rp_fields(bias[rs, sl], m0[rs, sl], sh[rs, sl], hw, f"layer {rec.name}")
+    return iface.ch_fields(bias[sl], m0[sl], sh[sl], hw, f"layer {rec.name}")

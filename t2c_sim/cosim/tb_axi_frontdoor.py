@@ -1,6 +1,7 @@
 """cocotb module of the front-door harness (``hdl/t2c_axi_harness.v``); runs inside the simulator.
 
-Driven by :func:`t2c_sim.cosim.axi_frontdoor.run_layers_frontdoor`. The memory image is already
+The register-level bench, driven by :func:`t2c_sim.cosim.axi_frontdoor.run_commands` (layers
+go through the ``axi`` profile instead). The memory image is already
 loaded by the harness (``$readmemh``); Python only touches the AXI4-Lite port, through
 cocotbext-axi's :class:`AxiLiteMaster`, and a few harness signals. Payload (JSON):
 

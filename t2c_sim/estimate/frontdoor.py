@@ -29,10 +29,15 @@ least ``O`` deep and the DMA's RREADY / BREADY are always high):
   next load start at ``D_j = C_j + W_j + 1`` (``W_j``: the core's cycle counter,
   :func:`t2c_sim.estimate.tile_cycles`); the interrupt is high after edge ``b_last + 2``.
 
-So ``command_cycles = b_last + 2 - S``; the ``CYCLES`` register reads 2 less. With
-cocotbext-axi's ``AxiLiteMaster`` the three words of one ``write()`` are taken on consecutive
-edges (:data:`LITE_WRITE_CYCLES` = 1 per word after the first), so the cycles from the first
-register write to the interrupt are ``2 + command_cycles`` (:func:`frontdoor_cycles`).
+So ``command_cycles = b_last + 2 - S``; the ``CYCLES`` register reads 2 less.
+
+The register program (:func:`program_cycles`) is what the ``axi`` interface profile plays
+(``t2c_sim/cosim/duts/t2c_axi_accel.yaml``: ``IRQ_EN``, ``DESC_ADDR``, ``DESC_COUNT``,
+``START``, then wait for the interrupt). Its AXI4-Lite master issues one write every
+:data:`WRITE_EDGES` edges against ``t2c_axil_regs`` (a fetch edge, AW and W taken together
+on the next, B on the one after), and the profile counts the edges from the first write's AW
+handshake to the edge that samples the interrupt high, both included: ``WRITE_EDGES *
+(writes - 1) + command_cycles + 2`` (:func:`frontdoor_cycles`).
 
 Memory layout (:func:`layout`; docs/rtl.md "Front door"): descriptors first (128 bytes each,
 20 little-endian 32-bit fields), then the operands: every act segment (one row tile and chunk,
@@ -40,7 +45,7 @@ shared by the channel tiles), wgt segment (one channel tile and chunk, shared by
 and ch segment (one channel tile) once, then per tile the out and acc words. A scratchpad word
 of ``W`` bits takes ``ceil(W / DATA_W)`` beats, low bits first; every segment starts at a
 multiple of ``BURST_LEN * DATA_W / 8`` bytes, so the cycles depend on the plan only.
-Pure Python: no NumPy, no simulator.
+No simulator; the word widths come from :mod:`t2c_sim.export.iface` (their one owner).
 """
 
 from __future__ import annotations
@@ -51,21 +56,24 @@ from dataclasses import dataclass, field
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
 from t2c_sim.estimate.model import Tile, TilePlan, per_row_params, tile_cycles, tile_plan
+from t2c_sim.export import iface
 from t2c_sim.record import LayerRecord
 
 __all__ = ["AxiConfig", "Segment", "Job", "Layout", "DESC_FIELDS", "DESC_BYTES", "Y_BITS",
-           "SH_BITS", "LITE_WRITE_CYCLES", "IRQ_AFTER_LAST_B", "word_bits", "bursts", "layout",
-           "command_cycles", "frontdoor_cycles", "FrontDoorCycles"]
+           "SH_BITS", "WRITE_EDGES", "PROGRAM_WRITES", "IRQ_AFTER_LAST_B", "word_bits",
+           "bursts", "layout", "command_cycles", "program_cycles", "frontdoor_cycles",
+           "FrontDoorCycles"]
 
-#: Output / clamp width and shift width of the accelerator build (rtl/t2c_accel_top.v).
-Y_BITS = 16
-SH_BITS = 6
+#: Output / clamp width and shift width of the accelerator build (owned by t2c_sim.export.iface).
+Y_BITS = iface.Y_BITS
+SH_BITS = iface.SH_BITS
 #: The 20 fields of a job (job registers 0x80.. and a descriptor's words), in order.
 DESC_FIELDS = ("rows", "groups", "cols", "a_signed", "z_y", "lo", "hi", "mode", "first", "last",
                "act_addr", "act_words", "wgt_addr", "wgt_words", "ch_addr", "ch_words",
                "out_addr", "out_words", "acc_addr", "acc_words")
 DESC_BYTES = 128          # descriptor stride in memory
-LITE_WRITE_CYCLES = 1     # edges between consecutive words of one AxiLiteMaster write()
+WRITE_EDGES = 3           # edges per register write of the axi profile's AXI4-Lite master
+PROGRAM_WRITES = 4        # IRQ_EN, DESC_ADDR, DESC_COUNT, START (the DUT file's program)
 IRQ_AFTER_LAST_B = 2      # edges from the last B handshake to irq_o high (fin_o, IRQ_STATUS)
 
 
@@ -174,11 +182,10 @@ class Layout:
 
 
 def word_bits(hw: HwConfig) -> dict[str, int]:
-    """Bits of one memory word of each segment kind (the scratchpad words of ``t2c_accel_top``)."""
-    return {"act": hw.m * hw.rows * hw.a_bits,
-            "wgt": hw.cols * (hw.n * hw.w_bits + hw.n * hw.idx_bits),
-            "ch": hw.cols * (hw.acc_bits + hw.mult_bits + SH_BITS),
-            "out": hw.cols * Y_BITS, "acc": hw.cols * hw.acc_bits,
+    """Bits of one memory word of each segment kind (the scratchpad words of ``t2c_accel_top``,
+    :func:`t2c_sim.export.iface.widths`) and of a descriptor."""
+    w = iface.widths(hw)
+    return {"act": w.act, "wgt": w.wgt, "ch": w.ch, "out": w.out, "acc": w.acc,
             "desc": 32 * len(DESC_FIELDS)}
 
 
@@ -350,13 +357,24 @@ def command_cycles(jobs: Sequence[Job], hw: HwConfig, axi: AxiConfig, *, desc_ad
     return b_last + IRQ_AFTER_LAST_B - s0
 
 
+def program_cycles(command: int, writes: int = PROGRAM_WRITES) -> int:
+    """Cycles the ``axi`` profile measures for a command started by the last of ``writes``
+    register writes: from the first write's AW handshake edge to the edge that samples the
+    interrupt, both included (module docstring)."""
+    if writes < 1:
+        raise ConfigError(f"a command needs at least one register write (START), got {writes}",
+                          key="writes")
+    return WRITE_EDGES * (writes - 1) + command + 2
+
+
 @dataclass(frozen=True)
 class FrontDoorCycles:
     """Predicted front-door cycles of one layer (one list-mode command).
 
     Attributes:
-        total: From the edge taking the first register write to ``irq_o`` high.
-        lite: The register writes' part (``DESC_ADDR``, ``DESC_COUNT``, ``START``).
+        total: From the edge taking the first register write to the edge sampling ``irq_o``
+            high, both included (:func:`program_cycles`).
+        lite: The register program's part (``total - command``).
         command: From the START write to ``irq_o`` (``CYCLES`` register + 2).
         core: Sum of the core's cycle counters (:func:`t2c_sim.estimate.cycles`).
         beats_read / beats_written: Memory beats moved.
@@ -378,7 +396,8 @@ class FrontDoorCycles:
 
 
 def frontdoor_cycles(rec: LayerRecord, hw: HwConfig, axi: AxiConfig | None = None, *,
-                     rows: int | None = None, acc: bool = True) -> FrontDoorCycles:
+                     rows: int | None = None, acc: bool = True,
+                     writes: int = PROGRAM_WRITES) -> FrontDoorCycles:
     """Cycles of one layer through the front door, exactly (see the module docstring).
 
     Example: ``frontdoor_cycles(rec, hw, AxiConfig(rd_latency=8, burst_len=32)).total``.
@@ -389,6 +408,7 @@ def frontdoor_cycles(rec: LayerRecord, hw: HwConfig, axi: AxiConfig | None = Non
         axi: Bus and memory timing (default :class:`AxiConfig`).
         rows: GEMM rows (default from the record, as :func:`t2c_sim.estimate.tile_plan`).
         acc: The layer also writes its accumulators back (as the co-simulation does).
+        writes: Register writes of the program, the last one ``START``.
     """
     axi = axi or AxiConfig()
     plan = tile_plan(rec, hw, rows)
@@ -398,8 +418,8 @@ def frontdoor_cycles(rec: LayerRecord, hw: HwConfig, axi: AxiConfig | None = Non
     rd = sum(j.act.words * k["act"] + j.wgt.words * k["wgt"] + j.ch.words * k["ch"] + k["desc"]
              for j in lay.jobs)
     wr = sum(j.out.words * k["out"] + j.acc.words * k["acc"] for j in lay.jobs)
-    lite = 2 * LITE_WRITE_CYCLES
-    return FrontDoorCycles(total=lite + cmd, lite=lite, command=cmd,
+    total = program_cycles(cmd, writes)
+    return FrontDoorCycles(total=total, lite=total - cmd, command=cmd,
                            core=sum(j.core_cycles for j in lay.jobs), beats_read=rd,
                            beats_written=wr, jobs=len(lay.jobs))
 

@@ -10,6 +10,11 @@ Wide words (the accelerator's scratchpads hold a whole PE row or column block pe
 hundreds of bits) go through :func:`pack_limbs` / :func:`write_memh_limbs` (NumPy, 64-bit limbs,
 fields of mixed widths) and are read back with :func:`read_memh_fields`; :func:`pack_words`
 returns Python ints and suits small memories and testbenches.
+
+Stream beats and memory images are byte arrays ``uint8[n, nbytes]`` (byte 0 = bits 7..0 of the
+word, little-endian): :func:`pack_beats` / :func:`unpack_beats` convert fields to and from them,
+:func:`write_memh_bytes` / :func:`read_memh_bytes` write and read them as ``$readmemh`` text.
+Example: fields ``[[-1, 2]]`` of 4 bits in one byte -> ``[[0x2F]]``.
 """
 
 from __future__ import annotations
@@ -121,6 +126,18 @@ def pack_limbs(fields: np.ndarray, widths: Sequence[int] | np.ndarray) -> np.nda
     return limbs
 
 
+def limbs_to_ints(limbs: np.ndarray) -> list[int]:
+    """Python-int words of :func:`pack_limbs` limbs (limb 0 the least significant), e.g. for a
+    testbench driving a wide port."""
+    out = []
+    for row in np.asarray(limbs, dtype=np.uint64).tolist():
+        w = 0
+        for i, limb in enumerate(row):
+            w |= int(limb) << (64 * i)
+        out.append(w)
+    return out
+
+
 def write_memh_limbs(path: str | Path, limbs: np.ndarray, width: int) -> Path:
     """Write :func:`pack_limbs` words of ``width`` bits as ``$readmemh`` text (one word per line)."""
     path = Path(path)
@@ -194,3 +211,81 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
             v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
         out[:, f] = v
     return out
+
+
+def pack_beats(fields: np.ndarray, widths: Sequence[int] | np.ndarray, nbytes: int) -> np.ndarray:
+    """Fields ``[n, F]`` (field 0 in the LSBs, two's complement) -> bytes ``uint8[n, nbytes]``.
+
+    Values are taken modulo ``2^width`` (range-check them first when that matters); bits above
+    ``sum(widths)`` are 0.
+    """
+    a = np.asarray(fields, dtype=np.int64)
+    if a.ndim == 1:
+        a = a[:, None]
+    total = int(np.sum(widths))
+    if total > nbytes * 8:
+        raise RecordError(f"pack_beats: {total} bits do not fit {nbytes} bytes")
+    limbs = pack_limbs(a, widths)
+    b = np.ascontiguousarray(limbs.astype("<u8")).view(np.uint8).reshape(a.shape[0], -1)
+    out = np.zeros((a.shape[0], nbytes), dtype=np.uint8)
+    k = min(nbytes, b.shape[1])
+    out[:, :k] = b[:, :k]
+    return out
+
+
+def unpack_beats(beats: np.ndarray, widths: Sequence[int] | np.ndarray, signed: bool) -> np.ndarray:
+    """Bytes ``uint8[n, nbytes]`` -> fields ``[n, F]`` int64 (inverse of :func:`pack_beats`)."""
+    b = np.asarray(beats, dtype=np.uint8)
+    w = np.asarray(widths, dtype=np.int64).reshape(-1)
+    if int(w.sum()) > b.shape[1] * 8 or (w < 1).any() or (w > 63).any():
+        raise RecordError(f"unpack_beats: widths {w.tolist()} do not fit {b.shape[1]} bytes")
+    bits = np.unpackbits(b, axis=1, bitorder="little")
+    offs = np.concatenate([[0], np.cumsum(w)[:-1]])
+    out = np.empty((b.shape[0], w.size), dtype=np.int64)
+    for f in range(w.size):
+        o, k = int(offs[f]), int(w[f])
+        v = bits[:, o:o + k].astype(np.int64) @ (np.int64(1) << np.arange(k, dtype=np.int64))
+        if signed:
+            v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
+        out[:, f] = v
+    return out
+
+
+def write_memh_bytes(path: str | Path, beats: np.ndarray, width: int) -> Path:
+    """Write ``uint8[n, nbytes]`` words of ``width`` bits as ``$readmemh`` text (one per line).
+
+    Raises:
+        RecordError: A word has bits set above ``width``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b = np.asarray(beats, dtype=np.uint8)
+    n, nb = b.shape
+    digits = max(1, -(-width // 4))
+    if nb * 8 < width:
+        raise RecordError(f"{path}: {nb} bytes do not hold {width}-bit words")
+    if n == 0:
+        path.write_text("")
+        return path
+    text = np.ascontiguousarray(b[:, ::-1]).tobytes().hex().encode()
+    chars = np.frombuffer(text, dtype=np.uint8).reshape(n, nb * 2)
+    if (chars[:, :nb * 2 - digits] != ord("0")).any() or (
+            width % 4 and (_HEX[chars[:, nb * 2 - digits]] >> (width % 4)).any()):
+        raise RecordError(f"{path}: a word has bits above bit {width - 1}")
+    out = np.empty((n, digits + 1), dtype=np.uint8)
+    out[:, :digits] = chars[:, nb * 2 - digits:]
+    out[:, digits] = ord("\n")
+    path.write_bytes(out.tobytes())
+    return path
+
+
+def read_memh_bytes(path: str | Path, width: int, words: int | None = None) -> np.ndarray:
+    """Read a ``$writememh`` dump of ``width``-bit words into ``uint8[n, ceil(width/8)]``.
+
+    Raises:
+        RecordError: X/Z or non-hex digits (the message names the word), or not ``words`` words.
+    """
+    nb = -(-width // 8)
+    widths = [8] * (width // 8) + ([width % 8] if width % 8 else [])
+    f = read_memh_fields(path, widths, False, words)
+    return f.astype(np.uint8).reshape(-1, nb)

@@ -36,8 +36,10 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
     t0 = time.perf_counter()
     jid = job.job_id
     out_dir = Path(out_root) / jid
-    cmd = f"t2c-sim regress (job {jid}: {job.name} hw[{job.info()['hw_tag']}] " \
-          f"sim={job.sim or 'none'} seed={job.seed})"
+    bp = f" backpressure={job.backpressure[0]},{job.backpressure[1]}" \
+        if any(job.backpressure) else ""
+    cmd = f"t2c-sim regress (job {jid}: {job.name} dut={job.dut_name} " \
+          f"hw[{job.info()['hw_tag']}] sim={job.sim or 'none'} seed={job.seed}{bp})"
     result: dict[str, Any] = {"job_id": jid, "info": job.info(), "status": "error",
                               "message": "", "wall_s": 0.0, "run": None}
     try:
@@ -49,7 +51,9 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
         opts = RunOptions(sims=(job.sim,) if job.sim else (),
                           timeout_s=timeout_s if timeout_s is not None else job.timeout_s,
                           build_root=build_root, tool_path=tool_path,
-                          verilator_root=verilator_root, seed=job.seed, command=cmd)
+                          verilator_root=verilator_root, seed=job.seed, command=cmd,
+                          dut=job.dut, dut_params=tuple(sorted(job.dut_params.items())),
+                          backpressure=job.backpressure)
         check_tools(opts)
         run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary)

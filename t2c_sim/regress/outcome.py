@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.cosim.compare import compare
-from t2c_sim.cosim.run import run_layer
+from t2c_sim.cosim.compare import compare, cycle_mismatch
+from t2c_sim.cosim.dut import Dut, default_dut
+from t2c_sim.cosim.engine import cosimulate
 from t2c_sim.errors import MismatchError, RecordError, SimulationError
 from t2c_sim.files import jsonable
 from t2c_sim.record import LayerRecord
@@ -108,21 +109,25 @@ def _gemm_view(rec: LayerRecord, a: np.ndarray) -> np.ndarray:
 
 def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "build/sim",
              timeout_s: float | None = None, waves: bool = False,
-             wave_tile: int | None = None) -> SimOutcome:
-    """Co-simulate ``rec`` on ``sim`` and compare with its golden ``acc``/``y``.
+             wave_tile: int | None = None, dut: Dut | None = None,
+             backpressure: tuple[int, int] = (0, 0), seed: int = 1) -> SimOutcome:
+    """Co-simulate ``rec`` on ``sim`` and compare with its golden ``acc``/``y`` and the cycle model.
 
     Args:
         rec: a MAC layer record with golden results attached.
-        hw: hardware configuration of the RTL.
+        hw: hardware configuration (our accelerator's array; what ``dut`` was bound from).
         sim: ``verilator`` or ``icarus``.
         build_root: simulator build cache.
         timeout_s: wall-clock limit of the simulator run (``None``: the cosim default).
         waves: record a waveform (its path is the outcome's ``wave``).
         wave_tile: with ``waves``, run only this tile (a repro of a localized mismatch).
+        dut: the DUT (default: our accelerator bound to ``hw``).
+        backpressure: ``(input, output)`` stall probabilities in percent (stream DUTs).
+        seed: seed of the back-pressure patterns.
 
     Returns:
-        ``pass``, or ``fail`` with ``mismatch`` and a one-line ``message`` (a difference the
-        testbench itself flagged is a ``fail`` too).
+        ``pass``, or ``fail`` with ``mismatch`` and a one-line ``message`` (outputs that differ,
+        a difference the testbench itself flagged, or cycles that differ from an exact model).
 
     Raises:
         RecordError: the record carries no golden ``y``.
@@ -130,14 +135,18 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
     """
     if rec.y is None:
         raise RecordError("the record has no golden y", layer=rec.name)
+    dut = dut or default_dut(hw)
     t0 = time.perf_counter()
     try:
-        res = run_layer(rec, hw, sim, build_root=build_root, waves=waves, wave_tile=wave_tile,
-                        timeout_s=timeout_s)
+        res = cosimulate(dut, [rec], sim, build_root=build_root, waves=waves,
+                         tiles=None if wave_tile is None else [[wave_tile]],
+                         timeout_s=timeout_s, backpressure=backpressure, seed=seed)[0]
     except MismatchError as e:  # the testbench itself flagged a difference
         return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
     out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=_tiles(res),
-                     wall_s=time.perf_counter() - t0, wave=wave_path(res))
+                     wall_s=time.perf_counter() - t0, wave=wave_path(res),
+                     cycles_model=res.cycles_predicted,
+                     backpressure=list(res.backpressure) if any(res.backpressure) else None)
     actual_y, actual_acc = res.y, getattr(res, "acc", None)
     if wave_tile is not None:
         # Only the failing tile ran: take the other outputs from the golden model.
@@ -149,5 +158,13 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
     if mm is not None:
         out.verdict, out.message = FAIL, str(mm)
         out.mismatch = jsonable(mismatch_dict(mm, rec, rec.y, actual_y))
+        log.info("%s [%s]: %s", rec.name, sim, out.message)
+        return out
+    cm = cycle_mismatch(res)
+    if cm is not None:
+        out.verdict, out.message = FAIL, str(cm)
+        out.mismatch = jsonable({"layer": rec.name, "tile": cm.tile, "kind": "cycles",
+                                 "cycles_measured": cm.measured, "cycles_predicted": cm.predicted,
+                                 "cycles_source": cm.kind, "message": str(cm)})
         log.info("%s [%s]: %s", rec.name, sim, out.message)
     return out

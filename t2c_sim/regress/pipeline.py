@@ -1,9 +1,12 @@
 """Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
 
-Plan, then execute: :func:`evaluate` walks the records in order. For each layer the array runs
-(linear, conv; activation x activation matmul on a build with operand zero points) it asks
-:mod:`t2c_sim.estimate` for cycles and utilization, co-simulates the layer on each requested
-simulator and compares the RTL output with the golden ``y`` attached to the record
+Plan, then execute: :func:`evaluate` binds the DUT (``opts.dut``, a DUT file; default our
+accelerator for the array ``hw``) and walks the records in order. For each layer a DUT may run
+(linear, conv; activation x activation matmul where the DUT accepts it: our accelerator on a
+build with operand zero points) it asks the DUT's cycle model for cycles (and our accelerator's
+:mod:`t2c_sim.estimate` for utilization), co-simulates the layer on each requested simulator
+and compares the RTL output with the golden ``y`` attached to the record and the cycles with
+the model
 (:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
 re-runs just the failing tile with waves. Other layers (pools, add, flatten, the non-linear
 ops) are executed by the golden model only and reported as such. A matmul on a build without
@@ -29,7 +32,7 @@ import numpy as np
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.cosim.run import to_gemm
+from t2c_sim.cosim.dut import Dut, default_dut, load_dut
 from t2c_sim.cosim.sim import find_tools
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import ConfigError, SimulationError, T2CError
@@ -42,9 +45,15 @@ from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutc
 
 log = logging.getLogger(__name__)
 
-#: Layers the accelerator co-simulates (a matmul only on a build with operand zero points: the
-#: others refuse it in :func:`preflight`).
+#: Layers a DUT may co-simulate (a matmul where its ``accepts.ops`` lists it: :func:`dut_ops`).
 ARRAY_OPS = (*MAC_OPS, OpKind.MATMUL)
+
+
+def dut_ops(dut: Dut) -> tuple[OpKind, ...]:
+    """The layers a run co-simulates on ``dut``: linear and conv, and the activation x activation
+    matmul where the DUT accepts it (ours: on a build with operand zero points, else its check
+    refuses the record naming the feature). Other layers run on the golden model only."""
+    return (*MAC_OPS, OpKind.MATMUL) if OpKind.MATMUL in dut.spec.accepts.ops else MAC_OPS
 
 SIM_CHOICES = ("verilator", "icarus")
 
@@ -64,6 +73,9 @@ class RunOptions:
         seed: seed of the build / generator (recorded in repro bundles).
         command: the exact command line (recorded in reports and repro bundles).
         repro: on a mismatch, write a repro bundle and re-run the failing tile with waves.
+        dut: the DUT file (``None``: our accelerator, :data:`t2c_sim.cosim.dut.DEFAULT_DUT_FILE`).
+        dut_params: overrides of the DUT's Verilog parameters (``--dut-param``).
+        backpressure: ``(input, output)`` stall probabilities in percent (stream DUTs).
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -76,6 +88,39 @@ class RunOptions:
     seed: int = 0
     command: str = ""
     repro: bool = True
+    dut: str | None = None
+    dut_params: tuple[tuple[str, int], ...] = ()
+    backpressure: tuple[int, int] = (0, 0)
+
+
+def bind_dut(opts: RunOptions, hw: HwConfig) -> Dut:
+    """The DUT of a run: ``opts.dut`` bound to ``hw`` and ``opts.dut_params`` (default ours).
+
+    Raises:
+        ConfigError: The DUT file is bad or an override names no parameter (file and key).
+    """
+    if opts.dut is None:
+        if opts.dut_params:
+            return default_dut(hw).spec.bind(hw, dict(opts.dut_params))
+        return default_dut(hw)
+    return load_dut(opts.dut).bind(hw, dict(opts.dut_params))
+
+
+def parse_backpressure(text: str | Sequence[int] | None) -> tuple[int, int]:
+    """``"30,40"`` or ``[30, 40]`` (input, output stall percent) or one number for both."""
+    if text is None:
+        return (0, 0)
+    items = str(text).split(",") if isinstance(text, (str, int)) else list(text)
+    try:
+        vals = [int(str(v).strip()) for v in items]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or not all(0 <= v <= 90 for v in vals):
+        raise ConfigError(f"must be one or two stall probabilities in 0..90 percent (input,output), "
+                          f"got {text!r}", key="backpressure")
+    return vals[0], vals[1]
 
 
 def parse_sims(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -187,48 +232,55 @@ def ensure_golden(records: list[LayerRecord]) -> list[LayerRecord]:
 
 
 def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
-                out_dir: Path) -> SimOutcome:
+                out_dir: Path, dut: Dut | None = None) -> SimOutcome:
     """Co-simulate one MAC layer on ``sim`` (:func:`~t2c_sim.regress.outcome.simulate`); on a
     mismatch write a repro bundle (waves of the failing tile) under ``out_dir/repro``.
 
     Raises:
         SimulationError: the simulator could not produce a result (the caller stops).
     """
+    dut = dut or bind_dut(opts, hw)
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
-                   waves=opts.waves)
+                   waves=opts.waves, dut=dut, backpressure=opts.backpressure, seed=opts.seed + 1)
     if out.verdict == FAIL and opts.repro:
         bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
                               seed=opts.seed, command=opts.command,
                               mismatch=out.mismatch or {"message": out.message},
-                              build_root=opts.build_root, timeout_s=opts.timeout_s)
+                              build_root=opts.build_root, timeout_s=opts.timeout_s, dut=dut,
+                              dut_file=opts.dut, dut_params=dict(opts.dut_params),
+                              backpressure=opts.backpressure)
         out.repro = str(bundle.folder)
         out.wave = bundle.wave
     return out
 
 
-def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions) -> None:
-    """Check that the array can run every selected layer it would co-simulate (linear, conv,
-    matmul) before simulating anything; a matmul on a build without operand zero points, a
-    rounding profile or token-wise parameters on a build without them are refused here.
+def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
+              dut: Dut | None = None) -> None:
+    """Check that the DUT accepts every selected layer it would co-simulate (linear, conv,
+    matmul) before simulating anything; our accelerator refuses here a matmul, a rounding
+    profile or token-wise parameters on a build without the feature, naming it.
 
     Raises:
-        RecordError: (``UnsupportedLayerError``) naming the first layer the array refuses.
+        RecordError: (``UnsupportedLayerError``) naming the first layer the DUT refuses, the
+            reason and the ``accepts`` key.
     """
     if not opts.sims:
         return
+    dut = dut or bind_dut(opts, hw)
+    ops = dut_ops(dut)
     for rec in records:
-        if rec.op in ARRAY_OPS and (opts.layers is None or rec.name in opts.layers):
-            to_gemm(rec, hw)
+        if rec.op in ops and (opts.layers is None or rec.name in opts.layers):
+            dut.check(rec)
 
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def _estimate(rec: LayerRecord, hw: HwConfig, lr: LayerResult) -> None:
+def _estimate(rec: LayerRecord, dut: Dut, lr: LayerResult) -> None:
     try:
-        lr.cycles_est = int(estimate.cycles(rec, hw))
-        lr.utilization = float(estimate.utilization(rec, hw))
+        lr.cycles_est = dut.layer_cycles(rec)
+        lr.utilization = dut.utilization(rec)
     except T2CError as e:
         lr.note = f"no estimate: {e}"
 
@@ -240,8 +292,10 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
 
     Raises:
         ConfigError: no records; ``opts.layers`` names a layer that does not exist or is not a
-            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows.
-        RecordError: the array cannot run a selected layer.
+            MAC layer; a layer or the array is larger than :mod:`t2c_sim.limits` allows; the
+            DUT file (``opts.dut``) or a ``--dut-param`` override is bad (file and key).
+        RecordError: the DUT cannot run a selected layer (its ``accepts``: the layer, the
+            reason and the key).
     """
     if not records:
         raise ConfigError("the network has no layers")
@@ -251,6 +305,8 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
         check_layer_size(rec, hw)
     records = ensure_golden(list(records))
     names = [r.name for r in records]
+    dut = bind_dut(opts, hw)
+    ops = dut_ops(dut)
     if opts.layers is not None:
         if not opts.layers:
             raise ConfigError("selects no layer", key="--layers")
@@ -259,11 +315,12 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
             if n not in by:
                 raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
                                   key="--layers")
-            if by[n].op not in ARRAY_OPS:
+            if by[n].op not in ops:
                 raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only the layers the "
-                                  "array runs (linear, conv2d, matmul) are co-simulated; the "
-                                  "golden model runs every layer anyway", key="--layers")
-    preflight(records, hw, opts)
+                                  f"DUT runs ({', '.join(o.value for o in ops)}) are "
+                                  "co-simulated; the golden model runs every layer anyway",
+                                  key="--layers")
+    preflight(records, hw, opts, dut)
     return records
 
 
@@ -293,20 +350,22 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     t0 = time.perf_counter()
     if not checked:
         records = check_run(records, hw, opts)
+    dut = bind_dut(opts, hw)
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
-                    out_dir=str(out_dir))
+                    out_dir=str(out_dir), dut=dut.describe())
     stopped = False
+    ops = dut_ops(dut)
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
                          nm=f"{rec.n}:{rec.m}", macs=_macs(rec),
                          lsb=_lsb(crosscheck, rec.name))
         run.layers.append(lr)
-        if rec.op not in ARRAY_OPS:
+        if rec.op not in ops:
             lr.golden_only = True
             lr.note = "golden model only (not a MAC layer)"
             continue
-        _estimate(rec, hw, lr)
+        _estimate(rec, dut, lr)
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
             continue
@@ -318,7 +377,7 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
                 progress(f"{rec.name} [{sim}]")
             try:
                 with tool_options(opts.tool_path, opts.verilator_root):
-                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir)))
+                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir), dut))
             except SimulationError as e:
                 lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
                 stopped = True

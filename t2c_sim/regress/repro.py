@@ -6,6 +6,8 @@ A bundle is a folder::
                   the command that reproduces it (``t2c-sim repro <folder>``)
     record.npz/.json   the layer record, golden results attached (t2c_sim.export.save_record)
     hw.yaml       the hardware configuration
+    dut.json      the DUT: its file (absolute path; none for our accelerator), name, parameter
+                  overrides, back-pressure of the run
     wave.*        waveform of just the failing tile (when the rerun could record it)
 
 The folder is written under a temporary name and renamed into place when complete.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
+from t2c_sim.cosim.dut import Dut, default_dut, load_dut
 from t2c_sim.cosim.sim.tools import SIMULATORS
 from t2c_sim.errors import RecordError, SimulationError
 from t2c_sim.export import load_record, save_record
@@ -56,6 +59,16 @@ class Bundle:
     command: str
     mismatch: dict[str, Any]
     wave: str | None = None
+    dut_file: str | None = None
+    dut_params: dict[str, int] | None = None
+    backpressure: tuple[int, int] = (0, 0)
+
+    def dut(self, dut_file: str | None = None) -> Dut:
+        """The bundle's DUT bound to its configuration (``dut_file`` replaces the file)."""
+        f = dut_file or self.dut_file
+        if f is None:
+            return default_dut(self.hw).spec.bind(self.hw, self.dut_params or {})
+        return load_dut(f).bind(self.hw, self.dut_params or {})
 
 
 def _tile_of(mismatch: dict[str, Any]) -> int | None:
@@ -67,7 +80,9 @@ def _tile_of(mismatch: dict[str, Any]) -> int | None:
 
 def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str, seed: int,
                  command: str, mismatch: dict[str, Any], build_root: str = "build/sim",
-                 timeout_s: float | None = None, waves: bool = True) -> Bundle:
+                 timeout_s: float | None = None, waves: bool = True, dut: Dut | None = None,
+                 dut_file: str | None = None, dut_params: dict[str, int] | None = None,
+                 backpressure: tuple[int, int] = (0, 0)) -> Bundle:
     """Write a bundle for ``rec`` failing on ``sim``; re-run the failing tile with waves.
 
     A failure of the wave rerun is logged and recorded in ``bundle.json`` (the bundle is
@@ -83,12 +98,18 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
     try:
         save_record(rec, tmp / "record")
         atomic_write_text(tmp / "hw.yaml", dump_hw(hw))
+        dfile = (str(dut.spec.file) if dut is not None else str(Path(dut_file).resolve())) \
+            if dut_file else None
+        atomic_write_json(tmp / "dut.json", {"file": dfile, "name": dut.name if dut else
+                                             "t2c_accel", "params": dict(dut_params or {}),
+                                             "backpressure": list(backpressure)})
         wave_name = None
         wave_note = ""
         if waves:
             try:
                 rerun = simulate(rec, hw, sim, build_root=build_root, timeout_s=timeout_s,
-                                 waves=True, wave_tile=tile)
+                                 waves=True, wave_tile=tile, dut=dut, backpressure=backpressure,
+                                 seed=seed + 1)
                 wave = Path(rerun.wave) if rerun.wave else None
                 if wave is not None and wave.exists():
                     wave_name = "wave" + "".join(wave.suffixes[-1:])
@@ -111,7 +132,8 @@ def write_bundle(folder: str | Path, rec: LayerRecord, hw: HwConfig, *, sim: str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Bundle(final, rec, hw, sim, seed, tile, command, mismatch,
-                  str(final / wave_name) if wave_name else None)
+                  str(final / wave_name) if wave_name else None, dfile, dict(dut_params or {}),
+                  tuple(backpressure))
 
 
 def load_bundle(folder: str | Path) -> Bundle:
@@ -143,13 +165,46 @@ def load_bundle(folder: str | Path) -> Bundle:
                           key="wave")
     rec = load_record(folder / "record")
     hw = load_hw(folder / "hw.yaml")
+    dfile, params, bp = _load_dut_meta(folder / "dut.json")
     return Bundle(folder, rec, hw, sim, seed, tile, str(meta.get("command", "")), mismatch,
-                  str(folder / wave) if wave else None)
+                  str(folder / wave) if wave else None, dfile, params, bp)
+
+
+def _load_dut_meta(path: Path) -> tuple[str | None, dict[str, int], tuple[int, int]]:
+    """A bundle's ``dut.json`` (absent in bundles older than DUT files: our accelerator): the
+    DUT file (``None``: ours), parameter overrides and back-pressure, each checked (file, key)."""
+    if not path.exists():
+        return None, {}, (0, 0)
+    f = str(path)
+    d = read_json(path, "DUT description", error=RecordError)
+    if not isinstance(d, dict):
+        raise RecordError("must be a JSON object", file=f)
+    dfile = d.get("file")
+    if dfile is not None and (not isinstance(dfile, str) or not dfile or "\0" in dfile):
+        raise RecordError(f"must be the path of a DUT file or null, got {dfile!r}", file=f,
+                          key="file")
+    params = d.get("params") or {}
+    if not isinstance(params, dict):
+        raise RecordError(f"must map parameter names to integers, got {params!r}", file=f,
+                          key="params")
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, int) or abs(v) >= 1 << 64:
+            raise RecordError(f"must be an integer below 2^64, got {v!r}", file=f,
+                              key=f"params.{k}")
+    bp = d.get("backpressure") or [0, 0]
+    if not (isinstance(bp, list) and len(bp) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 90 for v in bp)):
+        raise RecordError(f"must be two stall percentages in 0..90, got {bp!r}", file=f,
+                          key="backpressure")
+    return dfile, dict(params), (int(bp[0]), int(bp[1]))
 
 
 def rerun_bundle(bundle: Bundle, *, build_root: str = "build/sim", timeout_s: float | None = None,
-                 waves: bool = True, sim: str | None = None) -> SimOutcome:
-    """Re-run the bundle's layer on its simulator (waves of the failing tile) and compare.
+                 waves: bool = True, sim: str | None = None, dut_file: str | None = None,
+                 ) -> SimOutcome:
+    """Re-run the bundle's layer on its simulator and DUT (waves of the failing tile) and compare.
+
+    ``dut_file`` replaces the bundle's DUT file (e.g. a fixed copy of the RTL).
 
     The same :func:`~t2c_sim.regress.outcome.simulate` a regression run uses: ``fail`` with the
     localized mismatch if it still mismatches, ``pass`` otherwise. Raises
@@ -158,4 +213,6 @@ def rerun_bundle(bundle: Bundle, *, build_root: str = "build/sim", timeout_s: fl
     if bundle.record.y is None:
         raise RecordError("the record has no golden y", file=str(bundle.folder / "record.json"))
     return simulate(bundle.record, bundle.hw, sim or bundle.sim, build_root=build_root,
-                    timeout_s=timeout_s, waves=waves, wave_tile=bundle.tile if waves else None)
+                    timeout_s=timeout_s, waves=waves, wave_tile=bundle.tile if waves else None,
+                    dut=bundle.dut(dut_file), backpressure=bundle.backpressure,
+                    seed=bundle.seed + 1)

@@ -43,6 +43,10 @@ class SimOutcome:
         wave: path of the waveform of the failing tile (or of the layer with ``--waves``).
         tiles: per tile ``{index, p0, c0, rows, cols, cycles_measured, cycles_predicted}``.
         wall_s: wall time of the co-simulation.
+        cycles_model: the DUT's cycle model for the layer (``None``: no model).
+        backpressure: ``[input, output]`` stall probabilities in percent when the run had
+            back-pressure (stream DUTs); then ``cycles_measured - cycles_model`` are the stall
+            cycles the stream partners caused.
     """
 
     sim: str
@@ -54,6 +58,15 @@ class SimOutcome:
     wave: str | None = None
     tiles: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    cycles_model: int | None = None
+    backpressure: list[int] | None = None
+
+    @property
+    def stall_cycles(self) -> int | None:
+        """Measured minus modelled cycles under back-pressure (``None`` otherwise)."""
+        if self.backpressure is None or self.cycles_measured is None or self.cycles_model is None:
+            return None
+        return self.cycles_measured - self.cycles_model
 
 
 @dataclass
@@ -136,6 +149,8 @@ class RunResult:
             :attr:`LayerResult.parity`. The quantized input differing fails the run.
         wall_s: total wall time.
         out_dir: folder of the reports.
+        dut: the DUT (``name``, ``file``, ``profile``, ``top``, ``parameters``,
+            ``cycle_model``; :meth:`t2c_sim.cosim.dut.Dut.describe`).
     """
 
     title: str
@@ -149,6 +164,7 @@ class RunResult:
     wall_s: float = 0.0
     out_dir: str = ""
     parity: dict[str, Any] = field(default_factory=dict)
+    dut: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:

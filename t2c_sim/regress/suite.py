@@ -15,17 +15,23 @@ A suite file::
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
+    dut: ../my_gemm/dut.yaml                # optional: the DUT file (default our accelerator)
+    dut_params: {ACC_DEPTH: 8}              # optional: overrides of its Verilog parameters
+    backpressure: [[0, 0], [30, 40]]        # optional: stream stall percent (input, output)
 
-Jobs = entries x hardware configs x simulators x seeds. Each job has a stable id: a hash of
-everything that determines its result (kind, parameters, recipe file contents, hardware
-parameters, simulator, seed), so a rerun recognises finished jobs. Random layers default to
-the hardware's ``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite or job) a
-recipe job uses the recipe's ``seed:``, a random entry seed 0.
+Jobs = entries x hardware configs x back-pressure settings x simulators x seeds (``dut``,
+``dut_params`` and ``backpressure`` may also be set per job). Each job has a stable id: a hash
+of everything that determines its result (kind, parameters, recipe file contents, hardware
+parameters, simulator, seed, and the DUT file's contents, overrides and back-pressure when
+they are set), so a rerun recognises finished jobs. Random layers default to the hardware's
+``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite or job) a recipe job uses
+the recipe's ``seed:``, a random entry seed 0.
 
 Everything is validated before any job runs: every key, each recipe (loaded and checked, its
 module names included), each random entry's parameters (names, types, the product of the size
-parameters, one trial generation), job names (unique across entries), and each simulated
-array against :func:`t2c_sim.limits.check_simulable`.
+parameters, one trial generation) and whether the DUT accepts its layers (the DUT's reason),
+the DUT files and their overrides, job names (unique across entries), and each simulated array
+against :func:`t2c_sim.limits.check_simulable`.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.config import HwConfig
-from t2c_sim.errors import ConfigError
+from t2c_sim.cosim.dut import BUILTIN_DIR, default_dut, dut_path, load_dut
+from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.limits import (
     MAX_RANDOM_WORK,
     RANDOM_SIZE_PARAMS,
@@ -47,13 +54,16 @@ from t2c_sim.limits import (
     check_simulable,
 )
 from t2c_sim.readers import read_yaml
+from t2c_sim.record import MAC_OPS
 from t2c_sim.regress.hwfile import load_hw
-from t2c_sim.regress.pipeline import parse_sims
+from t2c_sim.regress.pipeline import parse_backpressure, parse_sims
 from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_from_random
 
 RANDOM_KINDS = tuple(GENERATORS)
-_SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description"}
-_JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s"}
+_SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description", "dut",
+               "dut_params", "backpressure"}
+_JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s", "dut",
+             "dut_params", "backpressure"}
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,24 @@ class Job:
     recipe_sha: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None
+    dut: str | None = None
+    dut_sha: str = ""
+    dut_name: str = "t2c_accel"
+    dut_params: dict[str, int] = field(default_factory=dict)
+    backpressure: tuple[int, int] = (0, 0)
 
     @property
     def job_id(self) -> str:
         """Stable 16-hex-digit id of everything that determines the result."""
-        key = {"kind": self.kind, "recipe_sha": self.recipe_sha, "params": self.params,
-               "hw": self.hw, "sim": self.sim, "seed": self.seed}
+        key: dict[str, Any] = {"kind": self.kind, "recipe_sha": self.recipe_sha,
+                               "params": self.params, "hw": self.hw, "sim": self.sim,
+                               "seed": self.seed}
+        if self.dut is not None:  # only when set: the ids of our accelerator's jobs are stable
+            key["dut_sha"] = self.dut_sha
+        if self.dut_params:
+            key["dut_params"] = self.dut_params
+        if any(self.backpressure):
+            key["backpressure"] = list(self.backpressure)
         text = json.dumps(key, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -86,7 +108,9 @@ class Job:
         """What reports show about the job."""
         return {"name": self.name, "kind": self.kind, "recipe": self.recipe,
                 "params": self.params, "hw": self.hw, "hw_tag": hw_short(self.hw),
-                "sim": self.sim, "seed": self.seed}
+                "sim": self.sim, "seed": self.seed, "dut": self.dut_name,
+                "dut_file": self.dut, "dut_params": self.dut_params,
+                "backpressure": list(self.backpressure)}
 
 
 def hw_short(hw: dict[str, int]) -> str:
@@ -230,8 +254,74 @@ def _name(v: Any, file: str, key: str) -> str | None:
     return str(v)
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file; every error names the file and the key."""
+def _dut(v: Any, base: Path, file: str, key: str) -> tuple[str, str, str]:
+    """``(path, sha of its contents, name)`` of a DUT file named by a suite (validated)."""
+    if not isinstance(v, str) or not v.strip():
+        raise ConfigError(f"must be the path of a DUT file, got {v!r}", file=file, key=key)
+    b = dut_path(v)   # a built-in DUT's name (t2c_axi_accel) unless a file of that name exists
+    p = b if b.parent == BUILTIN_DIR and not (base / v).exists() else _resolve(v, base, file, key)
+    spec = load_dut(p)   # its own errors name the DUT file and key
+    h = hashlib.sha256(p.read_bytes())
+    for src in spec.sources:  # the RTL is part of what determines a result
+        h.update(src.read_bytes())
+    return str(p), h.hexdigest(), spec.name
+
+
+def _dut_params(v: Any, file: str, key: str) -> dict[str, int]:
+    if not isinstance(v, dict) or not all(isinstance(k, str) and _is_int(x) for k, x in v.items()):
+        raise ConfigError(f"must map Verilog parameter names to integers, got {v!r}", file=file,
+                          key=key)
+    return dict(v)
+
+
+def _bps(v: Any, file: str, key: str) -> list[tuple[int, int]]:
+    items = v if isinstance(v, list) and v and isinstance(v[0], list) else [v]
+    try:
+        return [parse_backpressure(it) for it in items]
+    except ConfigError as e:
+        raise e.with_context(file=file, key=key) from None
+
+
+def _check_on_dut(kind: str, params: dict[str, Any], name: str, hw: dict[str, int],
+                  dut: tuple[str, str, str] | None, dparams: dict[str, int], file: str,
+                  key: str) -> None:
+    """The DUT accepts the entry's random layers (one trial generation, seed 0)."""
+    try:
+        hwc = HwConfig.from_dict(hw)
+        spec = load_dut(dut[0]) if dut else default_dut(hwc).spec
+        d = spec.bind(hwc, dparams)
+        for rec in records_from_random(kind, params, 0, name).records:
+            if rec.op in MAC_OPS:
+                d.check(rec)
+    except T2CError as e:
+        raise ConfigError(f"the DUT refuses this entry: {e}", file=file, key=key) from None
+
+
+def _check_dut_params(dut: tuple[str, str, str] | None, dparams: dict[str, int],
+                      hw: dict[str, int], file: str, key: str) -> None:
+    """The overrides name parameters of the DUT and bind (checked even for golden-only jobs)."""
+    if not dparams:
+        return
+    hwc = HwConfig.from_dict(hw)
+    spec = load_dut(dut[0]) if dut else default_dut(hwc).spec
+    known = [n for n, _ in spec.parameters]
+    for k in dparams:
+        if k not in known:
+            raise ConfigError(f"unknown parameter of DUT {spec.name} (known: "
+                              f"{', '.join(known) or 'none'})", file=file, key=f"{key}.{k}")
+    try:
+        spec.bind(hwc, dparams)
+    except ConfigError as e:
+        raise ConfigError(e.detail, file=file, key=key) from None
+
+
+def load_suite(path: str | Path, *, dut: str | None = None,
+               dut_params: dict[str, int] | None = None) -> Suite:
+    """Read and validate a suite file; every error names the file and the key.
+
+    ``dut`` / ``dut_params`` (the command line's ``--dut`` / ``--dut-param``) replace the
+    suite's and every job's DUT file / parameter overrides.
+    """
     file = str(path)
     data = read_yaml(path, "suite")
     if not isinstance(data, dict):
@@ -252,6 +342,14 @@ def load_suite(path: str | Path) -> Suite:
     seeds = _seeds(data["seeds"], file, "seeds") if "seeds" in data else None
     hws = _hws(data["hw"], base, file, "hw") if "hw" in data else [(HwConfig().to_dict(), "hw")]
     timeout = _timeout(data.get("timeout_s"), file, "timeout_s")
+    sdut = _dut(data["dut"], base, file, "dut") if "dut" in data else None
+    sdparams = _dut_params(data["dut_params"], file, "dut_params") if "dut_params" in data else {}
+    if dut is not None:
+        sdut = _dut(dut, Path.cwd(), dut, "--dut")
+    if dut_params is not None:
+        sdparams = dict(dut_params)
+    sbps = _bps(data["backpressure"], file, "backpressure") if "backpressure" in data \
+        else [(0, 0)]
     entries = data.get("jobs")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("must be a non-empty list", file=file, key="jobs")
@@ -304,7 +402,15 @@ def load_suite(path: str | Path) -> Suite:
         jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
             else timeout
+        jdut = _dut(e["dut"], base, file, f"{key}.dut") if "dut" in e and dut is None else sdut
+        jdparams = _dut_params(e["dut_params"], file, f"{key}.dut_params") \
+            if "dut_params" in e and dut_params is None else sdparams
+        jbps = _bps(e["backpressure"], file, f"{key}.backpressure") if "backpressure" in e \
+            else sbps
+        pkey = "--dut-param" if dut_params is not None else \
+            f"{key}.dut_params" if "dut_params" in e else "dut_params"
         tried: set[tuple[int, int]] = set()
+        checked: set[tuple[Any, ...]] = set()
         for hw, hw_where in jhws:
             if any(jsims):
                 try:
@@ -313,6 +419,7 @@ def load_suite(path: str | Path) -> Suite:
                     where = {"file": hw_where} if hw_where.endswith((".yaml", ".yml")) \
                         else {"file": file, "key": f"{hw_where}.{err.key}"}
                     raise err.with_context(**where) from None
+            _check_dut_params(jdut, jdparams, hw, file, pkey)
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])
@@ -320,12 +427,19 @@ def load_suite(path: str | Path) -> Suite:
                 if (p["n"], p["m"]) not in tried:
                     tried.add((p["n"], p["m"]))
                     _try_generate(kind, p, jname, file, f"{key}.params")
-            for sim in jsims:
-                for seed in jseeds:
-                    job = Job(name=jname, kind=kind, hw=hw, sim=sim, seed=seed, recipe=recipe,
-                              recipe_sha=sha, params=p,
-                              timeout_s=jtimeout)
-                    if job.job_id not in seen:
-                        seen.add(job.job_id)
-                        jobs.append(job)
+                ck = (tuple(sorted(hw.items())), p["n"], p["m"])
+                if any(jsims) and ck not in checked:
+                    checked.add(ck)
+                    _check_on_dut(kind, p, jname, hw, jdut, jdparams, file, f"{key}")
+            for bp in jbps:
+                for sim in jsims:
+                    for seed in jseeds:
+                        job = Job(name=jname, kind=kind, hw=hw, sim=sim, seed=seed,
+                                  recipe=recipe, recipe_sha=sha, params=p, timeout_s=jtimeout,
+                                  dut=jdut[0] if jdut else None, dut_sha=jdut[1] if jdut else "",
+                                  dut_name=jdut[2] if jdut else "t2c_accel",
+                                  dut_params=jdparams, backpressure=bp if sim else (0, 0))
+                        if job.job_id not in seen:
+                            seen.add(job.job_id)
+                            jobs.append(job)
     return Suite(name=name, path=file, jobs=tuple(jobs))

@@ -48,10 +48,10 @@ module t2c_axi_harness #(
   parameter integer RD_LAT      = 4,      // memory read latency (AR handshake to first RVALID)
   parameter integer WR_LAT      = 4,      // memory write response latency (last W to BVALID)
   parameter integer MAX_BURST   = 256,    // the memory's longest legal burst
-  parameter integer QDEPTH      = 16      // the memory's queued bursts per direction
+  parameter integer QDEPTH      = 16,     // the memory's queued bursts per direction
+  parameter integer Y_BITS      = 16      // output width (t2c_sim.export.iface.Y_BITS)
 ) ();
 
-  localparam integer Y_BITS = 16;
   localparam integer LA_W   = 8;   // AXI4-Lite address width
   localparam integer ADDR_W = 32;
 
@@ -104,6 +104,8 @@ module t2c_axi_harness #(
   wire                wlast, wvalid, wready, bvalid, bready;
   wire [DATA_W-1:0]   rdata, wdata;
   wire [DATA_W/8-1:0] wstrb;
+  wire                mem_rid, mem_bid;        // IDs (the DMA has none)
+  wire [ADDR_W-1:0]   mem_err_addr;
 
   t2c_axi_accel #(
     .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
@@ -135,6 +137,8 @@ module t2c_axi_harness #(
     .MAX_BURST(MAX_BURST), .QDEPTH(QDEPTH)
   ) u_mem (
     .clk_i(clk), .rst_ni(rst_n),
+    .s_axi_arid(1'b0), .s_axi_rid(mem_rid), .s_axi_awid(1'b0), .s_axi_bid(mem_bid),
+    .err_addr_o(mem_err_addr),
     .s_axi_araddr(araddr), .s_axi_arlen(arlen), .s_axi_arsize(arsize), .s_axi_arburst(arburst),
     .s_axi_arvalid(arvalid), .s_axi_arready(arready), .s_axi_rdata(rdata), .s_axi_rresp(rresp),
     .s_axi_rlast(rlast), .s_axi_rvalid(rvalid), .s_axi_rready(rready),

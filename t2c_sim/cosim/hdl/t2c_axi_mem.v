@@ -15,9 +15,14 @@
 //
 // RD_LAT and WR_LAT are at least 1. Checks (each counted in prot_err_o, and the burst answered
 // with SLVERR): burst type not INCR, size not DATA_W, more than MAX_BURST beats, a 4 KB
-// boundary crossed, beats beyond the memory, WLAST not on the burst's last beat. A burst that
-// overlaps the byte window [err_lo_i, err_hi_i) answers SLVERR without other effect (fault
-// injection; an SLVERR write does not change the memory). rd_beats_o / wr_beats_o count beats.
+// boundary crossed, beats beyond the memory, WLAST not on the burst's last beat; err_addr_o
+// holds the start address of the last burst that failed one. A burst that overlaps the byte
+// window [err_lo_i, err_hi_i) answers SLVERR without other effect (fault injection; an SLVERR
+// write does not change the memory). rd_beats_o / wr_beats_o count beats. Responses come in
+// order, each with the ID of its burst (RID, BID echo ARID, AWID; ID_W bits).
+//
+// The one AXI4 memory model of t2c-sim: the front door's exact cycle model
+// (t2c_sim/estimate/frontdoor.py) and every axi-profile DUT (t2c_sim/cosim/profiles) use it.
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -28,21 +33,25 @@ module t2c_axi_mem #(
   parameter integer RD_LAT    = 4,      // AR handshake to first RVALID, cycles (>= 1)
   parameter integer WR_LAT    = 4,      // last W handshake to BVALID, cycles (>= 1)
   parameter integer MAX_BURST = 256,    // longest legal burst (1..256)
-  parameter integer QDEPTH    = 16      // bursts queued per direction (1..64)
+  parameter integer QDEPTH    = 16,     // bursts queued per direction (1..64)
+  parameter integer ID_W      = 1       // ID width (IDs echoed in order)
 ) (
   input  wire                 clk_i,
   input  wire                 rst_ni,
+  input  wire [ID_W-1:0]      s_axi_arid,
   input  wire [ADDR_W-1:0]    s_axi_araddr,
   input  wire [7:0]           s_axi_arlen,
   input  wire [2:0]           s_axi_arsize,
   input  wire [1:0]           s_axi_arburst,
   input  wire                 s_axi_arvalid,
   output wire                 s_axi_arready,
+  output wire [ID_W-1:0]      s_axi_rid,
   output wire [DATA_W-1:0]    s_axi_rdata,
   output wire [1:0]           s_axi_rresp,
   output wire                 s_axi_rlast,
   output wire                 s_axi_rvalid,
   input  wire                 s_axi_rready,
+  input  wire [ID_W-1:0]      s_axi_awid,
   input  wire [ADDR_W-1:0]    s_axi_awaddr,
   input  wire [7:0]           s_axi_awlen,
   input  wire [2:0]           s_axi_awsize,
@@ -54,12 +63,14 @@ module t2c_axi_mem #(
   input  wire                 s_axi_wlast,
   input  wire                 s_axi_wvalid,
   output wire                 s_axi_wready,
+  output wire [ID_W-1:0]      s_axi_bid,
   output wire [1:0]           s_axi_bresp,
   output wire                 s_axi_bvalid,
   input  wire                 s_axi_bready,
   input  wire [ADDR_W-1:0]    err_lo_i,      // SLVERR window [lo, hi) (lo >= hi: none)
   input  wire [ADDR_W-1:0]    err_hi_i,
   output wire [31:0]          prot_err_o,
+  output reg  [ADDR_W-1:0]    err_addr_o,    // start address of the last burst that broke a rule
   output wire [31:0]          rd_beats_o,
   output wire [31:0]          wr_beats_o
 );
@@ -117,6 +128,8 @@ module t2c_axi_mem #(
   reg [7:0]  rq_len  [0:QDEPTH-1];
   reg [31:0] rq_t    [0:QDEPTH-1];   // earliest edge (cyc_q before it) to raise RVALID
   reg        rq_err  [0:QDEPTH-1];
+  reg [ID_W-1:0] rq_id [0:QDEPTH-1];
+  reg [ID_W-1:0] rid_q;
   reg [QI-1:0] rq_hd_q, rq_tl_q;
   reg [QW-1:0] rq_n_q;
   reg        rv_q, rl_q, re_q;
@@ -135,6 +148,7 @@ module t2c_axi_mem #(
     if (ar_hs) begin
       rq_addr[rq_tl_q] <= {{(32-ADDR_W+SZ){1'b0}}, s_axi_araddr[ADDR_W-1:SZ]};
       rq_len[rq_tl_q]  <= s_axi_arlen;
+      rq_id[rq_tl_q]   <= s_axi_arid;
       rq_t[rq_tl_q]    <= cyc_q + RD_LAT;
       rq_err[rq_tl_q]  <= burst_bad(s_axi_araddr, s_axi_arlen, s_axi_arsize, s_axi_arburst)
                           || in_window(s_axi_araddr, s_axi_arlen);
@@ -150,6 +164,7 @@ module t2c_axi_mem #(
       rv_q    <= 1'b1;
       rd_q    <= mem_q[rq_addr[rq_hd_q] % MEM_WORDS];
       re_q    <= rq_err[rq_hd_q];
+      rid_q   <= rq_id[rq_hd_q];
       rl_q    <= (rq_len[rq_hd_q] == 8'd0);
       ra_q    <= rq_addr[rq_hd_q] + 32'd1;
       rleft_q <= rq_len[rq_hd_q];
@@ -175,6 +190,9 @@ module t2c_axi_mem #(
   reg [31:0] wq_addr [0:QDEPTH-1];
   reg [7:0]  wq_len  [0:QDEPTH-1];
   reg        wq_err  [0:QDEPTH-1];
+  reg [ID_W-1:0] wq_id [0:QDEPTH-1];
+  reg [ID_W-1:0] bq_id [0:QDEPTH-1];
+  reg [ID_W-1:0] bid_q;
   reg [QI-1:0] wq_hd_q, wq_tl_q;
   reg [QW-1:0] wq_n_q;
   reg [7:0]  wcnt_q;                 // beats of the head burst taken so far
@@ -199,6 +217,7 @@ module t2c_axi_mem #(
     if (aw_hs) begin
       wq_addr[wq_tl_q] <= {{(32-ADDR_W+SZ){1'b0}}, s_axi_awaddr[ADDR_W-1:SZ]};
       wq_len[wq_tl_q]  <= s_axi_awlen;
+      wq_id[wq_tl_q]   <= s_axi_awid;
       wq_err[wq_tl_q]  <= burst_bad(s_axi_awaddr, s_axi_awlen, s_axi_awsize, s_axi_awburst)
                           || in_window(s_axi_awaddr, s_axi_awlen);
       wq_tl_q <= wq_tl_q + 1'b1;
@@ -220,6 +239,7 @@ module t2c_axi_mem #(
         wq_hd_q <= wq_hd_q + 1'b1;
         bq_t[bq_tl_q]   <= cyc_q + WR_LAT;
         bq_err[bq_tl_q] <= wq_err[wq_hd_q] || (s_axi_wlast != w_end);
+        bq_id[bq_tl_q]  <= wq_id[wq_hd_q];
         bq_tl_q <= bq_tl_q + 1'b1;
       end else begin
         wcnt_q <= wcnt_q + 8'd1;
@@ -228,6 +248,7 @@ module t2c_axi_mem #(
     if (b_next) begin
       bv_q    <= 1'b1;
       be_q    <= bq_err[bq_hd_q];
+      bid_q   <= bq_id[bq_hd_q];
       bq_hd_q <= bq_hd_q + 1'b1;
     end else if (b_hs) begin
       bv_q <= 1'b0;
@@ -241,10 +262,28 @@ module t2c_axi_mem #(
     end
   end
 
+  // the start address of the last burst that broke a rule (a WLAST error: that beat's address)
+  /* verilator lint_off UNUSEDSIGNAL */ // the bits above ADDR_W
+  wire [63:0] w_beat_addr = {32'd0, w_beat} << SZ;
+  /* verilator lint_on UNUSEDSIGNAL */
+  always @(posedge clk_i) begin
+    if (!rst_ni) begin
+      err_addr_o <= {ADDR_W{1'b0}};
+    end else if (ar_hs && burst_bad(s_axi_araddr, s_axi_arlen, s_axi_arsize, s_axi_arburst)) begin
+      err_addr_o <= s_axi_araddr;
+    end else if (aw_hs && burst_bad(s_axi_awaddr, s_axi_awlen, s_axi_awsize, s_axi_awburst)) begin
+      err_addr_o <= s_axi_awaddr;
+    end else if (w_hs && (s_axi_wlast != w_end)) begin
+      err_addr_o <= w_beat_addr[ADDR_W-1:0];
+    end
+  end
+
   assign s_axi_arready = rq_room;
   assign s_axi_rvalid  = rv_q;
   assign s_axi_rdata   = rd_q;
   assign s_axi_rresp   = re_q ? 2'b10 : 2'b00;
+  assign s_axi_rid     = rid_q;
+  assign s_axi_bid     = bid_q;
   assign s_axi_rlast   = rl_q;
   assign s_axi_awready = aw_room;
   assign s_axi_wready  = w_rdy;

@@ -1,12 +1,15 @@
 // t2c_harness: simulation-only wrapper around t2c_accel_top (not synthesizable).
 //
 // Generates the clock in HDL (10 ns period) so no Python runs per cycle, and sequences tiles
-// from files in the simulator's working directory, written beforehand by t2c_sim.cosim.run:
+// from files in the simulator's working directory, written beforehand by t2c_sim.cosim.accel:
 //
-//   plan.hex            32-bit words: [0] run count, then 13 words per run t at 1 + 13*t:
-//                       rows, groups, cols, a_signed, z_y, lo, hi, mode (the top's 32-bit
-//                       run-mode register cfg_mode_i), act words, wgt words, ch words, output
-//                       words to dump, flags (bit 0 first, bit 1 last K-chunk)
+//   plan.hex            32-bit words: [0] run count, then PLAN_WORDS words per run t at
+//                       1 + PLAN_WORDS*t; field f of a run at offset PL_<F> (rows, groups, cols,
+//                       a_signed, z_y, lo, hi, mode: the top's 32-bit run-mode register
+//                       cfg_mode_i, act words, wgt words, ch words, output words to dump, flags:
+//                       bit 0 first, bit 1 last K-chunk). The format, Y_BITS and SH_BITS are
+//                       owned by t2c_sim.export.iface, which passes every one of them as a
+//                       parameter (the defaults here only make the file lint on its own).
 //   t<t>_act.hex, t<t>_wgt.hex, t<t>_ch.hex   the scratchpad words of run t (a count of 0
 //                       leaves that memory as the previous run left it); the ch file goes to
 //                       the per-row parameter memory (u_rp) instead when the run mode has
@@ -40,16 +43,24 @@ module t2c_harness #(
   parameter integer W_DEPTH   = 4096,
   parameter integer OUT_DEPTH = 4096,
   parameter integer CH_DEPTH  = 256,
+  parameter integer Y_BITS    = 16,   // output / z_y / clamp width (t2c_sim.export.iface.Y_BITS)
+  parameter integer SH_BITS   = 6,    // shift field width (iface.SH_BITS)
   parameter integer PACKED    = 0,    // PE array implementation (t2c_pe_array)
-  parameter integer PROFILES  = 1,    // build features of t2c_accel_top
+  parameter integer PROFILES  = 1,    // build features of t2c_accel_top (iface.top_parameters)
   parameter integer ROW_PARAMS = 1,
   parameter integer ZERO_POINTS = 1,
-  parameter integer MAX_TILES = 16384 // plan capacity (runs)
+  parameter integer MAX_TILES = 16384, // plan capacity (runs; iface.MAX_RUNS)
+  parameter integer PLAN_WORDS = 13,  // plan words per run (iface.PLAN_WORDS)
+  // word offset of each plan field within a run (iface.plan_offsets())
+  parameter integer PL_ROWS = 0, parameter integer PL_GROUPS = 1, parameter integer PL_COLS = 2,
+  parameter integer PL_A_SIGNED = 3, parameter integer PL_Z_Y = 4, parameter integer PL_LO = 5,
+  parameter integer PL_HI = 6, parameter integer PL_MODE = 7, parameter integer PL_N_ACT = 8,
+  parameter integer PL_N_WGT = 9, parameter integer PL_N_CH = 10, parameter integer PL_N_OUT = 11,
+  parameter integer PL_FLAGS = 12
 ) ();
 
-  localparam integer Y_BITS = 16;
-  localparam integer PW     = 13;  // plan words per run
-  localparam integer CH_W   = COLS * (ACC_BITS + MULT_BITS + 6);
+  localparam integer PW     = PLAN_WORDS;
+  localparam integer CH_W   = COLS * (ACC_BITS + MULT_BITS + SH_BITS);
   localparam integer IDX_BITS = (M > 1) ? $clog2(M) : 1;
   localparam integer HW_W_A = M * ROWS * A_BITS;
   localparam integer HW_W_W = COLS * (N * W_BITS + N * IDX_BITS);
@@ -88,8 +99,9 @@ module t2c_harness #(
   t2c_accel_top #(
     .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
     .ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_MAX(SHIFT_MAX), .ACT_DEPTH(ACT_DEPTH),
-    .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS), .PACKED(PACKED),
-    .PROFILES(PROFILES), .ROW_PARAMS(ROW_PARAMS), .ZERO_POINTS(ZERO_POINTS)
+    .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS),
+    .SH_BITS(SH_BITS), .PACKED(PACKED), .PROFILES(PROFILES), .ROW_PARAMS(ROW_PARAMS),
+    .ZERO_POINTS(ZERO_POINTS)
   ) u_top (
     .clk_i(clk), .rst_ni(rst_n), .start_i(start_q),
     .cfg_rows_i(cfg_rows_q), .cfg_groups_i(cfg_groups_q), .cfg_cols_i(cfg_cols_q),
@@ -156,20 +168,20 @@ module t2c_harness #(
     start_q <= 1'b0;
     case (state_q)
       2'd0: if (go_i && rst_n) begin
-        cfg_rows_q   <= plan[1 + PW*tile_i + 0];
-        cfg_groups_q <= plan[1 + PW*tile_i + 1];
-        cfg_cols_q   <= plan[1 + PW*tile_i + 2];
-        cfg_asg_q    <= plan[1 + PW*tile_i + 3][0];
-        cfg_zy_q     <= plan[1 + PW*tile_i + 4];
-        cfg_lo_q     <= plan[1 + PW*tile_i + 5];
-        cfg_hi_q     <= plan[1 + PW*tile_i + 6];
-        cfg_mode_q   <= plan[1 + PW*tile_i + 7];
-        n_act_q      <= plan[1 + PW*tile_i + 8];
-        n_wgt_q      <= plan[1 + PW*tile_i + 9];
-        n_ch_q       <= plan[1 + PW*tile_i + 10];
-        n_out_q      <= plan[1 + PW*tile_i + 11];
-        cfg_first_q  <= plan[1 + PW*tile_i + 12][0];
-        cfg_last_q   <= plan[1 + PW*tile_i + 12][1];
+        cfg_rows_q   <= plan[1 + PW*tile_i + PL_ROWS];
+        cfg_groups_q <= plan[1 + PW*tile_i + PL_GROUPS];
+        cfg_cols_q   <= plan[1 + PW*tile_i + PL_COLS];
+        cfg_asg_q    <= plan[1 + PW*tile_i + PL_A_SIGNED][0];
+        cfg_zy_q     <= plan[1 + PW*tile_i + PL_Z_Y];
+        cfg_lo_q     <= plan[1 + PW*tile_i + PL_LO];
+        cfg_hi_q     <= plan[1 + PW*tile_i + PL_HI];
+        cfg_mode_q   <= plan[1 + PW*tile_i + PL_MODE];
+        n_act_q      <= plan[1 + PW*tile_i + PL_N_ACT];
+        n_wgt_q      <= plan[1 + PW*tile_i + PL_N_WGT];
+        n_ch_q       <= plan[1 + PW*tile_i + PL_N_CH];
+        n_out_q      <= plan[1 + PW*tile_i + PL_N_OUT];
+        cfg_first_q  <= plan[1 + PW*tile_i + PL_FLAGS][0];
+        cfg_last_q   <= plan[1 + PW*tile_i + PL_FLAGS][1];
         tile_done_o  <= 1'b0;
         load_q       <= 1'b1;
         state_q      <= 2'd1;

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from t2c_sim.regress.report import plots
 from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header, parity_html
-from t2c_sim.regress.report.terminal import lsb_text
+from t2c_sim.regress.report.terminal import dut_text, has_backpressure, lsb_text, stall_text
 from t2c_sim.regress.results import RunResult
 
 CSS = """
@@ -46,9 +46,10 @@ def layer_table_html(run: RunResult) -> str:
     """The per-layer table as an HTML ``<table>``."""
     sims = list(run.sims)
     par = has_parity(run)
+    bp = has_backpressure(run)
     head = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
-            "cycles RTL", "est/RTL", "utilization"] + (sims or ["verdict"]) + \
-        ([parity_header(run)] if par else [])
+            "cycles RTL", "est/RTL", "utilization"] + (["stall (measured - model)"] if bp else []) \
+        + (sims or ["verdict"]) + ([parity_header(run)] if par else [])
     rows = []
     for lr in run.layers:
         meas = lr.cycles_measured
@@ -59,6 +60,8 @@ def layer_table_html(run: RunResult) -> str:
                  f"<td>{_e(lsb_text(lr.lsb))}</td>", f'<td class="num">{_num(lr.cycles_est)}</td>',
                  f'<td class="num">{_num(meas)}</td>', f'<td class="num">{ratio}</td>',
                  f'<td class="num">{util}</td>']
+        if bp:
+            cells.append(f'<td class="num">{_e(stall_text(lr))}</td>')
         if sims:
             for s in sims:
                 o = lr.outcome(s)
@@ -121,7 +124,8 @@ def run_body(run: RunResult, level: int = 1, plots_on: bool = True) -> str:
            f"{_e(run.verdict.upper())}</span></{h}>",
            f'<div class="meta">source: <code>{_e(run.source)}</code> &middot; simulators: '
            f'{_e(", ".join(run.sims) or "none (golden + estimate)")} &middot; seed {run.seed} '
-           f"&middot; {run.wall_s:.1f} s<br>hardware: <code>{_e(hw)}</code><br>"
+           f"&middot; {run.wall_s:.1f} s<br>DUT: <code>{_e(dut_text(run))}</code><br>"
+           f"hardware: <code>{_e(hw)}</code><br>"
            f"command: <code>{_e(run.command)}</code><br>{c['pass']} pass, {c['fail']} fail, "
            f"{c['error']} error, {c['golden']} golden-only, {c['skipped']} skipped</div>",
            "<h2>Layers</h2>", layer_table_html(run)]
@@ -158,6 +162,7 @@ def render_suite_html(title: str, jobs: Sequence[tuple[str, RunResult | None, di
         status = str(info.get("status", run.verdict if run else "error"))
         c = run.counts() if run else {}
         rows.append(f"<tr><td><code>{_e(jid[:10])}</code></td><td>{_e(info.get('name', ''))}</td>"
+                    f"<td>{_e(info.get('dut', 't2c_accel'))}</td>"
                     f"<td>{_e(info.get('hw_tag', ''))}</td><td>{_e(info.get('sim') or '-')}</td>"
                     f"<td>{_e(info.get('seed', ''))}</td>{_verdict(status)}"
                     f'<td class="num">{c.get("pass", 0)}</td><td class="num">{c.get("fail", 0)}'
@@ -171,7 +176,7 @@ def render_suite_html(title: str, jobs: Sequence[tuple[str, RunResult | None, di
         elif info.get("message"):
             details.append(f"<details open><summary>{_e(info.get('name', jid))} (ERROR)</summary>"
                            f"<code>{_e(info['message'])}</code></details>")
-    head = "".join(f"<th>{h}</th>" for h in ("job", "name", "hw", "sim", "seed", "verdict",
+    head = "".join(f"<th>{h}</th>" for h in ("job", "name", "DUT", "hw", "sim", "seed", "verdict",
                                               "pass", "fail", "error", "time"))
     body = (f"<h1>{_e(title)}</h1><h2>Jobs</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
             f"<h2>Details</h2>{''.join(details)}")

@@ -32,6 +32,11 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
     props = ET.SubElement(ts, "properties")
     for k, v in run.hw.items():
         ET.SubElement(props, "property", name=f"hw.{k}", value=str(v))
+    for k in ("name", "file", "profile", "top", "cycle_model"):
+        if run.dut.get(k) is not None:
+            ET.SubElement(props, "property", name=f"dut.{k}", value=str(run.dut[k]))
+    for k, v in (run.dut.get("parameters") or {}).items():
+        ET.SubElement(props, "property", name=f"dut.param.{k}", value=str(v))
     ET.SubElement(props, "property", name="seed", value=str(run.seed))
     ET.SubElement(props, "property", name="command", value=run.command)
     n = fails = errs = skips = 0
@@ -70,6 +75,9 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
             out = ET.SubElement(tc, "system-out")
             out.text = (f"cycles_measured={o.cycles_measured} cycles_est={lr.cycles_est} "
                         f"tiles={len(o.tiles)}")
+            if o.backpressure:
+                out.text += (f" backpressure={o.backpressure[0]},{o.backpressure[1]} "
+                             f"cycles_model={o.cycles_model} stall_cycles={o.stall_cycles}")
     pn, pf = parity_cases(ts, run)
     n, fails = n + pn, fails + pf
     ts.set("tests", str(n))

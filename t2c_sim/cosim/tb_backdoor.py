@@ -1,11 +1,15 @@
-"""cocotb test module driven by :func:`t2c_sim.cosim.run.run_layer` (runs inside the simulator).
+"""cocotb test module of the back-door profile (:mod:`t2c_sim.cosim.profiles.backdoor`).
 
-The harness (``hdl/t2c_harness.v``) does the per-cycle work in HDL; this module only starts
-each accelerator run (a tile, or one K-chunk of a split tile) and waits for its
-``tile_done_o`` under a watchdog derived from the cycle model. Payload (JSON,
+Runs inside the simulator. The DUT's harness does the per-cycle work in HDL; this module only
+starts each run (for our accelerator a tile, or one K-chunk of a split tile) and waits for its
+``tile_done_o`` under a watchdog derived from the cycle model. The harness protocol: registers
+``rst_n`` (released by the harness), ``go_i`` and ``tile_i`` (driven here: run ``tile_i``
+starts when ``go_i`` is high at a rising edge of ``clk``), ``tile_done_o`` (rises when the run
+ended), ``tile_err_o`` (the DUT's error flags of that run) and ``busy``. Payload (JSON,
 :func:`t2c_sim.cosim.sim.load_payload`): ``tiles`` (global run numbers to run, in order),
 ``names`` ("layer tile i [chunk c/n]" per run, for messages), ``limits`` (watchdog cycles per
-run), ``predicted`` (cycle model per run).
+run), ``predicted`` (cycle model per run), ``err_names`` (optional: the name of each error
+flag bit, for messages).
 """
 
 from __future__ import annotations
@@ -17,14 +21,13 @@ from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import SimulationError
 
 CLOCK_NS = 10  # the harness clock period
-ERR_NAMES = ("zero-size", "act-depth", "wgt-depth", "ch-depth", "out-depth", "lo>hi|run-mode",
-             "shift>SHIFT_MAX", "requant-skew")
 
 
 @cocotb.test()
 async def run_tiles(dut) -> None:
     """Run every requested run; fail with :class:`SimulationError` on a hang or error flag."""
     pl = load_payload()
+    err_names = list(pl.get("err_names") or [])
     while not int(dut.rst_n.value):
         await RisingEdge(dut.clk)
     for t, name, limit, pred in zip(pl["tiles"], pl["names"], pl["limits"], pl["predicted"]):
@@ -41,7 +44,7 @@ async def run_tiles(dut) -> None:
         await ReadOnly()
         err = int(dut.tile_err_o.value)
         if err:
-            names = ",".join(n for i, n in enumerate(ERR_NAMES) if err >> i & 1)
+            names = ",".join(n for i, n in enumerate(err_names) if err >> i & 1)
             raise SimulationError(f"layer {name}: accelerator error flags "
-                                  f"{err:#04x} ({names})")
+                                  f"{err:#04x}" + (f" ({names})" if names else ""))
         await RisingEdge(dut.clk)

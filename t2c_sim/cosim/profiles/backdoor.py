@@ -1,0 +1,129 @@
+"""The back-door profile: memories loaded in bulk into the DUT's RAMs by its simulation harness.
+
+The fastest path (no bus at all): the adapter writes each run's memory images and a plan into
+a run directory, the DUT's harness loads them with ``$readmemh`` in zero simulation time,
+starts the run, waits for its end and dumps the results with ``$writememh``. The cocotb module
+(:mod:`t2c_sim.cosim.tb_backdoor`) only starts runs and runs the watchdog.
+
+The adapter protocol of this profile (our accelerator's is
+:class:`t2c_sim.cosim.accel.T2cAccelAdapter`):
+
+* ``harness(sim, packed=None, rtl_dir=None) -> (sources, toplevel, parameters)``: the build;
+  ``max_runs``: how many runs the harness's plan holds;
+* ``configure(rec, x) -> plan`` (one per layer; ``units(plan)`` tiles, ``runs(plan)`` runs);
+* ``load(plans, run_dir, tiles, limit) -> selected tiles per layer`` (writes the files);
+* ``schedule(plan, sel, base) -> [(global run, name, predicted cycles)]``;
+* ``read(plan, run_dir, sel, base, predicted) -> (y, acc, [TileResult])``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2c_sim.cosim import sim as simmod
+from t2c_sim.cosim.profiles.harness import release_run_dir
+from t2c_sim.cosim.result import CosimResult
+from t2c_sim.errors import SimulationError, UnsupportedLayerError
+from t2c_sim.record import LayerRecord
+
+__all__ = ["run_backdoor", "TB_MODULE", "find_wave", "default_timeout"]
+
+log = logging.getLogger(__name__)
+
+TB_MODULE = Path(__file__).resolve().parents[1] / "tb_backdoor.py"
+
+
+def find_wave(run_dir: Path, build_dir: Path) -> Path | None:
+    """The newest waveform written by a run (FST from Verilator, per the runner on Icarus)."""
+    found = sorted([*run_dir.rglob("*.fst"), *run_dir.rglob("*.vcd"),
+                    *build_dir.glob("*.fst"), *build_dir.glob("*.vcd")],
+                   key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def default_timeout(total_cycles: int, sim: str, pes: int) -> float:
+    """Generous wall-clock limit of a run: measured ~10k (Icarus) / ~140k (Verilator) cycles/s."""
+    return 120.0 + total_cycles * (4e-5 * pes if sim == "icarus" else 5e-5 + 2e-6 * pes)
+
+
+def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], sim: str, *,
+                 build_root: str | Path, waves: bool = False,
+                 tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
+                 keep: bool = False, mutate: Callable[[Path], None] | None = None,
+                 optimize: bool = False, watchdog_margin: int = 1000,
+                 packed: bool | None = None, rtl_dir: str | Path | None = None,
+                 max_runs: int | None = None) -> list[CosimResult]:
+    """Co-simulate ``pairs`` (checked records and inputs) on a back-door DUT, one process.
+
+    See :func:`t2c_sim.cosim.engine.cosimulate` for the arguments.
+    """
+    t0 = time.monotonic()
+    ad = dut.adapter
+    plans = [ad.configure(rec, x) for rec, x in pairs]
+    if tiles is not None:
+        for (rec, _), plan, sel in zip(pairs, plans, tiles):
+            for i in sel or ():
+                if not 0 <= i < ad.units(plan):
+                    raise SimulationError(f"tile {i} is not one of the {ad.units(plan)} tiles",
+                                          layer=rec.name)
+    max_runs = int(max_runs or ad.max_runs)   # the harness's plan capacity
+    n_runs = sum(ad.runs(p) for p in plans)
+    if n_runs > max_runs:  # before the build: a refused size costs no simulator
+        raise UnsupportedLayerError(
+            f"layer {', '.join(r.name for r, _ in pairs)}: {n_runs} accelerator runs exceed the "
+            f"limit of {max_runs} runs per simulator process (co-simulate fewer layers at "
+            f"once, or fewer tiles with tiles=...)")
+    srcs, top, params = ad.harness(sim, packed=packed, rtl_dir=rtl_dir)
+    args = []
+    if sim == "verilator":
+        args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else [])
+    info = simmod.build(sim, top, srcs, params, build_root, waves=waves, build_args=args,
+                        includes=dut.spec.includes, defines=dut.spec.defines)
+    runs_dir = info.build_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    first = re.sub(r"[^A-Za-z0-9_.-]+", "_", pairs[0][0].name)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{first}-", dir=runs_dir))
+    t1 = time.monotonic()
+    sels = ad.load(plans, run_dir, tiles, max_runs)
+    bases = np.cumsum([0] + [ad.runs(p) for p in plans]).tolist()
+    order, names, pred = [], [], {}
+    for plan, sel, base in zip(plans, sels, bases):
+        for gi, name, cyc in ad.schedule(plan, sel, base):
+            order.append(gi)
+            names.append(name)
+            pred[gi] = cyc
+    prep_s = time.monotonic() - t1
+    if mutate is not None:
+        mutate(run_dir)
+    if timeout_s is None:
+        timeout_s = default_timeout(sum(pred.values()), sim,
+                                    int(dut.params.get("ROWS", 8)) * int(dut.params.get("COLS", 8)))
+    payload = {"names": names, "tiles": order, "predicted": [pred[i] for i in order],
+               "limits": [2 * pred[i] + watchdog_margin for i in order],
+               "err_names": list(getattr(dut.spec.interface, "err_names", ()))}
+    t2 = time.monotonic()
+    simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
+               waves=waves)
+    wall = time.monotonic() - t2
+    wave = find_wave(run_dir, info.build_dir) if waves else None
+    out = []
+    for (rec, _), plan, sel, base in zip(pairs, plans, sels, bases):
+        y, acc, res = ad.read(plan, run_dir, sel, base, pred)
+        out.append(CosimResult(layer=rec.name, y=y, acc=acc,
+                               cycles=sum(r.cycles_measured for r in res), tiles=res, sim=sim,
+                               build_dir=info.build_dir, run_dir=run_dir, wave_file=wave,
+                               wall_s=wall, build_s=info.build_s, prep_s=prep_s, dut=dut.name,
+                               check_cycles=dut.exact,
+                               extra={"layers_in_run": float(len(plans))}))
+    release_run_dir(out, run_dir, keep or waves)
+    log.info("%d layer(s) on %s (%s): %d runs, run %.2f s (total %.2f s)", len(plans), sim,
+             dut.name, len(order), wall, time.monotonic() - t0)
+    return out
