@@ -127,7 +127,8 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: i
                       waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=seed, command=command, **_dut_opts(args))
+                      seed=seed, command=command, jobs=getattr(args, "jobs", None),
+                      chain=bool(getattr(args, "chain", False)), **_dut_opts(args))
 
 
 def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,6 +145,17 @@ def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
     except ConfigError as e:
         raise e.with_context(key="--backpressure") from None
     return {"dut": dut, "dut_params": tuple(sorted(params.items())), "backpressure": bp}
+
+
+def _check_parallel(args: argparse.Namespace, sims: Any = ()) -> None:
+    """``-j``, ``--executor``/``--scheduler`` and ``--chain`` usage, before any work."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j must be >= 1, got {args.jobs}")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if getattr(args, "chain", False) and not sims:
+        raise UsageError("--chain feeds the RTL's outputs forward: it needs a simulator "
+                         "(--sim verilator, icarus or both)", key="--chain")
 
 
 def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
@@ -187,6 +199,7 @@ def _load_source(path: str, seed: int | None, cache_dir: str):
 
 
 def _print_run(run: Any, reports: dict[str, Path]) -> None:
+    from t2c_sim.regress.report.chain import chain_lines
     from t2c_sim.regress.report.parity import parity_lines
     from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
 
@@ -195,7 +208,7 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
     if fails:
         print()
         print(fails)
-    for line in parity_lines(run):
+    for line in parity_lines(run) + chain_lines(run):
         print(line)
     from t2c_sim.regress.report.terminal import backpressure_text
 
@@ -225,6 +238,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
     onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
+    _check_parallel(args, sims)
     hw = _hw(args, simulated=bool(sims))  # --hw / --hw-param before any expensive work
     rounding = _onnx_rounding(args, sims, hw) if onnx else None
     opts = _opts(args, sims, command)
@@ -247,16 +261,22 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     opts = _opts(args, sims, command, seed=src.seed)
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
     created = not out_dir.exists()
+    ex = None
     try:
+        if args.executor == "dask" and sims:
+            ex = DaskExecutor(args.scheduler, workers=args.jobs or os.cpu_count() or 1,
+                              connect_timeout_s=args.connect_timeout)
         with folder_lock(out_dir):
-            return _run_locked(args, src, hw, opts, out_dir, t0)
+            return _run_locked(args, src, hw, opts, out_dir, t0, ex)
     finally:
+        if ex is not None:
+            ex.close()
         if created:  # interrupted or failed before writing anything: leave no empty folder
             remove_empty_dirs(out_dir)
 
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
-                t0: float) -> int:
+                t0: float, executor: Any = None) -> int:
     from t2c_sim.regress.pipeline import evaluate
     from t2c_sim.regress.report.write import write_reports
 
@@ -276,7 +296,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
     try:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
-                       progress=progress, checked=True)
+                       progress=progress, checked=True, executor=executor)
     finally:
         bar.close()
     if src.parity:  # ONNX Runtime parity (run MODEL.onnx --parity ort)
@@ -299,10 +319,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"-j must be >= 1, got {args.jobs}")
-    if args.scheduler and args.executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
+    _check_parallel(args)
     from t2c_sim.cosim.dut import parse_dut_params
 
     over = parse_dut_params(args.dut_param) if args.dut_param else None
@@ -322,13 +339,17 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         if sims:  # exit 3 before anything is written (Dask workers have their own tools)
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
+            _prebuild_suite(suite, args)
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     created = not out.exists()
     try:
         oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
                        force=args.force, progress=_progress_enabled(args),
                        sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
-                                    "verilator_root": args.verilator_root})
+                                    "verilator_root": args.verilator_root,
+                                    # one job runs here: its layers get the workers
+                                    "jobs": jobs if len(suite.jobs) == 1 and
+                                    args.executor == "local" else 1})
     except KeyboardInterrupt as e:
         from t2c_sim.regress.runner import ResultStore
 
@@ -361,6 +382,28 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         sys.stderr.write(f"t2c-sim: job error: {n_err} of {len(suite.jobs)} jobs ended in an "
                          f"error; first: {one_line(first)}\n")
     return _verdict_code(oc.verdict)
+
+
+def _prebuild_suite(suite: Any, args: argparse.Namespace) -> None:
+    """Build every model the suite's jobs need here, once each, before the pool starts (pool
+    workers then reuse the builds; two workers never build the same model). A build that fails
+    is left to the jobs, which report it."""
+    from t2c_sim.regress.parallel import Settings, prebuild
+    from t2c_sim.regress.pipeline import RunOptions, bind_dut
+
+    want: dict[str, tuple[Any, Any, set[str]]] = {}
+    for j in suite.jobs:
+        if j.sim:
+            params = tuple(sorted(j.dut_params.items()))
+            key = repr((sorted(j.hw.items()), j.dut, params))
+            if key not in want:
+                dut = bind_dut(RunOptions(dut=j.dut, dut_params=params), j.hw_config)
+                want[key] = (j.hw_config, dut, set())
+            want[key][2].add(j.sim)
+    for hw, dut, sims in want.values():
+        prebuild(sorted(sims), Settings(hw=hw, dut=dut, build_root=args.build_root,
+                                        tool_path=args.tool_path,
+                                        verilator_root=args.verilator_root))
 
 
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:
@@ -539,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream DUTs: percent of cycles the input withholds tvalid and the "
                         "output withholds tready (seeded LFSR; e.g. 30,40; default none)")
     r.add_argument("--cache-dir", default="build/cache")
+    r.add_argument("--chain", action="store_true",
+                   help="chained mode: each layer's RTL output feeds the next layers; the "
+                        "report shows the first layer where chained and golden differ")
+    _add_parallel_options(r, "simulator processes the layers and tile ranges are spread over")
     _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -547,13 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
                         "run the unfinished ones; each result is stored as it ends.")
     g2.add_argument("suite", metavar="SUITE.yaml")
-    g2.add_argument("-j", "--jobs", type=int, default=None, help="parallel jobs (default: cores)")
     g2.add_argument("--out", default=None, help="results folder (default results/regress/<name>)")
-    g2.add_argument("--executor", choices=("local", "dask"), default="local")
-    g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="Dask scheduler address (default: a new LocalCluster)")
-    g2.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                    help="how long to wait for the Dask scheduler (default 10; then exit 3)")
+    _add_parallel_options(g2, "parallel jobs")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
     g2.set_defaults(func=cmd_regress)
@@ -594,6 +636,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------- ONNX models
 ONNX_PROFILES = ("ort_fp32", "half_even", "half_up", "half_away", "floor")
+
+
+def _add_parallel_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``-j``, ``--executor``, ``--scheduler``, ``--connect-timeout`` (run and regress)."""
+    g = p.add_argument_group("parallel")
+    g.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help=f"{what} (default: the cores)")
+    g.add_argument("--executor", choices=("local", "dask"), default="local")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a new LocalCluster of -j workers)")
+    g.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the Dask scheduler (default 10; then exit 3)")
 
 
 def _add_onnx_run_options(r: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.cosim import features
+from t2c_sim.cosim import bulk, features
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.gemm import gemm_operands
@@ -56,7 +56,7 @@ from t2c_sim.sparse.nm import compress
 
 __all__ = ["Gemm", "HARNESS", "RTL_MODULES", "TOPLEVEL", "OUT_MEM", "ACC_MEM", "default_packed",
            "harness_sources", "to_gemm", "run_index", "check_capacity", "prepare", "collect",
-           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words"]
+           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words", "plan_words_of"]
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "hdl" / "t2c_harness.v"
@@ -178,8 +178,7 @@ def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[i
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
     g0, gs = plan.chunks[ci]
-    first, last = ci == 0, ci == len(plan.chunks) - 1
-    qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
+    first = ci == 0
     m, n = hw.m, hw.n
     words: dict[str, np.ndarray] = {}
     act = gm.cols[t.group, t.p0:t.p0 + t.rows, g0 * m:(g0 + gs) * m]
@@ -191,17 +190,27 @@ def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[i
     check_range(vals, hw.w_bits, gm.w_signed, f"layer {rec.name} weights")
     check_range(idx, hw.idx_bits, False, f"layer {rec.name} indices")
     words["wgt"] = pack_limbs(*iface.wgt_fields(vals, idx, hw))
-    n_ch = 0
     if first:   # per channel: qc ch words; per row (ROWPAR): rows * qc words for the rp memory
-        f, w = features.param_fields(rec, gm.params, hw, t.p0, t.rows, t.c0, t.cols)
-        words["ch"] = pack_limbs(f, w)
-        n_ch = f.shape[0]
-    return words, iface.plan_words(rows=t.rows, groups=gs, cols=t.cols,
-                                   a_signed=int(rec.a_signed), z_y=rec.z_y, lo=rec.lo, hi=rec.hi,
-                                   mode=gm.mode, n_act=qr * gs, n_wgt=qc * gs, n_ch=n_ch,
-                                   n_out=t.rows * qc if last else 0,
-                                   flags=(iface.FLAG_FIRST if first else 0)
-                                   | (iface.FLAG_LAST if last else 0))
+        words["ch"] = pack_limbs(*features.param_fields(rec, gm.params, hw, t.p0, t.rows, t.c0,
+                                                        t.cols))
+    return words, plan_words_of(gm, t, ci)
+
+
+def plan_words_of(gm: Gemm, t: Tile, ci: int, wgt: bool = True, ch: bool = True) -> list[int]:
+    """The plan words of run ``(t, chunk ci)``. The requantizer parameters are loaded by a
+    tile's first chunk (``qc`` ch words, or per row ``rows * qc`` rp words); ``wgt``/``ch``
+    False: the memory already holds this run's words (0 to load)."""
+    rec, hw, plan = gm.rec, gm.hw, gm.plan
+    gs = plan.chunks[ci][1]
+    first, last = ci == 0, ci == len(plan.chunks) - 1
+    qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
+    n_ch = t.rows * qc if gm.mode & iface.ROWPAR else qc
+    return iface.plan_words(rows=t.rows, groups=gs, cols=t.cols,
+                            a_signed=int(rec.a_signed), z_y=rec.z_y, lo=rec.lo, hi=rec.hi,
+                            mode=gm.mode, n_act=qr * gs, n_wgt=qc * gs if wgt else 0,
+                            n_ch=n_ch if first and ch else 0, n_out=t.rows * qc if last else 0,
+                            flags=(iface.FLAG_FIRST if first else 0)
+                            | (iface.FLAG_LAST if last else 0))
 
 
 def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
@@ -246,12 +255,27 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     base = 0
     for li, gm in enumerate(gemms):
         want = None if tiles is None or tiles[li] is None else set(tiles[li])
+        chosen = [t for t in gm.plan.tiles if want is None or t.index in want]
+        # the whole layer packed once (bulk.py), unless a tile is off the block grid
+        text = bulk.layer_text(gm) if chosen and bulk.aligned(gm, chosen) else None
+        held_w = held_ch = None  # what the weight / channel memories hold (runs in order)
         sel = []
         for t in gm.plan.tiles:
             if want is None or t.index in want:
                 for ci in range(len(gm.plan.chunks)):
-                    plan_words += _write_run(gm, t, ci, run_dir,
-                                             base + run_index(gm.plan, t.index, ci))
+                    gi = base + run_index(gm.plan, t.index, ci)
+                    if text is None:
+                        plan_words += _write_run(gm, t, ci, run_dir, gi)
+                        continue
+                    # consecutive runs of one column block reload only their activations
+                    # (per-row parameters differ per row tile: their words always reload)
+                    kw, kc = (t.group, t.c0, t.cols, ci), (t.group, t.c0, t.cols)
+                    if gm.mode & iface.ROWPAR:
+                        kc = (*kc, t.p0, t.rows)
+                    wgt, ch = kw != held_w, ci == 0 and kc != held_ch
+                    bulk.write_run(text, gm, t, ci, run_dir, gi, wgt=wgt, ch=ch)
+                    plan_words += plan_words_of(gm, t, ci, wgt=wgt, ch=ch)
+                    held_w, held_ch = kw, kc
                 sel.append(t.index)
             else:
                 plan_words += [0] * (iface.PLAN_WORDS * len(gm.plan.chunks))
@@ -343,10 +367,17 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
                 raise SimulationError(f"layer {rec.name} {what}: accelerator error flags "
                                       f"{stats[gi][0]:#04x}")
         cyc[i] = tuple(stats[gi][1] for gi in runs)
+    tiles = [plan.tiles[i] for i in sel]
+    lasts = [base + run_index(plan, i, nk - 1) for i in sel]
+    fast = [bulk.read_dumps(gm, run_dir, tiles, lasts, name, bits)
+            for name, bits in (("y", iface.Y_BITS), ("acc", hw.acc_bits))]
+    if fast[0] is not None and fast[1] is not None:  # every dump clean: parsed at once
+        return fast[0], fast[1], cyc
+    for t, last in zip(tiles, lasts):  # the per-tile reader names a bad dump's word and lane
         cb = -(-t.cols // hw.cols)
         for arr, name, mem, bits in ((y, "y", OUT_MEM, iface.Y_BITS),
                                      (acc, "acc", ACC_MEM, hw.acc_bits)):
-            lanes = _read_dump(run_dir / f"t{runs[-1]}_{name}.hex", hw.cols, bits, mem, rec.name,
+            lanes = _read_dump(run_dir / f"t{last}_{name}.hex", hw.cols, bits, mem, rec.name,
                                t, cb, t.cols)
             arr[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = \
                 lanes.reshape(t.rows, cb * hw.cols)[:, :t.cols]

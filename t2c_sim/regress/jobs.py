@@ -23,11 +23,14 @@ log = logging.getLogger(__name__)
 
 def run_job(job: Job, out_root: str, build_root: str = "build/sim",
             cache_dir: str = "build/cache", *, timeout_s: float | None = None,
-            tool_path: str | None = None, verilator_root: str | None = None) -> dict[str, Any]:
+            tool_path: str | None = None, verilator_root: str | None = None,
+            jobs: int = 1) -> dict[str, Any]:
     """Build/generate the job's records, evaluate them, and return the result dict.
 
     ``timeout_s`` (the command line's ``--timeout``) overrides the suite's ``timeout_s``;
-    ``tool_path`` and ``verilator_root`` choose the simulators as in ``t2c-sim run``.
+    ``tool_path`` and ``verilator_root`` choose the simulators as in ``t2c-sim run``; ``jobs``
+    spreads the job's own layers over simulator processes (1 inside a pool worker: the suite's
+    jobs are what runs in parallel there).
 
     Returns:
         ``{"job_id", "info", "status", "message", "wall_s", "run"}`` where ``run`` is a
@@ -53,7 +56,7 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
                           build_root=build_root, tool_path=tool_path,
                           verilator_root=verilator_root, seed=job.seed, command=cmd,
                           dut=job.dut, dut_params=tuple(sorted(job.dut_params.items())),
-                          backpressure=job.backpressure)
+                          backpressure=job.backpressure, jobs=jobs)
         check_tools(opts)
         run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary)

@@ -27,7 +27,7 @@ from t2c_sim.files import jsonable
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.results import FAIL, PASS, SimOutcome
 
-__all__ = ["simulate", "mismatch_dict", "wave_path", "MAP_BINS"]
+__all__ = ["simulate", "judge", "mismatch_dict", "wave_path", "MAP_BINS"]
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,18 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
                          timeout_s=timeout_s, backpressure=backpressure, seed=seed)[0]
     except MismatchError as e:  # the testbench itself flagged a difference
         return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
+    return judge(rec, sim, res, time.perf_counter() - t0, wave_tile=wave_tile)
+
+
+def judge(rec: LayerRecord, sim: str, res: Any, wall_s: float,
+          wave_tile: int | None = None) -> SimOutcome:
+    """The verdict on a co-simulated layer: ``res`` (a ``CosimResult``, possibly merged from
+    the tile ranges of several processes) against the golden ``acc``/``y`` of ``rec``.
+
+    With ``wave_tile`` only that tile ran: the other outputs are taken from the golden model.
+    """
     out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=_tiles(res),
-                     wall_s=time.perf_counter() - t0, wave=wave_path(res),
+                     wall_s=wall_s, wave=wave_path(res),
                      cycles_model=res.cycles_predicted,
                      backpressure=list(res.backpressure) if any(res.backpressure) else None)
     actual_y, actual_acc = res.y, getattr(res, "acc", None)

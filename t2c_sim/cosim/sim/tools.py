@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2c_sim.cosim.sim.payload import PAYLOAD_ENV
 from t2c_sim.errors import SimulationError
 
 __all__ = ["SIMULATORS", "PAYLOAD_ENV", "find_tools", "run_logged", "log_tail", "tool_options",
@@ -54,9 +55,8 @@ def tool_options(path: str | None = None,
     finally:
         _TOOL_OPTIONS.reset(token)
 
+
 SIMULATORS = ("icarus", "verilator")
-#: The environment variable that names a testbench's payload file (never inherited).
-PAYLOAD_ENV = "T2C_PAYLOAD"
 
 
 def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
