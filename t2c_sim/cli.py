@@ -239,8 +239,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
     _check_parallel(args, sims)
-    rounding = _onnx_rounding(args, sims) if onnx else None
     hw = _hw(args, simulated=bool(sims))  # --hw / --hw-param before any expensive work
+    rounding = _onnx_rounding(args, sims, hw) if onnx else None
     opts = _opts(args, sims, command)
     out_dir = Path(args.out or Path("results") / Path(args.source).stem)
     check_output_dir(out_dir)  # a file, an unwritable folder, a regress running there: exit 2
@@ -436,8 +436,9 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         check_layer_size(r, hw)
     rows, table = [], []
     tot_macs = tot_cyc = 0
+    ops = estimate.array_ops(hw)   # matmul too on a build with operand zero points
     for r in records:
-        if r.op not in MAC_OPS:
+        if r.op not in ops:
             continue
         try:
             cyc = int(estimate.cycles(r, hw))
@@ -675,17 +676,19 @@ def _onnx_run(args: argparse.Namespace) -> bool:
     return False
 
 
-def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...]):
-    """The import rounding; a runtime profile with a simulator requested is refused up front."""
+def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...], hw: HwConfig):
+    """The import rounding; a runtime profile with a simulator requested on a build without
+    rounding profiles (``profiles: 0``) is refused up front."""
     from t2c_sim.importers import parse_import_rounding
 
     rnd = parse_import_rounding(args.profile or "ort_fp32")
-    if sims and isinstance(rnd, RoundProfile):
-        raise ConfigError(f"rounding profile {rnd.value} has no RTL requantizer yet, so {args.source} "
-                          "cannot be co-simulated with it: run golden and parity only (--sim "
-                          "none), or import with --profile half_even for the RTL (it differs from "
-                          "ONNX Runtime on about 1 output per million, docs/interop.md)",
-                          key="--sim")
+    if sims and isinstance(rnd, RoundProfile) and not hw.profiles \
+            and getattr(args, "dut", None) is None:     # another DUT's accepts decide for it
+        raise ConfigError(f"rounding profile {rnd.value}: this build's requantizer has the "
+                          f"section-2 modes only (profiles: 0), so {args.source} cannot be "
+                          "co-simulated with it: build with profiles: 1, run golden and parity only "
+                          "(--sim none), or import with --profile half_even (it differs from ONNX "
+                          "Runtime on about 1 output per million, docs/interop.md)", key="--sim")
     return rnd
 
 

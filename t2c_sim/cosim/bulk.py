@@ -43,9 +43,10 @@ def aligned(gm: Any, tiles: Sequence[Tile]) -> bool:
 
 
 class LayerText:
-    """The ``$readmemh`` lines of one layer, per conv group: ``act[g]`` is ``[Q, G, D+1]``
-    (row block, K-group), ``wgt[g]`` ``[QC, G, D+1]`` (column block, K-group), ``ch[g]``
-    ``[QC, D+1]``."""
+    """The ``$readmemh`` lines of one layer, per conv group (a matmul: per leading index):
+    ``act[g]`` is ``[Q, G, D+1]`` (row block, K-group), ``wgt[g]`` ``[QC, G, D+1]`` (column
+    block, K-group), ``ch[g]`` ``[QC, D+1]``, or with per-row parameters ``[P, QC, D+1]`` (the rp
+    words: row, column block)."""
 
     def __init__(self) -> None:
         self.act: list[np.ndarray] = []
@@ -65,7 +66,7 @@ def layer_text(gm: Any) -> LayerText:
     rec, hw, plan = gm.rec, gm.hw, gm.plan
     m, n, g, cpg = hw.m, hw.n, plan.g, plan.c_per_group
     check_range(gm.cols, hw.a_bits, rec.a_signed, f"layer {rec.name} activations")
-    check_range(gm.values, hw.w_bits, True, f"layer {rec.name} weights")
+    check_range(gm.values, hw.w_bits, gm.w_signed, f"layer {rec.name} weights")
     check_range(gm.indices, hw.idx_bits, False, f"layer {rec.name} indices")
     ww = iface.widths(hw)
     out = LayerText()
@@ -78,8 +79,14 @@ def layer_text(gm: Any) -> LayerText:
                                 hw)                                          # [QC*G, COLS*2N]
         out.wgt.append(memh_chars(pack_limbs(f, w), ww.wgt, f"layer {rec.name}")
                        .reshape(-1, g, _line(ww.wgt)))
-        f, w = iface.ch_fields(rec.bias_eff[sl], rec.M0[sl], rec.sh[sl], hw, f"layer {rec.name}")
-        out.ch.append(memh_chars(pack_limbs(f, w), ww.ch, f"layer {rec.name}"))  # [QC, ...]
+        bias, m0, sh = (a[..., sl] for a in gm.params)      # [cpg] or per row [P, cpg]
+        if bias.ndim == 2:
+            f, w = iface.rp_fields(bias, m0, sh, hw, f"layer {rec.name}")   # [P*QC, ...]
+            out.ch.append(memh_chars(pack_limbs(f, w), ww.ch, f"layer {rec.name}")
+                          .reshape(bias.shape[0], -1, _line(ww.ch)))
+        else:
+            f, w = iface.ch_fields(bias, m0, sh, hw, f"layer {rec.name}")
+            out.ch.append(memh_chars(pack_limbs(f, w), ww.ch, f"layer {rec.name}"))  # [QC, ...]
     return out
 
 
@@ -109,7 +116,9 @@ def write_run(text: LayerText, gm: Any, t: Tile, ci: int, d: Path, gi: int, *,
     if wgt:
         _write(d / f"t{gi}_wgt.hex", text.wgt[t.group][c0:c0 + qc, g0:g0 + gs].tobytes())
     if ci == 0 and ch:
-        _write(d / f"t{gi}_ch.hex", text.ch[t.group][c0:c0 + qc].tobytes())
+        chs = text.ch[t.group]
+        _write(d / f"t{gi}_ch.hex", (chs[c0:c0 + qc] if chs.ndim == 2
+                                     else chs[t.p0:t.p0 + t.rows, c0:c0 + qc]).tobytes())
     return qr * gs, qc * gs if wgt else 0
 
 
@@ -118,7 +127,7 @@ def read_dumps(gm: Any, run_dir: Path, tiles: Sequence[Tile], last_runs: Sequenc
     """The ``t<run>_<name>.hex`` dumps of ``tiles`` (their last runs) parsed at once into the
     layer's ``[P, C_out]`` (zeros outside the tiles); ``None`` when a dump is missing, short or
     not clean hex (the caller's per-tile reader names the problem)."""
-    hw, rec = gm.hw, gm.rec
+    hw = gm.hw
     lanes = hw.cols
     digits = -(-lanes * bits // 4)
     parts, counts = [], []
@@ -137,7 +146,7 @@ def read_dumps(gm: Any, run_dir: Path, tiles: Sequence[Tile], last_runs: Sequenc
         words = parse_memh(b"".join(parts), [bits] * lanes, True, sum(counts), name)
     except RecordError:
         return None
-    out = np.zeros((gm.plan.p, rec.c_out), dtype=np.int64)
+    out = np.zeros((gm.plan.p, gm.plan.groups * gm.plan.c_per_group), dtype=np.int64)
     o = 0
     for t, k in zip(tiles, counts):
         cb = k // t.rows

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from t2c_sim.config import OpKind
 from t2c_sim.errors import RecordError
 from t2c_sim.golden import run_layer
 from t2c_sim.golden.network import NETWORK_INPUT
-from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.record import LayerRecord
 
 __all__ = ["Chain", "diff_stats", "chain_summary"]
 
@@ -60,7 +61,8 @@ class Chain:
     Attributes:
         sim: the simulator whose outputs feed the chain.
         records: the network's records with the golden network's ``x_q``/``y``/``acc``.
-        cosim: names of the MAC layers co-simulated (the others run on the host).
+        cosim: names of the layers co-simulated (linear, conv, matmul; the others run on the
+            host).
         values: chained outputs so far (``"input"``: the network input).
         stats: per layer evaluated, :func:`diff_stats` of its chained output vs golden.
         broken: the layer whose RTL produced no output (the chain ends there), else ``None``.
@@ -109,8 +111,8 @@ class Chain:
             if args is None:
                 left.append(i)
                 continue
-            if rec.op in MAC_OPS and rec.name in self.cosim:
-                ready.append(self._item(rec, args[0]))
+            if rec.name in self.cosim:
+                ready.append(self._item(rec, args))
                 self._pending.add(rec.name)
                 continue
             self._store(rec, run_layer(rec, *args).y)
@@ -120,13 +122,16 @@ class Chain:
                               f"{', '.join(self.records[i].name for i in left)}")
         return ready
 
-    def _item(self, rec: LayerRecord, x: np.ndarray) -> LayerRecord:
-        """``rec`` on the chained input ``x``: the golden network's results when ``x`` is the
-        golden input, else the golden model's on ``x``."""
-        if rec.x_q is not None and np.array_equal(x, rec.x_q):
+    def _item(self, rec: LayerRecord, args: list[np.ndarray]) -> LayerRecord:
+        """``rec`` on the chained inputs ``args`` (a matmul's ``(a, b)``, else ``x``): the golden
+        network's results when they are the golden inputs, else the golden model's on them."""
+        x = args[0]
+        b = args[1] if rec.op is OpKind.MATMUL else None
+        same_b = b is None or (rec.b_q is not None and np.array_equal(b, rec.b_q))
+        if rec.x_q is not None and np.array_equal(x, rec.x_q) and same_b:
             return rec
-        out = run_layer(rec, x)
-        return rec.replace(x_q=x.copy(), b_q=None, y=out.y,
+        out = run_layer(rec, *(args[:2] if b is not None else args[:1]))
+        return rec.replace(x_q=x.copy(), b_q=None if b is None else b.copy(), y=out.y,
                            acc=None if out.acc is None else out.acc)
 
     def feed(self, name: str, y: np.ndarray | None) -> None:

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from t2c_sim.config import HwConfig
-from t2c_sim.cosim.dut import default_dut
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.cosim.dut import Dut, default_dut
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.chain import Chain, chain_summary
@@ -45,11 +45,19 @@ from t2c_sim.regress.parallel import (
 from t2c_sim.regress.repro import write_bundle
 from t2c_sim.regress.results import FAIL, LayerResult, SimOutcome
 
-__all__ = ["cosimulate_layers", "outcome_of", "add_repro"]
+__all__ = ["cosimulate_layers", "outcome_of", "add_repro", "dut_ops"]
 
 log = logging.getLogger(__name__)
 
 NOT_RUN_NOTE = "not run after a simulator error"
+
+
+def dut_ops(dut: Dut) -> tuple[OpKind, ...]:
+    """The layers a run co-simulates on ``dut``: linear and conv, and the activation x activation
+    matmul where the DUT's ``accepts.ops`` lists it (ours: its check then refuses a matmul on a
+    build without operand zero points, naming the feature). Other layers run on the golden
+    model only."""
+    return (*MAC_OPS, OpKind.MATMUL) if OpKind.MATMUL in dut.spec.accepts.ops else MAC_OPS
 
 
 def _safe(name: str) -> str:
@@ -148,15 +156,16 @@ def cosimulate_layers(records: Sequence[LayerRecord], hw: HwConfig, opts: Any,
         The run-level chain summary (``{}`` without ``opts.chain``).
     """
     by_name = {lr.name: lr for lr in lrs}
-    selected = [r for r in records if r.op in MAC_OPS and
+    dut = dut if dut is not None else default_dut(hw)
+    ops = dut_ops(dut)
+    selected = [r for r in records if r.op in ops and
                 (opts.layers is None or r.name in opts.layers)]
     if not opts.sims or not selected:
         return {}
     jobs = getattr(opts, "jobs", None) or default_jobs()
     own = executor is None and jobs > 1
     ex = LocalExecutor(jobs, keep=True) if own else executor
-    runner = _Runner(hw, opts, out_dir, by_name, dut if dut is not None else default_dut(hw),
-                     ex, jobs, progress)
+    runner = _Runner(hw, opts, out_dir, by_name, dut, ex, jobs, progress)
     try:
         if getattr(opts, "chain", False):
             summary = _chained(records, selected, opts.sims, runner)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.config import HwConfig
+from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.compare import compare, cycle_mismatch
 from t2c_sim.cosim.dut import Dut, default_dut
 from t2c_sim.cosim.engine import cosimulate
@@ -89,10 +89,22 @@ def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: 
     t = next((t for t in tiles or () if int(t.index) == index), None)
     if t is None:
         raise SimulationError(f"tile {index} was not run", layer=rec.name)
-    out = np.array(golden, dtype=np.int64).reshape(-1, rec.c_out)
-    act = np.asarray(actual, dtype=np.int64).reshape(-1, rec.c_out)
+    shape = np.shape(golden)
+    out = _gemm_view(rec, np.array(golden, dtype=np.int64))
+    act = _gemm_view(rec, np.asarray(actual, dtype=np.int64))
     out[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = act[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
-    return out.reshape(np.shape(golden))
+    if rec.op is OpKind.MATMUL and len(shape) >= 2:
+        p, c = shape[-2], rec.c_out
+        return out.reshape(p, -1, c).transpose(1, 0, 2).reshape(shape)
+    return out.reshape(shape)
+
+
+def _gemm_view(rec: LayerRecord, a: np.ndarray) -> np.ndarray:
+    """Outputs as the GEMM's ``[P, columns]`` (a matmul ``[*lead, P, C]``: ``[P, lead x C]``)."""
+    if rec.op is OpKind.MATMUL and a.ndim >= 2:
+        p, c = a.shape[-2], rec.c_out
+        return np.ascontiguousarray(a.reshape(-1, p, c).transpose(1, 0, 2)).reshape(p, -1)
+    return a.reshape(-1, rec.c_out)
 
 
 def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "build/sim",

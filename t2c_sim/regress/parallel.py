@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim import estimate
-from t2c_sim.config import HwConfig
+from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.accel import T2cAccelAdapter
 from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.engine import cosimulate
@@ -389,7 +389,8 @@ def _merge(item: Item, parts: list[tuple[tuple[int, ...] | None, _PieceOut]]) ->
     bad = next((o for _, o in parts if o.kind != OK), None)
     if bad is not None:
         return ItemResult(bad.kind, message=bad.message, wall_s=wall)
-    res = merge_parts([o.result for _, o in parts], item.rec.c_out)
+    res = merge_parts([o.result for _, o in parts], item.rec.c_out,
+                      matmul=item.rec.op is OpKind.MATMUL)
     return ItemResult(OK, res, wall_s=wall)
 
 

@@ -2,16 +2,18 @@
 
 Plan, then execute: :func:`evaluate` binds the DUT (``opts.dut``, a DUT file; default our
 accelerator for the array ``hw``) and walks the records in order to build the layer table: for
-each MAC layer (linear, conv) it asks the DUT's cycle model for cycles (and our accelerator's
-:mod:`t2c_sim.estimate` for utilization); non-MAC layers (pools, add, flatten) are executed by
-the golden model only and reported as such. Then
-:func:`t2c_sim.regress.execute.cosimulate_layers` co-simulates every selected MAC layer on each
-requested simulator, spread over ``opts.jobs`` simulator processes (layers and tile ranges,
-:mod:`t2c_sim.regress.parallel`), on the golden model's input or, with ``opts.chain``, on what
-the RTL produced for the layers before it (:mod:`t2c_sim.regress.chain`); it compares each RTL
-output with the golden result of its input and the cycles with the model
+each layer the DUT co-simulates (linear, conv; activation x activation matmul where its
+``accepts.ops`` lists it: :func:`t2c_sim.regress.execute.dut_ops`) it asks the DUT's cycle model
+for cycles (and our accelerator's :mod:`t2c_sim.estimate` for utilization); other layers
+(pools, add, flatten, the non-linear ops) are executed by the golden model only and reported as
+such. Then :func:`t2c_sim.regress.execute.cosimulate_layers` co-simulates every selected layer
+on each requested simulator, spread over ``opts.jobs`` simulator processes (layers and tile
+ranges, :mod:`t2c_sim.regress.parallel`), on the golden model's input or, with ``opts.chain``,
+on what the RTL produced for the layers before it (:mod:`t2c_sim.regress.chain`); it compares
+each RTL output with the golden result of its input and the cycles with the model
 (:func:`t2c_sim.regress.outcome.judge`), and on a mismatch writes a repro bundle and re-runs
-just the failing tile with waves.
+just the failing tile with waves. Our accelerator refuses a matmul, a rounding profile or
+token-wise parameters on a build without the feature before anything is simulated, naming it.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
 layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
@@ -38,11 +40,14 @@ from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.golden import attach_results, run_network
 from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
-from t2c_sim.regress.execute import add_repro, cosimulate_layers
+from t2c_sim.regress.execute import add_repro, cosimulate_layers, dut_ops
 from t2c_sim.regress.outcome import simulate
 from t2c_sim.regress.results import LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
+
+#: Layers a DUT may co-simulate (a matmul where its ``accepts.ops`` lists it: ``dut_ops``).
+ARRAY_OPS = (*MAC_OPS, OpKind.MATMUL)
 
 SIM_CHOICES = ("verilator", "icarus")
 
@@ -182,16 +187,18 @@ def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
     Raises:
         ConfigError: naming the layer and the limit.
     """
-    if rec.op not in MAC_OPS:
+    if rec.op not in ARRAY_OPS:
         return
     try:
         p = estimate.gemm_rows(rec)
+        groups = estimate.gemm_groups(rec)
     except T2CError:
         return  # no rows known: the estimate reports it
     # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
     # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
-    check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
-                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+    mm = rec.op is OpKind.MATMUL       # a matmul's GEMM has groups x C_out columns
+    check_shape(name=rec.name, p=p, c_out=rec.c_out * groups if mm else rec.c_out,
+                k=max(rec.k, estimate.gemm_k(rec, hw)), groups=groups,
                 rows=min(hw.rows, hw.out_depth), cols=hw.cols,
                 array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
                                                 if hw.out_depth < hw.rows else ""))
@@ -203,6 +210,11 @@ def layer_shape(rec: LayerRecord) -> str:
         rows = int(np.prod(rec.x_q.shape[:-1])) if rec.x_q is not None else None
         r = f"{rows}x" if rows is not None else ""
         return f"{r}{rec.c_in} -> {r}{rec.c_out}"
+    if rec.op is OpKind.MATMUL and rec.x_q is not None and rec.x_q.ndim >= 2:
+        lead = "".join(f"{d}x" for d in rec.x_q.shape[:-2])
+        p = rec.x_q.shape[-2]
+        bt = "^T" if rec.trans_b else ""
+        return f"{lead}{p}x{rec.c_in} @ {rec.c_in}x{rec.c_out}{bt} -> {lead}{p}x{rec.c_out}"
     if rec.op is OpKind.CONV2D:
         oh, ow = rec.out_hw
         g = f" g{rec.groups}" if rec.groups > 1 else ""
@@ -241,7 +253,9 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
 
 def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
               dut: Dut | None = None) -> None:
-    """Check that the DUT accepts every selected MAC layer before simulating anything.
+    """Check that the DUT accepts every selected layer it would co-simulate (linear, conv,
+    matmul) before simulating anything; our accelerator refuses here a matmul, a rounding
+    profile or token-wise parameters on a build without the feature, naming it.
 
     Raises:
         RecordError: (``UnsupportedLayerError``) naming the first layer the DUT refuses, the
@@ -250,8 +264,9 @@ def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
     if not opts.sims:
         return
     dut = dut or bind_dut(opts, hw)
+    ops = dut_ops(dut)
     for rec in records:
-        if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
+        if rec.op in ops and (opts.layers is None or rec.name in opts.layers):
             dut.check(rec)
 
 
@@ -283,6 +298,8 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
         check_layer_size(rec, hw)
     records = ensure_golden(list(records))
     names = [r.name for r in records]
+    dut = bind_dut(opts, hw)
+    ops = dut_ops(dut)
     if opts.layers is not None:
         if not opts.layers:
             raise ConfigError("selects no layer", key="--layers")
@@ -291,11 +308,12 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
             if n not in by:
                 raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
                                   key="--layers")
-            if by[n].op not in MAC_OPS:
-                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only MAC layers "
-                                  "(linear, conv2d) are co-simulated; the golden model runs "
-                                  "every layer anyway", key="--layers")
-    preflight(records, hw, opts)
+            if by[n].op not in ops:
+                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only the layers the "
+                                  f"DUT runs ({', '.join(o.value for o in ops)}) are "
+                                  "co-simulated; the golden model runs every layer anyway",
+                                  key="--layers")
+    preflight(records, hw, opts, dut)
     return records
 
 
@@ -333,12 +351,13 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir), dut=dut.describe())
+    ops = dut_ops(dut)
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
-                         nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
+                         nm=f"{rec.n}:{rec.m}", macs=_macs(rec),
                          lsb=_lsb(crosscheck, rec.name))
         run.layers.append(lr)
-        if rec.op not in MAC_OPS:
+        if rec.op not in ops:
             lr.golden_only = True
             lr.note = "golden model only (not a MAC layer)"
             continue
@@ -349,6 +368,13 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
                                   executor=executor, progress=progress)
     run.wall_s = time.perf_counter() - t0
     return run
+
+
+def _macs(rec: LayerRecord) -> int:
+    """Dense multiply-accumulates of a layer (a matmul's: output elements times ``K``)."""
+    if rec.op is OpKind.MATMUL:
+        return int(np.prod(rec.y.shape)) * rec.c_in if rec.y is not None else 0
+    return rec.macs(_batch(rec))
 
 
 def _batch(rec: LayerRecord) -> int:

@@ -186,27 +186,41 @@ def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: 
     return units
 
 
-def _region(y: np.ndarray, c_out: int) -> np.ndarray:
-    return np.asarray(y).reshape(-1, c_out)
+def _region(y: np.ndarray, c_out: int, matmul: bool = False) -> np.ndarray:
+    """Outputs in the GEMM's ``[P, columns]`` view (a matmul ``[*lead, P, C]``: ``[P, lead*C]``,
+    leading index ``g`` at columns ``g*C ..``, as its tiles are planned)."""
+    a = np.asarray(y)
+    if matmul and a.ndim >= 2:
+        p = a.shape[-2]
+        return np.ascontiguousarray(a.reshape(-1, p, c_out).transpose(1, 0, 2)).reshape(p, -1)
+    return a.reshape(-1, c_out)
 
 
-def merge_parts(parts: Sequence[Any], c_out: int) -> Any:
+def _unregion(a: np.ndarray, shape: tuple[int, ...], c_out: int, matmul: bool) -> np.ndarray:
+    """The inverse of :func:`_region`."""
+    if matmul and len(shape) >= 2:
+        p = shape[-2]
+        return np.ascontiguousarray(a.reshape(p, -1, c_out).transpose(1, 0, 2)).reshape(shape)
+    return a.reshape(shape)
+
+
+def merge_parts(parts: Sequence[Any], c_out: int, matmul: bool = False) -> Any:
     """One result from the results of a layer's tile ranges (``CosimResult``-like objects).
 
     ``y`` and ``acc`` take each part's values inside that part's tiles (``p0, rows, c0, cols``
-    in the GEMM's ``[P, C_out]`` view); tiles are listed in plan order; cycles and wall times add
-    up. A single part is returned as it is.
+    in the GEMM's ``[P, C_out]`` view; a matmul's ``[P, lead x C]``); tiles are listed in plan
+    order; cycles and wall times add up. A single part is returned as it is.
     """
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    y = np.zeros_like(_region(first.y, c_out))
+    y = np.zeros_like(_region(first.y, c_out, matmul))
     has_acc = all(p.acc is not None for p in parts)
-    acc = np.zeros_like(_region(first.acc, c_out)) if has_acc else None
+    acc = np.zeros_like(_region(first.acc, c_out, matmul)) if has_acc else None
     tiles = []
     for p in parts:
-        py = _region(p.y, c_out)
-        pa = _region(p.acc, c_out) if has_acc else None
+        py = _region(p.y, c_out, matmul)
+        pa = _region(p.acc, c_out, matmul) if has_acc else None
         for t in p.tiles:
             rs, cs = slice(t.p0, t.p0 + t.rows), slice(t.c0, t.c0 + t.cols)
             y[rs, cs] = py[rs, cs]
@@ -217,7 +231,8 @@ def merge_parts(parts: Sequence[Any], c_out: int) -> Any:
     shape = np.shape(first.y)
     extra = dict(first.extra)
     extra["parts"] = float(len(parts))
-    return replace(first, y=y.reshape(shape), acc=None if acc is None else acc.reshape(shape),
+    return replace(first, y=_unregion(y, shape, c_out, matmul),
+                   acc=None if acc is None else _unregion(acc, shape, c_out, matmul),
                    cycles=sum(p.cycles for p in parts), tiles=tiles,
                    wall_s=sum(p.wall_s for p in parts), prep_s=sum(p.prep_s for p in parts),
                    build_s=max(p.build_s for p in parts), run_dir=first.run_dir, extra=extra)
