@@ -235,8 +235,9 @@ def run_task(task: _Task | _TaskFile) -> list[_PieceOut]:
 
 
 def _strip(rec: LayerRecord) -> LayerRecord:
-    """What a worker needs of a record: no golden results (they stay in the parent)."""
-    return rec.replace(y=None, acc=None, b_q=None)
+    """What a worker needs of a record: its inputs (``x_q``; a matmul's second operand ``b_q``),
+    no golden results (they stay in the parent)."""
+    return rec.replace(y=None, acc=None)
 
 
 def work_of(item: Item, settings: Settings, split: bool) -> Work:
