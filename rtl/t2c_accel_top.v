@@ -1,12 +1,33 @@
-// t2c_accel_top: N:M sparse GEMM accelerator with per-channel requantization (SPEC sections 2, 6).
+// t2c_accel_top: N:M sparse GEMM accelerator with per-channel or per-row requantization and
+// operand zero points (SPEC sections 2, 6, 7, 8, 10).
 //
 // One run (start_i .. done_o) computes, for p < rows, c < cols (one scratchpad-resident tile),
 // one K-chunk of G groups of a dot product:
 //
-//   acc[p][c] = wrap_ACC_BITS( (first ? bias[c] : psum[p][c])
-//                              + sum_{g < G} sum_{j < N} val[c][g][j] * act[p][g][idx[c][g][j]] )
+//   acc[p][c] = wrap_ACC_BITS( (first ? bias[p][c] : psum[p][c])
+//                              + sum_{g < G} sum_{j < N} (val[c][g][j] - z_w)
+//                                                        * (act[p][g][idx[c][g][j]] - z_a) )
 //   psum[p][c] = acc[p][c]                                          (every run)
-//   y[p][c]    = clamp(z_y + round_shift(acc[p][c] * M0[c], sh[c], mode), lo, hi)   (last run only)
+//   y[p][c]    = requant_mode(acc[p][c], M0[p][c], sh[p][c], z_y, lo, hi)   (last run only)
+//
+// where bias/M0/sh are per channel (bias[c], ...: the ch memory) or, with the run-mode bit
+// ROWPAR, per row and channel (the rp memory), requant_mode is t2c_requant's (SPEC section 2
+// rounding modes, or a runtime rounding profile of SPEC section 10), and z_a / z_w are the
+// operand zero points (0 for MAC layers, whose z_x is folded into bias_eff; the activation x
+// activation matmul of SPEC section 7 sets both; the weight operand may then be unsigned).
+//
+// Run-mode register cfg_mode_i (32 bits; a narrower connection zero-extends to the MAC-layer
+// default: section-2 mode, per-channel parameters, no zero points):
+//   [2:0]   rounding: 0 half_even, 1 half_up, 2 half_away, 3 floor, 4 ort_fp32,
+//           5 tflite_double, 6 tflite_single (RoundMode.code / RoundProfile.code; 7 reserved)
+//   [3]     ROWPAR: bias_eff/M0/sh per row and channel, from the rp memory
+//   [4]     weight operand unsigned (zero-extended; else signed)
+//   [7:5]   reserved, 0
+//   [19:8]  z_a: the activation zero point, A_BITS-bit two's complement in the low bits
+//   [31:20] z_w: the weight-operand zero point, W_BITS-bit two's complement in the low bits
+// A field the build lacks (PROFILES = 0 and a code 4..6, ROW_PARAMS = 0 and ROWPAR,
+// ZERO_POINTS = 0 and a nonzero z_a/z_w or an unsigned weight operand), code 7, a reserved bit
+// or a zero-point bit above its operand width refuses the run (err_o[5]).
 //
 // A dot product longer than the scratchpads is computed as a sequence of runs over the same rows
 // and columns (K-splitting): the first run starts from bias_eff (cfg_first_i = 1), later runs
@@ -29,6 +50,11 @@
 //
 // (t2c_sim.estimate mirrors this exactly; docs/rtl.md derives it.)
 //
+// Per-row parameters (ROWPAR): the drain reads the rp word of its row (address p*CB + cb, the
+// output's address, one cycle ahead like the partial sums) and takes M0/sh from it instead of
+// the ch word; bias_eff then enters at the drain of the first run (the PE clear loads 0),
+// where the partial sums of later runs enter: no extra cycle, the same cycle formula.
+//
 // Scratchpads (one wide word per cycle feeds the whole array; RAMs read only when needed):
 //   act, ACT_DEPTH/ROWS words of M*ROWS*A_BITS: row block q, group g at address q*G + g;
 //       activation (row q*ROWS + r, k = g*M + i) at [(i*ROWS + r)*A_BITS +: A_BITS] (lane-major).
@@ -42,6 +68,9 @@
 //   acc (partial sums), OUT_DEPTH words of COLS*ACC_BITS, same addresses: the accumulators of
 //       the latest run (partial sums between runs of a split dot product, the final accumulators
 //       after the last run; the host reads them for debugging and localization).
+//   rp (ROW_PARAMS = 1), OUT_DEPTH words laid out like a ch word, same addresses as out: row p,
+//       column block cb at address p*CB + cb holds bias_eff, M0, sh of (row p, channel cb*COLS + c)
+//       in lane c. Written through the host port with hw_sel_i = 3.
 // Rows and columns beyond rows/cols see zero operands (masked), so their lanes are deterministic
 // (never garbage, never X); they are not written.
 //
@@ -49,8 +78,9 @@
 // cycles_o = 0 and nothing is written); run-time errors flag a completed run.
 //   [0] zero-size layer (rows, groups or cols = 0)       [1] ceil(rows/ROWS)*G > ACT_DEPTH/ROWS
 //   [2] ceil(cols/COLS)*G > W_DEPTH/COLS                  [3] ceil(cols/COLS) > CH_DEPTH/COLS
-//   [4] rows*ceil(cols/COLS) > OUT_DEPTH                  [5] lo > hi
-//   [6] run time: a used channel has sh > SHIFT_MAX       [7] run time: requantizer pipeline skew
+//   [4] rows*ceil(cols/COLS) > OUT_DEPTH                  [5] lo > hi, or a run mode the
+//                                                             build lacks (see cfg_mode_i)
+//   [6] run time: a used output has sh > SHIFT_MAX        [7] run time: requantizer pipeline skew
 //
 // Simulation cost: the control is one clocked process and the scratchpads are one wide RAM each,
 // so an event-driven simulator wakes few processes per cycle (docs/rtl.md, "Icarus").
@@ -73,7 +103,10 @@ module t2c_accel_top #(
   parameter integer CH_DEPTH  = 256,  // per-channel parameter entries
   parameter integer Y_BITS    = 16,   // output, z_y and clamp width (signed)
   parameter integer SH_BITS   = 6,    // shift field width in the channel word (1..6)
-  parameter integer PACKED    = 0     // PE array implementation (t2c_pe_array): 0 PEs, 1 packed
+  parameter integer PACKED    = 0,    // PE array implementation (t2c_pe_array): 0 PEs, 1 packed
+  parameter integer PROFILES  = 1,    // 1: runtime rounding profiles in the requantizers
+  parameter integer ROW_PARAMS = 1,   // 1: per-(row, channel) parameter memory (ROWPAR runs)
+  parameter integer ZERO_POINTS = 1   // 1: operand zero points in the array (act x act matmul)
 ) (
   input  wire                          clk_i,
   input  wire                          rst_ni,          // synchronous, active low
@@ -88,12 +121,12 @@ module t2c_accel_top #(
   input  wire signed [Y_BITS-1:0]      cfg_zy_i,
   input  wire signed [Y_BITS-1:0]      cfg_lo_i,
   input  wire signed [Y_BITS-1:0]      cfg_hi_i,
-  input  wire [1:0]                    cfg_mode_i,      // RoundMode.code
+  input  wire [31:0]                   cfg_mode_i,      // run mode: rounding, ROWPAR, zero points
   output wire                          busy_o,
   output wire                          done_o,          // high from the end of a run to the next start
   output wire [7:0]                    err_o,
   output wire [31:0]                   cycles_o,        // cycles of the last run (start to done)
-  // host write port: one whole scratchpad word per cycle (sel 0 act, 1 wgt, 2 ch)
+  // host write port: one whole scratchpad word per cycle (sel 0 act, 1 wgt, 2 ch, 3 rp)
   input  wire                          hw_en_i,
   input  wire [1:0]                    hw_sel_i,
   /* verilator lint_off UNUSEDSIGNAL */ // 32-bit register-file ports; memories use the low bits
@@ -155,6 +188,15 @@ module t2c_accel_top #(
     if (Y_BITS < 2 || Y_BITS > 32) begin
       $fatal(1, "%m: Y_BITS=%0d must be in 2..32", Y_BITS);
     end
+    if ((PROFILES != 0 && PROFILES != 1) || (ROW_PARAMS != 0 && ROW_PARAMS != 1)
+        || (ZERO_POINTS != 0 && ZERO_POINTS != 1)) begin
+      $fatal(1, "%m: PROFILES=%0d, ROW_PARAMS=%0d and ZERO_POINTS=%0d must be 0 or 1",
+             PROFILES, ROW_PARAMS, ZERO_POINTS);
+    end
+    if (ZERO_POINTS == 1 && (A_BITS > 12 || W_BITS > 12)) begin
+      $fatal(1, "%m: ZERO_POINTS=1 needs A_BITS, W_BITS <= 12 (the cfg_mode_i zero-point fields), got %0d, %0d",
+             A_BITS, W_BITS);
+    end
     if (SH_BITS < 1 || SH_BITS > 6 || SHIFT_MAX > (1 << SH_BITS) - 1) begin
       $fatal(1, "%m: SH_BITS=%0d must be in 1..6 and hold SHIFT_MAX=%0d", SH_BITS, SHIFT_MAX);
     end
@@ -168,8 +210,10 @@ module t2c_accel_top #(
   reg  [RQ_LAT-1:0] dlv_q, dlwe_q, dllast_q;
   // configuration latched at start
   reg  [31:0] rows_q, groups_q, cols_q, cbn_q, cbr_q, per_q;
-  reg         asg_q, first_q, last_q;
-  reg  [1:0]  mode_q;
+  reg         asg_q, first_q, last_q, rowpar_q, wuns_q;
+  reg  [2:0]  mode_q;
+  reg  [A_BITS-1:0] za_q;
+  reg  [W_BITS-1:0] zw_q;
   reg  signed [Y_BITS-1:0] zy_q, lo_q, hi_q;
   // issue stage: addresses of the block being issued
   reg  [31:0] slot_q, pbase_q, cbase_q, cb_q, abase_q, wbase_q, obase_q;
@@ -255,13 +299,17 @@ module t2c_accel_top #(
     .N        (N),
     .M        (M),
     .IDX_BITS (IDX_BITS),
-    .PACKED   (PACKED)
+    .PACKED   (PACKED),
+    .ZP       (ZERO_POINTS)
   ) u_array (
-    .clk_i      (clk_i),
-    .rst_ni     (rst_ni),
-    .clear_i    (clr1_q),
-    .valid_i    (vld1_q),
-    .a_signed_i (asg_q),
+    .clk_i        (clk_i),
+    .rst_ni       (rst_ni),
+    .clear_i      (clr1_q),
+    .valid_i      (vld1_q),
+    .a_signed_i   (asg_q),
+    .za_i         (za_q),
+    .zw_i         (zw_q),
+    .w_unsigned_i (wuns_q),
     .act_i      (pe_act),
     .wgt_i      (pe_wgt),
     .bias_i     (ch_m[BIAS_W-1:0]),
@@ -290,13 +338,40 @@ module t2c_accel_top #(
     end
   end
 
-  // drain row + partial sums, lane by lane, mod 2^ACC_BITS (rows outside the tile add nothing)
+  // Per-row parameter memory (ROW_PARAMS): read with the accumulator memory's address, so the
+  // parameters of a drain row arrive with it.
+  wire [CH_W-1:0]   rp_rd;
+  wire [M0_W-1:0]   rq_m0 = rowpar_q ? rp_rd[BIAS_W +: M0_W] : dm0_q;
+  wire [SHS_W-1:0]  rq_sh = rowpar_q ? rp_rd[BIAS_W + M0_W +: SHS_W] : dsh_q;
+
+  generate
+    if (ROW_PARAMS == 1) begin : g_rp
+      t2c_ram #(.WIDTH(CH_W), .DEPTH(OUT_DEPTH)) u_rp (
+        .clk_i   (clk_i),
+        .we_i    (hw_en_i && hw_sel_i == 2'd3),
+        .re_i    (busy_q && rowpar_q),
+        .waddr_i (hw_addr_i[OA_W-1:0]),
+        .wdata_i (hw_data_i[CH_W-1:0]),
+        .raddr_i (acc_ra[OA_W-1:0]),
+        .rdata_o (rp_rd)
+      );
+    end else begin : g_norp
+      assign rp_rd = {CH_W{1'b0}};   // ROWPAR runs are refused (err_o[5])
+    end
+  endgenerate
+
+  // drain row + partial sums (later runs) or per-row biases (first run, ROWPAR), lane by lane,
+  // mod 2^ACC_BITS (rows outside the tile add nothing)
   always @* begin
-    if (first_q || !drmask_q[drow_q]) begin
+    if (!drmask_q[drow_q] || (first_q && !rowpar_q)) begin
       dsum = drow_acc;
-    end else begin
+    end else if (!first_q) begin
       for (ib = 0; ib < COLS; ib = ib + 1) begin
         dsum[ib*ACC_BITS +: ACC_BITS] = drow_acc[ib*ACC_BITS +: ACC_BITS] + acc_rd[ib*ACC_BITS +: ACC_BITS];
+      end
+    end else begin
+      for (ib = 0; ib < COLS; ib = ib + 1) begin
+        dsum[ib*ACC_BITS +: ACC_BITS] = drow_acc[ib*ACC_BITS +: ACC_BITS] + rp_rd[ib*ACC_BITS +: ACC_BITS];
       end
     end
   end
@@ -306,7 +381,7 @@ module t2c_accel_top #(
     for (ic = 0; ic < COLS; ic = ic + 1) begin
       // constant false when SHIFT_MAX = 63 (every 6-bit shift is legal)
       /* verilator lint_off CMPCONST */
-      if (dcmask_q[ic] && {1'b0, dsh_q[ic*SH_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
+      if (dcmask_q[ic] && {1'b0, rq_sh[ic*SH_BITS +: SH_BITS]} > SHIFT_MAX_L) begin
       /* verilator lint_on CMPCONST */
         sh_bad = 1'b1;
       end
@@ -325,14 +400,15 @@ module t2c_accel_top #(
         .ACC_BITS   (ACC_BITS),
         .MULT_BITS  (MULT_BITS),
         .SHIFT_BITS (SH_BITS),
-        .Y_BITS     (Y_BITS)
+        .Y_BITS     (Y_BITS),
+        .PROFILES   (PROFILES)
       ) u_rq (
         .clk_i   (clk_i),
         .rst_ni  (rst_ni),
         .valid_i (rq_in),
         .acc_i   (dsum[gc*ACC_BITS +: ACC_BITS]),
-        .m0_i    (dm0_q[gc*MULT_BITS +: MULT_BITS]),
-        .sh_i    (dsh_q[gc*SH_BITS +: SH_BITS]),
+        .m0_i    (rq_m0[gc*MULT_BITS +: MULT_BITS]),
+        .sh_i    (rq_sh[gc*SH_BITS +: SH_BITS]),
         .zy_i    (zy_q),
         .lo_i    (lo_q),
         .hi_i    (hi_q),
@@ -370,6 +446,26 @@ module t2c_accel_top #(
   // ------------------------------------------------------------------------- start-time checks
   reg  [63:0] pbn_w, cbn_w;
   reg  [7:0]  shape_err;
+  reg         mode_bad;
+  // the zero-point fields: A_BITS / W_BITS-bit patterns in the low bits of 12-bit fields
+  wire [11:0] za_f = cfg_mode_i[19:8];
+  wire [11:0] zw_f = cfg_mode_i[31:20];
+  localparam [11:0] ZA_HI = (A_BITS >= 12) ? 12'd0 : ~((12'd1 << A_BITS) - 12'd1);
+  localparam [11:0] ZW_HI = (W_BITS >= 12) ? 12'd0 : ~((12'd1 << W_BITS) - 12'd1);
+  wire [A_BITS-1:0] za_w;
+  wire [W_BITS-1:0] zw_w;
+  generate  // (operands wider than 12 bits have no zero points: ZERO_POINTS = 1 needs <= 12)
+    if (A_BITS <= 12) begin : g_za
+      assign za_w = za_f[A_BITS-1:0];
+    end else begin : g_za_wide
+      assign za_w = {{(A_BITS - 12){1'b0}}, za_f};
+    end
+    if (W_BITS <= 12) begin : g_zw
+      assign zw_w = zw_f[W_BITS-1:0];
+    end else begin : g_zw_wide
+      assign zw_w = {{(W_BITS - 12){1'b0}}, zw_f};
+    end
+  endgenerate
 
   always @* begin
     pbn_w = ({32'd0, cfg_rows_i} + ROWS_L - 64'd1) / ROWS_L;
@@ -380,7 +476,13 @@ module t2c_accel_top #(
     shape_err[2] = cbn_w * {32'd0, cfg_groups_i} > W_BANK_L;
     shape_err[3] = cbn_w > CH_BANK_L;
     shape_err[4] = {32'd0, cfg_rows_i} * cbn_w > OUT_DEPTH_L;
-    shape_err[5] = cfg_lo_i > cfg_hi_i;
+    // run mode: reserved values, fields the build lacks, zero-point bits above the operand
+    mode_bad = (cfg_mode_i[2:0] == 3'd7) || (cfg_mode_i[7:5] != 3'd0)
+               || ((za_f & ZA_HI) != 12'd0) || ((zw_f & ZW_HI) != 12'd0)
+               || (PROFILES == 0 && cfg_mode_i[2])
+               || (ROW_PARAMS == 0 && cfg_mode_i[3])
+               || (ZERO_POINTS == 0 && (cfg_mode_i[4] || za_f != 12'd0 || zw_f != 12'd0));
+    shape_err[5] = (cfg_lo_i > cfg_hi_i) || mode_bad;
   end
 
   // ------------------------------------------------------------------------- control
@@ -407,8 +509,10 @@ module t2c_accel_top #(
         cmask1_q   <= ~({COLS{1'b1}} << ncv);
         amask1_q   <= {M{~({(ROWS*A_BITS){1'b1}} << (nrv * A_BITS))}};
         wmask1_q   <= ~({WGTS_W{1'b1}} << (ncv * WGT_W));
+        // bias_eff at the clear only in a first run with per-channel parameters
         chmask1_q  <= {~({SHS_W{1'b1}} << (ncv * SH_BITS)), ~({M0_W{1'b1}} << (ncv * MULT_BITS)),
-                       first_q ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS)) : {BIAS_W{1'b0}}};
+                       (first_q && !rowpar_q) ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS))
+                                              : {BIAS_W{1'b0}}};
         oaddr1_q   <= obase_q + cb_q;
         lastblk1_q <= (pbase_q + ROWS >= rows_q) && (cbase_q + COLS >= cols_q);
       end
@@ -463,7 +567,7 @@ module t2c_accel_top #(
       dlwe_q   <= {dlwe_q[RQ_LAT-2:0], dr_we & last_q};
       dllast_q <= {dllast_q[RQ_LAT-2:0], rq_in && dlast_q && (drow_q == LAST_ROW)};
       dladdr_q <= {dladdr_q[(RQ_LAT-1)*32-1:0], doaddr_q};
-      if (rq_in && sh_bad) begin
+      if (rq_in && drmask_q[drow_q] && sh_bad) begin   // rows in the tile (ROWPAR: their own sh)
         err_q[6] <= 1'b1;
       end
       if (busy_q && (rq_v != {COLS{dlv_q[RQ_LAT-1]}})) begin
@@ -489,7 +593,9 @@ module t2c_accel_top #(
         cbr_q  <= cbn_w[31:0] * ROWS;
         per_q  <= (cfg_groups_i > ROWS) ? cfg_groups_i : ROWS;
         asg_q <= cfg_a_signed_i;  first_q <= cfg_first_i;  last_q <= cfg_last_i;
-        mode_q <= cfg_mode_i;  zy_q <= cfg_zy_i;  lo_q <= cfg_lo_i;  hi_q <= cfg_hi_i;
+        mode_q <= cfg_mode_i[2:0];  rowpar_q <= cfg_mode_i[3];  wuns_q <= cfg_mode_i[4];
+        za_q <= za_w;  zw_q <= zw_w;
+        zy_q <= cfg_zy_i;  lo_q <= cfg_lo_i;  hi_q <= cfg_hi_i;
         slot_q <= 32'd0;  pbase_q <= 32'd0;  cbase_q <= 32'd0;  cb_q <= 32'd0;
         abase_q <= 32'd0;  wbase_q <= 32'd0;  obase_q <= 32'd0;
       end
@@ -498,7 +604,7 @@ module t2c_accel_top #(
     if (!rst_ni) begin
       busy_q <= 1'b0;  done_q <= 1'b0;  err_q <= 8'd0;  cycles_q <= 32'd0;
       iss_q <= 1'b0;  vld1_q <= 1'b0;  clr1_q <= 1'b0;  last1_q <= 1'b0;  cap_q <= 1'b0;
-      dr_q <= 1'b0;  drow_q <= {RB{1'b0}};  first_q <= 1'b1;  last_q <= 1'b1;
+      dr_q <= 1'b0;  drow_q <= {RB{1'b0}};  first_q <= 1'b1;  last_q <= 1'b1;  rowpar_q <= 1'b0;
       dlv_q <= {RQ_LAT{1'b0}};  dlwe_q <= {RQ_LAT{1'b0}};  dllast_q <= {RQ_LAT{1'b0}};
     end
   end

@@ -33,6 +33,9 @@ module t2c_axi_accel #(
   parameter integer CH_DEPTH    = 256,
   parameter integer Y_BITS      = 16,
   parameter integer PACKED      = 0,    // PE array implementation (t2c_pe_array)
+  parameter integer PROFILES    = 1,    // t2c_accel_top build features (HwConfig)
+  parameter integer ROW_PARAMS  = 1,
+  parameter integer ZERO_POINTS = 1,
   parameter integer ADDR_W      = 32,   // AXI4 byte address width (12..32)
   parameter integer DATA_W      = 64,   // AXI4 data width (power of two, 32..1024)
   parameter integer BURST_LEN   = 16,   // longest INCR burst in beats (power of two, 1..256)
@@ -112,7 +115,7 @@ module t2c_axi_accel #(
   wire [31:0]      cfg_rows, cfg_groups, cfg_cols;
   wire             cfg_a_signed, cfg_first, cfg_last;
   wire [Y_BITS-1:0] cfg_zy, cfg_lo, cfg_hi;
-  wire [1:0]       cfg_mode;
+  wire [31:0]      cfg_mode;
   wire             hw_en;
   wire [1:0]       hw_sel;
   wire [31:0]      hw_addr, hr_addr;
@@ -264,7 +267,10 @@ module t2c_axi_accel #(
     .OUT_DEPTH (OUT_DEPTH),
     .CH_DEPTH  (CH_DEPTH),
     .Y_BITS    (Y_BITS),
-    .PACKED    (PACKED)
+    .PACKED    (PACKED),
+    .PROFILES  (PROFILES),
+    .ROW_PARAMS (ROW_PARAMS),
+    .ZERO_POINTS (ZERO_POINTS)
   ) u_top (
     .clk_i          (clk_i),
     .rst_ni         (rst_ni),

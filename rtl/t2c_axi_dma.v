@@ -2,8 +2,10 @@
 //
 // A command (start_i from t2c_axil_regs) runs a list of jobs; one job is one run of
 // t2c_accel_top (a tile, or one K-chunk of a tile). Its 20 fields (docs/rtl.md, "Front door")
-// are, in order: rows, groups, cols, a_signed, z_y, lo, hi, mode, first, last, then address and
-// word count of the act, wgt, ch, out and acc segments. With desc_count_i = 0 the command is
+// are, in order: rows, groups, cols, a_signed, z_y, lo, hi, mode (the core's 32-bit run-mode
+// register), first, last, then address and word count of the act, wgt, ch, out and acc
+// segments (with the run-mode bit ROWPAR the ch segment is the per-row parameters: written to
+// the core's rp memory, up to OUT_DEPTH words). With desc_count_i = 0 the command is
 // the one job held in the job registers (job_i); with desc_count_i = D it is D descriptors read
 // from memory at desc_addr_i + 128*j, each the same 20 words (32-bit, little-endian, the rest of
 // the 128 bytes unused).
@@ -75,7 +77,7 @@ module t2c_axi_dma #(
   output wire [Y_BITS-1:0]       cfg_zy_o,
   output wire [Y_BITS-1:0]       cfg_lo_o,
   output wire [Y_BITS-1:0]       cfg_hi_o,
-  output wire [1:0]              cfg_mode_o,
+  output wire [31:0]             cfg_mode_o,     // the core's run-mode register
   input  wire                    core_done_i,
   input  wire [7:0]              core_err_i,
   input  wire [31:0]             core_cycles_i,
@@ -177,6 +179,9 @@ module t2c_axi_dma #(
   wire [31:0] j_ch_a  = cur_q[F_CH_A*32 +: 32],  j_ch_n  = cur_q[F_CH_N*32 +: 32];
   wire [31:0] j_out_a = cur_q[F_OUT_A*32 +: 32], j_out_n = cur_q[F_OUT_N*32 +: 32];
   wire [31:0] j_acc_a = cur_q[F_ACC_A*32 +: 32], j_acc_n = cur_q[F_ACC_N*32 +: 32];
+  // run mode bit 3 (ROWPAR): the ch segment is the rp memory's (one word per output row and
+  // column block, at most OUT_DEPTH words)
+  wire        j_rowpar = cur_q[F_MODE*32 + 3];
 
   // ------------------------------------------------------------------------- conditions
   wire stop    = (err_q != 11'd0);
@@ -199,7 +204,8 @@ module t2c_axi_dma #(
   endfunction
   localparam [31:0] ACT_BANK_L = ACT_BANK[31:0], W_BANK_L = W_BANK[31:0],
                     CH_BANK_L = CH_BANK[31:0], OUT_DEPTH_L = OUT_DEPTH[31:0];
-  wire desc_bad = (j_act_n > ACT_BANK_L) || (j_wgt_n > W_BANK_L) || (j_ch_n > CH_BANK_L)
+  wire desc_bad = (j_act_n > ACT_BANK_L) || (j_wgt_n > W_BANK_L)
+                  || (j_ch_n > (j_rowpar ? OUT_DEPTH_L : CH_BANK_L))
                   || (j_out_n > OUT_DEPTH_L) || (j_acc_n > OUT_DEPTH_L)
                   || seg_bad(j_act_a, j_act_n) || seg_bad(j_wgt_a, j_wgt_n)
                   || seg_bad(j_ch_a, j_ch_n) || seg_bad(j_out_a, j_out_n)
@@ -379,10 +385,11 @@ module t2c_axi_dma #(
   assign cfg_zy_o       = cur_q[F_ZY*32 +: Y_BITS];
   assign cfg_lo_o       = cur_q[F_LO*32 +: Y_BITS];
   assign cfg_hi_o       = cur_q[F_HI*32 +: Y_BITS];
-  assign cfg_mode_o     = cur_q[F_MODE*32 +: 2];
+  assign cfg_mode_o     = cur_q[F_MODE*32 +: 32];
 
   assign hw_en_o   = rd_we && (rdk_q == RK_LOAD);
-  assign hw_sel_o  = rd_wseg;
+  // a ROWPAR job's ch segment holds per-row parameters: they go to the core's rp memory
+  assign hw_sel_o  = (rd_wseg == 2'd2 && j_rowpar) ? 2'd3 : rd_wseg;
   assign hw_addr_o = rd_waddr;
   assign hw_data_o = rd_wdata[HW_W-1:0];
   assign hr_addr_o = wr_rd_addr;

@@ -8,7 +8,16 @@
 //   acc[r][c] = wrap_ACC_BITS( bias[c] + sum_g sum_j val[c][g][j] * act[r][g][idx[c][g][j]] )
 //
 // exactly like t2c_nm_pe (clear_i loads bias_i, valid_i adds the products, neither holds;
-// an index >= M selects 0; activations sign- or zero-extended per a_signed_i). After the G-th
+// an index >= M selects a zero operand (with ZP: after the zero point, so it adds no
+// product); activations sign- or zero-extended per a_signed_i). With ZP = 1 the
+// operands are taken after their zero points (SPEC section 7, activation x activation matmul):
+//
+//   act' = ext(act) - ext(za_i),  val' = ext(val) - ext(zw_i)   (one bit wider, signed)
+//
+// (ext: per a_signed_i for activations; sign-extension, or zero-extension when w_unsigned_i,
+// for weights); ZP = 0 builds no zero-point logic (za_i, zw_i, w_unsigned_i are ignored: the
+// accelerator's MAC layers fold z_x into bias_eff and have symmetric signed weights, which is
+// za = zw = 0). The subtraction is at the array edge, once per row lane and column value. After the G-th
 // valid cycle the accumulators hold the ROWS x COLS block; capture_i copies them into the drain
 // buffer (at the same edge a new block may clear the accumulators), and drow_acc_o shows row
 // drow_i of the drain buffer (combinational, COLS accumulators). Broadcast (not systolic) keeps
@@ -51,13 +60,18 @@ module t2c_pe_array #(
   parameter integer N = 2,         // kept weights per group
   parameter integer M = 4,         // group size
   parameter integer IDX_BITS = 2,  // (M > 1) ? $clog2(M) : 1
-  parameter integer PACKED = 0     // 0: t2c_nm_pe instances, 1: lane-packed columns (see above)
+  parameter integer PACKED = 0,    // 0: t2c_nm_pe instances, 1: lane-packed columns (see above)
+  parameter integer ZP = 0         // 1: operand zero points (za_i, zw_i, w_unsigned_i)
 ) (
   input  wire                                        clk_i,
   input  wire                                        rst_ni,
   input  wire                                        clear_i,
   input  wire                                        valid_i,
   input  wire                                        a_signed_i,
+  // zero points (ZP = 1; 0, 0, 0 is the MAC-layer setting)
+  input  wire [A_BITS-1:0]                           za_i,         // activation zero point
+  input  wire [W_BITS-1:0]                           zw_i,         // weight-operand zero point
+  input  wire                                        w_unsigned_i, // weight operand unsigned
   input  wire [M*ROWS*A_BITS-1:0]                    act_i,
   input  wire [COLS*(N*W_BITS+N*IDX_BITS)-1:0]       wgt_i,
   input  wire [COLS*ACC_BITS-1:0]                    bias_i,
@@ -68,6 +82,8 @@ module t2c_pe_array #(
 
   localparam integer WGT_W = N * W_BITS + N * IDX_BITS;
   localparam integer VAL_W = N * W_BITS;
+  localparam integer AZ = A_BITS + ZP;  // activation operand width (after its zero point)
+  localparam integer WZ = W_BITS + ZP;  // weight operand width (after its zero point)
 
   initial begin
     if (ROWS < 1 || COLS < 1 || ROWS > 64 || COLS > 64) begin
@@ -76,19 +92,62 @@ module t2c_pe_array #(
     if (PACKED != 0 && PACKED != 1) begin
       $fatal(1, "%m: PACKED=%0d must be 0 or 1", PACKED);
     end
+    if (ZP != 0 && ZP != 1) begin
+      $fatal(1, "%m: ZP=%0d must be 0 or 1", ZP);
+    end
+    if (ZP == 1 && (A_BITS > 15 || W_BITS > 15 || ACC_BITS < A_BITS + W_BITS + 3)) begin
+      $fatal(1, "%m: ZP=1 needs A_BITS, W_BITS <= 15 and ACC_BITS >= A_BITS+W_BITS+3 (got %0d, %0d, %0d)",
+             A_BITS, W_BITS, ACC_BITS);
+    end
   end
+
+  // Zero points as signed values one bit wider than the operands (0 without ZP; some of these
+  // are then unused, as are the zero-point inputs).
+  wire                   zp_on = (ZP == 1);
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire                   wu    = zp_on & w_unsigned_i;
+  wire signed [A_BITS:0] za_x  = zp_on ? $signed({a_signed_i & za_i[A_BITS-1], za_i}) : {(A_BITS+1){1'b0}};
+  wire signed [W_BITS:0] zw_x  = zp_on ? $signed({~w_unsigned_i & zw_i[W_BITS-1], zw_i}) : {(W_BITS+1){1'b0}};
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  // Weight operands after the zero point: value j of column c (ZP = 0: the value itself).
+  wire signed [WZ-1:0] wv_m [0:COLS*N-1];
+  genvar gv;
+  generate
+    for (gv = 0; gv < COLS * N; gv = gv + 1) begin : g_wv
+      localparam integer VB = (gv / N) * WGT_W + (gv % N) * W_BITS;
+      if (ZP == 1) begin : g_z
+        assign wv_m[gv] = $signed({~wu & wgt_i[VB + W_BITS - 1], wgt_i[VB +: W_BITS]}) - zw_x;
+      end else begin : g_n
+        assign wv_m[gv] = $signed(wgt_i[VB +: W_BITS]);
+      end
+    end
+  endgenerate
 
   genvar gr, gc, gi;
   generate
     if (PACKED == 0) begin : g_pe
       // ------------------------------------------------------------------ PE instances
-      wire [M*A_BITS-1:0]   act_r [0:ROWS-1];
+      wire [M*AZ-1:0]       act_r [0:ROWS-1];
+      wire [N*WZ-1:0]       val_c [0:COLS-1];
       reg  [ROWS*COLS*ACC_BITS-1:0] acc_cat;
       reg  [ROWS*COLS*ACC_BITS-1:0] dbuf_q;
 
       for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row_in
         for (gi = 0; gi < M; gi = gi + 1) begin : g_lane
-          assign act_r[gr][gi*A_BITS +: A_BITS] = act_i[(gi*ROWS + gr)*A_BITS +: A_BITS];
+          localparam integer AB = (gi*ROWS + gr) * A_BITS;
+          if (ZP == 1) begin : g_z
+            // a - za, one bit wider (the PEs then take signed AZ-bit activations)
+            assign act_r[gr][gi*AZ +: AZ] = $signed({a_signed_i & act_i[AB + A_BITS - 1],
+                                                     act_i[AB +: A_BITS]}) - za_x;
+          end else begin : g_n
+            assign act_r[gr][gi*AZ +: AZ] = act_i[AB +: A_BITS];
+          end
+        end
+      end
+      for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col_in
+        for (gi = 0; gi < N; gi = gi + 1) begin : g_val
+          assign val_c[gc][gi*WZ +: WZ] = wv_m[gc*N + gi];
         end
       end
       for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row
@@ -96,8 +155,8 @@ module t2c_pe_array #(
           wire [ACC_BITS-1:0] acc_pe;
 
           t2c_nm_pe #(
-            .A_BITS   (A_BITS),
-            .W_BITS   (W_BITS),
+            .A_BITS   (AZ),
+            .W_BITS   (WZ),
             .ACC_BITS (ACC_BITS),
             .N        (N),
             .M        (M),
@@ -107,9 +166,9 @@ module t2c_pe_array #(
             .rst_ni     (rst_ni),
             .clear_i    (clear_i),
             .valid_i    (valid_i),
-            .a_signed_i (a_signed_i),
+            .a_signed_i (a_signed_i | zp_on),
             .act_i      (act_r[gr]),
-            .val_i      (wgt_i[gc*WGT_W +: VAL_W]),
+            .val_i      (val_c[gc]),
             .idx_i      (wgt_i[gc*WGT_W + VAL_W +: N*IDX_BITS]),
             .bias_i     (bias_i[gc*ACC_BITS +: ACC_BITS]),
             .acc_o      (acc_pe)
@@ -132,7 +191,7 @@ module t2c_pe_array #(
     end else begin : g_packed
       // ------------------------------------------------------------------ lane-packed columns
       localparam integer CLN  = (N > 1) ? $clog2(N) : 0;
-      localparam integer EP   = A_BITS + W_BITS + CLN;           // |products of one cycle| < 2^EP
+      localparam integer EP   = A_BITS + W_BITS + CLN + ZP;      // |products of one cycle| < 2^EP
       localparam integer E    = (ACC_BITS > EP) ? ACC_BITS : EP; // lane offset 2^E
       localparam integer S    = E + 2;                           // lane width
       localparam integer RS   = ROWS * S;                        // one column word
@@ -214,14 +273,24 @@ module t2c_pe_array #(
       // entries for indices M .. 2^IDX_BITS-1 (M not a power of two) are 0: an index >= M
       // selects 0
       reg  [FS-1:0]         sp;
-      reg  [RS-1:0]         off;
+      reg  [RS-1:0]         off, offz;
+      reg  signed [RS-1:0]  zl;
       reg  signed [RS-1:0]  u_m [0:(1 << IDX_BITS)-1];
       integer               i;
+
+      // what every lane subtracts: the sign offset (signed activations) plus the zero point
+      // (a process of its own: it wakes only when a_signed_i or za_i change). zl is the zero
+      // point in every lane as one signed integer (a signed product of its own: in a mixed
+      // expression za_x would be zero-extended).
+      always @* begin
+        zl   = za_x * $signed(ones);
+        offz = (a_signed_i ? offv : {RS{1'b0}}) + zl;
+      end
 
       always @* begin
         // offset signed activations by 2^(A_BITS-1) (flip the sign bit): every field >= 0
         sp  = {{(FS - ACTW){1'b0}}, act_i ^ (a_signed_i ? sgn : {ACTW{1'b0}})};
-        off = a_signed_i ? offv : {RS{1'b0}};
+        off = offz;
         if (L > 13) sp = (sp & kp13) | ((sp & mv13) << (8192 * D));
         if (L > 12) sp = (sp & kp12) | ((sp & mv12) << (4096 * D));
         if (L > 11) sp = (sp & kp11) | ((sp & mv11) << (2048 * D));
@@ -275,7 +344,6 @@ module t2c_pe_array #(
       /* verilator lint_off WIDTHEXPAND */
       /* verilator lint_off SELRANGE */
       for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col
-        localparam integer WB = gc * WGT_W;          // this column's values
         localparam integer IB = gc * WGT_W + VAL_W;  // this column's indices
         wire signed [RS-1:0] bias_l = {{(RS-ACC_BITS){1'b0}}, bias_i[gc*ACC_BITS +: ACC_BITS]} * ones;
 
@@ -283,14 +351,14 @@ module t2c_pe_array #(
           always @(posedge clk_i) begin
             if (valid_i) begin
               p_m[gc] <= $signed((clear_i ? bias_l : p_m[gc])
-                + ((N > 0) ? $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 1) ? $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 2) ? $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 3) ? $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 4) ? $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 5) ? $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 6) ? $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 7) ? $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 0) ? wv_m[gc*N + 0] * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 1) ? wv_m[gc*N + 1] * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 2) ? wv_m[gc*N + 2] * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 3) ? wv_m[gc*N + 3] * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 4) ? wv_m[gc*N + 4] * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 5) ? wv_m[gc*N + 5] * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 6) ? wv_m[gc*N + 6] * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 7) ? wv_m[gc*N + 7] * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
                 + kv) & lmask;  // the sum is self-determined and all signed
             end else if (clear_i) begin
               p_m[gc] <= bias_l;
@@ -298,22 +366,22 @@ module t2c_pe_array #(
           end
         end else begin : g_nbig
           reg  signed [RS-1:0]     x;
-          reg  signed [W_BITS-1:0] w;
+          reg  signed [WZ-1:0]     w;
           integer                  j;
 
           always @(posedge clk_i) begin
             if (valid_i) begin
               x = (clear_i ? bias_l : p_m[gc])
-                  + ((N > 0) ? $signed(wgt_i[WB + 0*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 1) ? $signed(wgt_i[WB + 1*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 2) ? $signed(wgt_i[WB + 2*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 3) ? $signed(wgt_i[WB + 3*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 4) ? $signed(wgt_i[WB + 4*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 5) ? $signed(wgt_i[WB + 5*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 6) ? $signed(wgt_i[WB + 6*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 7) ? $signed(wgt_i[WB + 7*W_BITS +: W_BITS]) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}));
+                  + ((N > 0) ? wv_m[gc*N + 0] * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 1) ? wv_m[gc*N + 1] * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 2) ? wv_m[gc*N + 2] * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 3) ? wv_m[gc*N + 3] * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 4) ? wv_m[gc*N + 4] * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 5) ? wv_m[gc*N + 5] * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 6) ? wv_m[gc*N + 6] * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 7) ? wv_m[gc*N + 7] * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}));
               for (j = 8; j < N; j = j + 1) begin
-                w = wgt_i[WB + j*W_BITS +: W_BITS];
+                w = wv_m[gc*N + j];
                 x = x + w * u_m[wgt_i[IB + j*IDX_BITS +: IDX_BITS]];
               end
               p_m[gc] <= (x + kv) & lmask;

@@ -127,7 +127,8 @@ def _opts(args: argparse.Namespace, sims: tuple[str, ...], command: str, seed: i
                       waves=bool(getattr(args, "waves", False)),
                       timeout_s=args.timeout, build_root=args.build_root,
                       tool_path=args.tool_path, verilator_root=args.verilator_root,
-                      seed=seed, command=command, **_dut_opts(args))
+                      seed=seed, command=command, jobs=getattr(args, "jobs", None),
+                      chain=bool(getattr(args, "chain", False)), **_dut_opts(args))
 
 
 def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,6 +145,17 @@ def _dut_opts(args: argparse.Namespace) -> dict[str, Any]:
     except ConfigError as e:
         raise e.with_context(key="--backpressure") from None
     return {"dut": dut, "dut_params": tuple(sorted(params.items())), "backpressure": bp}
+
+
+def _check_parallel(args: argparse.Namespace, sims: Any = ()) -> None:
+    """``-j``, ``--executor``/``--scheduler`` and ``--chain`` usage, before any work."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j must be >= 1, got {args.jobs}")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if getattr(args, "chain", False) and not sims:
+        raise UsageError("--chain feeds the RTL's outputs forward: it needs a simulator "
+                         "(--sim verilator, icarus or both)", key="--chain")
 
 
 def _network_nm(records: list, args: argparse.Namespace) -> dict[str, int]:
@@ -187,6 +199,7 @@ def _load_source(path: str, seed: int | None, cache_dir: str):
 
 
 def _print_run(run: Any, reports: dict[str, Path]) -> None:
+    from t2c_sim.regress.report.chain import chain_lines
     from t2c_sim.regress.report.parity import parity_lines
     from t2c_sim.regress.report.terminal import failures_text, layer_table, summary_line
 
@@ -195,7 +208,7 @@ def _print_run(run: Any, reports: dict[str, Path]) -> None:
     if fails:
         print()
         print(fails)
-    for line in parity_lines(run):
+    for line in parity_lines(run) + chain_lines(run):
         print(line)
     from t2c_sim.regress.report.terminal import backpressure_text
 
@@ -225,8 +238,9 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
     onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
-    rounding = _onnx_rounding(args, sims) if onnx else None
+    _check_parallel(args, sims)
     hw = _hw(args, simulated=bool(sims))  # --hw / --hw-param before any expensive work
+    rounding = _onnx_rounding(args, sims, hw) if onnx else None
     opts = _opts(args, sims, command)
     out_dir = Path(args.out or Path("results") / Path(args.source).stem)
     check_output_dir(out_dir)  # a file, an unwritable folder, a regress running there: exit 2
@@ -257,16 +271,22 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         opts = replace(opts, coverage_dir=str(out_dir / PARTS_DIR))
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
     created = not out_dir.exists()
+    ex = None
     try:
+        if args.executor == "dask" and sims:
+            ex = DaskExecutor(args.scheduler, workers=args.jobs or os.cpu_count() or 1,
+                              connect_timeout_s=args.connect_timeout)
         with folder_lock(out_dir):
-            return _run_locked(args, src, hw, opts, out_dir, t0)
+            return _run_locked(args, src, hw, opts, out_dir, t0, ex)
     finally:
+        if ex is not None:
+            ex.close()
         if created:  # interrupted or failed before writing anything: leave no empty folder
             remove_empty_dirs(out_dir)
 
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
-                t0: float) -> int:
+                t0: float, executor: Any = None) -> int:
     from t2c_sim.regress.pipeline import bind_dut, evaluate
     from t2c_sim.regress.report.write import write_reports
 
@@ -286,7 +306,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
     try:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
-                       progress=progress, checked=True)
+                       progress=progress, checked=True, executor=executor)
         if args.coverage:
             from t2c_sim.regress.coverage import finish_run
 
@@ -322,10 +342,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"-j must be >= 1, got {args.jobs}")
-    if args.scheduler and args.executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
+    _check_parallel(args)
     closure = _closure_options(args)
     from t2c_sim.cosim.dut import parse_dut_params
 
@@ -350,6 +367,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         if sims:  # exit 3 before anything is written (Dask workers have their own tools)
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
+            _prebuild_suite(suite, args, out if args.coverage else None)
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     created = not out.exists()
     try:
@@ -357,6 +375,9 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
                   progress=_progress_enabled(args),
                   sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
                                "verilator_root": args.verilator_root,
+                               # one job runs here: its layers get the workers
+                               "jobs": jobs if len(suite.jobs) == 1 and
+                               args.executor == "local" else 1,
                                "coverage": args.coverage or None,
                                "funcov": closure["funcov"] or None},
                   finish=closure["finish"])
@@ -519,6 +540,32 @@ def cmd_mutate(args: argparse.Namespace, command: str) -> int:
     return EXIT_FAIL if rep.survivors() else EXIT_OK
 
 
+def _prebuild_suite(suite: Any, args: argparse.Namespace, coverage_out: Path | None = None,
+                    ) -> None:
+    """Build every model the suite's jobs need here, once each, before the pool starts (pool
+    workers then reuse the builds; two workers never build the same model). A build that fails
+    is left to the jobs, which report it. With ``coverage_out`` (``--coverage``) Verilator
+    models are the coverage builds the jobs use (each job's files go under it)."""
+    from t2c_sim.regress.parallel import Settings, prebuild
+    from t2c_sim.regress.pipeline import RunOptions, bind_dut
+
+    want: dict[str, tuple[Any, Any, set[str]]] = {}
+    for j in suite.jobs:
+        if j.sim:
+            params = tuple(sorted(j.dut_params.items()))
+            key = repr((sorted(j.hw.items()), j.dut, params))
+            if key not in want:
+                dut = bind_dut(RunOptions(dut=j.dut, dut_params=params), j.hw_config)
+                want[key] = (j.hw_config, dut, set())
+            want[key][2].add(j.sim)
+    for hw, dut, sims in want.values():
+        prebuild(sorted(sims), Settings(hw=hw, dut=dut, build_root=args.build_root,
+                                        tool_path=args.tool_path,
+                                        verilator_root=args.verilator_root,
+                                        coverage_dir=None if coverage_out is None
+                                        else str(coverage_out)))
+
+
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:
     """Per-layer cycles, utilization and MACs without simulating."""
     from t2c_sim import estimate
@@ -549,8 +596,9 @@ def cmd_estimate(args: argparse.Namespace, command: str) -> int:
         check_layer_size(r, hw)
     rows, table = [], []
     tot_macs = tot_cyc = 0
+    ops = estimate.array_ops(hw)   # matmul too on a build with operand zero points
     for r in records:
-        if r.op not in MAC_OPS:
+        if r.op not in ops:
             continue
         try:
             cyc = int(estimate.cycles(r, hw))
@@ -697,6 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream DUTs: percent of cycles the input withholds tvalid and the "
                         "output withholds tready (seeded LFSR; e.g. 30,40; default none)")
     r.add_argument("--cache-dir", default="build/cache")
+    r.add_argument("--chain", action="store_true",
+                   help="chained mode: each layer's RTL output feeds the next layers; the "
+                        "report shows the first layer where chained and golden differ")
+    _add_parallel_options(r, "simulator processes the layers and tile ranges are spread over")
     _add_onnx_run_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -705,13 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Expand SUITE into jobs (entries x hw x sims x seeds) and "
                         "run the unfinished ones; each result is stored as it ends.")
     g2.add_argument("suite", metavar="SUITE.yaml")
-    g2.add_argument("-j", "--jobs", type=int, default=None, help="parallel jobs (default: cores)")
     g2.add_argument("--out", default=None, help="results folder (default results/regress/<name>)")
-    g2.add_argument("--executor", choices=("local", "dask"), default="local")
-    g2.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="Dask scheduler address (default: a new LocalCluster)")
-    g2.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                    help="how long to wait for the Dask scheduler (default 10; then exit 3)")
+    _add_parallel_options(g2, "parallel jobs")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
     c = g2.add_argument_group("coverage closure")
@@ -791,6 +838,18 @@ def _add_mutate_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None
 ONNX_PROFILES = ("ort_fp32", "half_even", "half_up", "half_away", "floor")
 
 
+def _add_parallel_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``-j``, ``--executor``, ``--scheduler``, ``--connect-timeout`` (run and regress)."""
+    g = p.add_argument_group("parallel")
+    g.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help=f"{what} (default: the cores)")
+    g.add_argument("--executor", choices=("local", "dask"), default="local")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a new LocalCluster of -j workers)")
+    g.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the Dask scheduler (default 10; then exit 3)")
+
+
 def _add_onnx_run_options(r: argparse.ArgumentParser) -> None:
     """``run`` options that only apply to an ONNX model (docs/cli.md, ``run MODEL.onnx``)."""
     o = r.add_argument_group("ONNX models (MODEL.onnx)")
@@ -817,17 +876,19 @@ def _onnx_run(args: argparse.Namespace) -> bool:
     return False
 
 
-def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...]):
-    """The import rounding; a runtime profile with a simulator requested is refused up front."""
+def _onnx_rounding(args: argparse.Namespace, sims: tuple[str, ...], hw: HwConfig):
+    """The import rounding; a runtime profile with a simulator requested on a build without
+    rounding profiles (``profiles: 0``) is refused up front."""
     from t2c_sim.importers import parse_import_rounding
 
     rnd = parse_import_rounding(args.profile or "ort_fp32")
-    if sims and isinstance(rnd, RoundProfile):
-        raise ConfigError(f"rounding profile {rnd.value} has no RTL requantizer yet, so {args.source} "
-                          "cannot be co-simulated with it: run golden and parity only (--sim "
-                          "none), or import with --profile half_even for the RTL (it differs from "
-                          "ONNX Runtime on about 1 output per million, docs/interop.md)",
-                          key="--sim")
+    if sims and isinstance(rnd, RoundProfile) and not hw.profiles \
+            and getattr(args, "dut", None) is None:     # another DUT's accepts decide for it
+        raise ConfigError(f"rounding profile {rnd.value}: this build's requantizer has the "
+                          f"section-2 modes only (profiles: 0), so {args.source} cannot be "
+                          "co-simulated with it: build with profiles: 1, run golden and parity only "
+                          "(--sim none), or import with --profile half_even (it differs from ONNX "
+                          "Runtime on about 1 output per million, docs/interop.md)", key="--sim")
     return rnd
 
 

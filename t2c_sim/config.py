@@ -59,10 +59,13 @@ class RoundProfile(str, Enum):
 
     @property
     def code(self) -> int:
-        """Profiles have no RTL ``round_mode`` code (yet): asking for one is an error."""
-        raise ConfigError(f"rounding profile {self.value!r} has no RTL round_mode code (the "
-                          f"requantizer implements {', '.join(m.value for m in RoundMode)})",
-                          key="mode")
+        """The RTL requantizer's mode code (``rtl/t2c_requant.v``): 4, 5, 6 after the four
+        section-2 modes (a build with ``profiles = 0`` lacks them; the host refuses such records)."""
+        return _PROFILE_CODES[self]
+
+
+_PROFILE_CODES = {RoundProfile.ORT_FP32: 4, RoundProfile.TFLITE_DOUBLE: 5,
+                  RoundProfile.TFLITE_SINGLE: 6}
 
 
 def parse_rounding(value: Any) -> RoundMode | RoundProfile:
@@ -225,6 +228,10 @@ class FuseOptions:
     wrap_ok: bool = False
 
 
+#: Build features of the accelerator: ``HwConfig`` fields that are 0 or 1 (docs/rtl.md).
+FEATURES = ("profiles", "row_params", "zero_points")
+
+
 @dataclass(frozen=True)
 class HwConfig:
     """Parameters of the accelerator RTL (one build per distinct value).
@@ -242,6 +249,15 @@ class HwConfig:
         w_depth: weight scratchpad depth in words (one word = N values+indices of one channel).
         out_depth: output scratchpad depth in words.
         ch_depth: per-channel parameter memory depth (bias_eff, M0, shift).
+        profiles: 1: the requantizer implements the rounding profiles of deployed runtimes
+            (``ort_fp32``, ``tflite_double``, ``tflite_single``; SPEC section 10); 0: a build
+            without them (records with a profile are refused).
+        row_params: 1: a per-(row, channel) parameter memory (``bias_eff``, ``M0``, ``sh`` of
+            shape ``[P, C_out]``: token-wise requantization, SPEC section 8); 0: without it.
+        zero_points: 1: operand zero points in the PE array, so activation x activation matmuls
+            (``Q @ K^T``, ``attn @ V``; SPEC section 7) run on it; 0: without them. Needs
+            ``a_bits, w_bits <= 12`` (the zero-point fields of the run-mode register) and
+            ``acc_bits >= a_bits + w_bits + 3``.
     """
 
     rows: int = 4
@@ -257,10 +273,17 @@ class HwConfig:
     w_depth: int = 4096
     out_depth: int = 4096
     ch_depth: int = 256
+    profiles: int = 1
+    row_params: int = 1
+    zero_points: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name in FEATURES:
+                if not isinstance(v, int) or isinstance(v, bool) or v not in (0, 1):
+                    raise ConfigError(f"must be 0 or 1 (a build feature), got {v!r}", key=f.name)
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"must be a positive integer, got {v!r}", key=f.name)
         SparsitySpec(self.n, self.m)
@@ -272,6 +295,12 @@ class HwConfig:
             raise ConfigError(f"mult_bits must be in 2..32, got {self.mult_bits}", key="mult_bits")
         if self.shift_max > 63:
             raise ConfigError(f"shift_max must be <= 63, got {self.shift_max}", key="shift_max")
+        if self.zero_points and (max(self.a_bits, self.w_bits) > 12
+                                 or self.acc_bits < self.a_bits + self.w_bits + 3):
+            raise ConfigError(f"zero_points = 1 widens both operands by one bit: it needs a_bits "
+                              f"and w_bits <= 12 and acc_bits >= a_bits + w_bits + 3 = "
+                              f"{self.a_bits + self.w_bits + 3} (got a{self.a_bits} w{self.w_bits} "
+                              f"acc{self.acc_bits}); set zero_points: 0", key="zero_points")
 
     @property
     def sparsity(self) -> SparsitySpec:

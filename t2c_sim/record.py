@@ -27,9 +27,12 @@ Transformer ops (``docs/numerics.md`` sections 7-10; their integer constants are
   ``c_in = K``, ``c_out = C``; ``M0, sh`` and the optional ``bias_eff`` are ``[1]``, ``[C]`` or
   token-wise ``[R, 1]`` / ``[R, C]`` (``R`` = product of the output's leading dims);
 - softmax: ``table[2^a_bits]`` (``table[d] = round(2^F exp(-s_x d))``), ``M0 = [Mo]``,
-  ``sh = [sho]``, ``params = {frac_bits}``; gelu: ``table[2^a_bits]`` (output integers);
-- layernorm: ``gamma_q[C]``, ``beta_q[C]`` (``c_in = c_out = C``),
-  ``params = {eps_q, sqrt_shift, g_shift}``;
+  ``sh = [sho]``, ``params = {frac_bits}``; gelu: ``table[2^a_bits]`` (output integers), or
+  ``table[R, 2^a_bits]`` for a token-wise output (one table per row ``R`` of the flattened
+  leading dims);
+- layernorm: ``gamma_q[C]``, ``beta_q[C]`` (``c_in = c_out = C``), or ``[R, C]`` for a
+  token-wise output (row ``r`` of the input uses row ``r``), ``params = {eps_q, sqrt_shift,
+  g_shift}``;
 - concat: inputs ``x_0 .. x_{n-1}`` (``1 <= n <= MAX_CONCAT_INPUTS``), ``M0[n]``, ``sh[n]``,
   ``params = {axis, z_in, bits_in, signed_in}`` (axis of the integer layout, negative, default
   -2 = tokens; per-input zero points and formats, required for ``n > 2``; absent, input 0 has
@@ -395,8 +398,12 @@ def _validate_transformer_op(rec: LayerRecord, bad: Any) -> None:
         if rec.a_bits > TABLE_MAX_BITS:
             raise bad(f"{op.value} input has {rec.a_bits} bits; tables allow at most {TABLE_MAX_BITS}")
         need("table")
-        if rec.table.shape != (1 << rec.a_bits,):
-            raise bad(f"table must have shape ({1 << rec.a_bits},), got {rec.table.shape}")
+        n_t = 1 << rec.a_bits
+        per_row = op is OpKind.GELU and rec.table.ndim == 2 and rec.table.shape[1] == n_t
+        if rec.table.shape != (n_t,) and not per_row:
+            raise bad(f"table must have shape ({n_t},)"
+                      + (f" (or (R, {n_t}) per output row)" if op is OpKind.GELU else "")
+                      + f", got {rec.table.shape}")
         if op is OpKind.GELU:
             in_range("table", rec.lo, rec.hi)
         else:
@@ -499,8 +506,11 @@ def check_layernorm(rec: LayerRecord) -> None:
         raise bad(f"layernorm needs c_out = C > 0 (and c_in = C), got c_in={rec.c_in} c_out={c}")
     for f in ("gamma_q", "beta_q"):
         a = getattr(rec, f)
-        if a is None or a.shape != (c,):
-            raise bad(f"{f} must have shape ({c},), got {None if a is None else a.shape}")
+        if a is None or not (a.shape == (c,) or (a.ndim == 2 and a.shape[1] == c)):
+            raise bad(f"{f} must have shape ({c},) (or (R, {c}) per output row), got "
+                      f"{None if a is None else a.shape}")
+    if rec.gamma_q.shape != rec.beta_q.shape:
+        raise bad(f"gamma_q {rec.gamma_q.shape} and beta_q {rec.beta_q.shape} differ in shape")
     for k in OP_PARAMS[OpKind.LAYERNORM]:
         if not isinstance(rec.params.get(k), int):
             raise bad(f"params[{k!r}] is missing (an int is required)")

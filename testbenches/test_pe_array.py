@@ -1,12 +1,16 @@
 """cocotb testbench of ``rtl/t2c_pe_array.v`` (either implementation) against a Python model.
 
 Model, per cycle and PE ``(r, c)``: ``acc <- wrap((clear ? bias[c] : acc) + (valid ?
-sum_j w[c][j] * a[r][idx[c][j]] : 0), ACC_BITS)`` (``a`` signed or unsigned per ``a_signed_i``,
-an index >= M selects 0); ``capture_i`` copies the accumulators (before that edge's update) into
-the drain buffer, and ``drow_acc_o`` shows row ``drow_i`` of it. Stimulus: random operands with
-a bias toward the extremes, every index tuple including indices >= M when M is not a power of
-two, runs of extreme products (a minimal ``ACC_BITS`` wraps), random clear / valid / capture.
-Every cycle one drain row is checked (X/Z fails naming the cycle).
+sum_j (w[c][j] - zw) * (a[r][idx[c][j]] - za) : 0), ACC_BITS)`` (``a`` and ``za`` signed or
+unsigned per ``a_signed_i``, ``w`` and ``zw`` signed, or unsigned per ``w_unsigned_i``; an
+index >= M selects a zero operand: no product); the zero points are those of a ``ZP = 1``
+build and 0 otherwise (a ``ZP = 0`` build must ignore the zero-point inputs, which the bench
+drives anyway); ``capture_i`` copies the accumulators (before that edge's update) into the
+drain buffer, and ``drow_acc_o`` shows row ``drow_i`` of it. Stimulus: random operands with a
+bias toward the extremes, every index tuple including indices >= M when M is not a power of
+two, runs of extreme products and zero points (a minimal ``ACC_BITS`` wraps), random clear /
+valid / capture, zero points and signedness changing every 50 cycles. Every cycle one drain
+row is checked (X/Z fails naming the cycle).
 
 Payload: ``params`` (toplevel parameters, including ``PACKED``), ``seed``, ``n_cycles``.
 """
@@ -53,8 +57,9 @@ async def test_pe_array_vs_model(dut) -> None:
     rng = random.Random(seed)
     cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns", impl="gpi").start())
     dut.rst_ni.value = 1
+    zp = int(p.get("ZP", 0))
     for s in ("clear_i", "valid_i", "capture_i", "drow_i", "a_signed_i", "act_i", "wgt_i",
-              "bias_i"):
+              "bias_i", "za_i", "zw_i", "w_unsigned_i"):
         getattr(dut, s).value = 0
     await RisingEdge(dut.clk_i)
     await FallingEdge(dut.clk_i)
@@ -79,6 +84,15 @@ async def test_pe_array_vs_model(dut) -> None:
         valid = rng.random() < 0.85
         capture = cyc > 0 and rng.random() < 0.3
         a_signed = (cyc // 50) % 2 == 0
+        if cyc % 50 == 0:   # zero points (driven in every build; only ZP = 1 uses them)
+            w_unsigned = rng.random() < 0.5
+            za = _operand(rng, ab, extreme if rng.random() < 0.5 else None)
+            zw = _operand(rng, wb, extreme if rng.random() < 0.5 else None)
+            dut.za_i.value = za
+            dut.zw_i.value = zw
+            dut.w_unsigned_i.value = int(w_unsigned)
+        za_v = (_sx(za, ab) if a_signed else za) if zp else 0
+        zw_v = (zw if w_unsigned else _sx(zw, wb)) if zp else 0
         drow = rng.randrange(rows)
         dut.clear_i.value = int(clear)
         dut.valid_i.value = int(valid)
@@ -101,8 +115,11 @@ async def test_pe_array_vs_model(dut) -> None:
                 if valid:
                     for j in range(n):
                         i = idx[c][j]
-                        a = act[r][i] if i < m else 0
-                        s += _sx(w[c][j], wb) * (_sx(a, ab) if a_signed else a)
+                        if i >= m:
+                            continue
+                        a = act[r][i]
+                        wv = w[c][j] if (zp and w_unsigned) else _sx(w[c][j], wb)
+                        s += (wv - zw_v) * ((_sx(a, ab) if a_signed else a) - za_v)
                 acc[r][c] = int(wrap(base + s, accb))
                 wraps += int(base + s != acc[r][c])
         await RisingEdge(dut.clk_i)
@@ -119,5 +136,5 @@ async def test_pe_array_vs_model(dut) -> None:
         await FallingEdge(dut.clk_i)
     log.info("pe_array PACKED=%d: %d cycles match the model (%d wraps)", p.get("PACKED", 0),
              n_cycles, wraps)
-    if accb == ab + wb + 1 and wraps == 0:
+    if accb == ab + wb + 1 + 2 * zp and wraps == 0:
         raise MismatchError("the minimal-ACC_BITS run never wrapped: the wrap test is vacuous")

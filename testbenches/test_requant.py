@@ -1,12 +1,28 @@
-"""cocotb testbench of ``rtl/t2c_requant.v`` against :func:`t2c_sim.numerics.requantize`.
+"""cocotb testbench of ``rtl/t2c_requant.v`` against :func:`t2c_sim.numerics.requantize` and,
+for the runtime rounding profiles (mode codes 4..6), :func:`t2c_sim.rounding_profiles.requantize_profile`.
 
 One vector per cycle (pipelined, with random bubbles); every output is checked exactly
-``LATENCY`` cycles after its input. Vectors: the four rounding modes on exact ties at every
-shift the configuration can reach, ``s = 0``, saturation both ways, zero-point and clamp-bound
-extremes, ``M0`` at 1 and ``2^MULT_BITS - 1``, accumulator extremes, plus random vectors.
+``LATENCY`` cycles after its input, whatever its mode. Section-2 vectors: the four rounding
+modes on exact ties at every shift the configuration can reach, ``s = 0``, saturation both ways,
+zero-point and clamp-bound extremes, ``M0`` at 1 and ``2^MULT_BITS - 1``, accumulator extremes,
+plus random vectors. Profile vectors (when the build has ``PROFILES = 1`` and ``M0`` fits:
+``ort_fp32`` needs ``MULT_BITS >= 24``, the TFLite profiles ``>= 31``), each rounding step on
+its ties, just above and just below them (the sticky bits), both signs:
+
+* ``ort_fp32``: the float32 conversion of ``acc`` (``|acc| > 2^24``), the float32 product
+  ``a_sig * M0`` (its low bits solved for a tie modulo ``2^(k2 + 10)``), the final
+  ``rint_even``, and extremes (``-2^31``, ``2^24 +- 1``, the left-shift path ``sh < k1 + k2``);
+  the conversion and product ties are placed so that the final integer shows whether they
+  rounded up (``(S + c) / 2^9`` next to a tie of the final step);
+* ``tflite_double``: SRDHM ties (``x * M0 = odd * 2^30``: the nudge rounds them toward +inf),
+  RDBPOT ties after it (away from zero), left shifts that wrap ``acc << left`` to int32,
+  ``-2^31 * (2^31 - 1)``, the flush ``M0 = 0``, ``z_y`` that wraps ``r + z_y`` past int32;
+* ``tflite_single``: ties of ``(acc * M0 + 2^(sh-1)) >> sh`` (toward +inf), the int32 wraps;
+
+plus random vectors with valid profile parameters (``rounding_profiles.check_params``).
 
 Payload (from :func:`t2c_sim.cosim.sim.run`): ``params`` (the toplevel parameters),
-``seed``, ``n_random``.
+``seed``, ``n_random``, ``n_profile`` (random vectors per profile).
 """
 
 from __future__ import annotations
@@ -19,99 +35,32 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from t2c_sim.config import RoundMode
+from t2c_sim.config import RoundProfile
 from t2c_sim.cosim.sim import load_payload
 from t2c_sim.errors import MismatchError, SimulationError
 from t2c_sim.numerics import requantize
+from t2c_sim.rounding_profiles import check_params, requantize_profile
+from t2c_sim.workloads.requant_cases import (
+    BY_CODE,
+    MODES,
+    Vec,
+    ort_directed,
+    profile_random,
+    profiles_fitting,
+    section2_directed,
+    section2_random,
+    tflite_directed,
+)
 
 LATENCY = 3  # documented in rtl/t2c_requant.v
-MODES = list(RoundMode)
-DEFAULTS = {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16}
+PROFILES = list(RoundProfile)
+DEFAULTS = {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16, "PROFILES": 1}
 log = logging.getLogger("cocotb.tb.requant")
-
-Vec = tuple[int, int, int, int, int, int, int]  # acc, m0, sh, zy, lo, hi, mode code
-
-
-def _directed(p: dict[str, int], rng: random.Random) -> list[Vec]:
-    ab, mb, sb, yb = p["ACC_BITS"], p["MULT_BITS"], p["SHIFT_BITS"], p["Y_BITS"]
-    amin, amax = -(1 << (ab - 1)), (1 << (ab - 1)) - 1
-    mmax = (1 << mb) - 1
-    smax = min(63, (1 << sb) - 1)
-    ymin, ymax = -(1 << (yb - 1)), (1 << (yb - 1)) - 1
-    full = (ymin, ymax)
-    out: list[Vec] = []
-    codes = [m.code for m in MODES]
-    # Exact ties (r == h) and their neighbours (r == h +- 1) at every reachable shift.
-    for s in range(1, smax + 1):
-        t = s - 1                           # product = odd * 2^t is a tie at shift s
-        ta = min(t, ab - 4)                 # part of 2^t carried by acc (odd * 2^ta fits)
-        tm = t - ta                         # part carried by M0
-        if ta < 0 or tm > mb - 1:
-            continue
-        for odd in (1, 3, 5, -1, -3, -5, 7, -7):
-            for c in codes:
-                out.append((odd << ta, 1 << tm, s, 0, *full, c))
-            # one above and one below the tie (M0 = 1 so the product is exact acc)
-            if tm == 0:
-                for d in (-1, 1):
-                    a = (odd << ta) + d
-                    if amin <= a <= amax:
-                        for c in codes:
-                            out.append((a, 1, s, 0, *full, c))
-    # ties made of the accumulator extremes (-2^(A-1), +-2^(A-2)) reach the largest shifts
-    for s in range(1, smax + 1):
-        for a, ta in ((amin, ab - 1), (1 << (ab - 2), ab - 2), (-(1 << (ab - 2)), ab - 2)):
-            tm = s - 1 - ta
-            if 0 <= tm <= mb - 1:
-                for c in codes:
-                    out.append((a, 1 << tm, s, 0, *full, c))
-    # s = 0 returns v (then clamp); every mode
-    for a in (0, 1, -1, 2, -2, 123, -123, amax, amin):
-        for c in codes:
-            out.append((a, 1, 0, 0, *full, c))
-            out.append((a, mmax, 0, 0, *full, c))
-    # saturation both ways, with the largest product and large shifts
-    for a in (amax, amin, amax - 1, amin + 1):
-        for m0 in (mmax, 1, mmax >> 1):
-            for s in sorted({0, 1, smax // 2, smax}):
-                for c in codes:
-                    out.append((a, m0, s, 0, *full, c))
-                    out.append((a, m0, s, ymax, *full, c))
-                    out.append((a, m0, s, ymin, *full, c))
-    # zero-point extremes and narrow / ReLU-like bounds
-    for zy in (ymin, ymax, 0, -1, 1):
-        for a in (0, 5, -5, 1 << min(ab - 2, 20), -(1 << min(ab - 2, 20))):
-            for lo, hi in (full, (zy, ymax), (ymin, zy), (zy, zy), (max(zy, 0), min(ymax, 6))):
-                if lo <= hi:
-                    for c in codes:
-                        out.append((a, rng.randint(1, mmax), rng.randint(0, smax), zy, lo, hi, c))
-    return out
-
-
-def _random(p: dict[str, int], rng: random.Random, n: int) -> list[Vec]:
-    ab, mb, sb, yb = p["ACC_BITS"], p["MULT_BITS"], p["SHIFT_BITS"], p["Y_BITS"]
-    smax = min(63, (1 << sb) - 1)
-    ymin, ymax = -(1 << (yb - 1)), (1 << (yb - 1)) - 1
-    out: list[Vec] = []
-    for _ in range(n):
-        k = rng.randint(1, ab)              # log-uniform magnitude: small and huge accumulators
-        a = max(-(1 << (ab - 1)), min((1 << (ab - 1)) - 1, rng.randint(-(1 << (k - 1)), 1 << (k - 1))))
-        m0 = rng.randint(0, (1 << mb) - 1) if rng.random() < 0.8 else rng.randint(0, 255)
-        s = rng.randint(0, smax)
-        if rng.random() < 0.3:
-            # aim the shift at the product's magnitude so results land inside the range
-            s = max(0, min(smax, (abs(a) * m0).bit_length() - rng.randint(0, yb)))
-        zy = rng.randint(ymin, ymax) if rng.random() < 0.5 else rng.randint(-8, 8)
-        if rng.random() < 0.5:
-            lo, hi = ymin, ymax
-        else:
-            lo, hi = sorted((rng.randint(ymin, ymax), rng.randint(ymin, ymax)))
-        out.append((a, m0, s, zy, lo, hi, rng.choice(MODES).code))
-    return out
 
 
 def expected(vecs: list[Vec]) -> np.ndarray:
-    """Golden outputs from :func:`t2c_sim.numerics.requantize`, one call per rounding mode."""
+    """Golden outputs: :func:`t2c_sim.numerics.requantize` per rounding mode (codes 0..3) and
+    :func:`t2c_sim.rounding_profiles.requantize_profile` per profile (codes 4..6)."""
     arr = np.array([v[:6] for v in vecs], dtype=object)
     codes = np.array([v[6] for v in vecs])
     y = np.zeros(len(vecs), dtype=np.int64)
@@ -120,6 +69,12 @@ def expected(vecs: list[Vec]) -> np.ndarray:
         if sel.size:
             cols = [np.array([int(x) for x in arr[sel, i]], dtype=object) for i in range(6)]
             y[sel] = requantize(*cols, mode=mode)
+    for prof in PROFILES:
+        sel = np.flatnonzero(codes == prof.code)
+        if sel.size:
+            cols = [np.array([int(x) for x in arr[sel, i]], dtype=np.int64) for i in range(6)]
+            check_params(prof, cols[1], cols[2])     # the vectors are legal for the profile
+            y[sel] = requantize_profile(*cols, prof)
     return y
 
 
@@ -131,8 +86,14 @@ async def test_requant_vectors(dut) -> None:
     seed = int(pl.get("seed", 1))
     n_random = int(pl.get("n_random", 5000))
     log.info("seed=%d params=%s n_random=%d", seed, p, n_random)
+    n_profile = int(pl.get("n_profile", 1000))
     rng = random.Random(seed)
-    vecs = _directed(p, rng) + _random(p, rng, n_random)
+    vecs = section2_directed(p, rng) + section2_random(p, rng, n_random)
+    n_sec2 = len(vecs)
+    for prof in profiles_fitting(p):
+        d = ort_directed(p, rng) if prof is RoundProfile.ORT_FP32 else tflite_directed(p, rng, prof)
+        vecs += d + profile_random(p, rng, prof, n_profile)
+    rng.shuffle(vecs)   # modes interleave in the pipeline
     y_exp = expected(vecs)
     ab, mb, yb = p["ACC_BITS"], p["MULT_BITS"], p["Y_BITS"]
 
@@ -193,11 +154,11 @@ async def test_requant_vectors(dut) -> None:
                 a, m0, s, zy, lo, hi, c = vecs[want]
                 raise MismatchError(
                     f"y_o mismatch at vector {want} (seed {seed}): acc={a} M0={m0} sh={s} "
-                    f"z_y={zy} lo={lo} hi={hi} mode={MODES[c].value}: rtl={got} "
+                    f"z_y={zy} lo={lo} hi={hi} mode={BY_CODE[c].value}: rtl={got} "
                     f"golden={int(y_exp[want])}")
             checked += 1
         await FallingEdge(dut.clk_i)  # leave the read-only phase; drive the next cycle
     if checked != len(vecs):
         raise MismatchError(f"checked {checked} outputs, expected {len(vecs)}")
-    log.info("requant: %d vectors (%d directed) match the golden model", checked,
-             len(vecs) - n_random)
+    log.info("requant: %d vectors (%d section 2, %d with profiles %s) match the golden model",
+             checked, n_sec2, len(vecs) - n_sec2, [q.value for q in profiles_fitting(p)])

@@ -12,6 +12,8 @@ or requantize every chunk. Bigger split layers are in tests/test_cosim_ksplit.py
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -218,8 +220,9 @@ def test_refusals_name_layer_and_reason():
     tw = random_linear_record(np.random.default_rng(42), name="fc_tw", c_in=8, c_out=2, rows=3,
                               n=2, m=4, token_wise=True)
     with pytest.raises(UnsupportedLayerError, match=r"layer 'fc_tw': .*token-wise.*"
-                                                    r"\[accepts\.token_wise\]"):
-        to_gemm(tw, HW_A)
+                                                    r"row_params: 0"):
+        to_gemm(tw, dataclasses.replace(HW_A, row_params=0))   # a build without rp memory
+    to_gemm(tw, HW_A)                                          # one with it (test_cosim_rq.py)
     wide = _lin(43, c_in=8, c_out=2, rows=2, n=2, m=8)
     with pytest.raises(UnsupportedLayerError, match=r"layer 'fc_s43': .*a_bits=8 exceeds the DUT's "
                                                     r"maximum 4 .*\[accepts\.a_bits\]"):

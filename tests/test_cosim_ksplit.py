@@ -131,10 +131,10 @@ def _mutant_rtl(tmp_path: Path, old: str, new: str) -> Path:
 
 MUTANTS = {
     # every run starts its accumulators from bias_eff (not only the first chunk)
-    "bias_every_chunk": ("first_q ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS)) : {BIAS_W{1'b0}}",
-                         "~({BIAS_W{1'b1}} << (ncv * ACC_BITS))"),
+    "bias_every_chunk": ("(first_q && !rowpar_q) ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS))",
+                         "(!rowpar_q) ? ~({BIAS_W{1'b1}} << (ncv * ACC_BITS))"),
     # the drain never adds the partial sums: each chunk is accumulated and requantized alone
-    "psum_dropped": ("if (first_q || !drmask_q[drow_q]) begin", "if (1'b1) begin"),
+    "psum_dropped": ("if (!drmask_q[drow_q] || (first_q && !rowpar_q)) begin", "if (1'b1) begin"),
 }
 
 

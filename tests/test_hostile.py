@@ -426,6 +426,8 @@ SIGNAL_CASES = [  # (id, command, phase, signal, exit code, stderr words)
     ("sigterm-run", "run", "run", signal.SIGTERM, EXIT_TERMINATED, ["terminated"]),
     ("sigint-run", "run", "run", signal.SIGINT, EXIT_INTERRUPT, ["interrupted"]),
     ("sigkill-build", "run", "build", signal.SIGKILL, -signal.SIGKILL, None),
+    ("sigterm-run-pool", "run-pool", "run", signal.SIGTERM, EXIT_TERMINATED, ["terminated"]),
+    ("sigint-run-pool", "run-pool", "run", signal.SIGINT, EXIT_INTERRUPT, ["interrupted"]),
     ("sigterm-regress-pool", "regress", "run", signal.SIGTERM, EXIT_TERMINATED,
      ["terminated", "0 of 2 jobs"]),
     ("sigint-regress-pool", "regress", "run", signal.SIGINT, EXIT_INTERRUPT,
@@ -443,6 +445,8 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
            "--no-progress"]
     if cmd == "run":
         argv = ["run", str(d / "net"), "--layers", "fc", "--out", str(d / "out"), *sim]
+    elif cmd == "run-pool":  # every layer, spread over a pool of 2 simulator processes
+        argv = ["run", str(d / "net"), "-j", "2", "--out", str(d / "out"), *sim]
     elif cmd == "regress":
         (d / "s.yaml").write_text("name: s\nsims: icarus\njobs:\n"
                                   "  - {random: linear, name: a, params: {c_in: 8, c_out: 4, rows: 2}}\n"
@@ -456,7 +460,7 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
     env = {"T2C_FAKE_IVERILOG": "ok"} if phase == "run" else {}
     cli = Cli(d, argv, **env)
     try:
-        n = 2 if cmd == "regress" else 1
+        n = 2 if cmd in ("regress", "run-pool") else 1
         wait_for(lambda: cli.children_started(n), 120, f"the fake {phase}", cli.proc)
         os.kill(cli.proc.pid, sig)  # the command only, as `kill PID` or a supervisor does
         rc, err = cli.finish()
@@ -469,7 +473,7 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
         assert cli.survivors() == [], "processes outlived the command"
         if cmd == "run" and sig == signal.SIGKILL:  # no cleanup possible: nothing written
             assert not [p for p in (d / "out").rglob("*")]
-        elif cmd == "run":  # interrupted before any report: no folder left behind
+        elif cmd in ("run", "run-pool"):  # interrupted before any report: no folder left
             assert not (d / "out").exists()
         if cmd == "regress":  # the suite reports exist and list the jobs as not run
             summary = json.loads((d / "out" / "summary.json").read_text())

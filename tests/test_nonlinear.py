@@ -321,6 +321,93 @@ def test_gelu_doc_example_and_input_range():
         run_layer_torch(rec, np.array([2]))
 
 
+# ---- token-wise (per-row) outputs: LayerNorm [R, C] constants, GELU [R, 2^a] tables -------------
+def _row_scales(rng, r):
+    return np.exp(rng.uniform(-6, -1, r))
+
+
+def test_layernorm_per_row_constants_against_oracle():
+    """Row r divides by its own s_y[r] with one g_shift for all rows: constants derived
+    independently (Fractions), outputs row by row with the scalar oracle."""
+    seed = 21
+    rng = np.random.default_rng(seed)
+    for case in range(8):
+        c = int(rng.choice([2, 5, 16, 48]))
+        r = int(rng.integers(1, 7))
+        s_x, eps = float(np.exp(rng.uniform(-6, -1))), float(rng.choice([0.0, 1e-6, 1e-3]))
+        gamma, beta = rng.normal(1.0, 0.4, c), rng.normal(0.0, 0.4, c)
+        s_y = _row_scales(rng, r)
+        p = tp.layernorm_params(s_x, gamma, beta, eps, s_y)
+        assert p["gamma_q"].shape == p["beta_q"].shape == (r, c)
+        gb = p["params"]["g_shift"]
+        one = O.layernorm_constants(s_x, gamma.tolist(), beta.tolist(), eps, float(s_y[0]), 8, True)
+        assert {k: p["params"][k] for k in ("eps_q", "sqrt_shift")} == \
+            {k: one[k] for k in ("eps_q", "sqrt_shift")}
+
+        def consts(shift, gamma=gamma, beta=beta, s_y=s_y):
+            return ([[O.round_half_even_frac(O.Fraction(float(g) / float(v)) * 2 ** shift)
+                      for g in gamma] for v in s_y],
+                    [[O.round_half_even_frac(O.Fraction(float(b) / float(v)) * 2 ** shift)
+                      for b in beta] for v in s_y])
+
+        def fits(shift, c=c):  # the bound over every row at once (one shift for all rows)
+            g_, b_ = consts(shift)
+            return max(abs(v) for row in g_ for v in row) * math.ceil(math.sqrt(c - 1)) + \
+                max(abs(v) for row in b_ for v in row) <= 2 ** 31
+
+        assert fits(gb) and (gb == 31 or not fits(gb + 1)), f"seed {seed} case {case}"
+        want_g, want_b = consts(gb)
+        assert p["gamma_q"].tolist() == want_g and p["beta_q"].tolist() == want_b
+        mode = MODES[case % 4]
+        rec = LayerRecord(name="ln", op=OpKind.LAYERNORM, c_in=c, c_out=c, mode=mode,
+                          **p).validate()
+        x = rng.integers(-128, 128, size=(r, c))
+        want = [O.layernorm_row(row, p["gamma_q"][i].tolist(), p["beta_q"][i].tolist(),
+                                p["params"]["eps_q"], p["params"]["sqrt_shift"], gb, 0, -128, 127,
+                                mode) for i, row in enumerate(x.tolist())]
+        assert _both(rec, x).tolist() == want, f"seed {seed} case {case}"
+        assert _both(rec, x.reshape(1, r, c)).reshape(r, c).tolist() == want    # leading dims
+
+
+def test_gelu_per_row_tables_against_oracle():
+    seed = 22
+    rng = np.random.default_rng(seed)
+    for case in range(6):
+        r = int(rng.integers(1, 6))
+        s_x, s_y = float(np.exp(rng.uniform(-5, -1))), _row_scales(rng, r)
+        z_x, z_y = int(rng.integers(-20, 20)), int(rng.integers(-20, 20))
+        t = tp.gelu_params(s_x, z_x, s_y, z_y)["table"]
+        assert t.shape == (r, 256)
+        for i, v in enumerate(s_y):
+            assert t[i].tolist() == O.gelu_table(s_x, z_x, float(v), z_y, 8, True, -128, 127)
+            assert t[i].tolist() == tp.gelu_params(s_x, z_x, float(v), z_y)["table"].tolist()
+        rec = LayerRecord(name="gelu", op=OpKind.GELU, z_x=z_x, z_y=z_y, table=t).validate()
+        x = rng.integers(-128, 128, size=(1, r, 7))
+        want = [[t[i][v + 128] for v in row] for i, row in enumerate(x[0].tolist())]
+        assert _both(rec, x)[0].tolist() == want, f"seed {seed} case {case}"
+
+
+def test_per_row_constants_need_matching_rows():
+    rng = np.random.default_rng(23)
+    p = tp.layernorm_params(0.05, rng.normal(1, 0.3, 8), rng.normal(0, 0.3, 8), 1e-5,
+                            _row_scales(rng, 3))
+    ln = LayerRecord(name="ln", op=OpKind.LAYERNORM, c_in=8, c_out=8, **p).validate()
+    g = LayerRecord(name="gelu", op=OpKind.GELU,
+                    **tp.gelu_params(0.05, 0, _row_scales(rng, 3), 0)).validate()
+    for rec, x in ((ln, np.zeros((4, 8), dtype=np.int64)), (g, np.zeros((2, 8), dtype=np.int64))):
+        for run in (run_layer, run_layer_torch):
+            with pytest.raises(RecordError, match="rows"):
+                run(rec, x)
+    with pytest.raises(RecordError, match="differ in shape"):
+        ln.replace(beta_q=ln.beta_q[0]).validate()
+    with pytest.raises(RecordError, match="table"):
+        LayerRecord(name="sm", op=OpKind.SOFTMAX, table=np.zeros((2, 256), dtype=np.int64),
+                    params={"frac_bits": 20}, M0=[1], sh=[0]).validate()
+    for bad in ([[0.1]], [], [0.1, -1.0]):
+        with pytest.raises(NumericsError):
+            tp.gelu_params(0.1, 0, bad, 0)
+
+
 # ---- fuse-time constants -------------------------------------------------------------------------
 def test_softmax_and_layernorm_constants_match_independent_derivation():
     seed = 14

@@ -177,14 +177,34 @@ def test_cli_import_then_run_the_records(models, tmp_path, capsys) -> None:
     assert (tmp_path / "keep" / "notes.txt").read_text() == "mine"
 
 
-def test_cli_run_refuses_a_profile_on_the_rtl_before_anything(models, tmp_path, capsys) -> None:
+def test_cli_run_refuses_a_profile_on_a_build_without_them(models, tmp_path, capsys) -> None:
     res = tmp_path / "res"
-    assert main(["run", str(models["mlp_qdq"]), "--out", str(res)]) == 2
+    assert main(["run", str(models["mlp_qdq"]), "--hw-param", "profiles=0",
+                 "--out", str(res)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "rounding profile ort_fp32 has no RTL requantizer" in err[0]
+    assert len(err) == 1 and "rounding profile ort_fp32: this build's requantizer has the " \
+        "section-2 modes only (profiles: 0)" in err[0]
     assert "--profile half_even" in err[0] and not res.exists()
     assert main(["run", "models/digits_cnn_w8a8_2of4.yaml", "--parity", "ort"]) == 2
     assert "--parity only apply to an ONNX model" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_cli_run_onnx_cnn_under_ort_fp32_on_the_rtl(models, tmp_path, capsys) -> None:
+    """The 2:4 ORT-quantized residual CNN (convs, residual add, pools, linears), imported with
+    ort_fp32: golden == ONNX Runtime on every quantized tensor and every MAC layer bit-exact on
+    the RTL's ort_fp32 requantizer, measured cycles equal the estimate."""
+    res = tmp_path / "res"
+    rc = main(["run", str(models["rescnn_2of4"]), "--sim", "icarus", "--parity", "ort",
+               "--out", str(res), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    out = json.loads((res / "results.json").read_text())
+    macs = [ly for ly in out["layers"] if ly["op"] in ("conv2d", "linear")]
+    assert len(macs) == 5
+    for ly in macs:
+        (o,) = ly["sims"]
+        assert o["verdict"] == "pass" and o["cycles_measured"] == ly["cycles_est"], ly["name"]
 
 
 def _bad_models(d: Path, good: Path) -> list[tuple[str, Path, str]]:
@@ -255,16 +275,19 @@ def test_nm_refusal_via_cli(models, tmp_path, capsys) -> None:
 
 
 def test_rtl_preflight_refuses_profiled_records_and_takes_section2(models) -> None:
-    """Before anything is simulated: ort_fp32 records are refused naming the layer; the same
-    model imported with half_even passes the array check."""
+    """Before anything is simulated: a build without rounding profiles refuses ort_fp32 records
+    naming the layer and the feature; the same model imported with half_even passes its array
+    check, and a build with the profiles (the default) takes the ort_fp32 records."""
     from t2c_sim.config import HwConfig
     from t2c_sim.cosim.run import UnsupportedLayerError
     from t2c_sim.regress.pipeline import RunOptions, preflight
     from t2c_sim.regress.sources import records_from_onnx
 
-    opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4)
+    opts, hw = RunOptions(sims=("verilator",)), HwConfig(n=4, m=4, profiles=0)
     src = records_from_onnx(models["mlp_qdq"])
-    with pytest.raises(UnsupportedLayerError, match="layer /l1/Gemm: cannot run on the "
-                                                    "accelerator: rounding profile ort_fp32"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer '/l1/Gemm': cannot run on DUT "
+                                                    r"t2c_accel: rounding profile ort_fp32: .*"
+                                                    r"profiles: 0.*\[hw\.profiles\]"):
         preflight(src.records, hw, opts)
     preflight(records_from_onnx(models["mlp_qdq"], rounding="half_even").records, hw, opts)
+    preflight(src.records, HwConfig(n=4, m=4), opts)

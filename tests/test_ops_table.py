@@ -342,7 +342,7 @@ class Bad(nn.Module):
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.fc = nn.Linear(4 * 4 * 4, 3)
         self.sig = nn.Sigmoid()
-        self.ln = nn.LayerNorm(4)
+        self.gn = nn.GroupNorm(2, 4)
         self.bn = nn.BatchNorm2d(4)
         self.scale = nn.Parameter(torch.ones(1))
         self.c44 = nn.Conv2d(4, 4, 1)
@@ -356,11 +356,11 @@ class Bad(nn.Module):
         if c == "mul":
             return x * 2  # BAD:mul
         if c == "getitem":
-            return x[:, :2].repeat(1, 2, 1, 1)  # BAD:getitem
+            return x[:, [0, 2, 1, 3]]  # BAD:getitem
         if c == "interpolate":
             return F.interpolate(x, scale_factor=1.0)  # BAD:interpolate
-        if c == "layernorm":
-            return self.ln(x)  # BAD:layernorm
+        if c == "groupnorm":
+            return self.gn(x)  # BAD:groupnorm
         if c == "ceil":
             return F.max_pool2d(x, 1, ceil_mode=True)  # BAD:ceil
         if c == "cat_batch":
@@ -409,9 +409,9 @@ BAD_CASES = [  # (case, fx node name, what the message must say)
     ("sigmoid", "sigmoid", "torch.sigmoid.*nn.ReLU / nn.ReLU6"),
     ("sigmoid_module", "sig", "Sigmoid 'sig'.*nn.ReLU"),
     ("mul", "mul", "operator.mul.*fold constant factors"),
-    ("getitem", "getitem", "indexing or slicing"),
+    ("getitem", "getitem", "advanced indexing.*index with ints and slices"),
     ("interpolate", "interpolate", "F.interpolate.*resize the input on the host"),
-    ("layernorm", "ln", "LayerNorm 'ln'.*only BatchNorm directly after"),
+    ("groupnorm", "gn", "GroupNorm 'gn'.*only BatchNorm directly after"),
     ("ceil", "max_pool2d", "F.max_pool2d.*ceil_mode"),
     ("cat_batch", "cat", "dim=0: the batch dim"),
     ("add_const", "add", "not a tensor computed by the network"),

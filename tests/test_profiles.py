@@ -408,16 +408,18 @@ def test_models_without_the_profile_refuse_it(tmp_path) -> None:
         run_layer_torch(prof)
     with pytest.raises(ConfigError, match="unknown rounding mode 'ort_fp32'"):
         requantize([1], [1], [0], 0, -128, 127, "ort_fp32")   # section-2 requantizer
-    with pytest.raises(ConfigError, match="no RTL round_mode code"):
-        _ = RoundProfile.TFLITE_SINGLE.code
-    # the RTL flow refuses before or while writing the tile files, never runs the record
+    # the RTL requantizer's mode codes follow the four section-2 modes
+    assert [p.code for p in RoundProfile] == [4, 5, 6]
+    # an RTL build without the profiles refuses before writing any tile file; one with them
+    # (the default) takes the record (co-simulated in tests/test_cosim_rq.py)
     from t2c_sim.config import HwConfig
     from t2c_sim.cosim.run import prepare, to_gemm
 
     rec = _with_profile(random_linear_record(rng, c_in=8, c_out=4, rows=4, n=2, m=4),
                         "ort_fp32", rng)
-    with pytest.raises(T2CError):
-        prepare([to_gemm(rec, HwConfig())], tmp_path / "run")
+    with pytest.raises(T2CError, match="rounding profile ort_fp32: .*profiles: 0"):
+        prepare([to_gemm(rec, HwConfig(profiles=0))], tmp_path / "run")
+    prepare([to_gemm(rec, HwConfig())], tmp_path / "run")
 
 
 def test_round_mode_enum_is_unchanged() -> None:

@@ -23,9 +23,21 @@ from t2c_sim.errors import MismatchError, SimulationError
 BUILD_ROOT = sim.default_build_root()
 
 REQUANT_SETS = {
+    # section 2 and the three runtime profiles (the accelerator's requantizer)
     "m32": {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
+    # section 2 only fits (M0 is too narrow for any profile); profiles built but unused
     "m16": {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
+    # a 32-bit output shows float32(acc) of ort_fp32 directly (m32 = 1) and the left shifts
+    "m32y32": {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 32},
+    # ort_fp32 on a 24-bit accumulator (sign-extended to int32); TFLite's M0 does not fit
+    "a24m24": {"ACC_BITS": 24, "MULT_BITS": 24, "SHIFT_BITS": 6, "Y_BITS": 12},
+    # a build without the profiles: section 2 exactly as before
+    "noprof": {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16, "PROFILES": 0},
 }
+# Verilator repeats of the extra requantizer sets run in `make test-full` (Icarus covers them),
+# and so do the two extra profile sets on Icarus.
+REQUANT_SLOW_ON_VERILATOR = ("m32y32", "a24m24", "noprof")
+REQUANT_SLOW = ("m32y32", "a24m24")
 PE_SETS = {
     "2of4_8b": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2, "M": 4, "IDX_BITS": 2},
     "1of4_8b": {"A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 1, "M": 4, "IDX_BITS": 2},
@@ -48,12 +60,18 @@ def _run_unit(simulator: str, top: str, params: dict, payload: dict,
 
 # ------------------------------------------------------------------------------ RTL units
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator", sim.SIMULATORS)
-@pytest.mark.parametrize("pset", list(REQUANT_SETS))
+@pytest.mark.parametrize("simulator,pset", [
+    pytest.param(s, p, marks=pytest.mark.slow, id=f"{p}-{s}")
+    if (s == "verilator" and p in REQUANT_SLOW_ON_VERILATOR) or p in REQUANT_SLOW
+    else pytest.param(s, p, id=f"{p}-{s}")
+    for p in REQUANT_SETS for s in sim.SIMULATORS])
 def test_requant(simulator: str, pset: str) -> None:
+    """Section-2 modes and, where the build and M0 width allow, every rounding profile against
+    ``rounding_profiles`` (directed ties of each rounding step, extremes, random)."""
     seed = 11 + list(REQUANT_SETS).index(pset)
     print(f"seed={seed}")
-    _run_unit(simulator, "t2c_requant", REQUANT_SETS[pset], {"seed": seed, "n_random": 3000})
+    _run_unit(simulator, "t2c_requant", REQUANT_SETS[pset],
+              {"seed": seed, "n_random": 3000, "n_profile": 1000})
 
 
 # Verilator repeats of the parameter sets Icarus already covers run only in `make test-full`.
@@ -84,7 +102,20 @@ ARRAY_SETS = {
                      "M": 16, "IDX_BITS": 4},
     "1x1_dense1": {"ROWS": 1, "COLS": 1, "A_BITS": 6, "W_BITS": 5, "ACC_BITS": 20, "N": 1,
                    "M": 1, "IDX_BITS": 1},
+    # operand zero points (activation x activation matmul): ZP = 1, also at the minimal
+    # ACC_BITS = A_BITS + W_BITS + 3 (wraps), with M not a power of two and N > 8
+    "3x2_2of4_zp": {"ROWS": 3, "COLS": 2, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2,
+                    "M": 4, "IDX_BITS": 2, "ZP": 1},
+    "2x3_wrap19_zp": {"ROWS": 2, "COLS": 3, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 19, "N": 2,
+                      "M": 4, "IDX_BITS": 2, "ZP": 1},
+    "2x2_2of5_oob_zp": {"ROWS": 2, "COLS": 2, "A_BITS": 8, "W_BITS": 8, "ACC_BITS": 32, "N": 2,
+                        "M": 5, "IDX_BITS": 3, "ZP": 1},
+    "3x1_9of16_4b_zp": {"ROWS": 3, "COLS": 1, "A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "N": 9,
+                        "M": 16, "IDX_BITS": 4, "ZP": 1},
 }
+# zero-point sets in the fast tier (lane-packed on Icarus, like the others)
+ARRAY_FAST = ("3x2_2of4", "2x3_wrap17", "2x2_2of5_oob", "3x1_9of16_4b", "1x1_dense1",
+              "3x2_2of4_zp", "2x3_wrap19_zp")
 
 
 def _run_array(simulator: str, pset: str, packed: int, sources: list[Path] | None = None,
@@ -103,7 +134,7 @@ def _run_array(simulator: str, pset: str, packed: int, sources: list[Path] | Non
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator,pset,packed", [
     pytest.param(s, p, k, id=f"{p}-{s}-packed{k}",
-                 marks=[] if (s, k) == ("icarus", 1) else [pytest.mark.slow])
+                 marks=[] if (s, k) == ("icarus", 1) and p in ARRAY_FAST else [pytest.mark.slow])
     for p in ARRAY_SETS for s in sim.SIMULATORS for k in (0, 1)])
 def test_pe_array(simulator: str, pset: str, packed: int) -> None:
     _run_array(simulator, pset, packed)
@@ -161,6 +192,32 @@ MUTANTS = {
         "MODE_HALF_EVEN: up_d = half_d;"),
     "requant_no_saturation": (
         "t2c_requant", "y_d = lo2_q;", "y_d = sum_d[Y_BITS-1:0];"),
+    # runtime rounding profiles: each rounding step of each profile broken once
+    "requant_srdhm_without_nudge": (
+        "t2c_requant", "            s2 = 8'd31;\n            m2 = MODE_HALF_UP;",
+        "            s2 = 8'd31;\n            m2 = 2'd3;"),
+    "requant_srdhm_nudge_away_from_zero": (
+        "t2c_requant", "            s2 = 8'd31;\n            m2 = MODE_HALF_UP;",
+        "            s2 = 8'd31;\n            m2 = MODE_HALF_AWAY;"),
+    "requant_rdbpot_ties_up": (
+        "t2c_requant", "h3 & (st3 | ~v3[V3-1])", "h3"),
+    "requant_f32_conversion_drops_sticky": (
+        "t2c_requant", "opa = $signed(q1 + {31'd0, h1 & (st1 | q1[0])});",
+        "opa = $signed(q1 + {31'd0, h1 & q1[0]});"),
+    "requant_f32_product_truncated": (
+        "t2c_requant", "            s2 = k2;\n            m2 = MODE_HALF_EVEN;",
+        "            s2 = k2;\n            m2 = 2'd3;"),
+    "requant_ort_final_ties_up": (
+        "t2c_requant", "up3 = (mode2_q == ORT_FP32) ? h3 & (st3 | q3[0])",
+        "up3 = (mode2_q == ORT_FP32) ? h3"),
+    # (int32(int32(r) + z_y) == int32(r + z_y): dropping only tflite_single's inner wrap would
+    # be an equivalent mutant; dropping the outer one is not)
+    "requant_tflite_double_no_int32_wrap": (
+        "t2c_requant", "assign wrap32_p = (mode2_q == TFLITE_DOUBLE) || (mode2_q == TFLITE_SINGLE);",
+        "assign wrap32_p = (mode2_q == TFLITE_SINGLE);"),
+    "requant_tflite_single_no_int32_wrap": (
+        "t2c_requant", "assign wrap32_p = (mode2_q == TFLITE_DOUBLE) || (mode2_q == TFLITE_SINGLE);",
+        "assign wrap32_p = (mode2_q == TFLITE_DOUBLE);"),
     "pe_ignores_a_signed": (
         "t2c_nm_pe", "a_d   = $signed({a_signed_i & sel_d[A_BITS-1], sel_d});",
         "a_d   = $signed({sel_d[A_BITS-1], sel_d});"),
@@ -170,14 +227,22 @@ MUTANTS = {
 }
 
 
+# One mutant per profile in the fast tier; the other profile steps in `make test-full`.
+MUTANTS_SLOW = ("requant_srdhm_nudge_away_from_zero", "requant_rdbpot_ties_up",
+                "requant_f32_product_truncated", "requant_ort_final_ties_up",
+                "requant_tflite_single_no_int32_wrap")
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("mutant", list(MUTANTS))
+@pytest.mark.parametrize("mutant", [pytest.param(m, marks=pytest.mark.slow) if m in MUTANTS_SLOW
+                                    else m for m in MUTANTS])
 def test_testbench_catches_mutant(mutant: str, tmp_path: Path) -> None:
     """A broken RTL copy must fail its testbench with a MismatchError naming the vector."""
     top, old, new = MUTANTS[mutant]
     params = REQUANT_SETS["m32"] if top == "t2c_requant" else PE_SETS["2of4_8b"]
     with pytest.raises(MismatchError, match=r"mismatch at (vector|cycle) \d+"):
-        _run_unit("icarus", top, params, {"seed": 5, "n_random": 300, "n_cycles": 300},
+        _run_unit("icarus", top, params, {"seed": 5, "n_random": 300, "n_cycles": 300,
+                                          "n_profile": 100},
                   sources=_mutant(tmp_path, top, old, new), build_root=tmp_path / "b")
 
 

@@ -63,3 +63,41 @@ def test_simulator_dies_with_its_waiter(tmp_path: Path, sig: signal.Signals) -> 
     finally:
         if _alive(sim_pid):
             os.kill(sim_pid, signal.SIGKILL)
+
+
+def test_a_signal_right_after_the_fork_still_kills_the_simulator(tmp_path: Path, monkeypatch) -> None:
+    """The window between ``Popen`` returning and the guarded wait: a SIGINT sent exactly there
+    (from inside a wrapped ``Popen``) must still reach the cleanup, not leave the group running.
+    Without the signal mask around the fork, the KeyboardInterrupt is raised before the ``try``."""
+    from t2c_sim.cosim.sim import tools
+
+    real = subprocess.Popen
+    started: list[int] = []
+
+    def popen_then_signal(*a, **k):
+        p = real(*a, **k)
+        started.append(p.pid)
+        os.kill(os.getpid(), signal.SIGINT)  # lands while Popen's caller has not reached `try`
+        for _ in range(1000):  # give Python every chance to run the handler right here
+            pass
+        return p
+
+    monkeypatch.setattr(tools.subprocess, "Popen", popen_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        tools.run_logged(["sh", "-c", "exec sleep 60"], {"PATH": "/usr/bin:/bin"}, tmp_path,
+                         tmp_path / "log", 120.0, "fake sim")
+    assert started and _gone_within(started[0], 10), "the simulator outlived the interrupt"
+    assert not tools._LIVE_GROUPS
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
+def test_the_simulator_gets_the_callers_signal_mask(tmp_path: Path) -> None:
+    """The mask blocked around the fork is not inherited: a simulator deaf to SIGINT/SIGTERM
+    would be a new defect."""
+    from t2c_sim.cosim.sim.tools import run_logged
+
+    rc = run_logged(["grep", "SigBlk", "/proc/self/status"], {"PATH": "/usr/bin:/bin"},
+                    tmp_path, tmp_path / "log", 60.0, "mask probe")
+    assert rc == 0
+    mask = int((tmp_path / "log").read_text().split()[1], 16)
+    assert not mask & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGTERM - 1)), hex(mask)

@@ -36,8 +36,21 @@ limits           a tile fills a scratchpad exactly (``out_full``: rows*CB = OUT_
                  run-time checks (``err_o``), where an off-by-one refuses a legal layer
 nm_pattern       every index pattern of the array's N:M (``hw.n`` sorted indices of ``hw.m``),
                  from the weights re-compressed to ``hw.n:hw.m``
-round            mode x (tie | no_tie): a tie is an exact product ``acc*M0`` whose shifted-out
-                 bits are exactly one half (``sh > 0`` and ``acc*M0 mod 2^sh == 2^(sh-1)``)
+round            rounding x (tie | no_tie), over the four section-2 modes and the three runtime
+                 profiles (``ort_fp32``, ``tflite_double``, ``tflite_single``; unreachable on a
+                 build without profiles or with an ``M0`` too narrow for them). A section-2 tie
+                 is an exact product ``acc*M0`` whose shifted-out bits are exactly one half
+                 (``sh > 0`` and ``acc*M0 mod 2^sh == 2^(sh-1)``); a profile's tie is one of
+                 any of its rounding steps (:func:`profile_ties`)
+params           per_channel (``[C_out]``), per_row (token-wise ``[P, C_out]``, the per-row
+                 parameter memory; unreachable without ``row_params``)
+matmul           activation x activation matmuls (unreachable without ``zero_points``): the
+                 operand zero points (``zp_none``, ``zp_a``, ``zp_b``: only that operand's is
+                 nonzero, ``zp_both``), ``trans_b``, ``lead_dims`` (several GEMMs), an unsigned
+                 second operand ``b_unsigned``. A matmul samples ``round``, ``shift``,
+                 ``saturation``, ``params``, ``z_y``, ``a_signed``, ``p_class``,
+                 ``cols_class`` and this point; the shape points of the tile plan come from
+                 linear and conv layers
 shift            sh = 0, 1..31, 32..63
 saturation       high (``z_y + round_shift(acc*M0) > hi``), low (``< lo``), none
 acc_wrap         wrapped (golden acc != unwrapped ``bias_eff + x.w`` sum), exact
@@ -73,14 +86,17 @@ import numpy as np
 
 from t2c_sim import estimate
 from t2c_sim.closure.coverdb import BACKPRESSURE_BINS, Coverage, merge_all
-from t2c_sim.config import HwConfig, OpKind, RoundMode
+from t2c_sim.config import HwConfig, OpKind, RoundMode, RoundProfile
 from t2c_sim.cosim.run import Gemm, to_gemm
 from t2c_sim.errors import ConfigError
-from t2c_sim.numerics import round_shift
+from t2c_sim.estimate.model import per_row_params
+from t2c_sim.numerics import round_shift, wrap
 from t2c_sim.record import MAC_OPS, LayerRecord
+from t2c_sim.rounding_profiles import requantize_profile, srdhm
 
 __all__ = ["CoverModel", "Coverage", "ChunkSampler", "Hits", "BACKPRESSURE_BINS", "LIMIT_BINS",
-           "KSPLIT_BINS", "shape_plans", "shape_record", "merge_all", "limit_plans", "limit_reachability"]
+           "KSPLIT_BINS", "MATMUL_BINS", "PROFILES", "shape_plans", "shape_record", "merge_all",
+           "limit_plans", "limit_reachability", "profile_ties"]
 
 ChunkSampler = Callable[[LayerRecord, HwConfig], int]
 Hits = dict[str, set[str]]
@@ -88,6 +104,10 @@ LIMIT_BINS = ("out_full", "act_full", "wgt_full", "ch_full", "sh=SHIFT_MAX", "lo
 KSPLIT_BINS = ("short_last_chunk", "multi_tile", "partial_rows", "partial_cols", "multi_block",
                "psum_wrap")
 MODES = tuple(m.value for m in RoundMode)
+PROFILES = tuple(p.value for p in RoundProfile)
+MATMUL_BINS = ("zp_none", "zp_a", "zp_b", "zp_both", "trans_b", "lead_dims", "b_unsigned")
+#: ``M0`` width each profile needs (``t2c_sim.workloads.requant_cases.profiles_fitting``)
+PROFILE_MULT_BITS = {"ort_fp32": 24, "tflite_double": 31, "tflite_single": 31}
 
 
 def shape_record(p: int, g: int, cpg: int, hw: HwConfig) -> LayerRecord:
@@ -230,7 +250,9 @@ class CoverModel:
                          "rows_partial/cols_full", "rows_partial/cols_partial"),
             "limits": LIMIT_BINS,
             "nm_pattern": pats,
-            "round": tuple(f"{m}/{t}" for m in MODES for t in ("tie", "no_tie")),
+            "round": tuple(f"{m}/{t}" for m in (*MODES, *PROFILES) for t in ("tie", "no_tie")),
+            "params": ("per_channel", "per_row"),
+            "matmul": MATMUL_BINS,
             "shift": ("0", "1-31", "32-63"),
             "saturation": ("high", "low", "none"),
             "acc_wrap": ("wrapped", "exact"),
@@ -263,6 +285,18 @@ class CoverModel:
         else:
             for b in KSPLIT_BINS:
                 un[f"ksplit/{b}"] = "the DUT's K-chunks are not the accelerator's tile plan"
+        for prof in PROFILES:
+            why = "a build without rounding profiles (profiles: 0)" if not hw.profiles else \
+                (f"M0 of mult_bits = {hw.mult_bits} is too narrow for {prof} (needs "
+                 f"{PROFILE_MULT_BITS[prof]})" if hw.mult_bits < PROFILE_MULT_BITS[prof] else None)
+            if why:
+                for t in ("tie", "no_tie"):
+                    un[f"round/{prof}/{t}"] = why
+        if not hw.row_params:
+            un["params/per_row"] = "a build without the per-row parameter memory (row_params: 0)"
+        if not hw.zero_points:
+            for b in MATMUL_BINS:
+                un[f"matmul/{b}"] = "a build without operand zero points (zero_points: 0)"
         if hw.rows == 2:
             un["p_class/1<P<ROWS"] = "ROWS = 2: no P strictly between 1 and ROWS"
         if hw.shift_max < 32:
@@ -307,11 +341,14 @@ class CoverModel:
             UnsupportedLayerError: The array cannot run the record.
         """
         hw = self.hw
+        if rec.op is OpKind.MATMUL:
+            return self._sample_matmul(rec)
         if rec.op not in MAC_OPS:
             raise ConfigError(f"layer {rec.name}: {rec.op.value} is not a MAC layer")
         if rec.acc is None or rec.bias_eff is None:
             raise ConfigError(f"layer {rec.name}: coverage needs the golden acc and bias_eff")
         h: Hits = {p: set() for p in self.points}
+        h["params"].add("per_row" if per_row_params(rec) else "per_channel")
         gm = to_gemm(rec, hw)
         plan = gm.plan
         if rec.op is OpKind.LINEAR:
@@ -363,11 +400,59 @@ class CoverModel:
             h[f"{a}*{b}"] = {f"{x}*{y}" for x in h[a] for y in h[b]}
         return h
 
+    def _sample_matmul(self, rec: LayerRecord) -> Hits:
+        """Bins of an activation x activation matmul (see the module docstring)."""
+        if rec.acc is None:
+            raise ConfigError(f"layer {rec.name}: coverage needs the golden acc")
+        hw = self.hw
+        h: Hits = {p: set() for p in self.points}
+        h["params"].add("per_row" if per_row_params(rec) else "per_channel")
+        za, zb = int(rec.z_x) != 0, int(rec.z_b) != 0
+        h["matmul"].add("zp_both" if za and zb else "zp_a" if za else "zp_b" if zb
+                        else "zp_none")
+        if rec.trans_b:
+            h["matmul"].add("trans_b")
+        if rec.x_q is not None and rec.x_q.ndim > 2 and int(np.prod(rec.x_q.shape[:-2])) > 1:
+            h["matmul"].add("lead_dims")
+        if not rec.b_signed:
+            h["matmul"].add("b_unsigned")
+        p, c = int(rec.acc.shape[-2]), rec.c_out
+        h["p_class"].add("P=1" if p == 1 else "1<P<ROWS" if p < hw.rows else
+                         "P=ROWS" if p == hw.rows else "P>ROWS")
+        h["cols_class"].add("C_out<COLS" if c < hw.cols else "C_out=COLS" if c == hw.cols
+                            else "C_out>COLS")
+        r = int(np.prod(rec.acc.shape[:-1]))
+        bias = np.zeros(1, np.int64) if rec.bias_eff is None else rec.bias_eff
+        view = rec.replace(acc=rec.acc.reshape(r, c),
+                           **{k: np.broadcast_to(v.reshape(-1, v.shape[-1]) if v.ndim == 2
+                                                 else v, (r, c) if v.ndim == 2 else v.shape)
+                              for k, v in (("bias_eff", bias), ("M0", rec.M0), ("sh", rec.sh))})
+        self._requant(view, h)
+        ylo, yhi = rec.y_range
+        h["z_y"].add("min" if rec.z_y == ylo else "max" if rec.z_y == yhi else
+                     "zero" if rec.z_y == 0 else "other")
+        h["a_signed"].add("signed" if rec.a_signed else "unsigned")
+        return h
+
     @staticmethod
     def _requant(rec: LayerRecord, h: Hits) -> None:
-        """Ties, shifts and saturation, per output with the channel's parameters."""
+        """Ties, shifts and saturation, per output with the channel's (or row's) parameters."""
         acc = rec.acc.reshape(-1, rec.c_out)
         sh = np.broadcast_to(rec.sh.astype(np.int64), acc.shape)
+        if isinstance(rec.mode, RoundProfile):
+            m0 = np.broadcast_to(rec.M0.astype(np.int64), acc.shape)
+            tie = profile_ties(acc, m0, sh, rec.mode)
+            name = rec.mode.value
+            if tie.any():
+                h["round"].add(f"{name}/tie")
+            if (~tie).any():
+                h["round"].add(f"{name}/no_tie")
+            for s in set(sh.ravel().tolist()):
+                h["shift"].add("0" if s == 0 else "1-31" if s < 32 else "32-63")
+            wide = 1 << 40
+            pre = requantize_profile(acc, m0, sh, rec.z_y, -wide, wide, rec.mode)
+            _saturation(pre, rec, h)
+            return
         big = int(np.abs(acc).max(initial=0)) * int(rec.M0.max(initial=0)) >= 1 << 62
         if big or int(sh.max(initial=0)) >= 62:  # exact in Python integers
             prod = acc.astype(object) * rec.M0.astype(object)
@@ -387,12 +472,60 @@ class CoverModel:
         for s in set(sh.ravel().tolist()):
             h["shift"].add("0" if s == 0 else "1-31" if s < 32 else "32-63")
         pre = round_shift(prod, shi, rec.mode) + rec.z_y
-        if (pre > rec.hi).any():
-            h["saturation"].add("high")
-        if (pre < rec.lo).any():
-            h["saturation"].add("low")
-        if ((pre >= rec.lo) & (pre <= rec.hi)).any():
-            h["saturation"].add("none")
+        _saturation(pre, rec, h)
+
+
+def _saturation(pre: np.ndarray, rec: LayerRecord, h: Hits) -> None:
+    """Saturation bins of the values before the clamp."""
+    if (pre > rec.hi).any():
+        h["saturation"].add("high")
+    if (pre < rec.lo).any():
+        h["saturation"].add("low")
+    if ((pre >= rec.lo) & (pre <= rec.hi)).any():
+        h["saturation"].add("none")
+
+
+def _half(v: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether the low ``k`` bits of ``v`` (int64, ``0 <= k <= 62``) are exactly one half
+    (``k > 0`` and ``v mod 2^k == 2^(k-1)``; two's complement for negative ``v``)."""
+    kk = np.clip(k, 1, 62)
+    one = np.int64(1)
+    return (k > 0) & ((v & ((one << kk) - 1)) == (one << (kk - 1)))
+
+
+def _f32_round(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float32 rounding of non-negative int64 ``v`` (< 2^53): ``(sig, k, tie)``, ``sig * 2^k``
+    the nearest value of 24 significant bits (ties to even), ``tie`` where it was a tie."""
+    bits = np.frexp(v.astype(np.float64))[1].astype(np.int64)  # exact bit length below 2^53
+    k = np.maximum(bits - 24, 0)
+    return round_shift(v, k, RoundMode.HALF_EVEN), k, _half(v, k)
+
+
+def profile_ties(acc: np.ndarray, M0: np.ndarray, sh: np.ndarray,
+                 profile: RoundProfile | str) -> np.ndarray:
+    """Per output, whether any rounding step of ``profile`` meets an exact tie
+    (:mod:`t2c_sim.rounding_profiles` has the steps):
+
+    * ``ort_fp32``: ``float32(acc)``, the float32 product, or the final ``rint`` to an integer;
+    * ``tflite_double``: SRDHM (``x * M0 mod 2^31 == 2^30``) or RoundingDivideByPOT;
+    * ``tflite_single``: the one rounding shift (``acc * M0 mod 2^sh == 2^(sh-1)``).
+
+    ``acc`` int32 values, ``M0``/``sh`` valid for the profile, all broadcast to one shape.
+    """
+    profile = RoundProfile(profile)
+    acc, M0, sh = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in (acc, M0, sh)))
+    if profile is RoundProfile.TFLITE_SINGLE:
+        return _half(acc * M0, sh)
+    if profile is RoundProfile.TFLITE_DOUBLE:
+        shift = 31 - sh
+        x = wrap(acc << np.maximum(shift, 0), 32)
+        right = np.maximum(-shift, 0)
+        return _half(x * M0, np.full_like(sh, 31)) | _half(srdhm(x, M0), right)
+    a_sig, a_k, t1 = _f32_round(np.abs(acc))
+    p_sig, p_k, t2 = _f32_round(a_sig * M0)
+    e = a_k + p_k - sh
+    t3 = (e < 0) & (-e <= 62) & _half(p_sig, np.clip(-e, 0, 62))
+    return t1 | t2 | t3
 
 
 def _wraps(gm: Gemm, rec: LayerRecord) -> tuple[bool, bool]:

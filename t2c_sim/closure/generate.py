@@ -16,7 +16,16 @@ How a constraint is met (``hw`` is the array; ``G = ceil(K / hw.m)``):
   accumulators of a few hundred overflow an 8-bit output both ways;
 * wrap: ``bias_eff`` within 64 of the accumulator's maximum (``wrap_ok`` set);
 * conv shapes: one output row (``h = kh``, ``w = kw + P - 1``, no padding), so ``P`` is exact;
-* an N:M pattern: channel 0's first group holds nonzeros exactly at the pattern's indices.
+* an N:M pattern: channel 0's first group holds nonzeros exactly at the pattern's indices;
+* a rounding profile: a section-2 record made as above, then
+  :func:`t2c_sim.workloads.gen.with_profile` (float scales drawn to give the record's
+  multiplier, ``M0``/``sh`` as an importer makes them); a profile tie sets every multiplier to
+  one half at the last step (``ort_fp32``: ``M0 = 2^23, sh = 24``; ``tflite_*``: ``M0 = 2^30,
+  sh = 32``), so odd (or ``2 mod 4``) accumulators are exact ties;
+* per-row parameters: a token-wise linear record (``bias_eff``/``M0``/``sh`` ``[P, C_out]``);
+* a matmul: :func:`t2c_sim.workloads.gen.random_matmul_record` with the zero points, the
+  transposed or unsigned second operand, leading dims, per-row parameters and ``P``/``C``
+  classes asked for (section-2 modes: profiles replace the requantizer of linear and conv).
 """
 
 from __future__ import annotations
@@ -28,12 +37,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2c_sim import estimate
-from t2c_sim.closure.funcov import MODES, Coverage, CoverModel, shape_plans, shape_record
+from t2c_sim.closure.funcov import (
+    MODES,
+    PROFILE_MULT_BITS,
+    Coverage,
+    CoverModel,
+    shape_plans,
+    shape_record,
+)
 from t2c_sim.config import HwConfig, qrange
 from t2c_sim.golden.layers import run_layer
 from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import compress
-from t2c_sim.workloads.gen import random_conv_record, random_linear_record
+from t2c_sim.workloads.gen import (
+    random_conv_record,
+    random_linear_record,
+    random_matmul_record,
+    with_profile,
+)
 
 __all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record", "regolden"]
 
@@ -67,7 +88,7 @@ def knobs_for(hole: tuple[str, str], hw: HwConfig, rng: np.random.Generator) -> 
     for p, v in parts:
         if p in ("layer_kind", "p_class", "cols_class", "g_vs_rows", "tiles", "a_signed",
                  "z_x", "z_y", "shift", "saturation", "nm_pattern", "limits", "k_chunks",
-                 "ksplit"):
+                 "ksplit", "params", "matmul"):
             k[p] = v
         elif p == "k_mod_m":
             k[p] = int(v[1:])
@@ -116,8 +137,30 @@ def _depthwise_g(hw: HwConfig, p: int, want: str, g0: int) -> int:
     return g0
 
 
+def _profile_ok(mode: str, hw: HwConfig) -> bool:
+    return mode in PROFILE_MULT_BITS and bool(hw.profiles) and hw.acc_bits == 32 \
+        and hw.mult_bits >= PROFILE_MULT_BITS[mode]
+
+
 def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> LayerRecord:
     """A valid record for ``hw`` meeting the knob constraints ``k`` (see the module docstring)."""
+    if k.get("matmul"):
+        return _matmul_record(k, hw, rng, name)
+    mode = k.get("mode")
+    if mode in PROFILE_MULT_BITS:
+        if not _profile_ok(mode, hw):
+            mode = None
+        base = {key: v for key, v in k.items() if key not in ("mode", "tie", "shift", "limits",
+                                                               "saturation")}
+        rec = build_record({**base, "mode": "half_even"}, hw, rng, name)
+        rec = with_profile(rng, rec, mode) if mode else rec
+        if mode and k.get("tie"):
+            m0, sh = ((1 << 23, 24) if mode == "ort_fp32" else (1 << 30, 32))
+            rec = regolden(rec.replace(M0=np.full(rec.M0.shape, m0, np.int64),
+                                       sh=np.full(rec.sh.shape, sh, np.int64)))
+        return rec
+    if k.get("params") == "per_row" and hw.row_params:
+        k = {**k, "layer_kind": "linear", "token_wise": True}
     m = hw.m
     plans = shape_plans(hw)
     lim = k.get("limits")
@@ -192,7 +235,8 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
                   acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32), mode=mode, name=name,
                   z_x=zx)
     if kind == "linear":
-        rec = random_linear_record(rng, c_in=k_real, c_out=cpg, rows=p, **common)
+        rec = random_linear_record(rng, c_in=k_real, c_out=cpg, rows=p,
+                                   token_wise=bool(k.get("token_wise")), **common)
     elif kind == "conv_depthwise":
         c = int(rng.integers(2, 5))
         rec = random_conv_record(rng, c_in=c, c_out=c, groups=c, h=1, w=k_real + p - 1, kh=1,
@@ -204,6 +248,34 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
     return _edit(rec, k, hw, rng)
 
 
+def _matmul_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> LayerRecord:
+    """A random matmul aimed at ``k`` (``matmul``, ``p_class``, ``cols_class``, ``params``,
+    ``a_signed``, ``mode`` of the section-2 modes)."""
+    want = k.get("matmul")
+    cls = k.get("p_class")
+    p = 1 if cls == "P=1" else hw.rows if cls == "P=ROWS" else \
+        int(rng.integers(2, hw.rows)) if cls == "1<P<ROWS" and hw.rows > 2 else \
+        int(rng.integers(hw.rows + 1, 2 * hw.rows + 2)) if cls == "P>ROWS" else \
+        int(rng.integers(1, 2 * hw.rows + 2))
+    cc = k.get("cols_class")
+    c = int(rng.integers(1, hw.cols)) if cc == "C_out<COLS" and hw.cols > 1 else \
+        hw.cols if cc == "C_out=COLS" else \
+        int(rng.integers(hw.cols + 1, 2 * hw.cols + 2)) if cc == "C_out>COLS" else \
+        int(rng.integers(1, 2 * hw.cols + 2))
+    zp = {"zp_none": (0, 0), "zp_a": (None, 0), "zp_b": (0, None)}.get(want, (None, None))
+    mode = k.get("mode") if k.get("mode") in MODES else str(rng.choice(MODES))
+    params = "row" if k.get("params") == "per_row" else \
+        "tensor" if k.get("params") == "per_channel" else \
+        str(rng.choice(["tensor", "column", "row", "row_column"]))
+    a_signed = {"signed": True, "unsigned": False}.get(k.get("a_signed"), bool(rng.integers(2)))
+    return random_matmul_record(
+        rng, p=p, k=int(rng.integers(1, 3 * hw.m + 1)), c=c,
+        lead=(2,) if want == "lead_dims" else (), a_bits=min(8, hw.a_bits), a_signed=a_signed,
+        b_bits=min(8, hw.w_bits), b_signed=want != "b_unsigned", trans_b=want == "trans_b",
+        params=params, y_bits=Y_BITS, acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32),
+        mode=mode, name=name, z_a=zp[0], z_b=zp[1])
+
+
 def regolden(rec: LayerRecord) -> LayerRecord:
     """``rec`` with its golden ``acc`` and ``y`` recomputed (after an edit), validated."""
     res = run_layer(rec)
@@ -213,7 +285,7 @@ def regolden(rec: LayerRecord) -> LayerRecord:
 def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> LayerRecord:
     """Apply the requantizer / pattern / wrap / zero-point constraints and redo the golden run."""
     ch = {}
-    c = rec.c_out
+    c = rec.M0.shape   # [C_out], or [P, C_out] with per-row parameters
     smax = min(hw.shift_max, 63)
     shift = k.get("shift")
     if k.get("tie"):
@@ -235,13 +307,13 @@ def _edit(rec: LayerRecord, k: dict, hw: HwConfig, rng: np.random.Generator) -> 
                            np.int64)
     if k.get("limits") == "sh=SHIFT_MAX":
         ch["sh"] = np.full(c, smax, np.int64)
-        ch["sh"][1:] = rng.integers(0, smax + 1, size=c - 1)
+        ch["sh"].reshape(-1)[1:] = rng.integers(0, smax + 1, size=ch["sh"].size - 1)
         ch["M0"] = rng.integers(1, 1 << min(30, hw.mult_bits - 1), size=c).astype(np.int64)
     if k.get("limits") == "lo=hi":
         ch["lo"] = ch["hi"] = int(rng.integers(*rec.y_range))
     if k.get("wrap"):
         top = (1 << (hw.acc_bits - 1)) - 1
-        ch["bias_eff"] = top - rng.integers(0, 64, size=c).astype(np.int64)
+        ch["bias_eff"] = top - rng.integers(0, 64, size=rec.bias_eff.shape).astype(np.int64)
         ch["wrap_ok"] = True
     ylo, yhi = rec.y_range
     zy = {"min": ylo, "max": yhi, "zero": 0}.get(k.get("z_y"))

@@ -187,12 +187,17 @@ def _accel_benches() -> dict[str, Bench]:
     fd = {**top, "ROWS": 2, "COLS": 3, "ACT_DEPTH": 16, "W_DEPTH": 24, "OUT_DEPTH": 64,
           "CH_DEPTH": 6, "SHIFT_MAX": 63, "PACKED": 1, "DATA_W": 64, "BURST_LEN": 16,
           "OUTSTANDING": 4, "RD_LAT": 4, "WR_LAT": 4, "MODE": 0}
-    regs = {**{k: v for k, v in top.items() if k != "SH_BITS"}, "ROWS": 3, "COLS": 5, "N": 1, "M": 8, "A_BITS": 6, "W_BITS": 7,
-            "ACC_BITS": 28, "MULT_BITS": 24, "ACT_DEPTH": 96, "W_DEPTH": 80, "OUT_DEPTH": 64,
-            "CH_DEPTH": 10, "Y_BITS": 16, "DATA_W": 128, "BURST_LEN": 8, "OUTSTANDING": 3}
+    regs = {**{k: v for k, v in top.items() if k != "SH_BITS"}, "ROWS": 3, "COLS": 5, "N": 1,
+            "M": 8, "A_BITS": 6, "W_BITS": 7, "ACC_BITS": 28, "MULT_BITS": 24, "ACT_DEPTH": 96,
+            "W_DEPTH": 80, "OUT_DEPTH": 64, "CH_DEPTH": 10, "Y_BITS": 16,
+            "DATA_W": 128, "BURST_LEN": 8, "OUTSTANDING": 3}
     return {
         "accel_top": Bench("accel_top", "t2c_accel_top", mods, tb / "test_accel_top.py",
-                           ({**top, "PACKED": 1}, {**top, "PACKED": 0}), {"seed": 5}),
+                           ({**top, "PACKED": 1}, {**top, "PACKED": 0},
+                            # a build without the features: every feature's run mode refused
+                            # (err_o[5]), the section-2 trials unchanged
+                            {**top, "PACKED": 1, "PROFILES": 0, "ROW_PARAMS": 0,
+                             "ZERO_POINTS": 0}), {"seed": 5}),
         "accel_top_b": Bench("accel_top_b", "t2c_accel_top", mods, tb / "test_accel_top.py",
                              ({**top_b, "PACKED": 1},), {"seed": 7}),
         # a dense 8:8 row of two PEs: the weight word is the widest host word (HW_W's middle
@@ -203,10 +208,15 @@ def _accel_benches() -> dict[str, Bench]:
                                    "PACKED": 1},), {"seed": 9}),
         "reset_idle": Bench("reset_idle", "t2c_accel_top", mods, here / "tb_reset_idle.py",
                             ({**top, "PACKED": 1},), {"idle": 8}),
+        # section 2 and the three runtime profiles (ties of each rounding step, extremes), a
+        # narrow M0 (section 2 only), ort_fp32 on a 24-bit accumulator, a build without profiles
         "requant": Bench("requant", "t2c_requant", ("t2c_requant",), tb / "test_requant.py",
                          ({"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
-                          {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8}),
-                         {"seed": 11, "n_random": 3000}),
+                          {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
+                          {"ACC_BITS": 24, "MULT_BITS": 24, "SHIFT_BITS": 6, "Y_BITS": 12},
+                          {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16,
+                           "PROFILES": 0}),
+                         {"seed": 11, "n_random": 3000, "n_profile": 1000}),
         "nm_pe": Bench("nm_pe", "t2c_nm_pe", ("t2c_nm_pe",), tb / "test_nm_pe.py",
                        (pe, {**pe, "N": 1}, {**pe, "N": 4},
                         {**pe, "A_BITS": 4, "W_BITS": 4, "ACC_BITS": 24, "M": 8, "IDX_BITS": 3},
@@ -222,7 +232,11 @@ def _accel_benches() -> dict[str, Bench]:
                            # 9 rows of 3:12: 108 activation fields (a seventh spread step) and
                            # indices 12..15 >= M past the unrolled eight lanes
                            {**arr, "ROWS": 9, "COLS": 1, "A_BITS": 4, "W_BITS": 4,
-                            "ACC_BITS": 16, "N": 3, "M": 12, "IDX_BITS": 4, "PACKED": 1}),
+                            "ACC_BITS": 16, "N": 3, "M": 12, "IDX_BITS": 4, "PACKED": 1},
+                           # operand zero points (matmul): both implementations, and wrapping
+                           # at the minimal ACC_BITS = A_BITS + W_BITS + 3
+                           {**arr, "ZP": 1, "PACKED": 1}, {**arr, "ZP": 1, "PACKED": 0},
+                           {**arr, "ROWS": 2, "COLS": 3, "ACC_BITS": 19, "ZP": 1, "PACKED": 1}),
                           {"seed": 41, "n_cycles": 300}),
         "frontdoor": Bench("frontdoor", "t2c_axi_accel", fd_mods, FD_TB,
                            (fd, {**fd, "DATA_W": 32, "BURST_LEN": 4, "OUTSTANDING": 2,

@@ -7,6 +7,10 @@ Plan, then execute:
    :class:`UnsupportedLayerError` naming the layer and the reason) and turns it into GEMM
    operands (:func:`t2c_sim.cosim.gemm.gemm_operands`); ``K`` is padded to a multiple of
    ``hw.m`` with zero weights and the weights are re-compressed to the array's ``hw.n:hw.m``.
+   An activation x activation matmul (``Q @ K^T``, ``attn @ V``) runs dense on any array built
+   with operand zero points, rounding profiles and token-wise ``[P, C_out]`` parameters on
+   builds with those features (:mod:`t2c_sim.cosim.features`: the operands, the parameter
+   words, and the refusals naming the missing feature, :meth:`T2cAccelAdapter.check`).
 2. :func:`t2c_sim.estimate.tile_plan` cuts the GEMM into scratchpad-sized tiles and, when one
    dot product is longer than a bank, into K-chunks (the same plan the cycle model uses). Each
    (tile, chunk) is one accelerator run. :func:`prepare` writes one set of memory files per run
@@ -35,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from t2c_sim import estimate
-from t2c_sim.config import HwConfig, RoundMode
+from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.cosim import bulk, features
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.gemm import gemm_operands
@@ -51,7 +56,7 @@ from t2c_sim.sparse.nm import compress
 
 __all__ = ["Gemm", "HARNESS", "RTL_MODULES", "TOPLEVEL", "OUT_MEM", "ACC_MEM", "default_packed",
            "harness_sources", "to_gemm", "run_index", "check_capacity", "prepare", "collect",
-           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words"]
+           "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words", "plan_words_of"]
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "hdl" / "t2c_harness.v"
@@ -63,7 +68,13 @@ ACC_MEM = "u_top.u_acc.mem_q"
 
 @dataclass(frozen=True)
 class Gemm:
-    """GEMM operands of a layer on an array: ``cols[groups, P, K]``, compressed weights, plan."""
+    """GEMM operands of a layer on an array: ``cols[groups, P, K]``, compressed weights, plan.
+
+    ``params``: ``(bias_eff, M0, sh)`` per output column ``[groups * C]`` (the ch memory) or per
+    row ``[P, groups * C]`` (the rp memory); ``mode``: the run-mode register
+    (:func:`t2c_sim.export.iface.run_mode`); ``w_signed``: the weight operand's format;
+    ``lead``: a matmul's leading output dims (``y[*lead, P, C]``).
+    """
 
     rec: LayerRecord
     hw: HwConfig
@@ -72,6 +83,17 @@ class Gemm:
     indices: np.ndarray
     plan: TilePlan
     out_shape: tuple[int, ...]
+    params: tuple[np.ndarray, np.ndarray, np.ndarray] = ()
+    mode: int = 0
+    w_signed: bool = True
+    lead: tuple[int, ...] | None = None
+
+    def unflatten(self, a: np.ndarray) -> np.ndarray:
+        """``[P, groups * C]`` results in the layer's output shape."""
+        if self.lead is None:
+            return a.reshape(self.out_shape)
+        p, g, c = self.plan.p, self.plan.groups, self.plan.c_per_group
+        return np.ascontiguousarray(a.reshape(p, g, c).transpose(1, 0, 2)).reshape(self.out_shape)
 
 
 def default_packed(sim: str) -> bool:
@@ -93,13 +115,18 @@ def harness_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 
 # ------------------------------------------------------------------------------------ plan
 def _check(rec: LayerRecord, hw: HwConfig) -> None:
-    """The DUT file's ``accepts`` for the array ``hw`` (the one owner of what it refuses)."""
+    """The DUT file's ``accepts`` for the array ``hw`` and its build features (the one owner of
+    what it refuses)."""
     default_dut(hw).check(rec)
 
 
-def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None, *,
+def to_gemm(rec: LayerRecord, hw: HwConfig,
+            x: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None, *,
             checked: bool = False) -> Gemm:
     """Check ``rec`` against ``hw`` (unless ``checked``) and build the GEMM operands and plan.
+
+    ``x``: the input (default ``rec.x_q``); for a matmul the pair ``(a, b)`` (default
+    ``(rec.x_q, rec.b_q)``; either may be ``None``).
 
     Raises:
         UnsupportedLayerError: The array cannot run the record.
@@ -107,6 +134,8 @@ def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None, *,
     """
     if not checked:
         _check(rec, hw)
+    if rec.op is OpKind.MATMUL:
+        return _matmul_gemm(rec, hw, *(x if x is not None else (None, None)))
     cols, out_shape = gemm_operands(rec, x)
     plan = tile_plan(rec, hw, rows=cols.shape[1])
     pad = plan.k - rec.k
@@ -115,7 +144,24 @@ def to_gemm(rec: LayerRecord, hw: HwConfig, x: np.ndarray | None = None, *,
         cols = np.pad(cols, ((0, 0), (0, 0), (0, pad)))
         w = np.pad(w, ((0, 0), (0, pad)))
     values, indices = compress(w, hw.n, hw.m)
-    return Gemm(rec, hw, cols, values, indices, plan, out_shape)
+    params = features.layer_params(rec, cols.shape[1])
+    mode = iface.run_mode(hw, rec.mode, rowpar=features.per_row(rec))
+    return Gemm(rec, hw, cols, values, indices, plan, out_shape, params, mode)
+
+
+def _matmul_gemm(rec: LayerRecord, hw: HwConfig, a: np.ndarray | None,
+                 b: np.ndarray | None) -> Gemm:
+    """The GEMM of an activation x activation matmul (:func:`features.matmul_operands`)."""
+    a = rec.x_q if a is None else a
+    b = rec.b_q if b is None else b
+    if a is None or b is None:
+        raise RecordError("no input (give (a, b) or store x_q and b_q in the record)",
+                          layer=rec.name)
+    op = features.matmul_operands(rec, hw, a, b)
+    plan = tile_plan(rec, hw, rows=op["p"], groups=op["g"])
+    return Gemm(rec, hw, op["cols"], op["values"], op["indices"], plan,
+                (*op["lead"], op["p"], rec.c_out), op["params"], op["mode"],
+                w_signed=rec.b_signed, lead=op["lead"])
 
 
 def run_index(plan: TilePlan, tile: int, chunk: int) -> int:
@@ -132,8 +178,7 @@ def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[i
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
     g0, gs = plan.chunks[ci]
-    first, last = ci == 0, ci == len(plan.chunks) - 1
-    qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
+    first = ci == 0
     m, n = hw.m, hw.n
     words: dict[str, np.ndarray] = {}
     act = gm.cols[t.group, t.p0:t.p0 + t.rows, g0 * m:(g0 + gs) * m]
@@ -142,23 +187,30 @@ def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[i
     sl = slice(t.c0, t.c0 + t.cols)
     vals = gm.values[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
     idx = gm.indices[sl].reshape(t.cols, plan.g, n)[:, g0:g0 + gs]
-    check_range(vals, hw.w_bits, True, f"layer {rec.name} weights")
+    check_range(vals, hw.w_bits, gm.w_signed, f"layer {rec.name} weights")
     check_range(idx, hw.idx_bits, False, f"layer {rec.name} indices")
     words["wgt"] = pack_limbs(*iface.wgt_fields(vals, idx, hw))
-    n_ch = 0
-    if first:
-        words["ch"] = pack_limbs(*iface.ch_fields(rec.bias_eff[sl], rec.M0[sl], rec.sh[sl], hw,
-                                                  f"layer {rec.name}"))
-        n_ch = qc
-    if not isinstance(rec.mode, RoundMode):
-        raise UnsupportedLayerError(f"rounding profile {rec.mode.value} has no RTL round_mode code",
-                                    layer=rec.name)
-    return words, iface.plan_words(rows=t.rows, groups=gs, cols=t.cols,
-                                   a_signed=int(rec.a_signed), z_y=rec.z_y, lo=rec.lo, hi=rec.hi,
-                                   mode=rec.mode.code, n_act=qr * gs, n_wgt=qc * gs, n_ch=n_ch,
-                                   n_out=t.rows * qc if last else 0,
-                                   flags=(iface.FLAG_FIRST if first else 0)
-                                   | (iface.FLAG_LAST if last else 0))
+    if first:   # per channel: qc ch words; per row (ROWPAR): rows * qc words for the rp memory
+        words["ch"] = pack_limbs(*features.param_fields(rec, gm.params, hw, t.p0, t.rows, t.c0,
+                                                        t.cols))
+    return words, plan_words_of(gm, t, ci)
+
+
+def plan_words_of(gm: Gemm, t: Tile, ci: int, wgt: bool = True, ch: bool = True) -> list[int]:
+    """The plan words of run ``(t, chunk ci)``. The requantizer parameters are loaded by a
+    tile's first chunk (``qc`` ch words, or per row ``rows * qc`` rp words); ``wgt``/``ch``
+    False: the memory already holds this run's words (0 to load)."""
+    rec, hw, plan = gm.rec, gm.hw, gm.plan
+    gs = plan.chunks[ci][1]
+    first, last = ci == 0, ci == len(plan.chunks) - 1
+    qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
+    n_ch = t.rows * qc if gm.mode & iface.ROWPAR else qc
+    return iface.plan_words(rows=t.rows, groups=gs, cols=t.cols,
+                            a_signed=int(rec.a_signed), z_y=rec.z_y, lo=rec.lo, hi=rec.hi,
+                            mode=gm.mode, n_act=qr * gs, n_wgt=qc * gs if wgt else 0,
+                            n_ch=n_ch if first and ch else 0, n_out=t.rows * qc if last else 0,
+                            flags=(iface.FLAG_FIRST if first else 0)
+                            | (iface.FLAG_LAST if last else 0))
 
 
 def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
@@ -203,12 +255,27 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     base = 0
     for li, gm in enumerate(gemms):
         want = None if tiles is None or tiles[li] is None else set(tiles[li])
+        chosen = [t for t in gm.plan.tiles if want is None or t.index in want]
+        # the whole layer packed once (bulk.py), unless a tile is off the block grid
+        text = bulk.layer_text(gm) if chosen and bulk.aligned(gm, chosen) else None
+        held_w = held_ch = None  # what the weight / channel memories hold (runs in order)
         sel = []
         for t in gm.plan.tiles:
             if want is None or t.index in want:
                 for ci in range(len(gm.plan.chunks)):
-                    plan_words += _write_run(gm, t, ci, run_dir,
-                                             base + run_index(gm.plan, t.index, ci))
+                    gi = base + run_index(gm.plan, t.index, ci)
+                    if text is None:
+                        plan_words += _write_run(gm, t, ci, run_dir, gi)
+                        continue
+                    # consecutive runs of one column block reload only their activations
+                    # (per-row parameters differ per row tile: their words always reload)
+                    kw, kc = (t.group, t.c0, t.cols, ci), (t.group, t.c0, t.cols)
+                    if gm.mode & iface.ROWPAR:
+                        kc = (*kc, t.p0, t.rows)
+                    wgt, ch = kw != held_w, ci == 0 and kc != held_ch
+                    bulk.write_run(text, gm, t, ci, run_dir, gi, wgt=wgt, ch=ch)
+                    plan_words += plan_words_of(gm, t, ci, wgt=wgt, ch=ch)
+                    held_w, held_ch = kw, kc
                 sel.append(t.index)
             else:
                 plan_words += [0] * (iface.PLAN_WORDS * len(gm.plan.chunks))
@@ -279,12 +346,13 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
     """Read the dumps of layer tiles ``sel`` (the layer's runs start at global run ``base``).
 
     Returns:
-        ``(y, acc, cycles)``: ``y`` and ``acc`` are ``[P, C_out]``; ``cycles`` maps each tile's
-        index to its runs' cycle counters, one per K-chunk.
+        ``(y, acc, cycles)``: ``y`` and ``acc`` are ``[P, groups * C]`` (``[P, C_out]`` but for a
+        matmul, see :meth:`Gemm.unflatten`); ``cycles`` maps each tile's index to its runs'
+        cycle counters, one per K-chunk.
     """
     rec, hw, plan = gm.rec, gm.hw, gm.plan
-    y = np.zeros((plan.p, rec.c_out), dtype=np.int64)
-    acc = np.zeros((plan.p, rec.c_out), dtype=np.int64)
+    y = np.zeros((plan.p, plan.groups * plan.c_per_group), dtype=np.int64)
+    acc = np.zeros_like(y)
     stats = read_stats(run_dir, rec.name)
     nk = len(plan.chunks)
     cyc = {}
@@ -299,10 +367,17 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
                 raise SimulationError(f"layer {rec.name} {what}: accelerator error flags "
                                       f"{stats[gi][0]:#04x}")
         cyc[i] = tuple(stats[gi][1] for gi in runs)
+    tiles = [plan.tiles[i] for i in sel]
+    lasts = [base + run_index(plan, i, nk - 1) for i in sel]
+    fast = [bulk.read_dumps(gm, run_dir, tiles, lasts, name, bits)
+            for name, bits in (("y", iface.Y_BITS), ("acc", hw.acc_bits))]
+    if fast[0] is not None and fast[1] is not None:  # every dump clean: parsed at once
+        return fast[0], fast[1], cyc
+    for t, last in zip(tiles, lasts):  # the per-tile reader names a bad dump's word and lane
         cb = -(-t.cols // hw.cols)
         for arr, name, mem, bits in ((y, "y", OUT_MEM, iface.Y_BITS),
                                      (acc, "acc", ACC_MEM, hw.acc_bits)):
-            lanes = _read_dump(run_dir / f"t{runs[-1]}_{name}.hex", hw.cols, bits, mem, rec.name,
+            lanes = _read_dump(run_dir / f"t{last}_{name}.hex", hw.cols, bits, mem, rec.name,
                                t, cb, t.cols)
             arr[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = \
                 lanes.reshape(t.rows, cb * hw.cols)[:, :t.cols]
@@ -314,7 +389,7 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
 HW_PARAMS = {"ROWS": "rows", "COLS": "cols", "N": "n", "M": "m", "A_BITS": "a_bits",
              "W_BITS": "w_bits", "ACC_BITS": "acc_bits", "MULT_BITS": "mult_bits",
              "SHIFT_MAX": "shift_max", "ACT_DEPTH": "act_depth", "W_DEPTH": "w_depth",
-             "OUT_DEPTH": "out_depth", "CH_DEPTH": "ch_depth"}
+             "OUT_DEPTH": "out_depth", "CH_DEPTH": "ch_depth", **iface.FEATURE_PARAMS}
 
 
 def dut_hw(dut: Any) -> HwConfig:
@@ -361,6 +436,11 @@ class T2cAccelAdapter:
     def __init__(self, dut: Any) -> None:
         self.dut = dut
         self.hw: HwConfig = dut_hw(dut)
+
+    # -- what the build runs beyond the DUT file's accepts (its features)
+    def check(self, rec: LayerRecord) -> None:
+        """Refuse what the build's features do not cover (:func:`features.check_features`)."""
+        features.check_features(rec, self.hw, self.dut.name)
 
     # -- the cycle model of a whole layer, and utilization (reports)
     def layer_cycles(self, rec: LayerRecord) -> int:
@@ -417,4 +497,4 @@ class T2cAccelAdapter:
             want = tuple(predicted[base + run_index(gm.plan, i, ci)] for ci in range(nk))
             res.append(TileResult(t.index, t.group, t.p0, t.rows, t.c0, t.cols,
                                   sum(measured[i]), sum(want), measured[i], want))
-        return y.reshape(gm.out_shape), acc.reshape(gm.out_shape), res
+        return gm.unflatten(y), gm.unflatten(acc), res

@@ -4,7 +4,8 @@ A DUT declares the numerics it implements and its shape limits; a record that do
 is refused before anything is simulated, with the reason and the key that refuses it::
 
     accepts:
-      ops: [linear, conv2d]             # layer kinds (default both)
+      ops: [linear, conv2d]             # layer kinds (default both; matmul: activation x
+                                        # activation, both zero points, no N:M)
       rounding: [floor]                 # SPEC section-2 modes and runtime profiles it implements
       a_signed: [true, false]           # activation signedness it takes (default both)
       y_signed: [true]                  # output signedness (default both)
@@ -37,7 +38,7 @@ from t2c_sim.config import OpKind, RoundMode, RoundProfile
 from t2c_sim.cosim.dutfile import Ctx
 from t2c_sim.cosim.expr import Expr
 from t2c_sim.errors import SparsityError, UnsupportedLayerError
-from t2c_sim.estimate import gemm_rows
+from t2c_sim.estimate import gemm_rows, per_row_params
 from t2c_sim.layout import padded_len
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.sparse.nm import check_nm
@@ -48,6 +49,8 @@ __all__ = ["Bound", "Accepts", "parse_accepts", "BOUNDED", "ROUNDINGS"]
 BOUNDED = ("a_bits", "w_bits", "acc_bits", "m0", "sh", "bias", "z_y", "lo", "hi", "c_in",
            "c_out", "k", "rows", "groups", "kernel")
 ROUNDINGS = tuple(m.value for m in RoundMode) + tuple(p.value for p in RoundProfile)
+#: Layers a DUT may accept: linear, conv2d and the activation x activation matmul.
+GEMM_OPS = (*MAC_OPS, OpKind.MATMUL)
 _KEYS = ("ops", "rounding", "a_signed", "y_signed", "token_wise", "nm", "output_bits", "why",
          *BOUNDED)
 _BOUND_KEYS = ("min", "max", "equal", "multiple", "why")
@@ -100,12 +103,14 @@ class Accepts:
 
         ``ns`` holds the DUT's bound Verilog parameters (the names bounds may use).
         """
-        if rec.op not in MAC_OPS:
-            return f"{rec.op.value} is not a linear/conv2d layer (it runs on the host)", "ops"
+        mm = rec.op is OpKind.MATMUL
+        if rec.op not in GEMM_OPS:
+            return (f"{rec.op.value} is not a linear/conv2d/matmul layer (it runs on the host)",
+                    "ops")
         if rec.op not in self.ops:
             return (f"{rec.op.value} layers are not accepted (accepts.ops: "
                     f"{', '.join(o.value for o in self.ops)})", "ops")
-        for f in ("w_q", "bias_eff", "M0", "sh"):
+        for f in ("M0", "sh") if mm else ("w_q", "bias_eff", "M0", "sh"):
             if getattr(rec, f) is None:
                 return f"{f} is missing", "ops"
         if rec.mode.value not in self.rounding:
@@ -113,7 +118,7 @@ class Accepts:
             return (f"{kind} {rec.mode.value} is not implemented (the DUT implements "
                     f"{', '.join(self.rounding)}); simulate golden only (--sim none) or make the "
                     f"records with a mode it implements", "rounding")
-        if not self.token_wise and (rec.bias_eff.ndim != 1 or rec.M0.ndim != 1 or rec.sh.ndim != 1):
+        if not self.token_wise and per_row_params(rec):
             return ("token-wise [P, C_out] requantizer parameters (the DUT holds one bias/M0/shift "
                     "per channel)", "token_wise")
         if rec.a_signed not in self.a_signed:
@@ -121,12 +126,12 @@ class Accepts:
         if rec.y_signed not in self.y_signed:
             return f"{'signed' if rec.y_signed else 'unsigned'} outputs", "y_signed"
         for key in ("a_bits", "w_bits", "acc_bits"):
-            r = self._bound(key, f"{key}={getattr(rec, key)}", getattr(rec, key),
-                            getattr(rec, key), ns)
+            v = rec.b_bits if (mm and key == "w_bits") else getattr(rec, key)  # b: the weight slot
+            r = self._bound(key, f"{key}={v}", v, v, ns)
             if r:
                 return r
         for key, arr in (("m0", rec.M0), ("sh", rec.sh), ("bias", rec.bias_eff)):
-            a = np.asarray(arr)
+            a = np.asarray(arr if arr is not None else [], dtype=np.int64)
             if a.size:
                 lo, hi = int(a.min()), int(a.max())
                 r = self._bound(key, f"{key} in {lo}..{hi}", lo, hi, ns)
@@ -171,7 +176,7 @@ class Accepts:
         return None
 
     def _nm(self, rec: LayerRecord, ns: dict[str, Any]) -> tuple[str, str] | None:
-        if self.nm in ("dense", "record"):
+        if self.nm in ("dense", "record") or rec.op is OpKind.MATMUL:  # a matmul's b is data
             return None
         n, m = (e.eval(ns) for e in self.nm)
         w = rec.w_q
@@ -206,8 +211,8 @@ def parse_accepts(ctx: Ctx, data: Any, names: list[str]) -> Accepts:
     kw: dict[str, Any] = {}
     if "ops" in d:
         ops = []
-        for i, o in enumerate(ctx.items(d["ops"], "accepts.ops", 2)):
-            ops.append(OpKind(ctx.choice(o, f"accepts.ops[{i}]", [k.value for k in MAC_OPS])))
+        for i, o in enumerate(ctx.items(d["ops"], "accepts.ops", len(GEMM_OPS))):
+            ops.append(OpKind(ctx.choice(o, f"accepts.ops[{i}]", [k.value for k in GEMM_OPS])))
         kw["ops"] = tuple(ops)
     if "rounding" in d:
         kw["rounding"] = tuple(ctx.choice(r, f"accepts.rounding[{i}]", ROUNDINGS)

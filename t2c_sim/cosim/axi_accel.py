@@ -34,6 +34,7 @@ import numpy as np
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.cosim import features
 from t2c_sim.cosim.accel import Gemm, default_packed, dut_hw, run_words, to_gemm
 from t2c_sim.cosim.gemm import GemmOp
 from t2c_sim.errors import ConfigError, SimulationError
@@ -113,22 +114,32 @@ class T2cAxiAccelAdapter:
             return {}
         return {"PACKED": int(default_packed(sim))}
 
-    # -- the cycle model
-    def _plan_layout(self, rec: LayerRecord, rows: int) -> tuple[estimate.TilePlan, Layout]:
-        plan = estimate.tile_plan(rec, self.hw, rows=rows)
-        return plan, fd.layout(plan, self.hw, self.axi, acc=True)
+    # -- what the build runs beyond the DUT file's accepts (its features)
+    def check(self, rec: LayerRecord) -> None:
+        """Refuse what the core's build features do not cover (:func:`features.check_features`)."""
+        features.check_features(rec, self.hw, self.dut.name)
 
-    def shape_cycles(self, rows: int, k: int, cols: int, n: int, m: int) -> int:
-        """Front-door cycles of one GEMM command (first register write to the interrupt)."""
+    # -- the cycle model
+    def _plan_layout(self, rec: LayerRecord, rows: int, token_wise: bool | None = None,
+                     ) -> tuple[estimate.TilePlan, Layout]:
+        plan = estimate.tile_plan(rec, self.hw, rows=rows)
+        tw = estimate.per_row_params(rec) if token_wise is None else token_wise
+        return plan, fd.layout(plan, self.hw, self.axi, acc=True, rowpar=tw)
+
+    def shape_cycles(self, rows: int, k: int, cols: int, n: int, m: int,
+                     token_wise: bool = False) -> int:
+        """Front-door cycles of one GEMM command (first register write to the interrupt);
+        ``token_wise``: per-row parameters (the ch segments hold one word per row)."""
         rec = _linear({"K": k, "C_out": cols, "N": n, "M": m}, "gemm")
-        _, lay = self._plan_layout(rec, rows)
+        _, lay = self._plan_layout(rec, rows, token_wise)
         cmd = fd.command_cycles(lay.jobs, self.hw, self.axi, desc_addr=lay.desc_addr)
         return fd.program_cycles(cmd, self.writes)
 
     def cycles(self, layer: dict[str, Any], params: dict[str, int]) -> int:
         """The DUT's cycle model per GEMM (``cycles: {model: adapter}``)."""
         return self.shape_cycles(int(layer["rows"]), int(layer["K"]), int(layer["C_out"]),
-                                 int(layer["N"]), int(layer["M"]))
+                                 int(layer["N"]), int(layer["M"]),
+                                 bool(layer.get("token_wise", 0)))
 
     def layer_cycles(self, rec: LayerRecord) -> int:
         """A layer's front-door cycles: one command per GEMM (per conv group)."""
@@ -136,7 +147,7 @@ class T2cAxiAccelAdapter:
             raise ConfigError(f"{rec.op.value} is not a MAC layer", layer=rec.name)
         groups = rec.groups if rec.op is OpKind.CONV2D else 1
         return groups * self.shape_cycles(estimate.gemm_rows(rec), rec.k, rec.c_out // groups,
-                                          rec.n, rec.m)
+                                          rec.n, rec.m, estimate.per_row_params(rec))
 
     def utilization(self, rec: LayerRecord) -> float:
         """Useful MACs per PE and front-door cycle (the core's utilization scaled by the part
@@ -148,7 +159,7 @@ class T2cAxiAccelAdapter:
     def axi_layout(self, op: GemmOp) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
         """The memory image of ``op`` and its regions ``desc`` and ``y`` (module docstring)."""
         gm = op_gemm(op, self.hw)
-        lay = fd.layout(gm.plan, self.hw, self.axi, acc=True)
+        lay = fd.layout(gm.plan, self.hw, self.axi, acc=True, rowpar=op.token_wise)
         axi = self.axi
         nbytes = {k: axi.beats(b) * axi.bytes for k, b in fd.word_bits(self.hw).items()}
         img = np.zeros(lay.end, dtype=np.uint8)

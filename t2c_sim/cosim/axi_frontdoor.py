@@ -112,14 +112,14 @@ def axi_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 
 def build_frontdoor(hw: HwConfig, axi: AxiConfig, sim: str = "verilator",
                     build_root: str | Path = "build/sim", *, mem_words: int = MIN_MEM_WORDS,
-                    packed: bool | None = None, optimize: bool = False, waves: bool = False,
+                    packed: bool | None = None, optimize: bool = True, waves: bool = False,
                     rtl_dir: str | Path | None = None,
                     build_args: Sequence[str] = ()) -> simmod.BuildInfo:
     """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`;
     ``build_args`` are appended, e.g. coverage flags)."""
     args = []
     if sim == "verilator":
-        args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else [])
+        args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
     args += list(build_args)
     packed = default_packed(sim) if packed is None else packed
     return simmod.build(sim, TOPLEVEL, axi_sources(rtl_dir),

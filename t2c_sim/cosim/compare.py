@@ -25,7 +25,7 @@ from t2c_sim.errors import MismatchError
 from t2c_sim.numerics import as_int64
 from t2c_sim.record import LayerRecord
 
-__all__ = ["Mismatch", "CycleMismatch", "compare", "find_tile", "cycle_mismatch"]
+__all__ = ["Mismatch", "CycleMismatch", "compare", "find_tile", "cycle_mismatch", "gemm_place"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,20 @@ def find_tile(tiles: Sequence[Any] | None, row: int, channel: int) -> int | None
     return None
 
 
+def gemm_place(rec: LayerRecord, shape: tuple[int, ...], row: int, channel: int
+               ) -> tuple[int, int]:
+    """``(GEMM row, GEMM column)`` of output ``(row, channel)`` (row-major over ``[..., C_out]``).
+
+    The same for linear and conv layers; a matmul ``[*lead, P, C]`` runs as one GEMM of ``P``
+    rows and ``lead x C`` columns (leading index ``g`` at columns ``g*C ..``), so its flattened
+    row ``g*P + p`` is GEMM row ``p``, column ``g*C + channel``.
+    """
+    if rec.op is OpKind.MATMUL and len(shape) >= 2:
+        p = int(shape[-2])
+        return row % p, (row // p) * rec.c_out + channel
+    return row, channel
+
+
 def _rows_view(rec: LayerRecord, a: np.ndarray, name: str) -> np.ndarray:
     a = as_int64(a, name)
     if a.ndim < 1 or a.shape[-1] != rec.c_out:
@@ -118,7 +132,8 @@ def compare(rec: LayerRecord, expected_y: Any, actual_y: Any, *,
 
     return Mismatch(layer=rec.name, count=int(diff.sum()), total=int(diff.size), row=p,
                     position=position, channel=c, expected=int(e2[p, c]), actual=int(a2[p, c]),
-                    tile=find_tile(tiles, p, c), acc_expected=acc_at(acc_expected, "acc_expected"),
+                    tile=find_tile(tiles, *gemm_place(rec, exp.shape, p, c)),
+                    acc_expected=acc_at(acc_expected, "acc_expected"),
                     acc_actual=acc_at(acc_actual, "acc_actual"))
 
 

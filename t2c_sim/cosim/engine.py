@@ -49,7 +49,7 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
                build_root: str | Path = "build/sim", waves: bool = False,
                tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
                keep: bool = False, mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False, watchdog_margin: int = 1000,
+               optimize: bool = True, watchdog_margin: int = 1000,
                backpressure: tuple[int, int] = (0, 0), seed: int = 1,
                packed: bool | None = None, rtl_dir: str | Path | None = None,
                build_args: Sequence[str] = (),
@@ -69,7 +69,8 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
         keep: Keep the run directory (operand files, dumps, logs); always kept with waves.
         mutate: Called with the run directory after the operand files are written and before
             the simulator starts (fault injection in tests).
-        optimize: Build a Verilator model with ``-O2`` (long runs, benchmarks).
+        optimize: Build a Verilator model with ``-O2`` (the default; ``False``: ``-O0``, a
+            quicker build that simulates 3-4x slower).
         watchdog_margin: The per-unit watchdog is ``2 * predicted + margin`` cycles (with
             back-pressure, stretched by the stall probabilities).
         backpressure: ``(input, output)`` stall probabilities in percent (stream profile; a

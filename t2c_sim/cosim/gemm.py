@@ -8,6 +8,9 @@ one GEMM per conv group through :func:`t2c_sim.golden.im2col` (rows ``P = B*OH*O
     acc[p][c] = wrap_acc_bits(bias[c] + sum_k x[p][k] * w[c][k])
     y[p][c]   = clamp(z_y + round_shift(acc[p][c] * m0[c], sh[c], mode), lo, hi)
 
+(a token-wise linear layer's ``bias``, ``m0``, ``sh`` are ``[P, C]``: row ``p`` uses its own;
+``mode`` may be a runtime rounding profile, SPEC section 10)
+
 with ``c`` the channel within the op (layer channel ``c0 + c``). The weights are dense
 (``w_q``: an N:M record's pruned weights are zeros); a DUT that takes compressed weights
 re-compresses them (:func:`t2c_sim.sparse.nm.compress`). :meth:`GemmOp.shape` is what a DUT's
@@ -69,11 +72,17 @@ class GemmOp:
     def cols(self) -> int:
         return int(self.w.shape[0])
 
+    @property
+    def token_wise(self) -> bool:
+        """Per-row requantizer parameters (``bias``, ``m0``, ``sh`` of shape ``[P, C]``)."""
+        return any(a.ndim == 2 for a in (self.bias, self.m0, self.sh))
+
     def shape(self) -> dict[str, Any]:
-        """The op as a cycle model sees it: ``rows`` (P), ``K``, ``C_out``, ``N``, ``M``, bits."""
+        """The op as a cycle model sees it: ``rows`` (P), ``K``, ``C_out``, ``N``, ``M``, bits,
+        ``token_wise`` (1: per-row requantizer parameters, more parameter words to load)."""
         return {"rows": self.rows, "K": self.k, "C_out": self.cols, "N": self.n, "M": self.m,
                 "bits": self.a_bits, "a_bits": self.a_bits, "w_bits": self.w_bits,
-                "layer": self.layer, "op": self.index}
+                "token_wise": int(self.token_wise), "layer": self.layer, "op": self.index}
 
     def fields(self) -> dict[str, int]:
         """Scalar fields for DUT-file expressions (registers, descriptor words).
@@ -162,8 +171,8 @@ def gemm_ops(rec: LayerRecord, x: np.ndarray | None = None) -> tuple[list[GemmOp
         sl = slice(g * cpg, (g + 1) * cpg)
         ops.append(GemmOp(
             layer=rec.name, index=g, group=g, c0=g * cpg, x=cols[g], w=np.asarray(rec.w_q[sl]),
-            bias=np.asarray(rec.bias_eff[sl]), m0=np.asarray(rec.M0[sl]),
-            sh=np.asarray(rec.sh[sl]), z_y=int(rec.z_y), lo=int(rec.lo), hi=int(rec.hi),
+            bias=np.asarray(rec.bias_eff[..., sl]), m0=np.asarray(rec.M0[..., sl]),
+            sh=np.asarray(rec.sh[..., sl]), z_y=int(rec.z_y), lo=int(rec.lo), hi=int(rec.hi),
             mode=rec.mode, a_signed=bool(rec.a_signed),
             y_signed=bool(rec.y_signed), a_bits=rec.a_bits, w_bits=rec.w_bits,
             acc_bits=rec.acc_bits, n=rec.n, m=rec.m, record=geom))

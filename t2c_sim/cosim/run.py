@@ -56,13 +56,13 @@ def check_supported(rec: LayerRecord, hw: HwConfig) -> None:
 
 
 def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "build/sim", *,
-                waves: bool = False, optimize: bool = False, packed: bool | None = None,
+                waves: bool = False, optimize: bool = True, packed: bool | None = None,
                 rtl_dir: str | Path | None = None,
                 build_args: Sequence[str] = ()) -> simmod.BuildInfo:
     """Build the back-door harness of the array ``hw`` (cached per key by :func:`sim.build`;
     ``build_args`` are appended, e.g. Verilator coverage flags)."""
     srcs, top, params = default_dut(hw).adapter.harness(sim, packed=packed, rtl_dir=rtl_dir)
-    args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
+    args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"] \
         if sim == "verilator" else []
     return simmod.build(sim, top, srcs, params, build_root, waves=waves,
                         build_args=[*args, *build_args])
@@ -90,7 +90,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                waves: bool = False, tiles: list[list[int] | None] | None = None,
                timeout_s: float | None = None, keep: bool = False,
                mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False, watchdog_margin: int = 1000,
+               optimize: bool = True, watchdog_margin: int = 1000,
                packed: bool | None = None, rtl_dir: str | Path | None = None,
                build_args: Sequence[str] = (),
                ) -> list[CosimResult]:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 from t2c_sim.config import HwConfig
 from t2c_sim.errors import ConfigError
-from t2c_sim.estimate.model import TilePlan, tile_cycles, tile_plan
+from t2c_sim.estimate.model import Tile, TilePlan, per_row_params, tile_cycles, tile_plan
 from t2c_sim.export import iface
 from t2c_sim.record import LayerRecord
 
@@ -204,8 +204,13 @@ def bursts(addr: int, beats: int, axi: AxiConfig) -> list[int]:
     return out
 
 
+def _ch_key(t: Tile, rowpar: bool) -> tuple[int, ...]:
+    """Tiles sharing one ch segment: the same channels (per-row parameters: and rows)."""
+    return (t.group, t.p0, t.rows, t.c0, t.cols) if rowpar else (t.c0, t.cols)
+
+
 def layout(plan: TilePlan, hw: HwConfig, axi: AxiConfig, *, base: int = 0, acc: bool = True,
-           ) -> Layout:
+           rowpar: bool = False) -> Layout:
     """Place a layer's descriptors, operands and results in memory (see module docstring).
 
     Args:
@@ -214,6 +219,9 @@ def layout(plan: TilePlan, hw: HwConfig, axi: AxiConfig, *, base: int = 0, acc: 
         axi: The front-door build (beat width, burst window for the alignment).
         base: First byte to use (rounded up to the alignment).
         acc: Also write every tile's accumulators back (``acc_words`` = ``out_words``).
+        rowpar: Per-row requantizer parameters (run-mode bit ROWPAR): each tile's ch segment is
+            its rows' parameters, ``rows * ceil(cols / COLS)`` words for the rp memory (not
+            shared between row tiles).
 
     Returns:
         The :class:`Layout`; runs in the plan's order (tile-major, chunks inner).
@@ -234,7 +242,7 @@ def layout(plan: TilePlan, hw: HwConfig, axi: AxiConfig, *, base: int = 0, acc: 
 
     acts: dict[tuple[int, ...], int] = {}
     wgts: dict[tuple[int, ...], int] = {}
-    chs: dict[tuple[int, int], int] = {}
+    chs: dict[tuple[int, ...], int] = {}
     rows_w = []
     for t in plan.tiles:
         qr, qc = -(-t.rows // hw.rows), -(-t.cols // hw.cols)
@@ -244,8 +252,8 @@ def layout(plan: TilePlan, hw: HwConfig, axi: AxiConfig, *, base: int = 0, acc: 
                 acts[ka] = alloc("act", qr * gs)
             if kw not in wgts:
                 wgts[kw] = alloc("wgt", qc * gs)
-            if ci == 0 and (t.c0, t.cols) not in chs:
-                chs[(t.c0, t.cols)] = alloc("ch", qc)
+            if ci == 0 and _ch_key(t, rowpar) not in chs:
+                chs[_ch_key(t, rowpar)] = alloc("ch", t.rows * qc if rowpar else qc)
             rows_w.append((t, ci, gs, qr, qc))
     out_base = pos
     outs: dict[int, tuple[int, int]] = {}
@@ -262,7 +270,8 @@ def layout(plan: TilePlan, hw: HwConfig, axi: AxiConfig, *, base: int = 0, acc: 
             core_cycles=tile_cycles(t, gs, hw, last=last),
             act=Segment(acts[(t.group, t.p0, t.rows, ci)], qr * gs),
             wgt=Segment(wgts[(t.c0, t.cols, ci)], qc * gs),
-            ch=Segment(chs[(t.c0, t.cols)], qc) if first else Segment(),
+            ch=Segment(chs[_ch_key(t, rowpar)], t.rows * qc if rowpar else qc) if first
+            else Segment(),
             out=Segment(oa, n_out) if n_out else Segment(),
             acc=Segment(aa, n_out) if (n_out and acc) else Segment()))
     return Layout(desc_addr, tuple(jobs), out_base, pos)
@@ -403,7 +412,7 @@ def frontdoor_cycles(rec: LayerRecord, hw: HwConfig, axi: AxiConfig | None = Non
     """
     axi = axi or AxiConfig()
     plan = tile_plan(rec, hw, rows)
-    lay = layout(plan, hw, axi, acc=acc)
+    lay = layout(plan, hw, axi, acc=acc, rowpar=per_row_params(rec))
     cmd = command_cycles(lay.jobs, hw, axi, desc_addr=lay.desc_addr)
     k = {s: axi.beats(b) for s, b in word_bits(hw).items()}
     rd = sum(j.act.words * k["act"] + j.wgt.words * k["wgt"] + j.ch.words * k["ch"] + k["desc"]

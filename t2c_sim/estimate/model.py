@@ -28,6 +28,15 @@ Example: a linear layer ``P = 8, C_in = 64, C_out = 8`` on a 4x4 2:4 array is on
 8x8 layer in one tile: chunks of 3, 3, 3, 3, 2, 2 groups, six runs of ``3 * 4 + 3 + 4 + 2 = 21``
 (``G = 3 < ROWS``: each block stalls one slot) or 20 cycles, plus 3 for the last: 127 cycles,
 the plan's choice.
+
+**Activation x activation matmul** (SPEC section 7, ``Q @ K^T`` and ``attn @ V``) runs on an
+array built with operand zero points (``hw.zero_points``): each leading (batch, head) index is
+one GEMM of ``P`` rows by ``C`` columns (a "group", like a conv group: its own rows' operand
+``a`` and its own ``b``), and ``b`` is dense: on an ``N:M`` array each group of ``M``
+activation lanes carries ``N`` consecutive ``k`` with the identity indices ``0 .. N-1``, so a
+dot product of ``K`` takes ``G = ceil(K / N)`` groups (on a dense ``M:M`` array, ``K / M``).
+Plans, tiles and cycles are then those of any layer; per-row (token-wise) requantization
+parameters cost no cycle (the drain reads them with the row).
 """
 
 from __future__ import annotations
@@ -44,8 +53,8 @@ from t2c_sim.record import MAC_OPS, LayerRecord
 
 __all__ = [
     "RQ_LATENCY", "CONTROL_OVERHEAD", "MAX_PLAN_RUNS", "Tile", "TilePlan", "gemm_rows", "gemm_k",
-    "split_k", "tile_plan", "tile_cycles", "chunk_cycles", "cycles", "per_layer", "macs",
-    "utilization",
+    "gemm_groups", "array_ops", "per_row_params", "split_k", "tile_plan", "tile_cycles",
+    "chunk_cycles", "cycles", "per_layer", "macs", "utilization",
 ]
 
 RQ_LATENCY = 3        # t2c_requant LATENCY
@@ -106,8 +115,43 @@ class TilePlan:
         return len(self.tiles) * len(self.chunks)
 
 
+def array_ops(hw: HwConfig) -> tuple[OpKind, ...]:
+    """Ops the array runs: linear and conv2d, and the activation x activation matmul when the
+    build has operand zero points (``hw.zero_points``)."""
+    return (*MAC_OPS, OpKind.MATMUL) if hw.zero_points else MAC_OPS
+
+
+def _matmul_shape(rec: LayerRecord) -> tuple[int, int]:
+    """``(G, P)`` of a matmul record: leading-index count and rows per GEMM (from ``x_q``, ``y``
+    or ``acc``, shaped ``[..., P, K]`` / ``[..., P, C]``)."""
+    for a in (rec.x_q, rec.y, rec.acc):
+        if a is not None and a.ndim >= 2:
+            return int(np.prod(a.shape[:-2], dtype=np.int64)), int(a.shape[-2])
+    raise RecordError(f"layer {rec.name}: matmul without x_q, y or acc: its rows P are unknown")
+
+
+def per_row_params(rec: LayerRecord) -> bool:
+    """Whether the record's requantizer parameters are per row (token-wise ``[P, C_out]`` or a
+    matmul's ``[R, 1]`` / ``[R, C]``): the array then reads them per output row (no cycle more;
+    the host and a DMA load ``rows`` times more parameter words)."""
+    return any(a is not None and a.ndim == 2 for a in (rec.bias_eff, rec.M0, rec.sh))
+
+
+def gemm_groups(rec: LayerRecord) -> int:
+    """Independent GEMMs of a record: conv groups, 1 for linear, the leading (batch x head)
+    indices of a matmul."""
+    if rec.op is OpKind.CONV2D:
+        return rec.groups
+    if rec.op is OpKind.MATMUL:
+        return _matmul_shape(rec)[0]
+    return 1
+
+
 def gemm_rows(rec: LayerRecord) -> int:
-    """GEMM rows ``P`` of a MAC record (needs ``x_q``, ``y`` or ``acc`` for a linear layer)."""
+    """GEMM rows ``P`` of a MAC or matmul record (needs ``x_q``, ``y`` or ``acc`` for a linear
+    layer or a matmul; a matmul's ``P`` is per leading index)."""
+    if rec.op is OpKind.MATMUL:
+        return _matmul_shape(rec)[1]
     if rec.op is OpKind.CONV2D:
         oh, ow = rec.out_hw
         for a in (rec.x_q, rec.y, rec.acc):
@@ -125,7 +169,10 @@ def gemm_rows(rec: LayerRecord) -> int:
 
 
 def gemm_k(rec: LayerRecord, hw: HwConfig) -> int:
-    """Reduction length of the record (``rec.k``) padded to a multiple of ``hw.m``."""
+    """Reduction length of the record (``rec.k``) padded to a multiple of ``hw.m``; a matmul's
+    dense ``K`` laid out ``hw.n`` per group of ``hw.m`` lanes: ``ceil(K / n) * m``."""
+    if rec.op is OpKind.MATMUL:
+        return -(-rec.c_in // hw.n) * hw.m
     return -(-rec.k // hw.m) * hw.m
 
 
@@ -173,7 +220,8 @@ def _grid_cycles(p: int, cpg: int, ct: int, pt: int, chunks: tuple[tuple[int, in
     return total
 
 
-def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePlan:
+def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None,
+              groups: int | None = None) -> TilePlan:
     """Cut a MAC layer into scratchpad-sized tiles and K-chunks (the plan host and model share).
 
     With ``G = gemm_k / hw.m`` and bank depths ``A = act_depth // rows``, ``W = w_depth // cols``,
@@ -191,22 +239,23 @@ def tile_plan(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> TilePl
     3 chunks of 384 groups in 8x8 tiles instead of 2 of 576 in 4x4 tiles, 2.5x fewer runs).
 
     Args:
-        rec: A linear or conv record.
+        rec: A linear, conv or matmul record.
         hw: The array.
         rows: GEMM rows ``P`` (default :func:`gemm_rows`).
+        groups: Independent GEMMs (default :func:`gemm_groups`; a matmul's leading indices).
 
     Raises:
-        RecordError: Not a MAC layer, or an empty GEMM.
+        RecordError: Not a layer the array runs, or an empty GEMM.
         UnsupportedLayerError: The array cannot hold one group of one row and one channel
             (a bank of 0 words), or the plan would exceed :data:`MAX_PLAN_RUNS` runs.
     """
-    if rec.op not in MAC_OPS:
+    if rec.op not in (*MAC_OPS, OpKind.MATMUL):
         raise RecordError(f"layer {rec.name}: {rec.op.value} has no GEMM to tile")
     p = gemm_rows(rec) if rows is None else int(rows)
     k = gemm_k(rec, hw)
     g = k // hw.m
-    groups = rec.groups if rec.op is OpKind.CONV2D else 1
-    cpg = rec.c_out // groups
+    groups = gemm_groups(rec) if groups is None else int(groups)
+    cpg = rec.c_out if rec.op is OpKind.MATMUL else rec.c_out // groups  # matmul: C per index
     a_bank, w_bank, c_bank = hw.act_depth // hw.rows, hw.w_depth // hw.cols, hw.ch_depth // hw.cols
     if g < 1 or p < 1 or cpg < 1:
         raise RecordError(f"layer {rec.name}: empty GEMM (P={p}, K={k}, C_out={rec.c_out})")
@@ -268,8 +317,10 @@ def cycles(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> int:
 
 
 def per_layer(records: Iterable[LayerRecord], hw: HwConfig) -> dict[str, int]:
-    """``{layer name: cycles}``; layers without a GEMM (pools, add, flatten) count 0 cycles."""
-    return {r.name: (cycles(r, hw) if r.op in MAC_OPS else 0) for r in records}
+    """``{layer name: cycles}``; layers the array does not run (pools, add, flatten, the
+    non-linear ops; matmul on a build without zero points) count 0 cycles."""
+    ops = array_ops(hw)
+    return {r.name: (cycles(r, hw) if r.op in ops else 0) for r in records}
 
 
 def _useful_per_row(rec: LayerRecord, hw: HwConfig) -> int:
@@ -302,6 +353,11 @@ def macs(rec: LayerRecord, hw: HwConfig, rows: int | None = None) -> dict[str, i
         ``P * C_out * sum_groups min(N, real positions in the group)``.
     """
     plan = tile_plan(rec, hw, rows)
+    if rec.op is OpKind.MATMUL:   # dense: every product is useful
+        r = plan.p * plan.groups
+        dense = r * rec.c_out * rec.c_in
+        return {"dense": dense, "issued": r * rec.c_out * plan.g * hw.n, "nonzero": dense,
+                "useful": dense}
     nz = int(np.count_nonzero(rec.w_q)) if rec.w_q is not None else 0
     useful = plan.p * nz if rec.w_q is not None else plan.p * rec.c_out * _useful_per_row(rec, hw)
     return {"dense": plan.p * rec.c_out * rec.k_real,

@@ -142,22 +142,33 @@ def write_memh_limbs(path: str | Path, limbs: np.ndarray, width: int) -> Path:
     """Write :func:`pack_limbs` words of ``width`` bits as ``$readmemh`` text (one word per line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(memh_chars(limbs, width, str(path)).tobytes())
+    return path
+
+
+def memh_chars(limbs: np.ndarray, width: int, name: str = "memory") -> np.ndarray:
+    """The ``$readmemh`` text of :func:`pack_limbs` words of ``width`` bits, as characters
+    ``uint8[words, digits + 1]`` (each row one line: ``ceil(width / 4)`` hex digits and a
+    newline), so that slices of rows are files (:mod:`t2c_sim.cosim.bulk`).
+
+    Raises:
+        RecordError: The limbs do not hold ``width`` bits, or a word does not fit them (names
+            ``name``).
+    """
     n, nl = limbs.shape
     digits = max(1, -(-width // 4))
     if nl * 64 < width or (nl * 64 - width >= 64):
-        raise RecordError(f"{path}: {nl} limbs do not hold {width}-bit words")
+        raise RecordError(f"{name}: {nl} limbs do not hold {width}-bit words")
+    out = np.empty((n, digits + 1), dtype=np.uint8)
     if n == 0:
-        path.write_text("")
-        return path
+        return out
     text = np.ascontiguousarray(limbs[:, ::-1]).astype(">u8").tobytes().hex().encode()
     chars = np.frombuffer(text, dtype=np.uint8).reshape(n, nl * 16)
     if (chars[:, :nl * 16 - digits] != ord("0")).any():
-        raise RecordError(f"{path}: a word does not fit {width} bits")
-    out = np.empty((n, digits + 1), dtype=np.uint8)
+        raise RecordError(f"{name}: a word does not fit {width} bits")
     out[:, :digits] = chars[:, nl * 16 - digits:]
     out[:, digits] = ord("\n")
-    path.write_bytes(out.tobytes())
-    return path
+    return out
 
 
 def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signed: bool,
@@ -173,7 +184,14 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
             of different lengths, or not ``words`` words.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    return parse_memh(path.read_bytes(), widths, signed, words, str(path))
+
+
+def parse_memh(raw: bytes, widths: Sequence[int] | np.ndarray, signed: bool,
+               words: int | None = None, name: str = "memory") -> np.ndarray:
+    """:func:`read_memh_fields` of ``$writememh`` text already in memory (e.g. several dumps of
+    one width joined, parsed at once); errors name ``name``."""
+    path = name
     if b"/" in raw or b"\r" in raw or b"\n\n" in raw or (raw and raw[:1] == b"\n"):
         lines = [ln.split(b"//", 1)[0].strip() for ln in raw.splitlines()]
         raw = b"\n".join(ln for ln in lines if ln) + b"\n"
@@ -200,6 +218,8 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
         raise RecordError(f"{path}: word {r} has an {what} digit: {raw[r * ll:r * ll + digits].decode()}")
     if int(w.sum()) > digits * 4:
         raise RecordError(f"{path}: {digits}-digit words do not hold {int(w.sum())} bits")
+    if (w % 4 == 0).all() and int(w.sum()) == digits * 4 and (w <= 60).all():
+        return _fields_from_nibbles(nib, w, signed)
     # bits[:, b] = bit b of the word (LSB first)
     bits = np.unpackbits(nib[:, ::-1, None], axis=2, count=4, bitorder="little").reshape(n, -1)
     offs = np.concatenate([[0], np.cumsum(w)[:-1]])
@@ -210,6 +230,23 @@ def read_memh_fields(path: str | Path, widths: Sequence[int] | np.ndarray, signe
         if signed:
             v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
         out[:, f] = v
+    return out
+
+
+def _fields_from_nibbles(nib: np.ndarray, w: np.ndarray, signed: bool) -> np.ndarray:
+    """Fields of whole nibbles (every width a multiple of 4, together the whole word): each
+    field is its nibbles weighted by powers of 16 (fast path of :func:`parse_memh`)."""
+    n, digits = nib.shape
+    rev = nib[:, ::-1].astype(np.int64)  # rev[:, j] = nibble j (LSB first)
+    out = np.empty((n, w.size), dtype=np.int64)
+    o = 0
+    for f, k in enumerate(w.tolist()):
+        d = k // 4
+        v = rev[:, o:o + d] @ (np.int64(16) ** np.arange(d, dtype=np.int64))
+        if signed:
+            v = np.where(v >> (k - 1) & 1, v - (np.int64(1) << k), v)
+        out[:, f] = v
+        o += d
     return out
 
 

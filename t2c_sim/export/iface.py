@@ -15,7 +15,20 @@ Scratchpad words (field 0 in the least significant bits, :func:`t2c_sim.export.h
 * **ch** (``COLS`` biases of ``ACC_BITS``, then ``COLS`` ``M0`` of ``MULT_BITS``, then ``COLS``
   shifts of :data:`SH_BITS`): column block ``q`` at word ``q``;
 * **out** (``COLS`` outputs of :data:`Y_BITS`, signed) and **acc** (``COLS`` accumulators of
-  ``ACC_BITS``): row ``p``, column block ``cb`` at word ``p*CB + cb``.
+  ``ACC_BITS``): row ``p``, column block ``cb`` at word ``p*CB + cb``;
+* **rp** (``ROW_PARAMS = 1``; written with ``hw_sel_i =`` :data:`SEL_RP`): a ch word per output
+  row: the parameters of (row ``p``, channel ``cb*COLS + c``) at word ``p*CB + cb``
+  (:func:`rp_fields`).
+
+The run-mode register ``cfg_mode_i`` (32 bits, the plan's ``mode`` word; :func:`run_mode`):
+bits ``[2:0]`` the rounding code (``RoundMode.code`` 0..3, ``RoundProfile.code`` 4..6),
+:data:`ROWPAR` (bit 3: parameters from the rp memory), :data:`W_UNSIGNED` (bit 4: the weight
+operand is unsigned), bits ``[7:5]`` reserved (0), the activation zero point ``z_a`` in
+``[19:8]`` and the weight-operand zero point ``z_w`` in ``[31:20]`` (:data:`ZA_SHIFT`,
+:data:`ZW_SHIFT`; ``A_BITS`` / ``W_BITS``-bit two's complement in the low bits of each
+:data:`ZP_BITS`-bit field). The build features that give these fields a meaning are the
+parameters ``PROFILES``, ``ROW_PARAMS``, ``ZERO_POINTS`` (``HwConfig.profiles``,
+``row_params``, ``zero_points``); a build without one refuses a run that uses it (``err_o[5]``).
 
 The plan (``plan.hex`` of the simulation harness): word 0 is the number of runs, then
 :data:`PLAN_WORDS` 32-bit words per run, in the order of :data:`PLAN_FIELDS`; the harness reads
@@ -31,12 +44,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2c_sim.config import HwConfig
+from t2c_sim.config import HwConfig, RoundMode, RoundProfile
 from t2c_sim.numerics import check_range
 
 __all__ = ["Y_BITS", "SH_BITS", "PLAN_FIELDS", "PLAN_WORDS", "MAX_RUNS", "SEL_ACT", "SEL_WGT",
-           "SEL_CH", "Widths", "widths", "top_parameters", "harness_parameters", "plan_offsets",
-           "act_fields", "wgt_fields", "ch_fields", "plan_words", "FLAG_FIRST", "FLAG_LAST"]
+           "SEL_CH", "SEL_RP", "ROWPAR", "W_UNSIGNED", "ZA_SHIFT", "ZW_SHIFT", "ZP_BITS",
+           "FEATURE_PARAMS", "Widths", "widths", "top_parameters", "harness_parameters",
+           "plan_offsets", "run_mode", "act_fields", "wgt_fields", "ch_fields", "rp_fields",
+           "plan_words", "FLAG_FIRST", "FLAG_LAST"]
 
 #: Output, zero-point and clamp width of the accelerator build (signed).
 Y_BITS = 16
@@ -50,8 +65,15 @@ PLAN_WORDS = len(PLAN_FIELDS)
 FLAG_FIRST, FLAG_LAST = 1, 2
 #: Runs one harness plan holds (the harness's ``MAX_TILES``; a bound on memory and time).
 MAX_RUNS = 16384
-#: Host write port ``hw_sel_i`` codes.
-SEL_ACT, SEL_WGT, SEL_CH = 0, 1, 2
+#: Host write port ``hw_sel_i`` codes (:data:`SEL_RP`: the per-row parameter memory).
+SEL_ACT, SEL_WGT, SEL_CH, SEL_RP = 0, 1, 2, 3
+#: Run-mode register bits: per-row parameters (rp memory), unsigned weight operand.
+ROWPAR, W_UNSIGNED = 1 << 3, 1 << 4
+#: Positions and width of the zero-point fields ``z_a`` and ``z_w`` in the run-mode register.
+ZA_SHIFT, ZW_SHIFT, ZP_BITS = 8, 20, 12
+#: Build features: Verilog parameter -> ``HwConfig`` field (each 0 or 1).
+FEATURE_PARAMS = {"PROFILES": "profiles", "ROW_PARAMS": "row_params",
+                  "ZERO_POINTS": "zero_points"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +101,8 @@ def top_parameters(hw: HwConfig, packed: bool = False) -> dict[str, int]:
             "W_BITS": hw.w_bits, "ACC_BITS": hw.acc_bits, "MULT_BITS": hw.mult_bits,
             "SHIFT_MAX": hw.shift_max, "ACT_DEPTH": hw.act_depth, "W_DEPTH": hw.w_depth,
             "OUT_DEPTH": hw.out_depth, "CH_DEPTH": hw.ch_depth, "Y_BITS": Y_BITS,
-            "SH_BITS": SH_BITS, "PACKED": int(packed)}
+            "SH_BITS": SH_BITS, "PACKED": int(packed),
+            **{p: int(getattr(hw, f)) for p, f in FEATURE_PARAMS.items()}}
 
 
 def plan_offsets() -> dict[str, int]:
@@ -98,6 +121,21 @@ def harness_parameters(params: dict[str, int]) -> dict[str, int]:
     out["MAX_TILES"] = MAX_RUNS
     out.update({f"PL_{f.upper()}": i for f, i in plan_offsets().items()})
     return out
+
+
+def run_mode(hw: HwConfig, mode: RoundMode | RoundProfile, *, rowpar: bool = False,
+             w_unsigned: bool = False, z_a: int = 0, z_w: int = 0) -> int:
+    """The run-mode register: ``code | ROWPAR | W_UNSIGNED | z_a << 8 | z_w << 20``.
+
+    The zero points are stored as ``hw.a_bits`` / ``hw.w_bits``-bit two's complement patterns
+    (the array sign- or zero-extends them like its operands).
+
+    >>> hex(run_mode(HwConfig(), RoundMode.HALF_UP, rowpar=True, z_a=-1, z_w=3))
+    '0x30ff09'
+    """
+    word = mode.code | (ROWPAR if rowpar else 0) | (W_UNSIGNED if w_unsigned else 0)
+    return (word | (int(z_a) & ((1 << hw.a_bits) - 1)) << ZA_SHIFT
+            | (int(z_w) & ((1 << hw.w_bits) - 1)) << ZW_SHIFT)
 
 
 def act_fields(act: np.ndarray, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +178,27 @@ def ch_fields(bias: np.ndarray, m0: np.ndarray, sh: np.ndarray, hw: HwConfig, na
     blk = np.zeros((qc * hw.cols, 3), dtype=np.int64)
     blk[:cols] = np.stack([bias, m0, sh], axis=1)
     f = blk.reshape(qc, hw.cols, 3).transpose(0, 2, 1).reshape(qc, 3 * hw.cols)
+    w = np.repeat([hw.acc_bits, hw.mult_bits, SH_BITS], hw.cols).astype(np.int64)
+    return f, w
+
+
+def rp_fields(bias: np.ndarray, m0: np.ndarray, sh: np.ndarray, hw: HwConfig,
+              name: str = "layer") -> tuple[np.ndarray, np.ndarray]:
+    """Per-row parameter words of a tile: ``bias/m0/sh[rows, cols]`` ->
+    ``(fields[rows * qc, 3*COLS], widths)``: word ``p*qc + q`` holds row ``p``'s parameters of
+    column block ``q`` in the ch word layout (the output's address).
+
+    Raises:
+        NumericsError: A value does not fit its field (names ``name`` and the parameter).
+    """
+    check_range(bias, hw.acc_bits, True, f"{name} bias_eff")
+    check_range(m0, hw.mult_bits, False, f"{name} M0")
+    check_range(sh, SH_BITS, False, f"{name} sh")
+    rows, cols = bias.shape
+    qc = -(-cols // hw.cols)
+    blk = np.zeros((rows, qc * hw.cols, 3), dtype=np.int64)
+    blk[:, :cols] = np.stack([bias, m0, sh], axis=2)
+    f = blk.reshape(rows, qc, hw.cols, 3).transpose(0, 1, 3, 2).reshape(rows * qc, 3 * hw.cols)
     w = np.repeat([hw.acc_bits, hw.mult_bits, SH_BITS], hw.cols).astype(np.int64)
     return f, w
 

@@ -23,6 +23,7 @@ from torch import nn
 from t2c_sim.config import FuseOptions, QuantSpec
 from t2c_sim.errors import ConfigError, FuseError, NumericsError
 from t2c_sim.numerics import quantize_multiplier, relu_bounds, round_half_even_float
+from t2c_sim.quant.transformer_params import quantize_multiplier_vec
 
 __all__ = ["QFormat", "TensorVal", "qformat", "same_format", "spec_of", "record_formats",
            "clamp_bounds", "multipliers"]
@@ -166,8 +167,14 @@ def clamp_bounds(y: QFormat, act: str | None, layer: str) -> tuple[int, int]:
 
 
 def multipliers(m: np.ndarray, opts: FuseOptions, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(M0, sh)`` of the real multipliers ``m`` (:func:`numerics.quantize_multiplier`)."""
+    """``(M0, sh)`` of the real multipliers ``m`` (:func:`numerics.quantize_multiplier`; many of
+    them, e.g. one per row and channel of a token-wise layer, by its vectorized twin
+    :func:`~t2c_sim.quant.transformer_params.quantize_multiplier_vec`: the same integers)."""
     try:
+        a = np.asarray(m, dtype=np.float64)
+        if a.size > 64:
+            m0, sh = quantize_multiplier_vec(a.reshape(-1), opts.mult_bits, opts.shift_max)
+            return m0.reshape(a.shape), sh.reshape(a.shape)
         return quantize_multiplier(m, opts.mult_bits, opts.shift_max)
     except NumericsError as e:
         raise e.recast(FuseError, layer=layer) from None

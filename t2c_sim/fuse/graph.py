@@ -62,6 +62,7 @@ from t2c_sim.config import FuseOptions, RoundMode
 from t2c_sim.errors import FuseError, ModelError, T2CError
 from t2c_sim.fuse.formats import QFormat, TensorVal, qformat, same_format
 from t2c_sim.fuse.mac import mac_record
+from t2c_sim.fuse.movement import View, base_index, cost, emit, int_shape, plan, producer_row_scales, replay
 from t2c_sim.fuse.ops import (
     add_record,
     avgpool_record,
@@ -69,7 +70,8 @@ from t2c_sim.fuse.ops import (
     flatten_record,
     maxpool_record,
 )
-from t2c_sim.quant.graph import consumer_quantizers, fused_activation, trace
+from t2c_sim.fuse.transformer import gelu_record, layernorm_record, matmul_record, softmax_record
+from t2c_sim.quant.graph import consumer_quantizers, fused_activation, scope_of, trace
 from t2c_sim.quant.modules import InputSmooth, QConv2d, QLinear, frozen
 from t2c_sim.quant.ops import CHAIN_ROLES, FUSING_ROLES, Q_MODULES, Op, Role, classify, describe, where
 from t2c_sim.quant.smoothquant import input_smooth
@@ -113,6 +115,7 @@ class _Fuser:
         self.mods = dict(self.gm.named_modules())
         self.env = _run_graph(self.gm, model, x)
         self.vals: dict[fx.Node, TensorVal] = {}
+        self.views: dict[fx.Node, View] = {}     # moved tensors, materialized when read
         self.fmts: dict[fx.Node, QFormat] = {}
         self.records: list[LayerRecord] = []
 
@@ -165,12 +168,95 @@ class _Fuser:
         log.debug("fused %s (%s)", rec.name, rec.op.value)
 
     def operand(self, node: fx.Node, i: int = 0) -> tuple[TensorVal, QFormat, tuple[int, ...]]:
-        """Integer input ``i`` of ``node``: its value, format and torch shape."""
+        """Integer input ``i`` of ``node``: its value, format and torch shape (a moved tensor is
+        materialized: :meth:`materialize`)."""
         arg = node.args[i]
+        if isinstance(arg, fx.Node) and arg in self.views and arg not in self.vals:
+            self.vals[arg] = self.materialize(arg, nhwc=self._image_op(node))
         if not isinstance(arg, fx.Node) or arg not in self.vals:
             raise FuseError(f"input {i} is not an integer tensor", **where(node))
         val = self.vals[arg]
         return val, self.out_format(val.fmt_node), self.shape(arg)
+
+    # ---- data movement (t2c_sim.fuse.movement) ----------------------------------------------
+    def view_of(self, node: fx.Node) -> View:
+        """``node`` (an integer tensor or a moved one) as a :class:`View`."""
+        if node in self.views:
+            return self.views[node]
+        if node not in self.vals:
+            raise FuseError("input is not an integer tensor", **where(node))
+        val = self.vals[node]
+        shp = self.shape(node)
+        return View(val, base_index(val, shp), int_shape(val, shp))
+
+    def move(self, node: fx.Node, src: fx.Node) -> None:
+        """A data-movement node: follow its index map (records are made when it is read)."""
+        v = self.view_of(src)
+        self.views[node] = View(v.src, replay(node, self.env, self.mods, {src: v.idx}), v.shape)
+
+    def _image_op(self, node: fx.Node) -> bool:
+        """Whether ``node`` reads a feature map held channel-last (conv, pools)."""
+        mod = self.mods.get(node.target) if node.op == "call_module" else None
+        return isinstance(mod, QConv2d) or classify(node, self.mods).role in (
+            Role.AVGPOOL, Role.GAVGPOOL, Role.MAXPOOL)
+
+    def _plan(self, node: fx.Node, transpose: bool, nhwc: bool = False) -> tuple[Any, Any]:
+        v = self.views[node]
+        if not isinstance(v.idx, torch.Tensor):
+            raise FuseError("a tuple of tensors (unbind/chunk/split) is read whole; index it",
+                            **where(node))
+        idx = v.idx.transpose(-1, -2) if transpose else v.idx
+        if nhwc:
+            if idx.dim() != 4:
+                raise FuseError(f"a conv or pool reads a moved tensor of shape {list(idx.shape)}",
+                                **where(node))
+            idx = idx.permute(0, 2, 3, 1)
+        return idx, plan(v.shape[1:], idx)
+
+    def materialize(self, node: fx.Node, transpose: bool = False,
+                    nhwc: bool = False) -> TensorVal:
+        """The records (SLICE, RESHAPE) that make the moved tensor ``node`` (its last two axes
+        swapped when ``transpose``; channel-last for a conv or pool: ``nhwc``), named after the
+        node in its module's scope."""
+        idx, steps = self._plan(node, transpose, nhwc)
+        if steps is None:
+            raise FuseError(f"data movement to {list(idx.shape)} that no slice and reshape of the "
+                            f"integer tensor {list(self.views[node].shape)} gives (a broadcast, "
+                            "a repeated element or data crossing the batch axis)", **where(node))
+        v = self.views[node]
+        scope = scope_of(node, self.gm)
+        name = (f"{scope}.{node.name}" if scope else node.name) + (".T" if transpose else "")
+        fmt = self.out_format(v.src.fmt_node)
+        return emit(self, name, node, v.src, fmt, steps, tuple(idx.shape),
+                    "nhwc" if nhwc else "plain")
+
+    def operand_b(self, node: fx.Node) -> tuple[TensorVal, QFormat, tuple[int, ...], bool]:
+        """Operand ``b`` of a matmul and whether it is stored transposed (``trans_b``): the
+        form that moves less data (``k.transpose(-2, -1)`` gives the key tensor as it comes)."""
+        arg = node.args[1]
+        if not isinstance(arg, fx.Node) or (arg not in self.vals and arg not in self.views):
+            raise FuseError("input 1 is not an integer tensor", **where(node))
+        if arg not in self.views:
+            self.views[arg] = self.view_of(arg)
+        costs = {t: cost(self._plan(arg, t)[1]) for t in (False, True)}
+        trans = costs[True] < costs[False]
+        if trans:
+            val = self.materialize(arg, transpose=True)
+        else:
+            if arg not in self.vals:
+                self.vals[arg] = self.materialize(arg)
+            val = self.vals[arg]
+        return val, self.out_format(val.fmt_node), self.shape(arg), trans
+
+    def row_format(self, node: fx.Node, layer: str) -> QFormat:
+        """The output format of producer ``node``; a token-wise one as one scale per row of the
+        producer's own output (:func:`t2c_sim.fuse.movement.producer_row_scales`)."""
+        fmt = self.out_format(node)
+        if not fmt.tokenwise:
+            return fmt
+        shp = self.shape(node)
+        val = TensorVal(layer, node, "plain")
+        return producer_row_scales(self, node, shp, base_index(val, shp), fmt, layer)
 
     # ---- node handlers --------------------------------------------------------------------
     def run(self) -> list[LayerRecord]:
@@ -183,13 +269,12 @@ class _Fuser:
                 self.vals[node] = TensorVal("input", node, "nhwc" if nd == 4 else "plain")
             elif node.op == "output":
                 out_node = node
-            elif node.op == "get_attr":
-                raise FuseError(f"parameter '{node.target}' used outside a layer (fold it into a "
-                                "conv or linear)", **where(node))
             else:
                 self.dispatch(node, classify(node, self.mods))
         if out_node is not None:
             arg = out_node.args[0]
+            if isinstance(arg, fx.Node) and arg in self.views and arg not in self.vals:
+                self.vals[arg] = self.materialize(arg)
             if not isinstance(arg, fx.Node) or arg not in self.vals:
                 raise FuseError("model output must be one tensor produced by a fused layer")
             last = self.vals[arg].record
@@ -215,8 +300,11 @@ class _Fuser:
         """One node, by its role in the op table."""
         role = op.role
         src = op.inputs[0] if op.inputs else None
-        if role is Role.SHAPE:
-            return
+        if role in (Role.SHAPE, Role.CONST):
+            return                                     # constants are read by their add/concat
+        if role is Role.SCALE:
+            raise FuseError(f"{describe(node, self.mods)}: a constant factor left in the graph "
+                            "(quantize_model folds it into the matmul next to it)", **where(node))
         if role is Role.MAC:
             self.mac(node, self._wrapped(node, op))
         elif role is Role.ADD:
@@ -228,8 +316,18 @@ class _Fuser:
         elif role is Role.MAXPOOL:
             mod = self.mods[node.target] if node.op == "call_module" else op.make()
             maxpool_record(self, node, mod, self._name(node))
-        elif role is Role.FLATTEN:
+        elif role is Role.MATMUL:
+            matmul_record(self, node, self._wrapped(node, op))
+        elif role is Role.SOFTMAX:
+            softmax_record(self, node, self._wrapped(node, op))
+        elif role is Role.LAYERNORM:
+            layernorm_record(self, node, self._wrapped(node, op))
+        elif role is Role.GELU:
+            gelu_record(self, node, self._wrapped(node, op))
+        elif role is Role.FLATTEN and src in self.vals and self._classic_flatten(node, src):
             flatten_record(self, node, self._name(node))
+        elif role in (Role.FLATTEN, Role.MOVE):
+            self.move(node, src)
         elif role is Role.SMOOTH:
             if src is None or src.op != "placeholder":
                 raise FuseError(f"smoothing '{node.target}': 1/s can only be folded into the "
@@ -238,7 +336,7 @@ class _Fuser:
             self.vals[node] = self.vals[src]          # host side: quantize_input divides by s
         elif role is Role.ACT:
             self._check_fused(node, op)
-            self.vals[node] = self._val(node, src)
+            self._same(node, src)
         elif role is Role.BN:
             prev = self.mods.get(src.target) if src.op == "call_module" else None
             want = QConv2d if isinstance(self.mods[node.target], nn.BatchNorm2d) else QLinear
@@ -247,6 +345,20 @@ class _Fuser:
                                 **where(node))
             self.vals[node] = self._val(node, src)   # folded by mac_record
         else:   # Role.ALIAS
+            self._same(node, src)
+
+    def _classic_flatten(self, node: fx.Node, src: fx.Node) -> bool:
+        """A flatten to ``[B, features]`` of a feature map or of tokens: the FLATTEN record (a
+        linear after it reads the golden model's ``(h, w, c)`` order)."""
+        out, shp = self.shape(node), self.shape(src)
+        return len(out) == 2 and out[0] == shp[0] and len(shp) in (2, 3, 4) and \
+            (len(shp) != 4 or self.vals[src].layout == "nhwc")
+
+    def _same(self, node: fx.Node, src: fx.Node | None) -> None:
+        """``node`` holds the same integers as ``src`` (a moved tensor stays moved)."""
+        if src is not None and src in self.views and src not in self.vals:
+            self.views[node] = self.views[src]
+        else:
             self.vals[node] = self._val(node, src)
 
     def _val(self, node: fx.Node, src: fx.Node | None) -> TensorVal:
@@ -286,7 +398,7 @@ class _Fuser:
             bn, bn_node = None, None
         fmt_node = bn_node if bn_node is not None else node
         act = fused_activation(fmt_node, self.mods, name) or mod.act
-        fmt_y = self.out_format(node)
+        fmt_y = self.row_format(node, name)
         rec = mac_record(name, mod, val, fmt_x, shp, fmt_y, self.shape(fmt_node), act,
                          (bn_node.target, bn) if bn is not None else None, self.opts)
         is_conv = isinstance(mod, QConv2d)

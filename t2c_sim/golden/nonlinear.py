@@ -16,6 +16,10 @@ Semantics (``x`` is one row along the last axis, ``mode`` the record's rounding 
   ``sigma = max(1, isqrt(V * 4^k + eps_q))``, ``dev = C*x - S1``,
   ``y = clamp(z_y + round_div(G*dev*2^k + B*sigma, sigma * 2^gb), lo, hi)``;
 - gelu: ``y = table[x - qmin_x]``.
+
+Token-wise outputs (docs/numerics.md section 8): LayerNorm's ``gamma_q, beta_q`` and GELU's
+``table`` may carry one row per input row (``[R, C]``, ``[R, 2^a_bits]``, ``R`` = product of the
+input's leading dims); row ``r`` of the input then uses row ``r`` of the constants.
 """
 
 from __future__ import annotations
@@ -130,12 +134,22 @@ def _need(rec: LayerRecord, *names: str) -> None:
         raise RecordError(f"layer {rec.name}: params['frac_bits'] is missing")
 
 
-def _table(rec: LayerRecord) -> np.ndarray:
+def _table(rec: LayerRecord, per_row: bool = False) -> np.ndarray:
     _need(rec, "table")
-    if rec.table.shape != (1 << rec.a_bits,):
+    n = 1 << rec.a_bits
+    if rec.table.shape != (n,) and not (per_row and rec.table.ndim == 2 and rec.table.shape[1] == n):
         raise RecordError(f"layer {rec.name}: table has shape {rec.table.shape}, expected "
-                          f"({1 << rec.a_bits},) for {rec.a_bits}-bit inputs")
+                          f"({n},){f' or (R, {n})' if per_row else ''} for {rec.a_bits}-bit "
+                          f"inputs")
     return rec.table
+
+
+def _row_count(rec: LayerRecord, x: np.ndarray, rows: int, what: str) -> np.ndarray:
+    """``x`` as ``[rows, -1]`` for per-row constants (``rows`` = the constants' first dim)."""
+    if x.ndim < 1 or x.size == 0 or x.size % rows or int(np.prod(x.shape[:-1])) != rows:
+        raise RecordError(f"layer {rec.name}: {what} has {rows} rows, the input {x.shape} has "
+                          f"{int(np.prod(x.shape[:-1])) if x.ndim else 0}")
+    return x.reshape(rows, -1)
 
 
 def _rows(rec: LayerRecord, x: np.ndarray, c: int | None = None) -> None:
@@ -195,16 +209,27 @@ def layernorm(rec: LayerRecord, x: Any) -> np.ndarray:
         raise NumericsError(f"layer {rec.name}: C^2 var * 4^{k} + eps_q reaches 2^62")
     sigma = np.maximum(isqrt((v << (2 * k)) + e), 1)
     dev = c * x - s1
-    num = (rec.gamma_q * dev << k) + rec.beta_q * sigma
+    g, b = rec.gamma_q, rec.beta_q
+    if g.ndim == 2:                   # token-wise output: row r uses gamma_q[r], beta_q[r]
+        shape = x.shape
+        dev, sigma = _row_count(rec, dev, g.shape[0], "gamma_q"), sigma.reshape(-1, 1)
+        num = (g * dev << k) + b * sigma
+        return clamp(rec.z_y + round_div(num, sigma << gb, rec.mode), rec.lo,
+                     rec.hi).reshape(shape)
+    num = (g * dev << k) + b * sigma
     return clamp(rec.z_y + round_div(num, sigma << gb, rec.mode), rec.lo, rec.hi)
 
 
 def gelu(rec: LayerRecord, x: Any) -> np.ndarray:
-    """Table lookup: ``y = table[x - qmin_x]`` (the table is the output integers, fixed at fuse time).
+    """Table lookup: ``y = table[x - qmin_x]`` (the table is the output integers, fixed at fuse time);
+    a per-row table ``[R, 2^a_bits]`` gives ``y[r, :] = table[r, x[r, :] - qmin_x]``.
 
     Example: 2-bit signed input (``qmin = -2``), ``table = [0, 0, 0, 1]`` -> ``x = [-2, 1]``
     gives ``y = [0, 1]``.
     """
-    table = _table(rec)
+    table = _table(rec, per_row=True)
     x = check_input(rec, x)
+    if table.ndim == 2:                # token-wise output: row r looks up table[r]
+        x2 = _row_count(rec, x, table.shape[0], "table")
+        return np.take_along_axis(table, x2 - rec.x_range[0], axis=1).reshape(x.shape)
     return table[x - rec.x_range[0]]

@@ -20,6 +20,7 @@ from t2c_sim.models.mobilenet import mobilenet_v2
 from t2c_sim.models.resnet import resnet18, resnet18_cifar, resnet50
 from t2c_sim.models.small import InceptionMini, LeNet5, QSparseMNIST
 from t2c_sim.models.vgg import vgg11_bn
+from t2c_sim.models.vit import deit_tiny_block, vit_digits
 from t2c_sim.quant.modules import Add
 
 __all__ = ["DigitsCNN", "MLP", "ResNetBlockNet", "TransformerMLP", "MODELS", "make_model"]
@@ -113,7 +114,8 @@ MODELS = {"digits_cnn": DigitsCNN, "mlp": MLP, "resnet_block": ResNetBlockNet,
           # the zoo: real architectures in the style PyTorch users write them
           "lenet5": LeNet5, "qsparse_mnist": QSparseMNIST, "inception_mini": InceptionMini,
           "vgg11_bn": vgg11_bn, "resnet18": resnet18, "resnet50": resnet50,
-          "resnet18_cifar": resnet18_cifar, "mobilenet_v2": mobilenet_v2}
+          "resnet18_cifar": resnet18_cifar, "mobilenet_v2": mobilenet_v2,
+          "vit_digits": vit_digits, "deit_tiny_block": deit_tiny_block}
 
 
 def make_model(name: str, **kw: object) -> nn.Module:

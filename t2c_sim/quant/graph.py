@@ -30,11 +30,11 @@ import torch.fx as fx
 from torch import nn
 
 from t2c_sim.errors import ModelError
-from t2c_sim.quant.modules import LEAVES, QAdd, QCat, set_observing
+from t2c_sim.quant.modules import LEAVES, QAdd, QCat, QMatMul, set_observing
 from t2c_sim.quant.ops import CHAIN_ROLES, Q_MODULES, Role, classify, describe, source_of, where
 
 __all__ = ["Traced", "trace", "consumer_quantizers", "fused_activation", "flatten_inputs",
-           "tensor_users"]
+           "tensor_users", "scope_of"]
 
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -131,6 +131,23 @@ def trace(model: nn.Module) -> fx.GraphModule:
     return Traced.wrap(model, graph)
 
 
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def scope_of(node: fx.Node, gm: fx.GraphModule) -> str:
+    """Qualified name of the (non-container) module whose ``forward`` created ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    for key, val in reversed(list(stack.items())):
+        q = val[0] if isinstance(val, tuple) else key
+        try:
+            m = gm.get_submodule(q)
+        except AttributeError:
+            continue
+        if not isinstance(m, _CONTAINERS):
+            return q
+    return ""
+
+
 def tensor_users(node: fx.Node, mods: Mapping[str, nn.Module]) -> list[fx.Node]:
     """Users of ``node`` that read its values (not ``x.size(0)``-style shape queries)."""
     return [u for u in node.users if u.op == "output" or classify(u, mods).role is not Role.SHAPE]
@@ -139,7 +156,7 @@ def tensor_users(node: fx.Node, mods: Mapping[str, nn.Module]) -> list[fx.Node]:
 def _wrapper(user: fx.Node, mods: Mapping[str, nn.Module], role: Role) -> nn.Module:
     """The fake-quant module a consumer of this role must be (else an error naming it)."""
     mod = mods.get(user.target) if user.op == "call_module" else None
-    if not isinstance(mod, Q_MODULES[role]):
+    if not isinstance(mod, Q_MODULES.get(role, ())):
         src = source_of(user)
         code = f" (`{src[2]}`)" if src else ""
         raise ModelError(f"{describe(user, mods)}{code} reads a quantized tensor but is not a "
@@ -184,6 +201,11 @@ def consumer_quantizers(node: fx.Node, mods: Mapping[str, nn.Module],
             for i, arg in enumerate(user.args):
                 if arg is node:
                     found.append((f"{user.target}.qs.{i}", mod.qs[i]))
+        elif isinstance(mod, QMatMul):
+            for i, arg in enumerate(user.args[:2]):
+                if arg is node:
+                    qn = "aq" if i == 0 else "bq"
+                    found.append((f"{user.target}.{qn}", getattr(mod, qn)))
         else:
             found.append((f"{user.target}.aq", mod.aq))
     return found, outs
@@ -209,7 +231,8 @@ def flatten_inputs(model: nn.Module, example_input: torch.Tensor,
             continue
         src = node.args[0]
         while isinstance(src, fx.Node) and src.op not in ("placeholder", "get_attr") and \
-                classify(src, mods).role in CHAIN_ROLES:
+                classify(src, mods).role in CHAIN_ROLES and \
+                classify(src, mods).role is not Role.MOVE:
             shp = tuple(interp.env[src.args[0]].shape) if src.args else ()
             if len(shp) == 4 and len(interp.env[src].shape) == 2:
                 out[node.target] = (shp[1], shp[2], shp[3])

@@ -12,7 +12,10 @@ fuse step produces (:mod:`t2c_sim.fuse`) computes the same function up to the le
   where no following layer supplies the output scale, e.g. the logits).
 - :class:`QAdd`: ``y = oq(act(qa(a) + qb(b)))`` (residual add, SPEC section 3).
 - :class:`QCat`: ``y = oq(act(cat([q_0(x_0), q_1(x_1), ...], dim)))`` (concat: every input is
-  requantized to the output format, the next layer's input quantizer or ``oq``).
+  requantized to the output format, the next layer's input quantizer or ``oq``; a constant input,
+  e.g. a class token, has ``q_i = nn.Identity()`` and is quantized by the output format).
+- :class:`MatMul`: float ``alpha * (a @ b)`` (its fake-quant form and those of softmax, LayerNorm
+  and GELU are in :mod:`t2c_sim.quant.nonlinear`).
 - :class:`QAvgPool2d` / :class:`QAdaptiveAvgPool2d`: ``y = oq(avgpool(aq(x)))``.
 - Max pool, flatten, ReLU need no wrapper: they commute with a monotone quantizer, so the
   integer model runs them on integers (ReLU moves into the producer's clamp in fuse).
@@ -32,8 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2c_sim.errors import ConfigError, ModelError
+from t2c_sim.quant.nonlinear import QNONLINEAR, QMatMul
 
-__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "Cat", "QCat", "InputSmooth",
+__all__ = ["ACTS", "QConv2d", "QLinear", "QAdd", "Add", "Cat", "QCat", "MatMul", "QMatMul",
+           "InputSmooth",
            "QAvgPool2d", "QAdaptiveAvgPool2d", "QLAYERS", "LEAVES", "quantizers", "set_observing",
            "frozen"]
 
@@ -174,6 +179,24 @@ class QAdd(nn.Module):
         return _q(self.oq, _apply_act(_q(self.qa, a) + _q(self.qb, b), self.act))
 
 
+class MatMul(nn.Module):
+    """Float ``alpha * (a @ b)`` as a module (what :func:`quantize_model` puts in place of ``a @ b``,
+    ``torch.matmul``, ``torch.bmm``; a constant factor next to it, e.g. the attention scale
+    ``* d ** -0.5``, is folded into ``alpha``). Its fake-quant form is
+    :class:`~t2c_sim.quant.nonlinear.QMatMul`."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = torch.matmul(a, b)
+        return y if self.alpha == 1.0 else self.alpha * y
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:g}"
+
+
 class Cat(nn.Module):
     """Float ``torch.cat(xs, dim)`` as a module (what :func:`quantize_model` puts in place of a
     ``torch.cat`` call, so that it can get quantizers)."""
@@ -203,8 +226,8 @@ class QCat(nn.Module):
         if act not in ACTS:
             raise ConfigError(f"unknown fused activation {act!r}", key="act")
         if not qs or any(q is None for q in qs):
-            raise ConfigError("a concat needs an input quantizer per input (quant.act)",
-                              key="act")
+            raise ConfigError("a concat needs an input quantizer per input (quant.act; a constant "
+                              "input such as a class token passes nn.Identity())", key="act")
         self.qs = nn.ModuleList(qs)
         self.dim, self.oq, self.act = int(dim), oq, act
 
@@ -266,9 +289,9 @@ class InputSmooth(nn.Module):
         return x / self.s
 
 
-QLAYERS = (QConv2d, QLinear, QAdd, QCat, QAvgPool2d, QAdaptiveAvgPool2d)
+QLAYERS = (QConv2d, QLinear, QAdd, QCat, QAvgPool2d, QAdaptiveAvgPool2d) + QNONLINEAR
 #: Modules torch.fx treats as leaves (never traced into).
-LEAVES = QLAYERS + (Add, Cat, InputSmooth)
+LEAVES = QLAYERS + (Add, Cat, MatMul, InputSmooth)
 
 
 # ---- quantizer state -------------------------------------------------------------------------

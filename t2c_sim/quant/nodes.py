@@ -78,7 +78,7 @@ def unsupported(node: fx.Node, mods: Mapping[str, nn.Module] | None, why: str = 
     what = describe(node, mods)
     src = source_of(node)
     code = f" (`{src[2]}`)" if src and src[2] else ""
-    reason = f": {why}" if why else " is not an integer op of SPEC sections 2-3"
+    reason = f": {why}" if why else " is not an integer op (SPEC sections 2-3 and 7-10)"
     return ModelError(f"{what}{code}{reason}; {hint or _hint(node, mods)}", **where(node))
 
 
@@ -86,23 +86,26 @@ ACT_HINT = ("only ReLU and ReLU6 (hardtanh(0, 6)) exist in the integer model, fu
              "producer's clamp: use nn.ReLU / nn.ReLU6")
 #: What to do instead, by op name (function, method or module class).
 _HINT_GROUPS: tuple[tuple[str, str], ...] = (
-    ("sigmoid tanh gelu silu hardswish hardsigmoid mish leaky_relu elu selu celu softplus prelu "
-     "logsigmoid Sigmoid Tanh GELU SiLU Hardswish Hardsigmoid Mish LeakyReLU ELU SELU CELU "
-     "Softplus PReLU", ACT_HINT),
-    ("softmax log_softmax Softmax LogSoftmax", "return the logits: softmax/log_softmax belong to "
-     "the loss (F.cross_entropy applies log_softmax) and do not change the argmax"),
+    ("sigmoid tanh silu hardswish hardsigmoid mish leaky_relu elu selu celu softplus prelu "
+     "logsigmoid Sigmoid Tanh SiLU Hardswish Hardsigmoid Mish LeakyReLU ELU SELU CELU "
+     "Softplus PReLU", ACT_HINT + " (GELU has an integer table: nn.GELU / F.gelu)"),
+    ("log_softmax LogSoftmax", "return the logits: log_softmax belongs to the loss "
+     "(F.cross_entropy applies it) and does not change the argmax"),
     ("mul sub truediv div floordiv neg rsub", "no elementwise integer multiply/subtract/divide "
-     "here: fold constant factors into the neighbouring conv or linear (weights and bias)"),
+     "here: fold constant factors into the neighbouring conv or linear (weights and bias), or "
+     "next to a matmul (the attention scale q @ k.transpose(-2, -1) * d ** -0.5)"),
     ("interpolate upsample Upsample UpsamplingNearest2d UpsamplingBilinear2d pixel_shuffle",
      "no integer resampling op: resize the input on the host"),
-    ("LayerNorm GroupNorm InstanceNorm2d layer_norm group_norm batch_norm instance_norm",
-     "only BatchNorm directly after a conv (BatchNorm2d) or linear (BatchNorm1d) folds into it"),
+    ("GroupNorm InstanceNorm2d group_norm batch_norm instance_norm",
+     "only BatchNorm directly after a conv (BatchNorm2d) or linear (BatchNorm1d) folds into it, "
+     "and nn.LayerNorm over the last axis is an integer op"),
     ("Conv1d Conv3d ConvTranspose1d ConvTranspose2d conv1d conv2d conv_transpose2d linear "
      "Bilinear Embedding embedding", "only nn.Conv2d and nn.Linear modules are MAC layers"),
-    ("matmul bmm mm einsum", "no act x act matmul in a CNN graph (the transformer ops are built by "
-     "hand, docs/numerics.md section 7)"),
-    ("getitem", "indexing or slicing a tensor has no integer op here: keep whole tensors"),
-    ("permute transpose", "only a flatten to [B, features] moves data here"),
+    ("mm einsum baddbmm addmm", "write the product as a @ b (torch.matmul) of two tensors"),
+    ("scaled_dot_product_attention MultiheadAttention", "write the attention out: "
+     "(q @ k.transpose(-2, -1)) * scale, softmax(dim=-1), then @ v (docs/python.md, Transformers)"),
+    ("gather index_select masked_select take take_along_axis", "index with ints and slices only "
+     "(x[:, 0], qkv[0])"),
 )
 _HINTS = {k: h for names, h in _HINT_GROUPS for k in names.split()}
 _DEFAULT_HINT = ("express it with the supported ops (docs/python.md, 'Supported ops') or move it "
@@ -123,7 +126,7 @@ def _hint(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> str:
 # ---- shape queries ---------------------------------------------------------------------------
 _SHAPE_METHODS = ("size", "dim", "numel")
 _ARITH = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
-          operator.neg, math.prod)
+          operator.neg, operator.pow, math.prod)
 
 
 def is_shape(node: Any, _seen: dict[fx.Node, bool] | None = None) -> bool:

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from t2c_sim.config import RoundMode, qrange
+from t2c_sim.errors import ModelError
+from t2c_sim.quant.base import Quantizer
 from t2c_sim.quant.intops import layernorm_int_t, lookup_t, requant_t, softmax_int_t
 from t2c_sim.quant.observers import QuantError
 from t2c_sim.quant.transformer_params import (
@@ -41,8 +43,8 @@ from t2c_sim.quant.transformer_params import (
     softmax_params,
 )
 
-__all__ = ["softmax_ref", "layernorm_ref", "gelu_ref", "matmul_ref", "int_of", "QMatMul",
-           "QSoftmax", "QLayerNorm", "QGELU"]
+__all__ = ["softmax_ref", "layernorm_ref", "gelu_ref", "matmul_ref", "int_of", "FixedQuantizer",
+           "QMatMul", "QSoftmax", "QLayerNorm", "QGELU", "QNONLINEAR"]
 
 I64 = torch.int64
 
@@ -100,6 +102,27 @@ def _ste(y_f: Tensor, y: Tensor) -> Tensor:
 
 
 # ---- modules -------------------------------------------------------------------------------------
+class FixedQuantizer(Quantizer):
+    """A quantizer whose format is fixed by definition, never observed: softmax's output
+    ``(s = 2^-bits, z = 0, unsigned)``. Calibration leaves it unchanged.
+
+    >>> q = FixedQuantizer(2.0 ** -8, 0, nbit=8, unsigned=True)
+    >>> q.quantize(torch.tensor([0.5, 1.0])).tolist()
+    [128, 255]
+    """
+
+    def __init__(self, scale: float, zero_point: int = 0, nbit: int = 8,
+                 unsigned: bool = True) -> None:
+        super().__init__(nbit=nbit, unsigned=unsigned, symmetric=False)
+        self.set_qparams(torch.tensor(float(scale)), torch.tensor(int(zero_point)))
+
+    def observe(self, x: Tensor) -> None:
+        """Nothing to observe: the format is fixed."""
+
+    def reset(self) -> None:
+        """Nothing to forget: the format is fixed."""
+
+
 class QMatMul(nn.Module):
     """Fake-quant activation x activation matmul ``y = oq(alpha * aq(a) @ bq(b))`` (``b^T`` if
     ``trans_b``).
@@ -165,11 +188,16 @@ class QSoftmax(nn.Module):
 
     def __init__(self, aq: nn.Module | None = None, y_bits: int = 8, y_scale: float | None = None,
                  frac_bits: int = SOFTMAX_FRAC_BITS, mode: RoundMode | str = RoundMode.HALF_EVEN,
-                 ) -> None:
+                 dim: int = -1) -> None:
         super().__init__()
         self.aq = aq
         self.y_bits, self.frac_bits, self.mode = int(y_bits), int(frac_bits), RoundMode.parse(mode)
         self.y_scale = float(2.0 ** -self.y_bits if y_scale is None else y_scale)
+        self.dim = int(dim)
+        #: where the user wrote it (``file``, ``line``, ``node``), for errors
+        self.where: dict[str, Any] = {}
+        #: the output format (fixed: unsigned y_bits, s_y, z = 0); its consumers are tied to it
+        self.oq = FixedQuantizer(self.y_scale, 0, self.y_bits, unsigned=True)
         self._cache: tuple[Any, dict[str, Any]] | None = None
 
     def constants(self, s_x: float, a_bits: int) -> dict[str, Any]:
@@ -181,6 +209,9 @@ class QSoftmax(nn.Module):
         return self._cache[1]
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.dim not in (-1, x.dim() - 1):
+            raise ModelError(f"softmax over dim {self.dim} of a {x.dim()}-D tensor; the integer "
+                             f"softmax runs over the last axis (dim=-1)", **self.where)
         if self.aq is None:
             return softmax_ref(x)
         xh = self.aq(x)
@@ -278,3 +309,6 @@ class QGELU(nn.Module):
         s_y, z_y = _per_tensor(self.oq, "gelu output")
         return _ste(y_f, s_y * (y_q - z_y).to(y_f.dtype))
 
+
+#: The fake-quant modules of the transformer ops (producers of integer tensors in a graph).
+QNONLINEAR = (QMatMul, QSoftmax, QLayerNorm, QGELU)

@@ -23,6 +23,21 @@ BN        ``nn.BatchNorm2d`` after a conv, ``nn.BatchNorm1d`` after a linear (fo
 ALIAS     ``nn.Dropout``, ``F.dropout``, ``nn.Identity``, ``x.contiguous()``: same integers
 SHAPE     ``x.size(0)``, ``x.shape[0]``, ``x.dim()`` and arithmetic on them: no tensor data
 SMOOTH    :class:`~t2c_sim.quant.modules.InputSmooth` on the network input (host side)
+MATMUL    ``a @ b``, ``torch.matmul``, ``torch.bmm``, ``a.matmul(b)`` of two tensors
+          (SPEC section 7): :class:`~t2c_sim.quant.modules.MatMul`
+SCALE     ``x * c``, ``c * x``, ``x / c``, ``torch.mul``, ``x.mul(c)``, ``x.div(c)`` with a Python
+          number ``c``: folded into the ``alpha`` of the matmul it is next to (the attention
+          scale ``d ** -0.5``)
+SOFTMAX   ``nn.Softmax``, ``F.softmax``, ``torch.softmax``, ``x.softmax`` over the last axis
+LAYERNORM ``nn.LayerNorm`` over the last axis (one normalized dim)
+GELU      ``nn.GELU``, ``F.gelu`` (``approximate`` "none" or "tanh")
+MOVE      data movement: ``permute``, ``transpose``, ``x.mT``, ``unbind``, ``chunk``, ``split``,
+          ``unsqueeze``, ``unflatten``, ``flatten(start_dim > 1)``, indexing ``x[:, 0]``,
+          ``qkv[0]`` (ints and slices); a ``view``/``reshape`` is FLATTEN and the fuse step
+          decides from the shapes (heads split and merged, q/k/v picked out of one qkv tensor)
+CONST     a parameter or buffer (``self.pos_embed``, ``self.cls_token``), possibly through
+          ``expand``/``repeat``/``unsqueeze``/``view``: an operand of an add (position
+          embedding) or the leading inputs of a concat (class token)
 ========  =====================================================================================
 
 Anything else raises :class:`~t2c_sim.errors.ModelError` naming the fx node, the op, the line
@@ -49,6 +64,7 @@ from t2c_sim.quant.modules import (
     Add,
     Cat,
     InputSmooth,
+    MatMul,
     QAdaptiveAvgPool2d,
     QAdd,
     QAvgPool2d,
@@ -57,9 +73,10 @@ from t2c_sim.quant.modules import (
     QLinear,
 )
 from t2c_sim.quant.nodes import ACT_HINT, describe, is_shape, source_of, unsupported, where
+from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
 
 __all__ = ["Role", "Op", "classify", "where", "source_of", "unsupported", "is_shape", "describe",
-           "CHAIN_ROLES", "FUSING_ROLES", "Q_MODULES"]
+           "is_const", "CHAIN_ROLES", "FUSING_ROLES", "Q_MODULES"]
 
 class Role(str, Enum):
     """What an op is in the integer model."""
@@ -76,16 +93,24 @@ class Role(str, Enum):
     ALIAS = "alias"
     SHAPE = "shape"
     SMOOTH = "smooth"
+    MATMUL = "matmul"
+    SCALE = "scale"
+    SOFTMAX = "softmax"
+    LAYERNORM = "layernorm"
+    GELU = "gelu"
+    MOVE = "move"
+    CONST = "const"
 
 
 #: Roles through which a tensor keeps its integer format (a fused activation moves across them).
-CHAIN_ROLES = (Role.ACT, Role.ALIAS, Role.MAXPOOL, Role.FLATTEN, Role.BN)
+CHAIN_ROLES = (Role.ACT, Role.ALIAS, Role.MAXPOOL, Role.FLATTEN, Role.BN, Role.MOVE)
 #: Roles whose record clamps its output (a ReLU/ReLU6 after them is fused there).
-FUSING_ROLES = (Role.MAC, Role.ADD, Role.CONCAT, Role.AVGPOOL, Role.GAVGPOOL)
+FUSING_ROLES = (Role.MAC, Role.ADD, Role.CONCAT, Role.AVGPOOL, Role.GAVGPOOL, Role.MATMUL)
 #: The fake-quant wrapper each role needs in a quantized model.
 Q_MODULES: dict[Role, tuple[type, ...]] = {
     Role.MAC: (QConv2d, QLinear), Role.ADD: (QAdd,), Role.CONCAT: (QCat,),
-    Role.AVGPOOL: (QAvgPool2d,), Role.GAVGPOOL: (QAdaptiveAvgPool2d,)}
+    Role.AVGPOOL: (QAvgPool2d,), Role.GAVGPOOL: (QAdaptiveAvgPool2d,), Role.MATMUL: (QMatMul,),
+    Role.SOFTMAX: (QSoftmax,), Role.LAYERNORM: (QLayerNorm,), Role.GELU: (QGELU,)}
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,7 @@ class Op:
         base: name stem of that inserted module (``"add"``, ``"cat"``, ``"maxpool"``, ...).
         flatten_after: ``x.mean((2, 3))`` without keepdim: a global pool, then a flatten.
         inplace: an in-place activation (``relu_``, ``inplace=True``).
+        factor: the constant of :attr:`Role.SCALE` (``x / c`` gives ``1 / c``).
     """
 
     role: Role
@@ -109,6 +135,7 @@ class Op:
     base: str = ""
     flatten_after: bool = False
     inplace: bool = False
+    factor: float = 1.0
 
 
 # ---- argument binding ------------------------------------------------------------------------
@@ -135,11 +162,37 @@ def _const(node: fx.Node, mods: Mapping[str, nn.Module] | None, value: Any, what
     return value
 
 
-def _tensor(node: fx.Node, mods: Mapping[str, nn.Module] | None, v: Any, what: str) -> fx.Node:
-    if not isinstance(v, fx.Node) or is_shape(v) or v.op == "get_attr":
+def _tensor(node: fx.Node, mods: Mapping[str, nn.Module] | None, v: Any, what: str,
+            allow_const: bool = False) -> fx.Node:
+    if not isinstance(v, fx.Node) or is_shape(v) or (is_const(v) and not allow_const):
         raise unsupported(node, mods, f"{what} is not a tensor computed by the network "
                           "(a constant or parameter operand has no integer op)")
     return v
+
+
+#: Ops that keep a parameter a constant (``self.cls_token.expand(B, -1, -1)``).
+_CONST_METHODS = ("expand", "repeat", "unsqueeze", "view", "reshape", "squeeze", "contiguous",
+                  "flatten", "permute", "transpose")
+_CONST_FUNCTIONS = (torch.broadcast_to, torch.unsqueeze, torch.reshape, torch.squeeze,
+                    torch.flatten, torch.permute, torch.transpose, operator.getitem)
+
+
+def is_const(node: Any) -> bool:
+    """Whether ``node`` is a parameter/buffer (``get_attr``) or one of :data:`_CONST_METHODS` /
+    :data:`_CONST_FUNCTIONS` applied to one (with shape arguments only): a constant tensor."""
+    if not isinstance(node, fx.Node):
+        return False
+    if node.op == "get_attr":
+        return True
+    if not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    if (node.op == "call_method" and node.target in _CONST_METHODS) or \
+            (node.op == "call_function" and node.target in _CONST_FUNCTIONS):
+        rest = [a for a in list(node.args[1:]) + list(node.kwargs.values())
+                for a in (a if isinstance(a, (list, tuple)) else [a])]
+        return is_const(node.args[0]) and not any(
+            isinstance(a, fx.Node) and not is_shape(a) for a in rest)
+    return False
 
 
 # ---- modules ---------------------------------------------------------------------------------
@@ -161,11 +214,38 @@ def _module(node: fx.Node, mod: nn.Module, mods: Mapping[str, nn.Module]) -> Op:
     if isinstance(mod, (nn.Linear, QLinear)):
         return Op(Role.MAC, inputs=ins[:1])
     if isinstance(mod, (Add, QAdd)):
-        return Op(Role.ADD, inputs=tuple(_tensor(node, mods, a, f"operand {i}")
-                                         for i, a in enumerate(node.args[:2])))
+        ins = tuple(_tensor(node, mods, a, f"operand {i}", allow_const=True)
+                    for i, a in enumerate(node.args[:2]))
+        if all(is_const(a) for a in ins):
+            raise unsupported(node, mods, "an add of two constants")
+        return Op(Role.ADD, inputs=ins)
     if isinstance(mod, (Cat, QCat)):
-        return Op(Role.CONCAT, inputs=tuple(_tensor(node, mods, a, f"input {i}")
-                                            for i, a in enumerate(node.args)))
+        return Op(Role.CONCAT, inputs=_cat_inputs(node, mods, node.args))
+    if isinstance(mod, (MatMul, QMatMul)):
+        return Op(Role.MATMUL, inputs=tuple(_tensor(node, mods, a, f"operand {i}")
+                                            for i, a in enumerate(node.args[:2])))
+    if isinstance(mod, (nn.Softmax, QSoftmax)):
+        if mod.dim is None:
+            raise unsupported(node, mods, "softmax without dim", "write nn.Softmax(dim=-1)")
+        return Op(Role.SOFTMAX, inputs=ins[:1])
+    if isinstance(mod, nn.LayerNorm):
+        if len(mod.normalized_shape) != 1 or not mod.elementwise_affine:
+            raise unsupported(node, mods, f"normalized_shape={tuple(mod.normalized_shape)}, "
+                              f"elementwise_affine={mod.elementwise_affine}",
+                              "normalize over the last axis only, with affine parameters "
+                              "(nn.LayerNorm(dim))")
+        return Op(Role.LAYERNORM, inputs=ins[:1])
+    if isinstance(mod, QLayerNorm):
+        return Op(Role.LAYERNORM, inputs=ins[:1])
+    if isinstance(mod, (nn.GELU, QGELU)):
+        if mod.approximate not in ("none", "tanh"):
+            raise unsupported(node, mods, f"approximate={mod.approximate!r}")
+        return Op(Role.GELU, inputs=ins[:1])
+    if isinstance(mod, nn.Flatten):
+        return Op(Role.FLATTEN if (mod.start_dim, mod.end_dim) == (1, -1) else Role.MOVE,
+                  inputs=ins[:1])
+    if isinstance(mod, nn.Unflatten):
+        return Op(Role.MOVE, inputs=ins[:1])
     if isinstance(mod, nn.AvgPool2d):
         if mod.ceil_mode or not mod.count_include_pad or mod.divisor_override is not None:
             raise unsupported(node, mods, "ceil_mode, count_include_pad=False or divisor_override",
@@ -177,11 +257,6 @@ def _module(node: fx.Node, mod: nn.Module, mods: Mapping[str, nn.Module]) -> Op:
         if mod.ceil_mode or mod.return_indices:
             raise unsupported(node, mods, "ceil_mode or return_indices", "use ceil_mode=False")
         return Op(Role.MAXPOOL, inputs=ins[:1])
-    if isinstance(mod, nn.Flatten):
-        if mod.start_dim != 1 or mod.end_dim != -1:
-            raise unsupported(node, mods, f"start_dim={mod.start_dim}, end_dim={mod.end_dim}",
-                              "flatten to [B, features] (start_dim=1, end_dim=-1)")
-        return Op(Role.FLATTEN, inputs=ins[:1])
     if isinstance(mod, nn.ReLU):
         return Op(Role.ACT, "relu", ins[:1], inplace=mod.inplace)
     if isinstance(mod, nn.Hardtanh):
@@ -207,8 +282,23 @@ def _add(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = Fal
         args.append(node.kwargs["other"])
     if len(args) != 2:
         raise unsupported(node, mods, "an add needs two tensors")
-    ins = tuple(_tensor(node, mods, a, f"operand {i}") for i, a in enumerate(args))
+    ins = tuple(_tensor(node, mods, a, f"operand {i}", allow_const=True)
+                for i, a in enumerate(args))
+    if all(is_const(a) for a in ins):
+        raise unsupported(node, mods, "an add of two constants")
     return Op(Role.ADD, inputs=ins, make=Add, base="add")
+
+
+def _cat_inputs(node: fx.Node, mods: Mapping[str, nn.Module] | None,
+                ts: Any) -> tuple[fx.Node, ...]:
+    """The inputs of a concat: tensors, after optional leading constants (class tokens)."""
+    ins = tuple(_tensor(node, mods, t, f"input {i}", allow_const=True) for i, t in enumerate(ts))
+    consts = [is_const(t) for t in ins]
+    if all(consts) or any(c and not p for p, c in zip([True] + consts, consts)):
+        raise unsupported(node, mods, "constant inputs (parameters, e.g. a class token) must come "
+                          "first and be followed by at least one tensor of the network",
+                          "write torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)")
+    return ins
 
 
 def _cat(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> Op:
@@ -217,7 +307,7 @@ def _cat(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> Op:
     if not isinstance(ts, (list, tuple)) or not ts:
         raise unsupported(node, mods, "the tensors must be a list written in the code",
                           "call torch.cat([a, b, ...], dim=1)")
-    ins = tuple(_tensor(node, mods, t, f"input {i}") for i, t in enumerate(ts))
+    ins = _cat_inputs(node, mods, ts)
     dim = _const(node, mods, b["dim"], "dim")
     if not isinstance(dim, int) or dim == 0:
         raise unsupported(node, mods, f"dim={dim!r}: the batch dim",
@@ -273,12 +363,13 @@ def _mean(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool) -> 
 
 
 def _flatten(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool) -> Op:
+    """``flatten(1)`` to ``[B, features]`` is FLATTEN; any other range is data movement (e.g.
+    ``x.flatten(2)`` of a patch-embedding conv's ``[B, D, h, w]``)."""
     b = _bind(node, _sig(lambda input, start_dim=0, end_dim=-1: None), mods)
-    if _const(node, mods, b["start_dim"], "start_dim") != 1 or \
-            _const(node, mods, b["end_dim"], "end_dim") != -1:
-        raise unsupported(node, mods, f"start_dim={b['start_dim']}, end_dim={b['end_dim']}",
-                          "flatten to [B, features]: torch.flatten(x, 1)")
-    return Op(Role.FLATTEN, inputs=(_tensor(node, mods, b["input"], "input"),))
+    start = _const(node, mods, b["start_dim"], "start_dim")
+    end = _const(node, mods, b["end_dim"], "end_dim")
+    role = Role.FLATTEN if (start, end) == (1, -1) else Role.MOVE
+    return Op(role, inputs=(_tensor(node, mods, b["input"], "input"),))
 
 
 def _reshape(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool) -> Op:
@@ -337,7 +428,134 @@ def _alias(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = F
     return Op(Role.ALIAS, inputs=(_tensor(node, mods, node.args[0], "input"),))
 
 
+# ---- transformer ops -------------------------------------------------------------------------
+def _matmul(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = False) -> Op:
+    args = list(node.args[:2])
+    if len(args) < 2 and "other" in node.kwargs:
+        args.append(node.kwargs["other"])
+    if len(args) != 2 or set(node.kwargs) - {"other", "input"}:
+        raise unsupported(node, mods, "a matmul needs two tensors (and no out=)")
+    ins = tuple(_tensor(node, mods, a, f"operand {i}") for i, a in enumerate(args))
+    return Op(Role.MATMUL, inputs=ins, make=MatMul, base="matmul")
+
+
+_NUMBER = (int, float)
+
+
+def _scale(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = False) -> Op:
+    """``x * c``, ``c * x``, ``x / c`` with a Python number ``c`` (folded into a matmul)."""
+    args = list(node.args[:2])
+    if len(args) < 2 and "other" in node.kwargs:
+        args.append(node.kwargs["other"])
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    div = name.strip("_") in ("truediv", "div", "itruediv", "true_divide")
+
+    def number(v: Any) -> bool:
+        return isinstance(v, _NUMBER) and not isinstance(v, bool)
+
+    if len(args) == 2 and isinstance(args[0], fx.Node) and number(args[1]):
+        x, c = args[0], float(args[1])
+    elif len(args) == 2 and not div and number(args[0]) and isinstance(args[1], fx.Node):
+        x, c = args[1], float(args[0])
+    elif len(args) == 2 and any(is_shape(a) for a in args):
+        raise unsupported(node, mods, "a factor computed from tensor shapes",
+                          "compute it as a Python number in __init__ "
+                          "(self.scale = head_dim ** -0.5) and multiply by self.scale")
+    else:
+        raise unsupported(node, mods)
+    if node.kwargs.get("rounding_mode") is not None or c == 0:
+        raise unsupported(node, mods, "a rounding division or a factor of 0")
+    return Op(Role.SCALE, inputs=(_tensor(node, mods, x, "input"),),
+              factor=1.0 / c if div else c)
+
+
+def _softmax(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = False) -> Op:
+    b = _bind(node, _sig(lambda input, dim=None, _stacklevel=3, dtype=None: None), mods)
+    dim = _const(node, mods, b["dim"], "dim")
+    if not isinstance(dim, int) or b["dtype"] is not None:
+        raise unsupported(node, mods, f"softmax with dim={dim!r}, dtype={b['dtype']!r}",
+                          "write F.softmax(x, dim=-1) (the last axis, no dtype)")
+    return Op(Role.SOFTMAX, inputs=(_tensor(node, mods, b["input"], "input"),),
+              make=lambda: nn.Softmax(dim), base="softmax")
+
+
+def _gelu(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = False) -> Op:
+    b = _bind(node, _sig(lambda input, approximate="none": None), mods)
+    ap = _const(node, mods, b["approximate"], "approximate")
+    if ap not in ("none", "tanh"):
+        raise unsupported(node, mods, f"approximate={ap!r}")
+    return Op(Role.GELU, inputs=(_tensor(node, mods, b["input"], "input"),),
+              make=lambda: nn.GELU(ap), base="gelu")
+
+
+def _move(node: fx.Node, mods: Mapping[str, nn.Module] | None, method: bool = False) -> Op:
+    """Data movement: every argument but the tensor is a constant or a shape value; the fuse
+    step works out what moves where (it keeps the batch axis in place)."""
+    src = node.args[0] if node.args else node.kwargs.get("input")
+    for a in list(node.args[1:]) + list(node.kwargs.values()):
+        for v in (a if isinstance(a, (list, tuple)) else [a]):
+            if isinstance(v, fx.Node) and not is_shape(v):
+                raise unsupported(node, mods, "the data movement depends on tensor values")
+    return Op(Role.MOVE, inputs=(_tensor(node, mods, src, "input"),))
+
+
+def _index_ok(idx: Any) -> bool:
+    """Basic indexing only: ints, slices with int/None/shape bounds, None, Ellipsis."""
+    items = idx if isinstance(idx, tuple) else (idx,)
+    for v in items:
+        if v is None or v is Ellipsis or (isinstance(v, int) and not isinstance(v, bool)):
+            continue
+        if isinstance(v, fx.Node) and is_shape(v):
+            continue
+        if isinstance(v, slice) and all(b is None or isinstance(b, int) or
+                                        (isinstance(b, fx.Node) and is_shape(b))
+                                        for b in (v.start, v.stop, v.step)):
+            continue
+        return False
+    return True
+
+
+def _getitem(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> Op:
+    src, idx = node.args[0], node.args[1]
+    if isinstance(src, fx.Node) and src.op in ("call_method", "call_function") and \
+            _is_split(src):
+        return Op(Role.MOVE, inputs=(src,))           # one part of unbind / chunk / split
+    if not _index_ok(idx):
+        raise unsupported(node, mods, "advanced indexing (a list or tensor index) or a mask",
+                          "index with ints and slices (x[:, 0], qkv[0], x[..., :d])")
+    return Op(Role.MOVE, inputs=(_tensor(node, mods, src, "input"),))
+
+
+_SPLITS = ("unbind", "chunk", "split", "tensor_split")
+
+
+def _is_split(node: fx.Node) -> bool:
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return name in _SPLITS
+
+
+def _layer_norm_fn(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> Op:
+    raise unsupported(node, mods, "functional layer norm (its weights are parameters outside a "
+                      "layer)", "use the module nn.LayerNorm(dim)")
+
+
+def _attr(node: fx.Node, mods: Mapping[str, nn.Module] | None) -> Op:
+    """``x.mT`` / ``x.T`` (a transpose) through ``getattr``."""
+    if node.args[1] in ("mT", "T"):
+        return Op(Role.MOVE, inputs=(_tensor(node, mods, node.args[0], "input"),))
+    raise unsupported(node, mods, f"attribute {node.args[1]!r} of a tensor")
+
+
 _FUNCTIONS: dict[Any, Callable[..., Op]] = {
+    operator.matmul: _matmul, torch.matmul: _matmul, torch.bmm: _matmul,
+    operator.mul: _scale, operator.truediv: _scale, operator.imul: _scale,
+    operator.itruediv: _scale, torch.mul: _scale, torch.div: _scale, torch.true_divide: _scale,
+    F.softmax: _softmax, torch.softmax: _softmax,
+    F.gelu: _gelu, F.layer_norm: _layer_norm_fn,
+    torch.permute: _move, torch.transpose: _move, torch.swapaxes: _move, torch.movedim: _move,
+    torch.unbind: _move, torch.chunk: _move, torch.split: _move, torch.tensor_split: _move,
+    torch.unsqueeze: _move, torch.unflatten: _move,
+    operator.getitem: _getitem, getattr: _attr,
     operator.add: _add, operator.iadd: _add, torch.add: _add,
     torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
     F.max_pool2d: _maxpool, torch.max_pool2d: _maxpool,
@@ -363,6 +581,13 @@ _METHODS: dict[str, Callable[..., Op]] = {
     "relu": _relu("relu"), "relu_": _relu("relu", True),
     "clamp": _clamp(False), "clamp_": _clamp(True), "clip": _clamp(False),
     "contiguous": _alias,
+    "matmul": _matmul, "bmm": _matmul, "__matmul__": _matmul,
+    "mul": _scale, "mul_": _scale, "div": _scale, "div_": _scale, "__mul__": _scale,
+    "__rmul__": _scale, "__truediv__": _scale, "true_divide": _scale,
+    "softmax": _softmax,
+    "permute": _move, "transpose": _move, "swapaxes": _move, "movedim": _move,
+    "unbind": _move, "chunk": _move, "split": _move, "tensor_split": _move,
+    "unsqueeze": _move, "unflatten": _move,
 }
 
 
@@ -378,6 +603,8 @@ def classify(node: fx.Node, mods: Mapping[str, nn.Module]) -> Op:
         return _module(node, mod, mods)
     if is_shape(node):
         return Op(Role.SHAPE)
+    if is_const(node):
+        return Op(Role.CONST)
     if node.op == "call_function":
         h = _FUNCTIONS.get(node.target)
         if h is not None:

@@ -25,11 +25,12 @@ import torch.fx as fx
 from torch import nn
 
 from t2c_sim.errors import ConfigError, ModelError
-from t2c_sim.quant.graph import consumer_quantizers, tensor_users, trace
+from t2c_sim.quant.graph import consumer_quantizers, scope_of, tensor_users, trace
 from t2c_sim.quant.modules import (
     QLAYERS,
     Add,
     Cat,
+    MatMul,
     QAdaptiveAvgPool2d,
     QAdd,
     QAvgPool2d,
@@ -38,7 +39,9 @@ from t2c_sim.quant.modules import (
     QLinear,
     quantizers,
 )
-from t2c_sim.quant.ops import Op, Role, classify, unsupported, where
+from t2c_sim.quant.nodes import _HINTS
+from t2c_sim.quant.nonlinear import QGELU, QLayerNorm, QMatMul, QSoftmax
+from t2c_sim.quant.ops import Op, Role, classify, is_const, unsupported, where
 from t2c_sim.quant.qconfig import make_quantizer
 
 __all__ = ["quantize_model", "fold_bn", "normalize"]
@@ -46,7 +49,6 @@ __all__ = ["quantize_model", "fold_bn", "normalize"]
 log = logging.getLogger(__name__)
 
 QuantFactory = Callable[..., nn.Module]
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 def _set_module(root: nn.Module, qualname: str, new: nn.Module) -> None:
@@ -79,20 +81,6 @@ def fold_bn(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d,
 
 
 # ---- graph rewrite ---------------------------------------------------------------------------
-def _scope(node: fx.Node, gm: fx.GraphModule) -> str:
-    """Qualified name of the (non-container) module whose ``forward`` created ``node``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    for key, val in reversed(list(stack.items())):
-        q = val[0] if isinstance(val, tuple) else key
-        try:
-            m = gm.get_submodule(q)
-        except AttributeError:
-            continue
-        if not isinstance(m, _CONTAINERS):
-            return q
-    return ""
-
-
 def _fresh(gm: fx.GraphModule, scope: str, base: str) -> str:
     """An unused attribute name ``base``, ``base_1``, ... in module ``scope`` (qualified)."""
     parent = gm.get_submodule(scope) if scope else gm
@@ -107,7 +95,7 @@ def _fresh(gm: fx.GraphModule, scope: str, base: str) -> str:
 def _insert(gm: fx.GraphModule, node: fx.Node, op: Op) -> str:
     """Replace functional ``node`` by a call of the module ``op.make()`` (same inputs)."""
     g = gm.graph
-    name = _fresh(gm, _scope(node, gm), op.base)
+    name = _fresh(gm, scope_of(node, gm), op.base)
     gm.add_submodule(name, op.make())
     with g.inserting_before(node):
         new = g.call_module(name, tuple(op.inputs))
@@ -146,10 +134,11 @@ def normalize(gm: fx.GraphModule) -> None:
     for node in list(g.nodes):
         if node.op in ("placeholder", "output"):
             continue
-        if node.op == "get_attr":
-            raise unsupported(node, mods)
         op = classify(node, mods)
-        if op.role is Role.SHAPE:
+        if op.role is Role.CONST:
+            _check_const(node, mods)
+            continue
+        if op.role in (Role.SHAPE, Role.SCALE):
             continue
         if op.inplace:
             _check_inplace(node, op, mods)
@@ -157,7 +146,7 @@ def normalize(gm: fx.GraphModule) -> None:
             seen[node.target] += 1
             if seen[node.target] == 1 or op.role in (Role.ACT, Role.ALIAS):
                 continue
-            if op.role in (Role.MAC, Role.BN):
+            if op.role in (Role.MAC, Role.BN, Role.LAYERNORM):
                 raise ModelError(f"module '{node.target}' is called {calls[node.target]} times "
                                  "(shared weights); an integer layer is one call: use one module "
                                  "per call", **where(node))
@@ -169,8 +158,76 @@ def normalize(gm: fx.GraphModule) -> None:
         if op.make is not None:
             name = _insert(gm, node, op)
             mods[name] = gm.get_submodule(name)
+    _fold_scales(gm)
     g.eliminate_dead_code()
     gm.recompile()
+
+
+def _check_const(node: fx.Node, mods: Mapping[str, nn.Module]) -> None:
+    """A parameter/buffer must be an operand of an add or lead a concat (through ``expand`` &c.)."""
+    for u in node.users:
+        try:
+            role = classify(u, mods).role if u.op != "output" else None
+        except ModelError:
+            role = None
+        if role not in (Role.CONST, Role.ADD, Role.CONCAT):
+            raise unsupported(node, mods)
+
+
+_LINEAR_MOVES = (Role.MOVE, Role.ALIAS, Role.FLATTEN)
+
+
+def _matmul_module(n: fx.Node, mods: Mapping[str, nn.Module]) -> MatMul | None:
+    m = mods.get(n.target) if n.op == "call_module" else None
+    return m if isinstance(m, MatMul) else None
+
+
+def _scale_target(node: fx.Node, src: fx.Node, mods: Mapping[str, nn.Module]) -> MatMul | None:
+    """The matmul a constant factor folds into: the producer of its input, or the consumer of
+    its output, with only data movement in between and no other reader on the way (scaling
+    commutes with data movement and a matmul is linear in each operand)."""
+    n = src
+    while n.op in ("call_module", "call_function", "call_method") and \
+            len(tensor_users(n, mods)) == 1:
+        mm = _matmul_module(n, mods)
+        if mm is not None:
+            return mm
+        op = classify(n, mods)
+        if op.role not in _LINEAR_MOVES or not op.inputs:
+            break
+        n = op.inputs[0]
+    n = node
+    while True:
+        users = tensor_users(n, mods)
+        if len(users) != 1 or users[0].op == "output":
+            return None
+        u = users[0]
+        mm = _matmul_module(u, mods)
+        if mm is not None:
+            return mm
+        if classify(u, mods).role not in _LINEAR_MOVES:
+            return None
+        n = u
+
+
+def _fold_scales(gm: fx.GraphModule) -> None:
+    """Fold every constant factor (:attr:`Role.SCALE`) into the ``alpha`` of its matmul."""
+    g = gm.graph
+    mods = dict(gm.named_modules())
+    for node in list(g.nodes):
+        if node.op not in ("call_function", "call_method"):
+            continue
+        op = classify(node, mods)
+        if op.role is not Role.SCALE:
+            continue
+        mm = _scale_target(node, op.inputs[0], mods)
+        if mm is None:
+            raise unsupported(node, mods, "a constant factor that is not next to a matmul",
+                              _HINTS["mul"])
+        mm.alpha *= op.factor
+        node.replace_all_uses_with(op.inputs[0])
+        g.erase_node(node)
+        log.debug("folded %s (x %g) into a matmul", node.name, op.factor)
 
 
 def _fold_all_bn(gm: fx.GraphModule) -> None:
@@ -287,7 +344,20 @@ def _swap(gm: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> No
         elif isinstance(mod, Add):
             new = QAdd(qa=_factory(spec, make, name, "act"), qb=_factory(spec, make, name, "act"))
         elif isinstance(mod, Cat):
-            new = QCat([_factory(spec, make, name, "act") for _ in node.args], mod.dim)
+            new = QCat([nn.Identity() if is_const(a) else _factory(spec, make, name, "act")
+                        for a in node.args], mod.dim)
+        elif isinstance(mod, MatMul):
+            new = QMatMul(aq=_factory(spec, make, name, "act"), bq=_factory(spec, make, name, "act"),
+                          alpha=mod.alpha)
+        elif isinstance(mod, nn.Softmax):
+            bits = int((_spec_get(spec, name, "act") or {}).get("nbit", 8))
+            new = QSoftmax(aq=_factory(spec, make, name, "act"), y_bits=bits,
+                           dim=-1 if mod.dim is None else mod.dim)
+            new.where = where(node)
+        elif isinstance(mod, nn.LayerNorm):
+            new = QLayerNorm.from_float(mod, aq=_factory(spec, make, name, "act"))
+        elif isinstance(mod, nn.GELU):
+            new = QGELU(aq=_factory(spec, make, name, "act"), approximate=mod.approximate)
         elif isinstance(mod, nn.AvgPool2d):
             new = QAvgPool2d.from_float(mod, aq=_factory(spec, make, name, "act"))
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
@@ -296,7 +366,8 @@ def _swap(gm: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> No
             continue
         if isinstance(new, (QConv2d, QLinear)):
             new.quant_bias = bool(spec.get("quant_bias", False))
-        _set_module(gm, name, new.to(next(iter(mod.parameters()), torch.zeros(0)).device))
+        dev = next(iter(mod.parameters()), next(iter(mod.buffers()), torch.zeros(0))).device
+        _set_module(gm, name, new.to(dev))
 
 
 def _finish_graph(model: fx.GraphModule, spec: Mapping[str, Any], make: QuantFactory) -> None:

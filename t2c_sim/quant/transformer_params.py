@@ -119,7 +119,17 @@ def gelu_float(v: float, approximate: str = "none") -> float:
     raise NumericsError(f"gelu approximate must be one of {GELU_APPROX}, got {approximate!r}")
 
 
-def gelu_params(s_x: float, z_x: int, s_y: float, z_y: int, *, a_bits: int = 8,
+def _out_scales(s_y: Any, what: str) -> np.ndarray:
+    """``s_y`` as a float64 scalar array (per tensor) or ``[R]`` (token-wise: one per output row)."""
+    a = np.asarray(s_y, dtype=np.float64)
+    if a.ndim > 1 or a.size == 0:
+        raise NumericsError(f"{what} must be a scalar or a vector of row scales, got shape {a.shape}")
+    if not np.all(np.isfinite(a) & (a > 0)):
+        raise NumericsError(f"{what} must be finite floats > 0, got {s_y!r}")
+    return a
+
+
+def gelu_params(s_x: float, z_x: int, s_y: Any, z_y: int, *, a_bits: int = 8,
                 a_signed: bool = True, y_bits: int = 8, y_signed: bool = True,
                 lo: int | None = None, hi: int | None = None,
                 approximate: str = "none") -> dict[str, Any]:
@@ -127,17 +137,23 @@ def gelu_params(s_x: float, z_x: int, s_y: float, z_y: int, *, a_bits: int = 8,
 
     ``table[i] = clamp(z_y + round_half_even(gelu(s_x * (q_i - z_x)) / s_y), lo, hi)`` with
     ``q_i = qmin_x + i`` (``lo, hi`` default to the output range). The table is the correctly
-    rounded GELU of each representable input. Returns ``{"table"}``.
+    rounded GELU of each representable input. ``s_y`` a vector ``[R]`` (token-wise output: one
+    scale per row of the output) gives one table per row, ``table[R, 2^a_bits]`` (docs/numerics.md
+    section 8). Returns ``{"table"}``.
 
     >>> gelu_params(1.0, 0, 0.5, 0, a_bits=2)["table"].tolist()   # gelu(-2, -1, 0, 1) / 0.5
     [0, 0, 0, 2]
+    >>> gelu_params(1.0, 0, [0.5, 0.25], 0, a_bits=2, y_bits=4)["table"].tolist()
+    [[0, 0, 0, 2], [0, -1, 0, 3]]
     """
-    s_x, s_y = _scale(s_x, "gelu input scale"), _scale(s_y, "gelu output scale")
+    s_x = _scale(s_x, "gelu input scale")
+    sy = _out_scales(s_y, "gelu output scale")
     _table_bits(a_bits)
     qlo, qhi = qrange(a_bits, a_signed)
     ylo, yhi = qrange(y_bits, y_signed)
     lo, hi = ylo if lo is None else lo, yhi if hi is None else hi
-    vals = [gelu_float(s_x * (q - z_x), approximate) / s_y for q in range(qlo, qhi + 1)]
+    g = np.array([gelu_float(s_x * (q - z_x), approximate) for q in range(qlo, qhi + 1)])
+    vals = g / sy if sy.ndim == 0 else g[None, :] / sy[:, None]
     return {"table": np.clip(z_y + round_half_even_float(vals), lo, hi)}
 
 
@@ -147,7 +163,7 @@ def _ceil_sqrt(n: int) -> int:
 
 
 def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], eps: float,
-                     s_y: float, *, a_bits: int = 8, a_signed: bool = True) -> dict[str, Any]:
+                     s_y: Any, *, a_bits: int = 8, a_signed: bool = True) -> dict[str, Any]:
     """LayerNorm constants for ``C = len(gamma)`` channels.
 
     - ``E = C^2 * eps / s_x^2`` is ``eps`` in the units of ``V = C^2 var_q``;
@@ -159,13 +175,16 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
       ``max|G| * ceil(sqrt(C - 1)) + max|B| <= 2^31``, where
       ``G = round_half_even(gamma / s_y * 2^gb)``, ``B = round_half_even(beta / s_y * 2^gb)``.
 
-    Returns ``{"gamma_q": G, "beta_q": B, "params": {"eps_q", "sqrt_shift", "g_shift"}}``.
+    ``s_y`` a vector ``[R]`` (token-wise output, one scale per row) gives ``G, B`` of shape
+    ``[R, C]`` (row ``r`` divides by ``s_y[r]``; one ``gb`` for all rows). Returns
+    ``{"gamma_q": G, "beta_q": B, "params": {"eps_q", "sqrt_shift", "g_shift"}}``.
 
     >>> p = layernorm_params(0.5, [1.0, 1.0], [0.0, 0.25], 0.0, 0.125, a_bits=4)
     >>> p["params"], p["gamma_q"].tolist(), p["beta_q"].tolist()
     ({'eps_q': 0, 'sqrt_shift': 27, 'g_shift': 27}, [1073741824, 1073741824], [0, 268435456])
     """
-    s_x, s_y = _scale(s_x, "layernorm input scale"), _scale(s_y, "layernorm output scale")
+    s_x = _scale(s_x, "layernorm input scale")
+    sy = _out_scales(s_y, "layernorm output scale")
     g = np.asarray(gamma, dtype=np.float64).reshape(-1)
     b = np.asarray(beta, dtype=np.float64).reshape(-1)
     c = g.size
@@ -186,7 +205,10 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
     k = (62 - (v_max + math.floor(e_real) + 1).bit_length()) // 2
     e = int(round_half_even_float(math.ldexp(e_real, 2 * k)))
     r = _ceil_sqrt(c - 1)
-    gs, bs = g / s_y, b / s_y
+    if sy.ndim == 0:
+        gs, bs = g / sy, b / sy
+    else:
+        gs, bs = g[None, :] / sy[:, None], b[None, :] / sy[:, None]
     for gb in range(LN_G_SHIFT_MAX, -1, -1):
         gq = round_half_even_float(np.ldexp(gs, gb))
         bq = round_half_even_float(np.ldexp(bs, gb))
@@ -197,28 +219,35 @@ def layernorm_params(s_x: float, gamma: Sequence[float], beta: Sequence[float], 
                         f"(max |gamma| / s_y = {np.abs(gs).max():.3g}, C = {c})")
 
 
-def matmul_params(s_a: Any, s_b: Any, s_y: float, *, alpha: float = 1.0, mult_bits: int = 32,
+def matmul_params(s_a: Any, s_b: Any, s_y: Any, *, alpha: float = 1.0, mult_bits: int = 32,
                   shift_max: int = 63) -> dict[str, Any]:
     """Requantizer of ``a @ b``: ``m = alpha * s_a * s_b / s_y`` (float64, left to right) as ``(M0, sh)``.
 
     ``s_a``: a scalar or token-wise ``[R]`` (one scale per output row, rows = flattened leading
     dims of the output); ``s_b``: a scalar or ``[C]`` (one per output column, e.g. the token-wise
-    scales of ``K`` in ``Q @ K^T``). ``alpha`` folds e.g. ``1 / sqrt(d_head)``. Shapes of ``M0/sh``:
-    ``[1]`` (both scalar), ``[C]``, ``[R, 1]`` or ``[R, C]``.
+    scales of ``K`` in ``Q @ K^T``); ``s_y``: a scalar or ``[R]`` (a token-wise output: the scale
+    of the row its consumer reads). ``alpha`` folds e.g. ``1 / sqrt(d_head)``. Shapes of
+    ``M0/sh``: ``[1]`` (all scalar), ``[C]``, ``[R, 1]`` or ``[R, C]``.
 
     >>> {k: v.tolist() for k, v in matmul_params(0.5, 0.25, 0.5, mult_bits=8).items()}
     {'M0': [128], 'sh': [9]}
+    >>> {k: v.tolist() for k, v in matmul_params(0.5, 0.25, [0.5, 0.25], mult_bits=8).items()}
+    {'M0': [[128], [128]], 'sh': [[9], [8]]}
     """
     a = np.asarray(s_a, dtype=np.float64)
     b = np.asarray(s_b, dtype=np.float64)
-    s_y = _scale(s_y, "matmul output scale")
+    y = _out_scales(s_y, "matmul output scale")
     if a.ndim > 1 or b.ndim > 1:
         raise NumericsError(f"matmul scales must be scalars or vectors, got {a.shape} and {b.shape}")
-    m = alpha * (a.reshape(-1, 1) if a.ndim else a) * (b.reshape(1, -1) if b.ndim else b) / s_y
+    if a.ndim and y.ndim and a.size != y.size:
+        raise NumericsError(f"matmul: {a.size} row scales of a but {y.size} of the output")
+    a_col = a.reshape(-1, 1) if a.ndim else a
+    y_col = y.reshape(-1, 1) if y.ndim else y
+    m = alpha * a_col * (b.reshape(1, -1) if b.ndim else b) / y_col
     m = np.asarray(m, dtype=np.float64)
     if m.ndim == 0:
         m = m.reshape(1)
-    elif a.ndim == 0:
+    elif a.ndim == 0 and y.ndim == 0:
         m = m.reshape(-1)
     m0, sh = quantize_multiplier_vec(m, mult_bits, shift_max)
     return {"M0": m0, "sh": sh}

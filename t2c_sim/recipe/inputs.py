@@ -405,7 +405,9 @@ def load_data(spec: DataSpec, seed: int, calib: int, file: str | None = None) ->
 def check_model_on_data(model: nn.Module, data: Split, ref: str, file: str | None,
                         key: str = "data") -> int:
     """Run ``model`` on two inputs: it must take them and return ``[B, classes]`` logits that
-    cover the labels. Returns the number of classes."""
+    cover the labels; without labels any ``[B, ..., F]`` output (e.g. the ``[B, T, D]`` tokens of
+    a transformer block: the cross-check then compares the top-1 of every token). Returns the
+    size of the last output axis."""
     x = data.x_test[:2]
     was = model.training
     model.eval()
@@ -418,11 +420,13 @@ def check_model_on_data(model: nn.Module, data: Split, ref: str, file: str | Non
                    f"({type(e).__name__}: {msg[:300]})", file, key) from None
     finally:
         model.train(was)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != len(x):
+    labelled = data.y_test is not None or data.y_train is not None
+    if not isinstance(out, torch.Tensor) or out.shape[0:1] != (len(x),) or \
+            (out.dim() != 2 if labelled else out.dim() < 2):
         shp = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise _err(f"model {ref} returns {shp} for inputs {list(x.shape)}; expected logits "
                    f"[{len(x)}, classes]", file, "model")
-    classes = int(out.shape[1])
+    classes = int(out.shape[-1])
     for ys in (data.y_train, data.y_test):
         if ys is not None and len(ys) and int(ys.max()) >= classes:
             raise _err(f"labels go up to {int(ys.max())} but model {ref} has {classes} outputs",

@@ -1,8 +1,9 @@
 """Coverage of runs and regressions: Verilator code coverage and functional coverage.
 
 * ``t2c-sim run --coverage``: every MAC layer co-simulated on Verilator runs on a coverage
-  build (line, toggle and user coverage; its own build in the cache) and leaves one
-  ``coverage.dat``; the files of the layers that passed are merged into
+  build (line, toggle and user coverage; its own build in the cache); each simulator process
+  (``-j N``: one per unit of layers or tile range, :mod:`t2c_sim.regress.parallel`) leaves
+  one ``coverage.dat`` naming its layers; the files whose layers all passed are merged into
   ``<out>/coverage/coverage.dat``, exported to ``coverage.info`` (lcov) and ``html/``
   (``genhtml``), and the per-file table goes into ``results.json`` and the reports.
 * ``t2c-sim regress --coverage``: the same per job, merged into one ``coverage.dat`` per job
@@ -33,11 +34,12 @@ from typing import Any
 from t2c_sim.closure.codecov import find_genhtml, load_waivers, merge, summarize
 from t2c_sim.closure.coverdb import Coverage, merge_all
 from t2c_sim.closure.target import Target
-from t2c_sim.config import HwConfig
+from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.dut import load_dut
 from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.dut import current_target
+from t2c_sim.regress.outcome import LAYERS_SUFFIX, safe_name
 from t2c_sim.regress.results import PASS, RunResult
 from t2c_sim.regress.suite import hw_short
 
@@ -108,7 +110,7 @@ def functional(records: Sequence[LayerRecord], run: RunResult, hw: HwConfig,
     ok = _passed(run)
     n = 0
     for rec in records:
-        if rec.op in MAC_OPS and rec.name in ok:
+        if (rec.op in MAC_OPS or rec.op is OpKind.MATMUL) and rec.name in ok:
             cov.add(model.sample(rec))
             n += 1
     if not n:
@@ -118,10 +120,21 @@ def functional(records: Sequence[LayerRecord], run: RunResult, hw: HwConfig,
 
 
 def _passing_dats(parts: Path, run: RunResult) -> list[Path]:
+    """The coverage files of ``parts`` whose layers all passed on Verilator: a simulator
+    process's file names its layers in ``<file>.layers`` (:mod:`t2c_sim.regress.parallel`);
+    a file of one layer without it is ``<layer>-verilator.dat`` (``cosim_layer``)."""
     ok = _passed(run, "verilator")
-    safe = {"".join(c if c.isalnum() or c in "-_" else "_" for c in n) for n in ok}
-    return sorted(p for p in parts.glob("*-verilator.dat")
-                  if p.name.removesuffix("-verilator.dat") in safe)
+    safe = {safe_name(n) for n in ok}
+    out = []
+    for p in parts.glob("*.dat"):
+        note = p.with_suffix(LAYERS_SUFFIX)
+        if note.is_file():
+            layers = note.read_text(encoding="utf-8").split()
+            if layers and all(n in ok for n in layers):
+                out.append(p)
+        elif p.name.endswith("-verilator.dat") and p.name.removesuffix("-verilator.dat") in safe:
+            out.append(p)
+    return sorted(out)
 
 
 def finish_run(run: RunResult, records: Sequence[LayerRecord], hw: HwConfig, out_dir: Path,

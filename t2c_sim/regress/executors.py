@@ -86,12 +86,35 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 
 
 class LocalExecutor:
-    """Process-pool (or in-process, ``workers == 1``) execution on this machine."""
+    """Process-pool (or in-process, ``workers == 1``) execution on this machine.
 
-    def __init__(self, workers: int = 1) -> None:
+    With ``keep=True`` the pool outlives one :meth:`map_unordered` call (its workers are
+    started once for many calls, e.g. the waves of a chained run) until :meth:`close`; a call
+    that is interrupted or left early still stops it at once.
+    """
+
+    def __init__(self, workers: int = 1, keep: bool = False) -> None:
         if workers < 1:
             raise ConfigError(f"-j must be >= 1, got {workers}", key="-j")
         self.workers = workers
+        self.keep = keep
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self, n: int) -> ProcessPoolExecutor:
+        if self._pool is not None:
+            return self._pool
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a spawned worker importing the caller's script, which starts a pool again
+            raise ConfigError("a worker process is re-running the script that started it: put "
+                              "the calls of the script under `if __name__ == \"__main__\":` "
+                              "(worker processes import it), or use one process (jobs=1)",
+                              key="-j")
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=self.workers if self.keep else n, mp_context=ctx,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        if self.keep:
+            self._pool = pool
+        return pool
 
     def describe(self) -> str:
         return f"local, {self.workers} worker(s)"
@@ -102,9 +125,7 @@ class LocalExecutor:
             for it in items:
                 yield it, fn(it)
             return
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx,
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pool = self._get_pool(min(self.workers, len(items)))
         pending: dict[Future, Any] = {}
         stopped = False
         try:
@@ -118,6 +139,7 @@ class LocalExecutor:
         except KeyboardInterrupt:
             finished = _finished_now(pending)
             _terminate(pool)
+            self._pool = None
             stopped = True
             log.info("interrupted: %d finished job(s) collected, %d stopped", len(finished),
                      len(pending))
@@ -126,11 +148,15 @@ class LocalExecutor:
         finally:
             if pending and not stopped:  # the consumer stopped early (an error on its side)
                 _terminate(pool)
-            elif not stopped:
+                self._pool = None
+            elif not stopped and not self.keep:
                 pool.shutdown(wait=True)
 
     def close(self) -> None:
-        """Nothing to release (the pool lives only inside :meth:`map_unordered`)."""
+        """Shut the kept pool down (nothing to do without ``keep``)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True)
 
 
 class DaskExecutor:

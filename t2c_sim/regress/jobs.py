@@ -28,14 +28,16 @@ log = logging.getLogger(__name__)
 def run_job(job: Job, out_root: str, build_root: str = "build/sim",
             cache_dir: str = "build/cache", *, timeout_s: float | None = None,
             tool_path: str | None = None, verilator_root: str | None = None,
-            coverage: bool = False, funcov: bool = False) -> dict[str, Any]:
+            jobs: int = 1, coverage: bool = False, funcov: bool = False) -> dict[str, Any]:
     """Build/generate the job's records, evaluate them, and return the result dict.
 
     ``timeout_s`` (the command line's ``--timeout``) overrides the suite's ``timeout_s``;
-    ``tool_path`` and ``verilator_root`` choose the simulators as in ``t2c-sim run``.
-    ``coverage``: Verilator runs are coverage builds, merged into ``<job>/coverage.dat``;
-    ``funcov``: the passing layers are sampled into functional coverage
-    (:mod:`t2c_sim.regress.coverage`; both end up in ``run.coverage``).
+    ``tool_path`` and ``verilator_root`` choose the simulators as in ``t2c-sim run``; ``jobs``
+    spreads the job's own layers over simulator processes (1 inside a pool worker: the suite's
+    jobs are what runs in parallel there).
+    ``coverage``: Verilator runs are coverage builds (each simulator process leaves its own
+    file), merged into ``<job>/coverage.dat``; ``funcov``: the passing layers are sampled into
+    functional coverage (:mod:`t2c_sim.regress.coverage`; both end up in ``run.coverage``).
 
     Returns:
         ``{"job_id", "info", "status", "message", "wall_s", "run"}`` where ``run`` is a
@@ -57,7 +59,7 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
                           build_root=build_root, tool_path=tool_path,
                           verilator_root=verilator_root, seed=job.seed, command=cmd,
                           dut=job.dut, dut_params=tuple(sorted(job.dut_params.items())),
-                          backpressure=job.backpressure,
+                          backpressure=job.backpressure, jobs=jobs,
                           coverage_dir=str(parts) if coverage else None)
         check_tools(opts)
         hw, records = None, []

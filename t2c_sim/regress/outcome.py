@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from t2c_sim.closure.codecov import COVERAGE_ARGS
-from t2c_sim.config import HwConfig
+from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.compare import compare, cycle_mismatch
 from t2c_sim.cosim.dut import Dut, default_dut
 from t2c_sim.cosim.engine import cosimulate
@@ -30,11 +30,13 @@ from t2c_sim.files import jsonable, make_dirs
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.results import FAIL, PASS, SimOutcome
 
-__all__ = ["simulate", "mismatch_dict", "wave_path", "take_coverage", "MAP_BINS"]
+__all__ = ["simulate", "judge", "mismatch_dict", "wave_path", "take_coverage", "safe_name",
+           "MAP_BINS", "LAYERS_SUFFIX"]
 
 log = logging.getLogger(__name__)
 
 MAP_BINS = 48
+LAYERS_SUFFIX = ".layers"   # beside a coverage file: the layers its simulator process ran
 
 
 def mismatch_dict(mm: Any, rec: LayerRecord, expected: np.ndarray, actual: np.ndarray
@@ -92,10 +94,28 @@ def _only_tile(rec: LayerRecord, golden: np.ndarray, actual: np.ndarray, tiles: 
     t = next((t for t in tiles or () if int(t.index) == index), None)
     if t is None:
         raise SimulationError(f"tile {index} was not run", layer=rec.name)
-    out = np.array(golden, dtype=np.int64).reshape(-1, rec.c_out)
-    act = np.asarray(actual, dtype=np.int64).reshape(-1, rec.c_out)
+    shape = np.shape(golden)
+    out = _gemm_view(rec, np.array(golden, dtype=np.int64))
+    act = _gemm_view(rec, np.asarray(actual, dtype=np.int64))
     out[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols] = act[t.p0:t.p0 + t.rows, t.c0:t.c0 + t.cols]
-    return out.reshape(np.shape(golden))
+    if rec.op is OpKind.MATMUL and len(shape) >= 2:
+        p, c = shape[-2], rec.c_out
+        return out.reshape(p, -1, c).transpose(1, 0, 2).reshape(shape)
+    return out.reshape(shape)
+
+
+def _gemm_view(rec: LayerRecord, a: np.ndarray) -> np.ndarray:
+    """Outputs as the GEMM's ``[P, columns]`` (a matmul ``[*lead, P, C]``: ``[P, lead x C]``)."""
+    if rec.op is OpKind.MATMUL and a.ndim >= 2:
+        p, c = a.shape[-2], rec.c_out
+        return np.ascontiguousarray(a.reshape(-1, p, c).transpose(1, 0, 2)).reshape(p, -1)
+    return a.reshape(-1, rec.c_out)
+
+
+def safe_name(name: str) -> str:
+    """``name`` usable as a file name (every character but letters, digits, ``-``, ``_``
+    becomes ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def take_coverage(run_dir: Path | None, dest: Path, keep_dir: bool = False) -> Path:
@@ -161,8 +181,18 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
         return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
     if cov:
         take_coverage(res.run_dir, coverage_dat, keep_dir=waves)
+    return judge(rec, sim, res, time.perf_counter() - t0, wave_tile=wave_tile)
+
+
+def judge(rec: LayerRecord, sim: str, res: Any, wall_s: float,
+          wave_tile: int | None = None) -> SimOutcome:
+    """The verdict on a co-simulated layer: ``res`` (a ``CosimResult``, possibly merged from
+    the tile ranges of several processes) against the golden ``acc``/``y`` of ``rec``.
+
+    With ``wave_tile`` only that tile ran: the other outputs are taken from the golden model.
+    """
     out = SimOutcome(sim, PASS, cycles_measured=int(res.cycles), tiles=_tiles(res),
-                     wall_s=time.perf_counter() - t0, wave=wave_path(res),
+                     wall_s=wall_s, wave=wave_path(res),
                      cycles_model=res.cycles_predicted,
                      backpressure=list(res.backpressure) if any(res.backpressure) else None)
     actual_y, actual_acc = res.y, getattr(res, "acc", None)

@@ -1,13 +1,19 @@
 """Evaluate a list of layer records on one hardware config: golden, estimate, co-simulation.
 
 Plan, then execute: :func:`evaluate` binds the DUT (``opts.dut``, a DUT file; default our
-accelerator for the array ``hw``) and walks the records in order. For each MAC layer (linear,
-conv) it asks the DUT's cycle model for cycles (and our accelerator's :mod:`t2c_sim.estimate`
-for utilization), co-simulates the layer on each requested simulator and compares the RTL
-output with the golden ``y`` attached to the record and the cycles with the model
-(:func:`t2c_sim.regress.outcome.simulate`), and on a mismatch writes a repro bundle and
-re-runs just the failing tile with waves. Non-MAC layers (pools, add, flatten) are executed
-by the golden model only and reported as such.
+accelerator for the array ``hw``) and walks the records in order to build the layer table: for
+each layer the DUT co-simulates (linear, conv; activation x activation matmul where its
+``accepts.ops`` lists it: :func:`t2c_sim.regress.execute.dut_ops`) it asks the DUT's cycle model
+for cycles (and our accelerator's :mod:`t2c_sim.estimate` for utilization); other layers
+(pools, add, flatten, the non-linear ops) are executed by the golden model only and reported as
+such. Then :func:`t2c_sim.regress.execute.cosimulate_layers` co-simulates every selected layer
+on each requested simulator, spread over ``opts.jobs`` simulator processes (layers and tile
+ranges, :mod:`t2c_sim.regress.parallel`), on the golden model's input or, with ``opts.chain``,
+on what the RTL produced for the layers before it (:mod:`t2c_sim.regress.chain`); it compares
+each RTL output with the golden result of its input and the cycles with the model
+(:func:`t2c_sim.regress.outcome.judge`), and on a mismatch writes a repro bundle and re-runs
+just the failing tile with waves. Our accelerator refuses a matmul, a rounding profile or
+token-wise parameters on a build without the feature before anything is simulated, naming it.
 
 A :class:`~t2c_sim.errors.SimulationError` (build failure, hung run, X/Z) stops the run: the
 layer is reported as ``error`` (its message is the error's), the remaining layers as not run,
@@ -30,16 +36,18 @@ from t2c_sim import estimate
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.dut import Dut, default_dut, load_dut
 from t2c_sim.cosim.sim import find_tools
-from t2c_sim.cosim.sim.tools import tool_options
-from t2c_sim.errors import ConfigError, SimulationError, T2CError
+from t2c_sim.errors import ConfigError, T2CError
 from t2c_sim.golden import attach_results, run_network
 from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
-from t2c_sim.regress.outcome import simulate
-from t2c_sim.regress.repro import write_bundle
-from t2c_sim.regress.results import ERROR, FAIL, LayerResult, RunResult, SimOutcome
+from t2c_sim.regress.execute import add_repro, cosimulate_layers, dut_ops
+from t2c_sim.regress.outcome import safe_name, simulate
+from t2c_sim.regress.results import LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
+
+#: Layers a DUT may co-simulate (a matmul where its ``accepts.ops`` lists it: ``dut_ops``).
+ARRAY_OPS = (*MAC_OPS, OpKind.MATMUL)
 
 SIM_CHOICES = ("verilator", "icarus")
 
@@ -62,8 +70,18 @@ class RunOptions:
         dut: the DUT file (``None``: our accelerator, :data:`t2c_sim.cosim.dut.DEFAULT_DUT_FILE`).
         dut_params: overrides of the DUT's Verilog parameters (``--dut-param``).
         backpressure: ``(input, output)`` stall probabilities in percent (stream DUTs).
-        coverage_dir: where each Verilator co-simulation of a layer leaves its code coverage
-            (``<layer>-verilator.dat``, a coverage build); ``None``: no code coverage.
+        jobs: simulator processes the co-simulation is spread over (``None``: the cores; 1:
+            this process). Results do not depend on it.
+        chain: chained mode: each co-simulated layer's RTL output feeds the next layers
+            (:mod:`t2c_sim.regress.chain`).
+        fault: fault injection (tests): called in the simulator's process with the run
+            directory and ``{layer: {(tile, chunk): run number}}`` of the runs it holds, after
+            the operand files are written and before the simulator starts (e.g. corrupt the
+            weights of one tile); a module-level function, so that it reaches worker processes.
+            Our accelerator's back door only.
+        coverage_dir: where each Verilator simulator process of the co-simulation leaves its
+            code coverage (a coverage build; one ``<first layer>-verilator-*.dat`` per process,
+            whatever ``jobs``); ``None``: no code coverage.
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -79,6 +97,9 @@ class RunOptions:
     dut: str | None = None
     dut_params: tuple[tuple[str, int], ...] = ()
     backpressure: tuple[int, int] = (0, 0)
+    jobs: int | None = None
+    chain: bool = False
+    fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
     coverage_dir: str | None = None
 
 
@@ -170,16 +191,18 @@ def check_layer_size(rec: LayerRecord, hw: HwConfig) -> None:
     Raises:
         ConfigError: naming the layer and the limit.
     """
-    if rec.op not in MAC_OPS:
+    if rec.op not in ARRAY_OPS:
         return
     try:
         p = estimate.gemm_rows(rec)
+        groups = estimate.gemm_groups(rec)
     except T2CError:
         return  # no rows known: the estimate reports it
     # a tile holds at most out_depth output rows: with a shallower output scratchpad than the
     # array has rows, count passes of the rows that fit (tiles stay within ~2x the passes)
-    check_shape(name=rec.name, p=p, c_out=rec.c_out, k=max(rec.k, estimate.gemm_k(rec, hw)),
-                groups=rec.groups if rec.op is OpKind.CONV2D else 1,
+    mm = rec.op is OpKind.MATMUL       # a matmul's GEMM has groups x C_out columns
+    check_shape(name=rec.name, p=p, c_out=rec.c_out * groups if mm else rec.c_out,
+                k=max(rec.k, estimate.gemm_k(rec, hw)), groups=groups,
                 rows=min(hw.rows, hw.out_depth), cols=hw.cols,
                 array=f"{hw.rows}x{hw.cols}" + (f" (out_depth {hw.out_depth} words)"
                                                 if hw.out_depth < hw.rows else ""))
@@ -191,6 +214,11 @@ def layer_shape(rec: LayerRecord) -> str:
         rows = int(np.prod(rec.x_q.shape[:-1])) if rec.x_q is not None else None
         r = f"{rows}x" if rows is not None else ""
         return f"{r}{rec.c_in} -> {r}{rec.c_out}"
+    if rec.op is OpKind.MATMUL and rec.x_q is not None and rec.x_q.ndim >= 2:
+        lead = "".join(f"{d}x" for d in rec.x_q.shape[:-2])
+        p = rec.x_q.shape[-2]
+        bt = "^T" if rec.trans_b else ""
+        return f"{lead}{p}x{rec.c_in} @ {rec.c_in}x{rec.c_out}{bt} -> {lead}{p}x{rec.c_out}"
     if rec.op is OpKind.CONV2D:
         oh, ow = rec.out_hw
         g = f" g{rec.groups}" if rec.groups > 1 else ""
@@ -224,25 +252,18 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
     dut = dut or bind_dut(opts, hw)
     dat = None
     if opts.coverage_dir is not None and sim == "verilator":
-        dat = Path(opts.coverage_dir) / f"{_safe(rec.name)}-{sim}.dat"
+        dat = Path(opts.coverage_dir) / f"{safe_name(rec.name)}-{sim}.dat"
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
                    waves=opts.waves, dut=dut, backpressure=opts.backpressure, seed=opts.seed + 1,
                    coverage_dat=dat)
-    if out.verdict == FAIL and opts.repro:
-        bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
-                              seed=opts.seed, command=opts.command,
-                              mismatch=out.mismatch or {"message": out.message},
-                              build_root=opts.build_root, timeout_s=opts.timeout_s, dut=dut,
-                              dut_file=opts.dut, dut_params=dict(opts.dut_params),
-                              backpressure=opts.backpressure)
-        out.repro = str(bundle.folder)
-        out.wave = bundle.wave
-    return out
+    return add_repro(out, rec, hw, sim, opts, out_dir, dut)
 
 
 def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
               dut: Dut | None = None) -> None:
-    """Check that the DUT accepts every selected MAC layer before simulating anything.
+    """Check that the DUT accepts every selected layer it would co-simulate (linear, conv,
+    matmul) before simulating anything; our accelerator refuses here a matmul, a rounding
+    profile or token-wise parameters on a build without the feature, naming it.
 
     Raises:
         RecordError: (``UnsupportedLayerError``) naming the first layer the DUT refuses, the
@@ -251,13 +272,10 @@ def preflight(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions,
     if not opts.sims:
         return
     dut = dut or bind_dut(opts, hw)
+    ops = dut_ops(dut)
     for rec in records:
-        if rec.op in MAC_OPS and (opts.layers is None or rec.name in opts.layers):
+        if rec.op in ops and (opts.layers is None or rec.name in opts.layers):
             dut.check(rec)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def _estimate(rec: LayerRecord, dut: Dut, lr: LayerResult) -> None:
@@ -288,6 +306,8 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
         check_layer_size(rec, hw)
     records = ensure_golden(list(records))
     names = [r.name for r in records]
+    dut = bind_dut(opts, hw)
+    ops = dut_ops(dut)
     if opts.layers is not None:
         if not opts.layers:
             raise ConfigError("selects no layer", key="--layers")
@@ -296,18 +316,20 @@ def check_run(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions
             if n not in by:
                 raise ConfigError(f"no layer named {n!r} (layers: {', '.join(names)})",
                                   key="--layers")
-            if by[n].op not in MAC_OPS:
-                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only MAC layers "
-                                  "(linear, conv2d) are co-simulated; the golden model runs "
-                                  "every layer anyway", key="--layers")
-    preflight(records, hw, opts)
+            if by[n].op not in ops:
+                raise ConfigError(f"layer {n!r} is a {by[n].op.value} layer: only the layers the "
+                                  f"DUT runs ({', '.join(o.value for o in ops)}) are "
+                                  "co-simulated; the golden model runs every layer anyway",
+                                  key="--layers")
+    preflight(records, hw, opts, dut)
     return records
 
 
 def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
              out_dir: str | Path, title: str, source: str = "",
              crosscheck: dict[str, Any] | None = None, summary: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None, checked: bool = False) -> RunResult:
+             progress: Callable[[str], None] | None = None, checked: bool = False,
+             executor: Any = None) -> RunResult:
     """Run every layer (see the module docstring) and return the :class:`RunResult`.
 
     Args:
@@ -318,8 +340,11 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
         title, source: names shown in the reports.
         crosscheck: per-layer integer-vs-fake-quant statistics (keyed by layer name).
         summary: end-to-end figures shown in the reports.
-        progress: called with a short status before each layer (progress bars).
+        progress: called with ``"<layer> [<sim>]"`` as each layer's co-simulation ends.
         checked: ``records`` already passed :func:`check_run` (do not repeat it).
+        executor: run the simulator processes on this executor (a
+            :class:`~t2c_sim.regress.executors.DaskExecutor`); default a local pool of
+            ``opts.jobs`` workers (:mod:`t2c_sim.regress.execute`).
 
     Raises:
         ConfigError, RecordError: see :func:`check_run` (checked before simulating).
@@ -334,35 +359,30 @@ def evaluate(records: Sequence[LayerRecord], hw: HwConfig, opts: RunOptions, *,
     run = RunResult(title=title, source=source, hw=hw.to_dict(), sims=list(opts.sims),
                     seed=opts.seed, command=opts.command, summary=dict(summary or {}),
                     out_dir=str(out_dir), dut=dut.describe())
-    stopped = False
+    ops = dut_ops(dut)
     for rec in records:
         lr = LayerResult(name=rec.name, op=rec.op.value, shape=layer_shape(rec),
-                         nm=f"{rec.n}:{rec.m}", macs=rec.macs(_batch(rec)),
+                         nm=f"{rec.n}:{rec.m}", macs=_macs(rec),
                          lsb=_lsb(crosscheck, rec.name))
         run.layers.append(lr)
-        if rec.op not in MAC_OPS:
+        if rec.op not in ops:
             lr.golden_only = True
             lr.note = "golden model only (not a MAC layer)"
             continue
         _estimate(rec, dut, lr)
         if opts.layers is not None and rec.name not in opts.layers:
             lr.skipped, lr.note = True, "not selected by --layers"
-            continue
-        if stopped:
-            lr.skipped, lr.note = True, "not run after a simulator error"
-            continue
-        for sim in opts.sims:
-            if progress:
-                progress(f"{rec.name} [{sim}]")
-            try:
-                with tool_options(opts.tool_path, opts.verilator_root):
-                    lr.sims.append(cosim_layer(rec, hw, sim, opts, Path(out_dir), dut))
-            except SimulationError as e:
-                lr.sims.append(SimOutcome(sim, ERROR, message=str(e)))
-                stopped = True
-                break
+    run.chain = cosimulate_layers(records, hw, opts, run.layers, Path(out_dir), dut=dut,
+                                  executor=executor, progress=progress)
     run.wall_s = time.perf_counter() - t0
     return run
+
+
+def _macs(rec: LayerRecord) -> int:
+    """Dense multiply-accumulates of a layer (a matmul's: output elements times ``K``)."""
+    if rec.op is OpKind.MATMUL:
+        return int(np.prod(rec.y.shape)) * rec.c_in if rec.y is not None else 0
+    return rec.macs(_batch(rec))
 
 
 def _batch(rec: LayerRecord) -> int:

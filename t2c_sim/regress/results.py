@@ -87,6 +87,10 @@ class LayerResult:
         parity: golden vs ONNX Runtime per optimization level (``run --parity ort``):
             ``{level: {"kernel", "integer", "local", "chained", "verdict"}}``
             (:func:`t2c_sim.verify.ort_parity.ort_parity`); a ``fail`` verdict fails the layer.
+        chain: chained mode (``run --chain``): per simulator, the layer's output computed from
+            the RTL's own outputs vs the golden network (``{sim: {"n", "mismatch", "max",
+            "first"}}``, :func:`t2c_sim.regress.chain.diff_stats`); the layer's ``sims``
+            verdicts are then its RTL on that chained input.
     """
 
     name: str
@@ -102,6 +106,7 @@ class LayerResult:
     golden_only: bool = False
     skipped: bool = False
     parity: dict[str, Any] | None = None
+    chain: dict[str, Any] | None = None
 
     @property
     def parity_failed(self) -> bool:
@@ -149,6 +154,11 @@ class RunResult:
             :attr:`LayerResult.parity`. The quantized input differing fails the run.
         wall_s: total wall time.
         out_dir: folder of the reports.
+        chain: chained mode (``run --chain``): per simulator ``first_divergence`` (the first
+            layer whose chained output differs from golden, ``None``: none), ``layers``,
+            ``diverged``, ``broken`` (the layer whose RTL produced no output), ``output`` and
+            ``output_layer`` (:func:`t2c_sim.regress.chain.chain_summary`). A divergence fails
+            the run.
         dut: the DUT (``name``, ``file``, ``profile``, ``top``, ``parameters``,
             ``cycle_model``; :meth:`t2c_sim.cosim.dut.Dut.describe`).
         coverage: ``--coverage`` / ``--until-covered`` figures (:mod:`t2c_sim.regress.coverage`):
@@ -167,16 +177,24 @@ class RunResult:
     wall_s: float = 0.0
     out_dir: str = ""
     parity: dict[str, Any] = field(default_factory=dict)
+    chain: dict[str, Any] = field(default_factory=dict)
     dut: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def chain_diverged(self) -> bool:
+        """Some simulator's chained outputs differ from the golden network."""
+        return any(isinstance(v, dict) and v.get("first_divergence")
+                   for v in self.chain.values())
+
+    @property
     def verdict(self) -> str:
         """``fail`` if any layer mismatched (RTL vs golden, or golden vs ONNX Runtime on an
-        integer kernel or the quantized input), else ``error`` if any simulator errored, else
-        ``pass`` if at least one layer was co-simulated, else ``golden``."""
+        integer kernel or the quantized input, or chained outputs vs the golden network),
+        else ``error`` if any simulator errored, else ``pass`` if at least one layer was
+        co-simulated, else ``golden``."""
         if any(isinstance(v, dict) and v.get("mismatch")
-               for v in (self.parity.get("input") or {}).values()):
+               for v in (self.parity.get("input") or {}).values()) or self.chain_diverged:
             return FAIL
         vs = {lr.verdict for lr in self.layers}
         for v in (FAIL, ERROR, PASS):

@@ -6,8 +6,9 @@ fed to both paths:
 
 - integer: the golden layer (``t2c_sim.golden.run_network``) -> ``y_int``;
 - fake-quant: ``x = s_x * (x_q - z_x)`` (float32) in torch layout -> the wrapper module (its
-  own quantizers, plus a not-yet-folded BN and the fused activation) -> quantize with the
-  output format: ``y_fq = clamp(round_half_even(y / s_y) + z_y, qmin, qmax)``.
+  own quantizers, plus a not-yet-folded BN and the fused activation; a token-wise input
+  quantizer is bypassed, ``x`` already being its integers at the record's row scales) -> quantize
+  with the output format: ``y_fq = clamp(round_half_even(y / s_y) + z_y, qmin, qmax)``.
 
 The difference ``y_fq - y_int`` is reported in LSBs: ``{"max": .., "nonzero_rate": ..,
 "hist": {diff: count}, "n": ..}`` per layer name. Legitimate 1-LSB sources are described in
@@ -41,7 +42,7 @@ __all__ = ["layer_diffs", "end_to_end", "lsb_stats", "integer_forward", "CHECKED
 log = logging.getLogger(__name__)
 
 CHECKED_OPS = (OpKind.CONV2D, OpKind.LINEAR, OpKind.AVGPOOL, OpKind.GAVGPOOL, OpKind.ADD,
-               OpKind.CONCAT)
+               OpKind.CONCAT, OpKind.MATMUL, OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.GELU)
 
 
 def lsb_stats(diff: np.ndarray) -> dict[str, Any]:
@@ -81,6 +82,25 @@ def _act(y: torch.Tensor, act: str | None) -> torch.Tensor:
     return F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
 
 
+class _given_token_scales:  # noqa: N801 - a context used like a function
+    """Token-wise input quantizers of ``mod`` are set aside while it runs on inputs that are
+    already integers of the record's scales: a dynamic quantizer would re-derive its scales from
+    the dequantized row (LSQ's clip ratio ``alpha < 1`` gives ``alpha * s`` the second time)."""
+
+    def __init__(self, mod: nn.Module) -> None:
+        self.mod = mod
+        self.saved = {k: getattr(mod, k) for k in ("aq", "bq", "qa", "qb")
+                      if getattr(getattr(mod, k, None), "granularity", None) == "token"}
+
+    def __enter__(self) -> None:
+        for k in self.saved:
+            setattr(self.mod, k, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        for k, q in self.saved.items():
+            setattr(self.mod, k, q)
+
+
 def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:
     meta = rec.meta
     try:
@@ -88,17 +108,32 @@ def _fake_layer(model: nn.Module, rec: LayerRecord, inputs: Sequence[np.ndarray]
     except (AttributeError, KeyError) as e:
         raise FuseError(f"no module for it in the model ({e})", layer=rec.name) from None
     if rec.op is OpKind.ADD:
-        xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x),
-              _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
+        a = _dequant(rec, inputs[0], meta["s_x"], rec.z_x)
+        if rec.const_q is not None:      # x + c: the constant as its integers, dequantized
+            b = _dequant(rec, np.broadcast_to(rec.const_q, inputs[0].shape), meta["s_b"], rec.z_b)
+            xs = [b, a] if meta.get("const_operand") == 0 else [a, b]
+        else:
+            xs = [a, _dequant(rec, inputs[1], meta["s_b"], rec.z_b)]
     elif rec.op is OpKind.CONCAT:
         xs = [_dequant(rec, x, s, z) for x, s, z in zip(inputs, meta["s_in"], rec.params["z_in"])]
+        if rec.const_q is not None:      # class tokens: the output format's integers
+            lead = inputs[0].shape[:-2]
+            c = _dequant(rec, np.broadcast_to(rec.const_q, (*lead, *rec.const_q.shape)),
+                         meta["s_y"], rec.z_y)
+            xs = list(torch.split(c, meta.get("const_tokens") or [c.shape[-2]], dim=-2)) + xs
+    elif rec.op is OpKind.MATMUL:
+        b = _dequant(rec, inputs[1], meta["s_b"], rec.z_b)
+        if rec.trans_b != getattr(mod, "trans_b", False):
+            b = b.transpose(-1, -2)      # stored [..., C, K]; the module multiplies as written
+        xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x), b]
     else:
         xs = [_dequant(rec, inputs[0], meta["s_x"], rec.z_x)]
-    y = mod(*xs)
+    with _given_token_scales(mod):
+        y = mod(*xs)
     if meta.get("bn"):
         y = model.get_submodule(meta["bn"])(y)
     y = _act(y, meta.get("act"))
-    if y.dim() == 4:
+    if y.dim() == 4 and (rec.op is OpKind.CONV2D or meta.get("layout") == "nhwc"):
         y = y.permute(0, 2, 3, 1)
     lo, hi = rec.y_range
     q = torch.round(y / _scale(meta["s_y"], y)) + rec.z_y
@@ -137,6 +172,9 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
                x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
     """Top-1 accuracies (percent) of float, fake-quant and integer models and their agreement.
 
+    Top-1 is the argmax over the last axis: of the logits ``[B, classes]``, or of every token of a
+    ``[B, T, D]`` output (a transformer block: the agreements then count tokens).
+
     ``records`` must be valid for ``x`` (token-wise records are input-specific: fuse on ``x``).
     Also reports whether the NumPy and PyTorch integer paths give identical outputs. Without
     labels (``y = None``: synthetic inputs) there are no accuracies; ``float_agreement`` is the
@@ -155,7 +193,9 @@ def end_to_end(float_model: nn.Module | None, qmodel: nn.Module, records: Sequen
     xq = quantize_input(qmodel, x)
     out_np = integer_forward(records, xq)
     out_t = run_network_torch(records, xq)[records[-1].name][1].numpy()
-    it = out_np.reshape(out_np.shape[0], -1).argmax(-1)
+    it = out_np.argmax(-1)     # top-1 over the last axis: per sample, or per token of [B, T, D]
+    if ft is not None:
+        ft = ft.reshape(it.shape)
     if labels is not None:
         if ft is not None:
             res["float_acc"] = 100.0 * float(np.mean(ft == labels))

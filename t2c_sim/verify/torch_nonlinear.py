@@ -169,11 +169,27 @@ def slice_t(rec: LayerRecord, x: torch.Tensor) -> torch.Tensor:
     return x.narrow(ax, start, stop - start).contiguous()
 
 
-def _table(rec: LayerRecord) -> torch.Tensor:
+def _table(rec: LayerRecord, per_row: bool = False) -> torch.Tensor:
     t = _arr(rec, "table")
-    if tuple(t.shape) != (1 << rec.a_bits,):
-        raise RecordError(f"layer {rec.name}: table must have {1 << rec.a_bits} entries (torch path)")
+    n = 1 << rec.a_bits
+    if tuple(t.shape) != (n,) and not (per_row and t.dim() == 2 and t.shape[1] == n):
+        raise RecordError(f"layer {rec.name}: table must have {n} entries (torch path)")
     return t
+
+
+def _rows(rec: LayerRecord, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` as ``[rows, -1]`` for per-row (token-wise) constants."""
+    if x.dim() < 1 or int(np.prod(tuple(x.shape[:-1]))) != rows:
+        raise RecordError(f"layer {rec.name}: per-row constants have {rows} rows, the input "
+                          f"{tuple(x.shape)} does not (torch path)")
+    return x.reshape(rows, -1)
+
+
+def _gelu(rec: LayerRecord, x: torch.Tensor) -> torch.Tensor:
+    table = _table(rec, per_row=True)
+    if table.dim() == 2:        # one table per row: y[r] = table[r, x[r] - qmin]
+        return torch.gather(table, 1, _rows(rec, x, table.shape[0]) - rec.x_range[0]).reshape(x.shape)
+    return lookup_t(x, table, rec.x_range[0])
 
 
 def _softmax(rec: LayerRecord, x: torch.Tensor) -> torch.Tensor:
@@ -195,8 +211,11 @@ def _layernorm(rec: LayerRecord, x: torch.Tensor) -> torch.Tensor:
         raise RecordError(f"layer {rec.name}: layernorm input must be [..., {rec.c_out}], got "
                           f"{tuple(x.shape)} (torch path)")
     p = rec.params
-    return layernorm_int_t(x, _arr(rec, "gamma_q"), _arr(rec, "beta_q"), p["eps_q"],
-                           p["sqrt_shift"], p["g_shift"], rec.z_y, rec.lo, rec.hi, rec.mode)
+    g, b = _arr(rec, "gamma_q"), _arr(rec, "beta_q")
+    xr = _rows(rec, x, g.shape[0]) if g.dim() == 2 else x     # per-row: row r uses g[r], b[r]
+    y = layernorm_int_t(xr, g, b, p["eps_q"], p["sqrt_shift"], p["g_shift"], rec.z_y, rec.lo,
+                        rec.hi, rec.mode)
+    return y.reshape(x.shape)
 
 
 def run_transformer_op_t(rec: LayerRecord, *inputs: object,
@@ -218,7 +237,7 @@ def run_transformer_op_t(rec: LayerRecord, *inputs: object,
     if rec.op is OpKind.LAYERNORM:
         return None, _layernorm(rec, x)
     if rec.op is OpKind.GELU:
-        return None, lookup_t(x, _table(rec), rec.x_range[0])
+        return None, _gelu(rec, x)
     if rec.op is OpKind.RESHAPE:
         return None, reshape_t(rec, x)
     if rec.op is OpKind.SLICE:

@@ -7,7 +7,12 @@ Stable API used by the golden, RTL, cosim and CLI tests:
   ``M0/sh`` from ``quantize_multiplier``, nonzero ``z_x/z_y``, ``lo/hi`` and golden ``acc/y``;
 - :func:`random_pool_record` (max/avg/global-avg pool) and :func:`random_add_record`;
 - :func:`random_network`: conv -> maxpool -> conv -> add (skip) -> gavgpool -> flatten -> linear
-  with golden results attached; the network input is ``records[0].x_q``.
+  with golden results attached; the network input is ``records[0].x_q``;
+- :func:`random_matmul_record`: an activation x activation matmul (``Q @ K^T`` with
+  ``trans_b``, ``attn @ V``) with both zero points, per-tensor / per-column / per-row /
+  per-row-and-column requantization and optional bias (SPEC sections 7, 8);
+- :func:`with_profile`: a linear/conv record (per channel or token-wise) re-made under a
+  runtime rounding profile (``ort_fp32``, ``tflite_double``, ``tflite_single``; SPEC section 10).
 
 The real multiplier of a MAC layer is chosen per output channel from the actual accumulators:
 ``m[c] = (qmax_y - qmin_y) / (6 * rms(acc[:, c]))``, so ``y`` spreads over the output range
@@ -22,17 +27,22 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.config import OpKind, qrange
+from t2c_sim.config import OpKind, RoundProfile, qrange
 from t2c_sim.errors import RecordError
 from t2c_sim.golden.layers import run_layer
 from t2c_sim.golden.network import attach_results, run_network
 from t2c_sim.layout import padded_len
 from t2c_sim.numerics import quantize_multiplier, quantize_multipliers_shared, relu_bounds, wrap
 from t2c_sim.record import LayerRecord
+from t2c_sim.rounding_profiles import profile_params
 from t2c_sim.sparse.nm import compress, nm_mask
 
 __all__ = ["random_linear_record", "random_conv_record", "random_pool_record",
-           "random_add_record", "random_network", "random_zero_point", "spread_multiplier"]
+           "random_add_record", "random_network", "random_zero_point", "spread_multiplier",
+           "random_matmul_record", "with_profile", "MATMUL_PARAM_FORMS"]
+
+#: Shapes of a matmul's requantizer parameters: ``[1]``, ``[C]``, ``[R, 1]``, ``[R, C]``.
+MATMUL_PARAM_FORMS = ("tensor", "column", "row", "row_column")
 
 
 def random_zero_point(rng: np.random.Generator, bits: int, signed: bool) -> int:
@@ -266,3 +276,84 @@ def random_network(rng: np.random.Generator, *, batch: int = 1, h: int = 8, w: i
     records = [conv1, pool, conv2, add, gap, flat, fc]
     trace = run_network(records, conv1.x_q)
     return attach_results(records, trace)
+
+
+def random_matmul_record(rng: np.random.Generator, *, p: int, k: int, c: int,
+                         lead: tuple[int, ...] = (), a_bits: int = 8, a_signed: bool = True,
+                         b_bits: int = 8, b_signed: bool = True, trans_b: bool = False,
+                         params: str = "tensor", bias: str | None = None, y_bits: int = 8,
+                         y_signed: bool = True, acc_bits: int = 32, mult_bits: int = 32,
+                         mode: str = "half_even", relu: bool = False, name: str = "mm",
+                         z_a: int | None = None, z_b: int | None = None,
+                         inputs: tuple[str, str] = ("a", "b")) -> LayerRecord:
+    """A random valid matmul ``a[*lead, p, k] @ b[*lead, k, c]`` with golden ``acc``/``y``.
+
+    ``b`` is stored ``[*lead, c, k]`` when ``trans_b`` (``Q @ K^T``). ``x_q = a``, ``b_q = b``.
+    ``params`` is one of :data:`MATMUL_PARAM_FORMS`; ``bias`` ``None`` or one of them (the
+    optional ``bias_eff``). The real multiplier spreads ``y`` over its range (from the actual
+    accumulators, as for MAC layers), times random per-row / per-column factors in ``[0.5, 2)``
+    for the token-wise forms (those records say ``meta["input_specific"]``). Zero points are
+    nonzero (random from the middle of each format unless given).
+    """
+    if params not in MATMUL_PARAM_FORMS or (bias is not None and bias not in MATMUL_PARAM_FORMS):
+        raise RecordError(f"layer {name}: params={params!r} / bias={bias!r} must be one of "
+                          f"{MATMUL_PARAM_FORMS} (bias also None)")
+    a = _random_x(rng, (*lead, p, k), a_bits, a_signed)
+    b = _random_x(rng, (*lead, c, k) if trans_b else (*lead, k, c), b_bits, b_signed)
+    z_a = random_zero_point(rng, a_bits, a_signed) if z_a is None else int(z_a)
+    z_b = random_zero_point(rng, b_bits, b_signed) if z_b is None else int(z_b)
+    r = int(np.prod(lead, dtype=np.int64)) * p
+    shape = {"tensor": (1,), "column": (c,), "row": (r, 1), "row_column": (r, c)}
+    z_y, lo, hi = _out_format(rng, y_bits, y_signed, relu)
+    da, db = max(abs(v - z_a) for v in qrange(a_bits, a_signed)), \
+        max(abs(v - z_b) for v in qrange(b_bits, b_signed))
+    bias_eff = None
+    if bias is not None:
+        span = int(np.sqrt(k) * da * db)
+        bias_eff = rng.integers(-span, span + 1, size=shape[bias])
+    worst = k * da * db + (int(np.abs(bias_eff).max()) if bias_eff is not None else 0)
+    rec = LayerRecord(name=name, op=OpKind.MATMUL, inputs=inputs, a_bits=a_bits,
+                      a_signed=a_signed, b_bits=b_bits, b_signed=b_signed, trans_b=trans_b,
+                      y_bits=y_bits, y_signed=y_signed, acc_bits=acc_bits, mult_bits=mult_bits,
+                      c_in=k, c_out=c, z_x=z_a, z_b=z_b, z_y=z_y, lo=lo, hi=hi, mode=mode,
+                      M0=np.ones(1, np.int64), sh=np.zeros(1, np.int64), bias_eff=bias_eff,
+                      x_q=a, b_q=b, wrap_ok=worst > (1 << (acc_bits - 1)) - 1,
+                      meta={"generator": "random_matmul_record",
+                            "input_specific": params in ("row", "row_column")
+                            or bias in ("row", "row_column")})
+    acc = run_layer(rec, a, b).acc.reshape(r, c)
+    base = spread_multiplier(acc.reshape(-1, 1), y_bits, y_signed, mult_bits)   # one scalar
+    m = np.broadcast_to(base, shape[params]).astype(np.float64)
+    if params in ("column", "row_column"):
+        m = m * rng.uniform(0.5, 2.0, size=(1, c) if params == "row_column" else c)
+    if params in ("row", "row_column"):
+        m = m * rng.uniform(0.5, 2.0, size=(r, 1))
+    M0, sh = quantize_multiplier(np.clip(m, 2.0 ** -40, 2.0 ** (mult_bits - 1)), mult_bits)
+    rec = rec.replace(M0=M0, sh=sh)
+    res = run_layer(rec, a, b)
+    return rec.replace(acc=res.acc, y=res.y).validate()
+
+
+def with_profile(rng: np.random.Generator, rec: LayerRecord, profile: RoundProfile | str
+                 ) -> LayerRecord:
+    """``rec`` (linear or conv with ``acc_bits = 32``) under a runtime rounding ``profile``.
+
+    Float scales are drawn so that ``s_x * s_w[c] / s_y`` is the record's multiplier
+    ``M0 / 2^sh`` (token-wise records: ``s_x`` per row, ``s_w`` from row 0), then ``(M0, sh)``
+    come from :func:`t2c_sim.rounding_profiles.profile_params` as an importer makes them, and the
+    golden ``acc``/``y`` are recomputed under the profile.
+    """
+    profile = RoundProfile(profile)
+    m = rec.M0 / np.exp2(rec.sh.astype(np.float64))
+    s_y = float(rng.uniform(0.01, 0.1))
+    if rec.M0.ndim == 2:                   # token-wise: one s_x per row
+        s_x = float(rng.uniform(0.005, 0.05)) * m[:, 0] / m[0, 0]
+        s_w = m[0] * s_y / s_x[0]
+        pairs = [profile_params(profile, float(sx), s_w, s_y) for sx in s_x]
+        M0, sh = np.stack([q[0] for q in pairs]), np.stack([q[1] for q in pairs])
+    else:
+        s_x = float(rng.uniform(0.005, 0.05))
+        M0, sh = profile_params(profile, s_x, m * s_y / s_x, s_y)
+    out = rec.replace(mode=profile, M0=M0, sh=sh, acc=None, y=None)
+    res = run_layer(out)
+    return out.replace(acc=res.acc, y=res.y).validate()

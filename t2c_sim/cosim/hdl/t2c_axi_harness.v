@@ -38,6 +38,9 @@ module t2c_axi_harness #(
   parameter integer OUT_DEPTH   = 4096,
   parameter integer CH_DEPTH    = 256,
   parameter integer PACKED      = 0,
+  parameter integer PROFILES    = 1,      // build features of t2c_accel_top
+  parameter integer ROW_PARAMS  = 1,
+  parameter integer ZERO_POINTS = 1,
   parameter integer DATA_W      = 64,     // AXI4 data width
   parameter integer BURST_LEN   = 16,     // the DMA's longest burst
   parameter integer OUTSTANDING = 4,      // the DMA's bursts in flight per direction
@@ -108,7 +111,8 @@ module t2c_axi_harness #(
     .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
     .ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_MAX(SHIFT_MAX), .ACT_DEPTH(ACT_DEPTH),
     .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS),
-    .PACKED(PACKED), .ADDR_W(ADDR_W), .DATA_W(DATA_W), .BURST_LEN(BURST_LEN),
+    .PACKED(PACKED), .PROFILES(PROFILES), .ROW_PARAMS(ROW_PARAMS), .ZERO_POINTS(ZERO_POINTS),
+    .ADDR_W(ADDR_W), .DATA_W(DATA_W), .BURST_LEN(BURST_LEN),
     .OUTSTANDING(OUTSTANDING), .LITE_ADDR_W(LA_W)
   ) u_dut (
     .clk_i(clk), .rst_ni(rst_n),

@@ -5,12 +5,15 @@
 //
 //   plan.hex            32-bit words: [0] run count, then PLAN_WORDS words per run t at
 //                       1 + PLAN_WORDS*t; field f of a run at offset PL_<F> (rows, groups, cols,
-//                       a_signed, z_y, lo, hi, mode, act words, wgt words, ch words, output words
-//                       to dump, flags: bit 0 first, bit 1 last K-chunk). The format, Y_BITS and
-//                       SH_BITS are owned by t2c_sim.export.iface, which passes every one of them
-//                       as a parameter (the defaults here only make the file lint on its own).
+//                       a_signed, z_y, lo, hi, mode: the top's 32-bit run-mode register
+//                       cfg_mode_i, act words, wgt words, ch words, output words to dump, flags:
+//                       bit 0 first, bit 1 last K-chunk). The format, Y_BITS and SH_BITS are
+//                       owned by t2c_sim.export.iface, which passes every one of them as a
+//                       parameter (the defaults here only make the file lint on its own).
 //   t<t>_act.hex, t<t>_wgt.hex, t<t>_ch.hex   the scratchpad words of run t (a count of 0
-//                       leaves that memory as the previous run left it)
+//                       leaves that memory as the previous run left it); the ch file goes to
+//                       the per-row parameter memory (u_rp) instead when the run mode has
+//                       ROWPAR (bit 3): it then holds one word per output row and column block
 //
 // One "run" is one accelerator start (one tile, or one K-chunk of a split tile). Per run (go_i
 // high at a rising edge while idle, tile_i = t): $readmemh the memories in zero simulation time
@@ -43,6 +46,9 @@ module t2c_harness #(
   parameter integer Y_BITS    = 16,   // output / z_y / clamp width (t2c_sim.export.iface.Y_BITS)
   parameter integer SH_BITS   = 6,    // shift field width (iface.SH_BITS)
   parameter integer PACKED    = 0,    // PE array implementation (t2c_pe_array)
+  parameter integer PROFILES  = 1,    // build features of t2c_accel_top (iface.top_parameters)
+  parameter integer ROW_PARAMS = 1,
+  parameter integer ZERO_POINTS = 1,
   parameter integer MAX_TILES = 16384, // plan capacity (runs; iface.MAX_RUNS)
   parameter integer PLAN_WORDS = 13,  // plan words per run (iface.PLAN_WORDS)
   // word offset of each plan field within a run (iface.plan_offsets())
@@ -94,12 +100,13 @@ module t2c_harness #(
     .ROWS(ROWS), .COLS(COLS), .N(N), .M(M), .A_BITS(A_BITS), .W_BITS(W_BITS),
     .ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_MAX(SHIFT_MAX), .ACT_DEPTH(ACT_DEPTH),
     .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH), .CH_DEPTH(CH_DEPTH), .Y_BITS(Y_BITS),
-    .SH_BITS(SH_BITS), .PACKED(PACKED)
+    .SH_BITS(SH_BITS), .PACKED(PACKED), .PROFILES(PROFILES), .ROW_PARAMS(ROW_PARAMS),
+    .ZERO_POINTS(ZERO_POINTS)
   ) u_top (
     .clk_i(clk), .rst_ni(rst_n), .start_i(start_q),
     .cfg_rows_i(cfg_rows_q), .cfg_groups_i(cfg_groups_q), .cfg_cols_i(cfg_cols_q),
     .cfg_a_signed_i(cfg_asg_q), .cfg_first_i(cfg_first_q), .cfg_last_i(cfg_last_q), .cfg_zy_i(cfg_zy_q[Y_BITS-1:0]), .cfg_lo_i(cfg_lo_q[Y_BITS-1:0]),
-    .cfg_hi_i(cfg_hi_q[Y_BITS-1:0]), .cfg_mode_i(cfg_mode_q[1:0]),
+    .cfg_hi_i(cfg_hi_q[Y_BITS-1:0]), .cfg_mode_i(cfg_mode_q),
     .busy_o(busy), .done_o(done), .err_o(err), .cycles_o(cycles),
     .hw_en_i(1'b0), .hw_sel_i(2'd0), .hw_addr_i(32'd0),
     .hw_data_i({HW_W{1'b0}}), .hr_addr_i(32'd0), .hr_y_o(hr_y), .hr_acc_o(hr_acc)
@@ -136,11 +143,23 @@ module t2c_harness #(
   end
   always @(posedge load_q) begin
     #1;
-    if (n_ch_q != 32'd0) begin
+    if (n_ch_q != 32'd0 && !cfg_mode_q[3]) begin
       $sformat(fc_n, "t%0d_ch.hex", tile_i);
       $readmemh(fc_n, u_top.u_ch.mem_q, 0, n_ch_q - 1);
     end
   end
+  generate
+    if (ROW_PARAMS != 0) begin : g_rpload
+      reg [8*64-1:0] fr_n;
+      always @(posedge load_q) begin
+        #1;
+        if (n_ch_q != 32'd0 && cfg_mode_q[3]) begin
+          $sformat(fr_n, "t%0d_ch.hex", tile_i);
+          $readmemh(fr_n, u_top.g_rp.u_rp.mem_q, 0, n_ch_q - 1);
+        end
+      end
+    end
+  endgenerate
 
   // ---- tile sequencer: IDLE -> (load) START -> WAIT -> dump, IDLE
   reg [8*64-1:0] fy, fa;

@@ -212,7 +212,7 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
             build_root: str | Path, waves: bool = False,
             tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
             keep: bool = False, mutate: Callable[[Path], None] | None = None,
-            optimize: bool = False, watchdog_margin: int = 1000, seed: int = 1,
+            optimize: bool = True, watchdog_margin: int = 1000, seed: int = 1,
             build_args: Sequence[str] = ()) -> list[CosimResult]:
     """Co-simulate ``pairs`` on an AXI DUT in one simulator process (see the module docstring)."""
     t0 = time.monotonic()

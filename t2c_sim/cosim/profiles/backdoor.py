@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,10 +31,11 @@ import numpy as np
 from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.profiles.harness import release_run_dir
 from t2c_sim.cosim.result import CosimResult
-from t2c_sim.errors import SimulationError, UnsupportedLayerError
+from t2c_sim.cosim.sim import rundirs
+from t2c_sim.errors import SimulationError, T2CError, UnsupportedLayerError
 from t2c_sim.record import LayerRecord
 
-__all__ = ["run_backdoor", "TB_MODULE", "find_wave", "default_timeout"]
+__all__ = ["run_backdoor", "build_backdoor", "TB_MODULE", "find_wave", "default_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,26 @@ def default_timeout(total_cycles: int, sim: str, pes: int) -> float:
     return 120.0 + total_cycles * (4e-5 * pes if sim == "icarus" else 5e-5 + 2e-6 * pes)
 
 
+def build_backdoor(dut: Any, sim: str, build_root: str | Path, *, waves: bool = False,
+                   optimize: bool = True, packed: bool | None = None,
+                   rtl_dir: str | Path | None = None,
+                   build_args: Sequence[str] = ()) -> simmod.BuildInfo:
+    """Build (or reuse) the DUT's back-door harness, as :func:`run_backdoor` does: what a caller
+    spreading layers over worker processes builds once before they start (``build_args`` are
+    appended, e.g. Verilator coverage flags)."""
+    srcs, top, params = dut.adapter.harness(sim, packed=packed, rtl_dir=rtl_dir)
+    args = []
+    if sim == "verilator":
+        args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
+    return simmod.build(sim, top, srcs, params, build_root, waves=waves,
+                        build_args=[*args, *build_args], includes=dut.spec.includes, defines=dut.spec.defines)
+
+
 def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], sim: str, *,
                  build_root: str | Path, waves: bool = False,
                  tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
                  keep: bool = False, mutate: Callable[[Path], None] | None = None,
-                 optimize: bool = False, watchdog_margin: int = 1000,
+                 optimize: bool = True, watchdog_margin: int = 1000,
                  packed: bool | None = None, rtl_dir: str | Path | None = None,
                  max_runs: int | None = None,
                  build_args: Sequence[str] = ()) -> list[CosimResult]:
@@ -82,17 +98,50 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
             f"layer {', '.join(r.name for r, _ in pairs)}: {n_runs} accelerator runs exceed the "
             f"limit of {max_runs} runs per simulator process (co-simulate fewer layers at "
             f"once, or fewer tiles with tiles=...)")
-    srcs, top, params = ad.harness(sim, packed=packed, rtl_dir=rtl_dir)
-    args = []
-    if sim == "verilator":
-        args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else [])
-    info = simmod.build(sim, top, srcs, params, build_root, waves=waves,
-                        build_args=[*args, *build_args],
-                        includes=dut.spec.includes, defines=dut.spec.defines)
-    runs_dir = info.build_dir / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    info = build_backdoor(dut, sim, build_root, waves=waves, optimize=optimize, packed=packed,
+                          rtl_dir=rtl_dir, build_args=build_args)
     first = re.sub(r"[^A-Za-z0-9_.-]+", "_", pairs[0][0].name)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{first}-", dir=runs_dir))
+    # not kept: a scratch directory on tmpfs (thousands of small files, sim/rundirs.py)
+    run_dir = rundirs.make(info.build_dir, first, keep=keep or waves,
+                           size_hint=_size_hint(ad, plans))
+    try:
+        out, order, wall = _execute(dut, pairs, plans, sim, info, run_dir, tiles=tiles,
+                                    max_runs=max_runs, mutate=mutate, timeout_s=timeout_s,
+                                    waves=waves, watchdog_margin=watchdog_margin)
+    except T2CError as e:  # a failed run keeps its files and log beside the build
+        raise rundirs.relocate(e, run_dir, rundirs.persist(run_dir, info.build_dir)) from None
+    except BaseException:  # interrupted: nothing of it is worth keeping on tmpfs
+        if rundirs.is_scratch(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    release_run_dir(out, run_dir, keep or waves)
+    log.info("%d layer(s) on %s (%s): %d runs, run %.2f s (total %.2f s)", len(plans), sim,
+             dut.name, len(order), wall, time.monotonic() - t0)
+    return out
+
+
+def _size_hint(ad: Any, plans: Sequence[Any]) -> int:
+    """Bytes a run directory of ``plans`` holds, roughly (our accelerator: every operand in hex
+    once per tile that loads it; another adapter: a small default)."""
+    total = 0
+    for p in plans:
+        cols, values = getattr(p, "cols", None), getattr(p, "values", None)
+        tiles = getattr(getattr(p, "plan", None), "tiles", ())
+        if cols is None or values is None:
+            continue
+        n_ct = len({t.c0 for t in tiles}) or 1
+        n_rt = len({(t.group, t.p0) for t in tiles}) or 1
+        total += 2 * (cols.size * n_ct + 2 * values.size * n_rt)
+    return int(total)
+
+
+def _execute(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], plans: list[Any],
+             sim: str, info: simmod.BuildInfo, run_dir: Path, *,
+             tiles: list[list[int] | None] | None, max_runs: int,
+             mutate: Callable[[Path], None] | None, timeout_s: float | None, waves: bool,
+             watchdog_margin: int) -> tuple[list[CosimResult], list[int], float]:
+    """Write the operand files, run the simulator, read the results (see :func:`run_backdoor`)."""
+    ad = dut.adapter
     t1 = time.monotonic()
     sels = ad.load(plans, run_dir, tiles, max_runs)
     bases = np.cumsum([0] + [ad.runs(p) for p in plans]).tolist()
@@ -112,8 +161,10 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
                "limits": [2 * pred[i] + watchdog_margin for i in order],
                "err_names": list(getattr(dut.spec.interface, "err_names", ()))}
     t2 = time.monotonic()
+    # the testbench has no assert to rewrite: skip pytest's rewriting hook (its set-up scans
+    # every installed package's entry points, ~0.2 s of each simulator start)
     simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
-               waves=waves)
+               waves=waves, extra_env={"COCOTB_REWRITE_ASSERTION_FILES": ""})
     wall = time.monotonic() - t2
     wave = find_wave(run_dir, info.build_dir) if waves else None
     out = []
@@ -125,7 +176,4 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
                                wall_s=wall, build_s=info.build_s, prep_s=prep_s, dut=dut.name,
                                check_cycles=dut.exact,
                                extra={"layers_in_run": float(len(plans))}))
-    release_run_dir(out, run_dir, keep or waves)
-    log.info("%d layer(s) on %s (%s): %d runs, run %.2f s (total %.2f s)", len(plans), sim,
-             dut.name, len(order), wall, time.monotonic() - t0)
-    return out
+    return out, order, wall

@@ -61,7 +61,7 @@ def write_harness(text: str, build_root: str | Path, dut_name: str) -> Path:
 
 def build_generated(dut: Any, sim: str, harness: Path, models: Sequence[str],
                     params: dict[str, int], build_root: str | Path, *, name: str,
-                    waves: bool = False, optimize: bool = False,
+                    waves: bool = False, optimize: bool = True,
                     build_args: Sequence[str] = (),
                     ) -> tuple[simmod.BuildInfo, Path]:
     """Build a generated harness with the DUT's sources and the profile's HDL ``models``
@@ -74,7 +74,7 @@ def build_generated(dut: Any, sim: str, harness: Path, models: Sequence[str],
     hook = getattr(dut.adapter, "build_params", None)
     if callable(hook):
         params.update(hook(sim))
-    args = ["--timing", "--no-public-flat-rw"] + (["-CFLAGS", "-O2"] if optimize else []) \
+    args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"] \
         if sim == "verilator" else []
     info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in models), harness],
                         params, build_root, waves=waves, build_args=[*args, *build_args],

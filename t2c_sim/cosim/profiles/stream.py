@@ -173,7 +173,7 @@ def run_stream(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
                build_root: str | Path, waves: bool = False,
                tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
                keep: bool = False, mutate: Callable[[Path], None] | None = None,
-               optimize: bool = False, watchdog_margin: int = 1000,
+               optimize: bool = True, watchdog_margin: int = 1000,
                backpressure: tuple[int, int] = (0, 0), seed: int = 1,
                build_args: Sequence[str] = ()) -> list[CosimResult]:
     """Co-simulate ``pairs`` on a stream DUT in one simulator process (see the module docstring)."""

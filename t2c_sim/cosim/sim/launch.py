@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from t2c_sim.cosim.sim.builder import BuildInfo, _safe
-from t2c_sim.cosim.sim.tools import PAYLOAD_ENV, log_tail, run_logged
+from t2c_sim.cosim.sim.payload import PAYLOAD_ENV, load_payload
+from t2c_sim.cosim.sim.tools import log_tail, run_logged
 from t2c_sim.errors import MismatchError, SimulationError
 
 if TYPE_CHECKING:
@@ -228,27 +229,3 @@ def _check_results(results: Path, logf: Path, rc: int, what: str) -> None:
     if rc != 0:
         raise SimulationError(f"{what}: simulator exited with {rc} after the tests passed: "
                               f"{log_tail(logf)}; log: {logf}")
-
-
-def load_payload() -> dict[str, Any]:
-    """Read the payload :func:`run` passed (JSON, plus arrays from ``payload.npz`` if any).
-
-    Called inside a cocotb testbench. Returns ``{}`` when no payload was given.
-
-    Raises:
-        SimulationError: The payload file named by ``T2C_PAYLOAD`` is missing or malformed.
-    """
-    p = os.environ.get(PAYLOAD_ENV)
-    if not p:
-        return {}
-    try:
-        data = json.loads(Path(p).read_text())
-    except (OSError, ValueError) as e:
-        raise SimulationError(f"cannot read testbench payload ({e})", file=str(p)) from None
-    npz = data.pop("__npz__", None)
-    if npz:
-        import numpy as np
-
-        with np.load(npz) as z:
-            data.update({k: z[k] for k in z.files})
-    return data

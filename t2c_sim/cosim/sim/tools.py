@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2c_sim.cosim.sim.payload import PAYLOAD_ENV
 from t2c_sim.errors import SimulationError, SimulationTimeout
 
 __all__ = ["SIMULATORS", "PAYLOAD_ENV", "find_tools", "run_logged", "log_tail", "tool_options",
@@ -54,9 +55,8 @@ def tool_options(path: str | None = None,
     finally:
         _TOOL_OPTIONS.reset(token)
 
+
 SIMULATORS = ("icarus", "verilator")
-#: The environment variable that names a testbench's payload file (never inherited).
-PAYLOAD_ENV = "T2C_PAYLOAD"
 
 
 def find_tools(sims: Sequence[str] = SIMULATORS, *, path: str | None = None,
@@ -129,28 +129,43 @@ def log_tail(logf: Path, n: int = 3) -> str:
 
 def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
                 timeout_s: float, what: str, header: str = "") -> int:
-    """Run ``cmd`` in its own process group, output to ``logf``; kill the group on timeout."""
+    """Run ``cmd`` in its own process group, output to ``logf``; kill the group on timeout.
+
+    SIGINT and SIGTERM are blocked from the fork until the group is registered and the wait is
+    guarded, so a signal can never land in the window where the simulator runs but nothing
+    would kill it (the child gets the caller's mask back before ``exec``)."""
     with open(logf, "w") as out:
         if header:
             out.write(header)
             out.flush()
-        proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
-        _LIVE_GROUPS.add(proc.pid)
+        proc: subprocess.Popen | None = None
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
+            try:
+                proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=lambda: _child_setup(old_mask))
+                _LIVE_GROUPS.add(proc.pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending signal fires here
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            assert proc is not None
             _kill_group(proc)
             raise SimulationTimeout(f"{what}: no finish within the {timeout_s:g} s timeout; "
                                     f"killed (log: {logf})") from None
         except BaseException:
             # Ctrl-C, SIGTERM, a job cancelled by the regression runner, any error while
             # waiting: the simulator lives in its own session and would otherwise keep running.
-            _kill_group(proc)
+            if proc is not None:
+                _kill_group(proc)
             raise
         finally:
-            _LIVE_GROUPS.discard(proc.pid)
+            if proc is not None:
+                _LIVE_GROUPS.discard(proc.pid)
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -173,6 +188,12 @@ def kill_live_groups() -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     return gone
+
+
+def _child_setup(mask: set[signal.Signals]) -> None:
+    """In the child before exec: the caller's signal mask back, then :func:`_die_with_parent`."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _die_with_parent()
 
 
 def _die_with_parent() -> None:

@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 
 from t2c_sim.regress.report import plots
+from t2c_sim.regress.report.chain import chain_cell, chain_header, chain_html, has_chain
 from t2c_sim.regress.report.closure import coverage_html, mutation_body
 from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header, parity_html
 from t2c_sim.regress.report.terminal import dut_text, has_backpressure, lsb_text, stall_text
@@ -51,6 +52,8 @@ def layer_table_html(run: RunResult) -> str:
     head = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
             "cycles RTL", "est/RTL", "utilization"] + (["stall (measured - model)"] if bp else []) \
         + (sims or ["verdict"]) + ([parity_header(run)] if par else [])
+    chn = has_chain(run)
+    head += [chain_header(run)] if chn else []
     rows = []
     for lr in run.layers:
         meas = lr.cycles_measured
@@ -71,6 +74,8 @@ def layer_table_html(run: RunResult) -> str:
             cells.append(_verdict(lr.verdict))
         if par:
             cells.append(f"<td>{_e(parity_cell(run, lr))}</td>")
+        if chn:
+            cells.append(f"<td>{_e(chain_cell(run, lr))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
     return f'<table class="layers"><tr>{th}</tr>{"".join(rows)}</table>'
@@ -134,6 +139,7 @@ def run_body(run: RunResult, level: int = 1, plots_on: bool = True) -> str:
     if fails:
         out += ["<h2>Mismatches and errors</h2>", fails]
     out.append(parity_html(run))
+    out.append(chain_html(run))
     out.append(coverage_html(run.coverage, plots_on))
     out.append(_summary_html(run))
     if plots_on:

@@ -14,7 +14,10 @@ A mismatch is a ``<failure>``; a simulator error (build failure, hang, X/Z) is a
 golden-only and ``--layers``-excluded layers are ``<skipped>``. With an ONNX Runtime parity
 check, each layer x optimization level (and the quantized input) is one more ``<testcase>``
 named ``<layer>[ort <level>]``; golden differing on an integer kernel is a
-``<failure type="parity">`` (:mod:`t2c_sim.regress.report.parity`).
+``<failure type="parity">`` (:mod:`t2c_sim.regress.report.parity`). In chained mode
+(``run --chain``) each layer x simulator is one more ``<testcase>`` named ``<layer>[chain
+<sim>]``, a ``<failure type="chain">`` where the chained output differs from the golden network
+(:mod:`t2c_sim.regress.report.chain`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from t2c_sim.regress.report.chain import chain_cases
 from t2c_sim.regress.report.parity import parity_cases
 from t2c_sim.regress.results import ERROR, FAIL, PASS, RunResult
 
@@ -79,7 +83,8 @@ def _suite(run: RunResult, name: str | None = None) -> ET.Element:
                 out.text += (f" backpressure={o.backpressure[0]},{o.backpressure[1]} "
                              f"cycles_model={o.cycles_model} stall_cycles={o.stall_cycles}")
     pn, pf = parity_cases(ts, run)
-    n, fails = n + pn, fails + pf
+    cn, cf = chain_cases(ts, run)
+    n, fails = n + pn + cn, fails + pf + cf
     ts.set("tests", str(n))
     ts.set("failures", str(fails))
     ts.set("errors", str(errs))

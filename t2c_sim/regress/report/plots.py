@@ -72,11 +72,19 @@ def utilization_plot(run: RunResult) -> str | None:
     return _uri(fig)
 
 
+#: At most this many small multiples in the LSB figure (matplotlib's layout time grows with it).
+LSB_PLOT_MAX = 16
+
+
 def lsb_plot(run: RunResult) -> str | None:
-    """Small multiples: histogram of (integer - fake-quant) output differences in LSBs."""
-    layers = [lr for lr in run.layers if lr.lsb and lr.lsb.get("hist")]
-    if not layers:
+    """Small multiples: histogram of (integer - fake-quant) output differences in LSBs, of the
+    layers where some output differs (at most :data:`LSB_PLOT_MAX`, in execution order; the
+    title counts the exact layers and those left out)."""
+    checked = [lr for lr in run.layers if lr.lsb and lr.lsb.get("hist")]
+    differ = [lr for lr in checked if any(int(float(k)) != 0 for k in lr.lsb["hist"])]
+    if not differ:
         return None
+    layers = differ[:LSB_PLOT_MAX]
     n = len(layers)
     cols = min(4, n)
     rows = -(-n // cols)
@@ -98,7 +106,12 @@ def lsb_plot(run: RunResult) -> str | None:
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.suptitle("Integer vs fake-quant outputs (fraction of elements)", fontsize=10)
+    note = [f"{len(checked) - len(differ)} more layers: every output equal"] \
+        if len(checked) > len(differ) else []
+    if len(differ) > n:
+        note.append(f"{len(differ) - n} more layers with differences: see the table")
+    fig.suptitle("Integer vs fake-quant outputs (fraction of elements)"
+                 + (f"\n({'; '.join(note)})" if note else ""), fontsize=10)
     fig.tight_layout()
     return _uri(fig)
 

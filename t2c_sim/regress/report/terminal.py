@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from t2c_sim.regress.report.chain import chain_cell, chain_header, has_chain
 from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header
 from t2c_sim.regress.results import FAIL, RunResult
 
@@ -82,8 +83,10 @@ def layer_table(run: RunResult) -> str:
     header = ["layer", "op", "shape", "N:M", "MACs", "LSB vs fake-quant", "cycles est",
               "cycles RTL", "est/RTL", "util"] + (["stall"] if bp else []) + [*sims] + \
         ([] if sims else ["verdict"]) + ([parity_header(run)] if par else [])
+    chn = has_chain(run)
+    header += [chain_header(run)] if chn else []
     right = [False, False, False, False, True, False, True, True, True, True] + [True] * bp + \
-        [False] * ((len(sims) or 1) + par)
+        [False] * ((len(sims) or 1) + par + chn)
     rows = []
     for lr in run.layers:
         meas = lr.cycles_measured
@@ -102,6 +105,8 @@ def layer_table(run: RunResult) -> str:
             cells.append(lr.verdict)
         if par:
             cells.append(parity_cell(run, lr))
+        if chn:
+            cells.append(chain_cell(run, lr))
         rows.append(cells)
     return render_table(header, rows, right)
 

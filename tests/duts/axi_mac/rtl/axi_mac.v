@@ -149,10 +149,11 @@ module axi_mac #(
     end
   end
 
-  t2c_requant #(.ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_BITS(6), .Y_BITS(Y_BITS)) u_rq (
+  t2c_requant #(.ACC_BITS(ACC_BITS), .MULT_BITS(MULT_BITS), .SHIFT_BITS(6), .Y_BITS(Y_BITS),
+                .PROFILES(0)) u_rq (
     .clk_i(clk_i), .rst_ni(rst_ni), .valid_i(state_q == S_RQ), .acc_i(acc_q), .m0_i(m0_q),
     .sh_i(sh_q), .zy_i(zy_q[Y_BITS-1:0]), .lo_i(lo_q[Y_BITS-1:0]), .hi_i(hi_q[Y_BITS-1:0]),
-    .mode_i(flags_q[1:0]), .valid_o(rq_valid), .y_o(rq_y)
+    .mode_i({1'b0, flags_q[1:0]}), .valid_o(rq_valid), .y_o(rq_y)
   );
 
   // ---------------------------------------------------------------- control (one process)

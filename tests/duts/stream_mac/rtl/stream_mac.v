@@ -85,10 +85,10 @@ module stream_mac #(
     end
   end
 
-  t2c_requant #(.ACC_BITS(32), .MULT_BITS(32), .SHIFT_BITS(6), .Y_BITS(16)) u_rq (
+  t2c_requant #(.ACC_BITS(32), .MULT_BITS(32), .SHIFT_BITS(6), .Y_BITS(16), .PROFILES(0)) u_rq (
     .clk_i(clk_i), .rst_ni(rst_ni), .valid_i(state_q == S_RQ), .acc_i(acc_q), .m0_i(m0_w),
     .sh_i(sh_w), .zy_i(desc_q[4][15:0]), .lo_i(desc_q[5][15:0]), .hi_i(desc_q[6][15:0]),
-    .mode_i(flags_w[1:0]), .valid_o(rq_valid), .y_o(rq_y)
+    .mode_i({1'b0, flags_w[1:0]}), .valid_o(rq_valid), .y_o(rq_y)
   );
 
   always @(posedge clk_i) begin
