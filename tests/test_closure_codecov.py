@@ -21,7 +21,7 @@ from t2c_sim.config import HwConfig
 from t2c_sim.cosim.run import RTL_MODULES, run_layers
 from t2c_sim.cosim.sim import RTL_DIR, default_build_root
 from t2c_sim.errors import ConfigError
-from t2c_sim.workloads.gen import random_linear_record
+from t2c_sim.workloads.gen import random_linear_record, with_profile
 
 SRC = """module t2c_x (input wire a_i, output reg y_q);
   always @* begin
@@ -166,8 +166,9 @@ def test_verilator_coverage_sees_a_hole_and_its_closure(tmp_path) -> None:
     hw = HwConfig(rows=2, cols=2, n=2, m=4, act_depth=8, w_depth=6, out_depth=24, ch_depth=4)
     r = np.random.default_rng(3)
     even = random_linear_record(r, name="fc_even", c_in=8, c_out=2, rows=3, n=2, m=4)
-    up = random_linear_record(r, name="fc_up", c_in=8, c_out=2, rows=3, n=2, m=4,
-                              mode="half_up")
+    # a runtime profile: the requantizer's tflite_double branch (SRDHM) runs only for it
+    up = with_profile(r, random_linear_record(r, name="fc_up", c_in=8, c_out=2, rows=3, n=2,
+                                              m=4), "tflite_double")
     root = default_build_root()
     runs = []
     for rec in (even, up):
@@ -178,13 +179,19 @@ def test_verilator_coverage_sees_a_hole_and_its_closure(tmp_path) -> None:
     first = cc.merge(cc.collect(runs[:1]))
     both = cc.merge(cc.collect(runs))
     def half_up_hole(counts) -> bool:
-        return any(h.endswith(" MODE_HALF_UP:   up_d = half_d;")
+        return any(h.endswith(" s2 = 8'd31;")
                    for h in cc.holes(counts, RTL_DIR).get("t2c_requant.v", []))
 
     assert half_up_hole(first) and not half_up_hole(both)
     t1 = {r.file: r for r in cc.table(first, RTL_DIR)}
     t2 = {r.file: r for r in cc.table(both, RTL_DIR)}
-    assert t2["t2c_requant.v"].lines_hit == t1["t2c_requant.v"].lines_hit + 1
+    # the table and the hole list agree: the lines the profile closed are the difference
+    def line_holes(counts) -> set[str]:
+        return {h for h in cc.holes(counts, RTL_DIR).get("t2c_requant.v", [])
+                if "toggle(s) never seen" not in h}
+    closed = line_holes(first) - line_holes(both)
+    assert closed and not line_holes(both) - line_holes(first)
+    assert t2["t2c_requant.v"].lines_hit == t1["t2c_requant.v"].lines_hit + len(closed)
     assert set(t1) == {p.name for p in RTL_DIR.glob("t2c_*.v")
                        if p.stem in RTL_MODULES} | {"TOTAL"}
     for d in runs:

@@ -21,7 +21,7 @@ from t2c_sim import estimate
 from t2c_sim.closure.funcov import KSPLIT_BINS, Coverage, CoverModel
 from t2c_sim.closure.generate import build_record, close_coverage, knobs_for
 from t2c_sim.closure.target import backpressure_bin
-from t2c_sim.config import HwConfig, OpKind
+from t2c_sim.config import HwConfig, OpKind, RoundProfile
 from t2c_sim.errors import ConfigError
 from t2c_sim.workloads.gen import random_linear_record
 
@@ -54,8 +54,102 @@ def _round(v: int, s: int, mode: str) -> int:
             "half_even": q + (q % 2)}[mode]
 
 
-def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
+def _half_bits(v: int, k: int) -> bool:
+    """v / 2^k has a fractional part of exactly one half."""
+    return k > 0 and Fraction(v, 1 << k) - floor(Fraction(v, 1 << k)) == Fraction(1, 2)
+
+
+def _wrap32(v: int) -> int:
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _f32(v: int) -> tuple[int, int, bool]:
+    """v >= 0 to 24 significant bits, ties to even: (significand, exponent, was a tie)."""
+    k = max(v.bit_length() - 24, 0)
+    return _round(v, k, "half_even"), k, _half_bits(v, k)
+
+
+def _profile(a: int, m0: int, s: int, zy: int, prof: str) -> tuple[int, bool]:
+    """(value before the clamp, a tie in some rounding step) of one output under a runtime
+    rounding profile, from the runtimes' published arithmetic in Python integers."""
+    if prof == "tflite_single":          # (acc*M0 + 2^(t-1)) >> t, ties up
+        v = a * m0
+        return _wrap32(_wrap32(floor(Fraction(v, 1 << s) + Fraction(1, 2))) + zy), \
+            _half_bits(v, s)
+    if prof == "tflite_double":          # SRDHM (/2^31, ties up), then RDBPOT (ties away)
+        left, right = max(31 - s, 0), max(s - 31, 0)
+        x = _wrap32(a << left)
+        v = x * m0
+        r = floor(Fraction(v, 1 << 31) + Fraction(1, 2))     # ties toward +inf
+        t2 = _half_bits(r, right)
+        f = Fraction(abs(r), 1 << right) if right else Fraction(abs(r))
+        mag = floor(f + Fraction(1, 2))
+        return _wrap32((mag if r >= 0 else -mag) + zy), _half_bits(v, 31) or t2
+    a_sig, a_k, t1 = _f32(abs(a))       # ort_fp32: float32(acc) * float32 scale, rint
+    p_sig, p_k, t2 = _f32(a_sig * m0)
+    e = a_k + p_k - s
+    mag = p_sig << e if e >= 0 else _round(p_sig, -e, "half_even")
+    return (mag if a >= 0 else -mag) + zy, t1 or t2 or (e < 0 and _half_bits(p_sig, -e))
+
+
+def _requant_oracle(rec, acc: list[int], rows: int, out: dict[str, set[str]]) -> None:
+    """round, saturation, shift of outputs ``acc`` (``rows`` x ``c_out``, row-major)."""
+    c = rec.c_out
+    m0s = np.broadcast_to(rec.M0, (rows, c)) if rec.M0.ndim == 2 else \
+        np.broadcast_to(rec.M0.reshape(1, -1), (rows, c))
+    shs = np.broadcast_to(rec.sh, (rows, c)) if rec.sh.ndim == 2 else \
+        np.broadcast_to(rec.sh.reshape(1, -1), (rows, c))
+    ties, notie, sat, shifts = False, False, set(), set()
+    prof = isinstance(rec.mode, RoundProfile)
+    for i, a in enumerate(acc):
+        m0, s = int(m0s[i // c, i % c]), int(shs[i // c, i % c])
+        if prof:
+            pre, t = _profile(a, m0, s, rec.z_y, rec.mode.value)
+        else:
+            v = a * m0
+            t = _half_bits(v, s)
+            pre = rec.z_y + _round(v, s, rec.mode.value)
+        ties |= t
+        notie |= not t
+        sat.add("high" if pre > rec.hi else "low" if pre < rec.lo else "none")
+        shifts.add("0" if s == 0 else "1-31" if s < 32 else "32-63")
+    out["round"] = ({f"{rec.mode.value}/tie"} if ties else set()) | \
+        ({f"{rec.mode.value}/no_tie"} if notie else set())
+    out["saturation"] = sat
+    out["shift"] = shifts
+
+
+def matmul_oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
+    p, c = rec.y.shape[-2], rec.c_out
+    out["p_class"] = {"P=1" if p == 1 else "1<P<ROWS" if p < hw.rows else
+                      "P=ROWS" if p == hw.rows else "P>ROWS"}
+    out["cols_class"] = {"C_out<COLS" if c < hw.cols else "C_out=COLS" if c == hw.cols
+                         else "C_out>COLS"}
+    rows = int(np.prod(rec.y.shape[:-1]))
+    per_row = any(a is not None and a.ndim == 2 for a in (rec.M0, rec.sh, rec.bias_eff))
+    out["params"] = {"per_row" if per_row else "per_channel"}
+    za, zb = rec.z_x != 0, rec.z_b != 0
+    mm = {"zp_both" if za and zb else "zp_a" if za else "zp_b" if zb else "zp_none"}
+    lead = rec.x_q.shape[:-2]
+    mm |= {"trans_b"} if rec.trans_b else set()
+    mm |= {"lead_dims"} if lead and int(np.prod(lead)) > 1 else set()
+    mm |= set() if rec.b_signed else {"b_unsigned"}
+    out["matmul"] = mm
+    _requant_oracle(rec, [int(v) for v in rec.acc.reshape(-1)], rows, out)
+    lo, hi = rec.y_range
+    out["z_y"] = {"min" if rec.z_y == lo else "max" if rec.z_y == hi else "zero" if rec.z_y == 0
+                  else "other"}
+    out["a_signed"] = {"signed" if rec.a_signed else "unsigned"}
+    for point in ("layer_kind", "k_chunks", "nm_pattern", "acc_wrap", "z_x"):
+        out[point] = set()   # the shape points come from linear and conv layers
+    return out
+
+
+def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
+    if rec.op is OpKind.MATMUL:
+        return matmul_oracle(rec, hw)
+    out: dict[str, set[str]] = {"matmul": set()}
     if rec.op is OpKind.LINEAR:
         out["layer_kind"] = {"linear"}
     elif rec.groups == 1:
@@ -104,20 +198,9 @@ def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
     out["nm_pattern"] = pats
     acc = [int(v) for v in rec.acc.reshape(-1)]
     c = rec.c_out
-    ties, notie, sat, shifts = False, False, set(), set()
-    for i, a in enumerate(acc):
-        m0, s = int(rec.M0[i % c]), int(rec.sh[i % c])
-        v = a * m0
-        t = s > 0 and Fraction(v, 1 << s) - floor(Fraction(v, 1 << s)) == Fraction(1, 2)
-        ties |= t
-        notie |= not t
-        pre = rec.z_y + _round(v, s, rec.mode.value)
-        sat.add("high" if pre > rec.hi else "low" if pre < rec.lo else "none")
-        shifts.add("0" if s == 0 else "1-31" if s < 32 else "32-63")
-    out["round"] = ({f"{rec.mode.value}/tie"} if ties else set()) | \
-        ({f"{rec.mode.value}/no_tie"} if notie else set())
-    out["saturation"] = sat
-    out["shift"] = shifts
+    per_row = rec.M0.ndim == 2
+    out["params"] = {"per_row" if per_row else "per_channel"}
+    _requant_oracle(rec, acc, len(acc) // c, out)
     # wraps: unbounded dot products from the dense record, and the partial sums at the end
     # of every chunk but the last (K in chunks of gs * hw.m)
     x = rec.x_q
@@ -129,10 +212,11 @@ def oracle(rec, hw: HwConfig) -> dict[str, set[str]]:
         for r_i, row in enumerate(xs):
             for ch in range(c):
                 terms = [int(a) * int(b) for a, b in zip(row, rec.w_q[ch][:rec.c_in])]
-                exact = int(rec.bias_eff[ch]) + sum(terms)
+                bias = int(rec.bias_eff[r_i, ch] if per_row else rec.bias_eff[ch])
+                exact = bias + sum(terms)
                 wrapped |= exact != int(rec.acc.reshape(-1, c)[r_i, ch])
                 for e in ends:
-                    part = int(rec.bias_eff[ch]) + sum(terms[:e])
+                    part = bias + sum(terms[:e])
                     if not -top <= part < top:
                         ks.add("psum_wrap")
         out["acc_wrap"] = {"wrapped" if wrapped else "exact"}

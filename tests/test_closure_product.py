@@ -121,19 +121,22 @@ def test_mutation_section_lists_survivors_escaped() -> None:
 
 # ------------------------------------------------------------------------------ coverage
 @pytest.mark.sim
-def test_run_coverage_on_verilator(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_coverage_on_verilator(tmp_path: Path, capsys, jobs: int) -> None:
+    """``run --coverage -j N``: each simulator process leaves one coverage file (``-j 1``: one
+    process for both layers; ``-j 2``: the layers spread over two), all merged."""
     net = _records(tmp_path / "net")
     out = tmp_path / "out"
     # the shared build root: tests/test_closure_codecov.py builds the same coverage model
     argv = ["run", str(net), "--sim", "verilator", "--coverage", "--out", str(out),
-            "--build-root", str(default_build_root()), "--no-progress"]
+            "--build-root", str(default_build_root()), "--no-progress", "-j", str(jobs)]
     for k, v in HW_K.items():
         argv += ["--hw-param", f"{k}={v}"]
     assert main(argv) == EXIT_OK
     text = capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     code = res["coverage"]["code"]
-    assert code["inputs"] == 2 and (out / code["html"]).is_file()
+    assert code["inputs"] == jobs and (out / code["html"]).is_file()
     assert (out / code["dat"]).is_file() and (out / code["info"]).is_file()
     files = {f["file"] for f in code["files"]}
     assert {"t2c_accel_top.v", "t2c_requant.v", "TOTAL"} <= files
@@ -146,9 +149,35 @@ def test_run_coverage_on_verilator(tmp_path: Path, capsys) -> None:
     assert cov.counts["layer_kind"] == {"linear": 1, "conv": 1, "conv_grouped": 0,
                                         "conv_depthwise": 0}
     assert cov.counts["k_chunks"]["1"] == 0 and cov.counts["ksplit"]["multi_block"] >= 1
-    assert re.search(r"code coverage of the RTL \(2 file\(s\) merged\): lines \d", text)
+    assert re.search(rf"code coverage of the RTL \({jobs} file\(s\) merged\): lines \d", text)
     html = (out / "report.html").read_text()
     assert "<h2>Coverage</h2>" in html and "Functional coverage" in html
+
+
+def test_only_coverage_of_processes_whose_layers_all_passed_is_merged(tmp_path: Path) -> None:
+    """A simulator process's coverage file names its layers (``.layers``): it is merged only
+    when every one of them passed on Verilator; a one-layer file of ``cosim_layer``
+    (``<layer>-verilator.dat``) by its name; bench files are not layer files."""
+    from t2c_sim.regress.coverage import _passing_dats
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for name, layers in (("l1-verilator-a", "l1\nl2\n"), ("l3-verilator-b", "l3\n"),
+                         ("l5-verilator-c", "l5\n"), ("l6-verilator-d", "")):
+        (parts / f"{name}.dat").write_text("x")
+        (parts / f"{name}.layers").write_text(layers)
+    for name in ("l4-verilator", "l2-verilator", "tb-bench"):
+        (parts / f"{name}.dat").write_text("x")
+    run = RunResult(title="t", source="s", hw={}, sims=["verilator", "icarus"], seed=1)
+    for name, verdicts in (("l1", ("pass", "pass")), ("l2", ("pass", "fail")),
+                           ("l3", ("pass", "pass")), ("l4", ("pass",)), ("l5", ("fail",))):
+        lr = LayerResult(name=name, op="linear", shape="")
+        lr.sims = [SimOutcome(sim, v) for sim, v in zip(("verilator", "icarus"), verdicts)]
+        run.layers.append(lr)
+    got = [p.name for p in _passing_dats(parts, run)]
+    # l2 failed on Icarus only: its Verilator coverage counts (l1's process, l2's own file)
+    assert got == ["l1-verilator-a.dat", "l2-verilator.dat", "l3-verilator-b.dat",
+                   "l4-verilator.dat"]
 
 
 def _cov_entry(hits: dict[str, set[str]]) -> dict:
@@ -294,7 +323,7 @@ def test_regress_coverage_merges_jobs(tmp_path: Path, capsys) -> None:
                    .suite_coverage(oc.results, oc.out_dir, code=True))
     assert oc.verdict == PASS
     code = oc.coverage["code"]
-    assert code["inputs"] == 2 and (out / code["html"]).is_file()
+    assert code["inputs"] == jobs and (out / code["html"]).is_file()
     assert all((out / "jobs" / jid / "coverage.dat").is_file() for jid in oc.results)
     req = next(f for f in code["files"] if f["file"] == "t2c_requant.v")
     assert req["lines_hit"] == req["lines_total"]
