@@ -17,7 +17,8 @@ smoke    two K-split layers on the small-bank array and the requantizer testbenc
          seconds per mutant: the fast tier's campaign)
 layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2:8 with 4-bit
          operands, K-split into 2 and many chunks with partial tiles and wrapping partial
-         sums), both PE array implementations (the dense array on PE instances, the others
+         sums; the three rounding profiles, per-row parameters and a matmul with both
+         operand zero points), both PE array implementations (the dense array on PE instances, the others
          lane-packed), and a tile whose masked rows address past the output memory
 units    every unit testbench with every parameter set, and layers through the AXI front
          door (register block and DMA around the core) on two bus configurations
@@ -43,7 +44,12 @@ from t2c_sim.config import HwConfig
 from t2c_sim.cosim.run import build_accel, default_packed, run_layers
 from t2c_sim.errors import ConfigError, MismatchError, SimulationError
 from t2c_sim.record import LayerRecord
-from t2c_sim.workloads.gen import random_conv_record, random_linear_record
+from t2c_sim.workloads.gen import (
+    random_conv_record,
+    random_linear_record,
+    random_matmul_record,
+    with_profile,
+)
 
 __all__ = ["Suite", "Design", "Stage", "CosimSuite", "UnitSuite", "ChainSuite", "SUITES", "named_suite",
            "random_stages", "edge_stages", "closure_stages", "unit_suites", "parts"]
@@ -293,7 +299,17 @@ def random_stages(target: Target, seed: int = 1) -> list[Stage]:
          random_conv_record(r, name="conv3x3", c_in=3, c_out=4, h=5, w=5, n=2, m=4,
                             mode="half_away"),
          random_linear_record(r, name="fc_a4_floor", c_in=20, c_out=2, rows=2, n=2, m=4,
-                              a_bits=4, a_signed=False, mode="floor"))
+                              a_bits=4, a_signed=False, mode="floor"),
+         # the build features: runtime rounding profiles, per-row (token-wise) parameters, an
+         # activation x activation matmul with both operand zero points (leading dims, b^T)
+         with_profile(r, random_linear_record(r, name="fc_ort", c_in=12, c_out=3, rows=5, n=2,
+                                              m=4), "ort_fp32"),
+         with_profile(r, random_linear_record(r, name="fc_tfl_rows", c_in=9, c_out=3, rows=4,
+                                              n=2, m=4, token_wise=True), "tflite_double"),
+         with_profile(r, random_conv_record(r, name="conv_tfl1", c_in=2, c_out=3, h=4, w=4,
+                                            n=2, m=4), "tflite_single"),
+         random_matmul_record(r, name="mm_zp", p=5, k=7, c=3, lead=(2,), trans_b=True,
+                              params="row_column", mode="half_away"))
     k = (random_linear_record(r, name="fc_k2", c_in=20, c_out=3, rows=5, n=2, m=4),
          random_linear_record(r, name="fc_k_many", c_in=52, c_out=5, rows=7, n=2, m=4,
                               mode="half_up"),
