@@ -60,7 +60,7 @@ __all__ = ["ClosureResult", "close_coverage", "knobs_for", "build_record", "rego
 
 log = logging.getLogger(__name__)
 
-Y_BITS = 8
+OUT_BITS = 8   # output width of the generated records
 
 
 @dataclass
@@ -231,7 +231,7 @@ def build_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -> 
     a_bank = hw.act_depth // hw.rows
     row_cap = hw.rows * max(1, a_bank // max(1, g_eff))
     p = k["p"] if "p" in k else _pick_p(k, hw, rng, row_cap)
-    common = dict(n=hw.n, m=m, a_bits=a_bits, a_signed=a_signed, w_bits=w_bits, y_bits=Y_BITS,
+    common = dict(n=hw.n, m=m, a_bits=a_bits, a_signed=a_signed, w_bits=w_bits, y_bits=OUT_BITS,
                   acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32), mode=mode, name=name,
                   z_x=zx)
     if kind == "linear":
@@ -272,7 +272,7 @@ def _matmul_record(k: dict, hw: HwConfig, rng: np.random.Generator, name: str) -
         rng, p=p, k=int(rng.integers(1, 3 * hw.m + 1)), c=c,
         lead=(2,) if want == "lead_dims" else (), a_bits=min(8, hw.a_bits), a_signed=a_signed,
         b_bits=min(8, hw.w_bits), b_signed=want != "b_unsigned", trans_b=want == "trans_b",
-        params=params, y_bits=Y_BITS, acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32),
+        params=params, y_bits=OUT_BITS, acc_bits=hw.acc_bits, mult_bits=min(hw.mult_bits, 32),
         mode=mode, name=name, z_a=zp[0], z_b=zp[1])
 
 

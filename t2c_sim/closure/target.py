@@ -15,10 +15,9 @@ name a file, a module or a parameter of the accelerator themselves: they take a
 * whether the DUT has stream ports, and the sampler that turns an observed ready/valid trace
   into a back-pressure bin (:func:`backpressure_bin`; :meth:`Target.cover_model` passes it on).
 
-:func:`accel_target` is today's accelerator (``rtl/``). A second DUT (e.g. the
-weight-stationary systolic array of ``examples/systolic_ws``, once the accelerator contract
-gives it a ``dut.yaml``) is another :class:`Target` built from that description; nothing else
-in ``t2c_sim.closure`` changes.
+:func:`accel_target` is today's accelerator (``rtl/``). Another DUT (e.g. the systolic
+array example under ``examples/``, described by its ``dut.yaml``) would be another
+:class:`Target` built from that description; nothing else in ``t2c_sim.closure`` changes.
 """
 
 from __future__ import annotations
