@@ -181,9 +181,9 @@ AXI_SOURCES = {"axi_mac.v": AXI.parent / "rtl" / "axi_mac.v",
                "t2c_requant.v": RTL_DIR / "t2c_requant.v"}
 CORRUPT = {  # DUT: (its file, its sources, the mutation: the output zero point is dropped)
     "t2c_accel": (DEFAULT_DUT_FILE, T2C_SOURCES,
-                  ("t2c_requant.v", "sum_d  = rnd_q + zy2_q;", "sum_d  = rnd_q;")),
+                  ("t2c_requant.v", "sum_d  = r3_p + zy2_q;", "sum_d  = r3_p;")),
     "t2c_axi_accel": (FRONT, FRONT_SOURCES,
-                      ("t2c_requant.v", "sum_d  = rnd_q + zy2_q;", "sum_d  = rnd_q;")),
+                      ("t2c_requant.v", "sum_d  = r3_p + zy2_q;", "sum_d  = r3_p;")),
     "sws": (SWS, SWS_SOURCES, ("sws_requant.v", "2'd0:    bias_d = half_d - $signed({{(R_BITS - 1)"
                                "{1'b0}}, !odd_d});", "2'd0:    bias_d = 0;")),
     "axi_mac": (AXI, AXI_SOURCES, ("axi_mac.v", "acc_q <= m_axi_rdata[ACC_BITS-1:0];",
