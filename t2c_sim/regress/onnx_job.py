@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ def _file_sha(p: Path, file: str, key: str) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def parse_onnx_entry(e: dict[str, Any], resolve: Any, file: str, key: str) -> OnnxEntry:
+def parse_onnx_entry(e: dict[str, Any], resolve: Callable[[str, str], Path], file: str,
+                     key: str) -> OnnxEntry:
     """The entry's keys by type and value (no import yet).
 
     Args:
