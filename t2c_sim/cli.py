@@ -277,6 +277,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
                 t0: float, executor: Any = None) -> int:
+    from t2c_sim.regress.jobs import attach_parity
     from t2c_sim.regress.pipeline import evaluate
     from t2c_sim.regress.report.write import write_reports
 
@@ -299,10 +300,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
                        progress=progress, checked=True, executor=executor)
     finally:
         bar.close()
-    if src.parity:  # ONNX Runtime parity (run MODEL.onnx --parity ort)
-        for lr in run.layers:
-            lr.parity = src.parity.get("layers", {}).get(lr.name)
-        run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
+    attach_parity(run, src.parity)  # ONNX Runtime parity (run MODEL.onnx --parity ort)
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_dut(run)

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import T2CError
+from t2c_sim.regress.onnx_job import PARITY_LEVELS
 from t2c_sim.regress.pipeline import RunOptions, check_tools, evaluate
-from t2c_sim.regress.sources import records_from_random, records_from_recipe
+from t2c_sim.regress.results import RunResult
+from t2c_sim.regress.sources import records_from_onnx, records_from_random, records_from_recipe
 from t2c_sim.regress.suite import Job
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,12 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
         if job.kind == "recipe":
             src = records_from_recipe(job.recipe, seed=job.seed, cache_dir=cache_dir)
             src.title = job.name
+        elif job.kind == "onnx":
+            src = records_from_onnx(job.onnx, rounding=job.params["profile"],
+                                    nm=None if job.params["nm"] == "auto" else job.params["nm"],
+                                    m=job.hw["m"], input_path=job.input, seed=job.seed,
+                                    parity=PARITY_LEVELS if job.params["parity"] == "ort" else ())
+            src.title = job.name
         else:
             src = records_from_random(job.kind, job.params, job.seed, job.name)
         opts = RunOptions(sims=(job.sim,) if job.sim else (),
@@ -60,6 +68,7 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
         check_tools(opts)
         run = evaluate(src.records, job.hw_config, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary)
+        attach_parity(run, src.parity)
         result["run"] = run.to_dict()
         if run.stop_error is not None:   # a simulator error ended the run
             result["message"] = run.stop_error
@@ -76,3 +85,14 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
     result["wall_s"] = time.perf_counter() - t0
     result["info"]["wall_s"] = result["wall_s"]
     return result
+
+
+def attach_parity(run: RunResult, parity: dict[str, Any]) -> None:
+    """Put an ONNX Runtime parity check (:func:`t2c_sim.verify.ort_parity.ort_parity`) into the
+    run: per layer in ``layers[i].parity`` (a ``fail`` fails the layer), the rest in
+    ``run.parity`` (a quantized input that differs fails the run)."""
+    if not parity:
+        return
+    for lr in run.layers:
+        lr.parity = parity.get("layers", {}).get(lr.name)
+    run.parity = {k: v for k, v in parity.items() if k != "layers"}
