@@ -287,6 +287,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
                 t0: float, executor: Any = None) -> int:
+    from t2c_sim.regress.jobs import attach_parity
     from t2c_sim.regress.pipeline import bind_dut, evaluate
     from t2c_sim.regress.report.write import write_reports
 
@@ -318,10 +319,7 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
             import shutil
 
             shutil.rmtree(opts.coverage_dir, ignore_errors=True)
-    if src.parity:  # ONNX Runtime parity (run MODEL.onnx --parity ort)
-        for lr in run.layers:
-            lr.parity = src.parity.get("layers", {}).get(lr.name)
-        run.parity = {k: v for k, v in src.parity.items() if k != "layers"}
+    attach_parity(run, src.parity)  # ONNX Runtime parity (run MODEL.onnx --parity ort)
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_dut(run)

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cosim import HW_A
+from test_cosim import HW_C as HW_D
 
 from t2c_sim import estimate
 from t2c_sim.config import HwConfig, RoundProfile
@@ -57,15 +59,11 @@ from t2c_sim.workloads.requant_cases import (
 
 pytestmark = pytest.mark.sim
 
-# The array of tests/test_cosim.py (one Verilator build for both files): 2x2, 2:4, small banks.
-HW_A = HwConfig(rows=2, cols=2, n=2, m=4, a_bits=8, w_bits=8, act_depth=64, w_depth=64,
-                out_depth=32, ch_depth=8)
+# The arrays of tests/test_cosim.py (one Verilator build for both files): HW_A 2x2, 2:4, small
+# banks; HW_D a dense 4:4 array, 3 rows (slow tier).
 # Banks of 2 words per block: dot products of more than 2 groups are K-split.
 HW_K = HwConfig(rows=2, cols=3, n=2, m=4, a_bits=8, w_bits=8, act_depth=4, w_depth=6,
                 out_depth=64, ch_depth=6)
-# A dense 4:4 array, 3 rows (slow tier).
-HW_D = HwConfig(rows=3, cols=2, n=4, m=4, a_bits=8, w_bits=8, act_depth=96, w_depth=64,
-                out_depth=48, ch_depth=8)
 P_RQ = {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16, "PROFILES": 1}
 
 

@@ -207,6 +207,27 @@ def test_cli_run_onnx_cnn_under_ort_fp32_on_the_rtl(models, tmp_path, capsys) ->
         assert o["verdict"] == "pass" and o["cycles_measured"] == ly["cycles_est"], ly["name"]
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("profile", ["ort_fp32", "half_even"])
+def test_cli_run_onnx_cnn_on_verilator(models, tmp_path, capsys, profile) -> None:
+    """The same 2:4 residual CNN through ``run MODEL.onnx --sim verilator`` under ONNX Runtime's
+    profile and under section-2 half-even (fast tier; both share one Verilator build of the 3:4
+    array the model sizes): every MAC layer bit-exact, measured cycles equal to the estimate,
+    and the records carry the profile asked for."""
+    res = tmp_path / "res"
+    rc = main(["run", str(models["rescnn_2of4"]), "--sim", "verilator", "--profile", profile,
+               "--out", str(res), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    out = json.loads((res / "results.json").read_text())
+    assert out["summary"]["rounding"] == profile and out["hw"]["n"] == 3
+    macs = [ly for ly in out["layers"] if ly["op"] in ("conv2d", "linear")]
+    assert len(macs) == 5
+    for ly in macs:
+        (o,) = ly["sims"]
+        assert o["sim"] == "verilator" and o["verdict"] == "pass", ly["name"]
+        assert o["cycles_measured"] == ly["cycles_est"] > 0, ly["name"]
+
+
 def _bad_models(d: Path, good: Path) -> list[tuple[str, Path, str]]:
     """(case, model file, text the one error line must hold)."""
     data = good.read_bytes()

@@ -254,3 +254,24 @@ def test_another_dut_runs_parallel_and_chained(tmp_path: Path, chain: bool) -> N
     if chain:
         assert one.chain["icarus"]["first_divergence"] is None
         assert one.chain["icarus"]["layers"] == len(net)
+
+
+def test_layers_with_more_runs_than_a_process_holds_run_in_tile_ranges(
+        net: list, tmp_path: Path, monkeypatch) -> None:
+    """A process's plan limit far below the layers' run counts (as VGG-11's fc1, 50,176 runs,
+    against the harness's 16,384): each layer is cut into tile ranges that fit, each process
+    holds only its own tiles' runs, and the results equal the unlimited run's (-j 1 both)."""
+    from t2c_sim.regress import parallel
+
+    one = _run(net, tmp_path, 1)
+    st = Settings(hw=HW)
+    items = [Item(r, "verilator") for r in net if r.op in MAC_OPS]
+    work = [work_of(it, st, True) for it in items]
+    limit = 4
+    assert max(w.runs for w in work) > 2 * limit  # the limit really cuts the layers
+    units = plan_units(work, 1, max_runs=limit)
+    assert len(units) > len(items) and all(u.runs <= limit for u in units)
+    monkeypatch.setattr(parallel, "MAX_RUNS", limit)
+    cut = _run(net, tmp_path / "cut", 1)
+    assert cut.verdict == "pass"
+    assert _strip(one.to_dict()) == _strip(cut.to_dict())

@@ -44,7 +44,12 @@ def check_partition(work: list[Work], units: list[Unit], max_runs: int) -> None:
         runs = 0
         for p in u.pieces:
             w = work[p.item]
-            runs += w.runs  # a piece holds every run of its layer (harness numbering)
+            # a piece holds the runs of its own tiles only (the harness numbers the selection)
+            if w.tile_runs is None:
+                runs += w.runs
+            else:
+                tiles = range(len(w.tile_runs)) if p.tiles is None else p.tiles
+                runs += sum(w.tile_runs[t] for t in tiles)
             if p.tiles is not None:  # contiguous tile ranges, in order
                 assert list(p.tiles) == list(range(p.tiles[0], p.tiles[-1] + 1))
         assert runs <= max_runs
@@ -65,6 +70,11 @@ PLAN_CASES = [  # (id, work, n_units, max_runs, split, expected units or None)
                    _w("v", None, cost=1), _w("v", [1, 1], runs=[2, 2])], 1, 7, True, 3),
     ("run-limit-each", [_w("v", [1] * 3, runs=[2] * 3) for _ in range(4)], 1, 6, True, 4),
     ("k-chunks", [_w("v", [2, 2, 2], runs=[4, 4, 4])], 2, 12, True, 2),
+    # a layer with more runs than a process holds (VGG-11's fc1: 50,176) is cut into tile
+    # ranges that fit, even when one unit is wanted
+    ("layer-beyond-the-limit", [_w("v", [1] * 10, runs=[3] * 10)], 1, 8, True, 5),
+    ("beyond-the-limit-after-others", [_w("v", None, cost=1), _w("v", [1] * 4, runs=[4] * 4),
+                                      _w("v", None, cost=1)], 1, 8, True, 3),
     ("two-sims", [_w("v", [1, 1]), _w("i", [5, 5]), _w("v", [1, 1]), _w("i", [5, 5])], 2,
      100, True, None),
     ("many-small", [_w("v", None, cost=0.1) for _ in range(30)], 4, 100, True, 4),
@@ -91,9 +101,14 @@ def test_plan_is_deterministic_and_independent_of_timing() -> None:
     assert plan_units(work, 4, max_runs=1000) == plan_units(list(work), 4, max_runs=1000)
 
 
-def test_a_layer_beyond_the_run_limit_is_refused() -> None:
-    with pytest.raises(SimulationError, match="one layer needs 11 runs"):
-        plan_units([_w("v", [1, 1], runs=[2, 9])], 1, max_runs=8)
+@pytest.mark.parametrize("work,split,text", [
+    ([_w("v", [1, 1], runs=[2, 9])], True, "one tile needs 9 runs, more than the 8"),
+    ([_w("v", [1, 1], runs=[5, 5])], False, "one layer needs 10 runs, more than the 8"),
+    ([Work("v", cost=1.0, runs=9)], True, "one layer needs 9 runs, more than the 8"),
+], ids=["one-tile-too-long", "no-split", "whole-only"])
+def test_what_cannot_fit_a_process_is_refused(work, split, text) -> None:
+    with pytest.raises(SimulationError, match=text):
+        plan_units(work, 1, max_runs=8, split=split)
 
 
 @pytest.mark.parametrize("total,workers,want", [(10.0, 1, 1), (10.0, 2, 2), (1000.0, 2, 4),

@@ -55,7 +55,8 @@ from t2c_sim.record import LayerRecord
 from t2c_sim.sparse.nm import compress
 
 __all__ = ["Gemm", "HARNESS", "RTL_MODULES", "TOPLEVEL", "OUT_MEM", "ACC_MEM", "default_packed",
-           "harness_sources", "to_gemm", "run_index", "check_capacity", "prepare", "collect",
+           "harness_sources", "to_gemm", "run_index", "sel_run", "selection",
+           "selected_runs", "check_capacity", "prepare", "collect",
            "read_stats", "T2cAccelAdapter", "HW_PARAMS", "dut_hw", "run_words", "plan_words_of"]
 
 HERE = Path(__file__).resolve().parent
@@ -169,6 +170,29 @@ def run_index(plan: TilePlan, tile: int, chunk: int) -> int:
     return tile * len(plan.chunks) + chunk
 
 
+def selection(plan: TilePlan, tiles: Sequence[int] | None) -> list[int]:
+    """The selected tile indices of a layer in plan order (``None``: every tile)."""
+    if tiles is None:
+        return list(range(len(plan.tiles)))
+    want = set(tiles)
+    return [t.index for t in plan.tiles if t.index in want]
+
+
+def selected_runs(plan: TilePlan, tiles: Sequence[int] | None) -> int:
+    """Harness runs of a layer's selected tiles (every K-chunk of each)."""
+    return len(selection(plan, tiles)) * len(plan.chunks)
+
+
+def sel_run(plan: TilePlan, k: int, chunk: int) -> int:
+    """Run number, within a layer's selection, of chunk ``chunk`` of its ``k``-th selected tile.
+
+    Only the selected tiles' runs are numbered (and held in the harness's plan), so a tile
+    range of a layer with more runs than one process holds runs in a process of its own; with
+    every tile selected it is :func:`run_index`.
+    """
+    return k * len(plan.chunks) + chunk
+
+
 def run_words(gm: Gemm, t: Tile, ci: int) -> tuple[dict[str, np.ndarray], list[int]]:
     """The memory words of run ``(t, chunk ci)`` as :func:`t2c_sim.export.hexfile.pack_limbs`
     limbs (``act``, ``wgt`` and, for a tile's first chunk, ``ch``) and its plan words.
@@ -223,9 +247,12 @@ def _write_run(gm: Gemm, t: Tile, ci: int, d: Path, gi: int) -> list[int]:
     return plan
 
 
-def check_capacity(gemms: Sequence[Gemm], limit: int = iface.MAX_RUNS) -> int:
-    """Total runs of ``gemms``; raise :class:`UnsupportedLayerError` beyond ``limit``."""
-    n_total = sum(g.plan.runs for g in gemms)
+def check_capacity(gemms: Sequence[Gemm], limit: int = iface.MAX_RUNS,
+                   tiles: Sequence[Sequence[int] | None] | None = None) -> int:
+    """Total runs of ``gemms`` (their selected ``tiles``, default all); raise
+    :class:`UnsupportedLayerError` beyond ``limit``."""
+    n_total = sum(selected_runs(g.plan, None if tiles is None else tiles[i])
+                  for i, g in enumerate(gemms))
     if n_total > limit:
         raise UnsupportedLayerError(
             f"layer {', '.join(g.rec.name for g in gemms)}: {n_total} accelerator runs exceed "
@@ -238,9 +265,10 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
             limit: int = iface.MAX_RUNS) -> list[list[int]]:
     """Write ``plan.hex`` and the memory files of several layers' runs into ``run_dir``.
 
-    Runs are numbered globally in layer order (layer ``i``'s tile ``j``, chunk ``k`` is run
-    ``bases[i] + run_index(plan, j, k)``, ``bases`` the cumulative run counts). ``tiles[i]``
-    selects layer ``i``'s tiles to run, with all their chunks (default all).
+    Only the selected runs are written, numbered in layer order (chunk ``c`` of layer ``i``'s
+    ``k``-th selected tile is run ``bases[i] + sel_run(plan, k, c)``, ``bases`` the cumulative
+    selected run counts). ``tiles[i]`` selects layer ``i``'s tiles to run, with all their
+    chunks (default all).
 
     Returns:
         Per layer, the selected tile indices, in order.
@@ -248,7 +276,7 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     Raises:
         UnsupportedLayerError: More runs than one simulator process holds (``limit``).
     """
-    n_total = check_capacity(gemms, limit)
+    n_total = check_capacity(gemms, limit, tiles)
     run_dir.mkdir(parents=True, exist_ok=True)
     plan_words = [n_total]
     out: list[list[int]] = []
@@ -263,7 +291,7 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
         for t in gm.plan.tiles:
             if want is None or t.index in want:
                 for ci in range(len(gm.plan.chunks)):
-                    gi = base + run_index(gm.plan, t.index, ci)
+                    gi = base + sel_run(gm.plan, len(sel), ci)
                     if text is None:
                         plan_words += _write_run(gm, t, ci, run_dir, gi)
                         continue
@@ -277,10 +305,8 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
                     plan_words += plan_words_of(gm, t, ci, wgt=wgt, ch=ch)
                     held_w, held_ch = kw, kc
                 sel.append(t.index)
-            else:
-                plan_words += [0] * (iface.PLAN_WORDS * len(gm.plan.chunks))
         out.append(sel)
-        base += gm.plan.runs
+        base += len(sel) * len(gm.plan.chunks)
     write_memh(run_dir / "plan.hex", plan_words, 32)
     return out
 
@@ -343,7 +369,8 @@ def read_stats(run_dir: Path, layer: str) -> dict[int, tuple[int, int]]:
 
 def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
             ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, ...]]]:
-    """Read the dumps of layer tiles ``sel`` (the layer's runs start at global run ``base``).
+    """Read the dumps of layer tiles ``sel`` (as :func:`prepare` returned them; the layer's runs
+    start at global run ``base``, numbered by :func:`sel_run`).
 
     Returns:
         ``(y, acc, cycles)``: ``y`` and ``acc`` are ``[P, groups * C]`` (``[P, C_out]`` but for a
@@ -356,9 +383,8 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
     stats = read_stats(run_dir, rec.name)
     nk = len(plan.chunks)
     cyc = {}
-    for i in sel:
-        t = plan.tiles[i]
-        runs = [base + run_index(plan, i, ci) for ci in range(nk)]
+    for k, i in enumerate(sel):
+        runs = [base + sel_run(plan, k, ci) for ci in range(nk)]
         for ci, gi in enumerate(runs):
             what = f"tile {i}" + (f" chunk {ci}" if nk > 1 else "")
             if gi not in stats:
@@ -368,7 +394,7 @@ def collect(gm: Gemm, run_dir: Path, sel: list[int], base: int = 0,
                                       f"{stats[gi][0]:#04x}")
         cyc[i] = tuple(stats[gi][1] for gi in runs)
     tiles = [plan.tiles[i] for i in sel]
-    lasts = [base + run_index(plan, i, nk - 1) for i in sel]
+    lasts = [base + sel_run(plan, k, nk - 1) for k in range(len(sel))]
     fast = [bulk.read_dumps(gm, run_dir, tiles, lasts, name, bits)
             for name, bits in (("y", iface.Y_BITS), ("acc", hw.acc_bits))]
     if fast[0] is not None and fast[1] is not None:  # every dump clean: parsed at once
@@ -466,8 +492,9 @@ class T2cAccelAdapter:
     def units(self, gm: Gemm) -> int:
         return len(gm.plan.tiles)
 
-    def runs(self, gm: Gemm) -> int:
-        return gm.plan.runs
+    def runs(self, gm: Gemm, tiles: Sequence[int] | None = None) -> int:
+        """Harness runs of a layer's selected ``tiles`` (default all)."""
+        return selected_runs(gm.plan, tiles)
 
     # -- load operands (files for the harness) and the predicted cycles per run
     def load(self, gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | None,
@@ -478,11 +505,11 @@ class T2cAccelAdapter:
         """``(global run, name, predicted cycles)`` of the selected tiles' runs, in order."""
         out = []
         nk = len(gm.plan.chunks)
-        for i in sel:
+        for k, i in enumerate(sel):
             t = gm.plan.tiles[i]
             for ci, (_, gs) in enumerate(gm.plan.chunks):
                 name = f"{gm.rec.name} tile {i}" + (f" chunk {ci}/{nk}" if nk > 1 else "")
-                out.append((base + run_index(gm.plan, i, ci), name,
+                out.append((base + sel_run(gm.plan, k, ci), name,
                             tile_cycles(t, gs, self.hw, last=ci == nk - 1)))
         return out
 
@@ -492,9 +519,9 @@ class T2cAccelAdapter:
         y, acc, measured = collect(gm, run_dir, sel, base)
         nk = len(gm.plan.chunks)
         res = []
-        for i in sel:
+        for k, i in enumerate(sel):
             t = gm.plan.tiles[i]
-            want = tuple(predicted[base + run_index(gm.plan, i, ci)] for ci in range(nk))
+            want = tuple(predicted[base + sel_run(gm.plan, k, ci)] for ci in range(nk))
             res.append(TileResult(t.index, t.group, t.p0, t.rows, t.c0, t.cols,
                                   sum(measured[i]), sum(want), measured[i], want))
         return gm.unflatten(y), gm.unflatten(acc), res

@@ -17,8 +17,15 @@ from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import T2CError
 from t2c_sim.regress.coverage import PARTS_DIR, finish_job
 from t2c_sim.regress.dut import current_target
+from t2c_sim.regress.onnx_job import PARITY_LEVELS
 from t2c_sim.regress.pipeline import RunOptions, check_run, check_tools, evaluate
-from t2c_sim.regress.sources import records_from_dir, records_from_random, records_from_recipe
+from t2c_sim.regress.results import RunResult
+from t2c_sim.regress.sources import (
+    records_from_dir,
+    records_from_onnx,
+    records_from_random,
+    records_from_recipe,
+)
 from t2c_sim.regress.suite import Job
 from t2c_sim.regress.units import run_testbench
 
@@ -78,6 +85,13 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
             elif job.kind == "records":
                 src = records_from_dir(job.recipe)
                 src.title = job.name
+            elif job.kind == "onnx":
+                src = records_from_onnx(job.onnx, rounding=job.params["profile"],
+                                        nm=None if job.params["nm"] == "auto" else job.params["nm"],
+                                        m=job.hw["m"], input_path=job.input, seed=job.seed,
+                                        parity=PARITY_LEVELS if job.params["parity"] == "ort"
+                                        else ())
+                src.title = job.name
             else:
                 src = records_from_random(job.kind, job.params, job.seed, job.name)
             hw = job.hw_config
@@ -85,6 +99,7 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
             run = evaluate(records, hw, opts, out_dir=out_dir, title=src.title,
                            source=src.source, crosscheck=src.crosscheck, summary=src.summary,
                            checked=True)
+            attach_parity(run, src.parity)
         if coverage or funcov:
             finish_job(run, records, hw, out_dir, code=coverage, funcov=funcov,
                        dut_name=job.dut_name)
@@ -104,3 +119,14 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
     result["wall_s"] = time.perf_counter() - t0
     result["info"]["wall_s"] = result["wall_s"]
     return result
+
+
+def attach_parity(run: RunResult, parity: dict[str, Any]) -> None:
+    """Put an ONNX Runtime parity check (:func:`t2c_sim.verify.ort_parity.ort_parity`) into the
+    run: per layer in ``layers[i].parity`` (a ``fail`` fails the layer), the rest in
+    ``run.parity`` (a quantized input that differs fails the run)."""
+    if not parity:
+        return
+    for lr in run.layers:
+        lr.parity = parity.get("layers", {}).get(lr.name)
+    run.parity = {k: v for k, v in parity.items() if k != "layers"}

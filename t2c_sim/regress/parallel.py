@@ -37,7 +37,7 @@ from typing import Any
 from t2c_sim import estimate
 from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.config import HwConfig, OpKind
-from t2c_sim.cosim.accel import T2cAccelAdapter
+from t2c_sim.cosim.accel import T2cAccelAdapter, sel_run, selection
 from t2c_sim.cosim.dut import default_dut
 from t2c_sim.cosim.engine import cosimulate
 from t2c_sim.cosim.profiles.backdoor import build_backdoor
@@ -209,14 +209,15 @@ def _take_coverage(results: Sequence[Any], names: Sequence[str], st: Settings, s
 def _layer_runs(pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | None]], hw: HwConfig,
                 ) -> dict[str, dict[tuple[int, int], int]]:
     """``{layer: {(tile, chunk): run number}}`` of the runs in one simulator process running
-    ``pieces`` (runs numbered in layer order, tile by tile, each tile's K-chunks in order)."""
+    ``pieces`` (only the selected tiles' runs, numbered in layer order, tile by tile, each
+    tile's K-chunks in order: :func:`t2c_sim.cosim.accel.sel_run`)."""
     out, base = {}, 0
     for rec, tiles in pieces:
         plan = estimate.tile_plan(rec, hw)
-        nk = len(plan.chunks)
-        sel = range(len(plan.tiles)) if tiles is None else tiles
-        out[rec.name] = {(t, c): base + t * nk + c for t in sel for c in range(nk)}
-        base += plan.runs
+        sel = selection(plan, tiles)
+        out[rec.name] = {(t, c): base + sel_run(plan, k, c)
+                         for k, t in enumerate(sel) for c in range(len(plan.chunks))}
+        base += len(sel) * len(plan.chunks)
     return out
 
 

@@ -10,7 +10,8 @@ Plan, then execute (:mod:`t2c_sim.regress.parallel` executes):
   tiles). Cuts fall where the accumulated cost reaches the total over the number of units
   wanted (so a large layer is split into tile ranges and small layers share a process and its
   start-up), and before a unit would hold more runs than the harness's plan (a piece holds
-  every run of its layer: the harness numbers a layer's runs whole);
+  the runs of its own tiles only: a layer with more runs than one process holds is cut into
+  tile ranges that fit, whatever the number of units wanted);
 * :func:`merge_parts` puts the parts of a split layer back together: each part's outputs
   inside its own tiles (a part never writes outside them), tiles in plan order.
 
@@ -55,7 +56,7 @@ class Work:
             the layer runs only whole (another DUT, waves, back-pressure).
         tile_runs: harness runs of each tile (K-chunks), in plan order (with ``tile_costs``).
         cost: estimated seconds of the whole layer.
-        runs: harness runs of the whole layer (what a process holding any piece of it holds).
+        runs: harness runs of the whole layer.
     """
 
     sim: str
@@ -142,8 +143,8 @@ def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: 
          split: bool) -> list[Unit]:
     """The units of one simulator's items (see :func:`plan_units`).
 
-    A unit's runs count every run of every layer it holds a piece of: the harness numbers a
-    layer's runs whole, whatever tiles a piece selects.
+    A unit's runs count the runs of the tiles its pieces select (the harness holds only
+    those); a unit is closed before it would exceed ``max_runs``.
     """
     units: list[Unit] = []
     cur = _Open(sim)
@@ -157,29 +158,34 @@ def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: 
     for i, w in enumerate(work):
         if w.sim != sim:
             continue
-        if w.runs > max_runs:
+        splits = split and w.splittable
+        if w.runs > max_runs and not splits:
             raise SimulationError(f"one layer needs {w.runs} runs, more than the {max_runs} one "
-                                  "simulator process holds")
-        if cur.pieces and (cur.runs + w.runs > max_runs or
-                           (n_units > 1 and cur.cost + w.cost / 2 > target
-                            and not (split and w.splittable))):
+                                  "simulator process holds, and its tiles cannot run apart")
+        if cur.pieces and (cur.runs + w.runs > max_runs and not splits or
+                           (n_units > 1 and cur.cost + w.cost / 2 > target and not splits)):
             close()
-        cur.runs += w.runs
-        if not (split and w.splittable):
+        if not splits:
+            cur.runs += w.runs
             cur.pieces.append(Piece(i))
             cur.cost += w.cost
             continue
         tiles: list[int] = []
         costs = w.tile_costs or ()
-        for t, c in enumerate(costs):
-            if n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target:
+        runs = w.tile_runs or (1,) * len(costs)
+        for t, (c, r) in enumerate(zip(costs, runs)):
+            if r > max_runs:
+                raise SimulationError(f"one tile needs {r} runs, more than the {max_runs} one "
+                                      "simulator process holds")
+            full = cur.runs + r > max_runs
+            if full or (n_units > 1 and cur.cost > 0 and cur.cost + c / 2 > target):
                 if tiles:
                     cur.pieces.append(Piece(i, tuple(tiles)))
                     tiles = []
                 close()
-                cur.runs += w.runs
             tiles.append(t)
             cur.cost += c
+            cur.runs += r
         if tiles:
             cur.pieces.append(Piece(i, None if len(tiles) == len(costs) else tuple(tiles)))
     close()

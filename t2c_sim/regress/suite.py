@@ -18,6 +18,8 @@ A suite file::
       - testbench: requant       # a unit testbench of the design (t2c_sim.regress.dut)
         params: {ACC_BITS: 24, MULT_BITS: 16, SHIFT_BITS: 6, Y_BITS: 8}   # or a list; default
         payload: {n_random: 3000}                                        # the bench's sets
+      - onnx: models/rescnn.onnx # a quantized ONNX model (t2c_sim.regress.onnx_job)
+        profile: ort_fp32        # ort_fp32 | half_even | ...; also nm, input, parity: ort
     dut: ../my_gemm/dut.yaml                # optional: the DUT file (default our accelerator)
     dut_params: {ACC_DEPTH: 8}              # optional: overrides of its Verilog parameters
     backpressure: [[0, 0], [30, 40]]        # optional: stream stall percent (input, output)
@@ -26,17 +28,20 @@ Jobs = entries x hardware configs x back-pressure settings x simulators x seeds 
 ``dut_params`` and ``backpressure`` may also be set per job). Each job has a stable id: a hash
 of everything that determines its result (kind, parameters, recipe file contents, hardware
 parameters, simulator, seed, and the DUT file's contents, overrides and back-pressure when
-they are set), so a rerun recognises finished jobs. Random layers default to the hardware's
-``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite or job) a recipe job uses
-the recipe's ``seed:``, a random entry seed 0, a testbench its bench's seed. A ``testbench``
+they are set; for an onnx entry the model file's and input file's sha256 and its options), so
+a rerun recognises finished jobs and a changed model or input runs again. Random layers
+default to the hardware's ``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite
+or job) a recipe job uses the recipe's ``seed:``, a random or onnx entry seed 0 (an onnx entry
+with ``input:`` always runs once, seed 0), a testbench its bench's seed. A ``testbench``
 entry (its parameter sets x simulators x seeds) has no array and needs a simulator; it runs
 the accelerator's own bench, so ``dut``, ``dut_params`` and ``backpressure`` do not apply to it.
 
 Everything is validated before any job runs: every key, each recipe (loaded and checked, its
 module names included), each random entry's parameters (names, types, the product of the size
 parameters, one trial generation) and whether the DUT accepts its layers (the DUT's reason),
-the DUT files and their overrides, job names (unique across entries), and each simulated array
-against :func:`t2c_sim.limits.check_simulable`.
+each onnx entry (imported, its input checked, its MAC layers offered to the DUT:
+:mod:`t2c_sim.regress.onnx_job`), the DUT files and their overrides, job names (unique
+across entries), and each simulated array against :func:`t2c_sim.limits.check_simulable`.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from t2c_sim.readers import read_yaml
 from t2c_sim.record import MAC_OPS
 from t2c_sim.regress.dut import current_target
 from t2c_sim.regress.hwfile import load_hw
+from t2c_sim.regress.onnx_job import ONNX_KEYS, check_onnx_entry, onnx_params, parse_onnx_entry
 from t2c_sim.regress.pipeline import parse_backpressure, parse_sims
 from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_from_random
 
@@ -69,8 +75,8 @@ RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description", "dut",
                "dut_params", "backpressure"}
 _JOB_KEYS = {"recipe", "random", "testbench", "name", "params", "payload", "sims", "seeds",
-             "hw", "timeout_s", "dut", "dut_params", "backpressure"}
-_KINDS = ("recipe", "random", "testbench")
+             "hw", "timeout_s", "dut", "dut_params", "backpressure", *ONNX_KEYS}
+_SOURCES = ("recipe", "random", "onnx", "testbench")
 MAX_BENCH_PARAM = 65536  # a testbench's toplevel parameter (widths, depths, array sizes)
 
 
@@ -79,7 +85,7 @@ class Job:
     """One unit of regression work: a network on one hardware config, simulator and seed."""
 
     name: str
-    kind: str  # "recipe", one of RANDOM_KINDS, "testbench", or "records" (--until-covered)
+    kind: str  # "recipe", "onnx", one of RANDOM_KINDS, "testbench", or "records" (--until-covered)
     hw: dict[str, int]
     sim: str | None
     seed: int
@@ -92,6 +98,10 @@ class Job:
     dut_name: str = "t2c_accel"
     dut_params: dict[str, int] = field(default_factory=dict)
     backpressure: tuple[int, int] = (0, 0)
+    onnx: str | None = None        # an onnx job: the model file, its sha256, the input batch's
+    onnx_sha: str = ""
+    input: str | None = None
+    input_sha: str = ""
 
     @property
     def job_id(self) -> str:
@@ -99,6 +109,9 @@ class Job:
         key: dict[str, Any] = {"kind": self.kind, "recipe_sha": self.recipe_sha,
                                "params": self.params, "hw": self.hw, "sim": self.sim,
                                "seed": self.seed}
+        if self.kind == "onnx":    # only then: the ids of recipe and random jobs are stable
+            key["onnx_sha"] = self.onnx_sha
+            key["input_sha"] = self.input_sha
         if self.dut is not None:  # only when set: the ids of our accelerator's jobs are stable
             key["dut_sha"] = self.dut_sha
         if self.dut_params:
@@ -119,7 +132,8 @@ class Job:
                 "params": self.params, "hw": self.hw, "hw_tag": hw_short(self.hw),
                 "sim": self.sim, "seed": self.seed, "dut": self.dut_name,
                 "dut_file": self.dut, "dut_params": self.dut_params,
-                "backpressure": list(self.backpressure)}
+                "backpressure": list(self.backpressure),
+                **({"onnx": self.onnx, "input": self.input} if self.kind == "onnx" else {})}
 
 
 def hw_short(hw: dict[str, int]) -> str:
@@ -422,15 +436,22 @@ def load_suite(path: str | Path, *, dut: str | None = None,
     for i, e in enumerate(entries):
         key = f"jobs[{i}]"
         if not isinstance(e, dict):
-            raise ConfigError("must be a mapping with 'recipe', 'random' or 'testbench'",
+            raise ConfigError("must be a mapping with 'recipe', 'random', 'onnx' or 'testbench'",
                               file=file, key=key)
         for k in e:
             if k not in _JOB_KEYS:
                 raise ConfigError(f"unknown job key (known: {', '.join(sorted(_JOB_KEYS))})",
                                   file=file, key=f"{key}.{k}")
-        if sum(k in e for k in _KINDS) != 1:
-            raise ConfigError("needs exactly one of 'recipe', 'random' or 'testbench'",
+        given = [k for k in _SOURCES if k in e]
+        if len(given) != 1:
+            raise ConfigError("needs exactly one of 'recipe', 'random', 'onnx' or 'testbench'"
+                              + (f" (got {' and '.join(given)})" if given else ""),
                               file=file, key=key)
+        if "onnx" not in e:
+            for k in ONNX_KEYS:
+                if k in e:
+                    raise ConfigError(f"only an onnx entry takes {k!r}", file=file,
+                                      key=f"{key}.{k}")
         if "payload" in e and "testbench" not in e:
             raise ConfigError("only a testbench entry has a payload", file=file,
                               key=f"{key}.payload")
@@ -440,6 +461,7 @@ def load_suite(path: str | Path, *, dut: str | None = None,
         recipe, sha = None, ""
         default_seeds = [0]
         tb_sets: list[dict[str, int]] = []
+        onnx = None
         if "testbench" in e:
             kind = "testbench"
             bench, tb_sets, payload, seed0 = _testbench(e, file, key)
@@ -449,6 +471,11 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                 if k in e:
                     raise ConfigError("a testbench runs the accelerator's own bench; "
                                       f"{k} does not apply", file=file, key=f"{key}.{k}")
+        elif "onnx" in e:
+            kind = "onnx"
+            onnx = parse_onnx_entry(e, lambda v, k: _resolve(v, base, file, k), file, key)
+            params = onnx_params(onnx)
+            jname = _name(e.get("name"), file, f"{key}.name") or Path(onnx.path).stem
         elif "recipe" in e:
             kind = "recipe"
             if not isinstance(e["recipe"], str):
@@ -476,6 +503,7 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                               file=file, key=f"{key}.name")
         names[jname] = i
         jseeds = (_seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e
+                  else [0] if onnx is not None and onnx.input is not None
                   else seeds if seeds is not None else default_seeds)
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
             else timeout
@@ -503,6 +531,7 @@ def load_suite(path: str | Path, *, dut: str | None = None,
             f"{key}.dut_params" if "dut_params" in e else "dut_params"
         tried: set[tuple[int, int]] = set()
         checked: set[tuple[Any, ...]] = set()
+        imports: dict[int, Any] = {}
         for hw, hw_where in jhws:
             if any(jsims):
                 try:
@@ -512,6 +541,9 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                         else {"file": file, "key": f"{hw_where}.{err.key}"}
                     raise err.with_context(**where) from None
             _check_dut_params(jdut, jdparams, hw, file, pkey)
+            if onnx is not None:   # the import, the input, the DUT: before any job runs
+                hw = check_onnx_entry(onnx, hw, "hw" in e or "hw" in data, any(jsims), jdut,
+                                      jdparams, file, key, imports)
             p = dict(params)
             if kind in RANDOM_KINDS:
                 p.setdefault("n", hw["n"])
@@ -530,7 +562,11 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                                   recipe=recipe, recipe_sha=sha, params=p, timeout_s=jtimeout,
                                   dut=jdut[0] if jdut else None, dut_sha=jdut[1] if jdut else "",
                                   dut_name=jdut[2] if jdut else "t2c_accel",
-                                  dut_params=jdparams, backpressure=bp if sim else (0, 0))
+                                  dut_params=jdparams, backpressure=bp if sim else (0, 0),
+                                  onnx=onnx.path if onnx else None,
+                                  onnx_sha=onnx.sha if onnx else "",
+                                  input=onnx.input if onnx else None,
+                                  input_sha=onnx.input_sha if onnx else "")
                         if job.job_id not in seen:
                             seen.add(job.job_id)
                             jobs.append(job)

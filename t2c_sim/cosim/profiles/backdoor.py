@@ -92,7 +92,7 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
                     raise SimulationError(f"tile {i} is not one of the {ad.units(plan)} tiles",
                                           layer=rec.name)
     max_runs = int(max_runs or ad.max_runs)   # the harness's plan capacity
-    n_runs = sum(ad.runs(p) for p in plans)
+    n_runs = sum(ad.runs(p, None if tiles is None else tiles[i]) for i, p in enumerate(plans))
     if n_runs > max_runs:  # before the build: a refused size costs no simulator
         raise UnsupportedLayerError(
             f"layer {', '.join(r.name for r, _ in pairs)}: {n_runs} accelerator runs exceed the "
@@ -144,7 +144,7 @@ def _execute(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], p
     ad = dut.adapter
     t1 = time.monotonic()
     sels = ad.load(plans, run_dir, tiles, max_runs)
-    bases = np.cumsum([0] + [ad.runs(p) for p in plans]).tolist()
+    bases = np.cumsum([0] + [ad.runs(p, sel) for p, sel in zip(plans, sels)]).tolist()
     order, names, pred = [], [], {}
     for plan, sel, base in zip(plans, sels, bases):
         for gi, name, cyc in ad.schedule(plan, sel, base):
