@@ -208,11 +208,15 @@ def _accel_benches() -> dict[str, Bench]:
         "reset_idle": Bench("reset_idle", "t2c_accel_top", mods, here / "tb_reset_idle.py",
                             ({**top, "PACKED": 1},), {"idle": 8}),
         # section 2 and the three runtime profiles (ties of each rounding step, extremes), a
-        # narrow M0 (section 2 only), ort_fp32 on a 24-bit accumulator, a build without profiles
+        # narrow M0 (section 2 only), ort_fp32 on a 24-bit accumulator and a 32-bit output, a build
+        # without profiles
         "requant": Bench("requant", "t2c_requant", ("t2c_requant",), tb / "test_requant.py",
                          ({"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16},
                           {"ACC_BITS": 24, "MULT_BITS": 16, "SHIFT_BITS": 6, "Y_BITS": 8},
                           {"ACC_BITS": 24, "MULT_BITS": 24, "SHIFT_BITS": 6, "Y_BITS": 12},
+                          # a 32-bit output: ort_fp32's left-shift path (float32 products of
+                          # 2^24 and more) shows instead of saturating
+                          {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 32},
                           {"ACC_BITS": 32, "MULT_BITS": 32, "SHIFT_BITS": 6, "Y_BITS": 16,
                            "PROFILES": 0}),
                          {"seed": 11, "n_random": 3000, "n_profile": 1000}),
