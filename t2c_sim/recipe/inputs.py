@@ -81,6 +81,21 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def _zoo_digest() -> str:
+    """Content hash of the zoo's sources (every file of :mod:`t2c_sim.models`: a zoo model's
+    code, its blocks, its initialization), so an edited zoo model never reuses cached weights."""
+    if not _ZOO_DIGEST:
+        h = hashlib.sha256()
+        root = Path(inspect.getfile(MODELS[next(iter(MODELS))])).parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+        _ZOO_DIGEST.append(h.hexdigest()[:16])
+    return _ZOO_DIGEST[0]
+
+
+_ZOO_DIGEST: list[str] = []
+
+
 def _base(file: str | None) -> Path:
     return Path(file).resolve().parent if file else Path.cwd()
 
@@ -187,7 +202,7 @@ def parse_model(ref: Any, args: Any, file: str | None) -> ModelSpec:
         if ref not in MODELS:
             raise _err(f"unknown model {ref!r} (known: {', '.join(MODELS)}; or your own as "
                        "path/to/file.py:factory or package.module:factory)", file, "model")
-        return ModelSpec(ref, "zoo", _check_zoo_args(ref, kw, file))
+        return ModelSpec(ref, "zoo", _check_zoo_args(ref, kw, file), digest=_zoo_digest())
     where, _, fac = ref.rpartition(":")
     if not fac.isidentifier() or not where:
         raise _err(f"{ref!r}: expected 'path/to/file.py:factory' or 'package.module:factory'",

@@ -178,7 +178,7 @@ class Recipe:
         ms, ds = self.model_source, self.data_source
         d: dict[str, Any] = {"model": self.model, "args": self.model_args, "data": self.dataset,
                              "train": asdict(self.train), "seed": seed, "v": 1}
-        if ms.kind != "zoo":
+        if ms.digest:  # the model's source: a user's file or module, the zoo's package
             d["model_digest"] = ms.digest
         if ds.kind != "builtin" or ds.test_frac != 0.2:
             d["data"] = ds.key_dict()
