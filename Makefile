@@ -15,16 +15,18 @@ export PATH := $(abspath $(VENV)/bin):$(VERILATOR_ROOT)/bin:$(PATH)
 export VLT_VERSION := 5.048
 PYTEST_FLAGS ?=
 
-.PHONY: help setup sysdeps test test-fast test-full demo bench zoo-table lint clean
+.PHONY: help setup sysdeps test test-fast test-full demo bench zoo-table lint clean nightly
 help:
 	@echo "make demo   - set up and run the main job"
 	@echo "make test   - set up and run the test suite (CI)"
 	@echo "make test-full / bench / zoo-table / lint / clean"
+	@echo "make nightly - full code/functional coverage and mutation campaign, targets vs measured"
 
-# --- system packages: Icarus Verilog and liblz4 (FST waves from Verilator) -------------------
+# --- system packages: Icarus Verilog, liblz4 (FST waves from Verilator), lcov (genhtml) --------
 $(SYSSTAMP):
 	@mkdir -p $(VENV)
 	@need=""; command -v iverilog >/dev/null || need="$$need iverilog"; \
+	 command -v genhtml >/dev/null || need="$$need lcov"; \
 	 [ -f /usr/include/lz4.h ] || need="$$need liblz4-dev"; \
 	 if [ -n "$$need" ]; then \
 	   if [ "$$(id -u)" = 0 ]; then \
@@ -70,6 +72,12 @@ bench: setup
 
 zoo-table: setup
 	$(PY) scripts/zoo_table.py
+
+# Verification closure (docs/closure.md): suites/closure.yaml with --coverage --until-covered on
+# Verilator, then `t2c-sim mutate --suite full` (220 mutants); prints targets next to figures.
+NIGHTLY_JOBS ?= 2
+nightly: setup
+	$(PY) scripts/nightly_closure.py -j $(NIGHTLY_JOBS)
 
 lint: setup
 	@echo "[lint] rtl"; $(PY) scripts/lint_rtl.py

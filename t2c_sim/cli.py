@@ -1,4 +1,4 @@
-"""The ``t2c-sim`` command: run, regress, estimate, repro, demo.
+"""The ``t2c-sim`` command: run, regress, estimate, repro, demo, import, mutate.
 
 Exit codes (docs/cli.md): 0 everything passed; 1 a mismatch (RTL != golden) or a failed job;
 2 bad input or usage (missing file, bad YAML key, unknown simulator, bad parameter);
@@ -245,6 +245,10 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     out_dir = Path(args.out or Path("results") / Path(args.source).stem)
     check_output_dir(out_dir)  # a file, an unwritable folder, a regress running there: exit 2
     _check_work_dirs(args, sims)
+    if args.coverage:
+        from t2c_sim.regress.coverage import check_coverage_tools
+
+        check_coverage_tools(sims)  # exit 2 without Verilator, 3 without genhtml
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
     if onnx:
@@ -259,6 +263,12 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
              time.perf_counter() - t0)
     hw = _hw(args, _network_nm(src.records, args), simulated=bool(sims))
     opts = _opts(args, sims, command, seed=src.seed)
+    if args.coverage:
+        from dataclasses import replace
+
+        from t2c_sim.regress.coverage import PARTS_DIR
+
+        opts = replace(opts, coverage_dir=str(out_dir / PARTS_DIR))
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
     created = not out_dir.exists()
     ex = None
@@ -278,7 +288,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
 def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir: Path,
                 t0: float, executor: Any = None) -> int:
     from t2c_sim.regress.jobs import attach_parity
-    from t2c_sim.regress.pipeline import evaluate
+    from t2c_sim.regress.pipeline import bind_dut, evaluate
     from t2c_sim.regress.report.write import write_reports
 
     sims = opts.sims
@@ -298,13 +308,26 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
         run = evaluate(src.records, hw, opts, out_dir=out_dir, title=src.title,
                        source=src.source, crosscheck=src.crosscheck, summary=src.summary,
                        progress=progress, checked=True, executor=executor)
+        if args.coverage:
+            from t2c_sim.regress.coverage import finish_run
+
+            finish_run(run, src.records, hw, out_dir, code=True, dut_file=opts.dut,
+                       dut_name=None if opts.dut is None else bind_dut(opts, hw).name)
     finally:
         bar.close()
+        if opts.coverage_dir is not None:  # an interrupted run leaves no partial coverage
+            import shutil
+
+            shutil.rmtree(opts.coverage_dir, ignore_errors=True)
     attach_parity(run, src.parity)  # ONNX Runtime parity (run MODEL.onnx --parity ort)
     run.wall_s = time.perf_counter() - t0
     reports = write_reports(run, out_dir)
     _print_dut(run)
     _print_run(run, reports)
+    if run.coverage:
+        from t2c_sim.regress.coverage import coverage_lines
+
+        print("\n".join(coverage_lines(run.coverage)))
     if run.stop_error is not None:  # reports are written; the command still exits 3
         raise SimulationError(run.stop_error)
     return _verdict_code(run.verdict)
@@ -318,6 +341,7 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     from t2c_sim.regress.suite import load_suite
 
     _check_parallel(args)
+    closure = _closure_options(args)
     from t2c_sim.cosim.dut import parse_dut_params
 
     over = parse_dut_params(args.dut_param) if args.dut_param else None
@@ -325,6 +349,10 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out or Path("results") / "regress" / suite.name)
     check_output_dir(out)  # before a Dask cluster starts or anything is written
     _check_work_dirs(args, any(j.sim for j in suite.jobs))
+    if args.coverage:
+        from t2c_sim.regress.coverage import check_coverage_tools
+
+        check_coverage_tools(tuple(j.sim for j in suite.jobs))
     jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
         ex: Any = DaskExecutor(args.scheduler, workers=jobs,
@@ -337,17 +365,29 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         if sims:  # exit 3 before anything is written (Dask workers have their own tools)
             check_tools(RunOptions(sims=sims, tool_path=args.tool_path,
                                    verilator_root=args.verilator_root))
-            _prebuild_suite(suite, args)
+            _prebuild_suite(suite, args, out if args.coverage else None)
     print(f"suite {suite.name}: {len(suite.jobs)} jobs on {ex.describe()} -> {out}")
     created = not out.exists()
     try:
-        oc = run_suite(suite, out, ex, build_root=args.build_root, cache_dir=args.cache_dir,
-                       force=args.force, progress=_progress_enabled(args),
-                       sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
-                                    "verilator_root": args.verilator_root,
-                                    # one job runs here: its layers get the workers
-                                    "jobs": jobs if len(suite.jobs) == 1 and
-                                    args.executor == "local" else 1})
+        kw = dict(build_root=args.build_root, cache_dir=args.cache_dir, force=args.force,
+                  progress=_progress_enabled(args),
+                  sim_options={"timeout_s": args.timeout, "tool_path": args.tool_path,
+                               "verilator_root": args.verilator_root,
+                               # one job runs here: its layers get the workers
+                               "jobs": jobs if len(suite.jobs) == 1 and
+                               args.executor == "local" else 1,
+                               "coverage": args.coverage or None,
+                               "funcov": closure["funcov"] or None},
+                  finish=closure["finish"])
+        if args.until_covered:
+            from t2c_sim.regress.closure import until_covered
+
+            oc, left = until_covered(suite, out, ex, budget=closure["budget"],
+                                     seed=args.seed or 0,
+                                     prefer_sim="verilator" if args.coverage else "icarus",
+                                     **kw)
+        else:
+            oc = run_suite(suite, out, ex, **kw)
     except KeyboardInterrupt as e:
         from t2c_sim.regress.runner import ResultStore
 
@@ -372,6 +412,15 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     c = oc.status_counts()
     print(f"{oc.verdict.upper()}: {len(oc.ran)} ran, {len(oc.skipped)} already finished; "
           + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+    if oc.coverage is not None:
+        from t2c_sim.regress.coverage import coverage_lines
+
+        print("\n".join(coverage_lines(oc.coverage)))
+    if args.until_covered:
+        rest = {k: v for k, v in left.items() if v}
+        print("UNTIL COVERED: every reachable bin hit" if not rest else
+              "UNTIL COVERED: budget spent or no progress; bins remain: " + "; ".join(
+                  f"{k}: {', '.join(v)}" for k, v in rest.items()))
     print(f"JUnit: {oc.reports['junit']}\nHTML report: {oc.reports['html']}")
     if oc.verdict == "error":  # the promised one stderr line for exit 3
         n_err = c.get("error", 0)
@@ -382,10 +431,119 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     return _verdict_code(oc.verdict)
 
 
-def _prebuild_suite(suite: Any, args: argparse.Namespace) -> None:
+def _closure_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--coverage``, ``--until-covered``, ``--budget``, ``--seed`` of ``regress``, checked."""
+    if args.budget is not None and not args.until_covered:
+        raise UsageError("--budget needs --until-covered")
+    if args.seed is not None and not args.until_covered:
+        raise UsageError("--seed needs --until-covered (it seeds the coverage-driven layers)")
+    out: dict[str, Any] = {"funcov": bool(args.coverage or args.until_covered), "finish": None,
+                           "budget": None}
+    if args.until_covered:
+        from t2c_sim.regress.closure import Budget
+
+        out["budget"] = Budget.parse(args.budget if args.budget is not None else "400")
+    if out["funcov"]:
+        out["finish"] = _suite_finish(bool(args.coverage), bool(args.until_covered))
+    return out
+
+
+def _suite_finish(code: bool, until: bool):
+    from functools import partial
+
+    return partial(_finish_suite, code=code, until=until)
+
+
+def _finish_suite(oc: Any, *, code: bool, until: bool) -> dict[str, Any]:
+    from t2c_sim.regress.coverage import suite_coverage
+
+    cov = suite_coverage(oc.results, oc.out_dir, code=code)
+    if until:
+        cov["until_covered"] = {e["hw_tag"]: e["summary"]["holes"] for e in cov["functional"]}
+    return cov
+
+
+def cmd_mutate(args: argparse.Namespace, command: str) -> int:
+    """A mutation campaign over the RTL against a suite; score, split, survivors' diffs."""
+    from t2c_sim.closure.mutrun import MutationReport, results_by
+    from t2c_sim.files import check_output_dir, folder_lock, remove_empty_dirs
+    from t2c_sim.regress.mutation import (
+        MutateOptions,
+        check_mutation_tools,
+        meta,
+        mutate,
+        write_mutation_reports,
+    )
+    from t2c_sim.regress.pipeline import RunOptions, check_tools
+
+    opts = MutateOptions(suite=args.suite, max_mutants=args.max_mutants, seed=args.seed,
+                         sim=args.sim, jobs=args.jobs, equivalence=not args.no_equivalence,
+                         timeout_s=args.timeout, build_root=args.build_root,
+                         tool_path=args.tool_path, verilator_root=args.verilator_root,
+                         rerun=args.rerun_survivors)
+    opts.check()
+    sim = args.sim
+    if opts.rerun is not None:  # a bad report is exit 2 before anything runs
+        from t2c_sim.closure.mutrun import load_report
+
+        sim = str(load_report(opts.rerun).meta.get("sim", sim))
+    out = Path(args.out or Path("results") / "mutation" / args.suite)
+    check_output_dir(out)
+    _check_work_dirs(args, (sim,))
+    check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
+                           verilator_root=args.verilator_root))
+    check_mutation_tools(opts)
+    done: list = []
+    bar = Progress(opts.max_mutants, enabled=_progress_enabled(args), prefix="mutants ")
+
+    def on_result(r: Any) -> None:
+        done.append(r)
+        bar.advance(f"{r.mutant.id} {r.status}")
+
+    created = not out.exists()
+    print(f"mutate: suite {opts.suite} on {opts.sim}, up to {opts.max_mutants} mutants, "
+          f"{opts.jobs} worker(s) -> {out}", flush=True)
+    try:
+        with folder_lock(out):
+            try:
+                rep = mutate(opts, on_result=on_result)
+            except KeyboardInterrupt as e:
+                bar.close()
+                from t2c_sim.regress.dut import current_target
+
+                part = MutationReport(opts.suite, sorted(done, key=lambda r: r.mutant.id))
+                part.diffs = {r.mutant.id: r.diff for r in part.results if r.status == "survived"}
+                part.meta = meta(opts, current_target(), len(done))
+                if part.results:
+                    write_mutation_reports(part, out, partial_run=True)
+                what = "terminated" if isinstance(e, Terminated) else "interrupted"
+                sys.stderr.write(f"t2c-sim: {what}: {len(done)} mutant(s) finished; partial "
+                                 f"report in {one_line(out)}\n")
+                return _interrupt_code(e)
+            finally:
+                bar.close()
+            reports = write_mutation_reports(rep, out)
+    finally:
+        if created:
+            remove_empty_dirs(out)
+    print(rep.summary())
+    print(f"{'operator':12s} " + " ".join(f"{s:>11s}" for s in rep.counts()))
+    for op, cnt in results_by(rep.results, "operator").items():
+        print(f"{op:12s} " + " ".join(f"{cnt.get(s, 0):11d}" for s in rep.counts()))
+    for r in rep.survivors():
+        print(f"SURVIVOR {r.mutant.id} ({r.mutant.operator}: {r.mutant.original!r} -> "
+              f"{r.mutant.replacement!r})\n{r.diff.rstrip()}")
+    print(f"MUTATION SCORE {100 * rep.score:.1f}% (target 95% of non-equivalent mutants)"
+          f"\nJSON:  {reports['json']}\nHTML report: {reports['html']}")
+    return EXIT_FAIL if rep.survivors() else EXIT_OK
+
+
+def _prebuild_suite(suite: Any, args: argparse.Namespace, coverage_out: Path | None = None,
+                    ) -> None:
     """Build every model the suite's jobs need here, once each, before the pool starts (pool
     workers then reuse the builds; two workers never build the same model). A build that fails
-    is left to the jobs, which report it."""
+    is left to the jobs, which report it. With ``coverage_out`` (``--coverage``) Verilator
+    models are the coverage builds the jobs use (each job's files go under it)."""
     from t2c_sim.regress.parallel import Settings, prebuild
     from t2c_sim.regress.pipeline import RunOptions, bind_dut
 
@@ -401,7 +559,9 @@ def _prebuild_suite(suite: Any, args: argparse.Namespace) -> None:
     for hw, dut, sims in want.values():
         prebuild(sorted(sims), Settings(hw=hw, dut=dut, build_root=args.build_root,
                                         tool_path=args.tool_path,
-                                        verilator_root=args.verilator_root))
+                                        verilator_root=args.verilator_root,
+                                        coverage_dir=None if coverage_out is None
+                                        else str(coverage_out)))
 
 
 def cmd_estimate(args: argparse.Namespace, command: str) -> int:
@@ -576,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the build (default: the recipe's seed:, else 0)")
     r.add_argument("--layers", default=None, metavar="A,B", help="co-simulate only these layers")
     r.add_argument("--waves", action="store_true", help="record waves of every layer")
+    r.add_argument("--coverage", action="store_true",
+                   help="code coverage of the RTL (Verilator line/toggle/user, lcov + HTML in "
+                        "<out>/coverage) and functional coverage of the passing layers")
     r.add_argument("--backpressure", default=None, metavar="IN,OUT",
                    help="stream DUTs: percent of cycles the input withholds tvalid and the "
                         "output withholds tready (seeded LFSR; e.g. 30,40; default none)")
@@ -596,6 +759,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parallel_options(g2, "parallel jobs")
     g2.add_argument("--force", action="store_true", help="rerun jobs that already finished")
     g2.add_argument("--cache-dir", default="build/cache")
+    c = g2.add_argument_group("coverage closure")
+    c.add_argument("--coverage", action="store_true",
+                   help="code coverage per job (Verilator), merged into <out>/coverage (lcov + "
+                        "HTML), and functional coverage merged over the jobs")
+    c.add_argument("--until-covered", action="store_true",
+                   help="after the suite, co-simulate coverage-driven random layers until every "
+                        "functional bin is hit or the budget is spent")
+    c.add_argument("--budget", default=None, metavar="N|Ns",
+                   help="--until-covered budget: N layers generated, or N seconds with an s "
+                        "(default 400 layers)")
+    c.add_argument("--seed", type=int, default=None,
+                   help="seed of the coverage-driven layers (--until-covered; default 0)")
     g2.set_defaults(func=cmd_regress)
 
     e = sub.add_parser("estimate", parents=[common, hwopts],
@@ -629,7 +804,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None)
     d.set_defaults(func=cmd_demo)
     _add_import_parser(sub, [common, hwopts])
+    _add_mutate_parser(sub, [common, simopts])
     return p
+
+
+def _add_mutate_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser("mutate", parents=parents,
+                       help="mutation testing: mutants of the RTL against a suite, the score",
+                       description="Generate source-level mutants of the RTL (seeded sample), "
+                       "run the suite against the original (it must pass) and each mutant, and "
+                       "report the mutation score, the killed/survived/equivalent/waived split "
+                       "and each survivor's diff. Exit 1 if a mutant survives unexplained.")
+    m.add_argument("--suite", default="smoke", metavar="NAME",
+                   help="what each mutant runs: smoke (seconds), layers, units, full (default "
+                        "smoke)")
+    m.add_argument("--max-mutants", type=int, default=220, metavar="N",
+                   help="mutants sampled over the operators (default 220)")
+    m.add_argument("--seed", type=int, default=1, help="seed of the sample and the suite")
+    m.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
+    m.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    m.add_argument("--out", default=None, help="report folder (default results/mutation/SUITE)")
+    m.add_argument("--no-equivalence", action="store_true",
+                   help="skip the Yosys check that marks survivors equivalent")
+    m.add_argument("--rerun-survivors", default=None, metavar="REPORT",
+                   help="re-run only the survivors of an earlier mutation.json (its suite, "
+                        "seed and simulator; today's RTL, tests and waivers)")
+    m.set_defaults(func=cmd_mutate)
 
 
 # ------------------------------------------------------------------------------- ONNX models

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 __all__ = ["T2CError", "NumericsError", "SparsityError", "ConfigError", "NMParamsError",
            "RecordError", "ModelError", "QuantError", "FuseError", "OverflowRiskError", "OnnxError",
-           "SimulationError", "MismatchError", "ExecutorError", "OutputError", "Terminated",
-           "one_line"]
+           "SimulationError", "SimulationTimeout", "MismatchError", "ExecutorError", "OutputError",
+           "Terminated", "one_line"]
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -161,6 +161,10 @@ class OverflowRiskError(FuseError):
 
 class SimulationError(T2CError, RuntimeError):
     """A simulator is missing, a build failed, a run hung, or an output carried X/Z."""
+
+
+class SimulationTimeout(SimulationError):
+    """A simulator (or tool) run did not finish within its wall-clock limit and was killed."""
 
 
 class MismatchError(T2CError, AssertionError):

@@ -607,6 +607,83 @@ def option_cases() -> list[Case]:
     return [case(f"opt-{n}", k, a, c, needles, setup=s, out=o) for n, a, c, needles, s, o in t]
 
 
+TB = "name: s\nsims: icarus\njobs:\n  - testbench: requant\n"
+
+
+def closure_cases() -> list[Case]:
+    """Options of ``mutate``, ``run/regress --coverage``, ``--until-covered``, ``--budget`` and
+    ``testbench:`` suite entries (issue 13): one line naming the option or key, nothing written."""
+    k = "closure"
+    M = "mutate --out {out}"
+    G = "regress {d}/s.yaml --out {out} -j 1"
+    suite = write("s.yaml", SUITE)
+    t: list[tuple[str, str | list[str], int, list[str], Setup | None]] = [
+        ("mutate-suite", M + " --suite nope", USAGE, ["--suite", "nope"], None),
+        ("mutate-max-zero", M + " --max-mutants 0", USAGE, ["--max-mutants"], None),
+        ("mutate-max-huge", M + " --max-mutants 100000", USAGE, ["--max-mutants", "10000"], None),
+        ("mutate-max-text", M + " --max-mutants many", USAGE, ["--max-mutants", "many"], None),
+        ("mutate-j0", M + " -j 0", USAGE, ["-j"], None),
+        ("mutate-j-huge", M + " -j 100000", USAGE, ["-j", "256"], None),
+        ("mutate-sim-both", M + " --sim both", USAGE, ["--sim", "both"], None),
+        ("mutate-sim-none", M + " --sim none", USAGE, ["--sim", "none"], None),
+        ("mutate-seed-negative", M + " --seed -1", USAGE, ["--seed"], None),
+        ("mutate-seed-huge", M + " --seed 99999999999", USAGE, ["--seed"], None),
+        ("mutate-timeout-zero", M + " --timeout 0", USAGE, ["--timeout"], None),
+        ("mutate-rerun-missing", M + " --rerun-survivors {d}/nope.json", USAGE,
+         ["nope.json", "not a mutation report"], None),
+        ("mutate-rerun-not-report", M + " --rerun-survivors {d}/f", USAGE,
+         ["f", "not a mutation report"], write("f", "{\"x\": 1}")),
+        ("mutate-out-is-file", "mutate --out {d}/f", USAGE, ["--out", "f"], write("f", "x")),
+        ("mutate-build-root-under-file", M + " --build-root {d}/f/b", USAGE,
+         ["--build-root", "f/b"], write("f", "x")),
+        ("regress-budget-alone", G + " --budget 10", USAGE, ["--budget", "--until-covered"],
+         suite),
+        ("regress-seed-alone", G + " --seed 3", USAGE, ["--seed", "--until-covered"], suite),
+        ("regress-budget-zero", G + " --until-covered --budget 0", USAGE, ["--budget"], suite),
+        ("regress-budget-text", G + " --until-covered --budget lots", USAGE,
+         ["--budget", "lots"], suite),
+        ("regress-budget-huge", G + " --until-covered --budget 1000000", USAGE, ["--budget"],
+         suite),
+        ("regress-budget-negative-s", G + " --until-covered --budget -5s", USAGE, ["--budget"],
+         suite),
+        ("regress-budget-nan-s", G + " --until-covered --budget nans", USAGE, ["--budget"],
+         suite),
+        ("regress-budget-inf-s", G + " --until-covered --budget infs", USAGE, ["--budget"],
+         suite),
+        ("regress-until-no-sim", G + " --until-covered", USAGE, ["s.yaml", "--until-covered"],
+         suite),
+        ("regress-coverage-no-verilator", G + " --coverage", USAGE, ["--coverage"], suite),
+        ("run-coverage-icarus", RUN.replace("none", "icarus") + " --coverage", USAGE,
+         ["--coverage"], None),
+        ("run-coverage-none", RUN + " --coverage", USAGE, ["--coverage"], None),
+        ("tb-unknown", G, USAGE, ["s.yaml", "'jobs[0].testbench'", "nope"],
+         write("s.yaml", TB.replace("requant", "nope"))),
+        ("tb-not-string", G, USAGE, ["s.yaml", "'jobs[0].testbench'"],
+         write("s.yaml", TB.replace("requant", "[1]"))),
+        ("tb-with-hw", G, USAGE, ["s.yaml", "'jobs[0].hw'"],
+         write("s.yaml", TB + "    hw: [{rows: 2}]\n")),
+        ("tb-param-unknown", G, USAGE, ["s.yaml", "'jobs[0].params.FOO'"],
+         write("s.yaml", TB + "    params: {FOO: 1}\n")),
+        ("tb-param-huge", G, USAGE, ["s.yaml", "'jobs[0].params.ACC_BITS'"],
+         write("s.yaml", TB + "    params: {ACC_BITS: 100000000}\n")),
+        ("tb-param-float", G, USAGE, ["s.yaml", "'jobs[0].params'"],
+         write("s.yaml", TB + "    params: {ACC_BITS: 2.5}\n")),
+        ("tb-params-list-item", G, USAGE, ["s.yaml", "'jobs[0].params[1]'"],
+         write("s.yaml", TB + "    params: [{ACC_BITS: 24}, 7]\n")),
+        ("tb-payload-seed", G, USAGE, ["s.yaml", "'jobs[0].payload.seed'"],
+         write("s.yaml", TB + "    payload: {seed: 3}\n")),
+        ("tb-payload-list", G, USAGE, ["s.yaml", "'jobs[0].payload'"],
+         write("s.yaml", TB + "    payload: [1]\n")),
+        ("tb-sims-none", G, USAGE, ["s.yaml", "'sims'"],
+         write("s.yaml", TB.replace("icarus", "none"))),
+        ("tb-and-random", G, USAGE, ["s.yaml", "'jobs[0]'", "exactly one"],
+         write("s.yaml", TB + "    random: linear\n")),
+        ("payload-on-random", G, USAGE, ["s.yaml", "'jobs[0].payload'"],
+         write("s.yaml", SUITE.replace("rows: 3}", "rows: 3}, payload: {n: 1}"))),
+    ]
+    return [case(f"closure-{n}", k, a, c, needles, setup=s) for n, a, c, needles, s in t]
+
+
 def device_cases() -> list[Case]:
     """Character devices made with mknod (root only: skipped otherwise)."""
     def chardev(rel: str) -> Setup:
@@ -628,7 +705,7 @@ def device_cases() -> list[Case]:
 ALL_TABLES: dict[str, Callable[[], list[Case]]] = {
     "hw-file": hw_cases, "hw-param": hw_param_cases, "recipe": recipe_cases,
     "records": records_cases, "suite": suite_cases, "scalesim-csv": csv_cases,
-    "bundle": bundle_cases, "cli-option": option_cases,
+    "bundle": bundle_cases, "cli-option": option_cases, "closure": closure_cases,
 }
 
 

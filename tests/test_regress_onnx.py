@@ -153,7 +153,7 @@ def _bad_cases(models: dict[str, Path], d: Path) -> list[tuple[str, str, str, st
         ("unknown key", "  - onnx: cnn.onnx\n    profiel: ort_fp32", "jobs[0].profiel",
          "unknown job key"),
         ("onnx and recipe", f"  - onnx: cnn.onnx\n    recipe: {recipe}", "jobs[0]",
-         "needs exactly one of 'recipe', 'random' or 'onnx' (got recipe and onnx)"),
+         "needs exactly one of 'recipe', 'random', 'onnx' or 'testbench' (got recipe and onnx)"),
         ("onnx and random", "  - onnx: cnn.onnx\n    random: linear", "jobs[0]",
          "(got random and onnx)"),
         ("onnx option on a random entry", "  - random: linear\n    profile: half_even",

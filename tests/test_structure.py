@@ -30,12 +30,13 @@ FLOW: tuple[tuple[str, int], ...] = (
     ("t2c_sim.estimate", 9),
     ("t2c_sim.export", 9), ("t2c_sim.cosim", 10), ("t2c_sim.verify", 11),
     ("t2c_sim.workloads", 12), ("t2c_sim.models", 12), ("t2c_sim.recipe", 13),
+    ("t2c_sim.closure", 13),
     ("t2c_sim.regress", 14), ("t2c_sim.cli", 15),
 )
 #: Third-party packages that are slow to import or optional: the only ones (and the only
 #: reason) an import may be deferred into a function.
 HEAVY = {"torch", "numpy", "sklearn", "matplotlib", "dask", "distributed", "cocotb",
-         "cocotb_tools", "find_libpython", "onnx", "onnxruntime", "scipy"}
+         "cocotb_tools", "find_libpython", "onnx", "onnxruntime", "scipy", "pyslang"}
 #: Deferred imports kept for a stated reason: (importer, imported).
 LAZY_WAIVED: set[tuple[str, str]] = set()
 

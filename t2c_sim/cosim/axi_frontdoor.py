@@ -113,11 +113,14 @@ def axi_sources(rtl_dir: str | Path | None = None) -> list[Path]:
 def build_frontdoor(hw: HwConfig, axi: AxiConfig, sim: str = "verilator",
                     build_root: str | Path = "build/sim", *, mem_words: int = MIN_MEM_WORDS,
                     packed: bool | None = None, optimize: bool = True, waves: bool = False,
-                    rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
-    """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`)."""
+                    rtl_dir: str | Path | None = None,
+                    build_args: Sequence[str] = ()) -> simmod.BuildInfo:
+    """Build the front-door harness once per key (as :func:`t2c_sim.cosim.run.build_accel`;
+    ``build_args`` are appended, e.g. coverage flags)."""
     args = []
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
+    args += list(build_args)
     packed = default_packed(sim) if packed is None else packed
     return simmod.build(sim, TOPLEVEL, axi_sources(rtl_dir),
                         axi_parameters(hw, axi, packed, mem_words), build_root, waves=waves,
@@ -148,11 +151,13 @@ def _simulate(info: simmod.BuildInfo, run_dir: Path, commands: list[dict],
 def run_commands(hw: HwConfig, axi: AxiConfig, sim: str, commands: list[dict], *,
                  image: bytes = b"", readback: list[dict] | None = None,
                  build_root: str | Path = "build/sim", timeout_s: float = 300.0,
-                 rtl_dir: str | Path | None = None) -> dict:
+                 rtl_dir: str | Path | None = None, packed: bool | None = None,
+                 build_args: Sequence[str] = ()) -> dict:
     """Run raw register commands against a memory image (register-level tests).
 
     Args:
         hw, axi, sim, build_root, rtl_dir: As :func:`run_layers_frontdoor`.
+        packed, build_args: As :func:`build_frontdoor`.
         commands: Testbench commands (``name``, ``writes``, ``limit``, optional ``run_base``,
             ``err_window``, ``dump``; see ``tb_axi_frontdoor.py``).
         image: Memory contents (little-endian bytes from address 0).
@@ -168,7 +173,7 @@ def run_commands(hw: HwConfig, axi: AxiConfig, sim: str, commands: list[dict], *
     beats = img.size // axi.bytes
     info = build_frontdoor(hw, axi, sim, build_root,
                            mem_words=max(MIN_MEM_WORDS, 1 << max(0, beats - 1).bit_length()),
-                           rtl_dir=rtl_dir)
+                           rtl_dir=rtl_dir, packed=packed, build_args=build_args)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="cmds-", dir=runs))
@@ -209,7 +214,8 @@ def frontdoor_dut(hw: HwConfig, axi: AxiConfig | None = None, *,
         mem.update(data_bits=axi.data_w, read_latency=axi.rd_latency,
                    write_latency=axi.wr_latency)
         if rtl_dir is not None:
-            data["sources"] = [str(p) for p in axi_sources(rtl_dir)[:-2]]
+            # absolute: the copy lives under build_root, and rtl_dir may be relative
+            data["sources"] = [str(Path(p).resolve()) for p in axi_sources(rtl_dir)[:-2]]
         text = yaml.safe_dump(data, sort_keys=False)
         d = Path(build_root).resolve() / "generated" / "duts"
         d.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
                optimize: bool = True, watchdog_margin: int = 1000,
                backpressure: tuple[int, int] = (0, 0), seed: int = 1,
                packed: bool | None = None, rtl_dir: str | Path | None = None,
+               build_args: Sequence[str] = (),
                ) -> list[CosimResult]:
     """Co-simulate MAC layers on ``dut`` in one simulator process.
 
@@ -77,6 +78,8 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
         seed: Seed of the back-pressure patterns.
         packed: Our accelerator's PE array implementation (``None``: the simulator's fast one).
         rtl_dir: Our accelerator: build this copy of its RTL (same file names).
+        build_args: Extra simulator build arguments, appended (e.g. Verilator coverage flags,
+            :data:`t2c_sim.closure.codecov.COVERAGE_ARGS`; part of the build key).
 
     Returns:
         One :class:`CosimResult` per layer.
@@ -98,7 +101,8 @@ def cosimulate(dut: Dut, layers: Layers, sim: str = "verilator", *,
         raise ConfigError(f"back-pressure applies to the stream profile; DUT {dut.name} uses "
                           f"{prof}", key="backpressure")
     common = dict(build_root=build_root, waves=waves, tiles=tiles, timeout_s=timeout_s,
-                  keep=keep, mutate=mutate, optimize=optimize, watchdog_margin=watchdog_margin)
+                  keep=keep, mutate=mutate, optimize=optimize, watchdog_margin=watchdog_margin,
+                  build_args=tuple(build_args))
     if prof == "backdoor":
         return run_backdoor(dut, pairs, sim, packed=packed, rtl_dir=rtl_dir, **common)
     if prof == "stream":

@@ -57,19 +57,22 @@ def check_supported(rec: LayerRecord, hw: HwConfig) -> None:
 
 def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "build/sim", *,
                 waves: bool = False, optimize: bool = True, packed: bool | None = None,
-                rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
-    """Build the back-door harness of the array ``hw`` (cached per key by :func:`sim.build`)."""
+                rtl_dir: str | Path | None = None,
+                build_args: Sequence[str] = ()) -> simmod.BuildInfo:
+    """Build the back-door harness of the array ``hw`` (cached per key by :func:`sim.build`;
+    ``build_args`` are appended, e.g. Verilator coverage flags)."""
     srcs, top, params = default_dut(hw).adapter.harness(sim, packed=packed, rtl_dir=rtl_dir)
     args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"] \
         if sim == "verilator" else []
-    return simmod.build(sim, top, srcs, params, build_root, waves=waves, build_args=args)
+    return simmod.build(sim, top, srcs, params, build_root, waves=waves,
+                        build_args=[*args, *build_args])
 
 
 def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
               x: np.ndarray | None = None, build_root: str | Path = "build/sim",
               waves: bool = False, wave_tile: int | None = None,
               timeout_s: float | None = None, keep: bool = False,
-              packed: bool | None = None) -> CosimResult:
+              packed: bool | None = None, build_args: Sequence[str] = ()) -> CosimResult:
     """Co-simulate one linear/conv layer on the accelerator RTL (see :func:`run_layers`).
 
     ``wave_tile`` (with ``waves``) simulates only that tile (all its K-chunks); its outputs are
@@ -79,7 +82,7 @@ def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,
         raise SimulationError("wave_tile needs waves=True", layer=rec.name)
     return run_layers([(rec, x)], hw, sim, build_root=build_root, waves=waves,
                       tiles=None if wave_tile is None else [[wave_tile]], timeout_s=timeout_s,
-                      keep=keep, packed=packed)[0]
+                      keep=keep, packed=packed, build_args=build_args)[0]
 
 
 def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | None]],
@@ -89,6 +92,7 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
                mutate: Callable[[Path], None] | None = None,
                optimize: bool = True, watchdog_margin: int = 1000,
                packed: bool | None = None, rtl_dir: str | Path | None = None,
+               build_args: Sequence[str] = (),
                ) -> list[CosimResult]:
     """Co-simulate several layers on the array ``hw`` in ONE simulator run.
 
@@ -102,4 +106,4 @@ def run_layers(layers: Sequence[LayerRecord | tuple[LayerRecord, np.ndarray | No
     return run_backdoor(dut, pairs, sim, build_root=build_root, waves=waves,
                         tiles=tiles, timeout_s=timeout_s, keep=keep, mutate=mutate,
                         optimize=optimize, watchdog_margin=watchdog_margin, packed=packed,
-                        rtl_dir=rtl_dir, max_runs=MAX_TILES)
+                        rtl_dir=rtl_dir, max_runs=MAX_TILES, build_args=build_args)

@@ -30,7 +30,7 @@ from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.chain import Chain, chain_summary
 from t2c_sim.regress.executors import LocalExecutor
-from t2c_sim.regress.outcome import judge
+from t2c_sim.regress.outcome import judge, safe_name
 from t2c_sim.regress.parallel import (
     ERROR,
     MISMATCH,
@@ -60,17 +60,13 @@ def dut_ops(dut: Dut) -> tuple[OpKind, ...]:
     return (*MAC_OPS, OpKind.MATMUL) if OpKind.MATMUL in dut.spec.accepts.ops else MAC_OPS
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-
-
 def add_repro(out: SimOutcome, rec: LayerRecord, hw: HwConfig, sim: str, opts: Any,
               out_dir: Path, dut: Any = None) -> SimOutcome:
     """On a mismatch (and ``opts.repro``), write the repro bundle ``out_dir/repro/<layer>-<sim>``
     (the record with its input and golden results, the DUT, waves of the failing tile)."""
     if out.verdict == FAIL and opts.repro:
         with tool_options(opts.tool_path, opts.verilator_root):
-            bundle = write_bundle(out_dir / "repro" / f"{_safe(rec.name)}-{sim}", rec, hw, sim=sim,
+            bundle = write_bundle(out_dir / "repro" / f"{safe_name(rec.name)}-{sim}", rec, hw, sim=sim,
                                   seed=opts.seed, command=opts.command,
                                   mismatch=out.mismatch or {"message": out.message},
                                   build_root=opts.build_root, timeout_s=opts.timeout_s,
@@ -96,7 +92,8 @@ def _settings(hw: HwConfig, opts: Any, dut: Any) -> Settings:
                     waves=bool(opts.waves), tool_path=opts.tool_path,
                     verilator_root=opts.verilator_root,
                     backpressure=tuple(opts.backpressure), seed=opts.seed + 1,
-                    fault=getattr(opts, "fault", None))
+                    fault=getattr(opts, "fault", None),
+                    coverage_dir=getattr(opts, "coverage_dir", None))
 
 
 class _Runner:

@@ -13,25 +13,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.compare import compare, cycle_mismatch
 from t2c_sim.cosim.dut import Dut, default_dut
 from t2c_sim.cosim.engine import cosimulate
 from t2c_sim.errors import MismatchError, RecordError, SimulationError
-from t2c_sim.files import jsonable
+from t2c_sim.files import jsonable, make_dirs
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.results import FAIL, PASS, SimOutcome
 
-__all__ = ["simulate", "judge", "mismatch_dict", "wave_path", "MAP_BINS"]
+__all__ = ["simulate", "judge", "mismatch_dict", "wave_path", "take_coverage", "safe_name",
+           "MAP_BINS", "LAYERS_SUFFIX"]
 
 log = logging.getLogger(__name__)
 
 MAP_BINS = 48
+LAYERS_SUFFIX = ".layers"   # beside a coverage file: the layers its simulator process ran
 
 
 def mismatch_dict(mm: Any, rec: LayerRecord, expected: np.ndarray, actual: np.ndarray
@@ -107,10 +112,36 @@ def _gemm_view(rec: LayerRecord, a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, rec.c_out)
 
 
+def safe_name(name: str) -> str:
+    """``name`` usable as a file name (every character but letters, digits, ``-``, ``_``
+    becomes ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def take_coverage(run_dir: Path | None, dest: Path, keep_dir: bool = False) -> Path:
+    """Move a kept run directory's ``coverage.dat`` to ``dest``; remove the directory unless
+    ``keep_dir`` (waves live there).
+
+    Raises:
+        SimulationError: The run wrote no ``coverage.dat`` (not a coverage build).
+    """
+    src = Path(run_dir) / "coverage.dat" if run_dir is not None else None
+    try:
+        if src is None or not src.is_file():
+            raise SimulationError(f"{run_dir}: the simulator wrote no coverage.dat")
+        make_dirs(dest.parent)
+        shutil.move(str(src), str(dest))
+    finally:
+        if run_dir is not None and not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return dest
+
+
 def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "build/sim",
              timeout_s: float | None = None, waves: bool = False,
              wave_tile: int | None = None, dut: Dut | None = None,
-             backpressure: tuple[int, int] = (0, 0), seed: int = 1) -> SimOutcome:
+             backpressure: tuple[int, int] = (0, 0), seed: int = 1,
+             coverage_dat: Path | None = None) -> SimOutcome:
     """Co-simulate ``rec`` on ``sim`` and compare with its golden ``acc``/``y`` and the cycle model.
 
     Args:
@@ -124,6 +155,9 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
         dut: the DUT (default: our accelerator bound to ``hw``).
         backpressure: ``(input, output)`` stall probabilities in percent (stream DUTs).
         seed: seed of the back-pressure patterns.
+        coverage_dat: on Verilator, build with line/toggle/user coverage
+            (:data:`t2c_sim.closure.codecov.COVERAGE_ARGS`; a build of its own in the cache) and
+            move the run's ``coverage.dat`` here.
 
     Returns:
         ``pass``, or ``fail`` with ``mismatch`` and a one-line ``message`` (outputs that differ,
@@ -137,12 +171,16 @@ def simulate(rec: LayerRecord, hw: HwConfig, sim: str, *, build_root: str = "bui
         raise RecordError("the record has no golden y", layer=rec.name)
     dut = dut or default_dut(hw)
     t0 = time.perf_counter()
+    cov = coverage_dat is not None and sim == "verilator"
     try:
         res = cosimulate(dut, [rec], sim, build_root=build_root, waves=waves,
                          tiles=None if wave_tile is None else [[wave_tile]],
-                         timeout_s=timeout_s, backpressure=backpressure, seed=seed)[0]
+                         timeout_s=timeout_s, backpressure=backpressure, seed=seed, keep=cov,
+                         build_args=COVERAGE_ARGS if cov else ())[0]
     except MismatchError as e:  # the testbench itself flagged a difference
         return SimOutcome(sim, FAIL, message=str(e), wall_s=time.perf_counter() - t0)
+    if cov:
+        take_coverage(res.run_dir, coverage_dat, keep_dir=waves)
     return judge(rec, sim, res, time.perf_counter() - t0, wave_tile=wave_tile)
 
 

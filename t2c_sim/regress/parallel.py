@@ -13,6 +13,12 @@ not depend on which process ran it, a split layer is merged tile by tile, and a 
 simulator fails (a hang, error flags, X/Z) or whose testbench flags a difference re-runs its
 items one by one, so the error is attributed to the first item that has it, as a run with
 one process per layer would. The caller applies the stop rule (:func:`stop_after_error`).
+
+Code coverage (``Settings.coverage_dir``): Verilator models are coverage builds (prebuilt here
+like any other), every simulator process keeps its run directory and moves the
+``coverage.dat`` it wrote to a file of its own in ``coverage_dir``
+(``<first layer>-verilator-<unique>.dat``); the caller merges them
+(:mod:`t2c_sim.regress.coverage`). A piece re-run alone after its unit failed leaves its own.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim import estimate
+from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.config import HwConfig, OpKind
 from t2c_sim.cosim.accel import T2cAccelAdapter, sel_run, selection
 from t2c_sim.cosim.dut import default_dut
@@ -39,6 +46,7 @@ from t2c_sim.errors import MismatchError, SimulationError, T2CError
 from t2c_sim.export.iface import MAX_RUNS
 from t2c_sim.record import LayerRecord
 from t2c_sim.regress.executors import LocalExecutor
+from t2c_sim.regress.outcome import LAYERS_SUFFIX, safe_name, take_coverage
 from t2c_sim.regress.shard import (
     RUN_COST_S,
     START_COST_S,
@@ -99,6 +107,8 @@ class Settings:
         build_root, timeout_s, waves, tool_path, verilator_root: as in ``RunOptions``.
         backpressure, seed: stall probabilities and their seed (stream DUTs).
         fault: fault-injection hook (``RunOptions.fault``; our back door only).
+        coverage_dir: Verilator runs are coverage builds leaving one coverage file per
+            simulator process here (``RunOptions.coverage_dir``); ``None``: none.
     """
 
     hw: HwConfig
@@ -111,6 +121,11 @@ class Settings:
     backpressure: tuple[int, int] = (0, 0)
     seed: int = 1
     fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
+    coverage_dir: str | None = None
+
+    def build_args(self, sim: str) -> tuple[str, ...]:
+        """Extra build arguments of ``sim`` (coverage flags on a Verilator coverage run)."""
+        return COVERAGE_ARGS if self.coverage_dir is not None and sim == "verilator" else ()
 
     @property
     def bound(self) -> Any:
@@ -159,11 +174,36 @@ def _cosim(task: _Task, pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | No
         def mutate(run_dir: Path) -> None:
             st.fault(run_dir, runs)
 
-    return cosimulate(st.bound, [(rec, None) for rec, _ in pieces], task.sim,
-                      build_root=st.build_root, waves=st.waves,
-                      tiles=None if all(t is None for t in tiles) else tiles,
-                      timeout_s=timeout, mutate=mutate, backpressure=st.backpressure,
-                      seed=st.seed)
+    cov = bool(st.build_args(task.sim))
+    res = cosimulate(st.bound, [(rec, None) for rec, _ in pieces], task.sim,
+                     build_root=st.build_root, waves=st.waves,
+                     tiles=None if all(t is None for t in tiles) else tiles,
+                     timeout_s=timeout, mutate=mutate, backpressure=st.backpressure,
+                     seed=st.seed, keep=cov, build_args=st.build_args(task.sim))
+    if cov:
+        _take_coverage(res, [rec.name for rec, _ in pieces], st, task.sim)
+    return res
+
+
+def _take_coverage(results: Sequence[Any], names: Sequence[str], st: Settings, sim: str) -> None:
+    """Move the ``coverage.dat`` of each run directory of ``results`` (one simulator process)
+    into a file of its own in ``st.coverage_dir`` (unique across processes and re-runs), with
+    the layers it ran beside it (``<file>.layers``, one name a line: only a file whose layers
+    all passed is merged); remove the directory unless waves live there."""
+    groups: dict[Any, list[str]] = {}
+    for r, name in zip(results, names):
+        groups.setdefault(r.run_dir, []).append(name)
+    for rd, layers in groups.items():
+        fd, dest = tempfile.mkstemp(prefix=f"{safe_name(layers[0])}-{sim}-", suffix=".dat",
+                                    dir=_mkdir(st.coverage_dir))
+        os.close(fd)
+        take_coverage(rd, Path(dest), keep_dir=st.waves)
+        Path(dest).with_suffix(LAYERS_SUFFIX).write_text("".join(f"{n}\n" for n in layers),
+                                                         encoding="utf-8")
+        if not st.waves:
+            for r in results:
+                if r.run_dir == rd:
+                    r.run_dir = None
 
 
 def _layer_runs(pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | None]], hw: HwConfig,
@@ -280,7 +320,8 @@ def prebuild(sims: Sequence[str], settings: Settings) -> dict[str, str]:
     with tool_options(settings.tool_path, settings.verilator_root):
         for sim in dict.fromkeys(sims):
             try:
-                build_backdoor(dut, sim, settings.build_root, waves=settings.waves)
+                build_backdoor(dut, sim, settings.build_root, waves=settings.waves,
+                               build_args=settings.build_args(sim))
             except SimulationError as e:
                 failed[sim] = str(e)
     return failed

@@ -41,7 +41,7 @@ from t2c_sim.golden import attach_results, run_network
 from t2c_sim.limits import check_shape, check_simulable
 from t2c_sim.record import MAC_OPS, LayerRecord
 from t2c_sim.regress.execute import add_repro, cosimulate_layers, dut_ops
-from t2c_sim.regress.outcome import simulate
+from t2c_sim.regress.outcome import safe_name, simulate
 from t2c_sim.regress.results import LayerResult, RunResult, SimOutcome
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ class RunOptions:
             the operand files are written and before the simulator starts (e.g. corrupt the
             weights of one tile); a module-level function, so that it reaches worker processes.
             Our accelerator's back door only.
+        coverage_dir: where each Verilator simulator process of the co-simulation leaves its
+            code coverage (a coverage build; one ``<first layer>-verilator-*.dat`` per process,
+            whatever ``jobs``); ``None``: no code coverage.
     """
 
     sims: tuple[str, ...] = ("verilator",)
@@ -97,6 +100,7 @@ class RunOptions:
     jobs: int | None = None
     chain: bool = False
     fault: Callable[[Path, dict[str, dict[tuple[int, int], int]]], None] | None = None
+    coverage_dir: str | None = None
 
 
 def bind_dut(opts: RunOptions, hw: HwConfig) -> Dut:
@@ -246,8 +250,12 @@ def cosim_layer(rec: LayerRecord, hw: HwConfig, sim: str, opts: RunOptions,
         SimulationError: the simulator could not produce a result (the caller stops).
     """
     dut = dut or bind_dut(opts, hw)
+    dat = None
+    if opts.coverage_dir is not None and sim == "verilator":
+        dat = Path(opts.coverage_dir) / f"{safe_name(rec.name)}-{sim}.dat"
     out = simulate(rec, hw, sim, build_root=opts.build_root, timeout_s=opts.timeout_s,
-                   waves=opts.waves, dut=dut, backpressure=opts.backpressure, seed=opts.seed + 1)
+                   waves=opts.waves, dut=dut, backpressure=opts.backpressure, seed=opts.seed + 1,
+                   coverage_dat=dat)
     return add_repro(out, rec, hw, sim, opts, out_dir, dut)
 
 

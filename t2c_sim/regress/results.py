@@ -161,6 +161,9 @@ class RunResult:
             the run.
         dut: the DUT (``name``, ``file``, ``profile``, ``top``, ``parameters``,
             ``cycle_model``; :meth:`t2c_sim.cosim.dut.Dut.describe`).
+        coverage: ``--coverage`` / ``--until-covered`` figures (:mod:`t2c_sim.regress.coverage`):
+            ``functional`` (one entry per array: its coverage counts and summary) and ``code``
+            (the per-file Verilator table, the paths of the merged data, lcov and HTML).
     """
 
     title: str
@@ -176,6 +179,7 @@ class RunResult:
     parity: dict[str, Any] = field(default_factory=dict)
     chain: dict[str, Any] = field(default_factory=dict)
     dut: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chain_diverged(self) -> bool:

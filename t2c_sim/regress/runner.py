@@ -74,6 +74,7 @@ class SuiteOutcome:
     skipped: list[str] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
+    coverage: dict[str, Any] | None = None
 
     def status_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -112,7 +113,8 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
               run_fn: Callable[..., dict[str, Any]] = run_job, build_root: str = "build/sim",
               cache_dir: str = "build/cache", force: bool = False,
               progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None,
-              sim_options: dict[str, Any] | None = None) -> SuiteOutcome:
+              sim_options: dict[str, Any] | None = None,
+              finish: Callable[[SuiteOutcome], dict[str, Any]] | None = None) -> SuiteOutcome:
     """Run the suite's unfinished jobs on ``executor``; store each result as it ends.
 
     Args:
@@ -124,7 +126,11 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         progress: draw a progress bar on stderr.
         on_result: called with each new result (after it is stored).
         sim_options: extra keyword arguments of ``run_fn`` (``timeout_s``, ``tool_path``,
-            ``verilator_root`` of :func:`run_job`); ``None`` values are left out.
+            ``verilator_root``, ``coverage``, ``funcov`` of :func:`run_job`); ``None`` values
+            are left out.
+        finish: called with the outcome once every job ran (not after an interrupt), before
+            the reports are written; its dict is the regression's ``coverage`` section
+            (:func:`t2c_sim.regress.coverage.suite_coverage`).
 
     KeyboardInterrupt propagates after the finished results (including those the executor
     had already completed but not yet handed over) are on disk and the reports are written.
@@ -138,14 +144,15 @@ def run_suite(suite: Suite, out_dir: str | Path, executor: Any, *,
         remove_stale_temps(out / "jobs")
         return _run_locked(suite, out, executor, run_fn=run_fn, build_root=build_root,
                            cache_dir=cache_dir, force=force, progress=progress,
-                           on_result=on_result,
+                           on_result=on_result, finish=finish,
                            extra={k: v for k, v in (sim_options or {}).items() if v is not None})
 
 
 def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[..., dict[str, Any]],
                 build_root: str, cache_dir: str, force: bool, progress: bool,
                 on_result: Callable[[dict[str, Any]], None] | None,
-                extra: dict[str, Any]) -> SuiteOutcome:
+                extra: dict[str, Any],
+                finish: Callable[[SuiteOutcome], dict[str, Any]] | None = None) -> SuiteOutcome:
     store = ResultStore(out / "jobs")
     oc = SuiteOutcome(suite=suite, out_dir=out)
     todo = []
@@ -159,6 +166,7 @@ def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[...,
     bar = Progress(len(todo), enabled=progress, prefix=f"{suite.name} ")
     fn = partial(run_fn, out_root=str(out / "jobs"), build_root=os.fspath(build_root),
                  cache_dir=os.fspath(cache_dir), **extra)
+    complete = False
     try:
         with contextlib.closing(executor.map_unordered(fn, todo)) as results:
             for job, res in results:
@@ -171,11 +179,14 @@ def _run_locked(suite: Suite, out: Path, executor: Any, *, run_fn: Callable[...,
                 bar.advance(f"{job.name} {res.get('status', '?')}")
                 if on_result:
                     on_result(res)
+        complete = True
     finally:
         bar.close()
         for job in suite.jobs:
             r = store.get(job.job_id)
             if r is not None:
                 oc.results[job.job_id] = r
-        oc.reports = write_suite_reports(suite.name, oc.rows(), out)
+        if complete and finish is not None:
+            oc.coverage = finish(oc)
+        oc.reports = write_suite_reports(suite.name, oc.rows(), out, coverage=oc.coverage)
     return oc

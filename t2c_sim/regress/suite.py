@@ -15,6 +15,9 @@ A suite file::
         name: fc_2of4
         params: {c_in: 32, c_out: 12, rows: 6}
         sims: [icarus]           # per-job override of sims / seeds / hw
+      - testbench: requant       # a unit testbench of the design (t2c_sim.regress.dut)
+        params: {ACC_BITS: 24, MULT_BITS: 16, SHIFT_BITS: 6, Y_BITS: 8}   # or a list; default
+        payload: {n_random: 3000}                                        # the bench's sets
       - onnx: models/rescnn.onnx # a quantized ONNX model (t2c_sim.regress.onnx_job)
         profile: ort_fp32        # ort_fp32 | half_even | ...; also nm, input, parity: ort
     dut: ../my_gemm/dut.yaml                # optional: the DUT file (default our accelerator)
@@ -29,7 +32,9 @@ they are set; for an onnx entry the model file's and input file's sha256 and its
 a rerun recognises finished jobs and a changed model or input runs again. Random layers
 default to the hardware's ``n:m`` unless ``params`` sets ``n``/``m``. Without ``seeds`` (suite
 or job) a recipe job uses the recipe's ``seed:``, a random or onnx entry seed 0 (an onnx entry
-with ``input:`` always runs once, seed 0).
+with ``input:`` always runs once, seed 0), a testbench its bench's seed. A ``testbench``
+entry (its parameter sets x simulators x seeds) has no array and needs a simulator; it runs
+the accelerator's own bench, so ``dut``, ``dut_params`` and ``backpressure`` do not apply to it.
 
 Everything is validated before any job runs: every key, each recipe (loaded and checked, its
 module names included), each random entry's parameters (names, types, the product of the size
@@ -60,6 +65,7 @@ from t2c_sim.limits import (
 )
 from t2c_sim.readers import read_yaml
 from t2c_sim.record import MAC_OPS
+from t2c_sim.regress.dut import current_target
 from t2c_sim.regress.hwfile import load_hw
 from t2c_sim.regress.onnx_job import ONNX_KEYS, check_onnx_entry, onnx_params, parse_onnx_entry
 from t2c_sim.regress.pipeline import parse_backpressure, parse_sims
@@ -68,9 +74,10 @@ from t2c_sim.regress.sources import GENERATORS, load_checked_recipe, records_fro
 RANDOM_KINDS = tuple(GENERATORS)
 _SUITE_KEYS = {"name", "sims", "seeds", "hw", "jobs", "timeout_s", "description", "dut",
                "dut_params", "backpressure"}
-_JOB_KEYS = {"recipe", "random", "name", "params", "sims", "seeds", "hw", "timeout_s", "dut",
-             "dut_params", "backpressure", *ONNX_KEYS}
-_SOURCES = ("recipe", "random", "onnx")
+_JOB_KEYS = {"recipe", "random", "testbench", "name", "params", "payload", "sims", "seeds",
+             "hw", "timeout_s", "dut", "dut_params", "backpressure", *ONNX_KEYS}
+_SOURCES = ("recipe", "random", "onnx", "testbench")
+MAX_BENCH_PARAM = 65536  # a testbench's toplevel parameter (widths, depths, array sizes)
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class Job:
     """One unit of regression work: a network on one hardware config, simulator and seed."""
 
     name: str
-    kind: str  # "recipe", "onnx" or one of RANDOM_KINDS
+    kind: str  # "recipe", "onnx", one of RANDOM_KINDS, "testbench", or "records" (--until-covered)
     hw: dict[str, int]
     sim: str | None
     seed: int
@@ -116,6 +123,7 @@ class Job:
 
     @property
     def hw_config(self) -> HwConfig:
+        """The array (every kind but ``testbench``, which has none)."""
         return HwConfig.from_dict(self.hw)
 
     def info(self) -> dict[str, Any]:
@@ -129,7 +137,9 @@ class Job:
 
 
 def hw_short(hw: dict[str, int]) -> str:
-    """``4x4 2:4`` plus any parameter that differs from the defaults."""
+    """``4x4 2:4`` plus any parameter that differs from the defaults (``-``: no array)."""
+    if not hw:
+        return "-"
     d = HwConfig().to_dict()
     extra = [f"{k}={v}" for k, v in hw.items()
              if k not in ("rows", "cols", "n", "m") and d.get(k) != v]
@@ -269,6 +279,58 @@ def _name(v: Any, file: str, key: str) -> str | None:
     return str(v)
 
 
+def _int_map(v: Any, file: str, key: str) -> dict[str, int]:
+    if not isinstance(v, dict) or not v or not all(isinstance(k, str) and _is_int(x)
+                                                    for k, x in v.items()):
+        raise ConfigError(f"must be a mapping of parameter names to integers, got {v!r}",
+                          file=file, key=key)
+    return dict(v)
+
+
+def _testbench(e: dict[str, Any], file: str, key: str) -> tuple[str, list[dict[str, int]],
+                                                                  dict[str, Any], int]:
+    """``(bench name, parameter sets, payload, default seed)`` of a ``testbench`` entry."""
+    name = e["testbench"]
+    if not isinstance(name, str):
+        raise ConfigError("must be the name of a testbench", file=file, key=f"{key}.testbench")
+    try:
+        bench = current_target().bench(name)
+    except ConfigError as err:
+        raise err.with_context(file=file, key=f"{key}.testbench") from None
+    if "hw" in e:
+        raise ConfigError("a testbench has no array: give its toplevel parameters in 'params'",
+                          file=file, key=f"{key}.hw")
+    v = e.get("params")
+    if v is None:
+        sets = [dict(p) for p in bench.param_sets]
+    elif isinstance(v, list) and v:
+        sets = [_int_map(p, file, f"{key}.params[{i}]") for i, p in enumerate(v)]
+    else:
+        sets = [_int_map(v, file, f"{key}.params")]
+    known = {k for p in bench.param_sets for k in p}
+    for i, ps in enumerate(sets if v is not None else []):
+        where = f"{key}.params" + (f"[{i}]" if isinstance(v, list) else "")
+        for k, x in ps.items():
+            if k not in known:
+                raise ConfigError(f"unknown parameter of {bench.top} (known: "
+                                  f"{', '.join(sorted(known))})", file=file, key=f"{where}.{k}")
+            if not 0 <= x <= MAX_BENCH_PARAM:
+                raise ConfigError(f"must be in 0..{MAX_BENCH_PARAM}, got {x}", file=file,
+                                  key=f"{where}.{k}")
+    payload = e.get("payload") or {}
+    if not isinstance(payload, dict) or not all(
+            isinstance(k, str) and (_is_int(x) or isinstance(x, (str, bool)))
+            for k, x in payload.items()):
+        raise ConfigError("must be a mapping of names to integers, strings or booleans",
+                          file=file, key=f"{key}.payload")
+    bad = [k for k in ("params", "seed") if k in payload]
+    if bad:
+        raise ConfigError(f"'{bad[0]}' is set by the job, not the payload", file=file,
+                          key=f"{key}.payload.{bad[0]}")
+    seed = bench.payload.get("seed", 0)
+    return name, sets, dict(payload), int(seed) if _is_int(seed) else 0
+
+
 def _dut(v: Any, base: Path, file: str, key: str) -> tuple[str, str, str]:
     """``(path, sha of its contents, name)`` of a DUT file named by a suite (validated)."""
     if not isinstance(v, str) or not v.strip():
@@ -374,15 +436,15 @@ def load_suite(path: str | Path, *, dut: str | None = None,
     for i, e in enumerate(entries):
         key = f"jobs[{i}]"
         if not isinstance(e, dict):
-            raise ConfigError("must be a mapping with 'recipe', 'random' or 'onnx'", file=file,
-                              key=key)
+            raise ConfigError("must be a mapping with 'recipe', 'random', 'onnx' or 'testbench'",
+                              file=file, key=key)
         for k in e:
             if k not in _JOB_KEYS:
                 raise ConfigError(f"unknown job key (known: {', '.join(sorted(_JOB_KEYS))})",
                                   file=file, key=f"{key}.{k}")
         given = [k for k in _SOURCES if k in e]
         if len(given) != 1:
-            raise ConfigError("needs exactly one of 'recipe', 'random' or 'onnx'"
+            raise ConfigError("needs exactly one of 'recipe', 'random', 'onnx' or 'testbench'"
                               + (f" (got {' and '.join(given)})" if given else ""),
                               file=file, key=key)
         if "onnx" not in e:
@@ -390,13 +452,26 @@ def load_suite(path: str | Path, *, dut: str | None = None,
                 if k in e:
                     raise ConfigError(f"only an onnx entry takes {k!r}", file=file,
                                       key=f"{key}.{k}")
+        if "payload" in e and "testbench" not in e:
+            raise ConfigError("only a testbench entry has a payload", file=file,
+                              key=f"{key}.payload")
         params = e.get("params") or {}
-        if not isinstance(params, dict):
+        if not isinstance(params, dict) and "testbench" not in e:
             raise ConfigError("must be a mapping", file=file, key=f"{key}.params")
         recipe, sha = None, ""
         default_seeds = [0]
+        tb_sets: list[dict[str, int]] = []
         onnx = None
-        if "onnx" in e:
+        if "testbench" in e:
+            kind = "testbench"
+            bench, tb_sets, payload, seed0 = _testbench(e, file, key)
+            default_seeds = [seed0]
+            jname = _name(e.get("name"), file, f"{key}.name") or f"tb_{bench}"
+            for k in ("dut", "dut_params", "backpressure"):
+                if k in e:
+                    raise ConfigError("a testbench runs the accelerator's own bench; "
+                                      f"{k} does not apply", file=file, key=f"{key}.{k}")
+        elif "onnx" in e:
             kind = "onnx"
             onnx = parse_onnx_entry(e, lambda v, k: _resolve(v, base, file, k), file, key)
             params = onnx_params(onnx)
@@ -430,9 +505,23 @@ def load_suite(path: str | Path, *, dut: str | None = None,
         jseeds = (_seeds(e["seeds"], file, f"{key}.seeds") if "seeds" in e
                   else [0] if onnx is not None and onnx.input is not None
                   else seeds if seeds is not None else default_seeds)
-        jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jtimeout = _timeout(e["timeout_s"], file, f"{key}.timeout_s") if "timeout_s" in e \
             else timeout
+        if kind == "testbench":
+            if not any(jsims):
+                raise ConfigError("a testbench needs a simulator (verilator or icarus), not "
+                                  "none", file=file, key=f"{key}.sims" if "sims" in e else "sims")
+            for ps in tb_sets:
+                for sim in jsims:
+                    for seed in jseeds:
+                        job = Job(name=jname, kind=kind, hw={}, sim=sim, seed=seed,
+                                  params={"testbench": bench, "params": ps, "payload": payload},
+                                  timeout_s=jtimeout)
+                        if job.job_id not in seen:
+                            seen.add(job.job_id)
+                            jobs.append(job)
+            continue
+        jhws = _hws(e["hw"], base, file, f"{key}.hw") if "hw" in e else hws
         jdut = _dut(e["dut"], base, file, f"{key}.dut") if "dut" in e and dut is None else sdut
         jdparams = _dut_params(e["dut_params"], file, f"{key}.dut_params") \
             if "dut_params" in e and dut_params is None else sdparams

@@ -213,7 +213,7 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
             tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
             keep: bool = False, mutate: Callable[[Path], None] | None = None,
             optimize: bool = True, watchdog_margin: int = 1000, seed: int = 1,
-            ) -> list[CosimResult]:
+            build_args: Sequence[str] = ()) -> list[CosimResult]:
     """Co-simulate ``pairs`` on an AXI DUT in one simulator process (see the module docstring)."""
     t0 = time.monotonic()
     cfg = dut.spec.interface
@@ -230,7 +230,8 @@ def run_axi(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], si
     params = {"MEM_DEPTH": depth, "PROG_DEPTH": depth_tier(n_prog),
               "MAX_FRAMES": depth_tier(len(jobs), 64), **dut.params}
     info, run_dir = build_generated(dut, sim, harness, MODELS, params, build_root,
-                                    name=pairs[0][0].name, waves=waves, optimize=optimize)
+                                    name=pairs[0][0].name, waves=waves, optimize=optimize,
+                                    build_args=build_args)
     t1 = time.monotonic()
     plan, prog = [len(jobs)], []
     for i, j in enumerate(jobs):

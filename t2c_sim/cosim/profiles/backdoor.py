@@ -57,15 +57,17 @@ def default_timeout(total_cycles: int, sim: str, pes: int) -> float:
 
 def build_backdoor(dut: Any, sim: str, build_root: str | Path, *, waves: bool = False,
                    optimize: bool = True, packed: bool | None = None,
-                   rtl_dir: str | Path | None = None) -> simmod.BuildInfo:
+                   rtl_dir: str | Path | None = None,
+                   build_args: Sequence[str] = ()) -> simmod.BuildInfo:
     """Build (or reuse) the DUT's back-door harness, as :func:`run_backdoor` does: what a caller
-    spreading layers over worker processes builds once before they start."""
+    spreading layers over worker processes builds once before they start (``build_args`` are
+    appended, e.g. Verilator coverage flags)."""
     srcs, top, params = dut.adapter.harness(sim, packed=packed, rtl_dir=rtl_dir)
     args = []
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
-    return simmod.build(sim, top, srcs, params, build_root, waves=waves, build_args=args,
-                        includes=dut.spec.includes, defines=dut.spec.defines)
+    return simmod.build(sim, top, srcs, params, build_root, waves=waves,
+                        build_args=[*args, *build_args], includes=dut.spec.includes, defines=dut.spec.defines)
 
 
 def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], sim: str, *,
@@ -74,7 +76,8 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
                  keep: bool = False, mutate: Callable[[Path], None] | None = None,
                  optimize: bool = True, watchdog_margin: int = 1000,
                  packed: bool | None = None, rtl_dir: str | Path | None = None,
-                 max_runs: int | None = None) -> list[CosimResult]:
+                 max_runs: int | None = None,
+                 build_args: Sequence[str] = ()) -> list[CosimResult]:
     """Co-simulate ``pairs`` (checked records and inputs) on a back-door DUT, one process.
 
     See :func:`t2c_sim.cosim.engine.cosimulate` for the arguments.
@@ -96,7 +99,7 @@ def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]
             f"limit of {max_runs} runs per simulator process (co-simulate fewer layers at "
             f"once, or fewer tiles with tiles=...)")
     info = build_backdoor(dut, sim, build_root, waves=waves, optimize=optimize, packed=packed,
-                          rtl_dir=rtl_dir)
+                          rtl_dir=rtl_dir, build_args=build_args)
     first = re.sub(r"[^A-Za-z0-9_.-]+", "_", pairs[0][0].name)
     # not kept: a scratch directory on tmpfs (thousands of small files, sim/rundirs.py)
     run_dir = rundirs.make(info.build_dir, first, keep=keep or waves,

@@ -62,6 +62,7 @@ def write_harness(text: str, build_root: str | Path, dut_name: str) -> Path:
 def build_generated(dut: Any, sim: str, harness: Path, models: Sequence[str],
                     params: dict[str, int], build_root: str | Path, *, name: str,
                     waves: bool = False, optimize: bool = True,
+                    build_args: Sequence[str] = (),
                     ) -> tuple[simmod.BuildInfo, Path]:
     """Build a generated harness with the DUT's sources and the profile's HDL ``models``
     (cached per key) and make a fresh run directory for it (named after layer ``name``).
@@ -76,7 +77,7 @@ def build_generated(dut: Any, sim: str, harness: Path, models: Sequence[str],
     args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"] \
         if sim == "verilator" else []
     info = simmod.build(sim, HARNESS_TOP, [*dut.sources, *(HDL_DIR / m for m in models), harness],
-                        params, build_root, waves=waves, build_args=args,
+                        params, build_root, waves=waves, build_args=[*args, *build_args],
                         includes=dut.spec.includes, defines=dut.spec.defines)
     runs = info.build_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)

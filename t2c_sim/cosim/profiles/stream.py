@@ -174,7 +174,8 @@ def run_stream(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
                tiles: list[list[int] | None] | None = None, timeout_s: float | None = None,
                keep: bool = False, mutate: Callable[[Path], None] | None = None,
                optimize: bool = True, watchdog_margin: int = 1000,
-               backpressure: tuple[int, int] = (0, 0), seed: int = 1) -> list[CosimResult]:
+               backpressure: tuple[int, int] = (0, 0), seed: int = 1,
+               build_args: Sequence[str] = ()) -> list[CosimResult]:
     """Co-simulate ``pairs`` on a stream DUT in one simulator process (see the module docstring)."""
     t0 = time.monotonic()
     in_bits, out_bits = stream_widths(dut)
@@ -193,7 +194,8 @@ def run_stream(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]],
     params = {"IN_DEPTH": depth_tier(n_in), "OUT_DEPTH": depth_tier(n_out),
               "MAX_FRAMES": depth_tier(len(frames), 64), **dut.params}
     info, run_dir = build_generated(dut, sim, harness, MODELS, params, build_root,
-                                    name=pairs[0][0].name, waves=waves, optimize=optimize)
+                                    name=pairs[0][0].name, waves=waves, optimize=optimize,
+                                    build_args=build_args)
     t1 = time.monotonic()
     plan = [len(frames)]
     first = 0

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from t2c_sim.cosim.sim.payload import PAYLOAD_ENV
-from t2c_sim.errors import SimulationError
+from t2c_sim.errors import SimulationError, SimulationTimeout
 
 __all__ = ["SIMULATORS", "PAYLOAD_ENV", "find_tools", "run_logged", "log_tail", "tool_options",
            "kill_live_groups"]
@@ -152,8 +152,8 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
         except subprocess.TimeoutExpired:
             assert proc is not None
             _kill_group(proc)
-            raise SimulationError(f"{what}: no finish within the {timeout_s:g} s timeout; "
-                                  f"killed (log: {logf})") from None
+            raise SimulationTimeout(f"{what}: no finish within the {timeout_s:g} s timeout; "
+                                    f"killed (log: {logf})") from None
         except BaseException:
             # Ctrl-C, SIGTERM, a job cancelled by the regression runner, any error while
             # waiting: the simulator lives in its own session and would otherwise keep running.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from t2c_sim.regress.report import plots
 from t2c_sim.regress.report.chain import chain_cell, chain_header, chain_html, has_chain
+from t2c_sim.regress.report.closure import coverage_html, mutation_body
 from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header, parity_html
 from t2c_sim.regress.report.terminal import dut_text, has_backpressure, lsb_text, stall_text
 from t2c_sim.regress.results import RunResult
@@ -139,6 +140,7 @@ def run_body(run: RunResult, level: int = 1, plots_on: bool = True) -> str:
         out += ["<h2>Mismatches and errors</h2>", fails]
     out.append(parity_html(run))
     out.append(chain_html(run))
+    out.append(coverage_html(run.coverage, plots_on))
     out.append(_summary_html(run))
     if plots_on:
         imgs = [_img(plots.cycles_plot(run), "cycles per layer"),
@@ -160,8 +162,10 @@ def render_html(run: RunResult) -> str:
     return _page(f"t2c-sim: {run.title}", run_body(run))
 
 
-def render_suite_html(title: str, jobs: Sequence[tuple[str, RunResult | None, dict]]) -> str:
-    """A self-contained page for a regression: job table plus each job's details."""
+def render_suite_html(title: str, jobs: Sequence[tuple[str, RunResult | None, dict]],
+                      coverage: dict | None = None) -> str:
+    """A self-contained page for a regression: job table, coverage (when measured), then each
+    job's details."""
     rows = []
     details = []
     for jid, run, info in jobs:
@@ -185,5 +189,11 @@ def render_suite_html(title: str, jobs: Sequence[tuple[str, RunResult | None, di
     head = "".join(f"<th>{h}</th>" for h in ("job", "name", "DUT", "hw", "sim", "seed", "verdict",
                                               "pass", "fail", "error", "time"))
     body = (f"<h1>{_e(title)}</h1><h2>Jobs</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
-            f"<h2>Details</h2>{''.join(details)}")
+            f"{coverage_html(coverage)}<h2>Details</h2>{''.join(details)}")
     return _page(f"t2c-sim regression: {title}", body)
+
+
+def render_mutation_html(rep: dict) -> str:
+    """A self-contained page for ``t2c-sim mutate`` (``mutation.json``'s content)."""
+    return _page(f"t2c-sim mutation: {rep.get('suite', '')}",
+                 f"<h1>Mutation testing: {_e(rep.get('suite', ''))}</h1>{mutation_body(rep)}")

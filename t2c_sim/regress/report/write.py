@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from t2c_sim.files import atomic_write_set, json_text, text_writer
 from t2c_sim.regress.report.html import render_html, render_suite_html
@@ -40,17 +41,21 @@ def write_reports(run: RunResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def write_suite_reports(title: str, jobs: Sequence[tuple[str, RunResult | None, dict]],
-                        out_dir: str | Path) -> dict[str, Path]:
-    """Write ``summary.json``, ``junit.xml`` and ``report.html`` for a regression."""
+                        out_dir: str | Path, coverage: dict[str, Any] | None = None
+                        ) -> dict[str, Path]:
+    """Write ``summary.json``, ``junit.xml`` and ``report.html`` for a regression (with a
+    ``coverage`` section when given: :func:`t2c_sim.regress.coverage.suite_coverage`)."""
     out = Path(out_dir)
     runs = [(jid, run if run is not None else _error_run(info), info) for jid, run, info in jobs]
-    summary = {"title": title, "jobs": [
+    summary: dict[str, Any] = {"title": title, "jobs": [
         {"job_id": jid, **info, "verdict": run.verdict if run else info.get("status", "error")}
         for jid, run, info in jobs]}
+    if coverage is not None:
+        summary["coverage"] = coverage
     texts = {"junit": (out / "junit.xml", junit_xml(
                  [r for _, r, _ in runs], name=title,
                  suite_names=[f"{info.get('name', jid)}[{jid[:10]}]" for jid, _, info in runs])),
-             "html": (out / "report.html", render_suite_html(title, jobs)),
+             "html": (out / "report.html", render_suite_html(title, jobs, coverage)),
              "json": (out / "summary.json", json_text(summary))}
     atomic_write_set([(p, text_writer(t)) for p, t in texts.values()])
     return {k: p for k, (p, _) in texts.items()}
