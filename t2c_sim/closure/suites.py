@@ -21,7 +21,8 @@ layers   random layers on four arrays (multi-tile, P = 1, dense, grouped conv, 2
          operand zero points), both PE array implementations (the dense array on PE instances, the others
          lane-packed), and a tile whose masked rows address past the output memory
 units    every unit testbench with every parameter set, and layers through the AXI front
-         door (register block and DMA around the core) on two bus configurations
+         door (register block and DMA around the core) on three bus configurations (one
+         whose write segments span burst windows)
 full     layers, then the records that close functional coverage on each array, then units:
          the suite that reaches the mutation target
 ======== ==================================================================================
