@@ -447,9 +447,11 @@ def _unit(kind: str) -> UnitSuite:
         return UnitSuite(TARGET, TARGET.bench("accel_top_dense"))
     if kind == "reset":
         return UnitSuite(TARGET, TARGET.bench("reset_idle"))
-    if kind == "frontdoor_bl8":  # the layers on 8-beat bursts: writes span two windows
+    if kind in ("frontdoor_bl8", "frontdoor_direct"):  # writes that span burst windows
         b = TARGET.bench("frontdoor")
-        return UnitSuite(TARGET, b, param_sets=[p for p in b.param_sets if p["BURST_LEN"] == 8])
+        want = ("BURST_LEN", 8) if kind == "frontdoor_bl8" else ("MODE", 1)
+        return UnitSuite(TARGET, b, param_sets=[p for p in b.param_sets
+                                                if p[want[0]] == want[1]])
     if kind == "pe_m5":
         b = TARGET.bench("nm_pe")
         m5 = [p for p in b.param_sets if p["M"] == 5]
@@ -460,29 +462,31 @@ def _unit(kind: str) -> UnitSuite:
 
 
 def test_frontdoor_bench_writes_across_burst_windows() -> None:
-    """Some front-door set writes a segment whose bursts (t2c_axi_burst's rule, recomputed by
-    estimate.frontdoor.bursts) continue past a window boundary with a burst of 2+ beats: only
-    there does t2c_axi_wr's next-burst length (from the next beat's address) matter. The
-    BURST_LEN 16 set never does (every write fits one window: why the 8-beat set exists)."""
+    """Front-door sets write segments whose bursts (t2c_axi_burst's rule, recomputed by
+    estimate.frontdoor.bursts) continue past a window boundary: only there does t2c_axi_wr
+    reload a burst length in the middle of a segment (from the next beat's address). The
+    8-beat set continues with 2+ beats (the next burst's address matters), the direct set with
+    a 1-beat burst (the reload condition matters); the 16-beat set never crosses a window."""
     from t2c_sim import estimate
     from t2c_sim.closure.benches import frontdoor_case
     from t2c_sim.estimate.frontdoor import bursts, layout, word_bits
 
-    def crossing(params: dict) -> list[list[int]]:
+    def cuts(params: dict) -> list[list[int]]:
         hw, axi, _, mode, recs = frontdoor_case(params, {})
-        if mode != "list":
-            return []
+        recs = {"list": recs, "regs": recs[2:]}.get(mode, [])  # what MODE 0 and 1 run
         wb = word_bits(hw)
         return [cut for rec in recs
                 for j in layout(estimate.tile_plan(rec, hw), hw, axi).jobs
                 for seg, kind in ((j.out, "out"), (j.acc, "acc")) if seg.words
                 for cut in [bursts(seg.addr, seg.words * axi.beats(wb[kind]), axi)]
-                if len(cut) > 1 and max(cut[1:]) >= 2]
+                if len(cut) > 1]
 
     b = TARGET.bench("frontdoor")
-    assert crossing(b.param_sets[0]) == []
+    assert cuts(b.param_sets[0]) == []
     (bl8,) = [p for p in b.param_sets if p["BURST_LEN"] == 8]
-    assert [8, 4] in crossing(bl8) and [8, 8] in crossing(bl8), crossing(bl8)
+    assert [8, 4] in cuts(bl8) and [8, 8] in cuts(bl8), cuts(bl8)
+    (direct,) = [p for p in b.param_sets if p["MODE"] == 1]
+    assert [2, 1] in cuts(direct), cuts(direct)
 
 
 # Survivors of the random-layer + unit-testbench campaign and the suite that now kills each.
@@ -507,6 +511,10 @@ KILLERS = {
     # window's last beat, so WLAST comes early (the memory model's protocol check)
     "wr_next_burst_address": (("t2c_axi_wr.v", "drop_term", "wbl_addr = wa_q + BYTES",
                                "wa_q + BYTES[ADDR_W-1:0]", "wa_q"), "frontdoor_bl8"),
+    # (not sampled by a campaign; survived the front-door sets before the direct set's 2-beat
+    # bursts) the reload condition inverted: no WLAST on a 1-beat burst after a burst's end
+    "wr_reload_condition": (("t2c_axi_wr.v", "negate", "wbl_q <= (wbl_q == 9'd1)",
+                             "(wbl_q == 9'd1)", "!((wbl_q == 9'd1))"), "frontdoor_direct"),
 }
 
 

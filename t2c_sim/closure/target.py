@@ -181,11 +181,12 @@ def _accel_benches() -> dict[str, Bench]:
     fd_mods = (*RTL_MODULES, *AXI_RTL_MODULES)
     # the front door (t2c_axi_accel: AXI4-Lite registers, DMA, core) on a 2x3 array whose banks
     # K-split the bench's first layer, a 64-bit bus with long bursts and one command per layer,
-    # then a 32-bit bus with short bursts, a slow memory and one command per run, then bus
-    # errors (SLVERR) on a read and on a write, then the register map and refused commands,
-    # then the layers again with bursts of 8 beats: a tile's acc writes (12 and 16 beats) span
-    # two burst windows with 2+ beats in the second, so the write engine's next-burst length
-    # (t2c_axi_wr's reload mid-segment) decides WLAST (with 16, every write fits one window)
+    # then a 32-bit bus with 2-beat bursts, a slow memory and one command per run (its 3-beat
+    # acc write ends in a 1-beat burst), then bus errors (SLVERR) on a read and on a write,
+    # then the register map and refused commands, then the layers again with bursts of 8 beats:
+    # a tile's acc writes (12 and 16 beats) span two burst windows with 2+ beats in the
+    # second. The last two reach t2c_axi_wr's reload of a burst length in the middle of a
+    # segment, which decides WLAST (with 16 beats every write fits one window).
     fd = {**top, "ROWS": 2, "COLS": 3, "ACT_DEPTH": 16, "W_DEPTH": 24, "OUT_DEPTH": 64,
           "CH_DEPTH": 6, "SHIFT_MAX": 63, "PACKED": 1, "DATA_W": 64, "BURST_LEN": 16,
           "OUTSTANDING": 4, "RD_LAT": 4, "WR_LAT": 4, "MODE": 0}
@@ -245,7 +246,7 @@ def _accel_benches() -> dict[str, Bench]:
                            {**arr, "ROWS": 2, "COLS": 3, "ACC_BITS": 19, "ZP": 1, "PACKED": 1}),
                           {"seed": 41, "n_cycles": 300}),
         "frontdoor": Bench("frontdoor", "t2c_axi_accel", fd_mods, FD_TB,
-                           (fd, {**fd, "DATA_W": 32, "BURST_LEN": 4, "OUTSTANDING": 2,
+                           (fd, {**fd, "DATA_W": 32, "BURST_LEN": 2, "OUTSTANDING": 2,
                                  "RD_LAT": 9, "WR_LAT": 3, "MODE": 1}, {**fd, "MODE": 2},
                             {**fd, "MODE": 3}, {**fd, "BURST_LEN": 8}),
                            {"seed": 13}, kind="frontdoor"),
