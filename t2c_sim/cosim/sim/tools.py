@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,23 +132,21 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
                 timeout_s: float, what: str, header: str = "") -> int:
     """Run ``cmd`` in its own process group, output to ``logf``; kill the group on timeout.
 
-    SIGINT and SIGTERM are blocked from the fork until the group is registered and the wait is
-    guarded, so a signal can never land in the window where the simulator runs but nothing
-    would kill it (the child gets the caller's mask back before ``exec``)."""
+    A SIGINT or SIGTERM that arrives between the fork and the guarded wait is held back until
+    the group is registered and the wait is guarded, so it can never land in the window where
+    the simulator runs but nothing would kill it (see :func:`_signals_held`)."""
     with open(logf, "w") as out:
         if header:
             out.write(header)
             out.flush()
         proc: subprocess.Popen | None = None
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
-            try:
+            with _signals_held():
                 proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=lambda: _child_setup(old_mask))
+                                        preexec_fn=_die_with_parent)
                 _LIVE_GROUPS.add(proc.pid)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending signal fires here
+            # a signal held back above is raised again here, inside the guarded block
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             assert proc is not None
@@ -163,6 +162,29 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
         finally:
             if proc is not None:
                 _LIVE_GROUPS.discard(proc.pid)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then raise the held ones again.
+
+    Python runs signal handlers only in the main thread, at the next bytecode, whichever thread
+    the kernel delivered the signal to; so replacing the handlers for the block (not blocking
+    the signal in this thread's mask, which a signal sent to the process bypasses by landing on
+    any other thread) is what closes the window. Outside the main thread no handler can
+    interrupt the caller, and nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)  # the caller's own handler runs now (KeyboardInterrupt, ...)
 
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -188,12 +210,6 @@ def kill_live_groups() -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     return gone
-
-
-def _child_setup(mask: set[signal.Signals]) -> None:
-    """In the child before exec: the caller's signal mask back, then :func:`_die_with_parent`."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    _die_with_parent()
 
 
 def _die_with_parent() -> None:
