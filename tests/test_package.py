@@ -72,6 +72,7 @@ def test_wheel_carries_rtl_harness_recipes_and_every_module(wheel: Path) -> None
         assert "t2c-sim = t2c_sim.cli:main" in z.read(entry).decode()
         assert "t2c_sim/cosim/hdl/t2c_harness.v" in names
         assert "t2c_sim/cosim/tb_backdoor.py" in names
+        assert "t2c_sim/cosim/sim/t2c_vl_main.cpp" in names
         assert "t2c_sim/cosim/duts/t2c_accel.yaml" in names
 
 

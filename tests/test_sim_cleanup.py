@@ -117,3 +117,23 @@ def test_the_simulator_gets_the_callers_signal_mask(tmp_path: Path) -> None:
     assert rc == 0
     mask = int((tmp_path / "log").read_text().split()[1], 16)
     assert not mask & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGTERM - 1)), hex(mask)
+
+
+def test_a_simulator_past_its_timeout_is_killed_and_named(tmp_path: Path) -> None:
+    """The wall-clock limit: the group is killed and the error names the run and its log."""
+    from t2c_sim.cosim.sim.tools import run_logged
+    from t2c_sim.errors import SimulationTimeout
+
+    cmd = ["sh", "-c", f"echo $$ > {tmp_path / 'sim.pid'}; exec sleep 60"]
+    with pytest.raises(SimulationTimeout, match=r"fake sim: no finish within the 0\.5 s timeout; "
+                                                r"killed \(log: .*log\)"):
+        run_logged(cmd, {"PATH": "/usr/bin:/bin"}, tmp_path, tmp_path / "log", 0.5, "fake sim")
+    assert _gone_within(int((tmp_path / "sim.pid").read_text()), 10)
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_the_exit_code_comes_back(tmp_path: Path, code: int) -> None:
+    from t2c_sim.cosim.sim.tools import run_logged
+
+    assert run_logged(["sh", "-c", f"exit {code}"], {"PATH": "/usr/bin:/bin"}, tmp_path,
+                      tmp_path / "log", 60.0, "exit probe") == code

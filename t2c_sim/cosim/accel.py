@@ -452,12 +452,15 @@ class T2cAccelAdapter:
     """The adapter of our accelerator in the DUT contract (back-door profile).
 
     Configure = :func:`to_gemm` (tile plan), load operands = :func:`prepare` (memory files and
-    plan words), start / wait = the harness (``hdl/t2c_harness.v``, sequenced by the profile),
+    plan words), start / wait = the harness (``hdl/t2c_harness.v``: sequenced by itself from
+    the profile's run list, or by the profile's cocotb module when recording waves),
     read results = :func:`collect`; the cycle model is :func:`t2c_sim.estimate.tile_cycles`
     per run (exact). ``hw`` (the array) is what the DUT file's parameters were bound from.
     """
 
     max_runs = iface.MAX_RUNS
+    #: the harness runs a run list by itself (``+t2c_seq=FILE``): no cocotb on the default path
+    self_sequenced = True
 
     def __init__(self, dut: Any) -> None:
         self.dut = dut

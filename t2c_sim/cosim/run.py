@@ -29,7 +29,7 @@ from t2c_sim.cosim.accel import (  # noqa: F401 (re-exported)
     to_gemm,
 )
 from t2c_sim.cosim.dut import default_dut
-from t2c_sim.cosim.profiles.backdoor import run_backdoor
+from t2c_sim.cosim.profiles.backdoor import build_backdoor, run_backdoor
 from t2c_sim.cosim.result import CosimResult, TileResult
 from t2c_sim.errors import SimulationError, UnsupportedLayerError
 from t2c_sim.export import iface
@@ -61,11 +61,8 @@ def build_accel(hw: HwConfig, sim: str = "verilator", build_root: str | Path = "
                 build_args: Sequence[str] = ()) -> simmod.BuildInfo:
     """Build the back-door harness of the array ``hw`` (cached per key by :func:`sim.build`;
     ``build_args`` are appended, e.g. Verilator coverage flags)."""
-    srcs, top, params = default_dut(hw).adapter.harness(sim, packed=packed, rtl_dir=rtl_dir)
-    args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"] \
-        if sim == "verilator" else []
-    return simmod.build(sim, top, srcs, params, build_root, waves=waves,
-                        build_args=[*args, *build_args])
+    return build_backdoor(default_dut(hw), sim, build_root, waves=waves, optimize=optimize,
+                          packed=packed, rtl_dir=rtl_dir, build_args=build_args)
 
 
 def run_layer(rec: LayerRecord, hw: HwConfig, sim: str = "verilator", *,

@@ -21,7 +21,9 @@
 // done, $writememh the output and accumulator words to t<t>_y.hex / t<t>_acc.hex (when the
 // output count is not 0), append "t err cycles" to tiles.txt, raise tile_done_o. With
 // +define+T2C_RAW the harness runs every run by itself and calls $finish (the Python-free
-// reference run of scripts/bench_cosim.py).
+// reference run of scripts/bench_cosim.py). With the plusarg +t2c_seq=FILE it runs the listed
+// runs under a watchdog by itself (the default path of t2c_sim.cosim.profiles.backdoor: no
+// cocotb, no Python in the simulator; see the self-sequenced block below).
 `timescale 1ns / 1ps
 `default_nettype none
 // Simulation-only: registers start from declared values (no reset) and the plan words are
@@ -206,6 +208,61 @@ module t2c_harness #(
         state_q       <= 2'd0;
       end
     endcase
+  end
+
+  // ---- self-sequenced mode (+t2c_seq=FILE, the default path: no Python in the simulator).
+  // The run list and the watchdog that tb_backdoor.py (cocotb) otherwise drives, in HDL.
+  // FILE (32-bit hex words): [0] entry count n, then per entry s the run number at 1 + 2*s and
+  // its watchdog limit in cycles at 2 + 2*s. The outcome goes to seq_status.txt, one line:
+  // "done n" (every entry ran), "hang s busy" (entry s ran past its limit) or "err s flags"
+  // (entry s ended with error flags; "x" for flags with an unknown bit); then $finish.
+  reg  [31:0]    seq [0:2*MAX_TILES];
+  reg  [8*512-1:0] seq_path;
+  integer        seq_i, seq_wd, fseq;
+  initial begin
+    if ($value$plusargs("t2c_seq=%s", seq_path)) begin
+      $readmemh(seq_path, seq, 0, 0);
+      if (seq[0] > MAX_TILES) begin
+        $fatal(1, "%m: the run list has %0d entries, more than MAX_TILES=%0d", seq[0], MAX_TILES);
+      end
+      if (seq[0] != 32'd0) $readmemh(seq_path, seq, 0, 2 * seq[0]);
+      fseq = $fopen("seq_status.txt", "w");
+      @(posedge rst_n);
+      for (seq_i = 0; seq_i < seq[0]; seq_i = seq_i + 1) begin
+        @(negedge clk);
+        tile_i = seq[1 + 2*seq_i];
+        go_i = 1'b1;
+        @(negedge clk);
+        go_i = 1'b0;
+        seq_wd = 0;
+        while (!tile_done_o && seq_wd < seq[2 + 2*seq_i]) begin
+          @(negedge clk);
+          seq_wd = seq_wd + 1;
+        end
+        if (!tile_done_o) begin
+          $fwrite(fseq, "hang %0d %0d\n", seq_i, busy);
+          $fclose(fseq);
+          $fclose(fstat);
+          $finish;
+        end
+        if (^tile_err_o === 1'bx) begin
+          $fwrite(fseq, "err %0d x\n", seq_i);
+          $fclose(fseq);
+          $fclose(fstat);
+          $finish;
+        end
+        if (tile_err_o != 8'd0) begin
+          $fwrite(fseq, "err %0d %0d\n", seq_i, tile_err_o);
+          $fclose(fseq);
+          $fclose(fstat);
+          $finish;
+        end
+      end
+      $fwrite(fseq, "done %0d\n", seq[0]);
+      $fclose(fseq);
+      $fclose(fstat);
+      $finish;
+    end
   end
 
 `ifdef T2C_RAW

@@ -2,14 +2,19 @@
 
 The fastest path (no bus at all): the adapter writes each run's memory images and a plan into
 a run directory, the DUT's harness loads them with ``$readmemh`` in zero simulation time,
-starts the run, waits for its end and dumps the results with ``$writememh``. The cocotb module
-(:mod:`t2c_sim.cosim.tb_backdoor`) only starts runs and runs the watchdog.
+starts the run, waits for its end and dumps the results with ``$writememh``. What starts the
+runs and runs the watchdog is either the harness itself (an adapter with ``self_sequenced``:
+the profile writes the run list to ``seq.hex`` and starts the simulator with
+``+t2c_seq=seq.hex``, no cocotb and no Python in the simulator, the default path) or the cocotb
+module :mod:`t2c_sim.cosim.tb_backdoor` (other adapters, and runs recording waves). Both
+report a hang or error flags with the same message.
 
 The adapter protocol of this profile (our accelerator's is
 :class:`t2c_sim.cosim.accel.T2cAccelAdapter`):
 
 * ``harness(sim, packed=None, rtl_dir=None) -> (sources, toplevel, parameters)``: the build;
-  ``max_runs``: how many runs the harness's plan holds;
+  ``max_runs``: how many runs the harness's plan holds; ``self_sequenced`` (optional, default
+  false): the harness implements ``+t2c_seq=FILE`` as ``hdl/t2c_harness.v`` documents;
 * ``configure(rec, x) -> plan`` (one per layer; ``units(plan)`` tiles, ``runs(plan)`` runs);
 * ``load(plans, run_dir, tiles, limit) -> selected tiles per layer`` (writes the files);
 * ``schedule(plan, sel, base) -> [(global run, name, predicted cycles)]``;
@@ -32,6 +37,7 @@ from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.profiles.harness import release_run_dir
 from t2c_sim.cosim.result import CosimResult
 from t2c_sim.cosim.sim import rundirs
+from t2c_sim.cosim.sim.tools import log_tail, run_logged
 from t2c_sim.errors import SimulationError, T2CError, UnsupportedLayerError
 from t2c_sim.record import LayerRecord
 
@@ -67,7 +73,13 @@ def build_backdoor(dut: Any, sim: str, build_root: str | Path, *, waves: bool = 
     if sim == "verilator":
         args = ["--timing", "--no-public-flat-rw"] + ["-CFLAGS", "-O2" if optimize else "-O0"]
     return simmod.build(sim, top, srcs, params, build_root, waves=waves,
-                        build_args=[*args, *build_args], includes=dut.spec.includes, defines=dut.spec.defines)
+                        build_args=[*args, *build_args], includes=dut.spec.includes,
+                        defines=dut.spec.defines, self_main=_self_sequenced(dut, waves))
+
+
+def _self_sequenced(dut: Any, waves: bool) -> bool:
+    """Whether runs go through the harness's own sequencer (waves stay on the cocotb module)."""
+    return bool(getattr(dut.adapter, "self_sequenced", False)) and not waves
 
 
 def run_backdoor(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], sim: str, *,
@@ -161,10 +173,13 @@ def _execute(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], p
                "limits": [2 * pred[i] + watchdog_margin for i in order],
                "err_names": list(getattr(dut.spec.interface, "err_names", ()))}
     t2 = time.monotonic()
-    # the testbench has no assert to rewrite: skip pytest's rewriting hook (its set-up scans
-    # every installed package's entry points, ~0.2 s of each simulator start)
-    simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
-               waves=waves, extra_env={"COCOTB_REWRITE_ASSERTION_FILES": ""})
+    if _self_sequenced(dut, waves) and (sim == "icarus" or info.self_exe is not None):
+        _run_self(info, run_dir, payload, timeout_s)
+    else:
+        # the testbench has no assert to rewrite: skip pytest's rewriting hook (its set-up scans
+        # every installed package's entry points, ~0.2 s of each simulator start)
+        simmod.run(info, TB_MODULE, test_dir=run_dir, payload=payload, timeout_s=timeout_s,
+                   waves=waves, extra_env={"COCOTB_REWRITE_ASSERTION_FILES": ""})
     wall = time.monotonic() - t2
     wave = find_wave(run_dir, info.build_dir) if waves else None
     out = []
@@ -177,3 +192,55 @@ def _execute(dut: Any, pairs: Sequence[tuple[LayerRecord, np.ndarray | None]], p
                                check_cycles=dut.exact,
                                extra={"layers_in_run": float(len(plans))}))
     return out, order, wall
+
+
+SEQ_FILE = "seq.hex"
+STATUS_FILE = "seq_status.txt"
+
+
+def _run_self(info: simmod.BuildInfo, run_dir: Path, payload: dict[str, Any],
+              timeout_s: float) -> None:
+    """Run the payload's run list with the harness's own sequencer (``+t2c_seq``), no cocotb.
+
+    The same checks as :mod:`t2c_sim.cosim.tb_backdoor`, read back from the harness's status
+    line: a run past its watchdog limit or ending with error flags raises
+    :class:`SimulationError` naming the layer, tile and flags; so does a simulator that exits
+    with an error or without a status."""
+    tiles, limits = payload["tiles"], payload["limits"]
+    words = [len(tiles)] + [int(v) for t, lim in zip(tiles, limits) for v in (t, lim)]
+    (run_dir / SEQ_FILE).write_text("".join(f"{w:08x}\n" for w in words))
+    status = run_dir / STATUS_FILE
+    status.unlink(missing_ok=True)
+    if info.sim == "verilator":
+        assert info.self_exe is not None
+        cmd = [str(info.self_exe), f"+t2c_seq={SEQ_FILE}", "+verilator+rand+reset+2",
+               "+verilator+seed+1"]
+    else:
+        cmd = ["vvp", "-n", str(info.build_dir / "sim.vvp"), f"+t2c_seq={SEQ_FILE}", "-none"]
+    logf = run_dir / "sim.log"
+    what = f"{info.toplevel} ({info.sim}) running {len(tiles)} run(s)"
+    t0 = time.monotonic()
+    rc = run_logged(cmd, info.env, run_dir, logf, timeout_s, what,
+                    header=f"t2c: running {' '.join(cmd)} in {run_dir}\n")
+    log.info("%s: %.1f s, exit %d, log %s", what, time.monotonic() - t0, rc, logf)
+    line = status.read_text().split() if status.is_file() else []
+    if not line or line[0] not in ("done", "hang", "err"):
+        raise SimulationError(f"{what}: the harness wrote no status (exit {rc}): "
+                              f"{log_tail(logf)}; log: {logf}")
+    if line[0] == "done":
+        if rc != 0 or int(line[1]) != len(tiles):
+            raise SimulationError(f"{what}: simulator exited with {rc} after {line[1]} of "
+                                  f"{len(tiles)} runs: {log_tail(logf)}; log: {logf}")
+        return
+    i = int(line[1])
+    name = payload["names"][i]
+    if line[0] == "hang":
+        raise SimulationError(
+            f"{what}: layer {name}: no done within {limits[i]} cycles (cycle model predicts "
+            f"{payload['predicted'][i]}); watchdog stopped the run (busy={line[2]}); log: {logf}")
+    if line[2] == "x":
+        raise SimulationError(f"{what}: layer {name}: accelerator error flags are X/Z; log: {logf}")
+    err = int(line[2])
+    flag_names = ",".join(n for b, n in enumerate(payload.get("err_names") or []) if err >> b & 1)
+    raise SimulationError(f"{what}: layer {name}: accelerator error flags {err:#04x}"
+                          + (f" ({flag_names})" if flag_names else "") + f"; log: {logf}")

@@ -52,6 +52,10 @@ DEFAULT_OPT = "-O2"
 _OPT_FLAG = re.compile(r"-O[0-3sgz]?|-Ofast")
 _MARKER = "t2c_build.json"
 
+#: t2c-sim's own Verilator main (no VPI, no Python), linked beside cocotb's with ``self_main``.
+SELF_MAIN_CPP = Path(__file__).resolve().with_name("t2c_vl_main.cpp")
+SELF_EXE = "t2c_self"
+
 _WORKER = (
     "import sys; from t2c_sim.cosim.sim.builder import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 )
@@ -72,6 +76,8 @@ class BuildInfo:
         reused: True if an existing build was reused.
         build_s: Wall time of the build in seconds (0 when reused).
         env: Environment for simulator subprocesses (from :func:`find_tools`).
+        self_exe: Verilator: the model linked with t2c-sim's own main (no VPI, no Python;
+            ``self_main=True``), else ``None``.
     """
 
     sim: str
@@ -83,6 +89,7 @@ class BuildInfo:
     reused: bool
     build_s: float
     env: dict[str, str] = field(repr=False)
+    self_exe: Path | None = None
 
 
 def _file_digest(p: Path) -> str:
@@ -94,7 +101,7 @@ def _file_digest(p: Path) -> str:
 
 def _build_key(sim: str, toplevel: str, sources: Sequence[Path], parameters: Mapping[str, Any],
                includes: Sequence[Path], defines: Mapping[str, Any], waves: bool,
-               build_args: Sequence[str], tool: str = "") -> str:
+               build_args: Sequence[str], tool: str = "", self_main: bool = False) -> str:
     inc_files = sorted(f for d in includes for f in Path(d).rglob("*")
                        if f.is_file() and f.suffix in (".v", ".vh", ".sv", ".svh"))
     desc = {
@@ -106,6 +113,8 @@ def _build_key(sim: str, toplevel: str, sources: Sequence[Path], parameters: Map
         "sources": [(p.name, _file_digest(p)) for p in sources],
         "includes": [(str(f), _file_digest(f)) for f in inc_files],
     }
+    if self_main:  # only then in the key: every other build keeps its directory
+        desc["self_main"] = _file_digest(SELF_MAIN_CPP)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
 
 
@@ -134,7 +143,7 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
           parameters: Mapping[str, Any] | None, build_root: str | os.PathLike[str], *,
           includes: Sequence[str | os.PathLike[str]] = (), defines: Mapping[str, Any] | None = None,
           waves: bool = False, build_args: Sequence[str] = (), timeout_s: float = 1800.0,
-          tools: Mapping[str, Any] | None = None) -> BuildInfo:
+          tools: Mapping[str, Any] | None = None, self_main: bool = False) -> BuildInfo:
     """Build ``toplevel`` for ``sim`` once per key, reusing an identical earlier build.
 
     Args:
@@ -149,6 +158,10 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
         build_args: Extra simulator build arguments.
         timeout_s: Wall-clock limit of the build.
         tools: Result of :func:`find_tools` (looked up when omitted).
+        self_main: Verilator: also link the model with t2c-sim's own main
+            (:data:`SELF_MAIN_CPP`: the time loop without VPI or Python, ~2 s more) as
+            ``BuildInfo.self_exe``, for a harness that runs by itself. Ignored on Icarus
+            (its ``.vvp`` runs with or without cocotb's VPI module).
 
     Returns:
         The :class:`BuildInfo`.
@@ -173,11 +186,13 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
     # The simulator itself is part of the key (--tool-path / --verilator-root may choose
     # another one): a build is never reused by a different iverilog or Verilator.
     tool = tools.get("iverilog") if sim == "icarus" else tools.get("verilator_root")
+    self_main = bool(self_main) and sim == "verilator"
     key = _build_key(sim, toplevel, srcs, params, incs, defs, waves, args,
-                     os.path.realpath(tool) if tool else "")
+                     os.path.realpath(tool) if tool else "", self_main)
     root = Path(build_root).resolve()
     name = f"{sim}-{_safe(toplevel)}-{key[:12]}"
     bdir = root / name
+    self_exe = bdir / SELF_EXE if self_main else None
     lock_dir = root / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{name}.lock", "w") as lockf:
@@ -189,7 +204,7 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
                     if json.loads(marker.read_text()).get("key") == key:
                         log.debug("reusing build %s", bdir)
                         return BuildInfo(sim, toplevel, bdir, key, params, waves, True, 0.0,
-                                         tools["env"])
+                                         tools["env"], self_exe)
                 except (OSError, ValueError):
                     pass
             if bdir.exists():
@@ -198,7 +213,7 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
             spec = {"sim": sim, "toplevel": toplevel, "sources": [str(s) for s in srcs],
                     "includes": [str(i) for i in incs], "defines": defs, "parameters": params,
                     "build_args": args, "waves": waves, "build_dir": str(bdir),
-                    "runtime_root": str(runtime_cache_root(root))}
+                    "runtime_root": str(runtime_cache_root(root)), "self_main": self_main}
             spec_path = bdir / "t2c_build_spec.json"
             spec_path.write_text(json.dumps(spec, indent=1, default=str))
             t0 = time.monotonic()
@@ -212,7 +227,8 @@ def build(sim: str, toplevel: str, sources: Sequence[str | os.PathLike[str]],
                                           "parameters": params, "waves": waves,
                                           "build_s": round(dt, 3)}, default=str))
             log.info("built %s (%s) in %.1f s: %s", toplevel, sim, dt, bdir)
-            return BuildInfo(sim, toplevel, bdir, key, params, waves, False, dt, tools["env"])
+            return BuildInfo(sim, toplevel, bdir, key, params, waves, False, dt, tools["env"],
+                             self_exe)
         finally:
             fcntl.flock(lockf, fcntl.LOCK_UN)
 
@@ -354,4 +370,26 @@ def _worker_main(argv: list[str]) -> int:
         return 1
     if cache is not None:
         _store_runtime_objects(Path(spec["build_dir"]), cache)
+    if spec.get("self_main"):
+        return _link_self_main(Path(spec["build_dir"]))
+    return 0
+
+
+def _link_self_main(bdir: Path) -> int:
+    """Link the compiled model in ``bdir`` a second time, with :data:`SELF_MAIN_CPP` as its
+    main (``SELF_EXE``): through the model's own generated makefile (same compiler flags and
+    runtime objects, nothing of the model recompiled), without cocotb's VPI library."""
+    import subprocess
+
+    (bdir / "t2c_self.mk").write_text(
+        "include Vtop.mk\n"
+        f"{SELF_EXE}: $(VK_USER_OBJS) $(VK_GLOBAL_OBJS) $(VM_PREFIX)__ALL.a\n"
+        "\t$(LINK) $(LDFLAGS) $^ $(LOADLIBES) $(LDLIBS) $(LIBS) $(SC_LIBS) -o $@\n")
+    cmd = ["make", "-C", str(bdir), "-f", "t2c_self.mk", f"VM_USER_CLASSES={SELF_MAIN_CPP.stem}",
+           f"VM_USER_DIR={SELF_MAIN_CPP.parent}", "VM_USER_LDLIBS=", SELF_EXE]
+    print("t2c: linking the self-running main:", " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, stdout=sys.stdout, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        print(f"build failed: linking {SELF_EXE} exited with {rc}", flush=True)
+        return 1
     return 0

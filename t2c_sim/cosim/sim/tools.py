@@ -23,6 +23,7 @@ import contextvars
 import importlib.util
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -147,7 +148,7 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
                                         preexec_fn=_die_with_parent)
                 _LIVE_GROUPS.add(proc.pid)
             # a signal held back above is raised again here, inside the guarded block
-            return proc.wait(timeout=timeout_s)
+            return _wait(proc, timeout_s)
         except subprocess.TimeoutExpired:
             assert proc is not None
             _kill_group(proc)
@@ -162,6 +163,23 @@ def run_logged(cmd: list[str], env: Mapping[str, str], cwd: Path, logf: Path,
         finally:
             if proc is not None:
                 _LIVE_GROUPS.discard(proc.pid)
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> int:
+    """``proc.wait(timeout_s)`` that returns as soon as the process ends: Python's own wait
+    with a timeout polls with sleeps of up to 50 ms (~25 ms lost on average, a measurable share
+    of a short simulator run); a pidfd becomes readable at the exit (Linux >= 5.3)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux, or an old kernel: Python's polling wait
+        return proc.wait(timeout=timeout_s)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+    finally:
+        os.close(fd)
+    if not ready:
+        raise subprocess.TimeoutExpired(proc.args, timeout_s)
+    return proc.wait()
 
 
 @contextlib.contextmanager
