@@ -32,9 +32,10 @@ from t2c_sim.errors import SimulationError
 __all__ = ["Work", "Piece", "Unit", "plan_units", "units_wanted", "merge_parts",
            "START_COST_S", "RUN_COST_S", "sim_rate"]
 
-#: Wall seconds of one simulator process start (embedded Python, cocotb, the model), measured
-#: ~0.5 s idle and ~1 s on a loaded 2-core machine; a unit costs this once.
-START_COST_S = 0.7
+#: Wall seconds of one simulator process start: our back-door harness runs without cocotb
+#: (the model's own main, the plan read by the harness), ~0.05 s, plus a worker's unit set-up
+#: (the task file, operand files); a DUT started through cocotb costs ~0.5 s idle, ~1 s loaded.
+START_COST_S = 0.2
 #: Host and harness seconds per accelerator run (operand files, ``$readmemh``, dumps).
 RUN_COST_S = 1e-3
 
