@@ -48,7 +48,7 @@ from t2c_sim.regress.dut import current_target
 from t2c_sim.regress.executors import LocalExecutor, map_via_files
 from t2c_sim.regress.report.html import render_mutation_html
 
-__all__ = ["MutateOptions", "mutate", "write_mutation_reports", "MAX_MUTANTS", "MAX_JOBS"]
+__all__ = ["MutateOptions", "mutate", "rerun_options", "write_mutation_reports", "MAX_MUTANTS", "MAX_JOBS"]
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,9 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
     """
     target = current_target()
     cands = enumerate_mutants(target.rtl_dir, target.files)
-    prev, stale = None, 0
-    if opts.rerun is not None:
-        prev = load_report(opts.rerun)
-        opts = replace(opts, suite=str(prev.meta.get("suite", opts.suite)),
-                       seed=int(prev.meta.get("seed", opts.seed)),
-                       sim=str(prev.meta.get("sim", opts.sim)))
-        opts.check()
+    opts, prev = rerun_options(opts)
+    stale = 0
+    if prev is not None:
         muts, stale = _current(prev.survivors(), cands)
     else:
         muts = select_mutants(cands, opts.max_mutants, opts.seed)
@@ -161,6 +157,27 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
     if prev is not None:
         rep.meta.update(rerun_of=str(opts.rerun), rerun=len(muts), stale=stale)
     return rep
+
+
+def rerun_options(opts: MutateOptions) -> tuple[MutateOptions, MutationReport | None]:
+    """``opts`` as a ``--rerun-survivors`` campaign runs them: the suite, seed and simulator of
+    the report it reruns (and that report); ``(opts, None)`` without ``rerun``.
+
+    Raises:
+        ConfigError: Not a mutation report, or its options out of bounds (names the file or
+            the option).
+    """
+    if opts.rerun is None:
+        return opts, None
+    prev = load_report(opts.rerun)
+    try:
+        opts = replace(opts, suite=str(prev.meta.get("suite", opts.suite)),
+                       seed=int(prev.meta.get("seed", opts.seed)),
+                       sim=str(prev.meta.get("sim", opts.sim)))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"not a mutation report (meta: {e})", file=str(opts.rerun)) from None
+    opts.check()
+    return opts, prev
 
 
 def _key(m: Mutant) -> tuple:
