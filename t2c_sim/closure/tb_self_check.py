@@ -16,16 +16,13 @@ Payload (:func:`t2c_sim.cosim.sim.load_payload`): ``params`` (unused).
 from __future__ import annotations
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from t2c_sim.closure.tb_reset_idle import reset
 from t2c_sim.errors import MismatchError, SimulationError
 
 RQ_LAT = 3  # t2c_accel_top's localparam (t2c_requant's LATENCY)
 ERR_SKEW = 1 << 7
-INPUTS = ("start_i", "hw_en_i", "hw_sel_i", "hw_addr_i", "hw_data_i", "hr_addr_i", "cfg_rows_i",
-          "cfg_groups_i", "cfg_cols_i", "cfg_a_signed_i", "cfg_zy_i", "cfg_lo_i", "cfg_hi_i",
-          "cfg_mode_i")
 
 
 def _value(v, what: str) -> int:
@@ -60,15 +57,9 @@ async def _run(dut, inject: bool, limit: int = 500) -> int:
 @cocotb.test()
 async def latency_skew(dut) -> None:
     """A clean run leaves ``err_o[7]`` at 0; an injected valid skew sets it."""
-    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    for name in INPUTS:
-        getattr(dut, name).value = 0
+    await reset(dut)
     dut.cfg_first_i.value = 1
     dut.cfg_last_i.value = 1
-    dut.rst_ni.value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk_i)
-    dut.rst_ni.value = 1
     for sel in (0, 1, 2):  # zero the words the run reads (act, wgt, ch at address 0..3)
         for addr in range(4):
             dut.hw_en_i.value, dut.hw_sel_i.value, dut.hw_addr_i.value = 1, sel, addr
