@@ -472,6 +472,7 @@ def cmd_mutate(args: argparse.Namespace, command: str) -> int:
         check_mutation_tools,
         meta,
         mutate,
+        rerun_options,
         write_mutation_reports,
     )
     from t2c_sim.regress.pipeline import RunOptions, check_tools
@@ -482,26 +483,27 @@ def cmd_mutate(args: argparse.Namespace, command: str) -> int:
                          tool_path=args.tool_path, verilator_root=args.verilator_root,
                          rerun=args.rerun_survivors)
     opts.check()
-    sim = args.sim
-    if opts.rerun is not None:  # a bad report is exit 2 before anything runs
-        from t2c_sim.closure.mutrun import load_report
-
-        sim = str(load_report(opts.rerun).meta.get("sim", sim))
-    out = Path(args.out or Path("results") / "mutation" / args.suite)
+    # a rerun runs its report's suite, seed and simulator (a bad report is exit 2 before
+    # anything runs); what it says and where it writes follow them
+    opts, prev = rerun_options(opts)
+    out = Path(args.out or Path("results") / "mutation" / opts.suite)
     check_output_dir(out)
-    _check_work_dirs(args, (sim,))
-    check_tools(RunOptions(sims=(sim,), tool_path=args.tool_path,
+    _check_work_dirs(args, (opts.sim,))
+    check_tools(RunOptions(sims=(opts.sim,), tool_path=args.tool_path,
                            verilator_root=args.verilator_root))
     check_mutation_tools(opts)
     done: list = []
-    bar = Progress(opts.max_mutants, enabled=_progress_enabled(args), prefix="mutants ")
+    total = opts.max_mutants if prev is None else len(prev.survivors())
+    bar = Progress(total, enabled=_progress_enabled(args), prefix="mutants ")
 
     def on_result(r: Any) -> None:
         done.append(r)
         bar.advance(f"{r.mutant.id} {r.status}")
 
     created = not out.exists()
-    print(f"mutate: suite {opts.suite} on {opts.sim}, up to {opts.max_mutants} mutants, "
+    what = (f"up to {opts.max_mutants} mutants" if prev is None else
+            f"the {total} survivor(s) of {opts.rerun} again")
+    print(f"mutate: suite {opts.suite} (seed {opts.seed}) on {opts.sim}, {what}, "
           f"{opts.jobs} worker(s) -> {out}", flush=True)
     try:
         with folder_lock(out):

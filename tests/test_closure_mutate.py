@@ -447,9 +447,12 @@ def _unit(kind: str) -> UnitSuite:
         return UnitSuite(TARGET, TARGET.bench("accel_top_dense"))
     if kind == "reset":
         return UnitSuite(TARGET, TARGET.bench("reset_idle"))
-    if kind in ("frontdoor_bl8", "frontdoor_direct"):  # writes that span burst windows
-        b = TARGET.bench("frontdoor")
-        want = ("BURST_LEN", 8) if kind == "frontdoor_bl8" else ("MODE", 1)
+    if kind == "self_check":
+        return UnitSuite(TARGET, TARGET.bench("self_check"))
+    if kind in ("frontdoor_bl8", "frontdoor_direct", "frontdoor_resets"):
+        b = TARGET.bench("frontdoor")  # writes that span burst windows; resets
+        want = {"frontdoor_bl8": ("BURST_LEN", 8), "frontdoor_direct": ("MODE", 1),
+                "frontdoor_resets": ("MODE", 4)}[kind]
         return UnitSuite(TARGET, b, param_sets=[p for p in b.param_sets
                                                 if p[want[0]] == want[1]])
     if kind == "pe_m5":
@@ -534,10 +537,22 @@ KILLERS = {
     # bursts) the reload condition inverted: no WLAST on a 1-beat burst after a burst's end
     "wr_reload_condition": (("t2c_axi_wr.v", "negate", "wbl_q <= (wbl_q == 9'd1)",
                              "(wbl_q == 9'd1)", "!((wbl_q == 9'd1))"), "frontdoor_direct"),
+    # the DMA's JOBS_DONE counter kept through reset: a reset after a completed command must
+    # leave every status register at 0 (the frontdoor bench's reset set, MODE 4)
+    "dma_jobs_done_reset": (("t2c_axi_dma.v", "hold", "jfin_q <= 32'd0;  cyc_q <= 32'd0;",
+                             "32'd0", "jfin_q"), "frontdoor_resets"),
+    # the err_o[7] requantizer-latency self-check reading past its delay line (X on Icarus:
+    # never fires) or raising the wrong flag; formerly waived as unreachable, killed by the
+    # self_check bench's injected skew (it kills every mutant of those two lines)
+    "rq_skew_check_index": (("t2c_accel_top.v", "drop_term", "if (busy_q && (rq_v !=",
+                             "RQ_LAT-1", "RQ_LAT"), "self_check"),
+    "rq_skew_flag_bit": (("t2c_accel_top.v", "bitsel", "err_q[7] <= 1'b1;", "7", "(7) - 1"),
+                         "self_check"),
 }
 
 
-FAST_KILLERS = ("done_not_reset", "host_word_width", "wr_next_burst_address")
+FAST_KILLERS = ("done_not_reset", "host_word_width", "wr_next_burst_address",
+                "dma_jobs_done_reset", "rq_skew_check_index", "rq_skew_flag_bit")
 
 
 @pytest.mark.sim
@@ -555,6 +570,33 @@ def test_former_survivors_are_killed(case: str, tmp_path) -> None:
     assert run_mutant(None, suite, RTL_DIR, tmp_path / "base") is None
     r = run_mutant(m, suite, RTL_DIR, tmp_path / "m")
     assert r.status == "killed", (case, r.status, r.detail)
+
+
+@pytest.mark.sim
+def test_rd_we_reset_waiver_holds_where_the_mutant_differs(tmp_path) -> None:
+    """Backs the waiver of t2c_axi_rd's `we_o <= we_o` in reset (hold): the frontdoor bench's
+    reset set resets the DMA at a cycle where the read engine hands the core a word. On the
+    mutant, we_o stays 1 through that reset (the difference is real: the original drops it),
+    yet the core sees no write while the reset is held and the bench passes (the DMA's
+    hw_en_o gates we_o with rdk_q, which the same reset edge clears)."""
+    import json
+
+    from t2c_sim.closure.benches import build_bench, run_bench
+    from t2c_sim.closure.mutate import write_mutant_tree
+
+    m = _find("t2c_axi_rd.v", "hold", "we_o <= 1'b0;  err_q <= 1'b0;", "1'b0", "we_o")
+    b = TARGET.bench("frontdoor")
+    (p,) = [p for p in b.param_sets if p["MODE"] == 4]
+    seen = {}
+    for what, rtl in (("original", RTL_DIR), ("mutant", write_mutant_tree(m, RTL_DIR,
+                                                                         tmp_path / "rtl"))):
+        kw = dict(sim="icarus", build_root=tmp_path / what, rtl_dir=rtl)
+        build_bench(TARGET, b, p, {}, **kw)
+        run = run_bench(TARGET, b, p, {}, timeout_s=300, **kw)  # raises on a wrong result
+        (mid, end) = json.loads((run / "results.json").read_text())["commands"]
+        assert mid["reset"] == "load" and mid["load_in_reset"] == 0 == end["load_in_reset"]
+        seen[what] = (mid["rd_we_in_reset"], end["rd_we_in_reset"])
+    assert seen == {"original": (0, 0), "mutant": (2, 0)}, seen
 
 
 def test_report_round_trip_score_and_waivers(tmp_path) -> None:

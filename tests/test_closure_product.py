@@ -103,6 +103,40 @@ def test_mutate_rerun_survivors(tmp_path: Path, capsys) -> None:
     assert rep["meta"]["suite"] == "smoke" and rep["meta"]["seed"] == 3
 
 
+@pytest.mark.parametrize("suite,seed,args", [("units", 7, []), ("full", 2, ["--suite", "layers"]),
+                                             ("smoke", 3, ["--seed", "9"])])
+def test_rerun_says_and_writes_the_reports_suite(tmp_path: Path, capsys, monkeypatch, suite,
+                                                 seed, args) -> None:
+    """--rerun-survivors runs the report's suite and seed whatever --suite/--seed say: the
+    first line names them (it said the --suite default, smoke), the campaign gets them and
+    report goes to results/mutation/<the report's suite> by default."""
+    from t2c_sim.closure.mutate import enumerate_mutants
+    from t2c_sim.closure.mutrun import MutantResult, MutationReport
+    from t2c_sim.cosim.sim import RTL_DIR
+    from t2c_sim.regress import mutation
+
+    a, b, c = enumerate_mutants(RTL_DIR, ["t2c_requant.v"])[:3]
+    prev = MutationReport(f"{suite}-s{seed}", meta={"suite": suite, "seed": seed, "sim": "icarus"})
+    prev.results = [MutantResult(a, "killed", "x"), MutantResult(b, "survived"),
+                    MutantResult(c, "survived")]
+    prev.write_json(tmp_path / "prev.json")
+
+    def fake_mutate(opts, **kw):  # the campaign itself is test_mutate_rerun_survivors (slow)
+        return MutationReport(f"{suite}-s{seed}", [MutantResult(a, "killed", "x"),
+                                                   MutantResult(b, "killed", "y"),
+                                                   MutantResult(c, "killed", "z")])
+
+    monkeypatch.setattr(mutation, "mutate", fake_mutate)
+    monkeypatch.chdir(tmp_path)
+    rc = main(["mutate", "--rerun-survivors", str(tmp_path / "prev.json"), "--no-progress",
+               "--build-root", str(tmp_path / "b"), *args])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert rc == EXIT_OK
+    assert first.startswith(f"mutate: suite {suite} (seed {seed}) on icarus, the 2 "
+                            f"survivor(s) of {tmp_path / 'prev.json'} again"), first
+    assert sorted(p.name for p in (tmp_path / "results" / "mutation").iterdir()) == [suite]
+
+
 def test_mutation_section_lists_survivors_escaped() -> None:
     res = [{"mutant": {"id": f"m:{i}", "file": "t2c_x.v", "operator": op, "original": "<",
                        "replacement": "<="}, "status": st, "detail": "d", "seconds": 1.0,

@@ -483,6 +483,71 @@ def test_signal_kills_every_child_and_exits_with_the_documented_code(
         cli.kill_all()
 
 
+# A vvp that runs the real one for the campaign's baseline (the unmutated RTL must pass) and
+# hangs like FAKE_TOOL for every mutant, so both workers are busy when the signal arrives.
+MUTANT_VVP = """#!/bin/sh
+case "$*" in */mutation/*/baseline/*) exec {vvp} "$@";; esac
+echo "vvp $$" >> "$T2C_FAKE_LOG"
+sleep 300 &
+echo "child $!" >> "$T2C_FAKE_LOG"
+wait
+"""
+
+
+def in_session(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (the command's: workers, trackers, simulators)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and alive(int(p.name)):
+                    out.append(int(p.name))
+    return out
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, EXIT_TERMINATED, "terminated"),
+                                           (signal.SIGINT, EXIT_INTERRUPT, "interrupted")],
+                         ids=["signal:sigterm-mutate-pool", "signal:sigint-mutate-pool"])
+def test_signal_stops_a_mutation_pool_with_the_documented_code(sig, code, word,
+                                                                d: Path) -> None:
+    """``mutate -j 2`` with both workers in a (hung) mutant simulation and the next mutants
+    queued: the signal ends the command within a bound (the `layers` suite's tasks are larger
+    than a pipe's buffer: a pool feeding them through its pipe never exited), with the code,
+    one line, no process of its session left and a complete partial report (or none)."""
+    vvp, iverilog = shutil.which("vvp"), shutil.which("iverilog")
+    if vvp is None or iverilog is None:
+        pytest.skip("Icarus not installed")
+    fake = d / "fakebin"
+    fake.mkdir()
+    (fake / "iverilog").write_text(f'#!/bin/sh\nexec {iverilog} "$@"\n')
+    (fake / "vvp").write_text(MUTANT_VVP.format(vvp=vvp))
+    for p in fake.iterdir():
+        p.chmod(0o755)
+    out = d / "out"
+    cli = Cli(d, ["mutate", "--suite", "layers", "--max-mutants", "12", "-j", "2",
+                  "--no-equivalence", "--tool-path", str(fake), "--build-root", str(d / "bs"),
+                  "--out", str(out), "--no-progress"])
+    try:
+        wait_for(lambda: cli.children_started(2), 300, "two hung mutant simulations", cli.proc)
+        os.kill(cli.proc.pid, sig)
+        rc, err = cli.finish(60)
+        assert rc == code, err
+        line = one_line(err)
+        assert word in line and "partial report" in line, line
+        assert cli.survivors() == [], "processes outlived the command"
+        assert in_session(cli.proc.pid) == [], "pool workers outlived the command"
+        assert not [p for p in d.rglob(".*.tmp")]
+        if out.exists():  # what finished, both files or none
+            assert sorted(p.name for p in out.iterdir()) == ["mutation.json", "report.html"]
+            rep = json.loads((out / "mutation.json").read_text())
+            assert rep["partial"] and len(rep["results"]) <= 10
+        assert not (d / "bs" / "mutation").exists() or not any((d / "bs" / "mutation").iterdir())
+    finally:
+        cli.kill_all()
+
+
 def test_concurrent_runs_one_folder(d: Path, capsys) -> None:
     """Two ``run``s into one folder: the second is refused up front; the first stops cleanly."""
     fake = fake_tools(d)

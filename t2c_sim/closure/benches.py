@@ -18,7 +18,10 @@ A :class:`~t2c_sim.closure.target.Bench` is one of two kinds:
   interrupt raised and cleared; 3: the register map of docs/rtl.md read back (ID, VERSION,
   build parameters, every RW register with a seeded 32-bit value, a partial WSTRB write,
   START reading 0, SLVERR past the map), then commands the DMA or the core must refuse with
-  their ERR flag.
+  their ERR flag; 4: resets: the one-run layer of MODE 1 reset in the middle of its load (no
+  core write while the reset is held), then run again and checked as in MODE 1, then reset
+  after it completed; after each reset every status register (``STATUS``, ``ERR``,
+  ``IRQ_STATUS``, ``JOBS_DONE``, ``CYCLES``, ``CORE_CYCLES``) reads 0.
 
 :func:`build_bench` builds (a build failure raises :class:`~t2c_sim.errors.SimulationError`
 before anything runs: a mutant that does not elaborate is a build error, not a kill);
@@ -95,10 +98,10 @@ def frontdoor_case(params: Mapping[str, int], payload: Mapping[str, Any]
                         wr_latency=int(params.get("WR_LAT", 4)))
     except (KeyError, TypeError) as e:
         raise ConfigError(f"front-door bench parameters: {e}", key="params") from None
-    if params.get("MODE", 0) not in (0, 1, 2, 3):
-        raise ConfigError(f"MODE must be 0 (list), 1 (regs), 2 (faults) or 3 (commands), got "
-                          f"{params['MODE']}", key="params.MODE")
-    mode = ("list", "regs", "faults", "commands")[int(params.get("MODE", 0))]
+    if params.get("MODE", 0) not in (0, 1, 2, 3, 4):
+        raise ConfigError(f"MODE must be 0 (list), 1 (regs), 2 (faults), 3 (commands) or 4 "
+                          f"(resets), got {params['MODE']}", key="params.MODE")
+    mode = ("list", "regs", "faults", "commands", "resets")[int(params.get("MODE", 0))]
     r = np.random.default_rng(int(payload.get("seed", 0)))
     n, m = hw.n, hw.m
     k = m * (hw.act_depth // hw.rows + 3)  # one group more than a bank holds: K-split
@@ -148,8 +151,8 @@ def run_bench(target: Target, bench: Bench, params: Mapping[str, int],
             return _faults(recs[0], hw, axi, packed, **kw)
         if mode == "commands":
             return _commands(params, hw, axi, packed, int(pl.get("seed", 0)), **kw)
-        if mode == "regs":
-            return _direct(recs[2], hw, axi, packed, **kw)
+        if mode in ("regs", "resets"):
+            return _direct(recs[2], hw, axi, packed, resets=mode == "resets", **kw)
         return _layers(recs, hw, axi, packed, **kw)
     info = simmod.build(sim, bench.top, target.sources(rtl_dir, bench.modules), dict(params),
                         build_root, build_args=build_args)
@@ -206,8 +209,8 @@ def _image(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, build_r
 
 def _direct(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim: str,
             build_root: str | Path, timeout_s: float, rtl_dir: str | Path | None,
-            build_args: Sequence[str]) -> Path:
-    """MODE 1: one run through the job registers (see the module docstring)."""
+            build_args: Sequence[str], resets: bool = False) -> Path:
+    """MODE 1: one run through the job registers; with ``resets`` MODE 4 (module docstring)."""
     dut, op, img, lay = _image(rec, hw, axi, packed, build_root)
     if len(lay.jobs) != 1:
         raise ConfigError(f"direct mode needs a one-run layer, {rec.name} has {len(lay.jobs)}",
@@ -215,11 +218,22 @@ def _direct(rec: LayerRecord, hw: HwConfig, axi: AxiConfig, packed: bool, *, sim
     desc = np.frombuffer(img[lay.desc_addr:lay.desc_addr + 4 * len(DESC_FIELDS)].tobytes(),
                          "<u4").tolist()
     beats = (lay.out_base // axi.bytes, lay.end // axi.bytes - 1, 0)
-    out = run_commands(hw, axi, sim, [{"name": "direct", "limit": 20000, "dump": list(beats),
-                                       "writes": [[REGS["JOB_ROWS"], [*desc, 0, 0, 1]]]}],
-                       image=img.tobytes(), build_root=build_root, timeout_s=timeout_s,
-                       rtl_dir=rtl_dir, packed=packed, build_args=build_args)
-    (c,) = out["commands"]
+    writes = [[REGS["JOB_ROWS"], [*desc, 0, 0, 1]]]
+    cmds = [{"name": "direct", "limit": 20000, "dump": list(beats), "writes": writes}]
+    if resets:  # the outputs dumped come from the run after the first reset only
+        cmds = [{"name": "reset while loading", "limit": 20000, "reset": "load",
+                 "writes": writes}, {**cmds[0], "reset": "end"}]
+    out = run_commands(hw, axi, sim, cmds, image=img.tobytes(), build_root=build_root,
+                       timeout_s=timeout_s, rtl_dir=rtl_dir, packed=packed,
+                       build_args=build_args)
+    for c in out["commands"]:
+        if "after_reset" not in c:
+            continue
+        if c["load_in_reset"] or any(c["after_reset"].values()):
+            raise MismatchError(f"front door: reset after {c['name']!r}: {c['load_in_reset']} "
+                                f"core write(s) while held; registers after it "
+                                f"{c['after_reset']}, expected all 0", layer=rec.name)
+    c = out["commands"][-1]
     want = (_DONE_STATUS, 0, _DONE_IRQ, 0, 1,
             command_cycles(lay.jobs, hw, axi, list_mode=False) - 2, estimate.cycles(rec, hw))
     got = (c["status"], c["err"], c["irq_status"], c["irq_after_clear"], c["jobs_done"],

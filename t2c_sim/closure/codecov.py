@@ -44,9 +44,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from t2c_sim.closure.waivers import read_waiver_entries
 from t2c_sim.errors import ConfigError, SimulationError
 from t2c_sim.files import atomic_write_text, make_dirs, replace_dir
-from t2c_sim.readers import read_yaml
 
 __all__ = ["COVERAGE_ARGS", "Point", "CovWaiver", "FileRow", "read_dat", "merge", "collect",
            "points", "write_info", "genhtml", "find_genhtml", "table", "format_table", "holes",
@@ -208,30 +208,18 @@ class CovWaiver:
 
 
 def load_waivers(path: str | Path) -> list[CovWaiver]:
-    """Read ``coverage_waivers.yaml`` (``waivers: [{module, line_text, kind, reason[, signal]}]``).
+    """Read ``coverage_waivers.yaml`` (``waivers: [{module, line_text, kind, reason[, signal]}]``;
+    :func:`t2c_sim.closure.waivers.read_waiver_entries`).
 
     A missing file is no waivers. Raises :class:`ConfigError` naming the file and the key.
     """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    data = read_yaml(path, "coverage waiver file") or {}
-    items = data.get("waivers") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ConfigError("expected a mapping with a 'waivers' list", file=str(path), key="waivers")
-    out = []
+    items = read_waiver_entries(path, "coverage waiver file",
+                                ("module", "line_text", "kind", "reason"), ("line", "toggle", "any"))
     for i, w in enumerate(items):
-        if not isinstance(w, dict):
-            raise ConfigError("entry is not a mapping", file=str(path), key=f"waivers[{i}]")
-        for k in ("module", "line_text", "kind", "reason"):
-            if not isinstance(w.get(k), str) or not w[k].strip():
-                raise ConfigError("missing or empty", file=str(path), key=f"waivers[{i}].{k}")
-        if w["kind"] not in ("line", "toggle", "any"):
-            raise ConfigError(f"kind {w['kind']!r} is not line, toggle or any", file=str(path),
-                              key=f"waivers[{i}].kind")
-        out.append(CovWaiver(w["module"], w["line_text"], w["kind"], w["reason"],
-                             str(w.get("signal", ""))))
-    return out
+        if not isinstance(w.get("signal", ""), str):
+            raise ConfigError("not a string", file=str(path), key=f"waivers[{i}].signal")
+    return [CovWaiver(w["module"], w["line_text"], w["kind"], w["reason"], w.get("signal", ""))
+            for w in items]
 
 
 class _Lines:

@@ -56,8 +56,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from t2c_sim.closure.waivers import read_waiver_entries
 from t2c_sim.errors import ConfigError
-from t2c_sim.readers import read_yaml
 
 __all__ = ["OPERATORS", "Mutant", "Waiver", "enumerate_file", "enumerate_mutants",
            "select_mutants", "write_mutant_tree", "load_waivers", "find_waiver"]
@@ -366,32 +366,17 @@ _WAIVER_KEYS = ("file", "operator", "line_text", "original", "replacement", "kin
 
 
 def load_waivers(path: str | Path) -> list[Waiver]:
-    """Read a mutation waiver file (YAML: ``waivers: [{file, operator, line_text, ...}]``).
+    """Read a mutation waiver file (YAML: ``waivers: [{file, operator, line_text, ...}]``;
+    :func:`t2c_sim.closure.waivers.read_waiver_entries`). A missing file is no waivers.
 
     Raises:
-        ConfigError: Missing file, malformed YAML, a missing key or an unknown ``kind``
-            (names the file and the entry's key).
+        ConfigError: Malformed YAML, a missing key, an unknown ``kind`` or a ``line_off``
+            outside ``line_text`` (names the file and the entry's key).
     """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    data = read_yaml(path, "mutation waiver file") or {}
-    items = data.get("waivers", []) if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ConfigError("expected a mapping with a 'waivers' list", file=str(path), key="waivers")
+    items = read_waiver_entries(path, "mutation waiver file", _WAIVER_KEYS,
+                                ("equivalent", "unreachable"))
     out = []
     for i, w in enumerate(items):
-        if not isinstance(w, dict):
-            raise ConfigError("entry is not a mapping", file=str(path), key=f"waivers[{i}]")
-        for k in _WAIVER_KEYS:
-            if not isinstance(w.get(k), str):
-                raise ConfigError("missing or not a string", file=str(path),
-                                  key=f"waivers[{i}].{k}")
-        if w["kind"] not in ("equivalent", "unreachable"):
-            raise ConfigError(f"kind {w['kind']!r} is not 'equivalent' or 'unreachable'",
-                              file=str(path), key=f"waivers[{i}].kind")
-        if not w["reason"].strip():
-            raise ConfigError("a waiver needs a reason", file=str(path), key=f"waivers[{i}].reason")
         off = w.get("line_off")
         if off is not None and (not isinstance(off, int) or isinstance(off, bool) or off < 0
                                 or off >= len(w["line_text"])):

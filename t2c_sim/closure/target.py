@@ -186,7 +186,8 @@ def _accel_benches() -> dict[str, Bench]:
     # then the register map and refused commands, then the layers again with bursts of 8 beats:
     # a tile's acc writes (12 and 16 beats) span two burst windows with 2+ beats in the
     # second. The last two reach t2c_axi_wr's reload of a burst length in the middle of a
-    # segment, which decides WLAST (with 16 beats every write fits one window).
+    # segment, which decides WLAST (with 16 beats every write fits one window). Last, resets:
+    # in the middle of a load and after a completed command (the registers read 0 after it).
     fd = {**top, "ROWS": 2, "COLS": 3, "ACT_DEPTH": 16, "W_DEPTH": 24, "OUT_DEPTH": 64,
           "CH_DEPTH": 6, "SHIFT_MAX": 63, "PACKED": 1, "DATA_W": 64, "BURST_LEN": 16,
           "OUTSTANDING": 4, "RD_LAT": 4, "WR_LAT": 4, "MODE": 0}
@@ -211,6 +212,9 @@ def _accel_benches() -> dict[str, Bench]:
                                    "PACKED": 1},), {"seed": 9}),
         "reset_idle": Bench("reset_idle", "t2c_accel_top", mods, here / "tb_reset_idle.py",
                             ({**top, "PACKED": 1},), {"idle": 8}),
+        # the requantizer-latency self-check (err_o[7]) fires on an injected skew
+        "self_check": Bench("self_check", "t2c_accel_top", mods, here / "tb_self_check.py",
+                            ({**top, "PACKED": 1},), {}),
         # section 2 and the three runtime profiles (ties of each rounding step, extremes), a
         # narrow M0 (section 2 only), ort_fp32 on a 24-bit accumulator and a 32-bit output, a build
         # without profiles
@@ -248,7 +252,7 @@ def _accel_benches() -> dict[str, Bench]:
         "frontdoor": Bench("frontdoor", "t2c_axi_accel", fd_mods, FD_TB,
                            (fd, {**fd, "DATA_W": 32, "BURST_LEN": 2, "OUTSTANDING": 2,
                                  "RD_LAT": 9, "WR_LAT": 3, "MODE": 1}, {**fd, "MODE": 2},
-                            {**fd, "MODE": 3}, {**fd, "BURST_LEN": 8}),
+                            {**fd, "MODE": 3}, {**fd, "BURST_LEN": 8}, {**fd, "MODE": 4}),
                            {"seed": 13}, kind="frontdoor"),
         "axi_regs": Bench("axi_regs", "t2c_axil_regs", ("t2c_axil_regs",),
                           tb / "test_axi_regs.py", (regs,), {"seed": 11, "regs": dict(REGS)}),

@@ -25,21 +25,28 @@ CONTROL = {"busy_q": 0, "done_q": 0, "err_q": 0, "cycles_q": 0, "iss_q": 0, "vld
            "clr1_q": 0, "last1_q": 0, "cap_q": 0, "dr_q": 0, "drow_q": 0, "dlv_q": 0,
            "dlwe_q": 0, "dllast_q": 0, "first_q": 1, "last_q": 1}
 IDLE_OUTPUTS = ("busy_o", "done_o", "err_o", "cycles_o")
+INPUTS = ("start_i", "hw_en_i", "hw_sel_i", "hw_addr_i", "hw_data_i", "hr_addr_i", "cfg_rows_i",
+          "cfg_groups_i", "cfg_cols_i", "cfg_a_signed_i", "cfg_first_i", "cfg_last_i",
+          "cfg_zy_i", "cfg_lo_i", "cfg_hi_i", "cfg_mode_i")
+
+
+async def reset(dut, edges: int = 2) -> None:
+    """Start the clock, set every input to 0, hold ``rst_ni`` low for ``edges`` rising edges
+    and release it (the closure's benches of ``t2c_accel_top``)."""
+    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
+    for name in INPUTS:
+        getattr(dut, name).value = 0
+    dut.rst_ni.value = 0
+    for _ in range(edges):
+        await RisingEdge(dut.clk_i)
+    dut.rst_ni.value = 1
 
 
 @cocotb.test()
 async def reset_idle(dut) -> None:
     """After reset and while idle, control state is defined and the status outputs are 0."""
     idle = int(load_payload().get("idle", 8))
-    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    for name in ("start_i", "hw_en_i", "hw_sel_i", "hw_addr_i", "hw_data_i",
-                 "hr_addr_i", "cfg_rows_i", "cfg_groups_i", "cfg_cols_i", "cfg_a_signed_i",
-                 "cfg_first_i", "cfg_last_i", "cfg_zy_i", "cfg_lo_i", "cfg_hi_i", "cfg_mode_i"):
-        getattr(dut, name).value = 0
-    dut.rst_ni.value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk_i)
-    dut.rst_ni.value = 1
+    await reset(dut)
     for cycle in range(idle):
         await ReadOnly()
         for name, want in CONTROL.items():

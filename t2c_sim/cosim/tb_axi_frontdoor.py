@@ -11,7 +11,13 @@ cocotbext-axi's :class:`AxiLiteMaster`, and a few harness signals. Payload (JSON
   ``run_base`` (global run number of its first job, for ``tiles.txt``), ``limit`` (watchdog
   cycles), ``err_window`` (``[lo, hi)`` bytes answering SLVERR, or null), ``dump``
   (``[first beat, last beat, id]`` to ``$writememh`` to ``out<id>.hex`` after it, or null);
-* ``readback``: optional list of register checks (see :func:`readback`).
+* ``readback``: optional list of register checks (see :func:`readback`);
+* per command, optional ``reset``: ``"load"``: pull the reset low (two cycles) at the first
+  falling edge where the DMA writes the core (a load in the middle of the command) instead of
+  waiting for the interrupt; ``"end"``: pull it low after the command completed. Either way
+  the command's record gets ``after_reset`` (the status registers read after the reset, then
+  ``IRQ_EN`` is written again) and, per reset edge, how many times the DMA's read engine
+  strobed a word (``rd_we_in_reset``) and the core was written (``load_in_reset``).
 
 Per command it arms the harness's cycle counter, writes the registers, waits for ``irq`` (or
 the watchdog), reads ``STATUS``, ``ERR``, ``JOBS_DONE``, ``CYCLES``, ``CORE_CYCLES``, clears
@@ -25,7 +31,7 @@ import json
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from t2c_sim.cosim.sim import load_payload
@@ -76,6 +82,38 @@ async def readback(dut, lite: AxiLiteMaster, checks: list[dict]) -> list[str]:
     return bad
 
 
+STATUS_REGS = ("STATUS", "ERR", "IRQ_STATUS", "JOBS_DONE", "CYCLES", "CORE_CYCLES")
+
+
+async def _status(lite: AxiLiteMaster, regs: dict) -> dict:
+    return {r.lower(): int.from_bytes((await lite.read(regs[r], 4)).data, "little")
+            for r in STATUS_REGS}
+
+
+def _high(v) -> int:
+    """1 for a signal at 1 or unresolved (X/Z: not known to be 0), else 0."""
+    return 1 if not v.is_resolvable or int(v) else 0
+
+
+async def _reset(dut, lite: AxiLiteMaster, regs: dict, irq_en: int, edges: int = 2) -> dict:
+    """Reset the DUT and the memory now (call after a falling edge) for ``edges`` rising edges;
+    count, after each, the read engine's word strobes and the core writes; then read the
+    status registers and enable the interrupts again."""
+    dut.rst_n.value = 0
+    n_we = n_load = 0
+    for _ in range(edges):
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        n_we += _high(dut.rd_we.value)
+        n_load += _high(dut.load_we.value)
+    await FallingEdge(dut.clk)
+    dut.rst_n.value = 1
+    await _edges(dut, 2)
+    after = await _status(lite, regs)
+    await lite.write(regs["IRQ_EN"], _words([irq_en]))
+    return {"after_reset": after, "rd_we_in_reset": n_we, "load_in_reset": n_load}
+
+
 @cocotb.test()
 async def run_commands(dut) -> None:
     """Run every command of the payload; write ``results.json``."""
@@ -90,7 +128,8 @@ async def run_commands(dut) -> None:
     results: dict = {"commands": [], "readback": []}
     if pl.get("readback"):
         results["readback"] = await readback(dut, lite, pl["readback"])
-    await lite.write(regs["IRQ_EN"], _words([pl.get("irq_en", 3)]))
+    irq_en = pl.get("irq_en", 3)
+    await lite.write(regs["IRQ_EN"], _words([irq_en]))
     for cmd in pl.get("commands", []):
         name = cmd["name"]
         lo, hi = cmd.get("err_window") or (0, 0)
@@ -102,6 +141,17 @@ async def run_commands(dut) -> None:
         for addr, ws in cmd["writes"]:
             await lite.write(addr, _words(ws))
         dut.meas_arm.value = 0
+        if cmd.get("reset") == "load":
+            for _ in range(int(cmd["limit"])):
+                await FallingEdge(dut.clk)
+                if _high(dut.load_we.value):
+                    break
+            else:
+                raise SimulationError(f"{name}: the DMA wrote no word to the core within "
+                                      f"{cmd['limit']} cycles of the register writes")
+            rec = await _reset(dut, lite, regs, irq_en)
+            results["commands"].append({"name": name, "reset": "load", **rec})
+            continue
         if not int(dut.irq.value):
             timer = Timer(int(cmd["limit"]) * CLOCK_NS, unit="ns")
             fired = await First(RisingEdge(dut.irq), timer)
@@ -113,10 +163,8 @@ async def run_commands(dut) -> None:
         await ReadOnly()
         meas, meas_on = int(dut.meas_cyc.value), int(dut.meas_on.value)
         await RisingEdge(dut.clk)
-        vals = {}
-        for r in ("STATUS", "ERR", "IRQ_STATUS", "JOBS_DONE", "CYCLES", "CORE_CYCLES"):
-            vals[r] = int.from_bytes((await lite.read(regs[r], 4)).data, "little")
-        await lite.write(regs["IRQ_STATUS"], _words([vals["IRQ_STATUS"]]))
+        vals = await _status(lite, regs)
+        await lite.write(regs["IRQ_STATUS"], _words([vals["irq_status"]]))
         await RisingEdge(dut.clk)
         await ReadOnly()
         irq_after = int(dut.irq.value)
@@ -136,7 +184,10 @@ async def run_commands(dut) -> None:
         results["commands"].append({
             "name": name, "measured": meas, "meas_stopped": not meas_on, "irq_after_clear": irq_after,
             "prot_err": int(dut.prot_err.value), "rd_beats": int(dut.rd_beats.value),
-            "wr_beats": int(dut.wr_beats.value), **{k.lower(): v for k, v in vals.items()}})
+            "wr_beats": int(dut.wr_beats.value), **vals})
+        if cmd.get("reset") == "end":
+            await FallingEdge(dut.clk)
+            results["commands"][-1].update(await _reset(dut, lite, regs, irq_en))
     Path("results.json").write_text(json.dumps(results, indent=1))
     if results["readback"]:
         raise MismatchError("register read-back: " + "; ".join(results["readback"][:8]))

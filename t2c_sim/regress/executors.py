@@ -14,6 +14,13 @@ died, connection lost); job-level errors are results, not exceptions (see ``run_
 
 On ``KeyboardInterrupt`` both executors stop the work still running, first yield the items that
 had already finished but were not yet collected (so the caller can store them), then re-raise.
+
+:func:`map_via_files` sends each item to a local pool as a small :class:`TaskFile` (the item
+waits in a pickle file): what a pool's feeder thread writes into its pipe stays far below the
+pipe's buffer, so a worker that is gone (stopped by Ctrl-C/SIGTERM, failed to start) can never
+leave that thread blocked in a write (CPython 3.11 joins it at exit: the command would never
+end). Callers with large items use it (:mod:`t2c_sim.regress.parallel`'s units,
+``t2c-sim mutate``'s mutant tasks).
 """
 
 from __future__ import annotations
@@ -21,11 +28,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from t2c_sim.errors import ConfigError, ExecutorError
@@ -157,6 +170,52 @@ class LocalExecutor:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """An item waiting in a pickle file: what travels through a local pool's pipe stays small
+    (CPython 3.11's pool can deadlock feeding a large task to a worker that died: its feeder
+    thread blocks in the pipe write, and the interpreter joins that thread at exit)."""
+
+    path: str
+
+    def load(self) -> Any:
+        with open(self.path, "rb") as f:
+            return pickle.load(f)
+
+
+def _run_loaded(fn: Callable[[Any], Any], item: Any) -> Any:
+    """Worker side of :func:`map_via_files`: ``fn`` of the item (read from its file)."""
+    return fn(item.load() if isinstance(item, TaskFile) else item)
+
+
+def map_via_files(ex: Any, fn: Callable[[Any], Any], items: Sequence[Any], folder: str | Path,
+                  ) -> Iterator[tuple[Any, Any]]:
+    """``ex.map_unordered(fn, items)``; on a :class:`LocalExecutor` that uses a pool, each item
+    travels as a :class:`TaskFile` in a temporary folder under ``folder`` (removed at the end,
+    also when interrupted). Yields ``(item, result)`` with the caller's own items; other
+    executors (Dask: workers may not share this file system) get the items themselves."""
+    if not isinstance(ex, LocalExecutor) or ex.workers == 1 or len(items) <= 1:
+        yield from ex.map_unordered(fn, items)
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".t2c-tasks-", dir=folder))
+    inner = None
+    try:
+        back: dict[str, Any] = {}
+        for i, it in enumerate(items):
+            path = tmp / f"task{i}.pkl"
+            path.write_bytes(pickle.dumps(it, protocol=pickle.HIGHEST_PROTOCOL))
+            back[str(path)] = it
+        inner = ex.map_unordered(partial(_run_loaded, fn), [TaskFile(p) for p in back])
+        for tf, res in inner:
+            Path(tf.path).unlink(missing_ok=True)
+            yield back[tf.path], res
+    finally:
+        if inner is not None:
+            inner.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class DaskExecutor:

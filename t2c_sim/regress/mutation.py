@@ -5,9 +5,11 @@
 (:func:`t2c_sim.closure.suites.named_suite`) against the original RTL (it must pass) and then
 against each mutant, ``jobs`` at a time in worker processes (the regression runner's
 :class:`~t2c_sim.regress.executors.LocalExecutor`: Ctrl-C and SIGTERM stop every worker and
-simulator), and writes ``<out>/mutation.json`` and ``<out>/report.html`` together (a stopped
-campaign writes what finished, marked ``partial``). Mutant copies and their builds live under
-``<build_root>/mutation/`` and are removed as each mutant ends.
+simulator; each mutant's task reaches a worker as a small file,
+:func:`~t2c_sim.regress.executors.map_via_files`), and writes ``<out>/mutation.json`` and
+``<out>/report.html`` together (a stopped campaign writes what finished, marked ``partial``).
+Mutant copies and their builds live under ``<build_root>/mutation/`` and are removed as each
+mutant ends.
 
 With ``rerun`` (``--rerun-survivors REPORT``) only the survivors of an earlier report run
 again, with that report's suite, seed and simulator, against today's RTL, suite and waivers
@@ -43,10 +45,10 @@ from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import ConfigError, SimulationError
 from t2c_sim.files import atomic_write_set, json_text, make_dirs, text_writer
 from t2c_sim.regress.dut import current_target
-from t2c_sim.regress.executors import LocalExecutor
+from t2c_sim.regress.executors import LocalExecutor, map_via_files
 from t2c_sim.regress.report.html import render_mutation_html
 
-__all__ = ["MutateOptions", "mutate", "write_mutation_reports", "MAX_MUTANTS", "MAX_JOBS"]
+__all__ = ["MutateOptions", "mutate", "rerun_options", "write_mutation_reports", "MAX_MUTANTS", "MAX_JOBS"]
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +126,9 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
     """
     target = current_target()
     cands = enumerate_mutants(target.rtl_dir, target.files)
-    prev, stale = None, 0
-    if opts.rerun is not None:
-        prev = load_report(opts.rerun)
-        opts = replace(opts, suite=str(prev.meta.get("suite", opts.suite)),
-                       seed=int(prev.meta.get("seed", opts.seed)),
-                       sim=str(prev.meta.get("sim", opts.sim)))
-        opts.check()
+    opts, prev = rerun_options(opts)
+    stale = 0
+    if prev is not None:
         muts, stale = _current(prev.survivors(), cands)
     else:
         muts = select_mutants(cands, opts.max_mutants, opts.seed)
@@ -142,7 +140,8 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
     fn = partial(_task, tool_path=opts.tool_path, verilator_root=opts.verilator_root)
 
     def mapper(f: Callable[[Any], Any], items: Any) -> Any:  # run_task -> _task with tools
-        return ex.map_unordered(fn, items)
+        # each task (the whole suite: ~1 MB for `full`) reaches a pool worker as a small file
+        return map_via_files(ex, fn, items, work)
 
     try:
         with tool_options(opts.tool_path, opts.verilator_root):
@@ -158,6 +157,27 @@ def mutate(opts: MutateOptions, *, on_result: Callable[[MutantResult], None] | N
     if prev is not None:
         rep.meta.update(rerun_of=str(opts.rerun), rerun=len(muts), stale=stale)
     return rep
+
+
+def rerun_options(opts: MutateOptions) -> tuple[MutateOptions, MutationReport | None]:
+    """``opts`` as a ``--rerun-survivors`` campaign runs them: the suite, seed and simulator of
+    the report it reruns (and that report); ``(opts, None)`` without ``rerun``.
+
+    Raises:
+        ConfigError: Not a mutation report, or its options out of bounds (names the file or
+            the option).
+    """
+    if opts.rerun is None:
+        return opts, None
+    prev = load_report(opts.rerun)
+    try:
+        opts = replace(opts, suite=str(prev.meta.get("suite", opts.suite)),
+                       seed=int(prev.meta.get("seed", opts.seed)),
+                       sim=str(prev.meta.get("sim", opts.sim)))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"not a mutation report (meta: {e})", file=str(opts.rerun)) from None
+    opts.check()
+    return opts, prev
 
 
 def _key(m: Mutant) -> tuple:

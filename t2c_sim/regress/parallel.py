@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +43,7 @@ from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import MismatchError, SimulationError, T2CError
 from t2c_sim.export.iface import MAX_RUNS
 from t2c_sim.record import LayerRecord
-from t2c_sim.regress.executors import LocalExecutor
+from t2c_sim.regress.executors import LocalExecutor, map_via_files
 from t2c_sim.regress.outcome import LAYERS_SUFFIX, safe_name, take_coverage
 from t2c_sim.regress.shard import (
     RUN_COST_S,
@@ -221,28 +219,11 @@ def _layer_runs(pieces: Sequence[tuple[LayerRecord, tuple[int, ...] | None]], hw
     return out
 
 
-@dataclass(frozen=True)
-class _TaskFile:
-    """A unit whose :class:`_Task` waits in a pickle file: what travels through a local pool's
-    pipe stays small (CPython 3.11's pool can deadlock feeding a large task to a worker that
-    died, e.g. one that failed to start)."""
-
-    path: str
-
-
-def _load(task: _Task | _TaskFile) -> _Task:
-    if isinstance(task, _Task):
-        return task
-    with open(task.path, "rb") as f:
-        return pickle.load(f)
-
-
-def run_task(task: _Task | _TaskFile) -> list[_PieceOut]:
+def run_task(task: _Task) -> list[_PieceOut]:
     """Worker entry (module level: pools and Dask pickle it): run one unit, one result per
     piece. On a simulator error or a flagged difference with several pieces, re-run them one
     by one: pieces before the failing one keep their results, a flagged difference does not
     stop the others, an error does (the pieces after it are ``not run``)."""
-    task = _load(task)
     with tool_options(task.settings.tool_path, task.settings.verilator_root):
         t0 = time.perf_counter()
         try:
@@ -391,26 +372,13 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
     else:
         own = executor is None
         ex = LocalExecutor(min(jobs, len(tasks))) if own else executor
-        local = isinstance(ex, LocalExecutor)
-        tmp = Path(tempfile.mkdtemp(prefix=".t2c-units-", dir=_mkdir(settings.build_root))) \
-            if local else None
-        try:
-            sent: list[Any] = list(tasks)
-            if tmp is not None:
-                sent = []
-                for i, t in enumerate(tasks):
-                    path = tmp / f"unit{i}.pkl"
-                    path.write_bytes(pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL))
-                    sent.append(_TaskFile(str(path)))
-                    unit_of[id(sent[-1])] = units[i]
-            for t, outs in ex.map_unordered(run_task, sent):
+        try:  # a local pool gets each unit as a small file (executors.map_via_files)
+            for t, outs in map_via_files(ex, run_task, tasks, settings.build_root):
                 if isinstance(outs, BaseException):  # the executor lost the unit
                     outs = [_PieceOut(ERROR, message=f"executor: {type(outs).__name__}: {outs}")
                             for _ in unit_of[id(t)].pieces]
                 take(unit_of[id(t)], outs)
         finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
             if own:
                 ex.close()
     return [_merge(items[i], parts.get(i, [])) for i in range(len(items))]

@@ -91,6 +91,10 @@ module t2c_axi_harness #(
   reg         meas_arm /*verilator public_flat_rw*/ = 1'b0;
   reg         meas_on /*verilator public_flat_rw*/ = 1'b0;
   reg  [31:0] meas_cyc /*verilator public_flat_rw*/ = 32'd0;
+  // the DMA's word strobe from its read engine, and the core scratchpad write it gates (a
+  // reset in the middle of a load: tb_axi_frontdoor's "reset" commands)
+  wire        rd_we /*verilator public_flat_rd*/ = u_dut.u_dma.rd_we;
+  wire        load_we /*verilator public_flat_rd*/ = u_dut.hw_en;
   wire [31:0] prot_err /*verilator public_flat_rw*/;
   wire [31:0] rd_beats /*verilator public_flat_rw*/;
   wire [31:0] wr_beats /*verilator public_flat_rw*/;
