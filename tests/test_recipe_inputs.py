@@ -262,6 +262,9 @@ def test_the_float_cache_key_follows_the_zoo_source(tmp_path, monkeypatch):
         data = real(p)
         return data + b"\n# edited\n" if p.resolve().parent == models_dir and p.name == "nets.py" else data
 
-    monkeypatch.setattr(I, "_ZOO_DIGEST", [])
+    I._zoo_digest.cache_clear()  # a new process: the digest is computed once per process
     monkeypatch.setattr(Path, "read_bytes", edited)
-    assert load_recipe(ROOT / "models" / "lenet5_2of4.yaml").float_key(0) != key
+    try:
+        assert load_recipe(ROOT / "models" / "lenet5_2of4.yaml").float_key(0) != key
+    finally:
+        I._zoo_digest.cache_clear()

@@ -282,29 +282,27 @@ def prepare(gemms: list[Gemm], run_dir: Path, tiles: list[list[int] | None] | No
     out: list[list[int]] = []
     base = 0
     for li, gm in enumerate(gemms):
-        want = None if tiles is None or tiles[li] is None else set(tiles[li])
-        chosen = [t for t in gm.plan.tiles if want is None or t.index in want]
+        sel = selection(gm.plan, None if tiles is None else tiles[li])
+        by_index = {t.index: t for t in gm.plan.tiles}
+        chosen = [by_index[i] for i in sel]
         # the whole layer packed once (bulk.py), unless a tile is off the block grid
         text = bulk.layer_text(gm) if chosen and bulk.aligned(gm, chosen) else None
         held_w = held_ch = None  # what the weight / channel memories hold (runs in order)
-        sel = []
-        for t in gm.plan.tiles:
-            if want is None or t.index in want:
-                for ci in range(len(gm.plan.chunks)):
-                    gi = base + sel_run(gm.plan, len(sel), ci)
-                    if text is None:
-                        plan_words += _write_run(gm, t, ci, run_dir, gi)
-                        continue
-                    # consecutive runs of one column block reload only their activations
-                    # (per-row parameters differ per row tile: their words always reload)
-                    kw, kc = (t.group, t.c0, t.cols, ci), (t.group, t.c0, t.cols)
-                    if gm.mode & iface.ROWPAR:
-                        kc = (*kc, t.p0, t.rows)
-                    wgt, ch = kw != held_w, ci == 0 and kc != held_ch
-                    bulk.write_run(text, gm, t, ci, run_dir, gi, wgt=wgt, ch=ch)
-                    plan_words += plan_words_of(gm, t, ci, wgt=wgt, ch=ch)
-                    held_w, held_ch = kw, kc
-                sel.append(t.index)
+        for k, t in enumerate(chosen):
+            for ci in range(len(gm.plan.chunks)):
+                gi = base + sel_run(gm.plan, k, ci)
+                if text is None:
+                    plan_words += _write_run(gm, t, ci, run_dir, gi)
+                    continue
+                # consecutive runs of one column block reload only their activations
+                # (per-row parameters differ per row tile: their words always reload)
+                kw, kc = (t.group, t.c0, t.cols, ci), (t.group, t.c0, t.cols)
+                if gm.mode & iface.ROWPAR:
+                    kc = (*kc, t.p0, t.rows)
+                wgt, ch = kw != held_w, ci == 0 and kc != held_ch
+                bulk.write_run(text, gm, t, ci, run_dir, gi, wgt=wgt, ch=ch)
+                plan_words += plan_words_of(gm, t, ci, wgt=wgt, ch=ch)
+                held_w, held_ch = kw, kc
         out.append(sel)
         base += len(sel) * len(gm.plan.chunks)
     write_memh(run_dir / "plan.hex", plan_words, 32)

@@ -25,6 +25,7 @@ bounded (the limits are in the messages): :data:`MAX_SAMPLE_ELEMENTS`, :data:`MA
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -81,19 +82,15 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+@functools.cache
 def _zoo_digest() -> str:
     """Content hash of the zoo's sources (every file of :mod:`t2c_sim.models`: a zoo model's
     code, its blocks, its initialization), so an edited zoo model never reuses cached weights."""
-    if not _ZOO_DIGEST:
-        h = hashlib.sha256()
-        root = Path(inspect.getfile(MODELS[next(iter(MODELS))])).parent
-        for f in sorted(root.rglob("*.py")):
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
-        _ZOO_DIGEST.append(h.hexdigest()[:16])
-    return _ZOO_DIGEST[0]
-
-
-_ZOO_DIGEST: list[str] = []
+    h = hashlib.sha256()
+    root = Path(inspect.getfile(MODELS[next(iter(MODELS))])).parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _base(file: str | None) -> Path:

@@ -163,8 +163,8 @@ def _cut(sim: str, work: Sequence[Work], target: float, n_units: int, max_runs: 
         if w.runs > max_runs and not splits:
             raise SimulationError(f"one layer needs {w.runs} runs, more than the {max_runs} one "
                                   "simulator process holds, and its tiles cannot run apart")
-        if cur.pieces and (cur.runs + w.runs > max_runs and not splits or
-                           (n_units > 1 and cur.cost + w.cost / 2 > target and not splits)):
+        if cur.pieces and not splits and (cur.runs + w.runs > max_runs or
+                                          (n_units > 1 and cur.cost + w.cost / 2 > target)):
             close()
         if not splits:
             cur.runs += w.runs
