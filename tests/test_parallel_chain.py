@@ -275,3 +275,28 @@ def test_layers_with_more_runs_than_a_process_holds_run_in_tile_ranges(
     cut = _run(net, tmp_path / "cut", 1)
     assert cut.verdict == "pass"
     assert _strip(one.to_dict()) == _strip(cut.to_dict())
+
+
+@pytest.mark.parametrize("start, pooled", [(None, False), ("0", True)])
+def test_small_work_runs_here_unless_the_pool_pays(net: list, tmp_path: Path, monkeypatch,
+                                                   start: str | None, pooled: bool) -> None:
+    """``-j 2`` on a network of milliseconds: by default no pool is started (its workers' start
+    would cost more than the work); with a pool start of 0 the same run uses it. Both equal the
+    golden model on every layer."""
+    from t2c_sim.regress.executors import LocalExecutor
+
+    if start is None:
+        monkeypatch.delenv("T2C_POOL_START_S", raising=False)
+    else:
+        monkeypatch.setenv("T2C_POOL_START_S", start)
+    started: list[int] = []
+    real = LocalExecutor._get_pool
+
+    def spy(self, n):
+        started.append(n)
+        return real(self, n)
+
+    monkeypatch.setattr(LocalExecutor, "_get_pool", spy)
+    run = _run(net, tmp_path, 2)
+    assert run.verdict == "pass"
+    assert bool(started) is pooled, started

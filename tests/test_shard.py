@@ -186,3 +186,23 @@ def test_merge_detects_a_part_that_lost_its_region() -> None:
     m = merge_parts([_R(y0, None, [t0], 1), _R(y1, None, [t1], 1)], 2)
     assert np.array_equal(m.y, [[1, 1], [1, 1], [2, 2], [2, 2]]) and m.acc is None
     assert Piece(0) == Piece(0, None)
+
+
+@pytest.mark.parametrize("cost, workers, start, pays", [
+    (0.96, 2, None, False),   # the bench layer (one second) on 2 cores: the pool costs more
+    (37.0, 2, None, True),    # the CIFAR ResNet-18 at batch 8
+    (1.2, 2, None, True),     # saves 0.6 s > 0.5 s
+    (1.0, 2, None, False),    # saves exactly 0.5 s: not more than a worker's start
+    (0.8, 4, None, True),     # saves 0.6 s on 4 workers
+    (100.0, 1, None, False),  # one worker: never a pool
+    (0.01, 2, "0", True),     # the test session's setting: any work goes through the pool
+])
+def test_the_pool_runs_only_when_it_pays(monkeypatch, cost: float, workers: int,
+                                         start: str | None, pays: bool) -> None:
+    from t2c_sim.regress.shard import pool_pays
+
+    if start is None:
+        monkeypatch.delenv("T2C_POOL_START_S", raising=False)
+    else:
+        monkeypatch.setenv("T2C_POOL_START_S", start)
+    assert pool_pays(cost, workers) is pays

@@ -53,6 +53,7 @@ from t2c_sim.regress.shard import (
     Work,
     merge_parts,
     plan_units,
+    pool_pays,
     sim_rate,
     units_wanted,
 )
@@ -345,9 +346,15 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
     split = not settings.waves and settings.ours is not None
     work = [work_of(it, settings, split) for it in items]
     workers = jobs if executor is None else max(jobs, 1)
-    n_units = 1 if workers <= 1 else units_wanted(sum(w.cost for w in work), workers,
-                                                   START_COST_S)
-    if settings.waves or any(settings.backpressure) or settings.ours is None:
+    total = sum(w.cost for w in work)
+    per_item = settings.waves or any(settings.backpressure) or settings.ours is None
+    local = executor is None or isinstance(executor, LocalExecutor)
+    if not per_item and local and not pool_pays(total, workers):
+        # our self-sequenced back door, cut by cost: a local pool's workers would take longer
+        # to start than they save (a process per item through cocotb is never run here instead)
+        workers = 1
+    n_units = 1 if workers <= 1 else units_wanted(total, workers, START_COST_S)
+    if per_item:
         # one layer per process, never split: one wave file per layer; seeded stall patterns
         # and generated harnesses as a run with one process per layer has them
         units = [Unit(it.sim, (Piece(i),)) for i, it in enumerate(items)]
@@ -366,7 +373,7 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
             if left[p.item] == 0 and progress:
                 progress(f"{items[p.item].rec.name} [{items[p.item].sim}]")
 
-    if len(tasks) == 1 or (executor is None and jobs <= 1):
+    if len(tasks) == 1 or (workers <= 1 and local):
         for u, t in zip(units, tasks):
             take(u, run_task(t))
     else:

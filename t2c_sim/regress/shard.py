@@ -21,6 +21,7 @@ a run's results do not depend on how many workers executed it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 from t2c_sim.errors import SimulationError
 
 __all__ = ["Work", "Piece", "Unit", "plan_units", "units_wanted", "merge_parts",
-           "START_COST_S", "RUN_COST_S", "sim_rate"]
+           "START_COST_S", "RUN_COST_S", "POOL_START_S", "sim_rate", "pool_pays"]
 
 #: Wall seconds of one simulator process start: our back-door harness runs without cocotb
 #: (the model's own main, the plan read by the harness), ~0.05 s, plus a worker's unit set-up
@@ -99,6 +100,20 @@ class _Open:
     pieces: list[Piece] = field(default_factory=list)
     cost: float = 0.0
     runs: int = 0
+
+
+#: Wall seconds to start a local pool's worker (a spawned Python importing numpy and t2c_sim):
+#: measured ~0.3 s idle, ~0.6 s loaded. ``T2C_POOL_START_S`` overrides it (the test suite sets 0
+#: so that its small networks still go through the pool).
+POOL_START_S = 0.5
+
+
+def pool_pays(total_cost: float, workers: int) -> bool:
+    """Whether spreading ``total_cost`` estimated seconds over ``workers`` new processes beats
+    running them here: the time saved, ``total_cost * (1 - 1/workers)``, must exceed a worker's
+    start (a layer of a second on 2 cores: no; the 17.6M-cycle CIFAR ResNet-18: yes)."""
+    start = float(os.environ.get("T2C_POOL_START_S", POOL_START_S))
+    return workers > 1 and total_cost * (1 - 1 / workers) > start
 
 
 def units_wanted(total_cost: float, workers: int, start_cost: float = START_COST_S) -> int:
