@@ -106,3 +106,15 @@ def test_the_sequencer_reports_error_flags_with_their_names(build_root) -> None:
     with pytest.raises(SimulationError, match=r"layer fc_err tile 0: accelerator error flags "
                                               r"0x[0-9a-f]{2} \(.+\)"):
         run_layers([rec], HW, "icarus", build_root=build_root, mutate=_bad_groups)
+
+
+@pytest.mark.parametrize("line, ok", [
+    ("done 3", True), ("hang 2 1", True), ("err 0 32", True), ("err 1 x", True),
+    ("", False), ("done", False), ("hang 3 1", False), ("hang 1", False), ("err 0 y", False),
+    ("hang 1 x", False), ("fin 1 2", False), ("done 3 4", False), ("err -1 4", False),
+])
+def test_only_a_status_the_harness_writes_is_read(line: str, ok: bool) -> None:
+    """A crashed or truncated status line is an error naming it, never an index or parse crash."""
+    from t2c_sim.cosim.profiles.backdoor import _status_ok
+
+    assert _status_ok(line.split(), 3) is ok

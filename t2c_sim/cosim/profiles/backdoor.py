@@ -198,6 +198,16 @@ SEQ_FILE = "seq.hex"
 STATUS_FILE = "seq_status.txt"
 
 
+def _status_ok(line: list[str], n: int) -> bool:
+    """Whether ``line`` is a status the harness writes: ``done n``, ``hang i busy`` or
+    ``err i flags`` with ``i`` one of the ``n`` entries (a crash may leave anything)."""
+    if len(line) == 2 and line[0] == "done":
+        return line[1].isdigit()
+    if len(line) != 3 or line[0] not in ("hang", "err") or not line[1].isdigit():
+        return False
+    return int(line[1]) < n and (line[2].isdigit() or (line[0] == "err" and line[2] == "x"))
+
+
 def _run_self(info: simmod.BuildInfo, run_dir: Path, payload: dict[str, Any],
               timeout_s: float) -> None:
     """Run the payload's run list with the harness's own sequencer (``+t2c_seq``), no cocotb.
@@ -223,10 +233,10 @@ def _run_self(info: simmod.BuildInfo, run_dir: Path, payload: dict[str, Any],
     rc = run_logged(cmd, info.env, run_dir, logf, timeout_s, what,
                     header=f"t2c: running {' '.join(cmd)} in {run_dir}\n")
     log.info("%s: %.1f s, exit %d, log %s", what, time.monotonic() - t0, rc, logf)
-    line = status.read_text().split() if status.is_file() else []
-    if not line or line[0] not in ("done", "hang", "err"):
-        raise SimulationError(f"{what}: the harness wrote no status (exit {rc}): "
-                              f"{log_tail(logf)}; log: {logf}")
+    line = status.read_text(errors="replace").split() if status.is_file() else []
+    if not _status_ok(line, len(tiles)):
+        raise SimulationError(f"{what}: the harness wrote no readable status (exit {rc}; "
+                              f"{' '.join(line)[:80] or 'none'}): {log_tail(logf)}; log: {logf}")
     if line[0] == "done":
         if rc != 0 or int(line[1]) != len(tiles):
             raise SimulationError(f"{what}: simulator exited with {rc} after {line[1]} of "
