@@ -218,6 +218,7 @@ module t2c_harness #(
   // (entry s ended with error flags; "x" for flags with an unknown bit); then $finish.
   reg  [31:0]    seq [0:2*MAX_TILES];
   reg  [8*512-1:0] seq_path;
+  reg            seq_stop;
   integer        seq_i, seq_wd, fseq;
   initial begin
     if ($value$plusargs("t2c_seq=%s", seq_path)) begin
@@ -227,8 +228,9 @@ module t2c_harness #(
       end
       if (seq[0] != 32'd0) $readmemh(seq_path, seq, 0, 2 * seq[0]);
       fseq = $fopen("seq_status.txt", "w");
+      seq_stop = 1'b0;
       @(posedge rst_n);
-      for (seq_i = 0; seq_i < seq[0]; seq_i = seq_i + 1) begin
+      for (seq_i = 0; seq_i < seq[0] && !seq_stop; seq_i = seq_i + 1) begin
         @(negedge clk);
         tile_i = seq[1 + 2*seq_i];
         go_i = 1'b1;
@@ -239,26 +241,13 @@ module t2c_harness #(
           @(negedge clk);
           seq_wd = seq_wd + 1;
         end
-        if (!tile_done_o) begin
-          $fwrite(fseq, "hang %0d %0d\n", seq_i, busy);
-          $fclose(fseq);
-          $fclose(fstat);
-          $finish;
-        end
-        if (^tile_err_o === 1'bx) begin
-          $fwrite(fseq, "err %0d x\n", seq_i);
-          $fclose(fseq);
-          $fclose(fstat);
-          $finish;
-        end
-        if (tile_err_o != 8'd0) begin
-          $fwrite(fseq, "err %0d %0d\n", seq_i, tile_err_o);
-          $fclose(fseq);
-          $fclose(fstat);
-          $finish;
-        end
+        seq_stop = 1'b1;  // until the run is known to have ended cleanly
+        if (!tile_done_o) $fwrite(fseq, "hang %0d %0d\n", seq_i, busy);
+        else if (^tile_err_o === 1'bx) $fwrite(fseq, "err %0d x\n", seq_i);
+        else if (tile_err_o != 8'd0) $fwrite(fseq, "err %0d %0d\n", seq_i, tile_err_o);
+        else seq_stop = 1'b0;
       end
-      $fwrite(fseq, "done %0d\n", seq[0]);
+      if (!seq_stop) $fwrite(fseq, "done %0d\n", seq[0]);
       $fclose(fseq);
       $fclose(fstat);
       $finish;

@@ -37,6 +37,7 @@ from t2c_sim.cosim import sim as simmod
 from t2c_sim.cosim.profiles.harness import release_run_dir
 from t2c_sim.cosim.result import CosimResult
 from t2c_sim.cosim.sim import rundirs
+from t2c_sim.cosim.sim.launch import verilator_plusargs
 from t2c_sim.cosim.sim.tools import log_tail, run_logged
 from t2c_sim.errors import SimulationError, T2CError, UnsupportedLayerError
 from t2c_sim.record import LayerRecord
@@ -223,8 +224,7 @@ def _run_self(info: simmod.BuildInfo, run_dir: Path, payload: dict[str, Any],
     status.unlink(missing_ok=True)
     if info.sim == "verilator":
         assert info.self_exe is not None
-        cmd = [str(info.self_exe), f"+t2c_seq={SEQ_FILE}", "+verilator+rand+reset+2",
-               "+verilator+seed+1"]
+        cmd = [str(info.self_exe), f"+t2c_seq={SEQ_FILE}", *verilator_plusargs()]
     else:
         cmd = ["vvp", "-n", str(info.build_dir / "sim.vvp"), f"+t2c_seq={SEQ_FILE}", "-none"]
     logf = run_dir / "sim.log"

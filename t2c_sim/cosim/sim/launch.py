@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # testbenches inside the simulator, where importing numpy costs ~0.7 s (embedded in the
 # Verilator process) of every run's start-up.
 
-__all__ = ["run", "launch_spec", "load_payload"]
+__all__ = ["run", "launch_spec", "load_payload", "verilator_plusargs"]
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     if waves and info.sim == "icarus":
         pa.append(f"+dumpfile_path={tdir / (info.toplevel + '.fst')}")
     if info.sim == "verilator":
-        # --x-initial unique: randomize uninitialized state so a missing reset shows up.
-        pa += ["+verilator+rand+reset+2", f"+verilator+seed+{max(1, s)}"]
+        pa += verilator_plusargs(s)
     cmd, env = launch_spec(info, tm, env, module_dir=module_dir, testcase=testcase,
                            test_dir=tdir, results=results, seed=s, plusargs=pa, waves=waves)
     logf = tdir / "sim.log"
@@ -132,6 +131,13 @@ def run(info: BuildInfo, test_module: str | os.PathLike[str], *, testcase: str |
     log.info("%s: %.1f s, exit %d, log %s", what, time.monotonic() - t0, rc, logf)
     _check_results(results, logf, rc, what)
     return results
+
+
+def verilator_plusargs(seed: int = 1) -> list[str]:
+    """The plusargs of every Verilator run, cocotb-driven or not (the builds use
+    ``--x-initial unique``): uninitialized state randomized with ``seed`` (at least 1), so a
+    missing reset shows up."""
+    return ["+verilator+rand+reset+2", f"+verilator+seed+{max(1, int(seed))}"]
 
 
 @functools.cache
