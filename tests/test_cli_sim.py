@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from t2c_sim.cli import EXIT_FAIL, EXIT_INFRA, EXIT_OK, main
+from t2c_sim.cli import EXIT_FAIL, EXIT_INFRA, EXIT_OK, EXIT_USAGE, main
 from t2c_sim.export import load_record, save_network, save_record
 from t2c_sim.workloads import gen
 
@@ -133,3 +133,18 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert len(macs) >= 2 and all(ly["verdict"] == "pass" for ly in macs)
     assert all(ly["sims"][0]["cycles_measured"] == ly["cycles_est"] for ly in macs)
     assert res["summary"]["top1_agreement"] >= 99.0
+
+
+def test_a_bad_pool_start_variable_is_bad_input(tmp_path, capsys, monkeypatch):
+    """T2C_POOL_START_S (docs/cli.md) is an input: a bad value exits 2 with one line naming it
+    and writes no results."""
+    rec = gen.random_linear_record(np.random.default_rng(3), c_in=8, c_out=4, rows=4, n=2, m=4)
+    save_network([rec], tmp_path / "net")
+    capsys.readouterr()
+    monkeypatch.setenv("T2C_POOL_START_S", "fast")
+    rc = main(["run", str(tmp_path / "net"), "--sim", "icarus", "--out", str(tmp_path / "o"),
+               "--no-progress"])
+    assert rc == EXIT_USAGE
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "T2C_POOL_START_S" in err[0] and "'fast'" in err[0], err
+    assert not (tmp_path / "o" / "results.json").exists()

@@ -206,3 +206,13 @@ def test_the_pool_runs_only_when_it_pays(monkeypatch, cost: float, workers: int,
     else:
         monkeypatch.setenv("T2C_POOL_START_S", start)
     assert pool_pays(cost, workers) is pays
+
+
+@pytest.mark.parametrize("raw", ["abc", "", "nan", "inf", "-1", "3601", "1e9"])
+def test_a_bad_pool_start_is_refused_naming_the_variable(monkeypatch, raw: str) -> None:
+    from t2c_sim.errors import ConfigError
+    from t2c_sim.regress.shard import pool_pays
+
+    monkeypatch.setenv("T2C_POOL_START_S", raw)
+    with pytest.raises(ConfigError, match=r"T2C_POOL_START_S.*expected seconds from 0 to 3600"):
+        pool_pays(10.0, 2)

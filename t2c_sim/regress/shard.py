@@ -21,6 +21,7 @@ a run's results do not depend on how many workers executed it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -28,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from t2c_sim.errors import SimulationError
+from t2c_sim.errors import ConfigError, SimulationError
 
 __all__ = ["Work", "Piece", "Unit", "plan_units", "units_wanted", "merge_parts",
-           "START_COST_S", "RUN_COST_S", "POOL_START_S", "sim_rate", "pool_pays"]
+           "START_COST_S", "RUN_COST_S", "POOL_START_S", "sim_rate", "pool_pays", "pool_start_s"]
 
 #: Wall seconds of one simulator process start: our back-door harness runs without cocotb
 #: (the model's own main, the plan read by the harness), ~0.05 s, plus a worker's unit set-up
@@ -112,8 +113,27 @@ def pool_pays(total_cost: float, workers: int) -> bool:
     """Whether spreading ``total_cost`` estimated seconds over ``workers`` new processes beats
     running them here: the time saved, ``total_cost * (1 - 1/workers)``, must exceed a worker's
     start (a layer of a second on 2 cores: no; the 17.6M-cycle CIFAR ResNet-18: yes)."""
-    start = float(os.environ.get("T2C_POOL_START_S", POOL_START_S))
-    return workers > 1 and total_cost * (1 - 1 / workers) > start
+    return workers > 1 and total_cost * (1 - 1 / workers) > pool_start_s()
+
+
+def pool_start_s() -> float:
+    """A worker's start in seconds: ``T2C_POOL_START_S`` if set (0 to 3600), else
+    :data:`POOL_START_S`.
+
+    Raises:
+        ConfigError: the variable is not a number of seconds in that range.
+    """
+    raw = os.environ.get("T2C_POOL_START_S")
+    if raw is None:
+        return POOL_START_S
+    try:
+        v = float(raw)
+    except ValueError:
+        v = math.nan
+    if not 0.0 <= v <= 3600.0:  # also refuses nan and inf
+        raise ConfigError(f"expected seconds from 0 to 3600, got {raw!r}",
+                          key="environment variable T2C_POOL_START_S")
+    return v
 
 
 def units_wanted(total_cost: float, workers: int, start_cost: float = START_COST_S) -> int:
