@@ -9,8 +9,6 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from t2c_sim.regress.report import closure_plots as cp
-
 MUTATION_TARGET = 95.0
 
 
@@ -59,6 +57,8 @@ def code_html(code: Mapping[str, Any] | None, plots_on: bool = True) -> str:
            "out of both counts.</p>",
            f"<table><tr>{head}</tr>{''.join(rows)}</table>"]
     if plots_on:
+        from t2c_sim.regress.report import closure_plots as cp  # matplotlib: only when drawing
+
         out.append(_img(cp.code_coverage_plot(code["files"], g), "code coverage per file"))
     if code.get("holes"):
         items = "".join(f"<li><b>{_e(f)}</b>: {_e('; '.join(v))}</li>"
@@ -87,6 +87,8 @@ def functional_html(entries: list[Mapping[str, Any]], plots_on: bool = True) -> 
         out.append(f"<details><summary>per coverpoint</summary><table><tr><th>coverpoint</th>"
                    f"<th>bins</th><th></th></tr>{rows}</table></details>")
         if plots_on:
+            from t2c_sim.regress.report import closure_plots as cp  # matplotlib: when drawing
+
             out.append(_img(cp.functional_plot(s, f"Functional coverage on {e.get('hw_tag')}"),
                             "functional coverage"))
         if s["holes"]:
@@ -127,6 +129,8 @@ def mutation_body(rep: Mapping[str, Any]) -> str:
         for d, k in ((by_op, m["operator"]), (by_file, m["file"])):
             d.setdefault(k, {}).setdefault(r["status"], 0)
             d[k][r["status"]] += 1
+    from t2c_sim.regress.report import closure_plots as cp  # matplotlib: only when drawing
+
     meta = rep.get("meta", {})
     split = ", ".join(f"{v} {k}" for k, v in c.items())
     out = [f'<h2>Mutation score <b class="badge {_cls(score, MUTATION_TARGET)}">{score:.1f}%'

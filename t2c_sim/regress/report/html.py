@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from t2c_sim.regress.report import plots
 from t2c_sim.regress.report.chain import chain_cell, chain_header, chain_html, has_chain
 from t2c_sim.regress.report.closure import coverage_html, mutation_body
 from t2c_sim.regress.report.parity import has_parity, parity_cell, parity_header, parity_html
@@ -102,6 +101,8 @@ def _failures_html(run: RunResult, with_maps: bool = True) -> str:
             if o.wave:
                 parts.append(f"<div>waveform of the failing tile: <code>{_e(o.wave)}</code></div>")
             if with_maps:
+                from t2c_sim.regress.report import plots  # matplotlib: only when drawing
+
                 parts.append(_img(plots.mismatch_map_plot(lr.name, o), f"mismatch map {lr.name}"))
             parts.append("</div>")
     return "".join(parts)
@@ -143,6 +144,8 @@ def run_body(run: RunResult, level: int = 1, plots_on: bool = True) -> str:
     out.append(coverage_html(run.coverage, plots_on))
     out.append(_summary_html(run))
     if plots_on:
+        from t2c_sim.regress.report import plots  # matplotlib (~0.5 s): only when drawing
+
         imgs = [_img(plots.cycles_plot(run), "cycles per layer"),
                 _img(plots.utilization_plot(run), "utilization"),
                 _img(plots.lsb_plot(run), "LSB difference histograms")]
