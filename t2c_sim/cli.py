@@ -335,12 +335,27 @@ def _run_locked(args: argparse.Namespace, src: Any, hw: Any, opts: Any, out_dir:
 
 def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
+    _check_parallel(args)
+    jobs = args.jobs or os.cpu_count() or 1
+    early = None
+    if args.executor != "dask" and jobs > 1:
+        # the pool's workers start (a new interpreter each, importing the job code: ~0.3 s)
+        # while this process imports, loads and checks the suite, instead of after it
+        early = LocalExecutor(jobs)
+        early.start(jobs, preload=("t2c_sim.regress.jobs",))
+    try:
+        return _regress(args, jobs, early)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _regress(args: argparse.Namespace, jobs: int, early: LocalExecutor | None) -> int:
     from t2c_sim.files import check_output_dir, remove_empty_dirs
     from t2c_sim.regress.report.terminal import suite_table
     from t2c_sim.regress.runner import run_suite
     from t2c_sim.regress.suite import load_suite
 
-    _check_parallel(args)
     closure = _closure_options(args)
     from t2c_sim.cosim.dut import parse_dut_params
 
@@ -353,12 +368,11 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
         from t2c_sim.regress.coverage import check_coverage_tools
 
         check_coverage_tools(tuple(j.sim for j in suite.jobs))
-    jobs = args.jobs or os.cpu_count() or 1
     if args.executor == "dask":
         ex: Any = DaskExecutor(args.scheduler, workers=jobs,
                                connect_timeout_s=args.connect_timeout)
     else:
-        ex = LocalExecutor(jobs)
+        ex = early or LocalExecutor(jobs)
         from t2c_sim.regress.pipeline import RunOptions, check_tools
 
         sims = tuple(sorted({j.sim for j in suite.jobs if j.sim}))

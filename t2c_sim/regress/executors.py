@@ -25,6 +25,7 @@ end). Callers with large items use it (:mod:`t2c_sim.regress.parallel`'s units,
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -48,9 +49,9 @@ log = logging.getLogger(__name__)
 _PARENT_POLL_S = 0.5
 
 
-def _worker_init(parent_pid: int) -> None:
+def _worker_init(parent_pid: int, preload: tuple[str, ...] = ()) -> None:
     """Pool worker start-up: ignore SIGINT, clean up on SIGTERM, exit when ``parent_pid`` is
-    gone."""
+    gone; then import the ``preload`` modules (what the first task would import anyway)."""
     # imported here, in the worker only: the simulator tools pull in numpy, which the
     # command line does not need for --help
     from t2c_sim.cosim.sim.tools import kill_live_groups
@@ -65,6 +66,12 @@ def _worker_init(parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
     threading.Thread(target=_watch_parent, args=(parent_pid, kill_live_groups), daemon=True,
                      name="t2c-parent-watch").start()
+    for name in preload:
+        importlib.import_module(name)
+
+
+def _ready() -> None:
+    """The task :meth:`LocalExecutor.start` sends: makes the pool spawn a worker now."""
 
 
 def _watch_parent(parent_pid: int, kill_groups: Callable[[], Any]) -> None:
@@ -112,10 +119,22 @@ class LocalExecutor:
         self.workers = workers
         self.keep = keep
         self._pool: ProcessPoolExecutor | None = None
+        self._early: ProcessPoolExecutor | None = None
 
-    def _get_pool(self, n: int) -> ProcessPoolExecutor:
-        if self._pool is not None:
-            return self._pool
+    def start(self, n: int, preload: Sequence[str] = ()) -> None:
+        """Spawn ``min(workers, n)`` pool workers now, each importing ``preload``, so that their
+        start-up (a new interpreter and the job's imports, ~0.3 s) runs while the caller is
+        still loading and checking its work; the next :meth:`map_unordered` uses them (and a
+        map of at most one item, or :meth:`close`, stops them). Nothing with one worker."""
+        n = self.workers if self.keep else min(self.workers, n)
+        if n <= 1 or self._pool is not None or self._early is not None:
+            return
+        pool = self._new_pool(n, tuple(preload))
+        for _ in range(n):  # a spawn-context pool starts a worker per queued task
+            pool.submit(_ready)
+        self._early = pool
+
+    def _new_pool(self, n: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             # a spawned worker importing the caller's script, which starts a pool again
             raise ConfigError("a worker process is re-running the script that started it: put "
@@ -123,8 +142,15 @@ class LocalExecutor:
                               "(worker processes import it), or use one process (jobs=1)",
                               key="-j")
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=self.workers if self.keep else n, mp_context=ctx,
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(os.getpid(), preload))
+
+    def _get_pool(self, n: int) -> ProcessPoolExecutor:
+        if self._pool is not None:
+            return self._pool
+        pool, self._early = self._early, None
+        if pool is None:
+            pool = self._new_pool(self.workers if self.keep else n)
         if self.keep:
             self._pool = pool
         return pool
@@ -135,6 +161,7 @@ class LocalExecutor:
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
                       ) -> Iterator[tuple[Any, Any]]:
         if self.workers == 1 or len(items) <= 1:
+            self._stop_early()
             for it in items:
                 yield it, fn(it)
             return
@@ -165,8 +192,15 @@ class LocalExecutor:
             elif not stopped and not self.keep:
                 pool.shutdown(wait=True)
 
+    def _stop_early(self) -> None:
+        """Stop workers that :meth:`start` spawned and no map used (they hold no work)."""
+        if self._early is not None:
+            pool, self._early = self._early, None
+            _terminate(pool)
+
     def close(self) -> None:
-        """Shut the kept pool down (nothing to do without ``keep``)."""
+        """Shut the kept pool down, and stop the workers of an unused :meth:`start`."""
+        self._stop_early()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True)
