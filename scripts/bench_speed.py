@@ -185,6 +185,28 @@ def records_dir(name: str, recipe: Path) -> Path:
     return out
 
 
+#: one CPU-bound process of ~1 s: pure Python arithmetic, no I/O, no memory traffic to speak of
+_SPIN = "s = 0\nfor i in range(12_000_000):\n    s += i * i"
+
+
+def host_scaling() -> float:
+    """How much two CPU-bound processes at once get done against one alone on this host:
+    ``2 x wall(one) / wall(two at once)``, best of 2 interleaved (2.0 on two idle cores; a VM
+    with steal time or shared caches gives less). Printed beside each ``-j`` figure: the
+    ceiling that figure is measured under."""
+    ones, twos = [], []
+    for _ in range(2):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", _SPIN], check=True)
+        ones.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(2)]
+        for p in procs:
+            p.wait()
+        twos.append(time.monotonic() - t0)
+    return 2 * min(ones) / min(twos)
+
+
 def bench_jobs_run() -> bool:
     from t2c_sim.regress.sources import records_from_dir
 
@@ -205,13 +227,15 @@ def bench_jobs_run() -> bool:
             print(f"[-j] resnet18_cifar -j {j}: {run.verdict}")
             return False
     w1, w2 = min(walls[1]), min(walls[2])
+    host = host_scaling()
     n_mac = sum(1 for r in recs if r.op.value in ("linear", "conv2d"))
     cyc = sum(estimate.cycles(r, ARRAY) for r in recs if r.op.value in ("linear", "conv2d"))
     same = dicts[1] == dicts[2]
     print(f"[-j] ResNet-18 CIFAR batch {recs[0].x_q.shape[0]}, {n_mac} MAC layers, {cyc} cycles "
           f"on 8x8 2:4: -j 1 {w1:.1f} s, -j 2 {w2:.1f} s (best of 2 each); results identical: "
-          f"{same}")
-    figure("multi-layer run -j 1 / -j 2 wall", f"{w1 / w2:.2f}x", ">= 1.8x", w1 / w2 >= 1.8)
+          f"{same}; this host runs two CPU-bound processes at {host:.2f}x one")
+    figure("multi-layer run -j 1 / -j 2 wall", f"{w1 / w2:.2f}x (host ceiling {host:.2f}x)",
+           ">= 1.8x", w1 / w2 >= 1.8)
     return same
 
 
@@ -255,11 +279,14 @@ def bench_jobs_regress() -> bool:
     build_accel(ARRAY, "verilator", SIM_ROOT)
     w1, w2, ok = _regress_walls("bench_jobs", SUITE)
     s1, s2, ok_small = _regress_walls("bench_jobs_small", SMALL_SUITE)
+    host = host_scaling()
     print(f"[-j] regression suite: 16 random networks (conv, pool, conv, add, gap, fc; batch 4, "
           f"32x32, 64 channels) on 8x8 2:4: t2c-sim regress -j 1 {w1:.1f} s, -j 2 {w2:.1f} s "
           f"(best of 2 each); all pass: {ok}. The earlier suite (8 networks, 16x16, 32 channels): "
-          f"-j 1 {s1:.1f} s, -j 2 {s2:.1f} s ({s1 / s2:.2f}x; mostly start-up, no target)")
-    figure("regression suite -j 1 / -j 2 wall", f"{w1 / w2:.2f}x", ">= 1.8x", w1 / w2 >= 1.8)
+          f"-j 1 {s1:.1f} s, -j 2 {s2:.1f} s ({s1 / s2:.2f}x; mostly start-up, no target); this "
+          f"host runs two CPU-bound processes at {host:.2f}x one")
+    figure("regression suite -j 1 / -j 2 wall", f"{w1 / w2:.2f}x (host ceiling {host:.2f}x)",
+           ">= 1.8x", w1 / w2 >= 1.8)
     return ok and ok_small
 
 
