@@ -1,4 +1,4 @@
-"""LocalExecutor.start: pool workers spawned (and their imports done) before the first map.
+"""LocalExecutor.start: pool workers started (and their imports done) before the first map.
 
 ``t2c-sim regress -j N`` starts its workers while it loads and checks the suite; these tests pin
 what that must mean: the workers exist right after ``start``, the first map runs on them with the
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from t2c_sim.cli import main
 from t2c_sim.regress.executors import LocalExecutor
@@ -27,6 +32,16 @@ def _children() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 
 
+def _left(before: set[int], wait_s: float = 10.0) -> set[int]:
+    """Children started since ``before`` still running after up to ``wait_s``: the pool's own
+    thread reaps stopped workers too, so one may be reported alive for a moment after it was
+    stopped; a worker nobody stopped waits for work forever and stays."""
+    end = time.monotonic() + wait_s
+    while (left := _children() - before) and time.monotonic() < end:
+        time.sleep(0.02)
+    return left
+
+
 def test_started_workers_run_the_first_map_with_their_modules_imported():
     before = _children()
     ex = LocalExecutor(2)
@@ -39,7 +54,7 @@ def test_started_workers_run_the_first_map_with_their_modules_imported():
         ex.close()
     assert {pid for pid, _ in out} <= started  # the map ran on the started workers
     assert all(loaded for _, loaded in out)
-    assert _children() - before == set()
+    assert _left(before) == set()
 
 
 def test_a_map_without_start_does_not_preload():
@@ -57,14 +72,14 @@ def test_unused_workers_are_stopped_by_close_and_by_a_one_item_map():
     ex.start(4)
     assert len(_children() - before) == 2
     ex.close()
-    assert _children() - before == set()
+    assert _left(before) == set()
 
     ex = LocalExecutor(2)
     ex.start(4)
     try:
         out = [res for _it, res in ex.map_unordered(_worker_view, [0])]
         assert out[0][0] == os.getpid()  # one item runs here
-        assert _children() - before == set()  # and the idle workers are gone
+        assert _left(before) == set()  # and the idle workers are gone
     finally:
         ex.close()
 
@@ -75,7 +90,7 @@ def test_one_worker_or_one_item_starts_nothing():
     ex.start(8)
     ex2 = LocalExecutor(4)
     ex2.start(1)
-    assert _children() - before == set()
+    assert _left(before) == set()
     ex.close()
     ex2.close()
 
@@ -88,5 +103,40 @@ def test_regress_with_a_bad_suite_leaves_no_worker_behind(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.yaml" in err[0]
-    assert _children() - before == set()
+    assert _left(before) == set()
     assert not (tmp_path / "o").exists()
+
+
+_FORK_PROBE = r"""
+import sys, threading, time
+from t2c_sim.regress.executors import LocalExecutor, fork_is_safe
+
+def view(_):
+    return "wave" in sys.modules, "xml.dom.minidom" in sys.modules
+
+if __name__ == "__main__":
+    import wave  # noqa: F401  (here: a spawned worker imports this file, but not this block)
+    if sys.argv[1] == "thread":  # a second thread: forking would copy its held locks
+        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+    safe = fork_is_safe()
+    ex = LocalExecutor(2)
+    ex.start(4, preload=("xml.dom.minidom",))
+    res = [r for _i, r in ex.map_unordered(view, [0, 1, 2])]
+    ex.close()
+    print(safe, all(w for w, _ in res), any(w for w, _ in res), all(p for _, p in res))
+"""
+
+
+@pytest.mark.parametrize("case, forked", [("plain", True), ("thread", False)])
+def test_start_forks_only_a_single_threaded_process(tmp_path, case, forked):
+    script = tmp_path / "probe.py"
+    script.write_text(_FORK_PROBE)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, str(script), case], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    safe, all_w, any_w, preloaded = r.stdout.split()
+    assert safe == str(forked)
+    # forked workers carry the parent's modules (wave); spawned ones start empty
+    assert (all_w, any_w) == (("True", "True") if forked else ("False", "False"))
+    assert preloaded == "True"

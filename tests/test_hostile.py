@@ -494,16 +494,23 @@ wait
 """
 
 
-def in_session(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (the command's: workers, trackers, simulators)."""
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == sid and alive(int(p.name)):
-                    out.append(int(p.name))
-    return out
+def in_session(sid: int, wait_s: float = 5.0) -> list[int]:
+    """Live processes of session ``sid`` (the command's: workers, trackers, simulators), after
+    up to ``wait_s`` for them to go: multiprocessing's resource tracker leaves only when it reads
+    the end of its pipe, a moment after the command exited, and a SIGKILLed process takes a
+    moment to die; a worker or simulator that nobody stopped stays (the mutants hang for 300 s)."""
+    t_end = time.monotonic() + wait_s
+    while True:
+        out = []
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                    if int(fields[3]) == sid and alive(int(p.name)):
+                        out.append(int(p.name))
+        if not out or time.monotonic() > t_end:
+            return out
+        time.sleep(0.05)
 
 
 @pytest.mark.sim

@@ -1,7 +1,10 @@
 """Executors: run a picklable function over items, yielding ``(item, result)`` as each ends.
 
 - :class:`LocalExecutor`: ``workers == 1`` runs in this process (Ctrl-C stops at once);
-  more workers use a ``spawn`` process pool (no state leaks between jobs, safe with torch).
+  more workers use a ``spawn`` process pool (nothing of the caller's state in the workers,
+  safe with torch and threads). :meth:`LocalExecutor.start`, called by a command before it
+  loads its work, forks the workers instead when that is safe (Linux, this process has one
+  thread and has not imported torch): they skip a new interpreter's start.
   Pool workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the
   parent reacts), on SIGTERM (how the parent stops them, or a ``kill`` of the whole group)
   kill the simulator and build process groups they started and exit, and exit on their own
@@ -32,6 +35,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -105,6 +109,14 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
             p.join(timeout=2.0)
 
 
+def fork_is_safe() -> bool:
+    """Whether forking this process gives workers a sound copy: Linux (other systems' libraries
+    are not fork-safe), one thread (a lock held by another thread stays locked in the child
+    forever) and no torch imported (its thread pools do not survive a fork)."""
+    return (sys.platform == "linux" and threading.active_count() == 1
+            and "torch" not in sys.modules)
+
+
 class LocalExecutor:
     """Process-pool (or in-process, ``workers == 1``) execution on this machine.
 
@@ -122,26 +134,34 @@ class LocalExecutor:
         self._early: ProcessPoolExecutor | None = None
 
     def start(self, n: int, preload: Sequence[str] = ()) -> None:
-        """Spawn ``min(workers, n)`` pool workers now, each importing ``preload``, so that their
-        start-up (a new interpreter and the job's imports, ~0.3 s) runs while the caller is
-        still loading and checking its work; the next :meth:`map_unordered` uses them (and a
-        map of at most one item, or :meth:`close`, stops them). Nothing with one worker."""
+        """Start ``min(workers, n)`` pool workers now, each importing ``preload``, so that their
+        start-up (the job's imports, ~0.2 s, and a new interpreter's when spawned) runs while
+        the caller is still loading and checking its work; the next :meth:`map_unordered` uses
+        them (a map of at most one item, or :meth:`close`, stops them). Nothing with one worker.
+
+        The workers are forked when :func:`fork_is_safe` (a command calls this first thing:
+        the fork copies little more than the command line's modules), else spawned."""
         n = self.workers if self.keep else min(self.workers, n)
         if n <= 1 or self._pool is not None or self._early is not None:
             return
-        pool = self._new_pool(n, tuple(preload))
-        for _ in range(n):  # a spawn-context pool starts a worker per queued task
+        fork = fork_is_safe()
+        if fork:  # a forked child flushes what it inherited unwritten in these buffers
+            sys.stdout.flush()
+            sys.stderr.flush()
+        pool = self._new_pool(n, tuple(preload), "fork" if fork else "spawn")
+        for _ in range(n):  # the first submit forks them all; a spawn pool starts one per task
             pool.submit(_ready)
         self._early = pool
 
-    def _new_pool(self, n: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
+    def _new_pool(self, n: int, preload: tuple[str, ...] = (), method: str = "spawn"
+                  ) -> ProcessPoolExecutor:
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             # a spawned worker importing the caller's script, which starts a pool again
             raise ConfigError("a worker process is re-running the script that started it: put "
                               "the calls of the script under `if __name__ == \"__main__\":` "
                               "(worker processes import it), or use one process (jobs=1)",
                               key="-j")
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context(method)
         return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
                                    initargs=(os.getpid(), preload))
 
