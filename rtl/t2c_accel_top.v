@@ -287,7 +287,10 @@ module t2c_accel_top #(
   always @* begin
     pe_act = act_rd & amask1_q;
     pe_wgt = wgt_rd & wmask1_q;
-    ch_m   = ch_rd & chmask1_q;
+  end
+
+  always @* begin  // a process of its own: ch_rd changes once per block, the operands every cycle
+    ch_m = ch_rd & chmask1_q;
   end
 
   t2c_pe_array #(

@@ -110,21 +110,7 @@ module t2c_pe_array #(
   wire signed [W_BITS:0] zw_x  = zp_on ? $signed({~w_unsigned_i & zw_i[W_BITS-1], zw_i}) : {(W_BITS+1){1'b0}};
   /* verilator lint_on UNUSEDSIGNAL */
 
-  // Weight operands after the zero point: value j of column c (ZP = 0: the value itself).
-  wire signed [WZ-1:0] wv_m [0:COLS*N-1];
-  genvar gv;
-  generate
-    for (gv = 0; gv < COLS * N; gv = gv + 1) begin : g_wv
-      localparam integer VB = (gv / N) * WGT_W + (gv % N) * W_BITS;
-      if (ZP == 1) begin : g_z
-        assign wv_m[gv] = $signed({~wu & wgt_i[VB + W_BITS - 1], wgt_i[VB +: W_BITS]}) - zw_x;
-      end else begin : g_n
-        assign wv_m[gv] = $signed(wgt_i[VB +: W_BITS]);
-      end
-    end
-  endgenerate
-
-  genvar gr, gc, gi;
+  genvar gr, gc, gi, gv;
   generate
     if (PACKED == 0) begin : g_pe
       // ------------------------------------------------------------------ PE instances
@@ -132,6 +118,17 @@ module t2c_pe_array #(
       wire [N*WZ-1:0]       val_c [0:COLS-1];
       reg  [ROWS*COLS*ACC_BITS-1:0] acc_cat;
       reg  [ROWS*COLS*ACC_BITS-1:0] dbuf_q;
+
+      // Weight operands after the zero point: value j of column c (ZP = 0: the value itself).
+      wire signed [WZ-1:0] wv_m [0:COLS*N-1];
+      for (gv = 0; gv < COLS * N; gv = gv + 1) begin : g_wv
+        localparam integer VB = (gv / N) * WGT_W + (gv % N) * W_BITS;
+        if (ZP == 1) begin : g_z
+          assign wv_m[gv] = $signed({~wu & wgt_i[VB + W_BITS - 1], wgt_i[VB +: W_BITS]}) - zw_x;
+        end else begin : g_n
+          assign wv_m[gv] = $signed(wgt_i[VB +: W_BITS]);
+        end
+      end
 
       for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row_in
         for (gi = 0; gi < M; gi = gi + 1) begin : g_lane
@@ -273,7 +270,8 @@ module t2c_pe_array #(
       // entries for indices M .. 2^IDX_BITS-1 (M not a power of two) are 0: an index >= M
       // selects 0
       reg  [FS-1:0]         sp;
-      reg  [RS-1:0]         off, offz;
+      reg  [RS-1:0]         offz;
+      reg  [ACTW-1:0]       sflip, skeep;
       reg  signed [RS-1:0]  zl;
       reg  signed [RS-1:0]  u_m [0:(1 << IDX_BITS)-1];
       integer               i;
@@ -282,15 +280,18 @@ module t2c_pe_array #(
       // (a process of its own: it wakes only when a_signed_i or za_i change). zl is the zero
       // point in every lane as one signed integer (a signed product of its own: in a mixed
       // expression za_x would be zero-extended).
+      // The sign bits to flip (signed activations) and their complement, per run: the flip is
+      // (act & skeep) | (~act & sflip) (vvp evaluates XOR bit by bit, AND/OR/NOT word by word).
       always @* begin
-        zl   = za_x * $signed(ones);
-        offz = (a_signed_i ? offv : {RS{1'b0}}) + zl;
+        zl    = za_x * $signed(ones);
+        offz  = (a_signed_i ? offv : {RS{1'b0}}) + zl;
+        sflip = a_signed_i ? sgn : {ACTW{1'b0}};
+        skeep = ~sflip;
       end
 
       always @* begin
         // offset signed activations by 2^(A_BITS-1) (flip the sign bit): every field >= 0
-        sp  = {{(FS - ACTW){1'b0}}, act_i ^ (a_signed_i ? sgn : {ACTW{1'b0}})};
-        off = offz;
+        sp  = {{(FS - ACTW){1'b0}}, (act_i & skeep) | (~act_i & sflip)};
         if (L > 13) sp = (sp & kp13) | ((sp & mv13) << (8192 * D));
         if (L > 12) sp = (sp & kp12) | ((sp & mv12) << (4096 * D));
         if (L > 11) sp = (sp & kp11) | ((sp & mv11) << (2048 * D));
@@ -308,16 +309,16 @@ module t2c_pe_array #(
         // (unrolled up to 8 lanes: constant part-selects; Icarus runs a loop ~3x slower; the
         // statements past M are dead code behind constant-false guards)
         /* verilator lint_off SELRANGE */
-        if (M > 0) u_m[0] = sp[0*RS +: RS] - off;
-        if (M > 1) u_m[1] = sp[1*RS +: RS] - off;
-        if (M > 2) u_m[2] = sp[2*RS +: RS] - off;
-        if (M > 3) u_m[3] = sp[3*RS +: RS] - off;
-        if (M > 4) u_m[4] = sp[4*RS +: RS] - off;
-        if (M > 5) u_m[5] = sp[5*RS +: RS] - off;
-        if (M > 6) u_m[6] = sp[6*RS +: RS] - off;
-        if (M > 7) u_m[7] = sp[7*RS +: RS] - off;
+        if (M > 0) u_m[0] = sp[0*RS +: RS] - offz;
+        if (M > 1) u_m[1] = sp[1*RS +: RS] - offz;
+        if (M > 2) u_m[2] = sp[2*RS +: RS] - offz;
+        if (M > 3) u_m[3] = sp[3*RS +: RS] - offz;
+        if (M > 4) u_m[4] = sp[4*RS +: RS] - offz;
+        if (M > 5) u_m[5] = sp[5*RS +: RS] - offz;
+        if (M > 6) u_m[6] = sp[6*RS +: RS] - offz;
+        if (M > 7) u_m[7] = sp[7*RS +: RS] - offz;
         for (i = 8; i < (1 << IDX_BITS); i = i + 1) begin
-          u_m[i] = (i < M) ? sp[i*RS +: RS] - off : {RS{1'b0}};
+          u_m[i] = (i < M) ? sp[i*RS +: RS] - offz : {RS{1'b0}};
         end
         /* verilator lint_on SELRANGE */
         if (M < 8 && M != (1 << IDX_BITS)) begin
@@ -343,7 +344,11 @@ module t2c_pe_array #(
       /* verilator lint_off BLKSEQ */
       /* verilator lint_off WIDTHEXPAND */
       /* verilator lint_off SELRANGE */
+      // value j of this column after its zero point (ZP = 0: the value itself), read from wgt_i
+      // in the column's own process (per-value nets cost Icarus several net events each)
+`define T2C_WV(j) ((ZP == 1) ? $signed({~wu & wgt_i[VB + (j)*W_BITS + W_BITS - 1], wgt_i[VB + (j)*W_BITS +: W_BITS]}) - zw_x : $signed(wgt_i[VB + (j)*W_BITS +: W_BITS]))
       for (gc = 0; gc < COLS; gc = gc + 1) begin : g_col
+        localparam integer VB = gc * WGT_W;          // this column's values
         localparam integer IB = gc * WGT_W + VAL_W;  // this column's indices
         wire signed [RS-1:0] bias_l = {{(RS-ACC_BITS){1'b0}}, bias_i[gc*ACC_BITS +: ACC_BITS]} * ones;
 
@@ -351,14 +356,14 @@ module t2c_pe_array #(
           always @(posedge clk_i) begin
             if (valid_i) begin
               p_m[gc] <= $signed((clear_i ? bias_l : p_m[gc])
-                + ((N > 0) ? wv_m[gc*N + 0] * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 1) ? wv_m[gc*N + 1] * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 2) ? wv_m[gc*N + 2] * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 3) ? wv_m[gc*N + 3] * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 4) ? wv_m[gc*N + 4] * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 5) ? wv_m[gc*N + 5] * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 6) ? wv_m[gc*N + 6] * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                + ((N > 7) ? wv_m[gc*N + 7] * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 0) ? `T2C_WV(0) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 1) ? `T2C_WV(1) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 2) ? `T2C_WV(2) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 3) ? `T2C_WV(3) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 4) ? `T2C_WV(4) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 5) ? `T2C_WV(5) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 6) ? `T2C_WV(6) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                + ((N > 7) ? `T2C_WV(7) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
                 + kv) & lmask;  // the sum is self-determined and all signed
             end else if (clear_i) begin
               p_m[gc] <= bias_l;
@@ -372,16 +377,17 @@ module t2c_pe_array #(
           always @(posedge clk_i) begin
             if (valid_i) begin
               x = (clear_i ? bias_l : p_m[gc])
-                  + ((N > 0) ? wv_m[gc*N + 0] * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 1) ? wv_m[gc*N + 1] * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 2) ? wv_m[gc*N + 2] * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 3) ? wv_m[gc*N + 3] * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 4) ? wv_m[gc*N + 4] * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 5) ? wv_m[gc*N + 5] * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 6) ? wv_m[gc*N + 6] * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
-                  + ((N > 7) ? wv_m[gc*N + 7] * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}));
+                  + ((N > 0) ? `T2C_WV(0) * u_m[wgt_i[IB + 0*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 1) ? `T2C_WV(1) * u_m[wgt_i[IB + 1*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 2) ? `T2C_WV(2) * u_m[wgt_i[IB + 2*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 3) ? `T2C_WV(3) * u_m[wgt_i[IB + 3*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 4) ? `T2C_WV(4) * u_m[wgt_i[IB + 4*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 5) ? `T2C_WV(5) * u_m[wgt_i[IB + 5*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 6) ? `T2C_WV(6) * u_m[wgt_i[IB + 6*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}))
+                  + ((N > 7) ? `T2C_WV(7) * u_m[wgt_i[IB + 7*IDX_BITS +: IDX_BITS]] : $signed({RS{1'b0}}));
               for (j = 8; j < N; j = j + 1) begin
-                w = wv_m[gc*N + j];
+                w = (ZP == 1) ? $signed({~wu & wgt_i[VB + j*W_BITS + W_BITS - 1], wgt_i[VB + j*W_BITS +: W_BITS]}) - zw_x
+                              : $signed(wgt_i[VB + j*W_BITS +: W_BITS]);
                 x = x + w * u_m[wgt_i[IB + j*IDX_BITS +: IDX_BITS]];
               end
               p_m[gc] <= (x + kv) & lmask;
@@ -391,6 +397,7 @@ module t2c_pe_array #(
           end
         end
       end
+`undef T2C_WV
       /* verilator lint_on SELRANGE */
       /* verilator lint_on WIDTHEXPAND */
 
