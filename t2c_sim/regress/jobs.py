@@ -15,6 +15,8 @@ from typing import Any
 
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import T2CError
+from t2c_sim.regress.coverage import PARTS_DIR, finish_job
+from t2c_sim.regress.dut import current_target
 from t2c_sim.regress.onnx_job import PARITY_LEVELS
 from t2c_sim.regress.pipeline import RunOptions, check_run, check_tools, evaluate
 from t2c_sim.regress.results import RunResult
@@ -25,6 +27,7 @@ from t2c_sim.regress.sources import (
     records_from_recipe,
 )
 from t2c_sim.regress.suite import Job
+from t2c_sim.regress.units import run_testbench
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,7 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
           f"hw[{job.info()['hw_tag']}] sim={job.sim or 'none'} seed={job.seed}{bp})"
     result: dict[str, Any] = {"job_id": jid, "info": job.info(), "status": "error",
                               "message": "", "wall_s": 0.0, "run": None}
-    parts = None
-    if coverage or funcov:  # the closure modules (~0.3 s of a worker's start) only when asked
-        from t2c_sim.regress.coverage import PARTS_DIR, finish_job
-
-        parts = out_dir / PARTS_DIR
+    parts = out_dir / PARTS_DIR
     try:
         opts = RunOptions(sims=(job.sim,) if job.sim else (),
                           timeout_s=timeout_s if timeout_s is not None else job.timeout_s,
@@ -72,9 +71,6 @@ def run_job(job: Job, out_root: str, build_root: str = "build/sim",
         check_tools(opts)
         hw, records = None, []
         if job.kind == "testbench":
-            from t2c_sim.regress.dut import current_target
-            from t2c_sim.regress.units import run_testbench  # the closure benches: only here
-
             with tool_options(tool_path, verilator_root):
                 run = run_testbench(current_target(), job.params["testbench"],
                                     job.params["params"], job.params.get("payload", {}),
