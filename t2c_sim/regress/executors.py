@@ -98,6 +98,7 @@ def _finished_now(pending: dict[Future, Any]) -> list[tuple[Any, Any]]:
 def _terminate(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel queued work and end the workers (their jobs are lost)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():
@@ -107,6 +108,11 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         if p.is_alive():
             p.kill()
             p.join(timeout=2.0)
+    if manager is not None:
+        # let the pool's thread see its workers gone and close its wake-up pipe: CPython 3.11's
+        # exit hook writes to that pipe without a lock, and a thread still closing it makes the
+        # exit print "OSError: [Errno 9] Bad file descriptor" after our one-line message
+        manager.join(timeout=5.0)
 
 
 def fork_is_safe() -> bool:
