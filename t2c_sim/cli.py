@@ -339,8 +339,8 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     early = None
     if args.executor != "dask" and jobs > 1:
-        # the pool's workers start (a new interpreter each, importing the job code: ~0.3 s)
-        # while this process imports, loads and checks the suite, instead of after it
+        # the pool's workers start (forked here, or spawned: LocalExecutor.start) and import the
+        # job code while this process imports, loads and checks the suite, instead of after it
         early = LocalExecutor(jobs)
         early.start(jobs, preload=("t2c_sim.regress.jobs",))
     try:

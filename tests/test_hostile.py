@@ -370,6 +370,17 @@ def procs_mentioning(text: str) -> list[int]:
     return out
 
 
+def settled(probe, wait_s: float = 5.0) -> list[int]:
+    """``probe()`` (live processes) once it is empty, or what it still lists after ``wait_s``: the
+    kernel may need a moment to reap a killed process, and multiprocessing's resource tracker
+    leaves only when it reads the end of its pipe, a moment after the command exited; a process
+    that nobody stopped stays (the fake simulators hang for 300 s)."""
+    t_end = time.monotonic() + wait_s
+    while (left := probe()) and time.monotonic() <= t_end:
+        time.sleep(0.05)
+    return left
+
+
 def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
     t_end = time.monotonic() + timeout
     while not pred():
@@ -404,13 +415,8 @@ class Cli:
         return self.proc.returncode, err
 
     def survivors(self) -> list[int]:
-        t_end = time.monotonic() + 5  # the kernel may need a moment to reap
-        while True:
-            left = sorted({p for p in logged_pids(self.log) if alive(p)}
-                          | set(procs_mentioning(str(self.d))))
-            if not left or time.monotonic() > t_end:
-                return left
-            time.sleep(0.1)
+        return settled(lambda: sorted({p for p in logged_pids(self.log) if alive(p)}
+                                      | set(procs_mentioning(str(self.d)))))
 
     def kill_all(self) -> None:
         for pid in set(logged_pids(self.log)) | set(procs_mentioning(str(self.d))):
@@ -494,23 +500,16 @@ wait
 """
 
 
-def in_session(sid: int, wait_s: float = 5.0) -> list[int]:
-    """Live processes of session ``sid`` (the command's: workers, trackers, simulators), after
-    up to ``wait_s`` for them to go: multiprocessing's resource tracker leaves only when it reads
-    the end of its pipe, a moment after the command exited, and a SIGKILLed process takes a
-    moment to die; a worker or simulator that nobody stopped stays (the mutants hang for 300 s)."""
-    t_end = time.monotonic() + wait_s
-    while True:
-        out = []
-        for p in Path("/proc").iterdir():
-            if p.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
-                    if int(fields[3]) == sid and alive(int(p.name)):
-                        out.append(int(p.name))
-        if not out or time.monotonic() > t_end:
-            return out
-        time.sleep(0.05)
+def in_session(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (the command's: workers, trackers, simulators)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and alive(int(p.name)):
+                    out.append(int(p.name))
+    return out
 
 
 @pytest.mark.sim
@@ -544,7 +543,7 @@ def test_signal_stops_a_mutation_pool_with_the_documented_code(sig, code, word,
         line = one_line(err)
         assert word in line and "partial report" in line, line
         assert cli.survivors() == [], "processes outlived the command"
-        assert in_session(cli.proc.pid) == [], "pool workers outlived the command"
+        assert settled(lambda: in_session(cli.proc.pid)) == [], "pool workers outlived the command"
         assert not [p for p in d.rglob(".*.tmp")]
         if out.exists():  # what finished, both files or none
             assert sorted(p.name for p in out.iterdir()) == ["mutation.json", "report.html"]
