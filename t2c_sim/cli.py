@@ -233,8 +233,9 @@ def _print_dut(run: Any) -> None:
 # ------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace, command: str) -> int:
     """Build a recipe (or load records), co-simulate every MAC layer, compare, report."""
-    from t2c_sim.files import check_output_dir, folder_lock, remove_empty_dirs
-    from t2c_sim.regress.pipeline import check_run, check_tools, parse_sims
+    from t2c_sim.files import check_output_dir
+    from t2c_sim.regress.parallel import default_jobs
+    from t2c_sim.regress.pipeline import check_tools, parse_sims
 
     onnx = _onnx_run(args)
     sims = parse_sims(args.sim)
@@ -251,6 +252,27 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         check_coverage_tools(sims)  # exit 2 without Verilator, 3 without genhtml
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
+    ex: Any = None
+    if args.executor != "dask" and sims and (opts.jobs or default_jobs()) > 1:
+        # the pool's workers start now (forked: LocalExecutor.start) and import the
+        # co-simulation code while this process loads the source (a recipe imports torch) and
+        # before it locks the results folder; kept for every wave (--chain), closed below
+        ex = LocalExecutor(opts.jobs or default_jobs(), keep=True)
+        ex.start(ex.workers, preload=("t2c_sim.regress.parallel",))
+    try:
+        return _run_loaded(args, onnx, rounding, sims, hw, opts, out_dir, t0, ex)
+    finally:
+        if ex is not None:
+            ex.close()
+
+
+def _run_loaded(args: argparse.Namespace, onnx: bool, rounding: Any, sims: Any, hw: Any,
+                opts: Any, out_dir: Path, t0: float, ex: Any) -> int:
+    """``cmd_run`` after its checks: load the source, lock the folder, run (``ex``: the early
+    local pool, or ``None``)."""
+    from t2c_sim.files import folder_lock, remove_empty_dirs
+    from t2c_sim.regress.pipeline import check_run
+
     if onnx:
         from t2c_sim.regress.sources import records_from_onnx
 
@@ -262,7 +284,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
     log.info("loaded %d layers from %s in %.1f s", len(src.records), args.source,
              time.perf_counter() - t0)
     hw = _hw(args, _network_nm(src.records, args), simulated=bool(sims))
-    opts = _opts(args, sims, command, seed=src.seed)
+    opts = _opts(args, sims, opts.command, seed=src.seed)
     if args.coverage:
         from dataclasses import replace
 
@@ -271,16 +293,16 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         opts = replace(opts, coverage_dir=str(out_dir / PARTS_DIR))
     src.records = check_run(src.records, hw, opts)  # every input error before the folder exists
     created = not out_dir.exists()
-    ex = None
+    dask = None
     try:
         if args.executor == "dask" and sims:
-            ex = DaskExecutor(args.scheduler, workers=args.jobs or os.cpu_count() or 1,
-                              connect_timeout_s=args.connect_timeout)
+            ex = dask = DaskExecutor(args.scheduler, workers=args.jobs or os.cpu_count() or 1,
+                                     connect_timeout_s=args.connect_timeout)
         with folder_lock(out_dir):
             return _run_locked(args, src, hw, opts, out_dir, t0, ex)
     finally:
-        if ex is not None:
-            ex.close()
+        if dask is not None:
+            dask.close()
         if created:  # interrupted or failed before writing anything: leave no empty folder
             remove_empty_dirs(out_dir)
 

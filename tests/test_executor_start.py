@@ -107,6 +107,30 @@ def test_regress_with_a_bad_suite_leaves_no_worker_behind(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_run_with_a_bad_recipe_leaves_no_worker_behind(tmp_path, capsys, monkeypatch):
+    """``t2c-sim run -j 2`` starts its workers before it loads the source: a source that fails
+    to load exits 2 with one line and stops them."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\nmodel: [\n")
+    before = _children()
+    started: list[int] = []
+    real_start = LocalExecutor.start
+
+    def start(self, n, preload=()):
+        real_start(self, n, preload)
+        started.append(len(_children() - before))
+
+    monkeypatch.setattr(LocalExecutor, "start", start)
+    code = main(["run", str(bad), "-j", "2", "--sim", "verilator", "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+    assert started == [2]  # the workers were running while the recipe was read
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.yaml" in err[0]
+    assert _left(before) == set()
+    assert not (tmp_path / "o").exists()
+
+
 _FORK_PROBE = r"""
 import sys, threading, time
 from t2c_sim.regress.executors import LocalExecutor, fork_is_safe
@@ -120,23 +144,26 @@ if __name__ == "__main__":
         threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
     safe = fork_is_safe()
     ex = LocalExecutor(2)
-    ex.start(4, preload=("xml.dom.minidom",))
+    if sys.argv[2] == "start":
+        ex.start(4, preload=("xml.dom.minidom",))
     res = [r for _i, r in ex.map_unordered(view, [0, 1, 2])]
     ex.close()
     print(safe, all(w for w, _ in res), any(w for w, _ in res), all(p for _, p in res))
 """
 
 
+@pytest.mark.parametrize("how", ["start", "map"])
 @pytest.mark.parametrize("case, forked", [("plain", True), ("thread", False)])
-def test_start_forks_only_a_single_threaded_process(tmp_path, case, forked):
+def test_pools_fork_only_a_single_threaded_process(tmp_path, case, forked, how):
+    """Workers started early (``start``) or by the first map: forked when safe, else spawned."""
     script = tmp_path / "probe.py"
     script.write_text(_FORK_PROBE)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    r = subprocess.run([sys.executable, str(script), case], capture_output=True, text=True,
-                       timeout=120, env=env)
+    r = subprocess.run([sys.executable, str(script), case, how], capture_output=True,
+                       text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     safe, all_w, any_w, preloaded = r.stdout.split()
     assert safe == str(forked)
     # forked workers carry the parent's modules (wave); spawned ones start empty
     assert (all_w, any_w) == (("True", "True") if forked else ("False", "False"))
-    assert preloaded == "True"
+    assert preloaded == str(how == "start")  # only start preloads

@@ -300,3 +300,41 @@ def test_small_work_runs_here_unless_the_pool_pays(net: list, tmp_path: Path, mo
     run = _run(net, tmp_path, 2)
     assert run.verdict == "pass"
     assert bool(started) is pooled, started
+
+
+# ------------------------------------------------------------------ what a unit carries
+def test_unit_records_travel_narrow_and_come_back_value_for_value() -> None:
+    """A worker's records travel without golden results and with each array in the narrowest
+    integer type that holds it (the int64 weights of ResNet-18's layer4 are 38 MB); the worker
+    gets them back as int64, equal value for value, at every type's edge."""
+    import pickle
+
+    from t2c_sim.record import ARRAY_FIELDS
+    from t2c_sim.regress.parallel import _Slim
+    from t2c_sim.workloads.gen import random_linear_record
+
+    rec = random_linear_record(np.random.default_rng(3), c_in=16, c_out=4, rows=6, n=2, m=4)
+    x = rec.x_q.copy()
+    x.flat[:2] = (-128, 127)  # int8 edges
+    bias = rec.bias_eff.copy()
+    bias[:2] = (-32768, 32767)  # int16 edges
+    m0 = np.array([2**31 - 1, -(2**31), 1, 2])  # int32 edges
+    sh = rec.sh.copy()
+    sh[0] = 2**40  # needs int64: kept as it is
+    rec = rec.replace(x_q=x, bias_eff=bias, M0=m0, sh=sh)
+    slim = _Slim.of(rec)
+    kinds = {f: a.dtype for f, a in slim.arrays}
+    assert (kinds["x_q"], kinds["bias_eff"], kinds["M0"], kinds["sh"]) == (
+        np.int8, np.int16, np.int32, np.int64)
+    assert "y" not in kinds and "acc" not in kinds
+    back = pickle.loads(pickle.dumps(slim)).load()
+    assert back.y is None and back.acc is None
+    for f in ARRAY_FIELDS:
+        if f in ("y", "acc") or getattr(rec, f) is None:
+            continue
+        got = getattr(back, f)
+        assert got.dtype == np.int64 and np.array_equal(got, getattr(rec, f)), f
+    wide = sum(getattr(rec, f).nbytes for f, _ in slim.arrays)
+    assert sum(a.nbytes for _, a in slim.arrays) < wide / 4  # mostly int8 here
+    same = _Slim.of(rec, narrow=False)  # a unit run in this process: nothing converted
+    assert all(a is getattr(rec, f) for f, a in same.arrays)

@@ -1,10 +1,11 @@
 """Executors: run a picklable function over items, yielding ``(item, result)`` as each ends.
 
 - :class:`LocalExecutor`: ``workers == 1`` runs in this process (Ctrl-C stops at once);
-  more workers use a ``spawn`` process pool (nothing of the caller's state in the workers,
-  safe with torch and threads). :meth:`LocalExecutor.start`, called by a command before it
-  loads its work, forks the workers instead when that is safe (Linux, this process has one
-  thread and has not imported torch): they skip a new interpreter's start.
+  more workers use a process pool, forked when that is safe (Linux, this process has one
+  thread and has not imported torch: the workers skip a new interpreter's start, 0.5-0.9 s),
+  else spawned (nothing of the caller's state in the workers, safe with torch and threads).
+  :meth:`LocalExecutor.start`, called by a command before it loads its work (a recipe
+  imports torch; a run locks its results folder), starts them while it loads.
   Pool workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the
   parent reacts), on SIGTERM (how the parent stops them, or a ``kill`` of the whole group)
   kill the simulator and build process groups they started and exit, and exit on their own
@@ -123,6 +124,16 @@ def fork_is_safe() -> bool:
             and "torch" not in sys.modules)
 
 
+def _start_method() -> str:
+    """``fork`` when :func:`fork_is_safe` (a worker starts in ~0.05 s instead of a new
+    interpreter's ~0.5-0.9 s of imports), else ``spawn``."""
+    if not fork_is_safe():
+        return "spawn"
+    sys.stdout.flush()  # a forked child would write again what these buffers hold unwritten
+    sys.stderr.flush()
+    return "fork"
+
+
 class LocalExecutor:
     """Process-pool (or in-process, ``workers == 1``) execution on this machine.
 
@@ -146,15 +157,12 @@ class LocalExecutor:
         them (a map of at most one item, or :meth:`close`, stops them). Nothing with one worker.
 
         The workers are forked when :func:`fork_is_safe` (a command calls this first thing:
-        the fork copies little more than the command line's modules), else spawned."""
+        the fork copies little more than the command line's modules and holds none of its
+        later locks or files), else spawned."""
         n = self.workers if self.keep else min(self.workers, n)
         if n <= 1 or self._pool is not None or self._early is not None:
             return
-        fork = fork_is_safe()
-        if fork:  # a forked child flushes what it inherited unwritten in these buffers
-            sys.stdout.flush()
-            sys.stderr.flush()
-        pool = self._new_pool(n, tuple(preload), "fork" if fork else "spawn")
+        pool = self._new_pool(n, tuple(preload), _start_method())
         for _ in range(n):  # the first submit forks them all; a spawn pool starts one per task
             pool.submit(_ready)
         self._early = pool
@@ -176,7 +184,7 @@ class LocalExecutor:
             return self._pool
         pool, self._early = self._early, None
         if pool is None:
-            pool = self._new_pool(self.workers if self.keep else n)
+            pool = self._new_pool(self.workers if self.keep else n, method=_start_method())
         if self.keep:
             self._pool = pool
         return pool

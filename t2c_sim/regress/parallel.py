@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from t2c_sim import estimate
 from t2c_sim.closure.codecov import COVERAGE_ARGS
 from t2c_sim.config import HwConfig, OpKind
@@ -42,10 +44,11 @@ from t2c_sim.cosim.profiles.backdoor import build_backdoor
 from t2c_sim.cosim.sim.tools import tool_options
 from t2c_sim.errors import MismatchError, SimulationError, T2CError
 from t2c_sim.export.iface import MAX_RUNS
-from t2c_sim.record import LayerRecord
+from t2c_sim.record import ARRAY_FIELDS, LayerRecord
 from t2c_sim.regress.executors import LocalExecutor, map_via_files
 from t2c_sim.regress.outcome import LAYERS_SUFFIX, safe_name, take_coverage
 from t2c_sim.regress.shard import (
+    OUT_COST_S,
     RUN_COST_S,
     START_COST_S,
     Piece,
@@ -141,13 +144,49 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class _Slim:
+    """A record as a unit carries it to a worker: no golden results, and each integer array in
+    the narrowest integer type that holds its values (the record's own arrays are ``int64``:
+    the weights of ResNet-18's layer4 are 38 MB so, 5 MB in ``int8``). :meth:`load` gives the
+    record back with ``int64`` arrays, value for value."""
+
+    rec: LayerRecord  # the record without the arrays below
+    arrays: tuple[tuple[str, np.ndarray], ...]
+
+    @classmethod
+    def of(cls, rec: LayerRecord, narrow: bool = True) -> _Slim:
+        """``narrow=False``: the arrays as they are (a unit run in this process)."""
+        arrays = tuple((f, _narrow(a) if narrow else a) for f in ARRAY_FIELDS
+                       if f not in ("y", "acc") and (a := getattr(rec, f)) is not None)
+        return cls(rec.replace(y=None, acc=None, **{f: None for f, _ in arrays}), arrays)
+
+    def load(self) -> LayerRecord:
+        return self.rec.replace(**dict(self.arrays))  # the record widens them to int64
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """``a`` in the narrowest of int8/16/32 that holds every value, else as it is."""
+    if a.size == 0:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for dt in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return a.astype(dt)
+    return a
+
+
+@dataclass(frozen=True)
 class _Task:
     """One unit for a worker: its pieces as (record without golden results, tiles)."""
 
     sim: str
-    pieces: tuple[tuple[LayerRecord, tuple[int, ...] | None], ...]
+    pieces: tuple[tuple[_Slim, tuple[int, ...] | None], ...]
     settings: Settings
     layers: int = 1
+
+    def loaded(self) -> list[tuple[LayerRecord, tuple[int, ...] | None]]:
+        return [(s.load(), t) for s, t in self.pieces]
 
 
 @dataclass
@@ -225,23 +264,24 @@ def run_task(task: _Task) -> list[_PieceOut]:
     piece. On a simulator error or a flagged difference with several pieces, re-run them one
     by one: pieces before the failing one keep their results, a flagged difference does not
     stop the others, an error does (the pieces after it are ``not run``)."""
+    pieces = task.loaded()
     with tool_options(task.settings.tool_path, task.settings.verilator_root):
         t0 = time.perf_counter()
         try:
-            res = _cosim(task, task.pieces)
+            res = _cosim(task, pieces)
             wall = time.perf_counter() - t0
             return [_PieceOut(OK, r, wall_s=wall / len(res)) for r in res]
         except MismatchError as e:
-            if len(task.pieces) == 1:
+            if len(pieces) == 1:
                 return [_PieceOut(MISMATCH, message=str(e), wall_s=time.perf_counter() - t0)]
         except SimulationError as e:
-            if len(task.pieces) == 1:
+            if len(pieces) == 1:
                 return [_PieceOut(ERROR, message=str(e), wall_s=time.perf_counter() - t0)]
-        log.info("unit of %d pieces on %s failed: re-running them one by one", len(task.pieces),
+        log.info("unit of %d pieces on %s failed: re-running them one by one", len(pieces),
                  task.sim)
         out: list[_PieceOut] = []
         stopped = False
-        for piece in task.pieces:
+        for piece in pieces:
             if stopped:
                 out.append(_PieceOut(NOT_RUN))
                 continue
@@ -257,12 +297,6 @@ def run_task(task: _Task) -> list[_PieceOut]:
         return out
 
 
-def _strip(rec: LayerRecord) -> LayerRecord:
-    """What a worker needs of a record: its inputs (``x_q``; a matmul's second operand ``b_q``),
-    no golden results (they stay in the parent)."""
-    return rec.replace(y=None, acc=None)
-
-
 def work_of(item: Item, settings: Settings, split: bool) -> Work:
     """The cost of an item (see :mod:`t2c_sim.regress.shard`): on our accelerator the cycle
     model per tile (tiles can be split); on another DUT its cycle model (or the MACs) for the
@@ -275,7 +309,8 @@ def work_of(item: Item, settings: Settings, split: bool) -> Work:
             cyc = None
         pes = int(settings.bound.params.get("ROWS", 8)) * int(settings.bound.params.get("COLS", 8))
         cost = (cyc if cyc else max(1, item.rec.macs())) / sim_rate(item.sim, pes)
-        return Work(item.sim, cost=cost + RUN_COST_S)
+        outs = item.rec.y.size if item.rec.y is not None else 0
+        return Work(item.sim, cost=cost + RUN_COST_S + outs * OUT_COST_S)
     rate = sim_rate(item.sim, hw.rows * hw.cols)
     try:
         plan = estimate.tile_plan(item.rec, hw)
@@ -284,7 +319,7 @@ def work_of(item: Item, settings: Settings, split: bool) -> Work:
     nk = len(plan.chunks)
     costs = tuple(sum(estimate.tile_cycles(t, gs, hw, last=ci == nk - 1)
                       for ci, (_, gs) in enumerate(plan.chunks)) / rate + nk * RUN_COST_S
-                  for t in plan.tiles)
+                  + t.rows * t.cols * OUT_COST_S for t in plan.tiles)
     runs = (nk,) * len(plan.tiles)
     if not split:
         return Work(item.sim, cost=sum(costs), runs=sum(runs))
@@ -360,8 +395,9 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
         units = [Unit(it.sim, (Piece(i),)) for i, it in enumerate(items)]
     else:
         units = plan_units(work, n_units, max_runs=MAX_RUNS, split=split)
-    tasks = [_Task(u.sim, tuple((_strip(items[p.item].rec), p.tiles) for p in u.pieces),
-                   settings, len(u.pieces)) for u in units]
+    here = len(units) == 1 or (workers <= 1 and local)
+    tasks = [_Task(u.sim, tuple((_Slim.of(items[p.item].rec, narrow=not here), p.tiles)
+                                for p in u.pieces), settings, len(u.pieces)) for u in units]
     unit_of = {id(t): u for u, t in zip(units, tasks)}
     parts: dict[int, list[tuple[tuple[int, ...] | None, _PieceOut]]] = {}
     left = {i: sum(1 for u in units for p in u.pieces if p.item == i) for i in range(len(items))}
@@ -373,7 +409,7 @@ def _run(items: Sequence[Item], settings: Settings, jobs: int, executor: Any,
             if left[p.item] == 0 and progress:
                 progress(f"{items[p.item].rec.name} [{items[p.item].sim}]")
 
-    if len(tasks) == 1 or (workers <= 1 and local):
+    if here:
         for u, t in zip(units, tasks):
             take(u, run_task(t))
     else:
