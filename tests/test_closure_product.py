@@ -348,8 +348,8 @@ def test_regress_coverage_merges_jobs(tmp_path: Path, capsys) -> None:
     p = tmp_path / "s.yaml"
     p.write_text("name: s\nsims: [verilator]\nhw: [" + json.dumps(HW_K) + "]\njobs:\n"
                  "  - {random: linear, name: fc, params: {c_in: 20, c_out: 3, rows: 5}}\n"
-                 "  - {testbench: requant, params: {ACC_BITS: 24, MULT_BITS: 16, SHIFT_BITS: 6,"
-                 " Y_BITS: 8}, payload: {n_random: 300}}\n")
+                 "  - {testbench: requant, params: {ACC_BITS: 32, MULT_BITS: 32, SHIFT_BITS: 6,"
+                 " Y_BITS: 8}, payload: {n_random: 300, n_profile: 300}}\n")
     out = tmp_path / "out"
     oc = run_suite(load_suite(p), out, LocalExecutor(1), build_root=str(tmp_path / "b"),
                    sim_options={"coverage": True, "funcov": True},
