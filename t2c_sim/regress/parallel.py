@@ -23,6 +23,7 @@ like any other), every simulator process keeps its run directory and moves the
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -155,12 +156,19 @@ class _Slim:
 
     @classmethod
     def of(cls, rec: LayerRecord, narrow: bool = True) -> _Slim:
-        """``narrow=False``: the arrays as they are (a unit run in this process)."""
-        arrays = tuple((f, _narrow(a) if narrow else a) for f in ARRAY_FIELDS
+        """``narrow=False``: a unit run in this process: the record's own arrays, nothing
+        converted or copied."""
+        if not narrow:
+            same = copy.copy(rec)  # shares the arrays (replace() would copy each one)
+            same.y = same.acc = None
+            return cls(same, ())
+        arrays = tuple((f, _narrow(a)) for f in ARRAY_FIELDS
                        if f not in ("y", "acc") and (a := getattr(rec, f)) is not None)
         return cls(rec.replace(y=None, acc=None, **{f: None for f, _ in arrays}), arrays)
 
     def load(self) -> LayerRecord:
+        if not self.arrays:
+            return self.rec
         return self.rec.replace(**dict(self.arrays))  # the record widens them to int64
 
 
