@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from t2c_sim.cli import main
+from t2c_sim.regress import executors
 from t2c_sim.regress.executors import LocalExecutor
 
 # a standard-library module that a fresh interpreter does not import by itself
@@ -57,7 +58,10 @@ def test_started_workers_run_the_first_map_with_their_modules_imported():
     assert _left(before) == set()
 
 
-def test_a_map_without_start_does_not_preload():
+def test_a_map_without_start_does_not_preload(monkeypatch):
+    # spawned workers (a forked one would carry whatever this process imported: the probe
+    # below covers forking)
+    monkeypatch.setattr(executors, "fork_is_safe", lambda: False)
     ex = LocalExecutor(2)
     try:
         out = [res for _it, res in ex.map_unordered(_worker_view, [0, 1])]
