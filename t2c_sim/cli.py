@@ -252,18 +252,11 @@ def cmd_run(args: argparse.Namespace, command: str) -> int:
         check_coverage_tools(sims)  # exit 2 without Verilator, 3 without genhtml
     check_tools(opts)  # exit 3 before any expensive work if a simulator is missing
     t0 = time.perf_counter()
-    ex: Any = None
-    if args.executor != "dask" and sims and (opts.jobs or default_jobs()) > 1:
-        # the pool's workers start now (forked: LocalExecutor.start) and import the
-        # co-simulation code while this process loads the source (a recipe imports torch) and
-        # before it locks the results folder; kept for every wave (--chain), closed below
-        ex = LocalExecutor(opts.jobs or default_jobs(), keep=True)
-        ex.start(ex.workers, preload=("t2c_sim.regress.parallel",))
-    try:
+    # the workers start before this process loads the source (a recipe imports torch) and
+    # locks the results folder; kept for every wave (--chain)
+    jobs = (opts.jobs or default_jobs()) if sims else 1
+    with _early_pool(args, jobs, "t2c_sim.regress.parallel", keep=True) as ex:
         return _run_loaded(args, onnx, rounding, sims, hw, opts, out_dir, t0, ex)
-    finally:
-        if ex is not None:
-            ex.close()
 
 
 def _run_loaded(args: argparse.Namespace, onnx: bool, rounding: Any, sims: Any, hw: Any,
@@ -359,17 +352,26 @@ def cmd_regress(args: argparse.Namespace, command: str) -> int:
     """Run a suite of jobs (resumable) locally or on Dask, then write the suite reports."""
     _check_parallel(args)
     jobs = args.jobs or os.cpu_count() or 1
-    early = None
-    if args.executor != "dask" and jobs > 1:
-        # the pool's workers start (forked here, or spawned: LocalExecutor.start) and import the
-        # job code while this process imports, loads and checks the suite, instead of after it
-        early = LocalExecutor(jobs)
-        early.start(jobs, preload=("t2c_sim.regress.jobs",))
-    try:
+    with _early_pool(args, jobs, "t2c_sim.regress.jobs") as early:
         return _regress(args, jobs, early)
+
+
+@contextlib.contextmanager
+def _early_pool(args: argparse.Namespace, jobs: int, preload: str, keep: bool = False
+                ) -> Iterator[LocalExecutor | None]:
+    """A local pool of ``jobs`` workers started now (``None`` with Dask or one job), closed at
+    the end of the block: its workers start (forked here, or spawned: LocalExecutor.start) and
+    have ``preload`` imported while the command imports, loads and checks its work, instead of
+    after it."""
+    ex = None
+    if args.executor != "dask" and jobs > 1:
+        ex = LocalExecutor(jobs, keep=keep)
+        ex.start(jobs, preload=(preload,))
+    try:
+        yield ex
     finally:
-        if early is not None:
-            early.close()
+        if ex is not None:
+            ex.close()
 
 
 def _regress(args: argparse.Namespace, jobs: int, early: LocalExecutor | None) -> int:
